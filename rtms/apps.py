@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RtmsConfig(AppConfig):
+    name = "rtms"
+    verbose_name = "Realtime media streams"

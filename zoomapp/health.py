@@ -1,0 +1,83 @@
+"""Liveness of the parts an operator cares about: database, Redis, and at least one worker.
+
+Workers prove they are alive by refreshing a heartbeat key in Redis; `/healthz?deep=1`
+also sends a task through the broker and waits for a worker to answer it.
+"""
+
+import logging
+import socket
+import threading
+import time
+
+from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
+from django.db import connection
+
+from rtms.redis_connection import key, redis_client
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY = 5
+HEARTBEAT_TTL = 15
+_stop_heartbeat = threading.Event()
+
+
+def check_database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def check_redis():
+    redis_client().ping()
+    return "ok"
+
+
+def check_worker(deep=False):
+    names = [k.decode().rsplit(":", 1)[-1] for k in redis_client().scan_iter(key("worker", "*"), count=100)]
+    if not names:
+        raise RuntimeError("no worker heartbeat in the last 15 s; start one with: celery -A zoomapp worker")
+    if deep:
+        answered_by = ping.apply_async().get(timeout=5)
+        return f"ok ({len(names)} alive, task answered by {answered_by})"
+    return f"ok ({len(names)} alive)"
+
+
+def report(deep=False):
+    """{part: "ok …" | "error: …"} and whether every part is healthy."""
+    parts = {}
+    for name, check in (("database", check_database), ("redis", check_redis), ("worker", lambda: check_worker(deep))):
+        try:
+            parts[name] = check()
+        except Exception as exc:  # noqa: BLE001 - any failure is reported by name
+            parts[name] = f"error: {exc.__class__.__name__}: {exc}"
+    healthy = all(v.startswith("ok") for v in parts.values())
+    return parts, healthy
+
+
+@shared_task(name="zoomapp.ping")
+def ping():
+    return socket.gethostname()
+
+
+def _beat(hostname):
+    while not _stop_heartbeat.is_set():
+        try:
+            redis_client().set(key("worker", hostname), int(time.time()), ex=HEARTBEAT_TTL)
+        except Exception as exc:  # noqa: BLE001 - Redis down: keep trying, healthz reports it
+            log.warning("worker heartbeat failed", extra={"error": str(exc)})
+        _stop_heartbeat.wait(HEARTBEAT_EVERY)
+
+
+@worker_ready.connect
+def start_heartbeat(sender, **kwargs):
+    threading.Thread(target=_beat, args=(sender.hostname,), name="heartbeat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def stop_heartbeat(sender, **kwargs):
+    _stop_heartbeat.set()
+    try:
+        redis_client().delete(key("worker", sender.hostname))
+    except Exception:  # noqa: BLE001 - best effort; the key expires anyway
+        pass

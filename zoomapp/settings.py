@@ -1,0 +1,188 @@
+"""All settings come from the environment; see .env.example for every variable.
+
+Defaults are safe for a local development run (SQLite, the Zoom simulator on 127.0.0.1).
+A bad value stops start-up with a message that names the variable.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name, default=""):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
+
+
+def env_number(name, default, kind=int, minimum=0):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}")
+    return value
+
+
+def env_url(name, default):
+    value = env(name, default).rstrip("/")
+    if not value.startswith(("http://", "https://", "ws://", "wss://", "redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"{name} must be a URL, not {value!r}")
+    return value
+
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env("SECRET_KEY", "dev-only-insecure-secret-key-change-me" if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+# Separate from SECRET_KEY so rotating sessions never makes stored tokens unreadable.
+FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", SECRET_KEY)
+ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rtms",
+    "zoomapp",
+    "zoomapp.marketplace",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "zoomapp.urls"
+ASGI_APPLICATION = "zoomapp.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATA_DIR = Path(env("DATA_DIR", str(BASE_DIR / "var")))
+
+try:
+    DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"))}
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat write to one file: wait for locks instead of failing, and take
+    # the write lock up front so two writers never deadlock on an upgrade.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+if env("DATABASE_TEST_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": env("DATABASE_TEST_NAME")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Prefix of every Redis key, channel group and queue we own, so two deployments (or two
+# test runs) can share one Redis.
+REDIS_NAMESPACE = env("REDIS_NAMESPACE", "zoomapp")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_NAMESPACE}:asgi", "capacity": 1000, "expiry": 30},
+    }
+}
+
+# Celery: short tasks only (streams live in each worker's session host, see rtms/host.py).
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_DEFAULT_QUEUE = f"{REDIS_NAMESPACE}.tasks"
+CELERY_TASK_ACKS_LATE = False  # early ack: a claim lost in a crash is re-issued by the reconciler
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TIME_LIMIT = 60
+CELERY_TASK_SOFT_TIME_LIMIT = 50
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_NAMESPACE}:", "socket_timeout": 5, "socket_connect_timeout": 5}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {}
+CELERY_TIMEZONE = "UTC"
+
+# Zoom endpoints: the simulator by default; https://zoom.us and https://api.zoom.us/v2 in production.
+ZOOM_OAUTH_URL = env_url("ZOOM_OAUTH_URL", "http://127.0.0.1:9100")
+ZOOM_API_URL = env_url("ZOOM_API_URL", "http://127.0.0.1:9100/v2")
+ZOOM_HTTP_TIMEOUT = env_number("ZOOM_HTTP_TIMEOUT", 10.0, float)
+
+# Media storage (see rtms/sinks.py) and how long it is kept.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(DATA_DIR / "media")))
+MEDIA_RETENTION_DAYS = env_number("MEDIA_RETENTION_DAYS", 30)
+
+# Stream holding (rtms/leases.py, rtms/host.py); the defaults give failover in about 5 s.
+RTMS_LEASE_TTL = env_number("RTMS_LEASE_TTL", 3.0, float, minimum=0.5)
+RTMS_RECONCILE_INTERVAL = env_number("RTMS_RECONCILE_INTERVAL", 2.0, float, minimum=0.2)
+RTMS_RECONNECT_SCALE = env_number("RTMS_RECONNECT_SCALE", 1.0, float)
+RTMS_METRICS_PORT = env_number("RTMS_METRICS_PORT", 0)  # 0: no worker scrape endpoint
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_HSTS_SECONDS = env_number("SECURE_HSTS_SECONDS", 31536000)
+
+LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {LOG_LEVEL!r}")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"logfmt": {"()": "zoomapp.logfmt.LogfmtFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "logfmt"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
+    },
+}
