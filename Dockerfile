@@ -1,0 +1,12 @@
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DATA_DIR=/data
+WORKDIR /app
+# Dependencies first (the project installs no packages of its own: code runs from /app), so code edits reuse this layer.
+COPY pyproject.toml ./
+RUN pip install --upgrade pip && pip install .
+COPY . .
+RUN python manage.py collectstatic --noinput \
+    && useradd --system --home /app app && mkdir -p /data && chown -R app /data
+USER app
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "zoomapp.asgi:application"]
