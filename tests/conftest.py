@@ -1,23 +1,13 @@
-"""Shared fixtures: a namespaced Redis, a migrated test database, and the real processes.
+"""Shared fixtures: the migrated test database and the real processes (daphne, workers, beat, simulator).
 
-Every test run gets its own Redis namespace and test database name, so two runs on one
-machine (or a developer's dev stack) never see each other's keys, queues or rows.
+The run's own Redis namespace and database name are set by tests/environment.py.
 """
 
 import os
 
 import pytest
 
-RUN_ID = f"t{os.getpid()}"
-os.environ.setdefault("REDIS_NAMESPACE", RUN_ID)
-os.environ.setdefault("DATABASE_TEST_NAME", f"test_zoomapp_{RUN_ID}")
-os.environ.setdefault("DATA_DIR", f"/tmp/zoomapp-{RUN_ID}")
-os.environ.setdefault("DEBUG", "true")
-# Fast failover in tests; production defaults are in settings.
-os.environ.setdefault("RTMS_LEASE_TTL", "2")
-os.environ.setdefault("RTMS_RECONCILE_INTERVAL", "1")
-
-from tests import processes  # noqa: E402
+from tests import processes
 
 
 @pytest.fixture(scope="session")

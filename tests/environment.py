@@ -1,0 +1,16 @@
+"""Test-run environment, loaded as a pytest plugin (`-p tests.environment`) before Django reads its settings.
+
+Every test run gets its own Redis namespace and test database name, so two runs on one
+machine (or a developer's dev stack) never see each other's keys, queues or rows.
+"""
+
+import os
+
+RUN_ID = f"t{os.getpid()}"
+os.environ.setdefault("REDIS_NAMESPACE", RUN_ID)
+os.environ.setdefault("DATABASE_TEST_NAME", f"test_zoomapp_{RUN_ID}")
+os.environ.setdefault("DATA_DIR", f"/tmp/zoomapp-{RUN_ID}")
+os.environ.setdefault("DEBUG", "true")
+# Fast failover in tests; production defaults are in settings.
+os.environ.setdefault("RTMS_LEASE_TTL", "2")
+os.environ.setdefault("RTMS_RECONCILE_INTERVAL", "1")
