@@ -375,10 +375,13 @@ def event_subscription(event_types: Iterable[int], subscribe: bool = True) -> by
 
 
 def keep_alive_response(timestamp: Any, sequence: Any = None) -> bytes:
-    """Echo the request's ``timestamp`` (and ``sequence`` when the server sent one) (§6.1, §13.7)."""
-    if sequence is None:
-        return _json_dumps({"msg_type": MsgType.KEEP_ALIVE_RESP, "timestamp": timestamp})
-    return _json_dumps({"msg_type": MsgType.KEEP_ALIVE_RESP, "timestamp": timestamp, "sequence": sequence})
+    """Echo the request's ``timestamp`` and ``sequence``, each when the server sent one (§6.1, §13.7)."""
+    response: dict[str, Any] = {"msg_type": MsgType.KEEP_ALIVE_RESP}
+    if timestamp is not None:
+        response["timestamp"] = timestamp
+    if sequence is not None:
+        response["sequence"] = sequence
+    return _json_dumps(response)
 
 
 def stream_close_request(rtms_stream_id: str) -> bytes:
@@ -540,11 +543,12 @@ def parse_state_update(message: dict[str, Any]) -> tuple[int, int | None]:
 
 
 def parse_keep_alive(message: dict[str, Any]) -> tuple[Any, Any]:
-    """KEEP_ALIVE_REQ → (timestamp, sequence) to echo; a request without a numeric timestamp is refused."""
+    """KEEP_ALIVE_REQ → (timestamp, sequence) to echo. Never raises: an unanswered keep-alive costs the
+    connection, so even an odd request is answered (its missing or non-numeric values are left out)."""
     timestamp = message.get("timestamp")
     if type(timestamp) is not int and type(timestamp) is not float:
-        raise MalformedFrame("bad_timestamp", message["msg_type"])
+        timestamp = None
     sequence = message.get("sequence")
-    if sequence is not None and type(sequence) is not int:
+    if type(sequence) is not int:
         sequence = None
     return timestamp, sequence

@@ -1,0 +1,47 @@
+"""Pure-Python asyncio RTMS client (no Django here: it is benchmarked and tested standalone).
+
+Interface::
+
+    from rtms.client import StreamClient, StreamSink, MediaType, Timings
+
+    class Sink(StreamSink):                       # override what you store; plain sync calls, append to buffers
+        def on_audio(self, user_id, user_name, timestamp_ms, pcm): ...
+        def on_video(self, user_id, user_name, timestamp_ms, data): ...
+        def on_deskshare(self, user_id, user_name, timestamp_ms, data): ...
+        def on_transcript(self, user_id, user_name, start_ms, end_ms, timestamp_ms, language, text): ...
+        def on_chat(self, user_id, user_name, timestamp_ms, text): ...
+        def on_event(self, event_type, event): ...              # EVENT_UPDATE, event = the "event" object
+        def on_state(self, stream_state, session_state, reason): ...   # STREAM/SESSION state updates
+        def on_connection(self, phase, detail): ...              # Phase: connecting/ready/reconnecting/finished
+
+    client = StreamClient(client_id=..., client_secret=..., meeting_uuid=..., rtms_stream_id=...,
+                          server_urls="wss://…",          # webhook's comma-separated string; first ws/wss used
+                          sink=Sink(),
+                          media=MediaType.AUDIO | MediaType.TRANSCRIPT,  # per-type sockets by default
+                          single_socket=False,             # True: one `all` socket
+                          per_participant_audio=False,     # audio data_opt 2 instead of mixed
+                          timings=Timings())               # Zoom's windows; Timings().scaled(0.1) in tests
+    result = await client.run()    # StreamResult(outcome, stop_reason, status_code, detail)
+    await client.close()           # graceful: STREAM_CLOSE_REQ, wait for 22 / state update; returns the result
+    client.abort()                 # fencing: drop every socket now, send nothing; run() returns ABORTED
+    client.counters                # StreamCounters: plain ints (frames/bytes per media, reconnects, malformed…)
+    client.phase, client.stream_state, client.session_state, client.session_id
+
+``run()`` does the signaling handshake (HMAC signature), the media handshake(s) (L16 16 kHz mono 20 ms audio,
+transcript content_type 5 / English), CLIENT_READY_ACK, EVENT_SUBSCRIPTION; answers every keep-alive on every
+socket; reconnects with jittered exponential backoff inside Zoom's 60 s / 65 s windows when a socket drops or a
+socket hears no keep-alive for ~3.5 intervals; backs off on status 8 (duplicate) at most 3 times; stops on a fatal
+status or when the server terminates the stream. Malformed frames are counted, logged at most every 10 s, and
+skipped. The WebSocket layer is picows when importable, else websockets (``backend=`` chooses).
+"""
+
+from .protocol import (EventType, MediaType, MsgType, SessionState, Status, StopReason, StreamState,
+                       handshake_signature)
+from .stream import Outcome, Phase, StreamClient, StreamCounters, StreamResult, StreamSink, Timings
+from .transport import backend_named, default_backend
+
+__all__ = [
+    "EventType", "MediaType", "MsgType", "Outcome", "Phase", "SessionState", "Status", "StopReason",
+    "StreamClient", "StreamCounters", "StreamResult", "StreamSink", "StreamState", "Timings",
+    "backend_named", "default_backend", "handshake_signature",
+]
