@@ -139,8 +139,6 @@ def main():
                 pump(0.2)
             if not sim_ready.exists():
                 raise SystemExit("the Zoom simulator did not start; see its lines above")
-            say("setup", "registering the demo Zoom app with the app and the simulator")
-            subprocess.run([sys.executable, "manage.py", "register_zoom_app", "--demo"], cwd=ROOT, env=env, check=False)
 
     def web_answers():
         import urllib.request
@@ -154,6 +152,9 @@ def main():
     deadline = time.monotonic() + 30
     while not web_answers() and time.monotonic() < deadline:
         pump(0.2)
+    # After the web is up: the simulator validates the app's webhook endpoint when it registers it.
+    say("setup", "registering the demo Zoom app 'Notetaker' with the app and the simulator")
+    subprocess.run([sys.executable, "manage.py", "register_zoom_app", "--demo"], cwd=ROOT, env=env, check=False)
     say("setup", "")
     say("setup", f"Open the simulated Zoom (meetings, people, the Apps panel): {sim_url}/")
     say("setup", f"Admin console of the app:                             {site_url}/console/")
