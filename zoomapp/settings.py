@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "rtms",
     "zoomapp",
     "zoomapp.marketplace",
+    "zoomapp.webhooks",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,82 @@
+"""Stream leases in Redis, with fencing (ARCHITECTURE.md, "Holding RTMS streams", firm).
+
+A lease is the key `<ns>:rtms:lease:<stream_id>` holding `<worker id>:<token>`, taken with SET NX PX ttl. Its
+holder renews it every ttl/3 with a compare-value-then-set-fresh-expiry script; a holder whose renewal finds
+another value (or cannot reach Redis before its lease runs out) closes its sockets at once, so two workers never
+hold one stream. When Redis lost the key altogether (a restart), the holder re-takes it with SET NX: nobody
+else holds it, so holding on is safe and streams keep flowing.
+"""
+
+import secrets
+
+from django.conf import settings
+
+from rtms.redis_connection import key, redis_client
+
+# Returns 1: renewed; 2: the key had vanished (Redis restarted) and was taken again; 0: someone else holds it.
+RENEW = """
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+elseif not current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return 0
+"""
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def lease_key(stream_id):
+    return key("rtms", "lease", stream_id)
+
+
+def ttl_ms():
+    return int(settings.RTMS_LEASE_TTL * 1000)
+
+
+def new_lease_value(worker_id):
+    return f"{worker_id}:{secrets.token_hex(6)}"
+
+
+def try_acquire(stream_id, value):
+    """SET NX PX: True when this caller now holds the stream."""
+    return bool(redis_client().set(lease_key(stream_id), value, nx=True, px=ttl_ms()))
+
+
+def release(stream_id, value):
+    """Drop the lease only if it is still ours."""
+    return bool(redis_client().eval(RELEASE, 1, lease_key(stream_id), value))
+
+
+def holders(stream_ids):
+    """{stream_id: lease value or None} in one round trip (the reconciler)."""
+    stream_ids = list(stream_ids)
+    if not stream_ids:
+        return {}
+    values = redis_client().mget([lease_key(s) for s in stream_ids])
+    return {s: (v.decode() if v else None) for s, v in zip(stream_ids, values)}
+
+
+class AsyncLeases:
+    """The session host's side: renew and release from its event loop with an asyncio Redis client."""
+
+    def __init__(self, url):
+        import redis.asyncio
+
+        self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._renew = self.redis.register_script(RENEW)
+        self._release = self.redis.register_script(RELEASE)
+
+    async def renew(self, stream_id, value):
+        return int(await self._renew(keys=[lease_key(stream_id)], args=[value, ttl_ms()]))
+
+    async def release(self, stream_id, value):
+        return bool(await self._release(keys=[lease_key(stream_id)], args=[value]))

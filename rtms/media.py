@@ -1,0 +1,119 @@
+"""Media files on disk: where a stream's media lives, WAV files that are valid after every write, frame
+directories with an index, and erasing a stream's content (STREAM_REVOKED, retention).
+
+Layout under MEDIA_ROOT: `rtms/<stream id>/audio/mixed.wav`, `audio/user-<id>.wav` (per participant),
+`video/<timestamp>-<user>.jpg` + `video/index.jsonl`, the same for `deskshare/`.
+"""
+
+import json
+import logging
+import os
+import shutil
+import struct
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+log = logging.getLogger("rtms.media")
+
+WAV_HEADER_BYTES = 44
+
+
+def stream_dir(stream_id):
+    return Path(settings.MEDIA_ROOT) / "rtms" / stream_id
+
+
+def relative(path):
+    return str(Path(path).relative_to(settings.MEDIA_ROOT))
+
+
+def _wav_header(data_bytes, sample_rate, channels):
+    byte_rate = sample_rate * channels * 2
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16, 1, channels, sample_rate, byte_rate,
+        channels * 2, 16, b"data", data_bytes,
+    )
+
+
+class WavFile:
+    """16-bit PCM WAV opened for appending (a takeover continues the previous holder's file). The header's
+    sizes are rewritten by `sync_header`, so the file is a valid WAV up to the last header sync, and the data
+    written since is still on disk if the process dies."""
+
+    def __init__(self, path, sample_rate=16000, channels=1):
+        self.path = Path(path)
+        self.sample_rate, self.channels = sample_rate, channels
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        existed = self.path.exists() and self.path.stat().st_size >= WAV_HEADER_BYTES
+        self._file = open(self.path, "r+b" if existed else "w+b")  # noqa: SIM115 - closed in close()
+        if not existed:
+            self._file.write(_wav_header(0, sample_rate, channels))
+        self._file.seek(0, os.SEEK_END)
+        frame = 2 * channels
+        self.data_bytes = self._file.tell() - WAV_HEADER_BYTES
+        if self.data_bytes % frame:  # a torn last sample from a crash: drop it
+            self.data_bytes -= self.data_bytes % frame
+            self._file.truncate(WAV_HEADER_BYTES + self.data_bytes)
+            self._file.seek(0, os.SEEK_END)
+        self.created = not existed
+
+    def append(self, pcm):
+        self._file.write(pcm)
+        self._file.flush()  # to the OS: survives the process being killed
+        self.data_bytes += len(pcm)
+
+    def sync_header(self):
+        os.pwrite(self._file.fileno(), _wav_header(self.data_bytes, self.sample_rate, self.channels), 0)
+
+    def close(self):
+        if not self._file.closed:
+            self.sync_header()
+            self._file.close()
+
+
+class FrameDir:
+    """Video or screen-share frames: one file per frame plus `index.jsonl` (timestamp, user, file, bytes)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        index = self.path / "index.jsonl"
+        self.created = not index.exists()
+        self.frames = 0
+        self.bytes = 0
+        if not self.created:
+            for line in index.read_text().splitlines():
+                if line.strip():
+                    self.frames += 1
+                    self.bytes += json.loads(line).get("bytes", 0)
+        self._index = open(index, "a")  # noqa: SIM115 - closed in close()
+
+    def add(self, timestamp, user_id, data):
+        extension = "png" if data[:4] == b"\x89PNG" else "jpg" if data[:2] == b"\xff\xd8" else "bin"
+        name = f"{timestamp}-{user_id}.{extension}"
+        (self.path / name).write_bytes(data)
+        self._index.write(json.dumps({"timestamp": timestamp, "user_id": user_id, "file": name, "bytes": len(data)}) + "\n")
+        self.frames += 1
+        self.bytes += len(data)
+
+    def sync(self):
+        self._index.flush()
+
+    def close(self):
+        if not self._index.closed:
+            self._index.close()
+
+
+def erase_stream_content(stream, why):
+    """Delete everything stored for a stream: media files and their index, transcript, chat, events."""
+    from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
+
+    shutil.rmtree(stream_dir(stream.rtms_stream_id), ignore_errors=True)
+    with transaction.atomic():
+        MediaFile.objects.filter(stream=stream).delete()
+        TranscriptSegment.objects.filter(stream=stream).delete()
+        ChatMessage.objects.filter(stream=stream).delete()
+        ParticipantEvent.objects.filter(stream=stream).delete()
+        StreamSession.objects.filter(pk=stream.pk).update(media_deleted=True)
+    log.info("stream content erased", extra={"stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "why": why})

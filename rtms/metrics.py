@@ -1,0 +1,106 @@
+"""Prometheus metrics (prometheus-client, the default registry of each process).
+
+Web: scraped at /metrics (rtms.metrics_view). Worker processes: an HTTP endpoint on RTMS_METRICS_PORT (the first
+free port from there, one per pool process) started by the session host.
+
+Per-frame figures are not counted per frame: the host's collector reads each held stream's plain-int counters
+(rtms.client StreamCounters) at scrape time, and the send→store lag is recorded per flushed batch.
+"""
+
+import bisect
+import threading
+
+from prometheus_client import Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import REGISTRY
+
+webhook_deliveries = Counter("zoom_webhook_deliveries", "Webhook deliveries by outcome", ["outcome"])
+panel_connections = Counter(
+    "panel_connections", "Panel WebSocket connections accepted (incremented by the consent consumer)"
+)
+streams_held = Gauge("rtms_streams_held", "RTMS streams held by this worker process")
+reconnects = Counter("rtms_reconnects", "RTMS stream reconnects (after a socket drop or keep-alive silence)")
+lease_renewals = Counter("rtms_lease_renewals", "Successful stream lease renewals")
+lease_losses = Counter("rtms_lease_losses", "Stream leases lost (sockets closed at once: fencing)")
+sink_write_failures = Counter("rtms_sink_write_failures", "Database batches that failed and were kept for retry",
+                              ["what"])
+
+MEDIA = ("audio", "video", "deskshare", "transcript", "chat")
+
+
+class LagRecorder:
+    """Send→store lag histogram filled per batch: a batch of `count` frames with timestamps spread evenly
+    from `first_ms` to `last_ms`, stored at `now_ms`, adds `count` observations without a per-frame call."""
+
+    BOUNDS_MS = (5, 10, 25, 50, 100, 150, 200, 250, 350, 500, 750, 1000, 2000, 5000, 10000, 30000, 60000)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self._lock:
+            self.buckets = [0] * (len(self.BOUNDS_MS) + 1)
+            self.fine = [0] * 2001  # 1 ms resolution up to 2 s (last slot: everything above), for percentiles
+            self.count = 0
+            self.sum_ms = 0.0
+
+    def record(self, now_ms, first_ms, last_ms, count):
+        if count <= 0:
+            return
+        with self._lock:
+            step = (last_ms - first_ms) / (count - 1) if count > 1 else 0.0
+            for i in range(count):
+                lag = max(0.0, now_ms - (first_ms + step * i))
+                self.buckets[bisect.bisect_left(self.BOUNDS_MS, lag)] += 1
+                self.fine[min(int(lag), 2000)] += 1
+                self.sum_ms += lag
+            self.count += count
+
+    def percentile(self, q):
+        """Lag in ms below which a fraction q of the frames were stored (2000 means 'at least 2 s')."""
+        with self._lock:
+            target = q * self.count
+            running = 0
+            for ms, n in enumerate(self.fine):
+                running += n
+                if running >= target and n:
+                    return ms
+            return 0
+
+
+store_lag = LagRecorder()
+
+
+class HostCollector:
+    """Frames and bytes by media type over every stream this process holds or held."""
+
+    def __init__(self, counters_source):
+        self._source = counters_source  # () -> iterable of dicts: StreamCounters.as_dict() plus retired totals
+
+    def collect(self):
+        frames = CounterMetricFamily("rtms_frames", "RTMS media frames received", labels=["media"])
+        volume = CounterMetricFamily("rtms_bytes", "RTMS media bytes received", labels=["media"])
+        totals = dict.fromkeys(MEDIA, 0), dict.fromkeys(MEDIA, 0)
+        for counters in self._source():
+            for media in MEDIA:
+                totals[0][media] += counters.get(f"{media}_frames", 0)
+                totals[1][media] += counters.get(f"{media}_bytes", 0)
+        for media in MEDIA:
+            frames.add_metric([media], totals[0][media])
+            volume.add_metric([media], totals[1][media])
+        yield frames
+        yield volume
+        lag = HistogramMetricFamily("rtms_store_lag_seconds", "Lag from Zoom's send timestamp to storage")
+        running = 0
+        cumulative = []
+        for bound, n in zip(LagRecorder.BOUNDS_MS, store_lag.buckets):
+            running += n
+            cumulative.append((str(bound / 1000), running))
+        cumulative.append(("+Inf", store_lag.count))
+        lag.add_metric([], cumulative, sum_value=store_lag.sum_ms / 1000)
+        yield lag
+
+
+def register_host_collector(counters_source):
+    REGISTRY.register(HostCollector(counters_source))

@@ -1,0 +1,140 @@
+"""Every change to a stream goes through here: the row, its audit trail, then (after commit) the signals, the
+live push and the work for the workers. Views, tasks and the session host all call these, so no path forgets
+the push. Synchronous (the host calls them through `sync_to_async`), short transactions.
+"""
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from rtms import control, live, signals
+from rtms.client.protocol import StopReason
+from rtms.models import DesiredState, StreamSession, StreamState, StreamTransition
+
+log = logging.getLogger("rtms.services")
+
+
+def stop_reason_name(code):
+    try:
+        return StopReason(code).name
+    except (ValueError, TypeError):
+        return f"UNKNOWN_{code}" if code is not None else ""
+
+
+def _enqueue_claim(stream_id):
+    from rtms.tasks import claim  # tasks import services: import here, once Celery is configured
+
+    try:
+        claim.delay(stream_id)
+    except Exception as exc:  # noqa: BLE001 - the reconciler re-claims any running stream without a lease
+        log.warning("claim not enqueued, the reconciler will retry", extra={"stream": stream_id, "error": repr(exc)})
+
+
+def _announce(stream, previous, reason):
+    signals.stream_state_changed.send_robust(sender=StreamSession, stream=stream, previous=previous, reason=reason)
+    live.publish_state(stream)
+
+
+@transaction.atomic
+def change_state(stream_id, state, reason="", stop_reason=None, worker="", session_id=None):
+    """Move a stream to `state` (no-op when already there, and a stopped stream stays stopped).
+    Returns the stream, or None when it is unknown."""
+    stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=stream_id).first()
+    if stream is None:
+        return None
+    previous = stream.state
+    if previous == StreamState.STOPPED or (previous == state and session_id in (None, stream.rtms_session_id)):
+        return stream
+    now = timezone.now()
+    stream.state = state
+    stream.version += 1
+    if session_id:
+        stream.rtms_session_id = session_id
+    if state == StreamState.ACTIVE and stream.started_at is None:
+        stream.started_at = now
+    if state == StreamState.STOPPED:
+        stream.desired_state = DesiredState.STOPPED
+        stream.stopped_at = now
+        stream.stop_reason = stop_reason
+        stream.stop_reason_name = stop_reason_name(stop_reason)
+    stream.save()
+    StreamTransition.objects.create(
+        stream=stream, previous=previous, state=state, reason=reason[:200], stop_reason=stop_reason, worker=worker
+    )
+    log.info(
+        "stream state changed",
+        extra={"stream": stream_id, "meeting": stream.meeting_uuid, "previous": previous, "state": state,
+               "reason": reason, "stop_reason": stream.stop_reason_name or None},
+    )
+    transaction.on_commit(lambda: _announce(stream, previous, reason))
+    return stream
+
+
+@transaction.atomic
+def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operator_id=""):
+    """`meeting.rtms_started`: upsert (Zoom retries deliveries), want it running, and after commit ask a worker
+    to claim it. A retry for a stream that already stopped changes nothing."""
+    stream, created = StreamSession.objects.select_for_update().get_or_create(
+        rtms_stream_id=rtms_stream_id,
+        defaults={"meeting_uuid": meeting_uuid, "client_id": client_id, "server_urls": server_urls,
+                  "operator_id": operator_id or ""},
+    )
+    if created:
+        StreamTransition.objects.create(stream=stream, previous="", state=StreamState.STARTING, reason="rtms_started")
+        transaction.on_commit(lambda: _announce(stream, "", "rtms_started"))
+    elif stream.state == StreamState.STOPPED:
+        return stream
+    elif server_urls and stream.server_urls != server_urls:
+        stream.server_urls = server_urls
+        stream.save(update_fields=["server_urls", "updated"])
+    transaction.on_commit(lambda: _enqueue_claim(rtms_stream_id))
+    return stream
+
+
+def stream_interrupted(rtms_stream_id):
+    """`meeting.rtms_interrupted`: Zoom saw the signaling socket break and waits 60 s for a reconnect. The holder
+    reconnects by itself; if the holder is gone, the claim makes another worker take it."""
+    stream = change_state(rtms_stream_id, StreamState.INTERRUPTED, reason="rtms_interrupted")
+    if stream is not None and stream.desired_state == DesiredState.RUNNING:
+        transaction.on_commit(lambda: _enqueue_claim(rtms_stream_id))
+    return stream
+
+
+def stream_stopped(rtms_stream_id, stop_reason, reason="rtms_stopped", worker=""):
+    """Zoom stopped the stream (webhook or the signaling socket said so). STREAM_REVOKED deletes its media."""
+    stream = change_state(rtms_stream_id, StreamState.STOPPED, reason=reason, stop_reason=stop_reason, worker=worker)
+    if stream is None:
+        return None
+    transaction.on_commit(lambda: control.send_stop(rtms_stream_id))
+    if stop_reason == StopReason.STREAM_REVOKED:
+        from rtms.tasks import delete_stream_media
+
+        transaction.on_commit(lambda: delete_stream_media.delay(rtms_stream_id))
+    return stream
+
+
+@transaction.atomic
+def request_stop(rtms_stream_id, reason="stop requested"):
+    """Our side ends the stream (operator, or the app): the holder sends STREAM_CLOSE_REQ, then Zoom stops it
+    with RECEIVER_REQUEST_CLOSE and the holder records that."""
+    updated = StreamSession.objects.filter(rtms_stream_id=rtms_stream_id).update(
+        desired_state=DesiredState.STOPPED, updated=timezone.now()
+    )
+    if updated:
+        log.info("stream stop requested", extra={"stream": rtms_stream_id, "reason": reason})
+        transaction.on_commit(lambda: control.send_stop(rtms_stream_id))
+    return bool(updated)
+
+
+def record_owner(rtms_stream_id, worker, generation):
+    """The lease winner writes itself as owner, unless a newer generation already did (fencing in the row)."""
+    return StreamSession.objects.filter(
+        rtms_stream_id=rtms_stream_id, lease_generation__lt=generation
+    ).update(owner_worker=worker, lease_generation=generation, updated=timezone.now())
+
+
+def count_reconnect(rtms_stream_id):
+    from django.db.models import F
+
+    StreamSession.objects.filter(rtms_stream_id=rtms_stream_id).update(reconnects=F("reconnects") + 1)

@@ -1,0 +1,17 @@
+"""What rtms tells the rest of the product (rtms never imports zoomapp; zoomapp connects to these).
+
+All are sent after the database transaction that made the change has committed, from whatever thread made it
+(a web request, a Celery task, or the session host's database thread): receivers must be quick and must not
+raise (exceptions are logged and swallowed by `send_robust`).
+
+- `stream_state_changed(sender=StreamSession, stream=StreamSession, previous=str, reason=str)`:
+  every state change (starting, active, paused, interrupted, stopped); `stream.stop_reason` holds
+  Zoom's RTMS_STOP_REASON number when stopped, `stream.version` the version of `stream.snapshot()`.
+- `transcript_received(sender=StreamSession, stream=StreamSession, segments=[TranscriptSegment, ...])`:
+  each batch of new transcript lines, once stored.
+"""
+
+import django.dispatch
+
+stream_state_changed = django.dispatch.Signal()
+transcript_received = django.dispatch.Signal()

@@ -1,0 +1,172 @@
+"""Zoom's webhook endpoint, in process (Django test client) against the real database and Redis."""
+
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+
+from rtms.models import StreamSession, StreamTransition
+from zoomapp.marketplace.models import ZoomApp
+from zoomapp.webhooks.models import WebhookDelivery
+from zoomapp.webhooks.signals import zoom_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SECRET_TOKEN = "whsec-test-token"
+
+
+@pytest.fixture
+def app():
+    return ZoomApp.objects.create(
+        name="Notes", client_id="clientNotes1", client_secret="cs-secret", webhook_secret_token=SECRET_TOKEN
+    )
+
+
+@pytest.fixture
+def announced():
+    received = []
+
+    def receiver(sender, event, payload, **kwargs):
+        received.append((sender, event, payload))
+
+    zoom_event.connect(receiver)
+    yield received
+    zoom_event.disconnect(receiver)
+
+
+def signed_headers(body, secret=SECRET_TOKEN, timestamp=None):
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"x-zm-request-timestamp": ts, "x-zm-signature": f"v0={digest}"}
+
+
+def deliver(client, app, document, headers=None, raw=None):
+    body = raw if raw is not None else json.dumps(document).encode()
+    return client.post(
+        app.webhook_path, data=body, content_type="application/json", headers=signed_headers(body) if headers is None else headers
+    )
+
+
+def started(stream_id="03db704592624398931a588dd78200cb", nested=False):
+    fields = {"meeting_uuid": "4444AAAiAAAAAiAiAiiAii==", "operator_id": "30R7kT7bTIKSNUFEuH_Qlg",
+              "rtms_stream_id": stream_id, "server_urls": "ws://127.0.0.1:9/signaling/x"}
+    return {"event": "meeting.rtms_started", "event_ts": 1732520000000,
+            "payload": {"account_id": "acc", "object": fields} if nested else fields}
+
+
+def test_url_validation_answers_the_challenge(client, app):
+    response = deliver(client, app, {"event": "endpoint.url_validation", "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}})
+    assert response.status_code == 200
+    expected = hmac.new(SECRET_TOKEN.encode(), b"qgg8vlvZRS6UYooatFL8Aw", hashlib.sha256).hexdigest()
+    assert response.json() == {"plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": expected}
+
+
+def test_unsigned_url_validation_is_refused(client, app):
+    # Answering it would let anyone have our secret token sign a string of their choice.
+    body = json.dumps({"event": "endpoint.url_validation", "payload": {"plainToken": "abc"}}).encode()
+    response = client.post(app.webhook_path, data=body, content_type="application/json")
+    assert response.status_code == 401
+    assert "x-zm-signature" in response.json()["message"]
+
+
+def test_rtms_started_delivered_three_times_makes_one_stream(client, app, announced):
+    for _ in range(3):
+        assert deliver(client, app, started()).status_code == 200
+    stream = StreamSession.objects.get()
+    assert (stream.rtms_stream_id, stream.state, stream.desired_state) == (
+        "03db704592624398931a588dd78200cb", "starting", "running")
+    assert stream.client_id == "clientNotes1" and stream.operator_id == "30R7kT7bTIKSNUFEuH_Qlg"
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.event, delivery.outcome, delivery.duplicates) == ("meeting.rtms_started", "accepted", 2)
+    assert [event for _, event, _ in announced] == ["meeting.rtms_started"]
+    assert announced[0][0] == app
+
+
+def test_nested_payload_object_is_accepted(client, app, announced):
+    assert deliver(client, app, started(nested=True)).status_code == 200
+    assert StreamSession.objects.get().meeting_uuid == "4444AAAiAAAAAiAiAiiAii=="
+    assert announced[0][2]["rtms_stream_id"] == "03db704592624398931a588dd78200cb"
+
+
+def test_rtms_stopped_records_the_stop_reason(client, app):
+    deliver(client, app, started())
+    stopped = {"event": "meeting.rtms_stopped", "event_ts": 1732520600000,
+               "payload": {"meeting_uuid": "4444AAAiAAAAAiAiAiiAii==", "rtms_stream_id": "03db704592624398931a588dd78200cb",
+                           "stop_reason": 6}}
+    assert deliver(client, app, stopped).status_code == 200
+    stream = StreamSession.objects.get()
+    assert (stream.state, stream.stop_reason, stream.stop_reason_name) == ("stopped", 6, "MEETING_ENDED")
+    assert list(stream.transitions.values_list("state", flat=True)) == ["starting", "stopped"]
+
+
+def test_interrupted_then_started_again_keeps_one_stream(client, app):
+    deliver(client, app, started())
+    interrupted = {"event": "meeting.rtms_interrupted", "event_ts": 1732520300000,
+                   "payload": {"meeting_uuid": "4444AAAiAAAAAiAiAiiAii==",
+                               "rtms_stream_id": "03db704592624398931a588dd78200cb"}}
+    assert deliver(client, app, interrupted).status_code == 200
+    assert StreamSession.objects.get().state == "interrupted"
+
+
+def test_every_verified_event_is_announced_after_commit(client, app, announced):
+    joined = {"event": "meeting.participant_joined", "event_ts": 1,
+              "payload": {"meeting_uuid": "m==", "participant": {"user_id": "u1", "user_name": "Ana"}}}
+    deauth = {"event": "app_deauthorized", "event_ts": 2, "payload": {"user_id": "u1", "client_id": app.client_id}}
+    assert deliver(client, app, joined).status_code == 200
+    assert deliver(client, app, deauth).status_code == 200
+    assert [(e, p.get("user_id")) for _, e, p in announced] == [("meeting.participant_joined", None),
+                                                                  ("app_deauthorized", "u1")]
+
+
+def test_unknown_event_is_acknowledged_and_recorded(client, app, announced):
+    response = deliver(client, app, {"event": "meeting.something_new", "event_ts": 3, "payload": {}})
+    assert response.status_code == 200
+    assert WebhookDelivery.objects.get().outcome == "unknown_event"
+
+
+@pytest.mark.parametrize(
+    "tamper, status, error",
+    [
+        (lambda body, h: {**h, "x-zm-signature": "v0=" + "0" * 64}, 401, "bad_signature"),
+        (lambda body, h: signed_headers(body, secret="another-apps-token"), 401, "bad_signature"),
+        (lambda body, h: signed_headers(body, timestamp=int(time.time()) - 301), 401, "stale_timestamp"),
+        (lambda body, h: signed_headers(body, timestamp=int(time.time()) + 3600), 401, "stale_timestamp"),
+        (lambda body, h: {**h, "x-zm-request-timestamp": "soon"}, 400, "bad_timestamp"),
+        (lambda body, h: {}, 401, "unsigned"),
+    ],
+    ids=["forged", "other-secret", "stale", "future", "garbled-timestamp", "unsigned"],
+)
+def test_bad_deliveries_are_refused_and_change_nothing(client, app, announced, tamper, status, error):
+    deliver(client, app, started("aaaa0000aaaa0000aaaa0000aaaa0000"))
+    before = (StreamSession.objects.count(), StreamTransition.objects.count(), WebhookDelivery.objects.count())
+    body = json.dumps(started("bbbb1111bbbb1111bbbb1111bbbb1111")).encode()
+    response = deliver(client, app, None, headers=tamper(body, signed_headers(body)), raw=body)
+    assert response.status_code == status
+    assert response.json()["error"] == error and response.json()["message"]
+    after = (StreamSession.objects.count(), StreamTransition.objects.count(), WebhookDelivery.objects.count())
+    assert after == before
+    assert len(announced) == 1
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'{"payload": {}}', b'{"event": 5}', b"\xff\xfe"])
+def test_malformed_bodies_are_refused(client, app, raw):
+    response = deliver(client, app, None, headers=signed_headers(raw), raw=raw)
+    assert response.status_code == 400
+    assert response.json()["error"] in ("malformed_json", "malformed_event")
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_rtms_started_without_stream_id_is_refused(client, app):
+    document = started()
+    del document["payload"]["rtms_stream_id"]
+    response = deliver(client, app, document)
+    assert response.status_code == 400
+    assert not WebhookDelivery.objects.exists() and not StreamSession.objects.exists()
+
+
+def test_unknown_app_is_404(client):
+    response = client.post("/zoom/webhooks/nobody", data=b"{}", content_type="application/json")
+    assert response.status_code == 404
+    assert response.json()["error"] == "unknown_app"

@@ -1,0 +1,177 @@
+"""Zoom's event endpoint, one per registered app: POST /zoom/webhooks/<client_id>.
+
+Order of checks (reference §2.3–§2.5), each refusal a JSON `{"error", "message"}` that changes nothing:
+unknown app 404 → missing/garbled signature headers 401/400 → timestamp more than 5 minutes off 401 →
+signature (HMAC-SHA256 over the raw body with the app's webhook secret token, constant-time) 401 →
+body not a JSON object with an `event` 400. URL validation is answered only for a signed request: answering
+unsigned ones would hand anyone an HMAC oracle over our secret token.
+
+A verified event is recorded (one row per distinct body, so Zoom's retries are spotted as duplicates), its
+RTMS work done by rtms.services in the same transaction, and after commit it is announced with
+`zoom_event`. The 200 goes back at once; workers do the slow part.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from rtms import metrics, services
+from zoomapp.marketplace.models import ZoomApp
+from zoomapp.webhooks.models import WebhookDelivery
+from zoomapp.webhooks.signals import zoom_event
+
+log = logging.getLogger("zoomapp.webhooks")
+
+MAX_CLOCK_SKEW_SECONDS = 300
+MAX_BODY_BYTES = 256 * 1024
+
+# Zoom spells the meeting id key per product (reference §2.2); first one present wins.
+_ID_KEYS = ("meeting_uuid", "webinar_uuid", "session_id", "engagement_id")
+_RTMS_PREFIXES = ("meeting.", "webinar.", "session.", "contact_center.voice_")
+# Events we have no handler for but expect (announced, recorded as accepted, not "unknown").
+KNOWN_EVENTS = {
+    "meeting.started", "meeting.ended", "meeting.participant_joined", "meeting.participant_left",
+    "app_deauthorized", "rtms.concurrency_limited", "rtms.concurrency_near_limit", "rtms.start_failed",
+    "rtms.request_status",
+}
+
+
+def _refuse(status, error, message, app=None, outcome=None):
+    metrics.webhook_deliveries.labels(outcome=outcome or error).inc()
+    log.warning("webhook refused", extra={"error": error, "status": status, "client_id": app.client_id if app else None})
+    return JsonResponse({"error": error, "message": message}, status=status)
+
+
+def _signature_ok(secret, timestamp, body, signature):
+    expected = "v0=" + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
+
+
+def _event_fields(payload):
+    """Flat (`payload{…}`) and nested (`payload.object{…}`) shapes both accepted (reference §2.2 decision)."""
+    if not isinstance(payload, dict):
+        return {}
+    inner = payload.get("object")
+    return inner if isinstance(inner, dict) else payload
+
+
+def _text(fields, key):
+    value = fields.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _meeting_uuid(fields):
+    return next((_text(fields, k) for k in _ID_KEYS if _text(fields, k)), "")
+
+
+def _is_rtms(event, suffix):
+    return event.endswith(suffix) and event.startswith(_RTMS_PREFIXES)
+
+
+def _apply_rtms(app, event, fields):
+    """The stream work for an RTMS event; returns an error message for a payload we cannot use, else None."""
+    stream_id = _text(fields, "rtms_stream_id")
+    if not stream_id or len(stream_id) > 64:
+        return "rtms_stream_id missing"
+    if _is_rtms(event, "rtms_started"):
+        meeting_uuid, server_urls = _meeting_uuid(fields), _text(fields, "server_urls")
+        if not meeting_uuid or not server_urls:
+            return "meeting_uuid and server_urls are required"
+        services.stream_started(app.client_id, meeting_uuid[:128], stream_id, server_urls,
+                                _text(fields, "operator_id")[:100])
+    elif _is_rtms(event, "rtms_interrupted"):
+        services.stream_interrupted(stream_id)
+    else:
+        reason = fields.get("stop_reason")
+        services.stream_stopped(stream_id, reason if type(reason) is int and -2**31 < reason < 2**31 else None)
+    return None
+
+
+@csrf_exempt
+@require_POST
+def zoom_webhook(request, client_id):
+    app = ZoomApp.objects.filter(client_id=client_id).first()
+    if app is None:
+        return _refuse(404, "unknown_app", "No Zoom app is registered with this client id.")
+    body = request.body
+    if len(body) > MAX_BODY_BYTES:
+        return _refuse(413, "too_large", "The request body is too large.", app)
+    timestamp = request.headers.get("x-zm-request-timestamp", "")
+    signature = request.headers.get("x-zm-signature", "")
+    if not timestamp or not signature:
+        return _refuse(401, "unsigned", "x-zm-request-timestamp and x-zm-signature headers are required.", app)
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return _refuse(400, "bad_timestamp", "x-zm-request-timestamp must be Unix seconds.", app)
+    if abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
+        return _refuse(401, "stale_timestamp", "The request timestamp is more than 5 minutes off; refused.", app)
+    if not _signature_ok(app.webhook_secret_token, timestamp, body, signature):
+        return _refuse(401, "bad_signature", "The x-zm-signature does not match this app's secret token.", app)
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _refuse(400, "malformed_json", "The body is not valid JSON.", app)
+    if not isinstance(document, dict) or not isinstance(document.get("event"), str) or not document["event"]:
+        return _refuse(400, "malformed_event", "The body must be a JSON object with an `event` string.", app)
+    event = document["event"][:100]
+    payload = document.get("payload")
+
+    if event == "endpoint.url_validation":
+        plain = payload.get("plainToken") if isinstance(payload, dict) else None
+        if not isinstance(plain, str) or not plain:
+            return _refuse(400, "malformed_event", "url_validation needs payload.plainToken.", app)
+        encrypted = hmac.new(app.webhook_secret_token.encode(), plain.encode(), hashlib.sha256).hexdigest()
+        metrics.webhook_deliveries.labels(outcome="url_validation").inc()
+        log.info("webhook url validated", extra={"client_id": app.client_id})
+        return JsonResponse({"plainToken": plain, "encryptedToken": encrypted})
+
+    return _accept(app, event, document, payload, body)
+
+
+def _accept(app, event, document, payload, body):
+    fields = _event_fields(payload)
+    event_ts = document.get("event_ts")
+    is_rtms = any(_is_rtms(event, suffix) for suffix in ("rtms_started", "rtms_stopped", "rtms_interrupted"))
+    outcome = WebhookDelivery.Outcome.ACCEPTED if is_rtms or event in KNOWN_EVENTS else WebhookDelivery.Outcome.UNKNOWN_EVENT
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                app=app, event=event, event_ts=event_ts if type(event_ts) is int and abs(event_ts) < 2**62 else None,
+                body_sha256=digest, payload=fields, outcome=outcome,
+                rtms_stream_id=_text(fields, "rtms_stream_id")[:64], meeting_uuid=_meeting_uuid(fields)[:128],
+            )
+            if is_rtms:
+                problem = _apply_rtms(app, event, fields)
+                if problem:
+                    raise _Unusable(problem)
+            transaction.on_commit(lambda: _announce(app, event, fields, delivery))
+    except _Unusable as exc:
+        return _refuse(400, "malformed_event", f"{event}: {exc}.", app)
+    except IntegrityError:
+        WebhookDelivery.objects.filter(app=app, body_sha256=digest).update(
+            duplicates=F("duplicates") + 1, last_duplicate_at=timezone.now()
+        )
+        metrics.webhook_deliveries.labels(outcome="duplicate").inc()
+        log.info("webhook duplicate acknowledged", extra={"client_id": app.client_id, "event": event})
+        return JsonResponse({"status": "duplicate"})
+    metrics.webhook_deliveries.labels(outcome=outcome).inc()
+    log.info("webhook accepted", extra={"client_id": app.client_id, "event": event, "outcome": outcome,
+                                        "meeting": delivery.meeting_uuid or None, "stream": delivery.rtms_stream_id or None})
+    return JsonResponse({"status": "ok"})
+
+
+class _Unusable(Exception):
+    """A verified event whose payload we cannot act on: the transaction is rolled back, nothing stored."""
+
+
+def _announce(app, event, fields, delivery):
+    zoom_event.send_robust(sender=app, app=app, event=event, payload=fields, delivery=delivery)
