@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "zoomapp",
     "zoomapp.marketplace",
     "zoomapp.webhooks",
+    "zoomapp.console",
 ]
 
 MIDDLEWARE = [
