@@ -22,7 +22,7 @@ def stop_reason_name(code):
         return f"UNKNOWN_{code}" if code is not None else ""
 
 
-def _enqueue_claim(stream_id):
+def enqueue_claim(stream_id):
     from rtms.tasks import claim  # tasks import services: import here, once Celery is configured
 
     try:
@@ -88,7 +88,7 @@ def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operato
     elif server_urls and stream.server_urls != server_urls:
         stream.server_urls = server_urls
         stream.save(update_fields=["server_urls", "updated"])
-    transaction.on_commit(lambda: _enqueue_claim(rtms_stream_id))
+    transaction.on_commit(lambda: enqueue_claim(rtms_stream_id))
     return stream
 
 
@@ -97,7 +97,7 @@ def stream_interrupted(rtms_stream_id):
     reconnects by itself; if the holder is gone, the claim makes another worker take it."""
     stream = change_state(rtms_stream_id, StreamState.INTERRUPTED, reason="rtms_interrupted")
     if stream is not None and stream.desired_state == DesiredState.RUNNING:
-        transaction.on_commit(lambda: _enqueue_claim(rtms_stream_id))
+        transaction.on_commit(lambda: enqueue_claim(rtms_stream_id))
     return stream
 
 

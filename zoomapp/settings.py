@@ -142,7 +142,6 @@ CELERY_TASK_SOFT_TIME_LIMIT = 50
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_NAMESPACE}:", "socket_timeout": 5, "socket_connect_timeout": 5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULE = {}
 CELERY_TIMEZONE = "UTC"
 
 # Zoom endpoints: the simulator by default; https://zoom.us and https://api.zoom.us/v2 in production.
@@ -159,6 +158,12 @@ RTMS_LEASE_TTL = env_number("RTMS_LEASE_TTL", 3.0, float, minimum=0.5)
 RTMS_RECONCILE_INTERVAL = env_number("RTMS_RECONCILE_INTERVAL", 2.0, float, minimum=0.2)
 RTMS_RECONNECT_SCALE = env_number("RTMS_RECONNECT_SCALE", 1.0, float)
 RTMS_METRICS_PORT = env_number("RTMS_METRICS_PORT", 0)  # 0: no worker scrape endpoint
+CELERY_BEAT_SCHEDULE = {
+    # rtms/tasks.py: re-claim streams that lost their holder, repeat stops; retention of stored media.
+    "rtms-reconcile": {"task": "rtms.reconcile", "schedule": RTMS_RECONCILE_INTERVAL,
+                       "options": {"expires": RTMS_RECONCILE_INTERVAL * 2}},
+    "rtms-purge-expired-media": {"task": "rtms.purge_expired_media", "schedule": 3600.0},
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,0 +1,443 @@
+"""The session host: one asyncio loop per Celery worker process (in a thread started from
+`worker_process_init`) holding many RTMS streams through rtms.client (ARCHITECTURE.md, firm).
+
+- `claim` (a short task) wins a stream's lease and calls `host.hand(stream, lease_value)`; the host runs the
+  stream as an asyncio task and renews the lease every ttl/3. A renewal that finds another holder, or that
+  cannot reach Redis before the lease runs out, aborts the stream's sockets at once (fencing).
+- Stop is an application message on the Redis control channel (rtms.control); the holder sends
+  STREAM_CLOSE_REQ and records Zoom's stop reason.
+- On SIGTERM (`worker_process_shutdown` in the pool process) the host drops its sockets without ending the
+  streams, flushes, releases its leases and re-enqueues a claim per stream, so another worker takes them over
+  inside Zoom's 60 s reconnection window.
+- Database work goes through one thread (short transactions, ordered); files through another.
+"""
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import socket
+import threading
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from rtms import credentials, leases, log_context, metrics, services, sinks
+from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, Timings
+from rtms.client.protocol import SessionState, Status, StreamState
+from rtms.control import control_channel
+from rtms.models import StreamState as State
+
+log = logging.getLogger("rtms.host")
+
+MEDIA = MediaType.AUDIO | MediaType.VIDEO | MediaType.DESKSHARE | MediaType.TRANSCRIPT | MediaType.CHAT
+# Handshake refusals that no retry can fix: the stream is over for us.
+FATAL_STATUSES = {Status.INVALID_RTMS_STREAM_ID, Status.INVALID_SIGNATURE}
+
+_host = None
+
+
+def current_host():
+    return _host
+
+
+def start_host(worker_id=None):
+    global _host
+    if _host is None:
+        _host = SessionHost(worker_id or f"{socket.gethostname()}:{os.getpid()}")
+        _host.start()
+    return _host
+
+
+def stop_host():
+    global _host
+    if _host is not None:
+        _host.shutdown()
+        _host = None
+
+
+def _db(fn, *args, **kwargs):
+    """Run on the database thread: drop a connection the server closed (PostgreSQL restart) before using it."""
+    close_old_connections()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+class HeldStream:
+    def __init__(self, stream, lease_value):
+        self.stream_id = stream.rtms_stream_id
+        self.stream_pk = stream.pk
+        self.meeting_uuid = stream.meeting_uuid
+        self.client_id = stream.client_id
+        self.server_urls = stream.server_urls
+        self.per_participant = stream.audio_per_participant
+        self.lease_value = lease_value
+        self.client = None
+        self.store = None
+        self.files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id)
+        self.task = None
+        self.lease_lost = False
+        self.handing_over = False
+
+
+class SessionHost:
+    def __init__(self, worker_id):
+        self.worker_id = worker_id
+        self.loop = asyncio.new_event_loop()
+        self.streams = {}
+        self.accepting = False
+        self.retired = {}  # counters of streams no longer held, for the metrics totals
+        self._db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-db")
+        self._file_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-files")
+        self._pending_rows = []
+        self._state_queue = None
+        self._leases = None
+        self._thread = None
+        self.timings = Timings().scaled(settings.RTMS_RECONNECT_SCALE)
+
+    # Called from other threads --------------------------------------------------------------------------------
+
+    def start(self):
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="rtms-session-host", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        metrics.register_host_collector(self._counter_snapshots)
+        self._serve_metrics()
+        self.accepting = True
+        log.info("session host started", extra={"worker": self.worker_id})
+
+    def holds(self, stream_id):
+        return stream_id in self.streams
+
+    def hand(self, stream, lease_value):
+        """From the claim task: start holding `stream` (its lease already won)."""
+        if not self.accepting:
+            raise RuntimeError("session host is shutting down")
+        asyncio.run_coroutine_threadsafe(self._adopt(stream, lease_value), self.loop).result(10)
+
+    def shutdown(self, timeout=10.0):
+        """SIGTERM: hand every stream over (sockets dropped, leases released, claims re-enqueued)."""
+        if not self.accepting:
+            return
+        self.accepting = False
+        try:
+            asyncio.run_coroutine_threadsafe(self._hand_over_all(), self.loop).result(timeout)
+        except Exception as exc:  # noqa: BLE001 - exiting anyway; leases expire and the reconciler re-claims
+            log.warning("handover incomplete", extra={"error": repr(exc)})
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    # The loop -------------------------------------------------------------------------------------------------
+
+    def _run_loop(self, ready):
+        asyncio.set_event_loop(self.loop)
+        self._state_queue = asyncio.Queue()
+        self._leases = leases.AsyncLeases(settings.REDIS_URL)
+        for job in (self._listen_for_control(), self._flush_media(), self._flush_rows(), self._apply_states()):
+            self.loop.create_task(job)
+        self.loop.call_soon(ready.set)
+        self.loop.run_forever()
+
+    async def _adopt(self, stream, lease_value):
+        if stream.rtms_stream_id in self.streams:
+            await self._leases.release(stream.rtms_stream_id, lease_value)
+            return
+        held = HeldStream(stream, lease_value)
+        self.streams[held.stream_id] = held
+        metrics.streams_held.set(len(self.streams))
+        held.task = self.loop.create_task(self._hold(held))
+
+    async def _hold(self, held):
+        log_context.bind(meeting=held.meeting_uuid, stream=held.stream_id)
+        renewing = self.loop.create_task(self._renew(held))
+        result = None
+        try:
+            secret = await self.loop.run_in_executor(self._db_pool, _db, credentials.client_secret_for, held.client_id)
+            held.store = sinks.StreamStore(
+                held.stream_pk, held.stream_id, held.per_participant,
+                on_state=lambda *a: self._on_zoom_state(held, *a),
+                on_connection=lambda phase, detail: self._on_phase(held, phase, detail),
+            )
+            held.client = StreamClient(
+                client_id=held.client_id, client_secret=secret, meeting_uuid=held.meeting_uuid,
+                rtms_stream_id=held.stream_id, server_urls=held.server_urls, sink=held.store, media=MEDIA,
+                per_participant_audio=held.per_participant, timings=self.timings,
+            )
+            log.info("holding stream", extra={"worker": self.worker_id})
+            result = await held.client.run()
+        except credentials.UnknownApp as exc:
+            log.error("stream cannot be held: app credentials unknown", extra={"error": str(exc)})
+            self._queue_state(services.stream_stopped, held.stream_id, None, reason="app credentials unknown",
+                              worker=self.worker_id)
+        except Exception:
+            log.exception("stream holder failed")
+        finally:
+            renewing.cancel()
+            await self._finish(held, result)
+
+    async def _finish(self, held, result):
+        outcome = result.outcome if result else None
+        revoked = result is not None and result.stop_reason == StopReason.STREAM_REVOKED
+        if revoked and held.store:
+            held.store.discard()
+        await self._flush_stream(held, final=True)
+        if outcome in (Outcome.STOPPED, Outcome.CLOSED):
+            reason = result.stop_reason if result.stop_reason is not None else (
+                StopReason.RECEIVER_REQUEST_CLOSE if outcome is Outcome.CLOSED else None)
+            self._queue_state(services.stream_stopped, held.stream_id, reason, reason=f"rtms {outcome.value}",
+                              worker=self.worker_id)
+        elif outcome is Outcome.REFUSED and result.status_code in FATAL_STATUSES:
+            self._queue_state(services.stream_stopped, held.stream_id, None,
+                              reason=f"handshake refused: status {result.status_code} {result.detail}"[:200],
+                              worker=self.worker_id)
+        elif outcome is not None and outcome is not Outcome.ABORTED:
+            # Duplicate, a transient refusal, or Zoom's window ran out: let go; Zoom's webhook or the
+            # reconciler decides what happens next.
+            log.warning("stream let go", extra={"outcome": outcome.value, "status": result.status_code,
+                                                "detail": result.detail})
+        if not held.lease_lost:
+            try:
+                await self._leases.release(held.stream_id, held.lease_value)
+            except Exception as exc:  # noqa: BLE001 - it expires by itself within the ttl
+                log.warning("lease release failed", extra={"error": repr(exc)})
+        self.streams.pop(held.stream_id, None)
+        if held.client:
+            for name, value in held.client.counters.as_dict().items():
+                self.retired[name] = self.retired.get(name, 0) + value
+        metrics.streams_held.set(len(self.streams))
+        log.info("stream released", extra={"outcome": outcome.value if outcome else "error",
+                                           "stop_reason": result.stop_reason if result else None,
+                                           "handover": held.handing_over, "lease_lost": held.lease_lost})
+
+    async def _renew(self, held):
+        ttl = settings.RTMS_LEASE_TTL
+        interval = ttl / 3
+        valid_until = time.monotonic() + ttl
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                renewed = await asyncio.wait_for(self._leases.renew(held.stream_id, held.lease_value), interval)
+            except Exception as exc:  # noqa: BLE001 - Redis unreachable: the lease still holds until valid_until
+                if time.monotonic() + interval >= valid_until:
+                    self._fence(held, f"lease not renewable: {exc!r}")
+                    return
+                continue
+            if renewed == 0:
+                self._fence(held, "lease taken by another worker")
+                return
+            if renewed == 2:
+                log.warning("lease re-taken after Redis lost it")
+            metrics.lease_renewals.inc()
+            valid_until = time.monotonic() + ttl
+
+    def _fence(self, held, why):
+        held.lease_lost = True
+        metrics.lease_losses.inc()
+        log.warning("lease lost, sockets closed", extra={"why": why})
+        if held.client:
+            held.client.abort()
+
+    # Zoom's side of the state, from the client (on the loop, must not block) -------------------------------------
+
+    def _on_phase(self, held, phase, detail):
+        if phase is Phase.READY:
+            self._queue_state(services.change_state, held.stream_id, State.ACTIVE, reason="connected",
+                              worker=self.worker_id, session_id=held.client.session_id if held.client else None)
+        elif phase is Phase.RECONNECTING:
+            metrics.reconnects.inc()
+            self._queue_state(services.count_reconnect, held.stream_id)
+            self._queue_state(services.change_state, held.stream_id, State.INTERRUPTED, reason=detail[:200],
+                              worker=self.worker_id)
+
+    def _on_zoom_state(self, held, stream_state, session_state, reason):
+        if stream_state == StreamState.PAUSED or session_state == SessionState.PAUSED:
+            self._queue_state(services.change_state, held.stream_id, State.PAUSED, reason="paused by zoom",
+                              worker=self.worker_id)
+        elif stream_state == StreamState.RESUMED or session_state == SessionState.RESUMED:
+            self._queue_state(services.change_state, held.stream_id, State.ACTIVE, reason="resumed by zoom",
+                              worker=self.worker_id)
+
+    def _queue_state(self, fn, *args, **kwargs):
+        self._state_queue.put_nowait((fn, args, kwargs))
+
+    async def _apply_states(self):
+        """State changes in order, on the database thread; retried while the database is unreachable."""
+        while True:
+            fn, args, kwargs = await self._state_queue.get()
+            delay = 0.2
+            while True:
+                try:
+                    await self.loop.run_in_executor(self._db_pool, lambda: _db(fn, *args, **kwargs))
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    metrics.sink_write_failures.labels(what="state").inc()
+                    log.warning("state change not stored yet, retrying", extra={"error": repr(exc)[:300],
+                                                                               "retry_in": delay})
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+
+    # Storage ----------------------------------------------------------------------------------------------------
+
+    async def _flush_stream(self, held, final=False):
+        if held.store is None:
+            return
+        audio, frames = held.store.take_media()
+        transcripts, chats, events = held.store.take_rows()
+        if transcripts or chats or events:
+            self._pending_rows.append(sinks.RowBatch(held.stream_pk, held.stream_id, transcripts, chats, events))
+        files = held.files
+
+        def write():
+            if audio or frames:
+                sinks.write_media(files, audio, frames)
+            if final:
+                files.close()
+                return list(files.index_rows())
+            return None
+
+        index = await self.loop.run_in_executor(self._file_pool, write)
+        if final and index and not held.store.discarded:
+            self._queue_state(sinks.write_index, [(held.stream_pk, index)])
+
+    async def _flush_media(self):
+        last_index = time.monotonic()
+        while True:
+            await asyncio.sleep(sinks.FILE_INTERVAL)
+            work = []
+            for held in list(self.streams.values()):
+                if held.store is not None:
+                    audio, frames = held.store.take_media()
+                    if audio or frames:
+                        work.append((held.files, audio, frames))
+            sync_index = time.monotonic() - last_index >= sinks.INDEX_INTERVAL
+            held_files = [held.files for held in self.streams.values()] if sync_index else []
+
+            def write():
+                for files, audio, frames in work:
+                    sinks.write_media(files, audio, frames)
+                index = []
+                for files in held_files:
+                    files.sync()
+                    index.append((files.stream_pk, list(files.index_rows())))
+                return index
+
+            try:
+                index = await self.loop.run_in_executor(self._file_pool, write)
+            except Exception:
+                log.exception("media write failed")
+                continue
+            if sync_index:
+                last_index = time.monotonic()
+                if any(rows for _, rows in index):
+                    self._queue_state(sinks.write_index, index)
+
+    async def _flush_rows(self):
+        delay = sinks.FILE_INTERVAL
+        while True:
+            await asyncio.sleep(delay)
+            for held in list(self.streams.values()):
+                if held.store is not None:
+                    transcripts, chats, events = held.store.take_rows()
+                    if transcripts or chats or events:
+                        self._pending_rows.append(
+                            sinks.RowBatch(held.stream_pk, held.stream_id, transcripts, chats, events))
+            if not self._pending_rows:
+                delay = sinks.FILE_INTERVAL
+                continue
+            try:
+                for chunk in list(sinks.split_batches(self._pending_rows)):
+                    await self.loop.run_in_executor(self._db_pool, sinks.write_rows, chunk)
+                    del self._pending_rows[: len(chunk)]
+                delay = sinks.FILE_INTERVAL
+            except Exception as exc:  # noqa: BLE001 - keep every row and retry: nothing is dropped
+                metrics.sink_write_failures.labels(what="rows").inc()
+                delay = min(delay * 2, 2.0)
+                log.warning("rows not stored yet, kept for retry",
+                            extra={"pending_batches": len(self._pending_rows), "error": repr(exc)[:300]})
+
+    # Control messages -------------------------------------------------------------------------------------------
+
+    async def _listen_for_control(self):
+        delay = 0.2
+        while True:
+            pubsub = self._leases.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(control_channel())
+                delay = 0.2
+                async for message in pubsub.listen():
+                    self._on_control(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis restart: resubscribe; the reconciler repeats stops
+                log.warning("control channel lost, resubscribing", extra={"error": repr(exc), "retry_in": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except Exception:  # noqa: BLE001, S110 - the connection is already gone
+                    pass
+
+    def _on_control(self, data):
+        try:
+            message = json.loads(data)
+            held = self.streams.get(message["stream_id"])
+        except (ValueError, TypeError, KeyError):
+            return
+        if held is not None and message.get("action") == "stop" and held.client is not None:
+            log_context.bind(meeting=held.meeting_uuid, stream=held.stream_id)
+            log.info("stop message received, closing stream")
+            self.loop.create_task(held.client.close())
+
+    async def _hand_over_all(self):
+        held_streams = list(self.streams.values())
+        for held in held_streams:
+            held.handing_over = True
+            if held.client:
+                held.client.abort()
+        tasks = [held.task for held in held_streams if held.task]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        if self._pending_rows:
+            try:
+                for chunk in list(sinks.split_batches(self._pending_rows)):
+                    await self.loop.run_in_executor(self._db_pool, sinks.write_rows, chunk)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("rows lost at shutdown: database unreachable",
+                            extra={"pending_batches": len(self._pending_rows), "error": repr(exc)})
+        while not self._state_queue.empty():
+            fn, args, kwargs = self._state_queue.get_nowait()
+            try:
+                await self.loop.run_in_executor(self._db_pool, lambda: _db(fn, *args, **kwargs))
+            except Exception:  # noqa: BLE001
+                log.exception("state change lost at shutdown")
+        for held in held_streams:
+            await self.loop.run_in_executor(None, services.enqueue_claim, held.stream_id)
+        log.info("streams handed over", extra={"count": len(held_streams), "worker": self.worker_id})
+
+    # Metrics ----------------------------------------------------------------------------------------------------
+
+    def _counter_snapshots(self):
+        yield self.retired
+        for held in list(self.streams.values()):
+            if held.client:
+                yield held.client.counters.as_dict()
+
+    def _serve_metrics(self):
+        port = settings.RTMS_METRICS_PORT
+        if not port:
+            return
+        from prometheus_client import start_http_server
+
+        for candidate in range(port, port + 32):  # one endpoint per pool process
+            try:
+                start_http_server(candidate, addr="127.0.0.1")
+            except OSError:
+                continue
+            log.info("worker metrics endpoint", extra={"port": candidate})
+            return
+        log.warning("no free port for the worker metrics endpoint", extra={"from_port": port})

@@ -1,0 +1,282 @@
+"""Media sinks: what the RTMS client delivers is buffered per stream on the event loop (appends only), then the
+host's `Storage` writes it in batches from two threads: files (audio every FILE_INTERVAL, so a crash loses at
+most that much; WAV headers and the media index every INDEX_INTERVAL) and database rows (transcript, chat,
+events: one transaction for every stream's new rows). Never one database write per 20 ms frame.
+
+When PostgreSQL is unreachable the row batches are kept and retried in order; nothing is dropped. Audio
+replayed by Zoom after a reconnect (original timestamps) is written once: a frame not newer than the last one
+stored for that participant is skipped.
+"""
+
+import logging
+import time
+
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
+
+from rtms import live, media, metrics, signals
+from rtms.client import StreamSink
+from rtms.client.protocol import EventType
+from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
+
+log = logging.getLogger("rtms.sinks")
+
+FILE_INTERVAL = 0.2
+INDEX_INTERVAL = 2.0
+MAX_ROWS_PER_TRANSACTION = 5000
+
+EVENT_KINDS = {
+    EventType.FIRST_PACKET_TIMESTAMP: ParticipantEvent.Kind.FIRST_PACKET,
+    EventType.ACTIVE_SPEAKER_CHANGE: ParticipantEvent.Kind.ACTIVE_SPEAKER,
+    EventType.PARTICIPANT_JOIN: ParticipantEvent.Kind.JOIN,
+    EventType.PARTICIPANT_LEAVE: ParticipantEvent.Kind.LEAVE,
+    EventType.SHARING_START: ParticipantEvent.Kind.SHARING_START,
+    EventType.SHARING_STOP: ParticipantEvent.Kind.SHARING_STOP,
+    EventType.MEDIA_CONNECTION_INTERRUPTED: ParticipantEvent.Kind.MEDIA_INTERRUPTED,
+    EventType.PARTICIPANT_VIDEO_ON: ParticipantEvent.Kind.VIDEO_ON,
+    EventType.PARTICIPANT_VIDEO_OFF: ParticipantEvent.Kind.VIDEO_OFF,
+}
+
+
+def _now_ms():
+    return time.time() * 1000
+
+
+def _int_or_none(value):
+    return value if type(value) is int and -2**63 < value < 2**63 else None
+
+
+class StreamStore(StreamSink):
+    """One stream's buffers. Called on the event loop for each message: appends only, no I/O."""
+
+    def __init__(self, stream_pk, stream_id, per_participant_audio=False, on_state=None, on_connection=None):
+        self.stream_pk = stream_pk
+        self.stream_id = stream_id
+        self.per_participant = per_participant_audio
+        self._state_callback = on_state
+        self._connection_callback = on_connection
+        self.audio = {}           # key (0 = mixed, else user id) -> [bytearray, first_ts, last_ts, frames]
+        self.last_audio_ts = {}   # key -> timestamp of the newest frame accepted (replays are skipped)
+        self.frames = []          # (kind, user_id, timestamp, data)
+        self.transcripts = []
+        self.chats = []
+        self.events = []
+        self.replayed_frames = 0
+        self.discarded = False
+
+    # StreamSink ------------------------------------------------------------------------------------------------
+
+    def on_audio(self, user_id, user_name, timestamp_ms, pcm):
+        key = user_id if self.per_participant else 0
+        if timestamp_ms <= self.last_audio_ts.get(key, -1):
+            self.replayed_frames += 1
+            return
+        self.last_audio_ts[key] = timestamp_ms
+        buffer = self.audio.get(key)
+        if buffer is None:
+            self.audio[key] = [bytearray(pcm), timestamp_ms, timestamp_ms, 1]
+        else:
+            buffer[0] += pcm
+            buffer[2] = timestamp_ms
+            buffer[3] += 1
+
+    def on_video(self, user_id, user_name, timestamp_ms, data):
+        self.frames.append((MediaFile.Kind.VIDEO, user_id, timestamp_ms, data))
+
+    def on_deskshare(self, user_id, user_name, timestamp_ms, data):
+        self.frames.append((MediaFile.Kind.DESKSHARE, user_id, timestamp_ms, data))
+
+    def on_transcript(self, user_id, user_name, start_ms, end_ms, timestamp_ms, language, text):
+        self.transcripts.append((user_id, user_name or "", start_ms, end_ms, timestamp_ms, language, text))
+
+    def on_chat(self, user_id, user_name, timestamp_ms, text):
+        self.chats.append((user_id, user_name or "", timestamp_ms, text))
+
+    def on_event(self, event_type, event):
+        kind = EVENT_KINDS.get(event_type, ParticipantEvent.Kind.OTHER)
+        timestamp = _int_or_none(event.get("timestamp"))
+        people = event.get("participants")
+        if isinstance(people, list) and people:
+            for person in people:
+                if isinstance(person, dict):
+                    self.events.append((kind, event_type, _int_or_none(person.get("user_id")),
+                                        str(person.get("user_name") or "")[:200], timestamp))
+        else:
+            self.events.append((kind, event_type, _int_or_none(event.get("user_id")),
+                                str(event.get("user_name") or "")[:200], timestamp))
+
+    def on_state(self, stream_state, session_state, reason):
+        if self._state_callback:
+            self._state_callback(stream_state, session_state, reason)
+
+    def on_connection(self, phase, detail):
+        if self._connection_callback:
+            self._connection_callback(phase, detail)
+
+    # Taking batches (on the loop) ------------------------------------------------------------------------------
+
+    def take_media(self):
+        audio, frames = self.audio, self.frames
+        self.audio, self.frames = {}, []
+        return audio, frames
+
+    def take_rows(self):
+        rows = (self.transcripts, self.chats, self.events)
+        self.transcripts, self.chats, self.events = [], [], []
+        return rows
+
+    def discard(self):
+        """STREAM_REVOKED: whatever is buffered must never be written."""
+        self.discarded = True
+        self.audio, self.frames = {}, []
+        self.transcripts, self.chats, self.events = [], [], []
+
+
+class StreamFiles:
+    """The open files of one stream (file thread only)."""
+
+    def __init__(self, stream_pk, stream_id):
+        self.stream_pk = stream_pk
+        self.stream_id = stream_id
+        self.wavs = {}      # key -> WavFile
+        self.frame_dirs = {}
+        self.last_ts = {}   # (kind, key) -> newest timestamp written
+
+    def wav(self, key):
+        wav = self.wavs.get(key)
+        if wav is None:
+            name = "mixed.wav" if key == 0 else f"user-{key}.wav"
+            wav = self.wavs[key] = media.WavFile(media.stream_dir(self.stream_id) / "audio" / name)
+        return wav
+
+    def frame_dir(self, kind):
+        directory = self.frame_dirs.get(kind)
+        if directory is None:
+            directory = self.frame_dirs[kind] = media.FrameDir(media.stream_dir(self.stream_id) / kind)
+        return directory
+
+    def index_rows(self):
+        for key, wav in self.wavs.items():
+            kind = MediaFile.Kind.AUDIO_MIXED if key == 0 else MediaFile.Kind.AUDIO_PARTICIPANT
+            yield dict(kind=kind, user_id=key or None, path=media.relative(wav.path), sample_rate=wav.sample_rate,
+                       channels=wav.channels, bytes=wav.data_bytes, frames=wav.data_bytes // 640,
+                       last_timestamp=self.last_ts.get(("audio", key)))
+        for kind, directory in self.frame_dirs.items():
+            yield dict(kind=kind, user_id=None, path=media.relative(directory.path), sample_rate=None,
+                       channels=None, bytes=directory.bytes, frames=directory.frames,
+                       last_timestamp=self.last_ts.get((kind, None)))
+
+    def sync(self):
+        for wav in self.wavs.values():
+            wav.sync_header()
+        for directory in self.frame_dirs.values():
+            directory.sync()
+
+    def close(self):
+        for wav in self.wavs.values():
+            wav.close()
+        for directory in self.frame_dirs.values():
+            directory.close()
+
+
+def write_media(files, audio, frames):
+    """File thread: append a stream's audio and frames; record the send→store lag of what was written."""
+    for key, (pcm, first_ts, last_ts, count) in audio.items():
+        files.wav(key).append(pcm)
+        files.last_ts[("audio", key)] = last_ts
+        metrics.store_lag.record(_now_ms(), first_ts, last_ts, count)
+    for kind, user_id, timestamp, data in frames:
+        files.frame_dir(kind).add(timestamp, user_id, data)
+        files.last_ts[(kind, None)] = timestamp
+        metrics.store_lag.record(_now_ms(), timestamp, timestamp, 1)
+
+
+def write_index(streams_index):
+    """Database thread: the media index and the streams' media counters, from the files' own figures
+    (absolute values, so a takeover or a retried write never double counts)."""
+    for stream_pk, rows in streams_index:
+        totals = {"audio_bytes": 0, "video_frames": 0, "deskshare_frames": 0}
+        for row in rows:
+            row = dict(row)
+            path = row.pop("path")
+            MediaFile.objects.update_or_create(stream_id=stream_pk, path=path, defaults=row)
+            if row["kind"] == MediaFile.Kind.VIDEO:
+                totals["video_frames"] += row["frames"]
+            elif row["kind"] == MediaFile.Kind.DESKSHARE:
+                totals["deskshare_frames"] += row["frames"]
+            else:
+                totals["audio_bytes"] += row["bytes"]
+        StreamSession.objects.filter(pk=stream_pk).update(**totals)
+
+
+class RowBatch:
+    """New rows of one stream, kept until they are committed."""
+
+    __slots__ = ("stream_pk", "stream_id", "transcripts", "chats", "events")
+
+    def __init__(self, stream_pk, stream_id, transcripts, chats, events):
+        self.stream_pk, self.stream_id = stream_pk, stream_id
+        self.transcripts, self.chats, self.events = transcripts, chats, events
+
+
+def write_rows(batches):
+    """Database thread: every pending batch in one transaction. Raises when the database is unreachable;
+    the caller keeps the batches and retries."""
+    close_old_connections()
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()
+    committed_at = _now_ms()
+    with transaction.atomic():
+        transcripts, chats, events = [], [], []
+        per_stream = {}
+        for batch in batches:
+            segments = [
+                TranscriptSegment(stream_id=batch.stream_pk, user_id=user_id, user_name=name[:200], start_time=start,
+                                  end_time=end, timestamp=ts, language=language, text=text)
+                for user_id, name, start, end, ts, language, text in batch.transcripts
+            ]
+            transcripts.extend(segments)
+            chats.extend(ChatMessage(stream_id=batch.stream_pk, user_id=user_id, user_name=name[:200],
+                                     timestamp=ts, text=text) for user_id, name, ts, text in batch.chats)
+            events.extend(ParticipantEvent(stream_id=batch.stream_pk, kind=kind, event_type=event_type,
+                                           user_id=user_id, user_name=name, timestamp=ts)
+                          for kind, event_type, user_id, name, ts in batch.events)
+            counts = per_stream.setdefault(batch.stream_pk, [batch.stream_id, [], 0, 0])
+            counts[1].extend(segments)
+            counts[2] += len(batch.chats)
+            counts[3] += len(batch.events)
+        TranscriptSegment.objects.bulk_create(transcripts, ignore_conflicts=True)
+        ChatMessage.objects.bulk_create(chats)
+        ParticipantEvent.objects.bulk_create(events)
+        for stream_pk, (_, segments, chat_count, event_count) in per_stream.items():
+            StreamSession.objects.filter(pk=stream_pk).update(
+                transcript_count=F("transcript_count") + len(segments), chat_count=F("chat_count") + chat_count,
+                event_count=F("event_count") + event_count,
+            )
+        transaction.on_commit(lambda: _announce_transcripts(per_stream))
+    for segment in transcripts:
+        metrics.store_lag.record(committed_at, segment.timestamp, segment.timestamp, 1)
+
+
+def _announce_transcripts(per_stream):
+    for stream_pk, (stream_id, segments, _, _) in per_stream.items():
+        if not segments:
+            continue
+        stream = StreamSession.objects.filter(pk=stream_pk).first()
+        if stream is None:
+            continue
+        signals.transcript_received.send_robust(sender=StreamSession, stream=stream, segments=segments)
+        live.publish(stream_id, live.transcript_message(stream, segments))
+
+
+def split_batches(batches):
+    """Keep a transaction bounded when a long outage piled up rows."""
+    chunk, size = [], 0
+    for batch in batches:
+        chunk.append(batch)
+        size += len(batch.transcripts) + len(batch.chats) + len(batch.events)
+        if size >= MAX_ROWS_PER_TRANSACTION:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
