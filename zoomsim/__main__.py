@@ -11,6 +11,7 @@ def main():
     logging.basicConfig(
         level=config.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    logging.getLogger("picows").setLevel(logging.WARNING)  # it logs every accepted connection at INFO
     asyncio.run(serve(config))
 
 

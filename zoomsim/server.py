@@ -4,9 +4,12 @@ import asyncio
 import importlib.util
 import json
 import logging
+import os
 import signal
 
 from aiohttp import web
+
+from zoomsim import control, oauth, rest
 
 log = logging.getLogger("zoomsim")
 
@@ -14,6 +17,9 @@ log = logging.getLogger("zoomsim")
 def build_http_app(sim):
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app["sim"] = sim
+    oauth.add_routes(app)
+    rest.add_routes(app)
+    control.add_routes(app)
     if importlib.util.find_spec("zoomsim.window") is not None:
         window = importlib.import_module("zoomsim.window")
         if hasattr(window, "add_routes"):
@@ -39,8 +45,6 @@ async def serve(config):
     if config.ready_file:
         with open(config.ready_file + ".tmp", "w") as ready:
             json.dump({"http_url": sim.http_url, "rtms_url": sim.rtms_url}, ready)
-        import os
-
         os.replace(config.ready_file + ".tmp", config.ready_file)
     print(f"zoomsim ready {sim.http_url}", flush=True)
     log.info("event=ready http_url=%s rtms_url=%s", sim.http_url, sim.rtms_url)
