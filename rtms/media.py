@@ -108,12 +108,17 @@ class FrameDir:
 def erase_stream_content(stream, why):
     """Delete everything stored for a stream: media files and their index, transcript, chat, events."""
     from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
+    from rtms.signals import stream_content_erased
 
     shutil.rmtree(stream_dir(stream.rtms_stream_id), ignore_errors=True)
     with transaction.atomic():
-        MediaFile.objects.filter(stream=stream).delete()
-        TranscriptSegment.objects.filter(stream=stream).delete()
-        ChatMessage.objects.filter(stream=stream).delete()
-        ParticipantEvent.objects.filter(stream=stream).delete()
+        counts = {
+            "media_files": MediaFile.objects.filter(stream=stream).delete()[0],
+            "transcript_segments": TranscriptSegment.objects.filter(stream=stream).delete()[0],
+            "chat_messages": ChatMessage.objects.filter(stream=stream).delete()[0],
+            "participant_events": ParticipantEvent.objects.filter(stream=stream).delete()[0],
+        }
         StreamSession.objects.filter(pk=stream.pk).update(media_deleted=True)
     log.info("stream content erased", extra={"stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "why": why})
+    stream_content_erased.send_robust(sender=StreamSession, stream=stream, why=why, counts=counts)
+    return counts

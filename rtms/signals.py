@@ -9,9 +9,12 @@ raise (exceptions are logged and swallowed by `send_robust`).
   Zoom's RTMS_STOP_REASON number when stopped, `stream.version` the version of `stream.snapshot()`.
 - `transcript_received(sender=StreamSession, stream=StreamSession, segments=[TranscriptSegment, ...])`:
   each batch of new transcript lines, once stored.
+- `stream_content_erased(sender=StreamSession, stream=StreamSession, why=str, counts={kind: rows})`: a stream's
+  stored content was deleted (why: stream_revoked, retention, or the caller's reason), so it can be audited.
 """
 
 import django.dispatch
 
 stream_state_changed = django.dispatch.Signal()
 transcript_received = django.dispatch.Signal()
+stream_content_erased = django.dispatch.Signal()
