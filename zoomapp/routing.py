@@ -1,1 +1,7 @@
-websocket_urlpatterns = []
+from django.urls import path
+
+from zoomapp.consent.consumers import PanelConsumer
+
+websocket_urlpatterns = [
+    path("ws/panel/", PanelConsumer.as_asgi()),
+]

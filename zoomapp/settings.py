@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "zoomapp",
     "zoomapp.marketplace",
     "zoomapp.webhooks",
+    "zoomapp.consent",
     "zoomapp.console",
 ]
 

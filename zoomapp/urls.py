@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import path
 
 import rtms.views
+from zoomapp.consent import views as panel
+from zoomapp.marketplace import views as marketplace
 from zoomapp.views import health
 from zoomapp.webhooks.views import zoom_webhook
 
@@ -10,4 +12,12 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("zoom/webhooks/<str:client_id>", zoom_webhook, name="zoom-webhook"),
     path("metrics", rtms.views.metrics, name="metrics"),
+    path("panel/<str:client_id>/", panel.home, name="panel-home"),
+    path("panel/<str:client_id>/api/context", panel.api_context, name="panel-context"),
+    path("panel/<str:client_id>/api/state", panel.api_state, name="panel-state"),
+    path("panel/<str:client_id>/api/action", panel.api_action, name="panel-action"),
+    path("panel/<str:client_id>/api/authorize", panel.api_authorize_start, name="panel-authorize"),
+    path("panel/<str:client_id>/api/authorized", panel.api_authorize_finish, name="panel-authorized"),
+    path("zoom/install/<str:client_id>", marketplace.install, name="zoom-install"),
+    path("zoom/oauth/callback/<str:client_id>", marketplace.callback, name="zoom-oauth-callback"),
 ]

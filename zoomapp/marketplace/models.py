@@ -24,3 +24,38 @@ class ZoomApp(models.Model):
     @property
     def webhook_path(self):
         return f"/zoom/webhooks/{self.client_id}"
+
+
+class UserAuthorization(models.Model):
+    """A Zoom user's OAuth grant to one of our apps: encrypted tokens and who the user is (/v2/users/me)."""
+
+    app = models.ForeignKey(ZoomApp, on_delete=models.CASCADE, related_name="authorizations")
+    user_id = models.CharField(max_length=100)
+    account_id = models.CharField(max_length=100, blank=True)
+    group_ids = models.JSONField(default=list, blank=True)
+    role_name = models.CharField(max_length=50, blank=True)  # Owner | Admin | Member
+    display_name = models.CharField(max_length=200, blank=True)
+    access_token = EncryptedTextField()
+    refresh_token = EncryptedTextField()
+    expires_at = models.DateTimeField()
+    scope = models.TextField(blank=True)
+    # Set when a refresh was refused: the user must authorize the app again.
+    needs_reauthorization = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["app", "user_id"], name="one_authorization_per_app_user")]
+
+    def __str__(self):
+        return f"{self.user_id} -> {self.app.client_id}"
+
+
+class PendingAuthorization(models.Model):
+    """The PKCE verifier of an in-client authorize() the panel started, until Zoom answers onAuthorized."""
+
+    app = models.ForeignKey(ZoomApp, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=100, unique=True)
+    code_verifier = EncryptedTextField()
+    user_id = models.CharField(max_length=100)
+    created = models.DateTimeField(auto_now_add=True)

@@ -1,0 +1,123 @@
+"""The panel's WebSocket: ws/panel/?token=<panel token>.
+
+Authorise with the signed panel token (minted after the app context was verified), join the meeting's group
+and the user's group, accept, push the snapshot. Frames are JSON actions by name (see actions.py) plus
+"resync" and "renew"; pushes are the full meeting state with its version, filtered for this viewer.
+A refused action gets {"type": "refused", "action", "code", "message"} and changes nothing.
+"""
+
+import json
+import logging
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from zoomapp.consent import actions, services, tokens
+from zoomapp.consent.services import Refused
+
+log = logging.getLogger("zoomapp.consent.ws")
+
+MAX_FRAME_CHARS = 4096
+CLOSE_UNAUTHORIZED = 4401
+
+
+class PanelConsumer(AsyncWebsocketConsumer):
+    identity = None
+
+    async def connect(self):
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        try:
+            self.identity = tokens.read((query.get("token") or [""])[0])
+        except tokens.TokenRefused as exc:
+            await self.accept()
+            await self._send({"type": "refused", "code": "token", "message": exc.reason})
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self.token_groups = [
+            services.meeting_group(self.identity.meeting_uuid),
+            services.user_group(self.identity.meeting_uuid, self.identity.viewer_id),
+        ]
+        for group in self.token_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        await self._send_snapshot()
+
+    async def disconnect(self, code):
+        for group in getattr(self, "token_groups", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _send(self, message):
+        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+
+    async def _send_snapshot(self):
+        state = await database_sync_to_async(services.snapshot_for)(self.identity)
+        await self._send({"type": "state", "state": state, "snapshot": True})
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.identity is None:
+            return
+        if text_data is None or len(text_data) > MAX_FRAME_CHARS:
+            await self._send({"type": "refused", "code": "bad_request", "message": "Send one JSON action per frame."})
+            return
+        try:
+            body = json.loads(text_data)
+        except ValueError:
+            body = None
+        action = body.get("action") if isinstance(body, dict) else None
+        if action == "resync":
+            await self._send_snapshot()
+            return
+        if action == "renew":
+            await self._renew(body.get("token"))
+            return
+        try:
+            # The token was checked at connect; an old socket must still hold a live one to act.
+            tokens.read(self.current_token)
+            await database_sync_to_async(actions.perform)(self.identity, body, "panel_ws", self._address())
+        except tokens.TokenRefused as exc:
+            await self._send({"type": "refused", "action": action, "code": "token", "message": exc.reason})
+            await self.close(code=CLOSE_UNAUTHORIZED)
+        except Refused as exc:
+            await self._send({"type": "refused", "action": action, "code": exc.code, "message": exc.message})
+        else:
+            await self._send({"type": "done", "action": action})
+
+    @property
+    def current_token(self):
+        if not hasattr(self, "_token"):
+            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+            self._token = (query.get("token") or [""])[0]
+        return self._token
+
+    async def _renew(self, token):
+        """A fresh token for the SAME app, meeting and viewer keeps the socket; anything else is refused."""
+        try:
+            renewed = tokens.read(token)
+        except tokens.TokenRefused as exc:
+            await self._send({"type": "refused", "action": "renew", "code": "token", "message": exc.reason})
+            return
+        if (renewed.client_id, renewed.meeting_uuid, renewed.user_id) != (
+            self.identity.client_id, self.identity.meeting_uuid, self.identity.user_id
+        ):
+            await self._send({"type": "refused", "action": "renew", "code": "token",
+                              "message": "That token is for another panel."})
+            return
+        self._token = token
+        await self._send({"type": "done", "action": "renew"})
+
+    def _address(self):
+        client = self.scope.get("client") or ("", 0)
+        return str(client[0] or "")
+
+    # --- pushes from the channel layer ---
+
+    async def panel_state(self, event):
+        state = services.viewer_state(event["state"], self.identity.viewer_id)
+        await self._send({"type": "state", "state": state})
+
+    async def panel_transcript(self, event):
+        await self._send({"type": "transcript", "share": event["share"], "lines": event["lines"]})
+
+    async def panel_sdk_call(self, event):
+        await self._send({"type": "sdk_call", "api": event["api"], "share": event["share"]})

@@ -1,0 +1,200 @@
+"""Meetings as the app knows them, who is in them, who asked to share with which app, and the audit log.
+
+The rows here are only changed by zoomapp.consent.services (the do_* functions), which also
+write the audit entry and push the meeting's state to every panel.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.db import models
+
+from zoomapp.marketplace.models import ZoomApp
+
+
+class Meeting(models.Model):
+    """A Zoom meeting, keyed by its UUID (the app context's `mid`)."""
+
+    uuid = models.CharField(max_length=100, unique=True)
+    # The numeric id REST wants (`/v2/live_meetings/{meetingId}`); learnt from webhooks or the host's panel.
+    zoom_meeting_id = models.CharField(max_length=30, blank=True)
+    topic = models.CharField(max_length=300, blank=True)
+    host_user_id = models.CharField(max_length=100, blank=True)
+    account_id = models.CharField(max_length=100, blank=True)
+    host_present = models.BooleanField(default=False)
+    # The host's two in-meeting toggles (PRODUCT.md "Host toggles").
+    share_with_apps = models.BooleanField(default=True)
+    require_host_approval = models.BooleanField(default=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every change; panels apply a pushed state only when its version is newer.
+    version = models.PositiveBigIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.topic or self.uuid
+
+
+class Participant(models.Model):
+    class Role(models.TextChoices):
+        HOST = "host"
+        CO_HOST = "co-host"
+        PARTICIPANT = "participant"
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="participants")
+    user_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=200, blank=True)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.PARTICIPANT)
+    present = models.BooleanField(default=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["meeting", "user_id"], name="one_participant_per_user")]
+
+    @property
+    def is_host(self):
+        return self.role in (self.Role.HOST, self.Role.CO_HOST)
+
+
+class Share(models.Model):
+    """One app's access to the meeting's content on behalf of one user: its current outcome and stream."""
+
+    class Status(models.TextChoices):
+        # PRODUCT.md's short labels, plus host_joined ("you can ask now").
+        PENDING = "pending"
+        STARTING = "starting"
+        SHARING = "sharing"
+        PAUSED = "paused"
+        INTERRUPTED = "interrupted"
+        DENIED = "denied"
+        HOST_NOT_JOINED = "host_not_joined"
+        HOST_JOINED = "host_joined"
+        HOST_CANNOT_APPROVE = "host_cannot_approve"
+        DISABLED_BY_HOST = "disabled_by_host"
+        APPS_DISABLED = "apps_disabled"
+        STOPPED = "stopped"
+
+    ACTIVE = (Status.STARTING, Status.SHARING, Status.PAUSED, Status.INTERRUPTED)
+
+    class StartedBy(models.TextChoices):
+        NOT_STARTED = ""
+        HOST = "host"  # approved by a host, started by the host or from the app (AAN "RTMS started by host")
+        AUTO = "auto"  # Zoom or an admin setting started it (AAN "RTMS set to auto start")
+
+    class StartPath(models.TextChoices):
+        NONE = ""
+        REST = "rest"  # rtms_app/status with the approving host's token
+        IN_CLIENT = "in_client"  # the requester's panel calls zoomSdk.startRTMS()
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="shares")
+    app = models.ForeignKey(ZoomApp, on_delete=models.CASCADE, related_name="shares")
+    user_id = models.CharField(max_length=100)
+    user_name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=30, choices=Status.choices)
+    started_by = models.CharField(max_length=10, choices=StartedBy.choices, blank=True, default="")
+    start_path = models.CharField(max_length=10, choices=StartPath.choices, blank=True, default="")
+    rtms_stream_id = models.CharField(max_length=64, blank=True)
+    # Bumped at each start, so the requester's panel calls zoomSdk.startRTMS() once per start, not per push.
+    start_attempt = models.PositiveIntegerField(default=0)
+    # Why we asked Zoom to stop it, so Zoom's stop reason maps to the outcome the host chose.
+    stop_intent = models.CharField(max_length=30, blank=True)
+    stop_reason = models.IntegerField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["meeting", "app", "user_id"], name="one_share_per_app_user")]
+        ordering = ["id"]
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE
+
+
+class ShareRequest(models.Model):
+    """A request the host decides on (the request modal lists the pending ones)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        DENIED = "denied"
+        WITHDRAWN = "withdrawn"  # the meeting ended, sharing was turned off, or approval stopped being required
+
+    class Source(models.TextChoices):
+        PARTICIPANT = "participant"
+        AUTO = "auto"  # auto-start set by another account's admin (issue 7)
+
+    share = models.ForeignKey(Share, on_delete=models.CASCADE, related_name="requests")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.PARTICIPANT)
+    created = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class SharingPolicy(models.Model):
+    """Admin setting "Share real-time meeting content with apps" at account, group or user level.
+
+    The effective value for a user is the most specific row: user, else group, else account
+    (see zoomapp.consent.policy). The admin console (issue 7) edits these rows.
+    """
+
+    class Level(models.TextChoices):
+        ACCOUNT = "account"
+        GROUP = "group"
+        USER = "user"
+
+    account_id = models.CharField(max_length=100)
+    level = models.CharField(max_length=10, choices=Level.choices)
+    # The account id again for account rows, the group id or the user id otherwise.
+    target_id = models.CharField(max_length=100)
+    share_with_apps = models.BooleanField()
+    updated = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account_id", "level", "target_id"], name="one_policy_per_target")
+        ]
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionDenied("the audit log is append-only")
+
+    def delete(self):
+        raise PermissionDenied("the audit log is append-only")
+
+
+class AuditEntry(models.Model):
+    """Who did what, when, why and from where: every consent decision and stream transition."""
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=50, db_index=True)  # e.g. request, approve, deny, stream_started
+    # No cascade, no SET NULL: removing an app must not rewrite its history.
+    app = models.ForeignKey(
+        ZoomApp, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    meeting_uuid = models.CharField(max_length=100, blank=True, db_index=True)
+    actor_user_id = models.CharField(max_length=100, blank=True)  # "zoom" when Zoom itself acted
+    actor_role = models.CharField(max_length=20, blank=True)
+    subject_user_id = models.CharField(max_length=100, blank=True, db_index=True)  # the app's user
+    outcome = models.CharField(max_length=30, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=30, blank=True)  # panel_ws, panel_http, webhook, stream, task
+    source_address = models.CharField(max_length=100, blank=True)
+    rtms_stream_id = models.CharField(max_length=64, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "audit entries"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionDenied("the audit log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionDenied("the audit log is append-only")

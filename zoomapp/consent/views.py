@@ -1,0 +1,179 @@
+"""The Home URL (the panel page) and the JSON API the panel calls.
+
+The page is served for /panel/<client_id>/. When Zoom sends `X-Zoom-App-Context` the page arrives with a panel
+token already minted; otherwise (Zoom's PWA client, the simulated web client) the panel posts the value of
+zoomSdk.getAppContext() to /panel/<client_id>/api/context. Either way the context is decrypted and verified
+before anything is bound. The API authenticates with `Authorization: Bearer <panel token>` (no cookies, so
+no CSRF exposure).
+"""
+
+import json
+import logging
+
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from zoomapp import texts
+from zoomapp.consent import actions, services, tokens
+from zoomapp.consent.services import Actor, Refused
+from zoomapp.marketplace import oauth
+from zoomapp.marketplace.app_context import AppContextRefused, verify_app_context
+from zoomapp.marketplace.models import ZoomApp
+from zoomapp.marketplace.security_headers import zoom_page_headers
+
+log = logging.getLogger("zoomapp.consent.views")
+
+SDK_VERSION = "0.16.41"
+MAX_BODY_BYTES = 16 * 1024
+REFUSAL_STATUS = {
+    "not_host": 403, "not_your_app": 403, "guest": 403, "token": 401,
+    "bad_request": 400, "unknown_action": 400, "unknown_meeting": 404,
+}
+
+
+def _address(request):
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _refusal(code, message, status=None):
+    return JsonResponse({"error": code, "message": message}, status=status or REFUSAL_STATUS.get(code, 409))
+
+
+def _bind(app, context_value, name, request):
+    """Verify the context and bind this browser: returns (token, identity)."""
+    context = verify_app_context(context_value, app)
+    services.do_panel_opened(
+        app, context.meeting_uuid, context.user_id, context.role, name,
+        Actor(context.user_id or "guest", name, "panel_http", _address(request)),
+    )
+    token = tokens.mint(app.client_id, context.meeting_uuid, context.user_id)
+    log.info("panel bound", extra={"meeting": context.meeting_uuid, "client_id": app.client_id,
+                                   "user": context.user_id or "guest", "role": context.role})
+    return token, context
+
+
+@require_GET
+@zoom_page_headers
+def home(request, client_id):
+    app = get_object_or_404(ZoomApp, client_id=client_id)
+    page = {"client_id": app.client_id, "app_name": app.name, "token": "", "theme": "", "refused": ""}
+    header = request.headers.get("X-Zoom-App-Context")
+    status = 200
+    if header:
+        try:
+            page["token"], context = _bind(app, header, "", request)
+            page["theme"] = context.theme
+        except AppContextRefused as exc:
+            page["refused"] = texts.CONTEXT_REFUSED.format(reason=exc.reason)
+            status = 403
+            log.warning("app context refused", extra={"client_id": app.client_id, "reason": exc.reason})
+    return render(
+        request,
+        "panel/panel.html",
+        {"app": app, "page": page, "texts": texts.panel_texts(), "sdk_version": SDK_VERSION, "refused": page["refused"]},
+        status=status,
+    )
+
+
+def _json_body(request):
+    if len(request.body) > MAX_BODY_BYTES:
+        raise Refused("bad_request", "The request is too large.")
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise Refused("bad_request", "The body must be JSON.") from None
+    if not isinstance(body, dict):
+        raise Refused("bad_request", "The body must be a JSON object.")
+    return body
+
+
+def _identity(request, client_id):
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else ""
+    try:
+        identity = tokens.read(token)
+    except tokens.TokenRefused as exc:
+        raise Refused("token", exc.reason) from None
+    if identity.client_id != client_id:
+        raise Refused("token", "the panel token is for another app")
+    return identity
+
+
+def panel_api(view):
+    """JSON in, JSON out; every refusal a clear {"error", "message"} with a 4xx, never a 500 for bad input."""
+
+    def wrapped(request, client_id):
+        try:
+            return view(request, client_id)
+        except Refused as exc:
+            log.info("panel request refused", extra={"client_id": client_id, "code": exc.code,
+                                                      "path": request.path})
+            return _refusal(exc.code, exc.message)
+
+    wrapped.__name__ = view.__name__
+    return csrf_exempt(wrapped)
+
+
+@require_POST
+@panel_api
+def api_context(request, client_id):
+    app = get_object_or_404(ZoomApp, client_id=client_id)
+    body = _json_body(request)
+    name = body.get("name") if isinstance(body.get("name"), str) else ""
+    try:
+        token, context = _bind(app, body.get("context"), name[:200], request)
+    except AppContextRefused as exc:
+        log.warning("app context refused", extra={"client_id": app.client_id, "reason": exc.reason})
+        return _refusal("app_context", texts.CONTEXT_REFUSED.format(reason=exc.reason), 403)
+    identity = tokens.read(token)
+    return JsonResponse({"token": token, "theme": context.theme, "state": services.snapshot_for(identity)})
+
+
+@require_GET
+@panel_api
+def api_state(request, client_id):
+    return JsonResponse({"state": services.snapshot_for(_identity(request, client_id))})
+
+
+@require_POST
+@panel_api
+def api_action(request, client_id):
+    identity = _identity(request, client_id)
+    name = actions.perform(identity, _json_body(request), "panel_http", _address(request))
+    return JsonResponse({"done": name, "state": services.snapshot_for(identity)})
+
+
+@require_POST
+@panel_api
+def api_authorize_start(request, client_id):
+    """In-client OAuth, step 1: a PKCE challenge for zoomSdk.authorize()."""
+    identity = _identity(request, client_id)
+    if identity.is_guest:
+        raise Refused("guest", "Sign in to Zoom to authorize this app.")
+    app = ZoomApp.objects.get(client_id=client_id)
+    state, challenge = oauth.start_pkce(app, identity.user_id)
+    return JsonResponse({"state": state, "codeChallenge": challenge})
+
+
+@require_POST
+@panel_api
+def api_authorize_finish(request, client_id):
+    """In-client OAuth, step 2: the code from onAuthorized, exchanged with the verifier we kept."""
+    identity = _identity(request, client_id)
+    if identity.is_guest:
+        raise Refused("guest", "Sign in to Zoom to authorize this app.")
+    body = _json_body(request)
+    code, state, redirect_to = body.get("code"), body.get("state"), body.get("redirectUri")
+    if not all(isinstance(v, str) and 0 < len(v) < 2048 for v in (code, state, redirect_to)):
+        raise Refused("bad_request", "code, state and redirectUri are required.")
+    app = ZoomApp.objects.get(client_id=client_id)
+    try:
+        oauth.finish_pkce(app, identity.user_id, state, code, redirect_to)
+    except oauth.OAuthError as exc:
+        return _refusal("oauth", str(exc), 400)
+    meeting = services.get_meeting(identity.meeting_uuid)
+    services.publish_meeting_state(meeting.pk)
+    return JsonResponse({"authorization": oauth.authorization_status(app, identity.user_id),
+                         "state": services.snapshot_for(identity)})

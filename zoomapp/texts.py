@@ -1,0 +1,93 @@
+"""Every sentence a person reads in the panel, in one module so it can be translated later.
+
+The first group is PRODUCT.md's "Exact texts", verbatim; the panel never spells these itself.
+"""
+
+# --- PRODUCT.md, verbatim -------------------------------------------------------------------
+DISCLOSURE = "The content of this meeting is being shared with one or more apps."
+
+REQUEST_SENT = "Request sent to the host."
+REQUEST_DENIED = "Request for app to share meeting content denied by host."
+HOST_CANNOT_APPROVE = "Host cannot approve your app's access to meeting content."
+HOST_DISABLED_APP = "Host disabled your app from sharing meeting content."
+HOST_NOT_JOINED = "Request to share meeting content cannot be sent until the host has joined the meeting."
+APPS_DISABLED = "Apps sharing meeting content have been disabled."
+
+STATUS_SHARING = "Sharing"
+STATUS_PAUSED = "Paused"
+
+TOGGLE_SHARE_WITH_APPS = "Share real-time meeting content with apps"
+TOGGLE_REQUIRE_APPROVAL = "Require host approval"
+
+ADMIN_AUTO_START = "Auto-start apps that access shared real-time meeting content"
+ADMIN_CHOOSE_APP = "Choose an app to auto-start"
+ADMIN_AUTO_START_SWITCH = "Auto-start"
+
+AAN_AUTO_START = "RTMS set to auto start"
+AAN_STARTED_BY_HOST = "RTMS started by host"
+
+# --- Our own wording for the places PRODUCT.md leaves open ------------------------------------
+SHARE_ACTION = "Share meeting content with {app}"
+HOST_JOINED_CAN_REQUEST = "The host has joined the meeting. You can send your request now."
+STATUS_STARTING = "Starting…"
+STATUS_INTERRUPTED = "Connection interrupted, reconnecting…"
+STOPPED = "Your app stopped sharing meeting content."
+MEETING_ENDED = "The meeting has ended."
+GUEST_MODE = "Sign in to Zoom to share meeting content with {app}."
+NOT_IN_ZOOM = "Open this app from the Apps panel of a Zoom meeting."
+CONTEXT_REFUSED = "This panel could not confirm who you are in this meeting ({reason}). Close and reopen the app."
+SESSION_EXPIRED = "Your session expired. Close and reopen the app."
+NOT_A_HOST = "Only the meeting's host or a co-host can do this."
+AUTHORIZE_PROMPT = "Authorize {app} so it can start sharing when you approve."
+AUTHORIZE_DONE = "{app} is authorized."
+AUTHORIZE_AGAIN = "Your authorization for {app} has expired. Authorize it again."
+
+INSTALLED = "{app} is installed for {user}. Open it from the Apps panel in your next Zoom meeting."
+INSTALL_NO_CODE = "Zoom did not send an authorization code."
+INSTALL_BAD_STATE = "This install link is not valid or has expired. Start again from Zoom."
+
+LABEL_ACTIVE_APPS = "Apps actively sharing"
+LABEL_NO_ACTIVE_APPS = "No app is sharing meeting content."
+LABEL_TRANSCRIPT = "What your app receives"
+LABEL_NO_TRANSCRIPT = "Nothing received yet."
+LABEL_REQUESTS = "Requests to share meeting content"
+LABEL_SINGLE_REQUEST = "{user} wants to share meeting content with {app}."
+LABEL_MULTIPLE_REQUESTS = "{count} requests to share meeting content with apps."
+LABEL_APPROVE = "Approve"
+LABEL_DENY = "Deny"
+LABEL_APPROVE_ALL = "Approve all"
+LABEL_DENY_ALL = "Deny all"
+LABEL_DISABLE = "Disable"
+LABEL_PAUSE = "Pause"
+LABEL_RESUME = "Resume"
+LABEL_STOP = "Stop"
+LABEL_AUTHORIZE = "Authorize"
+LABEL_NOTICES = "App activity"
+LABEL_APP_USER = "{app} for {user}"
+LABEL_HOST_CONTROLS = "Meeting controls"
+LABEL_GUEST = "Guest"
+LABEL_HOST = "Host"
+
+# Short status label (PRODUCT.md's compact set) -> the sentence the app's user reads.
+OUTCOME_TEXTS = {
+    "pending": REQUEST_SENT,
+    "denied": REQUEST_DENIED,
+    "host_cannot_approve": HOST_CANNOT_APPROVE,
+    "disabled_by_host": HOST_DISABLED_APP,
+    "host_not_joined": HOST_NOT_JOINED,
+    "apps_disabled": APPS_DISABLED,
+    "sharing": STATUS_SHARING,
+    "paused": STATUS_PAUSED,
+    "starting": STATUS_STARTING,
+    "interrupted": STATUS_INTERRUPTED,
+    "stopped": STOPPED,
+    "host_joined": HOST_JOINED_CAN_REQUEST,
+}
+
+AAN_TEXTS = {"auto": AAN_AUTO_START, "host": AAN_STARTED_BY_HOST}
+
+
+def panel_texts():
+    """The texts the panel's script needs, by name (sent once with the page)."""
+    names = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, str)}
+    return {**names, "OUTCOME_TEXTS": OUTCOME_TEXTS, "AAN_TEXTS": AAN_TEXTS}
