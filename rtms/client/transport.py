@@ -54,6 +54,8 @@ except ImportError:  # pragma: no cover - the fallback below is used instead
 
 
 if picows is not None:
+    # picows logs every connect/disconnect at INFO; the client logs its own structured lines for those.
+    logging.getLogger("picows.rtms.client").setLevel(logging.WARNING)
     _TEXT = WSMsgType.TEXT
     _CLOSE = WSMsgType.CLOSE
     _CONTINUATION = WSMsgType.CONTINUATION
