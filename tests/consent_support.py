@@ -1,0 +1,49 @@
+"""Helpers for the panel and consent tests: an app row, Zoom-encrypted app contexts, a meeting with people.
+
+App contexts are encrypted with the simulator's encoder (zoomsim.window.appcontext), which was written from
+the reference alone, so our decoder is checked against an independent implementation.
+"""
+
+import secrets
+import time
+
+from zoomsim.window.appcontext import build_app_context, encrypt_app_context
+
+
+def make_app(name="Notes Bot"):
+    from zoomapp.marketplace.models import ZoomApp
+
+    return ZoomApp.objects.create(
+        name=name, client_id=f"cid{secrets.token_hex(5)}", client_secret=secrets.token_hex(16),
+        webhook_secret_token=secrets.token_hex(16), account_id="acctOwner",
+    )
+
+
+def meeting_uuid():
+    return secrets.token_urlsafe(16)[:22] + "=="
+
+
+def context_for(app, meeting, user_id, role="participant", now_ms=None, **overrides):
+    """The encrypted value Zoom would send for this person (user_id None = Guest Mode)."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    fields = build_app_context(client_id=app.client_id, meeting_uuid=meeting, role=role, now_ms=now_ms,
+                               user_id=user_id)
+    fields.update(overrides)
+    return encrypt_app_context(fields, app.client_secret)
+
+
+def open_panel(client, app, meeting, user_id, role="participant", name=""):
+    """Bind a browser the way the panel does (POST the context); returns (token, state)."""
+    response = client.post(
+        f"/panel/{app.client_id}/api/context",
+        data={"context": context_for(app, meeting, user_id, role), "name": name or user_id},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    return body["token"], body["state"]
+
+
+def panel_action(client, app, token, **body):
+    return client.post(f"/panel/{app.client_id}/api/action", data=body, content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Bearer {token}")

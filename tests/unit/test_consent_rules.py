@@ -1,0 +1,275 @@
+"""PRODUCT.md's rules, through the do_* services: outcomes, who may act, the audit log, and the policy table."""
+
+import pytest
+from django.core.exceptions import PermissionDenied
+
+from tests.consent_support import make_app, meeting_uuid
+from zoomapp.consent import policy, services
+from zoomapp.consent.models import AuditEntry, Meeting, Share, SharingPolicy
+from zoomapp.consent.services import Actor, Refused
+
+pytestmark = pytest.mark.django_db
+
+HOST, BEN, CLEO = Actor("host1", "Ana", "test"), Actor("ben1", "Ben", "test"), Actor("cleo1", "Cleo", "test")
+
+
+@pytest.fixture
+def app():
+    return make_app()
+
+
+@pytest.fixture
+def meeting():
+    meeting = services.get_meeting(meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
+    services.do_participant_joined(meeting, BEN.user_id, "Ben", "participant")
+    services.do_participant_joined(meeting, CLEO.user_id, "Cleo", "participant")
+    return meeting
+
+
+def joined(meeting):
+    return services.do_host_joined(meeting, HOST.user_id, "Ana")
+
+
+def status(meeting, app, actor):
+    return Share.objects.get(meeting=meeting, app=app, user_id=actor.user_id).status
+
+
+def test_rule1_admin_policy_off_means_host_cannot_approve(app, meeting):
+    joined(meeting)
+    SharingPolicy.objects.create(account_id="acct1", level="account", target_id="acct1", share_with_apps=False)
+    services.do_request(app, meeting, BEN)
+    assert status(meeting, app, BEN) == "host_cannot_approve"
+
+
+def test_rule2_toggle_off_means_apps_disabled(app, meeting):
+    joined(meeting)
+    services.do_set_toggles(meeting, HOST, share_with_apps=False)
+    services.do_request(app, meeting, BEN)
+    assert status(meeting, app, BEN) == "apps_disabled"
+
+
+def test_rule3_host_not_joined_queues_nothing_and_says_so_when_the_host_joins(app, meeting):
+    services.do_request(app, meeting, BEN)
+    assert status(meeting, app, BEN) == "host_not_joined"
+    assert not services.meeting_state(Meeting.objects.get(pk=meeting.pk))["requests"]
+    joined(meeting)
+    assert status(meeting, app, BEN) == "host_joined"
+
+
+def test_rule4_no_approval_needed_starts_at_once(app, meeting):
+    joined(meeting)
+    services.do_set_toggles(meeting, HOST, require_host_approval=False)
+    services.do_request(app, meeting, BEN)
+    share = Share.objects.get(meeting=meeting, user_id=BEN.user_id)
+    assert (share.status, share.started_by, share.start_path) == ("starting", "host", "rest")
+
+
+def test_rule4_a_host_requesting_starts_at_once(app, meeting):
+    joined(meeting)
+    services.do_request(app, meeting, HOST)
+    assert status(meeting, app, HOST) == "starting"
+
+
+def test_rule5_single_then_multiple_requests_for_the_host(app, meeting):
+    joined(meeting)
+    services.do_request(app, meeting, BEN)
+    assert status(meeting, app, BEN) == "pending"
+    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert [r["user_name"] for r in state["requests"]] == ["Ben"]
+    other_app = make_app("Summariser")
+    services.do_request(other_app, meeting, BEN)
+    services.do_request(app, meeting, CLEO)
+    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert len(state["requests"]) == 3
+    assert {r["app_name"] for r in state["requests"]} == {"Notes Bot", "Summariser"}
+
+
+def test_asking_twice_changes_nothing(app, meeting):
+    joined(meeting)
+    services.do_request(app, meeting, BEN)
+    version = Meeting.objects.get(pk=meeting.pk).version
+    services.do_request(app, meeting, BEN)
+    assert Meeting.objects.get(pk=meeting.pk).version == version
+
+
+def test_rule6_approve_starts_and_deny_refuses(app, meeting):
+    joined(meeting)
+    services.do_request(app, meeting, BEN)
+    services.do_request(app, meeting, CLEO)
+    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    ben_request, cleo_request = (r["id"] for r in state["requests"])
+    services.do_approve(meeting, HOST, [ben_request])
+    services.do_deny(meeting, HOST, [cleo_request])
+    assert status(meeting, app, BEN) == "starting"
+    assert status(meeting, app, CLEO) == "denied"
+
+
+def test_approve_all_and_deny_all(app, meeting):
+    joined(meeting)
+    services.do_request(app, meeting, BEN)
+    services.do_request(app, meeting, CLEO)
+    assert services.do_deny(meeting, HOST) == 2
+    assert {status(meeting, app, BEN), status(meeting, app, CLEO)} == {"denied"}
+    services.do_request(app, meeting, BEN)
+    services.do_request(app, meeting, CLEO)
+    assert services.do_approve(meeting, HOST) == 2
+    assert {status(meeting, app, BEN), status(meeting, app, CLEO)} == {"starting"}
+
+
+def test_a_participant_cannot_decide_and_nothing_changes(app, meeting):
+    joined(meeting)
+    services.do_request(app, meeting, BEN)
+    before = (Meeting.objects.get(pk=meeting.pk).version, AuditEntry.objects.count())
+    for attempt in (lambda: services.do_approve(meeting, CLEO), lambda: services.do_deny(meeting, BEN),
+                    lambda: services.do_set_toggles(meeting, BEN, share_with_apps=False)):
+        with pytest.raises(Refused) as refused:
+            attempt()
+        assert refused.value.code == "not_host"
+    assert (Meeting.objects.get(pk=meeting.pk).version, AuditEntry.objects.count()) == before
+    assert status(meeting, app, BEN) == "pending"
+
+
+def _sharing(app, meeting, actor, stream_id):
+    services.do_request(app, meeting, actor)
+    services.do_approve(meeting, HOST)
+    services.do_stream_state(app.client_id, meeting.uuid, stream_id, actor.user_id, "starting")
+    services.do_stream_state(app.client_id, meeting.uuid, stream_id, actor.user_id, "active")
+    return Share.objects.get(meeting=meeting, app=app, user_id=actor.user_id)
+
+
+def test_sharing_once_data_flows_then_disclosure(app, meeting):
+    joined(meeting)
+    services.do_request(app, meeting, BEN)
+    services.do_approve(meeting, HOST)
+    services.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "starting")
+    assert status(meeting, app, BEN) == "starting"
+    assert not services.meeting_state(Meeting.objects.get(pk=meeting.pk))["disclosure"]
+    services.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "active")
+    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert status(meeting, app, BEN) == "sharing" and state["disclosure"]
+    assert state["notices"] == [{"share": state["shares"][0]["id"], "kind": "host", "app_name": "Notes Bot",
+                                 "user_name": "Ben"}]
+
+
+def test_rule8_host_disables_one_app_and_zoom_reason_does_not_overwrite_it(app, meeting):
+    joined(meeting)
+    share = _sharing(app, meeting, BEN, "s1")
+    services.do_disable(meeting, HOST, share.pk)
+    assert status(meeting, app, BEN) == "disabled_by_host"
+    services.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped", stop_reason=1)
+    assert status(meeting, app, BEN) == "disabled_by_host"
+    assert Share.objects.get(pk=share.pk).stop_reason == 1
+
+
+def test_rule8_sharing_turned_off_stops_everything_and_withdraws_requests(app, meeting):
+    joined(meeting)
+    _sharing(app, meeting, BEN, "s1")
+    services.do_request(app, meeting, CLEO)
+    services.do_set_toggles(meeting, HOST, share_with_apps=False)
+    assert status(meeting, app, BEN) == "apps_disabled"
+    assert status(meeting, app, CLEO) == "apps_disabled"
+    assert not services.meeting_state(Meeting.objects.get(pk=meeting.pk))["requests"]
+
+
+@pytest.mark.parametrize("reason, outcome", [(5, "disabled_by_host"), (9, "apps_disabled"), (6, "stopped"),
+                                             (2, "stopped"), (23, "host_cannot_approve"), (24, "stopped")])
+def test_zoom_stop_reasons_become_outcomes(app, meeting, reason, outcome):
+    joined(meeting)
+    _sharing(app, meeting, BEN, "s1")
+    services.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped", stop_reason=reason)
+    assert status(meeting, app, BEN) == outcome
+
+
+def test_pause_is_for_the_apps_user_or_a_host(app, meeting):
+    joined(meeting)
+    share = _sharing(app, meeting, BEN, "s1")
+    with pytest.raises(Refused) as refused:
+        services.do_pause(meeting, CLEO, share.pk)
+    assert refused.value.code == "not_your_app"
+    services.do_stream_paused("s1", paused=True)
+    assert status(meeting, app, BEN) == "paused"
+    services.do_stream_paused("s1", paused=False)
+    assert status(meeting, app, BEN) == "sharing"
+
+
+def test_user_stops_own_app(app, meeting):
+    joined(meeting)
+    share = _sharing(app, meeting, BEN, "s1")
+    services.do_stop(meeting, BEN, share.pk)
+    services.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped", stop_reason=2)
+    assert status(meeting, app, BEN) == "stopped"
+
+
+def test_a_stream_with_no_request_behind_it_is_an_auto_start(app, meeting):
+    joined(meeting)
+    services.do_stream_state(app.client_id, meeting.uuid, "s9", CLEO.user_id, "active")
+    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert state["notices"][0]["kind"] == "auto" and status(meeting, app, CLEO) == "sharing"
+
+
+def test_continuous_sharing_keeps_the_app_when_its_user_leaves(app, meeting):
+    joined(meeting)
+    _sharing(app, meeting, BEN, "s1")
+    services.do_participant_left(meeting, BEN.user_id)
+    assert status(meeting, app, BEN) == "sharing"
+
+
+def test_meeting_end_stops_everything(app, meeting):
+    joined(meeting)
+    _sharing(app, meeting, BEN, "s1")
+    services.do_request(app, meeting, CLEO)
+    services.do_meeting_ended(meeting)
+    assert status(meeting, app, BEN) == "stopped" and status(meeting, app, CLEO) == "stopped"
+    with pytest.raises(Refused):
+        services.do_request(app, meeting, CLEO)
+
+
+def test_a_share_of_another_meeting_cannot_be_touched(app, meeting):
+    joined(meeting)
+    share = _sharing(app, meeting, BEN, "s1")
+    other = services.get_meeting(meeting_uuid(), host_user_id="otherHost")
+    services.do_host_joined(other, "otherHost")
+    with pytest.raises(Refused) as refused:
+        services.do_disable(other, Actor("otherHost"), share.pk)
+    assert refused.value.code == "unknown_share"
+    assert status(meeting, app, BEN) == "sharing"
+
+
+def test_every_decision_is_audited_and_the_log_is_append_only(app, meeting):
+    joined(meeting)
+    services.do_request(app, meeting, BEN)
+    services.do_deny(meeting, HOST)
+    kinds = list(AuditEntry.objects.filter(meeting_uuid=meeting.uuid).order_by("id").values_list("kind", flat=True))
+    assert kinds == ["host_joined", "request", "deny"]
+    deny = AuditEntry.objects.get(meeting_uuid=meeting.uuid, kind="deny")
+    assert (deny.actor_user_id, deny.actor_role, deny.subject_user_id, deny.outcome) == (
+        "host1", "host", "ben1", "denied")
+    with pytest.raises(PermissionDenied):
+        deny.save()
+    with pytest.raises(PermissionDenied):
+        deny.delete()
+    with pytest.raises(PermissionDenied):
+        AuditEntry.objects.filter(pk=deny.pk).update(reason="edited")
+    with pytest.raises(PermissionDenied):
+        AuditEntry.objects.all().delete()
+
+
+@pytest.mark.parametrize(
+    "rows, expected",
+    [
+        ([], (True, "default")),
+        ([("account", "acct1", False)], (False, "account")),
+        ([("account", "acct1", False), ("group", "g1", True)], (True, "group")),
+        ([("account", "acct1", True), ("group", "g1", False)], (False, "group")),
+        ([("account", "acct1", True), ("group", "g1", False), ("user", "host1", True)], (True, "user")),
+        ([("account", "acct1", False), ("user", "host1", False), ("group", "g1", True)], (False, "user")),
+        ([("group", "g2", False)], (True, "default")),  # a group the host is not in
+        ([("account", "otherAcct", False)], (True, "default")),  # another account's setting
+    ],
+)
+def test_policy_precedence_user_over_group_over_account(rows, expected):
+    for level, target, value in rows:
+        account = "otherAcct" if target == "otherAcct" else "acct1"
+        SharingPolicy.objects.create(account_id=account, level=level, target_id=target, share_with_apps=value)
+    effective = policy.effective_sharing_policy("acct1", "host1", ["g1"])
+    assert (effective.share_with_apps, effective.level) == expected
