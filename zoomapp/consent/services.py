@@ -232,7 +232,7 @@ def _changed(meeting, *, publish=True):
     meeting.refresh_from_db(fields=["version"])
     if publish:
         meeting_id = meeting.pk
-        transaction.on_commit(lambda: publish_meeting_state(meeting_id))
+        transaction.on_commit(lambda: publish_meeting_state(meeting_id), robust=True)
 
 
 def _lock(meeting):
@@ -446,6 +446,30 @@ def do_request(app, meeting, actor, source=ShareRequest.Source.PARTICIPANT):
     return share
 
 
+@transaction.atomic
+def do_auto_start(app, meeting, user_id, name="", reason="", detail=None):
+    """Rule 9 without a request (the user is in the host's account, or the host does not require approval): the app
+    starts now and the host's AAN says "RTMS set to auto start". Rules 1 and 2 still gate it; nothing is shown to
+    a user who never asked when they do. Returns the Share, or None when gated. (Issue 7; see consent/autostart.py.)"""
+    meeting = _lock(meeting)
+    _require_live(meeting)
+    share = _share_for(meeting, app, user_id, name)
+    if share.status in (Status.PENDING, *Share.ACTIVE):
+        return share
+    gate = ""
+    if meeting.host_user_id and not policy.sharing_allowed_for_host(app, meeting.host_user_id, meeting.account_id):
+        gate = "admin policy disables sharing with apps for the host"
+    elif not meeting.share_with_apps:
+        gate = "the host turned off sharing with apps"
+    if gate:
+        _audit("auto_start", meeting, ZOOM, share=share, outcome="skipped", reason=f"{reason}; {gate}", detail=detail)
+        return None
+    _audit("auto_start", meeting, ZOOM, share=share, outcome=Status.STARTING, reason=reason, detail=detail)
+    _begin_start(meeting, share, meeting.host_user_id or user_id)
+    _set_status(share, Status.STARTING, started_by=Share.StartedBy.AUTO)
+    return share
+
+
 def _pending(meeting, request_ids):
     qs = ShareRequest.objects.select_for_update().filter(
         share__meeting=meeting, status=ShareRequest.Status.PENDING
@@ -474,6 +498,8 @@ def do_approve(meeting, actor, request_ids=None):
             _set_status(share, Status.APPS_DISABLED)
             continue
         _begin_start(meeting, share, actor.user_id, publish=False)
+        if request.source == ShareRequest.Source.AUTO:
+            _set_status(share, share.status, started_by=Share.StartedBy.AUTO)  # the host's AAN: "set to auto start"
     if requests:
         _changed(meeting)
     return len(requests)
@@ -521,7 +547,7 @@ def _begin_start(meeting, share, token_user_id, publish=True):
     if publish:
         _changed(meeting)
     share_id, attempt = share.pk, share.start_attempt
-    transaction.on_commit(lambda: start_via_rest(share_id, attempt, token_user_id))
+    transaction.on_commit(lambda: start_via_rest(share_id, attempt, token_user_id), robust=True)
 
 
 def _meeting_ref(meeting):
@@ -570,9 +596,13 @@ def start_via_rest(share_id, attempt, token_user_id):
     if share is None or share.start_attempt != attempt or share.status != Status.STARTING:
         return
     meeting = share.meeting
-    outcome, detail = call_rtms_app_status(
-        share.app, meeting, "start", [token_user_id, meeting.host_user_id], participant_user_id=share.user_id
-    )
+    try:
+        outcome, detail = call_rtms_app_status(
+            share.app, meeting, "start", [token_user_id, meeting.host_user_id], participant_user_id=share.user_id
+        )
+    except Exception as exc:  # noqa: BLE001 - the share must not stay "starting" forever
+        log.exception("REST start failed", extra={"meeting": meeting.uuid, "share": share_id})
+        outcome, detail = "refused", repr(exc)[:200]
     if outcome == "ok":
         _record(share, "start_requested", outcome=Status.STARTING, reason=f"REST start with {detail}'s token")
     elif outcome in ("not_allowed", "no_token"):
@@ -676,7 +706,7 @@ def _disable_everything(meeting, actor):
 def _stop_after_commit(share, actor):
     share_id = share.pk
     token_users = [actor.user_id]
-    transaction.on_commit(lambda: stop_via_rest(share_id, token_users))
+    transaction.on_commit(lambda: stop_via_rest(share_id, token_users), robust=True)
 
 
 def stop_via_rest(share_id, token_user_ids):
@@ -742,7 +772,7 @@ def _pause_or_resume(meeting, actor, share_id, action, required):
         raise Refused("wrong_state", "The app is not sharing." if action == "pause" else "The app is not paused.")
     _audit(f"{action}_requested", meeting, actor, share=share, outcome=share.status)
     share_id, token_users = share.pk, [actor.user_id]
-    transaction.on_commit(lambda: pause_or_resume_via_rest(share_id, action, token_users, actor))
+    transaction.on_commit(lambda: pause_or_resume_via_rest(share_id, action, token_users, actor), robust=True)
     return share
 
 
@@ -832,7 +862,10 @@ def _stream_began(meeting, share, stream_id, state):
         _audit("stream_started", meeting, ZOOM, share=share, outcome=share.status, reason="stopped: host decided")
         _stop_after_commit(share, Actor(meeting.host_user_id, source="stream"))
         return
-    started_by = Share.StartedBy.HOST if share.status in (Status.STARTING, Status.PENDING) else Share.StartedBy.AUTO
+    if share.status in (Status.STARTING, Status.PENDING):
+        started_by = share.started_by or Share.StartedBy.HOST  # an admin's auto-start (do_auto_start) stays "auto"
+    else:
+        started_by = Share.StartedBy.AUTO  # no request behind it: Zoom auto-started it
     pending = ShareRequest.objects.filter(share=share, status=ShareRequest.Status.PENDING)
     pending.update(status=ShareRequest.Status.APPROVED, decided_at=timezone.now(), decided_by="zoom")
     status = Status.SHARING if state == "active" else Status.STARTING

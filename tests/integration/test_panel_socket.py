@@ -1,0 +1,142 @@
+"""The panel WebSocket (real URL router, real Redis channel layer): snapshot on connect, live pushes with
+versions, refusals for non-hosts and for other meetings, and fuzzed frames that change nothing."""
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.consent_support import make_app, meeting_uuid
+from zoomapp.asgi import application
+from zoomapp.consent import services, tokens
+from zoomapp.consent.models import AuditEntry, Meeting
+from zoomapp.consent.services import Actor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def setup_meeting(app):
+    meeting = services.get_meeting(meeting_uuid(), host_user_id="host1")
+    services.do_host_joined(meeting, "host1", "Ana")
+    services.do_participant_joined(meeting, "ben1", "Ben", "participant")
+    return meeting
+
+
+async def connect(token):
+    communicator = WebsocketCommunicator(application, f"/ws/panel/?token={token}")
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def receive(communicator, kind="state", timeout=3):
+    while True:
+        message = json.loads(await communicator.receive_from(timeout=timeout))
+        if message["type"] == kind:
+            return message
+
+
+async def test_snapshot_then_live_pushes_with_rising_versions():
+    app = await sync_to_async(make_app)()
+    meeting = await sync_to_async(setup_meeting)(app)
+    host = await connect(tokens.mint(app.client_id, meeting.uuid, "host1"))
+    ben = await connect(tokens.mint(app.client_id, meeting.uuid, "ben1"))
+    host_snapshot, ben_snapshot = await receive(host), await receive(ben)
+    assert host_snapshot["state"]["viewer"]["is_host"] and not ben_snapshot["state"]["viewer"]["is_host"]
+
+    await ben.send_to(text_data=json.dumps({"action": "request"}))
+    assert (await receive(ben, "done"))["action"] == "request"
+    pushed_to_host, pushed_to_ben = await receive(host), await receive(ben)
+    assert pushed_to_host["state"]["version"] > host_snapshot["state"]["version"]
+    assert [r["user_name"] for r in pushed_to_host["state"]["requests"]] == ["Ben"]
+    assert pushed_to_ben["state"]["shares"][0]["status"] == "pending"
+    assert pushed_to_ben["state"]["notices"] == []  # AAN are for hosts
+    await host.disconnect()
+    await ben.disconnect()
+
+
+async def test_participant_host_actions_are_refused_and_change_nothing():
+    app = await sync_to_async(make_app)()
+    meeting = await sync_to_async(setup_meeting)(app)
+    await sync_to_async(services.do_request)(app, meeting, Actor("ben1", "Ben"))
+    before = await sync_to_async(lambda: (Meeting.objects.get(pk=meeting.pk).version, AuditEntry.objects.count()))()
+    ben = await connect(tokens.mint(app.client_id, meeting.uuid, "ben1"))
+    await receive(ben)
+    for frame in ({"action": "approve_all"}, {"action": "deny", "requests": [1]}, {"action": "disable", "share": 1},
+                  {"action": "set_toggles", "share_with_apps": False}):
+        await ben.send_to(text_data=json.dumps(frame))
+        refused = await receive(ben, "refused")
+        assert refused["code"] in ("not_host", "unknown_share"), refused
+        assert refused["message"]
+    after = await sync_to_async(lambda: (Meeting.objects.get(pk=meeting.pk).version, AuditEntry.objects.count()))()
+    assert after == before
+    await ben.disconnect()
+
+
+async def test_a_token_for_meeting_a_never_sees_meeting_b():
+    app = await sync_to_async(make_app)()
+    meeting_a = await sync_to_async(setup_meeting)(app)
+    meeting_b = await sync_to_async(setup_meeting)(app)
+    watcher = await connect(tokens.mint(app.client_id, meeting_a.uuid, "ben1"))
+    snapshot = await receive(watcher)
+    assert snapshot["state"]["meeting"]["uuid"] == meeting_a.uuid
+    await sync_to_async(services.do_request)(app, meeting_b, Actor("ben1", "Ben"))
+    assert await watcher.receive_nothing(timeout=0.5)
+    # Acting on meeting B's share from meeting A's socket is refused.
+    share_b = await sync_to_async(lambda: meeting_b.shares.get().pk)()
+    await watcher.send_to(text_data=json.dumps({"action": "stop", "share": share_b}))
+    assert (await receive(watcher, "refused"))["code"] == "unknown_share"
+    await watcher.disconnect()
+
+
+async def test_bad_and_expired_tokens_are_refused():
+    app = await sync_to_async(make_app)()
+    meeting = await sync_to_async(setup_meeting)(app)
+    for token in ("", "garbage", tokens.mint(app.client_id, meeting.uuid, "ben1")[:-3] + "abc"):
+        communicator = await connect(token)
+        refused = await receive(communicator, "refused")
+        assert refused["code"] == "token"
+        assert (await communicator.receive_output(timeout=1))["type"] == "websocket.close"
+        await communicator.disconnect()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=st.lists(st.one_of(
+    st.text(min_size=1, max_size=200),
+    st.dictionaries(st.sampled_from(["action", "share", "requests", "share_with_apps", "result", "token"]),
+                    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20),
+                              st.lists(st.integers(), max_size=3)), max_size=4).map(json.dumps),
+    st.sampled_from(["approve", "deny", "approve_all", "deny_all", "disable", "set_toggles", "stop"]).map(
+        lambda a: json.dumps({"action": a, "share": 1, "requests": [1], "share_with_apps": False})),
+), min_size=1, max_size=6))
+def test_fuzzed_frames_from_a_participant_never_crash_or_change_state(fuzz_meeting, frames):
+    import asyncio
+
+    app, meeting = fuzz_meeting
+
+    async def run():
+        ben = await connect(tokens.mint(app.client_id, meeting.uuid, "ben1"))
+        await receive(ben)
+        for frame in frames:
+            await ben.send_to(text_data=frame)
+            reply = json.loads(await ben.receive_from(timeout=3))
+            assert reply["type"] in ("refused", "done", "state"), reply
+        await ben.disconnect()
+
+    before = (Meeting.objects.get(pk=meeting.pk).version, meeting.shares.filter(status="pending").count())
+    asyncio.run(run())
+    after = (Meeting.objects.get(pk=meeting.pk).version, meeting.shares.filter(status="pending").count())
+    # A participant may only add their own request; nothing a host decides can change.
+    assert after[1] >= before[1]
+    assert Meeting.objects.get(pk=meeting.pk).share_with_apps
+
+
+@pytest.fixture
+def fuzz_meeting():
+    app = make_app()
+    meeting = setup_meeting(app)
+    services.do_request(app, meeting, Actor("ben1", "Ben"))
+    return app, meeting
