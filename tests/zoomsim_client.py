@@ -94,7 +94,7 @@ class Socket:
     """One RTMS WebSocket with a reader thread; keep-alives are answered unless `answer_keepalive` is off."""
 
     def __init__(self, url, answer_keepalive=True, **connect_kwargs):
-        self.ws = connect(url, open_timeout=5, max_size=None, **connect_kwargs)
+        self.ws = connect(url, open_timeout=5, max_size=None, legacy=True, **connect_kwargs)
         self.messages = queue.Queue()
         self.answer_keepalive = answer_keepalive
         self.keepalives = 0
@@ -105,8 +105,8 @@ class Socket:
 
     def _read(self):
         try:
-            for raw in self.ws:
-                message = json.loads(raw)
+            while True:
+                message = json.loads(self.ws.recv())
                 message["_received_ms"] = time.time() * 1000
                 if message.get("msg_type") == 12:
                     self.keepalives += 1
@@ -207,3 +207,71 @@ class RtmsClient:
                 sock.close()
             except Exception:  # noqa: BLE001 - best effort on teardown
                 pass
+
+
+class SimWorld:
+    """A running simulator with one registered app whose webhook endpoint is a `WebhookReceiver`."""
+
+    def __init__(self, sim, client_id="app-client-id", client_secret="app-client-secret",
+                 webhook_secret_token="app-webhook-secret", **app_fields):
+        self.sim = sim
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.hook = WebhookReceiver(webhook_secret_token)
+        fields = {"name": "Notes App", "client_id": client_id, "client_secret": client_secret,
+                  "webhook_secret_token": webhook_secret_token, "event_url": self.hook.url,
+                  "home_url": "http://127.0.0.1:9/panel", "redirect_url": "http://127.0.0.1:9/oauth/callback",
+                  "account_id": "app-owner-account"}
+        fields.update(app_fields)
+        response = sim.post("/_sim/apps", json=fields)
+        assert response.status_code == 201, response.text
+        self.app = response.json()
+
+    def meeting(self, participants=({"name": "Ben"},), start=True, **fields):
+        body = {"topic": "Weekly sync", "host": {"name": "Ana Host", "account_id": "acct-host"},
+                "participants": list(participants), "start": start, **fields}
+        response = self.sim.post("/_sim/meetings", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def start_stream(self, meeting, **fields):
+        response = self.sim.post(f"/_sim/meetings/{meeting['id']}/streams", json={"client_id": self.client_id,
+                                                                                 **fields})
+        assert response.status_code == 201, response.text
+        stream = response.json()
+        started = self.hook.wait_for("meeting.rtms_started",
+                                     lambda d: d["body"]["payload"]["rtms_stream_id"] == stream["id"])
+        return started["body"]["payload"]
+
+    def client(self, payload):
+        return RtmsClient(payload, self.client_id, self.client_secret)
+
+    def connected(self, meeting, media=("audio",), subscribe=(), **stream_fields):
+        """Start a stream and bring a wire client to the ready state with per-type media sockets."""
+        payload = self.start_stream(meeting, **stream_fields)
+        client = self.client(payload)
+        assert client.handshake()["status_code"] == 0
+        for kind in media:
+            response, _ = client.open_media(kind, {"audio": 1, "video": 2, "deskshare": 4, "transcript": 8,
+                                                   "chat": 16}[kind])
+            assert response["status_code"] == 0, response
+        client.ready()
+        client.signaling.recv(lambda m: m.get("msg_type") == 9 and m.get("state") == 2)
+        if subscribe:
+            client.subscribe(*subscribe)
+        return payload, client
+
+    def stream(self, stream_id):
+        return self.sim.get(f"/_sim/streams/{stream_id}").json()
+
+    def wait_stream(self, stream_id, predicate, timeout=10, what="stream condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stream = self.stream(stream_id)
+            if predicate(stream):
+                return stream
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}: {json.dumps(stream)[:2000]}")
+
+    def close(self):
+        self.hook.close()

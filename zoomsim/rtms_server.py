@@ -60,6 +60,7 @@ class Connection(picows.WSListener):
             "close_reason": None, "handshake_status": None, "user_agent": headers.get("User-Agent", ""),
             "subprotocol_offered": headers.get("Sec-WebSocket-Protocol", ""),
             "has_websocket_token": "X-WebSocket-Token" in headers, "client_agent": None,
+            "keepalive_sent": 0, "keepalive_answered": 0,
         }
 
     @property
@@ -184,6 +185,7 @@ class Connection(picows.WSListener):
         if msg_type == Msg.KEEP_ALIVE_RESP:
             if not self.ignore_keepalive_resp:
                 self.keepalive_unanswered = 0
+                self.record["keepalive_answered"] += 1
             return
         if msg_type == Msg.KEEP_ALIVE_REQ:
             self.send_json({"msg_type": Msg.KEEP_ALIVE_RESP, "timestamp": message.get("timestamp"),
@@ -454,6 +456,7 @@ class RtmsServer:
                 continue
             conn.keepalive_sequence += 1
             conn.keepalive_unanswered += 1
+            conn.record["keepalive_sent"] += 1
             conn.send_bytes(b'{"msg_type":12,"timestamp":%d,"sequence":%d}' % (now, conn.keepalive_sequence))
 
     def _keepalive_timeout(self, conn):
