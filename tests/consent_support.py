@@ -47,3 +47,27 @@ def open_panel(client, app, meeting, user_id, role="participant", name=""):
 def panel_action(client, app, token, **body):
     return client.post(f"/panel/{app.client_id}/api/action", data=body, content_type="application/json",
                        HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def register_with_sim(sim, web_url, app, account_id="acctOwner"):
+    """Register our app with the simulator: its webhook endpoint (validated by Zoom's challenge, so the app row
+    must be committed), Home URL and OAuth redirect (our SITE_URL-based callback, prefix-matched by Zoom)."""
+    from django.conf import settings
+
+    response = sim.post("/_sim/apps", json={
+        "name": app.name, "client_id": app.client_id, "client_secret": app.client_secret,
+        "webhook_secret_token": app.webhook_secret_token, "event_url": web_url + app.webhook_path,
+        "home_url": f"{web_url}/panel/{app.client_id}/",
+        "redirect_url": f"{settings.SITE_URL}/zoom/oauth/callback/{app.client_id}", "account_id": account_id,
+    })
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def add_sim_user(sim, user_id, name, account_id="acct1", role="member", group_id=None):
+    body = {"user_id": user_id, "name": name, "account_id": account_id, "role": role}
+    if group_id:
+        body["group_id"] = group_id
+    response = sim.post("/_sim/users", json=body)
+    assert response.status_code in (200, 201), response.text
+    return response.json()

@@ -37,6 +37,10 @@ class OAuthError(Exception):
     """Zoom refused or could not be reached; `message` is safe to show."""
 
 
+class ZoomUnreachable(OAuthError):
+    """A network failure: says nothing about the grant, so it is never a reason to re-authorize."""
+
+
 class NotAuthorized(OAuthError):
     """The user has never authorized the app."""
 
@@ -80,7 +84,7 @@ def _token_request(app, form):
             timeout=settings.ZOOM_HTTP_TIMEOUT,
         )
     except requests.RequestException as exc:
-        raise OAuthError(f"Zoom could not be reached: {exc.__class__.__name__}") from None
+        raise ZoomUnreachable(f"Zoom could not be reached: {exc.__class__.__name__}") from None
     try:
         body = response.json()
     except ValueError:
@@ -176,7 +180,7 @@ def finish_pkce(app, user_id, state, code, redirect_to):
 def _refresh(grant):
     """Rotate the pair under a row lock, so two processes never spend one refresh token."""
     with transaction.atomic():
-        locked = UserAuthorization.objects.select_for_update().get(pk=grant.pk)
+        locked = UserAuthorization.objects.select_for_update().select_related("app").get(pk=grant.pk)
         if locked.needs_reauthorization:
             raise ReauthorizationRequired("authorization must be renewed")
         if locked.expires_at - timezone.now() > REFRESH_MARGIN:
@@ -185,18 +189,22 @@ def _refresh(grant):
             tokens = _token_request(
                 locked.app, {"grant_type": "refresh_token", "refresh_token": locked.refresh_token}
             )
+        except ZoomUnreachable:
+            raise
         except OAuthError as exc:
-            locked.needs_reauthorization = True
-            locked.save(update_fields=["needs_reauthorization", "updated"])
-            log.warning("token refresh refused; re-authorization needed",
-                        extra={"client_id": locked.app.client_id, "user": locked.user_id, "error": str(exc)})
-            raise ReauthorizationRequired(str(exc)) from None
-        locked.access_token = tokens["access_token"]
-        locked.refresh_token = tokens.get("refresh_token") or locked.refresh_token
-        locked.expires_at = _expiry(tokens)
-        locked.save(update_fields=["access_token", "refresh_token", "expires_at", "updated"])
-        log.info("token refreshed", extra={"client_id": locked.app.client_id, "user": locked.user_id})
-        return locked
+            refused = exc
+        else:
+            locked.access_token = tokens["access_token"]
+            locked.refresh_token = tokens.get("refresh_token") or locked.refresh_token
+            locked.expires_at = _expiry(tokens)
+            locked.save(update_fields=["access_token", "refresh_token", "expires_at", "updated"])
+            log.info("token refreshed", extra={"client_id": locked.app.client_id, "user": locked.user_id})
+            return locked
+    # Zoom refused the refresh token: only the user can fix that, by authorizing again.
+    UserAuthorization.objects.filter(pk=grant.pk).update(needs_reauthorization=True, updated=timezone.now())
+    log.warning("token refresh refused; re-authorization needed",
+                extra={"client_id": grant.app.client_id, "user": grant.user_id, "error": str(refused)})
+    raise ReauthorizationRequired(str(refused))
 
 
 def access_token_for(app, user_id, force_refresh=False):
