@@ -22,7 +22,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 
 from rtms import credentials, leases, log_context, metrics, services, sinks
 from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, Timings
@@ -273,12 +273,15 @@ class SessionHost:
                 try:
                     await self.loop.run_in_executor(self._db_pool, lambda: _db(fn, *args, **kwargs))
                     break
-                except Exception as exc:  # noqa: BLE001
+                except (OperationalError, InterfaceError) as exc:
                     metrics.sink_write_failures.labels(what="state").inc()
                     log.warning("state change not stored yet, retrying", extra={"error": repr(exc)[:300],
                                                                                "retry_in": delay})
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
+                except Exception:
+                    log.exception("state change failed", extra={"change": getattr(fn, "__name__", "")})
+                    break
 
     # Storage ----------------------------------------------------------------------------------------------------
 
@@ -350,7 +353,7 @@ class SessionHost:
                 continue
             try:
                 for chunk in list(sinks.split_batches(self._pending_rows)):
-                    await self.loop.run_in_executor(self._db_pool, sinks.write_rows, chunk)
+                    await self._write_chunk(chunk)
                     del self._pending_rows[: len(chunk)]
                 delay = sinks.FILE_INTERVAL
             except Exception as exc:  # noqa: BLE001 - keep every row and retry: nothing is dropped
@@ -358,6 +361,25 @@ class SessionHost:
                 delay = min(delay * 2, 2.0)
                 log.warning("rows not stored yet, kept for retry",
                             extra={"pending_batches": len(self._pending_rows), "error": repr(exc)[:300]})
+
+    async def _write_chunk(self, chunk):
+        """One transaction for the chunk. A database that is down raises (kept, retried); a batch the database
+        refuses for its content (its stream row was deleted) is written alone, and dropped if it fails again,
+        so it can never block every other stream's rows."""
+        try:
+            await self.loop.run_in_executor(self._db_pool, sinks.write_rows, chunk)
+        except (DatabaseError, ValueError) as exc:
+            if isinstance(exc, (OperationalError, InterfaceError)):
+                raise
+            for batch in chunk:
+                try:
+                    await self.loop.run_in_executor(self._db_pool, sinks.write_rows, [batch])
+                except (OperationalError, InterfaceError):
+                    raise
+                except (DatabaseError, ValueError) as refused:
+                    log.error("rows refused by the database, dropped",
+                              extra={"stream": batch.stream_id, "error": repr(refused)[:300],
+                                     "transcripts": len(batch.transcripts), "chats": len(batch.chats)})
 
     # Control messages -------------------------------------------------------------------------------------------
 

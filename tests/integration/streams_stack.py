@@ -1,0 +1,157 @@
+"""A private stack for the stream tests: the simulator with Zoom's timings scaled down, daphne receiving its
+webhooks, real Celery workers holding streams, beat running the reconciler.
+
+Each stack has its own Redis namespace (so its queue, leases and groups are not shared with the session-wide
+worker of other tests), its own MEDIA_ROOT and its own Zoom app.
+"""
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests import processes
+from tests.zoomsim_process import run_zoomsim
+
+# Zoom's 10 s keep-alive becomes 1 s, its 60 s reconnection window 6 s.
+SCALE = 0.1
+
+
+class Stack:
+    def __init__(self, sim, env, tmp_path, app):
+        self.sim = sim
+        self.env = env
+        self.tmp_path = Path(tmp_path)
+        self.app = app
+        self.web = None
+        self.workers = []
+        self.beat = None
+        self.media_root = Path(env["MEDIA_ROOT"])
+        self.namespace = env["REDIS_NAMESPACE"]
+
+    # processes ------------------------------------------------------------------------------------------------
+
+    def start_worker(self, name):
+        worker = processes.start_worker(self.env, self.tmp_path, name)
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self):
+        for proc in [self.beat, *self.workers, self.web]:
+            if proc is not None:
+                proc.stop()
+
+    # the simulated meeting -----------------------------------------------------------------------------------
+
+    def start_meeting(self, topic="Weekly sync"):
+        response = self.sim.post("/_sim/meetings", json={
+            "topic": topic, "host": {"name": "Ana"}, "participants": [{"name": "Ben"}],
+            "settings": {"share_with_apps": True, "require_host_approval": False}, "start": True,
+        })
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    def start_stream(self, meeting, key=None):
+        host_key = key or next(p["key"] for p in meeting["participants"] if p["role"] == "host")
+        response = self.sim.post(f"/_sim/meetings/{meeting['id']}/streams",
+                                 json={"client_id": self.app.client_id, "key": host_key, "started_by": "host"})
+        assert response.status_code in (200, 201), response.text
+        return response.json()["id"]
+
+    def speak(self, meeting, text, who="host"):
+        key = next(p["key"] for p in meeting["participants"] if p["role"] == who or p["name"] == who)
+        response = self.sim.post(f"/_sim/meetings/{meeting['id']}/speak", json={"key": key, "text": text})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def sim_stream(self, stream_id):
+        return self.sim.get(f"/_sim/streams/{stream_id}").json()
+
+    def signaling_connections(self, stream_id):
+        return [c for c in self.sim_stream(stream_id)["connections"] if c["kind"] == "signaling"]
+
+    def fault(self, **body):
+        response = self.sim.post("/_sim/faults", json=body)
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+
+def overlapping_live_connections(connections):
+    """Pairs of connections that were open at the same moment (closed_at None = still open)."""
+    spans = sorted((c["opened_at"], c["closed_at"] or float("inf"), c["id"]) for c in connections)
+    return [(a[2], b[2]) for i, a in enumerate(spans) for b in spans[i + 1:] if b[0] < a[1]]
+
+
+@pytest.fixture(scope="session")
+def streams_database(django_db_setup, django_db_blocker):
+    """The migrated test database, even when no selected test carries a django_db mark (pytest-django then
+    creates none). The stream tests use no mark on purpose: a transactional test flushes every table while
+    the workers are still writing, and the workers must see committed rows."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+
+    created = None
+    if connection.settings_dict["NAME"] != settings.DATABASES["default"]["TEST"]["NAME"]:
+        with django_db_blocker.unblock():
+            created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    if created:
+        with django_db_blocker.unblock():
+            teardown_databases(created, verbosity=0)
+
+
+@contextlib.contextmanager
+def streams_stack(stack_env, tmp_path, name, django_db_blocker, workers=("worker-a",), beat=True, **env_overrides):
+    from zoomapp.marketplace.models import ZoomApp
+
+    tmp_path = Path(tmp_path)
+    with run_zoomsim(tmp_path / "zoomsim", keepalive_interval=10 * SCALE, reconnect_scale=SCALE,
+                     retry_scale=0.001) as sim:
+        env = dict(stack_env)
+        env.update({
+            "ZOOM_OAUTH_URL": sim.http_url, "ZOOM_API_URL": f"{sim.http_url}/v2",
+            "REDIS_NAMESPACE": f"{os.environ['REDIS_NAMESPACE']}-{name}",
+            "MEDIA_ROOT": str(tmp_path / "media"),
+            "RTMS_RECONNECT_SCALE": str(SCALE), "RTMS_LEASE_TTL": "1.5", "RTMS_RECONCILE_INTERVAL": "0.5",
+        })
+        env.update(env_overrides)
+        app = ZoomApp(name=f"Recorder {name}", client_id=f"rtmsTest{secrets.token_hex(4)}",
+                      client_secret=secrets.token_hex(16), webhook_secret_token=secrets.token_hex(16))
+        with django_db_blocker.unblock():
+            app.save()
+        stack = Stack(sim, env, tmp_path, app)
+        try:
+            stack.web = processes.start_daphne(env, tmp_path)
+            for worker in workers:
+                stack.start_worker(worker)
+            if beat:
+                stack.beat = processes.start_beat(env, tmp_path)
+            response = sim.post("/_sim/apps", json={
+                "name": app.name, "client_id": app.client_id, "client_secret": app.client_secret,
+                "webhook_secret_token": app.webhook_secret_token, "event_url": stack.web.url + app.webhook_path,
+                "home_url": stack.web.url + "/", "redirect_url": stack.web.url + "/zoom/oauth/callback",
+                "account_id": "acctRecorder",
+            })
+            assert response.status_code in (200, 201), response.text
+            yield stack
+        finally:
+            stack.stop_all()
+
+
+def wait_for_row(django_db_blocker, query, what, timeout=20.0):
+    """Poll the database (fresh reads) until `query()` returns something truthy."""
+    from django.db import connection
+
+    def check():
+        with django_db_blocker.unblock():
+            try:
+                return query()
+            finally:
+                connection.close()
+
+    return processes.wait_for(check, timeout, what, interval=0.1)
+
+

@@ -1,0 +1,112 @@
+"""A stream end to end: Zoom's webhook → a real worker holds the stream → transcript, chat, audio, frames and
+participant events stored → Zoom stops it → the stop reason recorded. Against the simulator, daphne, a Celery
+worker, Redis and the database."""
+
+import hashlib
+import hmac
+import json
+import time
+import wave
+
+import pytest
+import requests
+
+from tests.integration.streams_stack import streams_database, streams_stack, wait_for_row  # noqa: F401 - fixture
+
+
+@pytest.fixture(scope="module")
+def stack(streams_database, stack_env, tmp_path_factory, django_db_blocker):
+    with streams_stack(stack_env, tmp_path_factory.mktemp("lifecycle"), "lifecycle", django_db_blocker) as stack:
+        yield stack
+
+
+def stream_row(django_db_blocker, stream_id, **conditions):
+    from rtms.models import StreamSession
+
+    def query():
+        return StreamSession.objects.filter(rtms_stream_id=stream_id, **conditions).first()
+
+    return query
+
+
+def test_stream_is_held_stored_and_stopped_with_zoom_reason(stack, django_db_blocker):
+    from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamTransition, TranscriptSegment
+
+    meeting = stack.start_meeting()
+    stream_id = stack.start_stream(meeting)
+    stream = wait_for_row(django_db_blocker, stream_row(django_db_blocker, stream_id, state="active"),
+                          "the stream to be held and active", timeout=30)
+    assert stream.owner_worker and stream.lease_generation >= 1
+
+    spoken = stack.speak(meeting, "Hello everyone, welcome to the weekly sync")
+    ben = next(p for p in meeting["participants"] if p["name"] == "Ben")
+    assert stack.sim.post(f"/_sim/meetings/{meeting['id']}/chat", json={"key": ben["key"], "text": "link in chat"}).ok
+    assert stack.sim.post(f"/_sim/meetings/{meeting['id']}/video", json={"key": ben["key"], "on": True}).ok
+
+    segment = wait_for_row(
+        django_db_blocker,
+        lambda: TranscriptSegment.objects.filter(stream__rtms_stream_id=stream_id, text__icontains="welcome").first(),
+        "the transcript line to be stored")
+    assert segment.user_name == "Ana" and segment.start_time == spoken["start_time"]
+    wait_for_row(django_db_blocker,
+                 lambda: ChatMessage.objects.filter(stream__rtms_stream_id=stream_id, text="link in chat").exists(),
+                 "the chat message to be stored")
+    wait_for_row(django_db_blocker,
+                 lambda: ParticipantEvent.objects.filter(stream__rtms_stream_id=stream_id, kind="join").exists(),
+                 "a participant join event")
+    wait_for_row(django_db_blocker,
+                 lambda: MediaFile.objects.filter(stream__rtms_stream_id=stream_id, kind="video", frames__gt=0).exists(),
+                 "video frames indexed")
+
+    assert stack.sim.post(f"/_sim/meetings/{meeting['id']}/end").ok
+    stopped = wait_for_row(django_db_blocker, stream_row(django_db_blocker, stream_id, state="stopped"),
+                           "the stream to stop")
+    assert (stopped.stop_reason, stopped.stop_reason_name) == (6, "MEETING_ENDED")
+
+    audio = wait_for_row(
+        django_db_blocker,
+        lambda: MediaFile.objects.filter(stream__rtms_stream_id=stream_id, kind="audio_mixed", bytes__gt=0).first(),
+        "the mixed audio file to be indexed")
+    with wave.open(str(stack.media_root / audio.path)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
+        assert wav.getnframes() * 2 == audio.bytes
+        seconds = wav.getnframes() / 16000
+    assert seconds > 1.0
+    with django_db_blocker.unblock():
+        states = list(StreamTransition.objects.filter(stream__rtms_stream_id=stream_id).values_list("state", flat=True))
+    assert states[0] == "starting" and "active" in states and states[-1] == "stopped"
+    # The simulator saw exactly one signaling connection for the whole stream.
+    assert len(stack.signaling_connections(stream_id)) == 1
+
+
+def test_same_webhook_three_times_makes_one_signaling_connection(stack, django_db_blocker):
+    from rtms.models import StreamSession
+    from zoomapp.webhooks.models import WebhookDelivery
+
+    assert stack.fault(kind="webhook_duplicate", event="meeting.rtms_started", client_id=stack.app.client_id)
+    meeting = stack.start_meeting("Duplicates")
+    stream_id = stack.start_stream(meeting)
+    wait_for_row(django_db_blocker, stream_row(django_db_blocker, stream_id, state="active"), "the stream to be held")
+
+    # Zoom's retry: the very same event once more, signed afresh, on top of the simulator's duplicate.
+    delivery = next(d for d in stack.sim.get(f"/_sim/webhooks?event=meeting.rtms_started&client_id={stack.app.client_id}").json()
+                    if d["payload"].get("rtms_stream_id") == stream_id)
+    body = json.dumps({"event": "meeting.rtms_started", "event_ts": delivery["created_at"],
+                       "payload": delivery["payload"]}).encode()
+    timestamp = str(int(time.time()))
+    signature = hmac.new(stack.app.webhook_secret_token.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
+    response = requests.post(stack.web.url + stack.app.webhook_path, data=body, timeout=5, headers={
+        "content-type": "application/json", "x-zm-request-timestamp": timestamp,
+        "x-zm-signature": "v0=" + signature.hexdigest()})
+    assert response.status_code == 200
+    with django_db_blocker.unblock():
+        received = WebhookDelivery.objects.filter(rtms_stream_id=stream_id, event="meeting.rtms_started")
+        assert sum(1 + d.duplicates for d in received) >= 3
+    stack.speak(meeting, "Only one connection please")
+    wait_for_row(django_db_blocker,
+                 lambda: StreamSession.objects.filter(rtms_stream_id=stream_id, transcript_count__gte=1).exists(),
+                 "the line to be stored")
+    assert len(stack.signaling_connections(stream_id)) == 1
+    with django_db_blocker.unblock():
+        assert StreamSession.objects.filter(rtms_stream_id=stream_id).count() == 1
+    stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
