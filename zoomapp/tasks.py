@@ -1,2 +1,4 @@
 # Celery discovers tasks here; each task lives with the feature it belongs to.
 from zoomapp.health import ping  # noqa: F401
+from zoomapp.console.tasks import delete_user_data, purge_by_app_retention  # noqa: F401
+from zoomapp.consent.autostart import auto_start_on_join  # noqa: F401

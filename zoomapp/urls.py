@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 import rtms.views
+from zoomapp.console import views as console
 from zoomapp.consent import views as panel
 from zoomapp.marketplace import views as marketplace
 from zoomapp.views import health
@@ -20,4 +21,7 @@ urlpatterns = [
     path("panel/<str:client_id>/api/authorized", panel.api_authorize_finish, name="panel-authorized"),
     path("zoom/install/<str:client_id>", marketplace.install, name="zoom-install"),
     path("zoom/oauth/callback/<str:client_id>", marketplace.callback, name="zoom-oauth-callback"),
+    path("console/", include("zoomapp.console.urls")),
+    # The console's sign-in comes back under the app's registered OAuth redirect URL (Zoom's allow list).
+    path("zoom/oauth/callback/<str:client_id>/console", console.oauth_callback, name="console-oauth-callback"),
 ]

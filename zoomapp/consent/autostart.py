@@ -16,7 +16,14 @@ webhook, the host included), for each app set to auto-start for them:
 import logging
 from dataclasses import dataclass
 
+from celery import shared_task
+from django.dispatch import receiver
+
 from zoomapp.console.models import AutoStartSetting, Level
+from zoomapp.consent import services
+from zoomapp.consent.models import Meeting, Participant, ShareRequest
+from zoomapp.marketplace.models import UserAuthorization, ZoomApp
+from zoomapp.webhooks.signals import zoom_event
 
 log = logging.getLogger("zoomapp.autostart")
 
@@ -43,3 +50,81 @@ def effective_auto_start(account_id, user_id, group_ids, app):
     if (Level.ACCOUNT, account_id) in rows:
         return EffectiveAutoStart(rows[(Level.ACCOUNT, account_id)], Level.ACCOUNT, account_id)
     return EffectiveAutoStart(False, "default", "")
+
+
+# --- who the user is ----------------------------------------------------------------------------------------------
+
+
+def user_account(user_id):
+    """(account id, group ids) of a Zoom user: from /v2/users/me when they authorized any of our apps, else from a
+    user-level auto-start row an admin wrote for them (then without groups). ("", []) when unknown."""
+    grant = UserAuthorization.objects.filter(user_id=user_id).exclude(account_id="").order_by("-updated").first()
+    if grant is not None:
+        return grant.account_id, list(grant.group_ids)
+    row = AutoStartSetting.objects.filter(level=Level.USER, target_id=user_id).order_by("-updated").first()
+    return (row.account_id, []) if row else ("", [])
+
+
+# --- deciding, when someone hosts or joins ------------------------------------------------------------------------
+
+
+def decide(app, meeting, user_id, name=""):
+    """Rule 9 for one user and one app in one meeting. Returns what happened: "off", "started", "requested",
+    "waiting_for_host" or "gated"."""
+    account_id, group_ids = user_account(user_id)
+    if not account_id:
+        return "off"
+    setting = effective_auto_start(account_id, user_id, group_ids, app)
+    if not setting.on:
+        return "off"
+    same_account = account_id == meeting.account_id
+    detail = {"user_account_id": account_id, "setting_level": setting.level, "setting_target": setting.target_id}
+    why = f"auto-start set by {'the host' if same_account else 'another'} account's admin ({setting.level} level)"
+    if same_account or not meeting.require_host_approval:
+        share = services.do_auto_start(app, meeting, user_id, name, reason=why, detail=detail)
+        outcome = "started" if share is not None else "gated"
+    elif not meeting.host_present:
+        # Rule 3: nothing is queued; the host's own join runs this again for everyone present.
+        outcome = "waiting_for_host"
+    else:
+        services.do_request(app, meeting, services.Actor(user_id, name, "auto_start"),
+                            source=ShareRequest.Source.AUTO)
+        outcome = "requested"
+    log.info("auto-start decided", extra={"meeting": meeting.uuid, "client_id": app.client_id, "user": user_id,
+                                          "outcome": outcome, "same_account": same_account, "level": setting.level})
+    return outcome
+
+
+@shared_task(name="consent.auto_start", acks_late=False, ignore_result=True, time_limit=60)
+def auto_start_on_join(client_id, meeting_uuid, user_id, name, is_host):
+    """One user hosted or joined: their auto-start apps; when the host joined, also everyone already present
+    (their other-account requests could not reach a host who was not there)."""
+    app = ZoomApp.objects.filter(client_id=client_id).first()
+    meeting = Meeting.objects.filter(uuid=meeting_uuid).first()
+    if app is None or meeting is None or meeting.ended_at is not None:
+        return {}
+    people = {user_id: name}
+    if is_host:
+        people.update(Participant.objects.filter(meeting=meeting, present=True).values_list("user_id", "name"))
+    results = {}
+    for person, person_name in people.items():
+        try:
+            results[person] = decide(app, meeting, person, person_name)
+        except services.Refused as refused:
+            results[person] = refused.code
+    return results
+
+
+@receiver(zoom_event, dispatch_uid="consent.autostart.join")
+def on_zoom_event(sender, app=None, event="", payload=None, **kwargs):
+    """Each app gets its own copy of every meeting event, so each delivery decides for its own app only."""
+    if event != "meeting.participant_joined" or not isinstance(payload, dict):
+        return
+    person = payload.get("participant") if isinstance(payload.get("participant"), dict) else {}
+    user_id = person.get("user_id") if isinstance(person.get("user_id"), str) else ""
+    meeting_uuid = payload.get("meeting_uuid") if isinstance(payload.get("meeting_uuid"), str) else ""
+    if not user_id or not meeting_uuid:
+        return  # guests have no admin settings
+    name = person.get("user_name") if isinstance(person.get("user_name"), str) else ""
+    is_host = person.get("role") == "host" or user_id == payload.get("host_id")
+    auto_start_on_join.delay(app.client_id, meeting_uuid, user_id, name[:200], is_host)

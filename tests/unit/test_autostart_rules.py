@@ -1,0 +1,122 @@
+"""PRODUCT.md rule 9, decided for one joining user (zoomapp.consent.autostart.decide).
+
+Same account, or a host who does not require approval → the app starts with no request and the host's AAN
+is "RTMS set to auto start"; another account's admin + approval required → the host's request modal.
+(The end-to-end version, with the simulator, a worker and browsers, is tests/e2e/test_autostart.py.)
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.consent_support import make_app, meeting_uuid
+from zoomapp.console import changes
+from zoomapp.console.auth import ConsoleAdmin
+from zoomapp.consent import autostart, services
+from zoomapp.consent.models import AuditEntry, Meeting, Share, ShareRequest
+from zoomapp.marketplace.models import UserAuthorization
+
+pytestmark = pytest.mark.django_db
+
+HOST_ACCOUNT, OTHER_ACCOUNT = "acctHost", "acctGuest"
+HOST_ADMIN = ConsoleAdmin("admH", HOST_ACCOUNT, "Admin", "Hilda", "cid")
+OTHER_ADMIN = ConsoleAdmin("admO", OTHER_ACCOUNT, "Owner", "Olaf", "cid")
+
+
+@pytest.fixture
+def app():
+    return make_app("Notetaker")
+
+
+def authorized(app, user_id, account_id, groups=()):
+    UserAuthorization.objects.create(app=app, user_id=user_id, account_id=account_id, group_ids=list(groups),
+                                     role_name="Member", access_token="a", refresh_token="r",
+                                     expires_at=timezone.now() + timedelta(hours=1))
+
+
+def meeting_with_host(require_approval=True, host_present=True):
+    meeting = services.get_meeting(meeting_uuid(), host_user_id="host1", account_id=HOST_ACCOUNT)
+    if host_present:
+        services.do_host_joined(meeting, "host1", "Hana")
+    if not require_approval:
+        services.do_set_toggles(meeting, services.Actor("host1"), require_host_approval=False)
+    return Meeting.objects.get(pk=meeting.pk)
+
+
+def share(meeting, app, user_id):
+    return Share.objects.get(meeting=meeting, app=app, user_id=user_id)
+
+
+def test_same_account_starts_with_no_request_and_the_host_sees_set_to_auto_start(app):
+    authorized(app, "sam", HOST_ACCOUNT, ["sales"])
+    changes.set_auto_start(HOST_ADMIN, app, "group", "sales", True)
+    meeting = meeting_with_host(require_approval=True)
+    assert autostart.decide(app, meeting, "sam", "Sam") == "started"
+    row = share(meeting, app, "sam")
+    assert (row.status, row.started_by) == ("starting", "auto")
+    assert not ShareRequest.objects.filter(share=row).exists()
+    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert state["notices"] == [{"share": row.id, "kind": "auto", "app_name": "Notetaker", "user_name": "Sam"}]
+    assert not state["requests"]
+
+
+def test_the_host_auto_starting_in_their_own_meeting(app):
+    authorized(app, "host1", HOST_ACCOUNT)
+    changes.set_auto_start(HOST_ADMIN, app, "account", "", True)
+    meeting = meeting_with_host()
+    assert autostart.decide(app, meeting, "host1", "Hana") == "started"
+    assert share(meeting, app, "host1").started_by == "auto"
+
+
+def test_other_account_with_approval_required_asks_the_host(app):
+    authorized(app, "olga", OTHER_ACCOUNT)
+    changes.set_auto_start(OTHER_ADMIN, app, "user", "olga", True)
+    meeting = meeting_with_host(require_approval=True)
+    services.do_participant_joined(meeting, "olga", "Olga", "participant")
+    assert autostart.decide(app, meeting, "olga", "Olga") == "requested"
+    request = ShareRequest.objects.get(share=share(meeting, app, "olga"))
+    assert (request.status, request.source) == ("pending", "auto")
+    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert [(r["user_id"], r["source"]) for r in state["requests"]] == [("olga", "auto")]
+    # Approved, it is still an auto-started app for the host's notices.
+    services.do_approve(meeting, services.Actor("host1"), [request.id])
+    assert share(meeting, app, "olga").started_by == "auto"
+
+
+def test_other_account_without_approval_starts_at_once(app):
+    authorized(app, "olga", OTHER_ACCOUNT)
+    changes.set_auto_start(OTHER_ADMIN, app, "account", "", True)
+    meeting = meeting_with_host(require_approval=False)
+    assert autostart.decide(app, meeting, "olga", "Olga") == "started"
+
+
+def test_other_account_waits_for_the_host_and_nothing_is_queued(app):
+    authorized(app, "olga", OTHER_ACCOUNT)
+    changes.set_auto_start(OTHER_ADMIN, app, "account", "", True)
+    meeting = meeting_with_host(host_present=False)
+    assert autostart.decide(app, meeting, "olga", "Olga") == "waiting_for_host"
+    assert not Share.objects.filter(meeting=meeting).exists()
+
+
+def test_off_for_the_user_means_nothing_happens(app):
+    authorized(app, "sam", HOST_ACCOUNT)
+    changes.set_auto_start(HOST_ADMIN, app, "account", "", True)
+    changes.set_auto_start(HOST_ADMIN, app, "user", "sam", False)
+    assert autostart.decide(app, meeting_with_host(), "sam", "Sam") == "off"
+
+
+def test_the_hosts_sharing_policy_still_gates_an_auto_start(app):
+    authorized(app, "sam", HOST_ACCOUNT)
+    changes.set_auto_start(HOST_ADMIN, app, "account", "", True)
+    changes.set_sharing_policy(HOST_ADMIN, "user", "host1", False)
+    meeting = meeting_with_host()
+    assert autostart.decide(app, meeting, "sam", "Sam") == "gated"
+    entry = AuditEntry.objects.filter(kind="auto_start").get()
+    assert entry.outcome == "skipped" and "admin policy disables sharing" in entry.reason
+
+
+def test_a_user_named_only_in_a_user_setting_is_known_by_that_row(app):
+    changes.set_auto_start(HOST_ADMIN, app, "user", "newbie", True)  # never authorized any app
+    assert autostart.user_account("newbie") == (HOST_ACCOUNT, [])
+    assert autostart.decide(app, meeting_with_host(), "newbie", "Nia") == "started"

@@ -1,0 +1,118 @@
+"""What the console shows, always for one account: its users and groups, effective settings, meetings, audit
+entries and streams. Every query here filters by the signed-in admin's account id."""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+
+from rtms.models import StreamSession, StreamState
+from zoomapp.console.models import AutoStartSetting, Level
+from zoomapp.consent.autostart import effective_auto_start
+from zoomapp.consent.models import AuditEntry, Meeting, Participant, SharingPolicy
+from zoomapp.consent.policy import effective_sharing_policy
+from zoomapp.marketplace.models import UserAuthorization, ZoomApp
+
+
+@dataclass
+class AccountUser:
+    user_id: str
+    name: str = ""
+    role: str = ""
+    group_ids: list = field(default_factory=list)
+    sharing: object = None  # EffectivePolicy
+    sharing_row: bool | None = None  # the user's own setting, when there is one
+    auto_start: dict = field(default_factory=dict)  # client_id -> EffectiveAutoStart
+
+
+def account_users(account_id):
+    """Users of the account we know of: those who authorized any of our apps (/v2/users/me told us their account
+    and groups), and those an admin named in a user-level setting."""
+    users = {}
+    for grant in UserAuthorization.objects.filter(account_id=account_id).order_by("updated"):
+        users[grant.user_id] = AccountUser(grant.user_id, grant.display_name, grant.role_name, list(grant.group_ids))
+    named = set(
+        SharingPolicy.objects.filter(account_id=account_id, level=Level.USER).values_list("target_id", flat=True)
+    ) | set(AutoStartSetting.objects.filter(account_id=account_id, level=Level.USER).values_list("target_id", flat=True))
+    for user_id in named - set(users):
+        users[user_id] = AccountUser(user_id)
+    return sorted(users.values(), key=lambda u: (u.name or u.user_id).lower())
+
+
+def account_groups(account_id, users):
+    groups = {g for u in users for g in u.group_ids}
+    groups |= set(
+        SharingPolicy.objects.filter(account_id=account_id, level=Level.GROUP).values_list("target_id", flat=True)
+    )
+    groups |= set(
+        AutoStartSetting.objects.filter(account_id=account_id, level=Level.GROUP).values_list("target_id", flat=True)
+    )
+    return sorted(groups)
+
+
+def users_with_effective_settings(account_id, apps):
+    users = account_users(account_id)
+    for user in users:
+        user.sharing = effective_sharing_policy(account_id, user.user_id, user.group_ids)
+        user.auto_start = {app.client_id: effective_auto_start(account_id, user.user_id, user.group_ids, app)
+                           for app in apps}
+    return users
+
+
+def account_meeting_uuids(account_id):
+    return Meeting.objects.filter(account_id=account_id).values("uuid")
+
+
+def audit_entries(account_id, meeting="", user="", client_id="", kind=""):
+    """The account's audit entries, newest first: those about its meetings and those recorded for it."""
+    entries = AuditEntry.objects.filter(
+        Q(meeting_uuid__in=account_meeting_uuids(account_id)) | Q(detail__account_id=account_id)
+    )
+    if meeting:
+        entries = entries.filter(meeting_uuid=meeting)
+    if user:
+        entries = entries.filter(Q(actor_user_id=user) | Q(subject_user_id=user))
+    if client_id:
+        entries = entries.filter(app__client_id=client_id)
+    if kind:
+        entries = entries.filter(kind=kind)
+    return entries.order_by("-id")
+
+
+def audit_kinds(account_id):
+    return sorted(set(audit_entries(account_id).values_list("kind", flat=True).distinct()))
+
+
+def account_meetings(account_id):
+    return Meeting.objects.filter(account_id=account_id).order_by("-created")
+
+
+def account_meeting(account_id, uuid):
+    """The meeting when it is this account's, else None (another account's meeting looks like no meeting)."""
+    return Meeting.objects.filter(account_id=account_id, uuid=uuid).first()
+
+
+def account_streams(account_id, recent=None):
+    """Streams of the account's meetings: live ones, plus those stopped after `recent` (a datetime)."""
+    streams = StreamSession.objects.filter(meeting_uuid__in=account_meeting_uuids(account_id))
+    live = ~Q(state=StreamState.STOPPED)
+    return streams.filter(live | Q(stopped_at__gte=recent) if recent else live).order_by("-created")
+
+
+def names_for(meeting_uuids, user_ids):
+    """Display names of users in those meetings (panel or webhook told us), for the streams table."""
+    names = dict(
+        Participant.objects.filter(meeting__uuid__in=meeting_uuids, user_id__in=user_ids)
+        .values_list("user_id", "name")
+    )
+    for grant in UserAuthorization.objects.filter(user_id__in=set(user_ids) - set(names)):
+        names.setdefault(grant.user_id, grant.display_name)
+    return names
+
+
+def apps_by_client_id():
+    return {app.client_id: app for app in ZoomApp.objects.all()}
+
+
+def meeting_account(meeting_uuid):
+    """The account whose meeting this is (the host's), or "" when we do not know the meeting."""
+    return Meeting.objects.filter(uuid=meeting_uuid).values_list("account_id", flat=True).first() or ""

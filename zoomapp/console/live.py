@@ -1,0 +1,95 @@
+"""Live streams in the console: one Channels group per account; a stream's state change pokes it.
+
+The poke carries nothing: each console socket then reads the account's streams again and sends the full table
+(never a delta), so a dropped message is repaired by the next one. Sockets also refresh every few seconds
+while open, which is what turns the streams' counters into data rates.
+"""
+
+import hashlib
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.dispatch import receiver
+from django.utils import timezone
+
+from rtms.signals import stream_state_changed
+from zoomapp.console import account_data
+
+log = logging.getLogger("zoomapp.console.live")
+
+RECENTLY_STOPPED = timezone.timedelta(minutes=30)
+
+
+def account_group(account_id):
+    """Group names allow only [a-zA-Z0-9-_.] and < 100 characters: hash the account id."""
+    digest = hashlib.sha256(account_id.encode()).hexdigest()[:32]
+    namespace = "".join(c if c.isalnum() or c in "-_." else "_" for c in settings.REDIS_NAMESPACE)[:40]
+    return f"{namespace}.console.{digest}"
+
+
+def streams_snapshot(account_id):
+    """Every live (and recently stopped) stream of the account's meetings, with the counters rates come from."""
+    streams = list(account_data.account_streams(account_id, recent=timezone.now() - RECENTLY_STOPPED)[:200])
+    meetings = {
+        m.uuid: m for m in account_data.account_meetings(account_id).filter(uuid__in={s.meeting_uuid for s in streams})
+    }
+    names = account_data.names_for(list(meetings), [s.operator_id for s in streams])
+    apps = account_data.apps_by_client_id()
+    rows = []
+    for stream in streams:
+        meeting = meetings.get(stream.meeting_uuid)
+        app = apps.get(stream.client_id)
+        since = stream.started_at or stream.created
+        rows.append({
+            "stream_id": stream.rtms_stream_id,
+            "meeting": (meeting.topic if meeting and meeting.topic else stream.meeting_uuid),
+            "meeting_uuid": stream.meeting_uuid,
+            "app": app.name if app else stream.client_id,
+            "app_user": names.get(stream.operator_id) or stream.operator_id,
+            "state": stream.state,
+            "stop_reason": stream.stop_reason_name,
+            "owner_worker": stream.owner_worker,
+            "since": since.isoformat(),
+            "version": stream.version,
+            "counters": {
+                "audio_bytes": stream.audio_bytes,
+                "video_frames": stream.video_frames + stream.deskshare_frames,
+                "transcript": stream.transcript_count,
+                "chat": stream.chat_count,
+            },
+        })
+    return {"at": timezone.now().isoformat(), "streams": rows}
+
+
+def with_rates(snapshot, previous, elapsed_seconds):
+    """Rates from the counters' growth since the previous snapshot this socket sent."""
+    before = {row["stream_id"]: row["counters"] for row in (previous or {}).get("streams", [])}
+    for row in snapshot["streams"]:
+        old = before.get(row["stream_id"])
+        if old is None or elapsed_seconds <= 0 or row["state"] == "stopped":
+            row["rates"] = None
+            continue
+        grow = {k: max(row["counters"][k] - old.get(k, 0), 0) for k in row["counters"]}
+        row["rates"] = {
+            "audio_kbps": round(grow["audio_bytes"] * 8 / 1000 / elapsed_seconds, 1),
+            "video_fps": round(grow["video_frames"] / elapsed_seconds, 1),
+            "transcript_per_min": round(grow["transcript"] * 60 / elapsed_seconds, 1),
+            "chat_per_min": round(grow["chat"] * 60 / elapsed_seconds, 1),
+        }
+    return snapshot
+
+
+@receiver(stream_state_changed, dispatch_uid="console.live.stream_state")
+def on_stream_state_changed(sender, stream=None, **kwargs):
+    account_id = account_data.meeting_account(stream.meeting_uuid)
+    if not account_id:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(account_group(account_id), {"type": "console.streams_changed"})
+    except Exception as exc:  # noqa: BLE001 - a missed poke is repaired by the socket's next refresh
+        log.warning("console poke failed", extra={"error": repr(exc), "stream": stream.rtms_stream_id})

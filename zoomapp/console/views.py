@@ -1,0 +1,307 @@
+"""The admin console's pages: server-rendered, no inline script (CSP), one account's data per signed-in admin.
+
+Reads go through account_data (always filtered by the admin's account), changes through changes (row + audit
+entry) and lifecycle (deletions). Another account's meeting or setting is answered as if it did not exist.
+"""
+
+import csv
+import functools
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from zoomapp import texts
+from zoomapp.console import account_data, auth, changes, forms, lifecycle
+from zoomapp.console.models import AppRetention, AutoStartSetting, Level
+from zoomapp.consent.models import SharingPolicy
+from zoomapp.marketplace import oauth
+from zoomapp.marketplace.models import ZoomApp
+
+log = logging.getLogger("zoomapp.console")
+
+AUDIT_PAGE_SIZE = 200
+
+
+def content_security_policy(request):
+    socket_origin = ("wss://" if request.is_secure() else "ws://") + request.get_host()
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' {socket_origin}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+
+
+def secure_headers(view):
+    """Zoom's four headers (reference §11.1) on every console response; CSP without inline scripts."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response["Content-Security-Policy"] = content_security_policy(request)
+        response["Strict-Transport-Security"] = f"max-age={settings.SECURE_HSTS_SECONDS}; includeSubDomains"
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Referrer-Policy"] = "same-origin"
+        response["Cache-Control"] = "no-store"
+        return response
+
+    return wrapper
+
+
+def console_page(view):
+    return secure_headers(auth.admin_required(view))
+
+
+def _page(request, template, section, **context):
+    return render(request, template, {"admin": request.admin, "section": section, "texts": texts, **context})
+
+
+# --- sign-in ------------------------------------------------------------------------------------------------------
+
+
+@secure_headers
+@require_GET
+def signin(request):
+    apps = list(ZoomApp.objects.all())
+    return render(request, "console/signin.html", {"apps": apps, "admin": auth.current_admin(request)})
+
+
+@secure_headers
+@require_GET
+def signin_start(request, client_id):
+    app = get_object_or_404(ZoomApp, client_id=client_id)
+    return redirect(auth.start_sign_in(request, app))
+
+
+@secure_headers
+@require_GET
+def oauth_callback(request, client_id):
+    """Zoom sends the admin back here; only an Owner or Admin of an account gets a console session."""
+    app = ZoomApp.objects.filter(client_id=client_id).first()
+    code, state = request.GET.get("code", ""), request.GET.get("state", "")
+    if app is None or not code or not auth.take_pending_sign_in(request, client_id, state):
+        log.warning("console sign-in refused", extra={"client_id": client_id, "why": "state"})
+        return _refused(request, "This sign-in was not started from this browser, or it has expired. Sign in again.")
+    try:
+        grant = oauth.complete_authorization(app, code, redirect_to=auth.console_redirect_uri(app))
+    except oauth.OAuthError as exc:
+        log.warning("console sign-in refused", extra={"client_id": client_id, "why": "oauth", "error": str(exc)})
+        return _refused(request, f"Zoom did not confirm who you are: {exc}")
+    if grant.role_name not in auth.ADMIN_ROLES or not grant.account_id:
+        log.warning("console sign-in refused", extra={"client_id": client_id, "user": grant.user_id,
+                                                      "role": grant.role_name, "why": "not_admin"})
+        return _refused(
+            request,
+            f"The admin console is for account owners and admins. Zoom says your role is "
+            f"{grant.role_name or 'unknown'}.",
+        )
+    admin = auth.ConsoleAdmin(grant.user_id, grant.account_id, grant.role_name, grant.display_name, client_id)
+    auth.sign_in(request, admin)
+    changes.audit(admin, "console_sign_in", app=app, address=auth.client_address(request),
+                  reason=f"signed in as {grant.role_name}")
+    log.info("console sign-in", extra={"user": admin.user_id, "account": admin.account_id, "role": admin.role})
+    return redirect("console:sharing")
+
+
+def _refused(request, reason):
+    return render(request, "console/refused.html", {"reason": reason}, status=403)
+
+
+@secure_headers
+@require_POST
+def signout(request):
+    auth.sign_out(request)
+    return redirect("console:signin")
+
+
+# --- sharing with apps --------------------------------------------------------------------------------------------
+
+
+@console_page
+@require_http_methods(["GET", "POST"])
+def sharing(request):
+    account_id = request.admin.account_id
+    if request.method == "POST":
+        form = forms.LevelSettingForm(request.POST)
+        if form.is_valid():
+            changes.set_sharing_policy(request.admin, form.cleaned_data["level"], form.cleaned_data["target_id"],
+                                       form.cleaned_data["value"], auth.client_address(request))
+            messages.success(request, "Saved.")
+            return redirect("console:sharing")
+        messages.error(request, form.error_text())
+    apps = list(ZoomApp.objects.all())
+    users = account_data.users_with_effective_settings(account_id, apps)
+    rows = {(r.level, r.target_id): r.share_with_apps for r in SharingPolicy.objects.filter(account_id=account_id)}
+    for user in users:
+        user.sharing_row = rows.get((Level.USER, user.user_id))
+    groups = [(g, rows.get((Level.GROUP, g))) for g in account_data.account_groups(account_id, users)]
+    return _page(request, "console/sharing.html", "sharing", users=users, groups=groups,
+                 account_value=rows.get((Level.ACCOUNT, account_id)))
+
+
+# --- auto-start ---------------------------------------------------------------------------------------------------
+
+
+@console_page
+@require_http_methods(["GET", "POST"])
+def auto_start(request):
+    account_id = request.admin.account_id
+    apps = list(ZoomApp.objects.all())
+    if request.method == "POST":
+        form = forms.AutoStartForm(request.POST, apps=apps)
+        if form.is_valid():
+            data = form.cleaned_data
+            changes.set_auto_start(request.admin, data["app"], data["level"], data["target_id"], data["value"],
+                                   auth.client_address(request))
+            messages.success(request, "Saved.")
+            return redirect("console:auto_start")
+        messages.error(request, form.error_text())
+    settings_rows = AutoStartSetting.objects.filter(account_id=account_id).select_related("app")
+    account_rows = {row.app_id: row.auto_start for row in settings_rows if row.level == Level.ACCOUNT}
+    overrides = [row for row in settings_rows if row.level != Level.ACCOUNT]
+    users = account_data.users_with_effective_settings(account_id, apps)
+    return _page(request, "console/auto_start.html", "auto_start", apps=apps, users=users, overrides=overrides,
+                 app_rows=[(app, account_rows.get(app.id)) for app in apps],
+                 groups=account_data.account_groups(account_id, users))
+
+
+# --- audit log ----------------------------------------------------------------------------------------------------
+
+
+def _audit_filters(request):
+    form = forms.AuditFilterForm(request.GET)
+    return form, (form.cleaned_data if form.is_valid() else {})
+
+
+@console_page
+@require_GET
+def audit(request):
+    form, filters = _audit_filters(request)
+    entries = account_data.audit_entries(request.admin.account_id, **filters).select_related("app")
+    return _page(request, "console/audit.html", "audit", form=form, entries=entries[:AUDIT_PAGE_SIZE],
+                 apps=ZoomApp.objects.all(), kinds=account_data.audit_kinds(request.admin.account_id),
+                 query=request.GET.urlencode(), page_size=AUDIT_PAGE_SIZE, filters=filters)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+AUDIT_COLUMNS = ["id", "when", "kind", "app", "meeting_uuid", "actor_user_id", "actor_role", "subject_user_id",
+                 "outcome", "reason", "source", "source_address", "rtms_stream_id"]
+
+
+def _audit_row(entry):
+    return [entry.id, entry.created.isoformat(), entry.kind, entry.app.client_id if entry.app_id and entry.app else "",
+            entry.meeting_uuid, entry.actor_user_id, entry.actor_role, entry.subject_user_id, entry.outcome,
+            entry.reason, entry.source, entry.source_address, entry.rtms_stream_id]
+
+
+@console_page
+@require_GET
+def audit_csv(request):
+    _, filters = _audit_filters(request)
+    entries = account_data.audit_entries(request.admin.account_id, **filters).select_related("app")
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(AUDIT_COLUMNS)
+        for entry in entries.iterator(chunk_size=500):
+            yield writer.writerow(_audit_row(entry))
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
+    return response
+
+
+# --- live streams -------------------------------------------------------------------------------------------------
+
+
+@console_page
+@require_GET
+def streams(request):
+    from zoomapp.console.live import streams_snapshot
+
+    return _page(request, "console/streams.html", "streams", snapshot=streams_snapshot(request.admin.account_id))
+
+
+# --- meetings and their data --------------------------------------------------------------------------------------
+
+
+@console_page
+@require_GET
+def meetings(request):
+    rows = lifecycle.meeting_data_summary(account_data.account_meetings(request.admin.account_id)[:200])
+    return _page(request, "console/meetings.html", "meetings", rows=rows)
+
+
+@console_page
+@require_POST
+def delete_meeting_data(request):
+    meeting = account_data.account_meeting(request.admin.account_id, request.POST.get("meeting_uuid", ""))
+    if meeting is None:
+        raise Http404("No such meeting in your account.")
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Tick the box to confirm the deletion.")
+        return redirect("console:meetings")
+    try:
+        erased = lifecycle.delete_meeting_data(request.admin, meeting, auth.client_address(request))
+    except lifecycle.StillStreaming:
+        messages.error(request, "Streams are still running in this meeting; their data can be deleted once they stop.")
+        return redirect("console:meetings")
+    messages.success(request, f"Deleted the stored data of {erased} stream(s) of “{meeting}”. The audit log records it.")
+    return redirect("console:meetings")
+
+
+# --- apps and retention -------------------------------------------------------------------------------------------
+
+
+@console_page
+@require_http_methods(["GET", "POST"])
+def apps(request):
+    admin = request.admin
+    form = forms.RegisterAppForm()
+    if request.method == "POST":
+        form = forms.RegisterAppForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            existing = ZoomApp.objects.filter(client_id=data["client_id"]).first()
+            if existing is not None and existing.account_id != admin.account_id:
+                messages.error(request, "Another account owns an app with this client id.")
+            else:
+                app, problem = changes.register_app(admin, address=auth.client_address(request), **data)
+                if problem:
+                    messages.error(request, f"Saved {app.name}, but the simulator refused it: {problem}")
+                else:
+                    messages.success(request, f"Saved {app.name}.")
+                return redirect("console:apps")
+        else:
+            messages.error(request, form.error_text())
+    retention = {r.app_id: r.days for r in AppRetention.objects.filter(account_id=admin.account_id)}
+    from zoomapp.marketplace.registration import app_urls
+
+    rows = [(app, app_urls(app), retention.get(app.id), app.account_id == admin.account_id)
+            for app in ZoomApp.objects.all()]
+    return _page(request, "console/apps.html", "apps", rows=rows, form=form,
+                 default_retention=settings.MEDIA_RETENTION_DAYS)
+
+
+@console_page
+@require_POST
+def set_retention(request):
+    form = forms.RetentionForm(request.POST)
+    if form.is_valid():
+        changes.set_retention(request.admin, form.cleaned_data["app"], form.cleaned_data["days"],
+                              auth.client_address(request))
+        messages.success(request, "Saved.")
+    else:
+        messages.error(request, form.error_text())
+    return redirect("console:apps")
+
+
+@require_GET
+def home(request):
+    return redirect("console:sharing")
