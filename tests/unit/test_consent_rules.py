@@ -273,3 +273,19 @@ def test_policy_precedence_user_over_group_over_account(rows, expected):
         SharingPolicy.objects.create(account_id=account, level=level, target_id=target, share_with_apps=value)
     effective = policy.effective_sharing_policy("acct1", "host1", ["g1"])
     assert (effective.share_with_apps, effective.level) == expected
+
+
+def test_auto_start_needs_no_request_and_is_announced_as_auto(app, meeting):
+    joined(meeting)
+    share = services.do_auto_start(app, meeting, CLEO.user_id, "Cleo", reason="admin setting")
+    assert (share.status, share.started_by) == ("starting", "auto")
+    services.do_stream_state(app.client_id, meeting.uuid, "s5", CLEO.user_id, "active")
+    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert state["notices"][0]["kind"] == "auto" and not state["requests"]
+
+
+def test_auto_start_is_gated_by_the_toggle(app, meeting):
+    joined(meeting)
+    services.do_set_toggles(meeting, HOST, share_with_apps=False)
+    assert services.do_auto_start(app, meeting, CLEO.user_id, "Cleo") is None
+    assert AuditEntry.objects.filter(meeting_uuid=meeting.uuid, kind="auto_start", outcome="skipped").exists()
