@@ -1,0 +1,82 @@
+"""kill -9 of the worker holding a stream: another worker holds it within the bound, the simulator never sees two
+live signaling connections for it, and nothing Zoom sent after the takeover is lost."""
+
+import time
+
+import pytest
+
+from tests import processes
+from tests.integration.streams_stack import (  # noqa: F401 - streams_database is a fixture
+    overlapping_live_connections,
+    streams_database,
+    streams_stack,
+    wait_for_row,
+)
+
+
+@pytest.fixture(scope="module")
+def stack(streams_database, stack_env, tmp_path_factory, django_db_blocker):
+    with streams_stack(stack_env, tmp_path_factory.mktemp("failover"), "failover", django_db_blocker,
+                       workers=("worker-a", "worker-b")) as stack:
+        yield stack
+
+
+def parent_pid(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def worker_holding(stack, owner):
+    child_pid = int(owner.rsplit(":", 1)[1])
+    return next(w for w in stack.workers if parent_pid(child_pid) == w.pid)
+
+
+def test_kill_9_of_the_holder_moves_the_stream_without_loss(stack, django_db_blocker):
+    from rtms.models import MediaFile, StreamSession, TranscriptSegment
+
+    meeting = stack.start_meeting("Failover")
+    stream_id = stack.start_stream(meeting)
+    held = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(rtms_stream_id=stream_id, state="active").first(),
+                        "the stream to be held", timeout=30)
+    first_owner = held.owner_worker
+    stack.speak(meeting, "Before the crash")
+    wait_for_row(django_db_blocker, lambda: TranscriptSegment.objects.filter(
+        stream__rtms_stream_id=stream_id, text__icontains="before the crash").exists(), "the first line stored")
+
+    victim = worker_holding(stack, first_owner)
+    killed_at = time.monotonic()
+    victim.kill()
+
+    def taken_over():
+        stream = StreamSession.objects.filter(rtms_stream_id=stream_id).first()
+        return stream.owner_worker != first_owner and stream.state == "active" and stream
+    moved = wait_for_row(django_db_blocker, taken_over, "another worker to hold the stream", timeout=20)
+    takeover_seconds = time.monotonic() - killed_at
+    print(f"\nfailover: stream held again by {moved.owner_worker} {takeover_seconds:.2f} s after kill -9 of {first_owner}")
+    assert moved.lease_generation > held.lease_generation
+
+    lines = [f"After the takeover line {n}" for n in range(3)]
+    for line in lines:
+        stack.speak(meeting, line)
+    wait_for_row(django_db_blocker, lambda: TranscriptSegment.objects.filter(
+        stream__rtms_stream_id=stream_id, text__startswith="After the takeover").count() == len(lines),
+        "every line spoken after the takeover to be stored")
+
+    assert stack.sim.post(f"/_sim/meetings/{meeting['id']}/end").ok
+    stopped = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="stopped").first(), "the stream to stop")
+    assert stopped.stop_reason == 6
+
+    signaling = stack.signaling_connections(stream_id)
+    assert len(signaling) >= 2
+    assert overlapping_live_connections(signaling) == []
+
+    # Audio: what Zoom sent (including what it buffered while nobody held the stream) against what was stored.
+    sent = stack.sim_stream(stream_id)["frames_sent"]["audio"]
+    audio = wait_for_row(django_db_blocker, lambda: MediaFile.objects.filter(
+        stream__rtms_stream_id=stream_id, kind="audio_mixed", bytes__gt=0).first(), "the audio index")
+    stored = wait_for_row(django_db_blocker, lambda: (
+        (stack.media_root / audio.path).stat().st_size - 44) // 640 or None, "the WAV file")
+    lost = max(0, sent - stored)
+    print(f"failover audio: {stored} of {sent} frames stored, {lost * 20} ms lost at the crash")
+    assert lost * 20 <= 1000  # at most what the killed worker had received but not yet written
