@@ -1,5 +1,6 @@
 """The stack's plumbing, through real processes: Celery worker, Redis, daphne, /healthz."""
 
+import pytest
 import requests
 
 from tests import processes
@@ -43,3 +44,33 @@ def test_healthz_names_redis_when_it_is_unreachable(stack_env, logs_dir, tmp_pat
     finally:
         web.stop()
         redis_server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_group_message_from_a_celery_task_reaches_a_websocket_on_daphne(daphne, worker):
+    """A consent change made inside a Celery task (worker process) is pushed through the Redis channel layer to
+    a panel socket held by daphne (another process)."""
+    import json
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from websockets.sync.client import connect
+
+    from tests.consent_support import make_app, meeting_uuid
+    from zoomapp.consent import services, tokens
+    from zoomapp.consent.models import Share
+    from zoomapp.consent.tasks import fail_stuck_starts
+
+    app = make_app()
+    meeting = services.get_meeting(meeting_uuid(), host_user_id="host1")
+    share = Share.objects.create(meeting=meeting, app=app, user_id="ben1", user_name="Ben", status="starting",
+                                 start_attempt=1)
+    Share.objects.filter(pk=share.pk).update(updated=timezone.now() - timedelta(hours=1))  # Zoom never started it
+    token = tokens.mint(app.client_id, meeting.uuid, "ben1")
+    with connect(f"{daphne.url.replace('http', 'ws')}/ws/panel/?token={token}", open_timeout=10) as socket:
+        snapshot = json.loads(socket.recv(timeout=10))
+        assert snapshot["state"]["shares"][0]["status"] == "starting"
+        fail_stuck_starts.delay()
+        pushed = json.loads(socket.recv(timeout=20))
+    assert pushed["type"] == "state" and pushed["state"]["version"] > snapshot["state"]["version"]
+    assert pushed["state"]["shares"][0]["status"] == "host_cannot_approve"
