@@ -1,0 +1,252 @@
+"""Stream lifecycle on the simulator (reference §5.3, §6): keep-alive and the 3-miss rule, interruption and
+reconnection windows, buffered audio replay, pause/resume, STREAM_CLOSE_REQ, stop reasons, and fault injection.
+Windows are scaled down (--keepalive-interval 0.2, --reconnect-scale 0.02: 60 s -> 1.2 s, 65 s -> 1.3 s)."""
+
+import base64
+import time
+
+import pytest
+
+from tests.zoomsim_client import SimWorld, Socket
+from tests.zoomsim_process import run_zoomsim
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-life"), keepalive_interval=0.2, reconnect_scale=0.02,
+                     retry_scale=0.0005) as sim:
+        world = SimWorld(sim)
+        yield world
+        world.close()
+
+
+def _stopped_webhook(world, stream_id):
+    return world.hook.wait_for("meeting.rtms_stopped",
+                               lambda d: d["body"]["payload"]["rtms_stream_id"] == stream_id)["body"]["payload"]
+
+
+def _assert_stopped_on_the_wire(client, reason):
+    state = client.signaling.recv(lambda m: m.get("msg_type") == 8 and m.get("state") == 4)
+    assert state["reason"] == reason
+    session = client.signaling.recv(lambda m: m.get("msg_type") == 9 and m.get("state") == 5)
+    assert session["stop_reason"] == reason
+    assert client.signaling.wait_closed() == 1000
+    for sock in client.media.values():
+        assert sock.wait_closed() == 1000
+
+
+def test_keepalive_on_every_socket_is_answered_and_keeps_the_stream(world):
+    payload, client = world.connected(world.meeting(), media=("audio", "transcript"))
+    stream = world.wait_stream(payload["rtms_stream_id"], lambda s: all(
+        c["keepalive_answered"] >= 3 for c in s["connections"]), what="3 answered keep-alives per socket")
+    assert stream["state"] == "active"
+    request = client.signaling.recv_type(12)
+    assert isinstance(request["timestamp"], int) and isinstance(request["sequence"], int)
+    client.close()
+
+
+def test_three_missed_signaling_keepalives_interrupt_then_stop_with_24(world):
+    payload, client = world.connected(world.meeting())
+    client.signaling.answer_keepalive = False
+    interrupted = world.hook.wait_for("meeting.rtms_interrupted",
+                                      lambda d: d["body"]["payload"]["rtms_stream_id"] == payload["rtms_stream_id"])
+    assert interrupted["body"]["payload"]["meeting_uuid"] == payload["meeting_uuid"]
+    assert client.signaling.wait_closed() == 1000
+    assert client.media["audio"].wait_closed() == 1000
+    assert client.signaling.keepalives >= 3
+    assert _stopped_webhook(world, payload["rtms_stream_id"])["stop_reason"] == 24
+
+
+def test_three_missed_media_keepalives_close_that_socket_then_stop_with_24(world):
+    payload, client = world.connected(world.meeting())
+    client.media["audio"].answer_keepalive = False
+    interrupted = client.signaling.recv(lambda m: m.get("msg_type") == 6 and m["event"]["event_type"] == 7)
+    assert isinstance(interrupted["event"]["timestamp"], int)
+    assert client.media["audio"].wait_closed() == 1000
+    _assert_stopped_on_the_wire(client, 24)
+    assert _stopped_webhook(world, payload["rtms_stream_id"])["stop_reason"] == 24
+
+
+def test_reconnect_within_the_window_replays_buffered_audio(world):
+    meeting = world.meeting()
+    payload, client = world.connected(meeting)
+    stream_id = payload["rtms_stream_id"]
+    world.sim.post("/_sim/faults", json={"kind": "drop_socket", "stream_id": stream_id, "socket": "signaling"})
+    world.hook.wait_for("meeting.rtms_interrupted", lambda d: d["body"]["payload"]["rtms_stream_id"] == stream_id)
+    assert client.media["audio"].wait_closed() == 1000  # Zoom interrupts the media connections too
+    line = world.sim.post(f"/_sim/meetings/{meeting['id']}/speak", json={"key": "p2", "text": "while you were away"})
+    line = line.json()
+    # Reconnect once 400 ms of the line have been produced while nobody was connected.
+    world.wait_stream(stream_id, lambda s: time.time() * 1000 > line["start_time"] + 400, what="400 ms of speech")
+    reconnected_at = time.time() * 1000
+    again = world.client(payload)
+    assert again.handshake()["status_code"] == 0
+    again.open_media("audio", 1)
+    again.ready()
+    assert again.signaling.recv_type(8)["state"] == 1
+    voiced = 0
+    while True:
+        frame = again.media["audio"].recv_type(14)["content"]
+        pcm = memoryview(base64.b64decode(frame["data"])).cast("h")
+        if line["start_time"] <= frame["timestamp"] < reconnected_at:
+            voiced += max(abs(s) for s in pcm) > 500
+        if frame["timestamp"] >= line["end_time"]:
+            break
+    assert voiced >= 5, "audio spoken during the outage is replayed after the reconnect"
+    stream = world.stream(stream_id)
+    assert stream["state"] == "active" and stream["stop_reason"] is None
+    assert not world.hook.events("meeting.rtms_stopped") or all(
+        d["body"]["payload"]["rtms_stream_id"] != stream_id for d in world.hook.events("meeting.rtms_stopped"))
+    again.close()
+
+
+def test_no_reconnect_within_the_window_stops_with_19(world):
+    payload, client = world.connected(world.meeting())
+    client.signaling.close()
+    assert _stopped_webhook(world, payload["rtms_stream_id"])["stop_reason"] == 19
+    assert world.stream(payload["rtms_stream_id"])["state"] == "stopped"
+
+
+def test_pause_and_resume(world):
+    meeting = world.meeting()
+    payload, client = world.connected(meeting)
+    stream_id = payload["rtms_stream_id"]
+    world.sim.post(f"/_sim/streams/{stream_id}/pause")
+    assert client.signaling.recv_type(8)["state"] == 5
+    assert client.signaling.recv_type(9)["state"] == 3
+    audio = client.media["audio"]
+    audio.recv(lambda m: m.get("msg_type") == 12)  # frames already in flight end before this keep-alive
+    for _ in range(2):
+        assert audio.recv(lambda m: m.get("msg_type") in (12, 14))["msg_type"] == 12, "no media while paused"
+    world.sim.post(f"/_sim/streams/{stream_id}/resume")
+    assert client.signaling.recv_type(8)["state"] == 6
+    assert client.signaling.recv_type(9)["state"] == 4
+    assert audio.recv_type(14)["content"]["length"] == 640
+    client.close()
+
+
+def test_stream_close_request(world):
+    payload, client = world.connected(world.meeting())
+    client.signaling.send({"msg_type": 21, "rtms_stream_id": payload["rtms_stream_id"]})
+    response = client.signaling.recv_type(22)
+    assert response["status_code"] == 0 and response["rtms_stream_id"] == payload["rtms_stream_id"]
+    _assert_stopped_on_the_wire(client, 20)
+    assert _stopped_webhook(world, payload["rtms_stream_id"])["stop_reason"] == 20
+
+
+def _end(world, meeting, stream_id):
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/end")
+
+
+def _disable_app(world, meeting, stream_id):
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/apps/{world.client_id}/disable")
+
+
+def _sharing_off(world, meeting, stream_id):
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/settings", json={"share_with_apps": False})
+
+
+def _eject_operator(world, meeting, stream_id):
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/leave", json={"key": "p2", "ejected": True})
+
+
+def _operator_leaves_without_continuous_sharing(world, meeting, stream_id):
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/settings", json={"continuous_sharing": False})
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/leave", json={"key": "p2"})
+
+
+def _admin_disables_sharing(world, meeting, stream_id):
+    world.sim.put(f"/_sim/settings/account/{meeting['account_id']}", json={"share_with_apps": False})
+
+
+def _user_removes_the_app(world, meeting, stream_id):
+    operator = world.stream(stream_id)["operator_id"]
+    world.sim.post(f"/_sim/apps/{world.client_id}/deauthorize", json={"user_id": operator})
+
+
+def _control_stop(world, meeting, stream_id):
+    world.sim.post(f"/_sim/streams/{stream_id}/stop", json={"reason": "STREAM_CANCELED"})
+
+
+@pytest.mark.parametrize("action, reason", [
+    (_end, 6), (_disable_app, 5), (_sharing_off, 9), (_eject_operator, 4),
+    (_operator_leaves_without_continuous_sharing, 3), (_admin_disables_sharing, 9), (_user_removes_the_app, 8),
+    (_control_stop, 7),
+])
+def test_stop_reasons(world, action, reason):
+    meeting = world.meeting(host={"name": "Dana", "account_id": f"acct-{action.__name__}"})
+    payload, client = world.connected(meeting, key="p2")
+    action(world, meeting, payload["rtms_stream_id"])
+    _assert_stopped_on_the_wire(client, reason)
+    assert _stopped_webhook(world, payload["rtms_stream_id"])["stop_reason"] == reason
+
+
+def test_operator_leaving_keeps_the_stream_with_continuous_sharing(world):
+    meeting = world.meeting()
+    payload, client = world.connected(meeting, key="p2", subscribe=(4,))
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/leave", json={"key": "p2"})
+    client.signaling.recv(lambda m: m.get("msg_type") == 6 and m["event"]["event_type"] == 4)
+    assert world.stream(payload["rtms_stream_id"])["state"] == "active"
+    client.close()
+
+
+# -- faults ---------------------------------------------------------------------------------------------------
+
+def test_fault_delay_frames(world):
+    payload, client = world.connected(world.meeting())
+    world.sim.post("/_sim/faults", json={"kind": "delay_frames", "stream_id": payload["rtms_stream_id"],
+                                         "media": "audio", "delay_ms": 300})
+    audio = client.media["audio"]
+    frame = audio.recv(lambda m: m.get("msg_type") == 14 and m["_received_ms"] - m["content"]["timestamp"] > 250)
+    assert frame["content"]["length"] == 640
+    world.sim.delete("/_sim/faults")
+    client.close()
+
+
+def test_fault_reorder_frames(world):
+    payload, client = world.connected(world.meeting())
+    world.sim.post("/_sim/faults", json={"kind": "reorder_frames", "stream_id": payload["rtms_stream_id"]})
+    audio = client.media["audio"]
+    previous = audio.recv_type(14)["content"]["timestamp"]
+    for _ in range(20):
+        current = audio.recv_type(14)["content"]["timestamp"]
+        if current < previous:
+            break
+        previous = current
+    else:
+        pytest.fail("frames stayed in order")
+    world.sim.delete("/_sim/faults")
+    client.close()
+
+
+def test_fault_refuse_handshakes(world):
+    payload = world.start_stream(world.meeting())
+    world.sim.post("/_sim/faults", json={"kind": "refuse_handshake", "stage": "signaling", "status_code": 45})
+    response = world.client(payload).handshake()
+    assert response["status_code"] == 45
+    assert world.client(payload).handshake()["status_code"] == 0  # one-shot
+    world.sim.post("/_sim/faults", json={"kind": "refuse_handshake", "stage": "upgrade"})
+    with pytest.raises(Exception, match="503"):
+        Socket(payload["server_urls"])
+
+
+def test_fault_stall_keepalive_silences_requests(world):
+    payload, client = world.connected(world.meeting())
+    world.sim.post("/_sim/faults", json={"kind": "stall_keepalive", "stream_id": payload["rtms_stream_id"],
+                                         "socket": "signaling"})
+    sent = world.stream(payload["rtms_stream_id"])["connections"][0]["keepalive_sent"]
+    world.wait_stream(payload["rtms_stream_id"], lambda s: s["connections"][1]["keepalive_sent"] >= 8,
+                      what="audio keep-alives to continue")
+    assert world.stream(payload["rtms_stream_id"])["connections"][0]["keepalive_sent"] <= sent + 1
+    world.sim.delete("/_sim/faults")
+    client.close()
+
+
+def test_fault_ignore_keepalive_responses_times_the_signaling_out(world):
+    payload, client = world.connected(world.meeting())
+    world.sim.post("/_sim/faults", json={"kind": "ignore_keepalive_resp", "stream_id": payload["rtms_stream_id"],
+                                         "socket": "signaling"})
+    world.hook.wait_for("meeting.rtms_interrupted",
+                        lambda d: d["body"]["payload"]["rtms_stream_id"] == payload["rtms_stream_id"])
+    world.sim.delete("/_sim/faults")
+    assert _stopped_webhook(world, payload["rtms_stream_id"])["stop_reason"] == 24
