@@ -1,0 +1,64 @@
+"""Zoom's REST control of RTMS: PATCH /v2/live_meetings/{meetingId}/rtms_app/status (reference §7).
+
+The caller supplies a token provider, `token_provider(force_refresh=False) -> access token`, so this module knows
+nothing about how tokens are stored (rtms never imports zoomapp). A 401 gets one retry with a refreshed token.
+Success is any 2xx (Zoom documents 204; §7.3 says to accept any); every error is a ZoomRestError.
+"""
+
+import logging
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+
+log = logging.getLogger("rtms.zoom_rest")
+
+ACTIONS = ("start", "stop", "pause", "resume")
+
+
+class ZoomRestError(Exception):
+    def __init__(self, status, code, message):
+        super().__init__(f"HTTP {status} code {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def meeting_path_id(meeting_id):
+    """Numeric ids as they are; a UUID starting with '/' or containing '//' is double-encoded (Zoom's rule)."""
+    meeting_id = str(meeting_id)
+    if meeting_id.isdigit():
+        return meeting_id
+    encoded = quote(meeting_id, safe="")
+    return quote(encoded, safe="") if meeting_id.startswith("/") or "//" in meeting_id else encoded
+
+
+def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, participant_user_id=None):
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {ACTIONS}")
+    body = {"action": action, "settings": {"client_id": client_id}}
+    if participant_user_id:
+        body["settings"]["participant_user_id"] = participant_user_id
+    url = f"{settings.ZOOM_API_URL}/live_meetings/{meeting_path_id(meeting_id)}/rtms_app/status"
+    for attempt in (1, 2):
+        token = token_provider(force_refresh=attempt == 2)
+        try:
+            response = requests.patch(url, json=body, headers={"Authorization": f"Bearer {token}"},
+                                      timeout=settings.ZOOM_HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            raise ZoomRestError(0, 0, f"Zoom could not be reached: {exc.__class__.__name__}") from None
+        if response.status_code != 401:
+            break
+    if 200 <= response.status_code < 300:
+        log.info("rtms_app status updated", extra={"action": action, "client_id": client_id,
+                                                   "zoom_meeting_id": str(meeting_id)})
+        return
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {}
+    code = payload.get("code") if isinstance(payload.get("code"), int) else 0
+    message = payload.get("message") if isinstance(payload.get("message"), str) else response.reason
+    log.warning("rtms_app status refused", extra={"action": action, "client_id": client_id, "status":
+                                                  response.status_code, "code": code, "zoom_meeting_id": str(meeting_id)})
+    raise ZoomRestError(response.status_code, code, message)
