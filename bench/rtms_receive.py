@@ -69,7 +69,7 @@ def _serve(args: argparse.Namespace) -> None:
     audio_head = b'{"msg_type":14,"content":{"user_id":0,"data":"' + base64.b64encode(pcm) + \
         b'","length":640,"timestamp":'
     sockets: list = []
-    stats = {"audio_sent": 0, "keepalive_sent": 0, "keepalive_answered": 0, "late_ticks": 0}
+    stats = {"audio_sent": 0, "keepalive_sent": 0, "keepalive_answered": 0, "late_ticks": 0, "max_late_ms": 0}
 
     def send_json(transport, message) -> None:
         transport.send(WSMsgType.TEXT, orjson.dumps(message))
@@ -168,6 +168,7 @@ def _serve(args: argparse.Namespace) -> None:
                 await asyncio.sleep(wait)
             elif wait < -FRAME_MS / 1000:
                 stats["late_ticks"] += 1
+                stats["max_late_ms"] = max(stats["max_late_ms"], int(-wait * 1000))
             frame = audio_head + str(due_ms).encode() + b"}}"
             for stream in streams:
                 if not stream["ready"]:

@@ -17,6 +17,8 @@ from .transport import Backend, Connection, default_backend
 log = logging.getLogger("rtms.client")
 
 _now = time.monotonic
+_decode_frame = p.decode_frame
+_parse_binary_media = p.parse_binary_media
 
 
 class StreamSink:
@@ -135,6 +137,16 @@ _STOP_BY_US = p.StopReason.RECEIVER_REQUEST_CLOSE
 class StreamClient:
     """One RTMS stream: handshakes, keep-alives, reconnects and delivery to a :class:`StreamSink`."""
 
+    # Slots and a class-level dispatch table: a worker holds ~1000 of these, memory per stream counts.
+    __slots__ = (
+        "meeting_uuid", "rtms_stream_id", "signaling_url", "media", "single_socket", "timings", "counters",
+        "phase", "stream_state", "session_state", "session_id", "_client_id", "_client_secret",
+        "_per_participant_audio", "_transcript_language", "_events", "_buffer_data", "_backend", "_sink",
+        "_sink_audio", "_sink_video", "_sink_deskshare", "_sink_transcript", "_sink_chat", "_signaling", "_media",
+        "_last_keepalive", "_handshake_waiters", "_interrupt", "_watchdog", "_stop_reason", "_server_stopping",
+        "_close_requested", "_aborted", "_finished", "_sequence", "_malformed_unlogged", "_malformed_logged_at",
+        "_sink_errors_logged_at")
+
     def __init__(self, *, client_id: str, client_secret: str, meeting_uuid: str, rtms_stream_id: str,
                  server_urls: str, sink: StreamSink,
                  media: MediaType = MediaType.AUDIO | MediaType.TRANSCRIPT, single_socket: bool = False,
@@ -167,26 +179,6 @@ class StreamClient:
         self._sink_deskshare = sink.on_deskshare
         self._sink_transcript = sink.on_transcript
         self._sink_chat = sink.on_chat
-        self._dispatch: dict[int, Callable[[Connection, dict[str, Any]], None]] = {
-            MsgType.MEDIA_DATA_AUDIO: self._on_audio,
-            MsgType.MEDIA_DATA_VIDEO: self._on_video,
-            MsgType.MEDIA_DATA_SHARE: self._on_deskshare,
-            MsgType.MEDIA_DATA_TRANSCRIPT: self._on_transcript,
-            MsgType.MEDIA_DATA_CHAT: self._on_chat,
-            MsgType.KEEP_ALIVE_REQ: self._on_keep_alive,
-            MsgType.EVENT_UPDATE: self._on_event,
-            MsgType.STREAM_STATE_UPDATE: self._on_stream_state,
-            MsgType.STREAM_STATE_RESP: self._on_stream_state,
-            MsgType.SESSION_STATE_UPDATE: self._on_session_state,
-            MsgType.SESSION_STATE_RESP: self._on_session_state,
-            MsgType.SIGNALING_HAND_SHAKE_RESP: self._on_handshake_response,
-            MsgType.DATA_HAND_SHAKE_RESP: self._on_handshake_response,
-            MsgType.STREAM_CLOSE_RESP: self._on_close_response,
-            MsgType.VIDEO_SUBSCRIPTION_RESP: self._on_ignored,
-            MsgType.KEEP_ALIVE_RESP: self._on_ignored,
-        }
-        for meta in range(MsgType.META_DATA_AUDIO, MsgType.META_DATA_CHAT + 1):
-            self._dispatch[meta] = self._on_ignored  # formats unconfirmed (§4.3): known, accepted, not used
         self._signaling: Connection | None = None
         self._media: list[Connection] = []
         self._last_keepalive: dict[Connection, float] = {}
@@ -480,15 +472,19 @@ class StreamClient:
 
     def on_text(self, conn: Connection, payload: Any) -> None:
         try:
-            message = p.decode_frame(payload)
+            message = _decode_frame(payload)
             msg_type = message["msg_type"]
-            if msg_type == 14:  # MEDIA_DATA_AUDIO: by far the most frequent, skip the dict lookup
-                self._on_audio(conn, message)
+            if msg_type == 14:  # MEDIA_DATA_AUDIO, 50 a second: handled inline, no dispatch lookup
+                user_id, user_name, timestamp, pcm = _parse_binary_media(message)
+                counters = self.counters
+                counters.audio_frames += 1
+                counters.audio_bytes += len(pcm)
+                self._sink_audio(user_id, user_name, timestamp, pcm)
                 return
-            handler = self._dispatch.get(msg_type)
+            handler = _DISPATCH.get(msg_type)
             if handler is None:
                 raise MalformedFrame("unknown_msg_type", msg_type)
-            handler(conn, message)
+            handler(self, conn, message)
         except MalformedFrame as refused:
             self._refuse(conn.label, refused.kind, refused.msg_type)
         except Exception as exc:  # a sink bug must not cost the stream its connection
@@ -629,6 +625,30 @@ class StreamClient:
         extra = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None and value != "")
         log.log(level, "event=%s meeting_uuid=%s rtms_stream_id=%s %s", event, self.meeting_uuid,
                 self.rtms_stream_id, extra)
+
+
+_DISPATCH: dict[int, Callable[[StreamClient, Connection, dict[str, Any]], None]] = {
+    MsgType.MEDIA_DATA_AUDIO: StreamClient._on_audio,
+    MsgType.MEDIA_DATA_VIDEO: StreamClient._on_video,
+    MsgType.MEDIA_DATA_SHARE: StreamClient._on_deskshare,
+    MsgType.MEDIA_DATA_TRANSCRIPT: StreamClient._on_transcript,
+    MsgType.MEDIA_DATA_CHAT: StreamClient._on_chat,
+    MsgType.KEEP_ALIVE_REQ: StreamClient._on_keep_alive,
+    MsgType.EVENT_UPDATE: StreamClient._on_event,
+    MsgType.STREAM_STATE_UPDATE: StreamClient._on_stream_state,
+    MsgType.STREAM_STATE_RESP: StreamClient._on_stream_state,
+    MsgType.SESSION_STATE_UPDATE: StreamClient._on_session_state,
+    MsgType.SESSION_STATE_RESP: StreamClient._on_session_state,
+    MsgType.SIGNALING_HAND_SHAKE_RESP: StreamClient._on_handshake_response,
+    MsgType.DATA_HAND_SHAKE_RESP: StreamClient._on_handshake_response,
+    MsgType.STREAM_CLOSE_RESP: StreamClient._on_close_response,
+    MsgType.VIDEO_SUBSCRIPTION_RESP: StreamClient._on_ignored,
+    MsgType.KEEP_ALIVE_RESP: StreamClient._on_ignored,
+    # META_DATA_* formats are unconfirmed (§4.3): known and accepted, not used.
+    **{meta: StreamClient._on_ignored for meta in range(MsgType.META_DATA_AUDIO, MsgType.META_DATA_CHAT + 1)},
+}
+# Plain int keys: a lookup with the int from orjson then needs no IntEnum hashing detour.
+_DISPATCH = {int(key): value for key, value in _DISPATCH.items()}
 
 
 def _discard_connection(connecting: "asyncio.Future[Connection]") -> None:
