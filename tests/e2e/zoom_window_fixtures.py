@@ -53,8 +53,12 @@ window.attempt = async (fn) => {
   try { const value = await fn(); log("ok " + JSON.stringify(value).slice(0, 120)); return { ok: true, value }; }
   catch (error) { log("error " + error.message); return { ok: false, message: error.message, code: error.code }; }
 };
+const listening = new Set();
 window.listen = (names) => {
-  for (const name of names) zoomSdk.addEventListener(name, (data) => { window.events.push({ name, data }); log("event " + name); });
+  for (const name of names.filter((name) => !listening.has(name))) {
+    listening.add(name);
+    zoomSdk.addEventListener(name, (data) => { window.events.push({ name, data }); log("event " + name); });
+  }
 };
 document.body.dataset.loaded = "1";
 """
@@ -244,7 +248,7 @@ class Window:
         """The panel iframe's Frame once the SDK test page has loaded."""
         handle = self.page.wait_for_selector(f"#panel-frame[data-client-id='{app.client_id}']")
         frame = handle.content_frame()
-        frame.wait_for_function("document.body && document.body.dataset.loaded === '1'")
+        frame.wait_for_selector("body[data-loaded='1']", state="attached")
         return frame
 
     def screenshot(self, name):
