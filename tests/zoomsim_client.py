@@ -32,7 +32,7 @@ class WebhookReceiver:
     def __init__(self, secret_token):
         self.secret_token = secret_token
         self.deliveries = []  # dicts: event, body(json), raw, valid_signature, headers
-        self.fail_next = 0  # answer 500 to the next N deliveries
+        self.fail_next = {}  # event name -> answer 500 to that many of its next deliveries
         self.lock = threading.Lock()
         receiver = self
 
@@ -51,9 +51,9 @@ class WebhookReceiver:
                 timestamp = self.headers.get("x-zm-request-timestamp", "")
                 expected = zoom_signature(receiver.secret_token, timestamp, raw)
                 with receiver.lock:
-                    failing = receiver.fail_next > 0
+                    failing = receiver.fail_next.get(body.get("event"), 0) > 0
                     if failing:
-                        receiver.fail_next -= 1
+                        receiver.fail_next[body["event"]] -= 1
                     receiver.deliveries.append({
                         "event": body.get("event"), "body": body, "raw": raw, "answered": 500 if failing else 200,
                         "valid_signature": hmac.compare_digest(expected, self.headers.get("x-zm-signature", "")),

@@ -82,7 +82,7 @@ async def _do(sim, meeting, event):
         if participant is None:
             raise KeyError(f"no participant {who!r}")
         if action == "speak":
-            sim.spawn(sim.speak(meeting, participant, event["text"], event.get("language", 9)))
+            sim.speak(meeting, participant, event["text"], event.get("language", 9))
         elif action == "chat":
             sim.chat(meeting, participant, event["text"])
         elif action == "video":

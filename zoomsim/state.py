@@ -611,11 +611,12 @@ class Simulator:
         self._meeting_webhook(meeting, "meeting.ended", {"start_time": meeting.started_at, "end_time": meeting.ended_at})
         self.notify("meeting_ended", meeting)
 
-    async def speak(self, meeting, participant, text, language=9):
-        """Render the line, play it from the next free tick; returns its start/end times (ms)."""
+    def speak(self, meeting, participant, text, language=9):
+        """Render the line and play it from the next free tick. Returns a task (await it for the line's
+        `{start_time, end_time}` in ms); callers that do not need the times can ignore it."""
         if not meeting.live or not participant.joined:
             raise ValueError("the speaker must be in a live meeting")
-        return await meeting.media.speak(participant, text, language)
+        return self.spawn(meeting.media.speak(participant, text, language))
 
     def set_active_speaker(self, meeting, participant):
         """Called by the media timeline when an utterance begins."""

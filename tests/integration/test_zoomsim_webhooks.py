@@ -1,0 +1,152 @@
+"""Webhooks from the simulator (reference §2): signatures checked by an independent implementation of Zoom's
+scheme (tests/zoomsim_client.py), URL validation on registration, the retry policy with scaled delays, the
+delivery log, and the webhook faults."""
+
+import time
+
+import pytest
+
+from tests.zoomsim_client import SimWorld, WebhookReceiver
+from tests.zoomsim_process import run_zoomsim
+
+RETRY_SCALE = 0.0005  # 5 min -> 0.15 s, 20 min -> 0.6 s, 60 min -> 1.8 s
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-hooks"), retry_scale=RETRY_SCALE,
+                     reconnect_scale=0.02) as sim:
+        world = SimWorld(sim)
+        yield world
+        world.close()
+
+
+def _log(world, event, meeting_uuid):
+    deliveries = world.sim.get("/_sim/webhooks", params={"event": event}).json()
+    return [d for d in deliveries if d["payload"].get("meeting_uuid") == meeting_uuid]
+
+
+def _wait_log(world, event, meeting_uuid, predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [d for d in _log(world, event, meeting_uuid) if predicate(d)]
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"delivery log never matched for {event}: {_log(world, event, meeting_uuid)}")
+
+
+def test_every_delivery_is_signed_and_flat(world):
+    meeting = world.meeting()
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/leave", json={"key": "p2"})
+    payload, client = world.connected(meeting)
+    client.signaling.close()
+    world.hook.wait_for("meeting.rtms_interrupted", lambda d: d["body"]["payload"]["meeting_uuid"] == meeting["uuid"])
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/end")
+    world.hook.wait_for("meeting.ended", lambda d: d["body"]["payload"]["meeting_uuid"] == meeting["uuid"])
+    ours = [d for d in world.hook.events() if d["body"]["payload"].get("meeting_uuid") == meeting["uuid"]]
+    assert {d["event"] for d in ours} >= {
+        "meeting.started", "meeting.participant_joined", "meeting.participant_left", "meeting.rtms_started",
+        "meeting.rtms_interrupted", "meeting.rtms_stopped", "meeting.ended"}
+    for delivery in ours:
+        assert delivery["valid_signature"], delivery["event"]
+        assert abs(int(delivery["headers"]["x-zm-request-timestamp"]) - time.time()) < 60
+        body = delivery["body"]
+        assert set(body) == {"event", "event_ts", "payload"} and "object" not in body["payload"]
+        assert isinstance(body["event_ts"], int)
+    started = next(d for d in ours if d["event"] == "meeting.rtms_started")["body"]["payload"]
+    assert set(started) == {"meeting_uuid", "operator_id", "rtms_stream_id", "server_urls"}
+    assert started["operator_id"] == meeting["host_user_id"]
+    joined = next(d for d in ours if d["event"] == "meeting.participant_joined")["body"]["payload"]
+    assert joined["meeting_id"] == meeting["id"] and joined["participant"]["user_name"] in ("Ana Host", "Ben")
+    stopped = next(d for d in ours if d["event"] == "meeting.rtms_stopped")["body"]["payload"]
+    assert stopped == {"meeting_uuid": meeting["uuid"], "rtms_stream_id": payload["rtms_stream_id"], "stop_reason": 6}
+
+
+def test_registration_runs_url_validation(world):
+    wrong_secret = WebhookReceiver("not-the-registered-secret")
+    try:
+        response = world.sim.post("/_sim/apps", json={
+            "name": "Broken", "client_id": "broken-app", "client_secret": "s", "webhook_secret_token": "right",
+            "event_url": wrong_secret.url})
+        assert response.status_code == 400
+        assert response.json()["error"] == "url_validation_failed"
+        assert "encryptedToken" in response.json()["message"]
+        unreachable = world.sim.post("/_sim/apps", json={
+            "name": "Down", "client_id": "down-app", "client_secret": "s", "webhook_secret_token": "t",
+            "event_url": "http://127.0.0.1:9/webhook"})
+        assert unreachable.status_code == 400 and "failed" in unreachable.json()["message"]
+        listed = {a["client_id"] for a in world.sim.get("/_sim/apps").json()}
+        assert "broken-app" not in listed and "down-app" not in listed
+    finally:
+        wrong_secret.close()
+
+
+def test_retries_with_zooms_delays_until_delivered(world):
+    meeting = world.meeting(participants=())
+    world.hook.fail_next["meeting.ended"] = 2
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/end")
+    delivery = _wait_log(world, "meeting.ended", meeting["uuid"], lambda d: d["status"] == "delivered")[0]
+    attempts = delivery["attempts"]
+    assert [a["status_code"] for a in attempts] == [500, 500, 200]
+    assert attempts[1]["at"] - attempts[0]["at"] >= 300_000 * RETRY_SCALE
+    assert attempts[2]["at"] - attempts[1]["at"] >= 1_200_000 * RETRY_SCALE
+    received = world.hook.events("meeting.ended")
+    assert len([d for d in received if d["body"]["payload"]["meeting_uuid"] == meeting["uuid"]]) == 3
+
+
+def test_gives_up_after_three_retries(world):
+    meeting = world.meeting(participants=())
+    world.hook.fail_next["meeting.ended"] = 4
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/end")
+    delivery = _wait_log(world, "meeting.ended", meeting["uuid"], lambda d: d["status"] == "failed")[0]
+    assert len(delivery["attempts"]) == 4
+    assert delivery["attempts"][3]["at"] - delivery["attempts"][2]["at"] >= 3_600_000 * RETRY_SCALE
+
+
+def test_fault_webhook_fail_then_retry(world):
+    world.sim.post("/_sim/faults", json={"kind": "webhook_fail", "event": "meeting.rtms_started", "count": 1})
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
+    delivery = _wait_log(world, "meeting.rtms_started", meeting["uuid"], lambda d: d["status"] == "delivered")[0]
+    assert delivery["attempts"][0]["error"].startswith("injected fault")
+    assert delivery["attempts"][1]["status_code"] == 200
+    assert payload["meeting_uuid"] == meeting["uuid"]
+
+
+def test_fault_webhook_duplicate(world):
+    world.sim.post("/_sim/faults", json={"kind": "webhook_duplicate", "event": "meeting.rtms_started"})
+    meeting = world.meeting()
+    world.start_stream(meeting)
+    copies = world.hook.wait_for("meeting.rtms_started", lambda d: len([
+        x for x in world.hook.events("meeting.rtms_started")
+        if x["body"]["payload"]["meeting_uuid"] == meeting["uuid"]]) == 2)
+    same = [x["raw"] for x in world.hook.events("meeting.rtms_started")
+            if x["body"]["payload"]["meeting_uuid"] == meeting["uuid"]]
+    assert copies and same[0] == same[1]
+
+
+def test_app_deauthorized(world):
+    meeting = world.meeting()
+    user_id = meeting["host_user_id"]
+    world.sim.post(f"/_sim/apps/{world.client_id}/deauthorize", json={"user_id": user_id})
+    delivery = world.hook.wait_for("app_deauthorized", lambda d: d["body"]["payload"]["user_id"] == user_id)
+    payload = delivery["body"]["payload"]
+    assert payload["client_id"] == world.client_id and payload["account_id"] == meeting["account_id"]
+    assert delivery["valid_signature"]
+
+
+def test_concurrency_limit(world):
+    live = world.sim.get("/_sim/stats").json()["streams_live"]
+    world.sim.put("/_sim/settings/account/app-owner-account", json={"concurrency_limit": live + 1})
+    try:
+        meeting = world.meeting()
+        world.start_stream(meeting)
+        refused = world.sim.post(f"/_sim/meetings/{meeting['id']}/streams", json={"client_id": world.client_id,
+                                                                                 "key": "p2"})
+        assert refused.status_code == 409 and refused.json()["error"] == "concurrency_limited"
+        limited = world.hook.wait_for("rtms.concurrency_limited")["body"]["payload"]
+        assert limited["concurrency_number"] == live + 1 and limited["id_field"] == "meeting_uuid"
+        world.sim.post(f"/_sim/meetings/{meeting['id']}/end")
+    finally:
+        world.sim.put("/_sim/settings/account/app-owner-account", json={"concurrency_limit": None})
