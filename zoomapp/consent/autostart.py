@@ -91,7 +91,7 @@ def decide(app, meeting, user_id, name=""):
                             source=ShareRequest.Source.AUTO)
         outcome = "requested"
     log.info("auto-start decided", extra={"meeting": meeting.uuid, "client_id": app.client_id, "user": user_id,
-                                          "outcome": outcome, "same_account": same_account, "level": setting.level})
+                                          "outcome": outcome, "same_account": same_account, "setting_level": setting.level})
     return outcome
 
 

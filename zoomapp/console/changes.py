@@ -53,7 +53,7 @@ def set_sharing_policy(admin, level, target_id, value, address=""):
     audit(admin, "sharing_policy_changed", address=address, reason=f"{level} setting {_word(previous)} -> {_word(value)}",
           subject_user_id=target_id if level == Level.USER else "",
           detail={"level": level, "target_id": target_id, "previous": previous, "value": value})
-    log.info("sharing policy changed", extra={"account": admin.account_id, "level": level, "target": target_id,
+    log.info("sharing policy changed", extra={"account": admin.account_id, "setting_level": level, "target": target_id,
                                               "value": value, "admin": admin.user_id})
 
 
@@ -71,7 +71,7 @@ def set_auto_start(admin, app, level, target_id, value, address=""):
           reason=f"{level} setting {_word(previous)} -> {_word(value)}",
           subject_user_id=target_id if level == Level.USER else "",
           detail={"level": level, "target_id": target_id, "previous": previous, "value": value})
-    log.info("auto-start changed", extra={"account": admin.account_id, "client_id": app.client_id, "level": level,
+    log.info("auto-start changed", extra={"account": admin.account_id, "client_id": app.client_id, "setting_level": level,
                                           "target": target_id, "value": value, "admin": admin.user_id})
 
 

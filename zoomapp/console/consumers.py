@@ -19,7 +19,7 @@ NOT_SIGNED_IN = 4403
 class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         session = self.scope.get("session")
-        data = session.get(auth.SESSION_KEY) if session is not None else None
+        data = await database_sync_to_async(session.get)(auth.SESSION_KEY) if session is not None else None
         admin = None
         if isinstance(data, dict):
             try:

@@ -1,0 +1,145 @@
+"""The admin console against daphne and the simulator's Zoom OAuth and /v2/users/me.
+
+Only an account's owners and admins get in; each sees and changes only their own account's settings and data,
+over HTTP and over the live-streams socket.
+"""
+
+import csv
+import io
+import json
+
+import pytest
+import requests
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from rtms.models import StreamSession, TranscriptSegment
+from tests.console_support import post_form, sign_in
+from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
+from zoomapp.console.models import AutoStartSetting
+from zoomapp.consent import services
+from zoomapp.consent.models import AuditEntry, SharingPolicy
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def console_app(daphne, zoomsim):
+    app = make_app("Notetaker")
+    register_with_sim(zoomsim, daphne.url, app)
+    return app
+
+
+@pytest.fixture
+def people(zoomsim):
+    add_sim_user(zoomsim, "ownerA", "Olive Owner", account_id="acctA", role="owner")
+    add_sim_user(zoomsim, "adminB", "Bert Admin", account_id="acctB", role="admin")
+    add_sim_user(zoomsim, "memberA", "Mia Member", account_id="acctA", role="member", group_id="gA")
+
+
+def account_b_data(app):
+    """Settings, a meeting with a stream and its transcript, and audit entries, all in account B."""
+    SharingPolicy.objects.create(account_id="acctB", level="user", target_id="secretUserB", share_with_apps=False)
+    AutoStartSetting.objects.create(account_id="acctB", level="group", target_id="secretGroupB", app=app,
+                                    auto_start=True)
+    meeting = services.get_meeting(meeting_uuid(), host_user_id="hostB", account_id="acctB", topic="B board")
+    services.do_host_joined(meeting, "hostB", "Hank")
+    stream = StreamSession.objects.create(rtms_stream_id="b" * 32, meeting_uuid=meeting.uuid,
+                                          client_id=app.client_id, operator_id="hostB", state="active")
+    TranscriptSegment.objects.create(stream=stream, user_id=1, start_time=1, end_time=2, timestamp=1, text="B only")
+    return meeting, stream
+
+
+def test_a_member_is_refused_and_gets_no_console_session(daphne, console_app, people):
+    session, response = sign_in(daphne.url, console_app.client_id, "memberA")
+    assert response.status_code == 403
+    assert "The admin console is for account owners and admins. Zoom says your role is Member." in response.text
+    page = session.get(f"{daphne.url}/console/sharing", allow_redirects=False, timeout=10)
+    assert page.status_code == 302 and page.headers["Location"].startswith("/console/signin")
+    refused = post_form(session, f"{daphne.url}/console/sharing", {"level": "account", "value": "off"})
+    assert refused.status_code == 403
+    assert not SharingPolicy.objects.exists()
+
+
+def test_a_forged_or_replayed_callback_is_refused(daphne, console_app, people):
+    stranger = requests.Session()
+    page = stranger.get(f"{daphne.url}/zoom/oauth/callback/{console_app.client_id}/console",
+                        params={"code": "x", "state": "guess"}, timeout=10)
+    assert page.status_code == 403 and "not started from this browser" in page.text
+
+
+def test_an_owner_signs_in_changes_settings_and_sees_them_audited(daphne, console_app, people):
+    session, response = sign_in(daphne.url, console_app.client_id, "ownerA")
+    assert response.status_code == 302 and response.headers["Location"] == "/console/sharing"
+    page = session.get(f"{daphne.url}/console/sharing", timeout=10)
+    assert "Olive Owner · Owner · account" in page.text and "acctA" in page.text
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in page.headers["Content-Security-Policy"]
+
+    assert post_form(session, f"{daphne.url}/console/sharing", {"level": "account", "value": "off"}).status_code == 302
+    assert post_form(session, f"{daphne.url}/console/sharing",
+                     {"level": "group", "target_id": "gA", "value": "on"}).status_code == 302
+    assert post_form(session, f"{daphne.url}/console/auto-start",
+                     {"app": console_app.client_id, "level": "user", "target_id": "memberA",
+                      "value": "on"}).status_code == 302
+    assert SharingPolicy.objects.get(level="account").account_id == "acctA"
+    assert AutoStartSetting.objects.get().account_id == "acctA"
+
+    audit = session.get(f"{daphne.url}/console/audit", params={"kind": "sharing_policy_changed"}, timeout=10)
+    assert audit.text.count('data-kind="sharing_policy_changed"') == 2
+    exported = session.get(f"{daphne.url}/console/audit.csv", timeout=10)
+    assert exported.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {r["kind"] for r in rows} >= {"console_sign_in", "sharing_policy_changed", "auto_start_changed"}
+    assert all(r["actor_user_id"] == "ownerA" and r["source"] == "console" and r["source_address"] for r in rows)
+
+
+def test_an_admin_cannot_see_or_change_another_accounts_settings_or_data(daphne, console_app, people):
+    meeting_b, stream_b = account_b_data(console_app)
+    session, response = sign_in(daphne.url, console_app.client_id, "ownerA")
+    assert response.status_code == 302
+
+    for page in ("sharing", "auto-start", "audit", "meetings", "streams"):
+        text = session.get(f"{daphne.url}/console/{page}", timeout=10).text
+        for secret in ("secretUserB", "secretGroupB", meeting_b.uuid, "B board", "hostB"):
+            assert secret not in text, f"{secret} leaked on /console/{page}"
+    exported = session.get(f"{daphne.url}/console/audit.csv", params={"meeting": meeting_b.uuid}, timeout=10)
+    assert exported.text.strip().count("\n") == 0  # the header line only
+
+    # Deleting B's meeting data: answered as if the meeting did not exist, nothing deleted.
+    refused = post_form(session, f"{daphne.url}/console/meetings/delete-data",
+                        {"meeting_uuid": meeting_b.uuid, "confirm": "yes"})
+    assert refused.status_code == 404
+    assert TranscriptSegment.objects.filter(stream=stream_b).count() == 1
+
+    # A "user" setting naming B's user lands in A's account; B's own row is untouched.
+    post_form(session, f"{daphne.url}/console/sharing", {"level": "user", "target_id": "secretUserB", "value": "on"})
+    assert SharingPolicy.objects.get(account_id="acctB", target_id="secretUserB").share_with_apps is False
+    assert SharingPolicy.objects.get(account_id="acctA", target_id="secretUserB").share_with_apps is True
+
+    # The live-streams socket shows A's streams only.
+    meeting_a = services.get_meeting(meeting_uuid(), host_user_id="ownerA", account_id="acctA", topic="A standup")
+    StreamSession.objects.create(rtms_stream_id="a" * 32, meeting_uuid=meeting_a.uuid, client_id=console_app.client_id,
+                                 operator_id="ownerA", state="active", owner_worker="worker-a@host")
+    socket_url = daphne.url.replace("http://", "ws://") + "/ws/console/streams"
+    cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    with connect(socket_url, additional_headers={"Cookie": cookie, "Origin": daphne.url}, open_timeout=10) as ws:
+        snapshot = json.loads(ws.recv(timeout=10))
+    assert [row["stream_id"] for row in snapshot["streams"]] == ["a" * 32]
+    assert snapshot["streams"][0]["meeting"] == "A standup" and snapshot["streams"][0]["owner_worker"] == "worker-a@host"
+
+
+def test_the_streams_socket_refuses_anyone_not_signed_in(daphne):
+    socket_url = daphne.url.replace("http://", "ws://") + "/ws/console/streams"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(socket_url, additional_headers={"Origin": daphne.url}, open_timeout=10)
+    assert refused.value.response.status_code == 403
+
+
+def test_the_audit_log_cannot_be_changed_through_the_orm(console_app):
+    entry = AuditEntry.objects.create(kind="test", detail={"account_id": "acctA"})
+    with pytest.raises(Exception):
+        AuditEntry.objects.filter(pk=entry.pk).update(kind="edited")
+    with pytest.raises(Exception):
+        AuditEntry.objects.filter(pk=entry.pk).delete()
+    assert AuditEntry.objects.get(pk=entry.pk).kind == "test"
