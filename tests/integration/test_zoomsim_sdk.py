@@ -1,0 +1,97 @@
+"""Zoom's official RTMS client (PyPI `rtms`, its closed C SDK) as an independent check of the simulator: it joins
+a stream over ws://127.0.0.1, completes both handshakes, receives participant events, L16 audio and transcripts,
+answers keep-alives and sees the stop reason. Any ERROR line in its native log fails the test."""
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.zoomsim_client import SimWorld
+from tests.zoomsim_process import run_zoomsim
+
+RUNNER = Path(__file__).resolve().parent.parent / "sdk" / "rtms_sdk_join.py"
+
+pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.machine() != "x86_64",
+                                reason="the rtms SDK ships Linux x86_64 wheels only")
+
+
+def _records(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _wait_record(path, predicate, what, process, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for record in _records(path):
+            if predicate(record):
+                return record
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"the SDK never reported {what}; records: {_records(path)}")
+
+
+def test_official_rtms_sdk_joins_receives_and_sees_the_stop_reason(tmp_path):
+    pytest.importorskip("rtms")
+    with run_zoomsim(tmp_path / "sim", keepalive_interval=0.5) as sim:
+        world = SimWorld(sim)
+        try:
+            meeting = world.meeting(participants=[{"name": "Ben"}])
+            payload = world.start_stream(meeting)
+            workdir = tmp_path / "sdk"
+            (workdir / "logs").mkdir(parents=True)
+            out = workdir / "callbacks.jsonl"
+            config = workdir / "config.json"
+            config.write_text(json.dumps({"payload": payload, "client_id": world.client_id,
+                                          "client_secret": world.client_secret, "out": str(out),
+                                          "max_seconds": 40}))
+            # The runner lives outside the project root, so `import rtms` finds the SDK, not our rtms/ package.
+            with open(workdir / "stdout.txt", "wb") as stdout:
+                process = subprocess.Popen([sys.executable, str(RUNNER), str(config)], cwd=workdir, stdout=stdout,
+                                           stderr=subprocess.STDOUT)
+            try:
+                assert _wait_record(out, lambda r: r["kind"] == "join_confirm", "join", process)["reason"] == 0
+                present = _wait_record(out, lambda r: r["kind"] == "participant_event", "participants", process)
+                assert {p["user_name"] for p in present["participants"]} == {"Ana Host", "Ben"}
+                sim.post(f"/_sim/meetings/{meeting['id']}/speak", json={"key": "p2", "text": "Hello from Ben"})
+                transcript = _wait_record(out, lambda r: r["kind"] == "transcript", "a transcript", process)
+                assert transcript["text"] == "Hello from Ben" and transcript["user_name"] == "Ben"
+                speaker = _wait_record(out, lambda r: r["kind"] == "active_speaker", "the active speaker", process)
+                assert speaker["user_name"] == "Ben"
+                cleo = sim.post(f"/_sim/meetings/{meeting['id']}/join", json={"name": "Cleo"}).json()
+                joined = _wait_record(out, lambda r: r["kind"] == "participant_event" and any(
+                    p["user_name"] == "Cleo" for p in r["participants"]), "Cleo joining", process)
+                assert joined["participants"] == [{"user_id": cleo["rtms_user_id"], "user_name": "Cleo"}]
+                # Keep-alives every 0.5 s: the stream only survives if the SDK answers them on every socket.
+                stream = world.wait_stream(payload["rtms_stream_id"], lambda s: all(
+                    c["keepalive_answered"] >= 4 for c in s["connections"]), what="answered keep-alives")
+                assert stream["state"] == "active"
+                sim.post(f"/_sim/meetings/{meeting['id']}/end")
+                left = _wait_record(out, lambda r: r["kind"] == "leave", "the stop", process)
+                assert left["reason"] == 6  # MEETING_ENDED
+                process.wait(20)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            total = next(r for r in _records(out) if r["kind"] == "audio_total")
+            assert total["frames"] >= 100 and total["bytes"] == total["frames"] * 640  # L16 16 kHz mono 20 ms
+            assert total["voiced"] >= 10 and total["peak"] > 1000, "the SDK received real sound"
+            stream = world.stream(payload["rtms_stream_id"])
+            kinds = {c["kind"] for c in stream["connections"] if c["handshake_status"] == 0}
+            assert kinds == {"signaling", "audio", "transcript"}  # one media socket per type (§13.7)
+            assert all(c["client_agent"] for c in stream["connections"] if c["kind"] == "signaling")
+            logs = list((workdir / "logs").iterdir())
+            assert logs, "the SDK wrote no native log"
+            errors = [line for log in logs for line in log.read_bytes().decode("utf-8", "replace").splitlines()
+                      if "\tERROR\t" in line or " ERROR " in line]
+            assert errors == [], "\n".join(errors[:20])
+        finally:
+            world.close()
