@@ -104,7 +104,8 @@ def streams_database(django_db_setup, django_db_blocker):
 
 
 @contextlib.contextmanager
-def streams_stack(stack_env, tmp_path, name, django_db_blocker, workers=("worker-a",), beat=True, **env_overrides):
+def streams_stack(stack_env, tmp_path, name, django_db_blocker, workers=("worker-a",), beat=True, database="default",
+                  **env_overrides):
     from zoomapp.marketplace.models import ZoomApp
 
     tmp_path = Path(tmp_path)
@@ -121,7 +122,7 @@ def streams_stack(stack_env, tmp_path, name, django_db_blocker, workers=("worker
         app = ZoomApp(name=f"Recorder {name}", client_id=f"rtmsTest{secrets.token_hex(4)}",
                       client_secret=secrets.token_hex(16), webhook_secret_token=secrets.token_hex(16))
         with django_db_blocker.unblock():
-            app.save()
+            app.save(using=database)
         stack = Stack(sim, env, tmp_path, app)
         try:
             stack.web = processes.start_daphne(env, tmp_path)
