@@ -160,21 +160,25 @@ class Pages:
             f'Use {"account" if level == "group" else "group/account"} setting</button>')
         share_state = "Not set (inherited)" if share is None else ("On" if share else "Off")
         app_rows = "".join(
-            f'<tr data-client-id="{escape(cid)}"><td>{escape(self.sim.apps[cid].name if cid in self.sim.apps else cid)}</td>'
+            f'<tr data-client-id="{escape(cid)}"><td>{escape(self._app_name(cid))}</td>'
             f'<td><form method="post" action="{base}/auto-start" class="inline">'
             f'<input type="hidden" name="client_id" value="{escape(cid)}">'
+            f'<input type="hidden" name="on" value="{"0" if cid in on_apps else "1"}">'
             f'<span class="auto-start-state">Auto-start {"On" if cid in on_apps else "Off"}</span>'
-            f'<button name="on" value="{"0" if cid in on_apps else "1"}" class="secondary">'
-            f'Turn {"Off" if cid in on_apps else "On"}</button></form></td></tr>' for cid in chosen)
+            f'<button class="toggle" role="switch" aria-checked="{"true" if cid in on_apps else "false"}" '
+            f'aria-label="Auto-start {escape(self._app_name(cid))}"></button></form></td></tr>' for cid in chosen)
         options = "".join(f'<option value="{escape(a.client_id)}">{escape(a.name)}</option>'
                           for a in self.sim.apps.values() if a.client_id not in chosen)
-        effective = ""
+        effective, title = "", ident
         if level == "user" and ident in self.sim.users:
-            policy = self.sim.effective_policy(self.sim.users[ident])
+            user = self.sim.users[ident]
+            title = f"{user.name} ({ident})"
+            policy = self.sim.effective_policy(user)
+            auto = ", ".join(self._app_name(cid) for cid in policy["auto_start_apps"] or []) or "none"
             effective = (f'<p class="muted">Effective for this user: sharing {"On" if policy["share_with_apps"] else "Off"};'
-                         f' auto-start: {escape(", ".join(policy["auto_start_apps"] or []) or "none")}</p>')
+                         f' auto-start: {escape(auto)}</p>')
         body = f"""
-<p><a href="/portal">Admin</a> › {level.title()} settings › <strong>{escape(ident)}</strong></p>
+<p><a href="/portal">Admin</a> › {level.title()} settings › <strong>{escape(title)}</strong></p>
 <h1>{level.title()} settings — Zoom Apps</h1>{effective}
 <div class="card">
  <div class="setting" id="share-setting"><div><div class="setting-title">{texts.PORTAL_SHARE_SETTING}</div>
@@ -186,11 +190,16 @@ class Pages:
  <div class="setting" id="auto-start-setting"><div style="flex:1"><div class="setting-title">{texts.PORTAL_AUTO_START}</div>
    <div class="setting-help">Chosen apps start by themselves when these users host or join a meeting.</div>
    <form method="post" action="{base}/auto-start" class="inline" style="margin-top:10px">
-   <select name="client_id" aria-label="{texts.PORTAL_CHOOSE_APP}"><option value="">{texts.PORTAL_CHOOSE_APP}</option>{options}</select>
-   <input type="hidden" name="on" value="1"><button class="primary">{texts.PORTAL_CHOOSE_APP}</button></form>
+   <label for="choose-app">{texts.PORTAL_CHOOSE_APP}</label>
+   <select id="choose-app" name="client_id"><option value="">Select an app…</option>{options}</select>
+   <input type="hidden" name="on" value="1"><button class="primary">Save</button></form>
    <table style="margin-top:10px">{app_rows or '<tr><td class="muted">No app chosen.</td></tr>'}</table></div></div>
 </div>"""
         return page(f"{level.title()} settings", body)
+
+    def _app_name(self, client_id):
+        app = self.sim.apps.get(client_id)
+        return app.name if app else client_id
 
     async def portal_share(self, request):
         level, ident = self._level(request)
