@@ -1,0 +1,139 @@
+"""Our panel inside the simulated Zoom window: the stack (simulator, daphne, a Celery worker, Redis), our app
+registered with the simulator, people in meetings each in their own browser context, and waits on what the
+panel shows (its data-ready / data-version / data-status attributes and its text)."""
+
+import itertools
+import secrets
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from tests.consent_support import register_with_sim
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts/screenshots"
+_meeting_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def stack(daphne, worker, zoomsim):
+    """Our app ("Notes Bot") registered with the simulator for one test. Tests using it are
+    django_db(transaction=True): rows must be committed for daphne and the worker to see them."""
+    from zoomapp.marketplace.models import ZoomApp
+
+    app = ZoomApp.objects.create(
+        name="Notes Bot", client_id=f"notes{secrets.token_hex(4)}", client_secret=secrets.token_hex(16),
+        webhook_secret_token=secrets.token_hex(16), account_id="acctE2E",
+    )
+    register_with_sim(zoomsim, daphne.url, app, account_id="acctE2E")
+    return Stack(zoomsim, daphne, app)
+
+
+class Stack:
+    def __init__(self, sim, web, app):
+        self.sim = sim
+        self.web = web
+        self.app = app
+
+    def meeting(self, participants=("Ben", "Cleo"), host="Ana", **settings):
+        """A started meeting; every person's user id is unique to this meeting."""
+        n = next(_meeting_numbers)
+        tag = secrets.token_hex(2)
+
+        def person(name, role="participant"):
+            return {"name": name, "user_id": f"{name.lower()}{n}{tag}", "account_id": "acctE2E",
+                    "email": f"{name.lower()}{n}{tag}@example.com", "role": role}
+
+        body = {"topic": f"Panel test {n}", "host": person(host), "start": True,
+                "participants": [person(p) for p in participants],
+                "settings": {"share_with_apps": True, "require_host_approval": True, **settings}}
+        body["host"].pop("role")
+        response = self.sim.post("/_sim/meetings", json=body)
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    def user_id(self, meeting, name):
+        return next(p["user_id"] for p in meeting["participants"] if p["name"] == name)
+
+    def key(self, meeting, name):
+        return next(p["key"] for p in meeting["participants"] if p["name"] == name)
+
+    def authorize(self, user_id):
+        """The user installs our app: our install link → Zoom's consent → our callback."""
+        start = requests.get(f"{self.web.url}/zoom/install/{self.app.client_id}", allow_redirects=False, timeout=10)
+        consent = requests.get(start.headers["Location"], params={"user_id": user_id}, allow_redirects=False,
+                               timeout=10)
+        query = parse_qs(urlsplit(consent.headers["Location"]).query)
+        page = requests.get(f"{self.web.url}/zoom/oauth/callback/{self.app.client_id}",
+                            params={"code": query["code"][0], "state": query["state"][0]}, timeout=10)
+        assert page.status_code == 200, page.text
+
+    def sim_call(self, method, path, json=None):
+        response = self.sim.request(method, path, json=json)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+
+class Person:
+    """One person's simulated Zoom window (own browser context) with our app open in its Apps panel."""
+
+    def __init__(self, browser, stack, meeting, name):
+        self.stack = stack
+        self.name = name
+        self.key = stack.key(meeting, name)
+        self.context = browser.new_context(viewport={"width": 1280, "height": 800})
+        self.page = self.context.new_page()
+        self.page.goto(f"{stack.sim.http_url}/meetings/{meeting['id']}/as/{self.key}")
+        self.page.wait_for_function("window.__ready === true")
+        self.frame = None
+
+    def open_panel(self):
+        self.page.click("#apps-button")
+        self.page.click(f"#apps-menu-list button[data-client-id='{self.stack.app.client_id}']")
+        handle = self.page.wait_for_selector(f"#panel-frame[data-client-id='{self.stack.app.client_id}']")
+        self.frame = handle.content_frame()
+        self.frame.wait_for_selector("#panel[data-ready='true']", timeout=15000)
+        return self
+
+    # what the panel shows
+    def outcome(self):
+        return self.frame.locator("#outcome").inner_text()
+
+    def wait_outcome(self, status, timeout=10000):
+        self.frame.wait_for_selector(f"#outcome[data-status='{status}']", timeout=timeout)
+        return self.outcome()
+
+    def version(self):
+        return int(self.frame.locator("#panel").get_attribute("data-version"))
+
+    # acting like a person
+    def dismiss_zoom_dialogs(self):
+        """Zoom's own disclosure modal covers the window (and our panel) when sharing starts: press OK."""
+        ok = self.page.locator("#disclosure-ok")
+        if ok.is_visible():
+            ok.click()
+
+    def click(self, selector):
+        self.dismiss_zoom_dialogs()
+        self.frame.locator(selector).click()
+
+    def screenshot(self, name):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.dismiss_zoom_dialogs()
+        self.page.locator("#panel").screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+    def close(self):
+        self.context.close()
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
