@@ -28,12 +28,12 @@ def sign_in(web_url, client_id, user_id):
     session = requests.Session()
     authorize = start_sign_in(session, web_url, client_id)
     response = session.get(zoom_callback_url(authorize, user_id, web_url), allow_redirects=False, timeout=10)
+    if response.status_code == 302:
+        session.get(f"{web_url}{response.headers['Location']}", timeout=10)  # the first page sets the CSRF cookie
     return session, response
 
 
 def post_form(session, url, data):
     """POST a console form the way the browser does: with the CSRF token from the page's cookie."""
-    if "csrftoken" not in session.cookies:
-        session.get(url, timeout=10)
     return session.post(url, data={**data, "csrfmiddlewaretoken": session.cookies.get("csrftoken", "")},
                         allow_redirects=False, timeout=10)
