@@ -385,7 +385,7 @@ class StreamClient:
             _discard_connection(connecting)
             raise
         if not connecting.done():
-            connecting.cancel()
+            _discard_connection(connecting)
             raise _Transient(f"{label} connect interrupted: {self._interrupt.result()}")
         conn = connecting.result()
         if self._interrupt.done():
@@ -652,10 +652,17 @@ _DISPATCH = {int(key): value for key, value in _DISPATCH.items()}
 
 
 def _discard_connection(connecting: "asyncio.Future[Connection]") -> None:
-    if not connecting.done():
+    """Give up on a connect in flight; whenever it settles, drop the socket it made and swallow its error."""
+
+    def settle(done: "asyncio.Future[Connection]") -> None:
+        if not done.cancelled() and done.exception() is None:
+            done.result().abort()
+
+    if connecting.done():
+        settle(connecting)
+    else:
         connecting.cancel()
-    elif not connecting.cancelled() and connecting.exception() is None:
-        connecting.result().abort()
+        connecting.add_done_callback(settle)
 
 
 def _backoff(timings: Timings, attempt: int) -> float:
