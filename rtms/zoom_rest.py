@@ -2,7 +2,15 @@
 
 The caller supplies a token provider, `token_provider(force_refresh=False) -> access token`, so this module knows
 nothing about how tokens are stored (rtms never imports zoomapp). A 401 gets one retry with a refreshed token.
-Success is any 2xx (Zoom documents 204; §7.3 says to accept any); every error is a ZoomRestError.
+Success is any 2xx (Zoom documents 204; §7.3 says to accept any); every error is a ZoomRestError, of the
+subclass that names Zoom's answer (status, code and message kept on it):
+
+- NotAllowedToStartRtms: 2308, the caller is not the host/alt host (or joined anonymously by link);
+- RtmsOperationFailed: 2310, account not eligible, sharing disabled, concurrency limit, no stream to act on;
+- MeetingNotFound: 404 / 3001, the meeting does not exist or is not live;
+- AccessTokenInvalid: 401 even after a refresh (124), or 403 without a Zoom code: re-authorize;
+- ZoomUnavailable: unreachable, 5xx, 429 or 3000: worth retrying later;
+- InvalidRequest: any other 4xx (300: bad body, or a client_id that is not the token's app).
 """
 
 import logging
@@ -22,6 +30,44 @@ class ZoomRestError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+class NotAllowedToStartRtms(ZoomRestError):
+    pass
+
+
+class RtmsOperationFailed(ZoomRestError):
+    pass
+
+
+class MeetingNotFound(ZoomRestError):
+    pass
+
+
+class AccessTokenInvalid(ZoomRestError):
+    pass
+
+
+class ZoomUnavailable(ZoomRestError):
+    pass
+
+
+class InvalidRequest(ZoomRestError):
+    pass
+
+
+def error_class(status, code):
+    if code == 2308:
+        return NotAllowedToStartRtms
+    if code == 2310:
+        return RtmsOperationFailed
+    if status == 404 or code == 3001:
+        return MeetingNotFound
+    if status == 0 or status >= 500 or status == 429 or code == 3000:
+        return ZoomUnavailable
+    if status in (401, 403) or code == 124:
+        return AccessTokenInvalid
+    return InvalidRequest
 
 
 def meeting_path_id(meeting_id):
@@ -46,7 +92,7 @@ def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, par
             response = requests.patch(url, json=body, headers={"Authorization": f"Bearer {token}"},
                                       timeout=settings.ZOOM_HTTP_TIMEOUT)
         except requests.RequestException as exc:
-            raise ZoomRestError(0, 0, f"Zoom could not be reached: {exc.__class__.__name__}") from None
+            raise ZoomUnavailable(0, 0, f"Zoom could not be reached: {exc.__class__.__name__}") from None
         if response.status_code != 401:
             break
     if 200 <= response.status_code < 300:
@@ -57,8 +103,10 @@ def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, par
         payload = response.json()
     except ValueError:
         payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
     code = payload.get("code") if isinstance(payload.get("code"), int) else 0
     message = payload.get("message") if isinstance(payload.get("message"), str) else response.reason
     log.warning("rtms_app status refused", extra={"action": action, "client_id": client_id, "status":
                                                   response.status_code, "code": code, "zoom_meeting_id": str(meeting_id)})
-    raise ZoomRestError(response.status_code, code, message)
+    raise error_class(response.status_code, code)(response.status_code, code, message)
