@@ -146,6 +146,11 @@ def test_host_toggles_gate_requests(zoomsim, apps, windows):
     meeting = create_meeting(zoomsim, "Toggles", "Hana Host", ["Ivo Guest"])
     host, ivo = windows(meeting, "Hana Host"), windows(meeting, "Ivo Guest")
 
+    # Speaking a line makes the speaker the active speaker in everyone's gallery.
+    host.page.fill("#speak-text", "Welcome to the toggles meeting")
+    host.page.click("#speak-form button")
+    ivo.page.locator(f".tile.speaking[data-key='{host.person['key']}']").wait_for()
+
     # Approval not required: the participant's request starts the app at once, no modal.
     host.page.click("#host-tools-button")
     host.page.get_by_role("switch", name="Require host approval").uncheck()

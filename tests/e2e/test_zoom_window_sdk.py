@@ -221,6 +221,11 @@ def test_participant_changes_meeting_end_and_close(zoomsim, panels, meeting):
         ("join", "Dee Late", "attendee")]
     assert not sdk_events(ben, "onParticipantChange")  # Host/Co-Host only
 
+    zoomsim.post(f"/_sim/meetings/{meeting['id']}/role", json={"key": ben_window.person["key"], "role": "co-host"})
+    mine = wait_for(lambda: sdk_events(ben, "onMyUserContextChange"), what="onMyUserContextChange")[-1]
+    assert (mine["role"], mine["screenName"]) == ("coHost", "Ben Member")
+    assert sdk(ben, "sdk.getUserContext()")["value"]["role"] == "coHost"
+
     assert sdk(ben, "sdk.closeApp()")["value"] == {"message": "success"}
     ben_window.page.locator("#panel").wait_for(state="hidden")
 
