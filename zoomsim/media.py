@@ -33,25 +33,36 @@ AVATAR_COLORS = [(52, 101, 164), (204, 102, 51), (78, 154, 6), (117, 80, 123), (
 SHARE_COLOR = (230, 230, 235)
 
 
+_SYLLABLES = {}
+
+
+def _syllable(pitch_hz, vowel, variant):
+    """One voiced syllable (160 ms): f0 with its octave and a formant-ish partial, under a smooth envelope."""
+    key = (pitch_hz, vowel, variant)
+    if key not in _SYLLABLES:
+        length = int(TONE_RATE * 0.16)
+        f0 = pitch_hz * (1.0 + 0.06 * (variant - 1.5))
+        formant = (700, 1100, 400)[vowel]
+        samples = array.array("h", (
+            int(6000 * math.sin(math.pi * i / length) ** 2 * (
+                math.sin(2 * math.pi * f0 * i / TONE_RATE) + 0.5 * math.sin(4 * math.pi * f0 * i / TONE_RATE)
+                + 0.35 * math.sin(2 * math.pi * formant * i / TONE_RATE)))
+            for i in range(length)))
+        _SYLLABLES[key] = samples.tobytes()
+    return _SYLLABLES[key]
+
+
 def _tone_speech(text, pitch_hz):
-    """Speech-like audio: one voiced syllable per ~3 letters with formant-ish harmonics and an envelope."""
-    samples = array.array("h")
-    words = text.split() or ["..."]
-    for word in words:
+    """Speech-like audio: one voiced syllable per ~3 letters, short gaps between syllables and words."""
+    gap = b"\x00\x00" * int(TONE_RATE * 0.03)
+    word_gap = b"\x00\x00" * int(TONE_RATE * 0.08)
+    parts = []
+    for word in text.split() or ["..."]:
         for syllable in range(max(1, len(word) // 3)):
-            length = int(TONE_RATE * 0.16)
-            f0 = pitch_hz * (1.0 + 0.08 * math.sin(syllable * 1.7 + len(word)))
-            vowel = (len(word) + syllable) % 3
-            formant = (700, 1100, 400)[vowel]
-            for i in range(length):
-                t = i / TONE_RATE
-                envelope = math.sin(math.pi * i / length) ** 2
-                value = (math.sin(2 * math.pi * f0 * t) + 0.5 * math.sin(2 * math.pi * 2 * f0 * t)
-                         + 0.35 * math.sin(2 * math.pi * formant * t))
-                samples.append(int(6000 * envelope * value))
-            samples.extend([0] * int(TONE_RATE * 0.03))
-        samples.extend([0] * int(TONE_RATE * 0.08))
-    return samples.tobytes(), TONE_RATE
+            parts.append(_syllable(pitch_hz, (len(word) + syllable) % 3, (syllable + len(word)) % 4))
+            parts.append(gap)
+        parts.append(word_gap)
+    return b"".join(parts), TONE_RATE
 
 
 class Voices:
@@ -158,6 +169,7 @@ class MeetingMedia:
         self._pending_starts = []
         self._pending_ends = []
         self._mixed_cache = {}
+        self.live = []  # utterances sounding at the ticker's current tick
 
     async def speak(self, participant, text, language=9):
         index = list(self.meeting.participants).index(participant.key)
@@ -196,7 +208,8 @@ class MeetingMedia:
             self.utterances = [u for u in self.utterances if u.end_tick >= horizon]
         if self._mixed_cache:
             self._mixed_cache.clear()
-        return bool(self._pending_starts or self._pending_ends)
+        self.live = [u for u in self.utterances if u.start_tick <= tick < u.end_tick]
+        return bool(self._pending_starts or self._pending_ends or self.live)
 
     def _transcript(self, utterance):
         ticker = self.sim.ticker
@@ -270,6 +283,7 @@ class MediaTicker:
         self.lateness_ms = collections.deque(maxlen=5000)
         self.frames_sent = 0
         self.busy_s = 0.0
+        self._silence_messages = {}  # (format, tick) -> the mixed-audio message of silence, for this tick
 
     # -- clock ----------------------------------------------------------------------------------------------------
 
@@ -317,6 +331,7 @@ class MediaTicker:
                         if not media.advance(tick):
                             self.active_media.discard(media)
                 self.current_tick = now_tick
+                self._silence_messages = {}
                 for stream in list(self.streams):
                     self.pump(stream, now_tick)
             except Exception:  # the ticker must survive a bug in one stream
@@ -375,6 +390,9 @@ class MediaTicker:
             self._pump_picture(stream, conn, tick, "deskshare")
 
     def _flush_text(self, stream):
+        media = stream.media
+        if not any(kind in media and media[kind].ready for kind in ("transcript", "chat")):
+            return
         kept = []
         for item in stream.text_backlog:
             conn = stream.media.get(item[1])
@@ -388,12 +406,15 @@ class MediaTicker:
     def _pump_audio(self, stream, conn, tick):
         params = conn.params["audio"]
         per_tick = params["send_rate"] // TICK_MS
-        if stream.audio_next_tick < tick - BUFFER_TICKS:
-            stream.audio_next_tick = tick - BUFFER_TICKS
         first = stream.audio_next_tick
+        if per_tick == 1 and first == tick and params["data_opt"] == 1:
+            self._send_live_mixed(stream, conn, tick)  # the hot path: one 20 ms mixed frame, sent on time
+            return
+        if first < tick - BUFFER_TICKS:
+            stream.audio_next_tick = first = tick - BUFFER_TICKS
         if first + per_tick - 1 > tick:
             return
-        audio_format = AudioFormat.from_params(params)
+        audio_format = conn.audio_format
         meeting_media = stream.meeting.media
         utterances = meeting_media.speaking_at(first, tick)
         per_participant = params["data_opt"] == 2
@@ -423,6 +444,26 @@ class MediaTicker:
         stream.audio_next_tick = first
         if sent:
             self._count(stream, "audio", sent)
+
+    def _send_live_mixed(self, stream, conn, tick):
+        audio_format = conn.audio_format
+        live = stream.meeting.media.live
+        if live:
+            data = stream.meeting.media.mixed(audio_format, tick, live)
+            message = b'{"msg_type":14,"content":{"user_id":0,"data":"%s","length":%d,"timestamp":%d}}' % (
+                base64.b64encode(data), len(data), self.tick_ms(tick))
+        else:
+            message = self._silence_messages.get(audio_format)
+            if message is None:
+                data = audio_format.silence
+                message = self._silence_messages[audio_format] = (
+                    b'{"msg_type":14,"content":{"user_id":0,"data":"%s","length":%d,"timestamp":%d}}' % (
+                        base64.b64encode(data), len(data), self.tick_ms(tick)))
+        conn.send_media(message)
+        stream.audio_next_tick = tick + 1
+        sent = stream.frames_sent
+        sent["audio"] = sent.get("audio", 0) + 1
+        self.frames_sent += 1
 
     def _pump_picture(self, stream, conn, tick, kind):
         params = conn.params[kind]

@@ -12,6 +12,7 @@ import secrets
 import picows
 from picows import WSMsgType, WSUpgradeResponse, WSUpgradeResponseWithListener
 
+from zoomsim.media import AudioFormat
 from zoomsim.media_params import MediaParamError, confirm_media_params, parse_media_type
 from zoomsim.protocol import (
     MEDIA_TYPES,
@@ -304,6 +305,8 @@ class Connection(picows.WSListener):
         self.stream = stream
         self.types = types
         self.params = params
+        if "audio" in params:
+            self.audio_format = AudioFormat.from_params(params["audio"])
         for media_type in types:
             stream.media[media_type] = self
         self.record["handshake_status"] = 0
