@@ -24,7 +24,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 
-from rtms import credentials, leases, log_context, metrics, services, sinks
+from rtms import credentials, leases, log_context, metrics, services, sinks, stats
 from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, Timings
 from rtms.client.protocol import SessionState, Status, StreamState
 from rtms.control import control_channel
@@ -82,6 +82,7 @@ class HeldStream:
         self.task = None
         self.lease_lost = False
         self.handing_over = False
+        self.rate_base = (time.monotonic(), 0, 0)  # (when, frames, bytes) at the last stats publish
 
 
 class SessionHost:
@@ -205,6 +206,10 @@ class SessionHost:
             except Exception as exc:  # noqa: BLE001 - it expires by itself within the ttl
                 log.warning("lease release failed", extra={"error": repr(exc)})
         self.streams.pop(held.stream_id, None)
+        try:
+            await self._leases.redis.hdel(stats.stats_key(), held.stream_id)
+        except Exception:  # noqa: BLE001, S110 - stale figures are ignored after STALE_SECONDS
+            pass
         if held.client:
             for name, value in held.client.counters.as_dict().items():
                 self.retired[name] = self.retired.get(name, 0) + value
@@ -337,6 +342,7 @@ class SessionHost:
                 last_index = time.monotonic()
                 if any(rows for _, rows in index):
                     self._queue_state(sinks.write_index, index)
+                await self._publish_stats()
 
     async def _flush_rows(self):
         delay = sinks.FILE_INTERVAL
@@ -380,6 +386,31 @@ class SessionHost:
                     log.error("rows refused by the database, dropped",
                               extra={"stream": batch.stream_id, "error": repr(refused)[:300],
                                      "transcripts": len(batch.transcripts), "chats": len(batch.chats)})
+
+    async def _publish_stats(self):
+        """Per-stream frames/s, bytes/s and lag into the shared hash read by `manage.py streams` (rtms.stats)."""
+        figures = {}
+        now = time.monotonic()
+        for held in list(self.streams.values()):
+            if held.client is None:
+                continue
+            counters = held.client.counters.as_dict()
+            frames = sum(counters[f"{m}_frames"] for m in metrics.MEDIA)
+            volume = sum(counters[f"{m}_bytes"] for m in metrics.MEDIA)
+            since, base_frames, base_bytes = held.rate_base
+            elapsed = max(now - since, 1e-3)
+            held.rate_base = (now, frames, volume)
+            figures[held.stream_id] = json.dumps({
+                "worker": self.worker_id, "frames_per_s": round((frames - base_frames) / elapsed, 1),
+                "bytes_per_s": round((volume - base_bytes) / elapsed), "reconnects": counters["reconnects"],
+                "lag_ms": round(held.files.last_lag_ms) if held.files.last_lag_ms is not None else None,
+                "at": time.time(),
+            })
+        if figures:
+            try:
+                await self._leases.redis.hset(stats.stats_key(), mapping=figures)
+            except Exception as exc:  # noqa: BLE001 - figures only; the next publish repairs them
+                log.debug("stats not published", extra={"error": repr(exc)})
 
     # Control messages -------------------------------------------------------------------------------------------
 

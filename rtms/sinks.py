@@ -141,6 +141,7 @@ class StreamFiles:
         self.wavs = {}      # key -> WavFile
         self.frame_dirs = {}
         self.last_ts = {}   # (kind, key) -> newest timestamp written
+        self.last_lag_ms = None  # send→store lag of the newest frame written
 
     def wav(self, key):
         wav = self.wavs.get(key)
@@ -184,7 +185,9 @@ def write_media(files, audio, frames):
     for key, (pcm, first_ts, last_ts, count) in audio.items():
         files.wav(key).append(pcm)
         files.last_ts[("audio", key)] = last_ts
-        metrics.store_lag.record(_now_ms(), first_ts, last_ts, count)
+        now = _now_ms()
+        metrics.store_lag.record(now, first_ts, last_ts, count)
+        files.last_lag_ms = now - last_ts
     for kind, user_id, timestamp, data in frames:
         files.frame_dir(kind).add(timestamp, user_id, data)
         files.last_ts[(kind, None)] = timestamp

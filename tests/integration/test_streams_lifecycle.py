@@ -8,15 +8,20 @@ import json
 import time
 import wave
 
+import subprocess
+import sys
+
 import pytest
 import requests
 
+from tests import processes
 from tests.integration.streams_stack import streams_database, streams_stack, wait_for_row  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module")
 def stack(streams_database, stack_env, tmp_path_factory, django_db_blocker):
-    with streams_stack(stack_env, tmp_path_factory.mktemp("lifecycle"), "lifecycle", django_db_blocker) as stack:
+    with streams_stack(stack_env, tmp_path_factory.mktemp("lifecycle"), "lifecycle", django_db_blocker,
+                       RTMS_METRICS_PORT=str(processes.free_port())) as stack:
         yield stack
 
 
@@ -109,4 +114,50 @@ def test_same_webhook_three_times_makes_one_signaling_connection(stack, django_d
     assert len(stack.signaling_connections(stream_id)) == 1
     with django_db_blocker.unblock():
         assert StreamSession.objects.filter(rtms_stream_id=stream_id).count() == 1
+    stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
+
+
+def metric(text, name, **labels):
+    """The value of one sample in Prometheus text format (None when absent)."""
+    wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_operator_sees_the_live_stream_in_the_command_and_the_metrics(stack, django_db_blocker):
+    meeting = stack.start_meeting("Observed")
+    stream_id = stack.start_stream(meeting)
+    stream = wait_for_row(django_db_blocker, stream_row(django_db_blocker, stream_id, state="active"),
+                          "the stream to be held", timeout=30)
+
+    def listed():
+        output = subprocess.run([sys.executable, "manage.py", "streams"], cwd=processes.ROOT, env=stack.env,
+                                capture_output=True, text=True, timeout=30, check=True).stdout
+        line = next((line for line in output.splitlines() if stream_id in line), "")
+        return line if stream.owner_worker in line and "active" in line and meeting["uuid"] in line else None
+
+    line = processes.wait_for(listed, 20, "the stream listed with its owner and rates")
+    header = subprocess.run([sys.executable, "manage.py", "streams"], cwd=processes.ROOT, env=stack.env,
+                            capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
+    assert header.split()[:6] == ["stream", "meeting", "app", "user", "state", "owner"]
+    assert stack.app.client_id in line
+
+    worker_metrics = f"http://127.0.0.1:{stack.env['RTMS_METRICS_PORT']}/metrics"
+
+    def scraped():
+        text = requests.get(worker_metrics, timeout=5).text
+        return text if (metric(text, "rtms_frames_total", media="audio") or 0) > 0 else None
+
+    text = processes.wait_for(scraped, 20, "audio frames counted on the worker's metrics endpoint")
+    assert metric(text, "rtms_streams_held") == 1
+    assert metric(text, "rtms_bytes_total", media="audio") > 0
+    assert metric(text, "rtms_store_lag_seconds_count") > 0
+    processes.wait_for(lambda: (metric(requests.get(worker_metrics, timeout=5).text, "rtms_lease_renewals_total") or 0) > 0,
+                       10, "lease renewals counted")
+
+    web = requests.get(stack.web.url + "/metrics", timeout=5).text
+    assert metric(web, "zoom_webhook_deliveries_total", outcome="accepted") >= 1
+    assert metric(web, "panel_connections_total") is not None
     stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
