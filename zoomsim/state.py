@@ -601,9 +601,11 @@ class Simulator:
         for stream in self.streams_for(meeting):
             self.stop_stream(stream, StopReason.MEETING_ENDED)
         for participant in meeting.participants.values():
+            participant.video = participant.sharing = False
             if participant.joined:
                 participant.joined = False
                 participant.left_at = self.clock.now_ms()
+        meeting.active_speaker = None
         meeting.status = "ended"
         meeting.ended_at = self.clock.now_ms()
         meeting.pending_requests.clear()
