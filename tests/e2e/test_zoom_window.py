@@ -159,6 +159,7 @@ def test_host_toggles_gate_requests(zoomsim, apps, windows):
     panel = request_sharing(ivo, notes)
     ivo.page.locator(f".tile[data-key='{ivo.person['key']}']").get_by_text("Notes Bot · Sharing").wait_for()
     assert host.page.locator("#request-single").is_hidden()
+    assert host.page.locator(".notice").count() == 0  # the participant started it, not the host
     host.page.locator("#disclosure").get_by_text(DISCLOSURE).wait_for()
     host.page.click("#disclosure-ok")
 

@@ -166,6 +166,7 @@ def test_rtms_calls_and_status_events(panels):
     assert sdk(host, "sdk.startRTMS()")["value"] == {"message": "Success"}  # the host needs no approval
     wait_for(lambda: [e["status"] for e in sdk_events(host, "onRTMSStatusChange")][-2:] == ["connecting", "started"],
              what="connecting then started")
+    panels["Ben Member"][0].page.locator(".notice", has_text="RTMS started by host").wait_for()
     status = sdk(host, "sdk.getRTMSStatus()")["value"]["rtmsStatus"]
     assert [(s["status"], s["displayName"]) for s in status] == [("started", "Ana Host")]
     assert len(status[0]["rtmsSessionId"]) == 32

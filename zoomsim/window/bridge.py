@@ -216,6 +216,8 @@ class Bridge:
         return None
 
     async def api_startRTMS(self, session, meeting, participant, app, data):
+        if participant.role not in HOST_ROLES:
+            self.hub.self_start = (meeting.uuid, participant.key, app.client_id)
         try:
             outcome, _ = self.sim.request_stream(meeting, app, participant, source="app")
         except StreamRefused as refused:
@@ -223,6 +225,8 @@ class Bridge:
                      participant.key, app.client_id, refused.outcome)
             self.hub.toast(meeting, participant, texts.OUTCOMES.get(refused.outcome, refused.message), "warning")
             return "Failure"
+        finally:
+            self.hub.self_start = None
         if outcome == "pending":
             self.hub.toast(meeting, participant, texts.OUTCOMES["pending"])
         return "Success"

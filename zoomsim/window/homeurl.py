@@ -20,6 +20,7 @@ CLIENT_USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, 
 @dataclass
 class HomeUrlCheck:
     status: int | None = None
+    final_url: str = ""  # after redirects: its origin is where the panel's SDK messages come from
     missing_headers: list = field(default_factory=list)
     error: str = ""
 
@@ -31,7 +32,7 @@ async def check_home_url(url, app_context, timeout_s=5.0):
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
             async with session.get(url, headers=headers, allow_redirects=True) as response:
-                result = HomeUrlCheck(status=response.status)
+                result = HomeUrlCheck(status=response.status, final_url=str(response.url))
                 if response.status == 200 and response.content_type == "text/html":
                     result.missing_headers = [name for name in OWASP_HEADERS if name not in response.headers]
                 elif response.status >= 400:

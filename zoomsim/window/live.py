@@ -96,6 +96,7 @@ class WindowHub:
         self.disclosure_acked = set()  # (meeting uuid, key)
         self.notices = {}  # meeting uuid -> [notice]
         self.denied_requests = set()
+        self.self_start = None  # (meeting uuid, key, client id) while a participant's own startRTMS runs
         self._seen_streams = {}  # stream id -> in-client status last reported
         self._seen_people = {}  # meeting uuid -> {key: (joined, role)}
         self._seen_requests = {}  # meeting uuid -> {request id: request}
@@ -164,7 +165,7 @@ class WindowHub:
             if previous == status:
                 continue
             self._seen_streams[stream_id] = status
-            if previous is None and stream.started_by in ("auto", "host"):
+            if previous is None and not self._started_in_client_by_operator(stream):
                 self._add_notice(meeting, stream)
             event = rtms_status_entry(stream, now)
             if previous == "paused" and status == "started":
@@ -200,7 +201,13 @@ class WindowHub:
             "rtmsSessionId": "", "displayName": requester.name, "status": "stopped",
             "timestamp": self.sim.clock.now_ms()}, keys={requester.key})
 
+    def _started_in_client_by_operator(self, stream):
+        """A participant's own startRTMS that needed no approval: no "started by host" notice for that one."""
+        return self.self_start == (stream.meeting.uuid, stream.operator.key if stream.operator else None,
+                                   stream.app.client_id)
+
     def _add_notice(self, meeting, stream):
+        """AAN: auto-start by admin setting, or any other start made by or for the host (app UI, approval, REST)."""
         text = texts.NOTICE_AUTO_START if stream.started_by == "auto" else texts.NOTICE_STARTED_BY_HOST
         user = stream.operator.name if stream.operator else ""
         notices = self.notices.setdefault(meeting.uuid, [])
@@ -321,7 +328,7 @@ class WindowHub:
         panel.missing_headers = result.missing_headers
         panel.error = result.error
         if not result.error and not result.missing_headers:
-            parts = urlsplit(panel.home_url)
+            parts = urlsplit(result.final_url or panel.home_url)
             panel.src, panel.origin = panel.home_url, f"{parts.scheme}://{parts.netloc}"
         log.info("event=panel_opened meeting_uuid=%s key=%s client_id=%s rendered=%s missing=%s", meeting.uuid,
                  participant.key, app.client_id, bool(panel.src), ",".join(result.missing_headers) or "-")
