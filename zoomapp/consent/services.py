@@ -835,7 +835,9 @@ def do_stream_state(client_id, meeting_uuid, stream_id, operator_id, state, stop
     meeting = _lock(get_meeting(meeting_uuid))
     share = Share.objects.select_for_update().filter(rtms_stream_id=stream_id).first()
     if share is None and operator_id:
-        share = _share_for(meeting, app, operator_id)
+        # Zoom started it with no request of ours (e.g. its own auto-start): name the user as Zoom told us.
+        name = Participant.objects.filter(meeting=meeting, user_id=operator_id).values_list("name", flat=True).first()
+        share = _share_for(meeting, app, operator_id, name or "")
     if share is None:
         return None
     if state == "stopped":
