@@ -4,17 +4,14 @@ Requests made in-client with the real Apps SDK reach Zoom's own host modals; app
 the immersive view and the Active Apps Notifier show the app "Sharing" for everyone, with the disclosure.
 """
 
-import shutil
-
 import pytest
 
 from tests.e2e.zoom_window_fixtures import (  # noqa: F401 - fixtures
-    ROOT,
-    SCREENSHOTS,
     Window,
     app_server,
     browser,
     create_meeting,
+    keep_screenshot,
     register,
     sdk,
     sdk_events,
@@ -56,13 +53,6 @@ def request_sharing(window, app):
     result = sdk(frame, "sdk.startRTMS()")
     assert result == {"ok": True, "value": {"message": "Success"}}
     return frame
-
-
-def keep_screenshot(name):
-    """Copy a test artifact to docs/screenshots/ (the ones the README shows)."""
-    target = ROOT / "docs/screenshots"
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SCREENSHOTS / f"{name}.png", target / f"{name}.png")
 
 
 def test_requests_reach_host_modals_and_approved_app_shows_sharing_for_everyone(zoomsim, apps, windows):
@@ -153,6 +143,8 @@ def test_host_toggles_gate_requests(zoomsim, apps, windows):
 
     # Approval not required: the participant's request starts the app at once, no modal.
     host.page.click("#host-tools-button")
+    host.screenshot("host-tools")
+    keep_screenshot("host-tools")
     host.page.get_by_role("switch", name="Require host approval").uncheck()
     wait_for(lambda: zoomsim.get(f"/_sim/meetings/{meeting['id']}").json()["settings"]["require_host_approval"] is False,
              what="approval setting off")

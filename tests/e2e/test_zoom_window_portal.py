@@ -6,6 +6,7 @@ from tests.e2e.zoom_window_fixtures import (  # noqa: F401 - fixtures
     SCREENSHOTS,
     Window,
     app_server,
+    keep_screenshot,
     browser,
     register,
     sdk,
@@ -49,6 +50,7 @@ def test_auto_start_and_sharing_setting_drive_zoom_gating(zoomsim, browser, app_
     assert row.locator(".auto-start-state").inner_text() == "Auto-start On"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     admin.screenshot(path=str(SCREENSHOTS / "portal-auto-start.png"))
+    keep_screenshot("portal-auto-start")
 
     host = Window(browser, zoomsim, meeting, "Kim Admin")
     lee_window = Window(browser, zoomsim, meeting, "Lee Auto")

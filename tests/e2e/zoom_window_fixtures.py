@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -263,3 +264,10 @@ def sdk(frame, expression):
 
 def sdk_events(frame, name):
     return [event["data"] for event in frame.evaluate("window.events") if event["name"] == name]
+
+
+def keep_screenshot(name):
+    """Copy a test artifact to docs/screenshots/ (the ones the READMEs show)."""
+    target = ROOT / "docs/screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SCREENSHOTS / f"{name}.png", target / f"{name}.png")

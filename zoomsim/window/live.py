@@ -82,6 +82,15 @@ def home_url_for(app, meeting, participant):
     return url
 
 
+CONTENT_NAMES = {"audio": "Audio", "video": "Video", "deskshare": "Screen share", "transcript": "Transcript",
+                 "chat": "Chat"}
+
+
+def content_types(app):
+    """What the Active Apps Notifier lists as the content an app receives."""
+    return ", ".join(CONTENT_NAMES.get(kind, kind) for kind in app.media_types)
+
+
 def hue(name):
     return zlib.crc32(name.encode()) % 360
 
@@ -226,7 +235,7 @@ class WindowHub:
             owner = stream.operator
             active_apps.append({"client_id": stream.app.client_id, "app": stream.app.name,
                                 "user": owner.name if owner else "", "user_key": owner.key if owner else "",
-                                "status": label})
+                                "status": label, "content": content_types(stream.app)})
             if owner is not None:
                 apps_by_person.setdefault(owner.key, []).append({"app": stream.app.name, "status": label})
         sharing = any(entry["status"] != texts.STATUS_CONNECTING for entry in active_apps)

@@ -113,6 +113,7 @@ function renderAan() {
     list.append(el("li", { class: "aan-item", "data-client-id": entry.client_id, "data-user": entry.user },
       el("span", { class: "aan-app" }, entry.app),
       el("span", { class: "aan-user" }, entry.user),
+      el("span", { class: "aan-content" }, entry.content),
       el("span", { class: `aan-status status-${entry.status.toLowerCase()}` }, entry.status),
       state.me.is_host && entry.status !== "Connecting"
         ? el("button", { class: "link", type: "button", onclick: () => act("disable_app", { client_id: entry.client_id }) }, "Disable")
