@@ -198,10 +198,10 @@ async def run(args, http_url, sim_pid):
 
     expected = args.streams * wall * 50
     print(f"zoomsim_streams: {args.streams} streams (L16 16 kHz mono, 20 ms) + transcripts, {wall:.1f} s measured, "
-          f"setup {setup_s:.1f} s")
+          f"setup {setup_s:.1f} s; machine load average {os.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores")
     print(f"  simulator CPU: {100 * sim_cpu / wall:.1f}% of one core "
           f"({1e6 * sim_cpu / max(1, ticker['frames_sent'] - ticker0['frames_sent']):.1f} us per frame sent); "
-          f"bench client CPU: {100 * bench_cpu / wall:.1f}%; machine cores: {psutil.cpu_count()}")
+          f"bench client CPU: {100 * bench_cpu / wall:.1f}%")
     print(f"  simulator tick lateness ms: p50 {ticker['lateness_ms']['p50']} p99 {ticker['lateness_ms']['p99']} "
           f"max {ticker['lateness_ms']['max']}; late ticks {ticker['late_ticks'] - ticker0['late_ticks']} of "
           f"{ticker['ticks'] - ticker0['ticks']}; busy per tick "
