@@ -16,7 +16,7 @@ Load servers:
 * ``zoomsim``: the project's simulator (``python -m zoomsim``), driven through its /_sim control API.
 
 Both clients feed the same sink work the real sink does per frame: append the PCM to a per-stream buffer that
-is written to a file every 0.5 s, batch transcript lines, track lag and gaps. Nothing is logged per frame.
+is written to a file every 0.2 s, batch transcript lines, track lag and gaps. Nothing is logged per frame.
 """
 
 from __future__ import annotations
@@ -175,6 +175,9 @@ def _serve(args: argparse.Namespace) -> None:
                     continue
                 media = stream["media"]
                 target = media.get("audio") or media.get("all")
+                if target is not None and target.transport.underlying_transport.is_closing():
+                    target.on_ws_disconnected(target.transport)  # a client gone without a word
+                    continue
                 if target is not None:
                     target.transport.send(WSMsgType.TEXT, frame)
                     stats["audio_sent"] += 1
@@ -250,11 +253,11 @@ class Measurements:
         return float(LAG_BUCKETS)
 
 
-AUDIO_FLUSH_BYTES = PCM_BYTES * 25  # 0.5 s of audio per write
+AUDIO_FLUSH_BYTES = PCM_BYTES * 10  # 0.2 s of audio per write, as rtms/sinks.py does
 
 
 class StreamStore:
-    """One stream's audio file and buffer: PCM is copied into a fixed buffer and written every 0.5 s."""
+    """One stream's audio file and buffer: PCM is copied into a fixed buffer and written every 0.2 s."""
 
     __slots__ = ("fd", "buffer", "view", "fill", "last_ts", "m")
 
@@ -567,7 +570,7 @@ def _measure(args: argparse.Namespace, n: int, workdir: Path) -> dict[str, dict]
     if args.server == "builtin":
         server = subprocess.Popen(_pinned(server_core, [
             sys.executable, __file__, "_serve", "--streams", str(n), "--ready-file", str(ready_file),
-            "--loop", args.server_loop]))
+            "--loop", args.server_loop]), stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while not ready_file.exists() and time.monotonic() < deadline and server.poll() is None:
             time.sleep(0.05)
@@ -600,7 +603,11 @@ def _measure(args: argparse.Namespace, n: int, workdir: Path) -> dict[str, dict]
     finally:
         if args.server == "builtin":
             server.send_signal(signal.SIGTERM)
-            server.wait(10)
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
             stats_file = Path(str(ready_file) + ".stats")
             if stats_file.exists():
                 for impl in results:

@@ -131,6 +131,8 @@ class _Transient(Exception):
 
 
 _MALFORMED_LOG_INTERVAL = 10.0
+# Statuses worth retrying inside Zoom's window; every other non-zero status ends run() with REFUSED.
+_RETRYABLE_STATUSES = frozenset({Status.DUPLICATE_MEDIA_DATA_CONNECTION, Status.INTERNAL_EXCEPTION})
 _STOP_BY_US = p.StopReason.RECEIVER_REQUEST_CLOSE
 
 
@@ -321,6 +323,8 @@ class StreamClient:
         status, reason = p.parse_status(response)
         if status == Status.DUPLICATE_SIGNAL_REQUEST or "duplicate signal request" in reason.lower():
             raise _Duplicate()
+        if status in _RETRYABLE_STATUSES:
+            raise _Transient(f"signaling handshake status {status}: {reason}")
         if status != Status.OK:
             raise _Refused(status, reason)
         plan = self._media_plan(p.parse_media_server_urls(response))
@@ -369,8 +373,8 @@ class StreamClient:
         response = await self._exchange(conn, p.data_handshake(
             self.meeting_uuid, self.rtms_stream_id, signature, self._sequence, media_type, params))
         status, reason = p.parse_status(response)
-        if status == Status.DUPLICATE_MEDIA_DATA_CONNECTION:
-            raise _Transient(f"media {label}: duplicate media connection (old one not yet released)")
+        if status in _RETRYABLE_STATUSES:  # e.g. 16: our previous media socket is not yet released
+            raise _Transient(f"media {label} handshake status {status}: {reason}")
         if status != Status.OK:
             raise _Refused(status, f"media {label}: {reason}")
 

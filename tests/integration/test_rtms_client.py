@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, StreamSink, Timings
+from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, StreamSink, Timings, backend_named
 from rtms.client.protocol import EventType, SessionState, StreamState
 from tests.zoomsim_client import SimWorld
 from tests.zoomsim_process import run_zoomsim
@@ -132,10 +132,11 @@ def assert_no_overlapping_signaling(world, stream_id):
         assert second_start >= first_end, f"two live signaling connections overlapped: {spans}"
 
 
-def test_handshakes_keepalives_audio_transcript_and_events(world, held_streams):
+@pytest.mark.parametrize("backend", ["picows", "websockets"])
+def test_handshakes_keepalives_audio_transcript_and_events(world, held_streams, backend):
     meeting = world.meeting()
     payload = world.start_stream(meeting)
-    held = hold(world, held_streams, payload)
+    held = hold(world, held_streams, payload, backend=backend_named(backend))
     held.wait_ready()
     stream_id = payload["rtms_stream_id"]
 
@@ -309,6 +310,19 @@ def test_abort_drops_every_socket_without_a_word(world, held_streams):
     successor = hold(world, held_streams, payload)
     successor.wait_ready()
     successor.close()
+
+
+@pytest.mark.parametrize("stage", ["upgrade", "signaling", "media"])
+def test_a_transient_refusal_is_retried(world, held_streams, stage):
+    payload = world.start_stream(world.meeting())
+    world.sim.post("/_sim/faults", json={"kind": "refuse_handshake", "stage": stage, "status_code": 45, "count": 1})
+    try:
+        held = hold(world, held_streams, payload)
+        held.wait_ready()
+    finally:
+        world.sim.delete("/_sim/faults")
+    wait_until(lambda: held.sink.audio, what="audio after the retried handshake")
+    held.close()
 
 
 def test_wrong_secret_is_refused_with_status_3(world, held_streams):
