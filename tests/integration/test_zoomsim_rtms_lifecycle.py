@@ -1,6 +1,6 @@
 """Stream lifecycle on the simulator (reference §5.3, §6): keep-alive and the 3-miss rule, interruption and
 reconnection windows, buffered audio replay, pause/resume, STREAM_CLOSE_REQ, stop reasons, and fault injection.
-Windows are scaled down (--keepalive-interval 0.2, --reconnect-scale 0.02: 60 s -> 1.2 s, 65 s -> 1.3 s)."""
+Windows are scaled down (--keepalive-interval 0.2, --reconnect-scale 0.04: 60 s -> 2.4 s, 65 s -> 2.6 s)."""
 
 import base64
 import time
@@ -13,7 +13,7 @@ from tests.zoomsim_process import run_zoomsim
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-life"), keepalive_interval=0.2, reconnect_scale=0.02,
+    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-life"), keepalive_interval=0.2, reconnect_scale=0.04,
                      retry_scale=0.0005) as sim:
         world = SimWorld(sim)
         yield world
