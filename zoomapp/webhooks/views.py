@@ -17,7 +17,7 @@ import json
 import logging
 import time
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.db.models import F
 from django.http import JsonResponse
 from django.utils import timezone
@@ -156,6 +156,8 @@ def _accept(app, event, document, payload, body):
             transaction.on_commit(lambda: _announce(app, event, fields, delivery))
     except _Unusable as exc:
         return _refuse(400, "malformed_event", f"{event}: {exc}.", app)
+    except (DataError, ValueError):  # e.g. NUL characters, which PostgreSQL text and JSON cannot hold
+        return _refuse(400, "malformed_event", "The event holds values that cannot be stored.", app)
     except IntegrityError:
         WebhookDelivery.objects.filter(app=app, body_sha256=digest).update(
             duplicates=F("duplicates") + 1, last_duplicate_at=timezone.now()
