@@ -193,23 +193,26 @@ class MeetingMedia:
             self.sim.ticker.send_text(stream, "chat", message)
 
     def advance(self, tick):
-        """Once per tick: speaker changes at utterance starts, transcripts at utterance ends."""
+        """Once per tick: speaker changes at utterance starts, transcripts at utterance ends. `live` is kept
+        incrementally (no scan of the history per tick)."""
         if self._pending_starts:
             for utterance in [u for u in self._pending_starts if u.start_tick <= tick]:
                 self._pending_starts.remove(utterance)
+                self.live.append(utterance)
                 if utterance.participant.joined:
                     self.sim.set_active_speaker(self.meeting, utterance.participant)
         if self._pending_ends:
             for utterance in [u for u in self._pending_ends if u.end_tick <= tick]:
                 self._pending_ends.remove(utterance)
+                if utterance in self.live:
+                    self.live.remove(utterance)
                 self._transcript(utterance)
         horizon = tick - BUFFER_TICKS - 50
         if self.utterances and self.utterances[0].end_tick < horizon:
             self.utterances = [u for u in self.utterances if u.end_tick >= horizon]
         if self._mixed_cache:
             self._mixed_cache.clear()
-        self.live = [u for u in self.utterances if u.start_tick <= tick < u.end_tick]
-        return bool(self._pending_starts or self._pending_ends or self.live)
+        return bool(self._pending_starts or self._pending_ends)
 
     def _transcript(self, utterance):
         ticker = self.sim.ticker
