@@ -1,15 +1,12 @@
 """The control API under /_sim/ (README "Control API"): drive meetings, inspect streams and webhooks, faults."""
 
 import json
-import logging
 
 from aiohttp import web
 
 from zoomsim.faults import FaultError
 from zoomsim.protocol import stop_reason_from
 from zoomsim.state import StreamRefused
-
-log = logging.getLogger("zoomsim.control")
 
 
 class ControlError(web.HTTPException):

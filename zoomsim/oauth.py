@@ -45,9 +45,9 @@ class TokenStore:
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         record = self.access.get(token)
         if record is None:
-            raise _api_error(401, 124, "Invalid access token.")
+            raise ApiError(401, 124, "Invalid access token.")
         if record["expires"] < time.time():
-            raise _api_error(401, 124, "Access token is expired.")
+            raise ApiError(401, 124, "Access token is expired.")
         return self.sim.apps.get(record["client_id"]), self.sim.users.get(record["user_id"])
 
     def revoke(self, client_id, user_id):
@@ -62,10 +62,6 @@ class ApiError(web.HTTPException):
     def __init__(self, status, code, message):
         self.status_code = status
         super().__init__(text=json.dumps({"code": code, "message": message}), content_type="application/json")
-
-
-def _api_error(status, code, message):
-    return ApiError(status, code, message)
 
 
 def _oauth_error(status, error, reason):
