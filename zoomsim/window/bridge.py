@@ -99,7 +99,7 @@ def participant_entry(meeting, participant):
 def rtms_status_entry(stream, now_ms):
     name = stream.operator.name if stream.operator else stream.app.name
     return {"rtmsSessionId": stream.session_id or stream.id, "displayName": name,
-            "status": RTMS_STATUS[stream.state], "timestamp": now_ms}
+            "status": RTMS_STATUS[stream.state], "timestamp": now_ms // 1000}
 
 
 class Bridge:

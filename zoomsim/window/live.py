@@ -208,7 +208,7 @@ class WindowHub:
         self.toast(meeting, requester, texts.OUTCOMES[outcome], "warning")
         self.emit_to_app(meeting, request["client_id"], "onRTMSStatusChange", {
             "rtmsSessionId": "", "displayName": requester.name, "status": "stopped",
-            "timestamp": self.sim.clock.now_ms()}, keys={requester.key})
+            "timestamp": self.sim.clock.now_ms() // 1000}, keys={requester.key})
 
     def _started_in_client_by_operator(self, stream):
         """A participant's own startRTMS that needed no approval: no "started by host" notice for that one."""

@@ -160,7 +160,10 @@ function renderStage() {
       el("div", { class: "cutout", style: `--hue:${person.hue}` }, initials(person.name)),
       el("figcaption", {}, el("div", { class: "seat-name" }, person.name), el("div", { class: "seat-apps" }, appBadges(person)))));
   }
-  if (!people.length) gallery.append(el("div", { class: "empty" }, "Nobody is in the meeting."));
+  if (!people.length) {
+    const text = state.meeting.status === "ended" ? "This meeting has been ended by the host." : "Nobody is in the meeting.";
+    gallery.append(el("div", { class: "empty" }, text));
+  }
 }
 
 function renderToolbar() {
@@ -196,7 +199,8 @@ function renderPanel() {
   panel.hidden = !info;
   document.body.dataset.panel = info ? (info.expanded ? "expanded" : "open") : "closed";
   if (!info) {
-    if (panelKey) $("#panel-body").replaceChildren();
+    // Hidden at once; the iframe goes a moment later so the app still gets closeApp's answer.
+    if (panelKey) setTimeout(() => { if (!panelKey) $("#panel-body").replaceChildren(); }, 2000);
     panelKey = null;
     return;
   }
