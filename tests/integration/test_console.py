@@ -143,3 +143,33 @@ def test_the_audit_log_cannot_be_changed_through_the_orm(console_app):
     with pytest.raises(Exception):
         AuditEntry.objects.filter(pk=entry.pk).delete()
     assert AuditEntry.objects.get(pk=entry.pk).kind == "test"
+
+
+def test_an_admin_registers_an_app_for_their_account_with_secrets_encrypted(daphne, console_app, people):
+    from django.db import connection
+
+    from zoomapp.marketplace.models import ZoomApp
+
+    owner, _ = sign_in(daphne.url, console_app.client_id, "ownerA")
+    saved = post_form(owner, f"{daphne.url}/console/apps", {
+        "name": "Transcriber", "client_id": "transcriberApp", "client_secret": "s3cret-client",
+        "webhook_secret_token": "s3cret-webhook", "home_url": "https://apps.example.com/transcriber/"})
+    assert saved.status_code == 302
+    app = ZoomApp.objects.get(client_id="transcriberApp")
+    assert (app.name, app.account_id, app.client_secret, app.webhook_secret_token) == (
+        "Transcriber", "acctA", "s3cret-client", "s3cret-webhook")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT client_secret, webhook_secret_token FROM marketplace_zoomapp WHERE id = %s", [app.pk])
+        stored = cursor.fetchone()
+    assert "s3cret" not in stored[0] and "s3cret" not in stored[1]
+    page = owner.get(f"{daphne.url}/console/apps", timeout=10).text
+    assert "Transcriber" in page and "s3cret" not in page
+    assert AuditEntry.objects.get(kind="app_registered").detail["client_id"] == "transcriberApp"
+
+    # Another account's admin cannot take it over by registering the same client id.
+    other, _ = sign_in(daphne.url, console_app.client_id, "adminB")
+    refused = post_form(other, f"{daphne.url}/console/apps", {"name": "Hijack", "client_id": "transcriberApp",
+                                                               "client_secret": "mine"})
+    assert refused.status_code == 200 and "Another account owns an app with this client id." in refused.text
+    app.refresh_from_db()
+    assert (app.name, app.client_secret) == ("Transcriber", "s3cret-client")

@@ -58,7 +58,7 @@ class RegisterAppForm(ConsoleForm):
                                     help_text="Leave empty to keep the stored one (or generate one for a new app).")
     webhook_secret_token = forms.CharField(required=False, max_length=200, widget=forms.PasswordInput,
                                            help_text="Zoom's webhook Secret Token, not the client secret.")
-    home_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    home_url = forms.URLField(required=False, max_length=500, assume_scheme="https", label="Home URL")
     with_simulator = forms.BooleanField(required=False, initial=True, label="Also register it with the Zoom simulator")
 
 

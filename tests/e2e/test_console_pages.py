@@ -1,0 +1,145 @@
+"""The admin console in headless Chromium: a real sign-in through Zoom's OAuth (the simulator), every page, the
+live-streams table following a real stream held by a real worker, and screenshots for a person to look at.
+
+Zoom redirects to our SITE_URL; in the test that is the session daphne on a free port, so the browser is sent
+on to it (one route rule) exactly as the real redirect would land.
+"""
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from rtms.models import StreamSession
+from tests.consent_support import add_sim_user, make_app, register_with_sim
+from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
+from tests.processes import wait_for
+from zoomapp.console import changes
+from zoomapp.console.auth import ConsoleAdmin
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts/screenshots"
+
+
+@pytest.fixture
+def console(browser, daphne, worker, zoomsim, settings):  # noqa: F811
+    app = make_app("Notetaker")
+    register_with_sim(zoomsim, daphne.url, app, account_id="acctConsole")
+    tag = secrets.token_hex(3)
+    admin_id = f"olive{tag}"
+    add_sim_user(zoomsim, admin_id, "Olive Owner", account_id="acctConsole", role="owner", group_id="sales")
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    # The simulator's OAuth signs in whoever its cookie names (zoomsim/README.md): Olive at her computer.
+    context.add_cookies([{"name": "zoomsim_user", "value": admin_id, "url": zoomsim.http_url}])
+    site = urlsplit(settings.SITE_URL)
+    context.route(f"{site.scheme}://{site.netloc}/**", lambda route: route.fulfill(
+        status=302, headers={"Location": daphne.url + route.request.url[len(settings.SITE_URL):]}))
+    page = context.new_page()
+    yield page, app, admin_id, tag
+    context.close()
+
+
+def shot(page, name):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_console_pages_signed_in_through_zoom(console, daphne, zoomsim):
+    page, app, admin_id, tag = console
+    page.goto(f"{daphne.url}/console/")
+    assert page.locator("h1").inner_text() == "Sign in"
+    shot(page, "console-0-sign-in")
+    page.click("text=Sign in with Zoom (Notetaker)")
+    page.wait_for_url(f"{daphne.url}/console/sharing")
+    assert "Olive Owner · Owner · account acctConsole" in page.locator("[data-testid='signed-in-as']").inner_text()
+
+    # Settings through the forms, as the admin clicks them.
+    admin = ConsoleAdmin(admin_id, "acctConsole", "Owner", "Olive Owner", app.client_id)
+    add_sim_user(zoomsim, f"sam{tag}", "Sam Seller", account_id="acctConsole", group_id="sales")
+    changes.set_sharing_policy(admin, "user", f"sam{tag}", True)  # a user row for Sam, not yet signed in
+    page.goto(f"{daphne.url}/console/sharing")
+    page.locator("[data-testid='account-setting'] button[value='off']").click()
+    page.locator("[data-testid='group-settings'] tr[data-group='sales'] button[value='on']").click()
+    olive = page.locator(f"[data-testid='user-settings'] tr[data-user='{admin_id}']")
+    assert olive.locator(".effective").get_attribute("data-effective") == "on"
+    assert olive.locator(".source").inner_text() == "group sales"
+    sam = page.locator(f"[data-testid='user-settings'] tr[data-user='sam{tag}']")
+    assert sam.locator(".source").get_attribute("data-source") == "user"
+    shot(page, "console-1-sharing")
+
+    page.goto(f"{daphne.url}/console/auto-start")
+    assert page.locator("h1").inner_text() == "Auto-start apps that access shared real-time meeting content"
+    form = page.locator("[data-testid='choose-app']")
+    form.locator("select[name='app']").select_option(app.client_id)
+    form.locator("select[name='level']").select_option("group")
+    form.locator("input[name='target_id']").fill("sales")
+    form.locator("button[type='submit']").click()
+    cell = page.locator(f"[data-testid='auto-start-effective'] tr[data-user='{admin_id}'] td[data-app='{app.client_id}']")
+    assert (cell.get_attribute("data-effective"), cell.get_attribute("data-source")) == ("on", "group")
+    shot(page, "console-2-auto-start")
+
+    # A real stream in one of the account's meetings, held by the worker: the live table follows it.
+    meeting = zoomsim.post("/_sim/meetings", json={
+        "topic": "Quarterly planning", "start": True,
+        "host": {"user_id": admin_id, "name": "Olive Owner", "account_id": "acctConsole"},
+        "participants": [{"user_id": f"sam{tag}", "name": "Sam Seller", "account_id": "acctConsole"}],
+        "settings": {"share_with_apps": True, "require_host_approval": False}}).json()
+    page.goto(f"{daphne.url}/console/streams")
+    page.wait_for_selector("#live-status[data-connected='true']")
+    keys = {p["name"]: p["key"] for p in meeting["participants"]}
+    started = zoomsim.post(f"/_sim/meetings/{meeting['id']}/streams",
+                           json={"client_id": app.client_id, "key": keys["Sam Seller"]}).json()
+    row = page.locator(f"#streams tr[data-stream='{started['id']}']")
+    row.and_(page.locator("[data-state='active']")).wait_for(timeout=20000)
+    zoomsim.post(f"/_sim/meetings/{meeting['id']}/speak", json={"key": keys["Olive Owner"],
+                                                                "text": "Let us plan the quarter"})
+    page.wait_for_function(
+        f"() => /audio [1-9]/.test(document.querySelector(\"tr[data-stream='{started['id']}'] .rates\")?.textContent)",
+        timeout=20000)
+    texts = row.locator("td").all_inner_texts()
+    assert texts[0:3] == ["Quarterly planning", "Notetaker", "Sam Seller"]
+    holder = StreamSession.objects.get(rtms_stream_id=started["id"]).owner_worker
+    assert holder and texts[4] == holder
+    shot(page, "console-3-live-streams")
+
+    zoomsim.post(f"/_sim/streams/{started['id']}/stop", json={"reason": "STREAM_CANCELED"})
+    row.and_(page.locator("[data-state='stopped']")).wait_for(timeout=15000)
+    assert "STREAM_CANCELED" in row.inner_text()
+
+    page.goto(f"{daphne.url}/console/audit?meeting={meeting['uuid'].replace('+', '%2B')}")
+    wait_for(lambda: (page.reload(), page.locator("tr[data-kind='stream_stopped']").count())[1], 15,
+             "the stream's stop in the audit log", interval=0.5)
+    shot(page, "console-4-audit-log")
+    with page.expect_download() as download:
+        page.click("[data-testid='csv-export']")
+    assert download.value.suggested_filename == "audit-log.csv"
+
+    page.goto(f"{daphne.url}/console/meetings")
+    page.locator(f"tr[data-meeting='{meeting['uuid']}']").wait_for()
+    shot(page, "console-5-meetings")
+    page.goto(f"{daphne.url}/console/apps")
+    shot(page, "console-6-apps")
+
+
+def test_a_member_signing_in_is_refused_in_the_browser(browser, daphne, zoomsim, settings):  # noqa: F811
+    app = make_app("Notetaker")
+    register_with_sim(zoomsim, daphne.url, app)
+    member_id = f"mia{secrets.token_hex(3)}"
+    add_sim_user(zoomsim, member_id, "Mia Member", account_id="acctConsole", role="member")
+    context = browser.new_context(viewport={"width": 1360, "height": 700})
+    context.add_cookies([{"name": "zoomsim_user", "value": member_id, "url": zoomsim.http_url}])
+    site = urlsplit(settings.SITE_URL)
+    context.route(f"{site.scheme}://{site.netloc}/**", lambda route: route.fulfill(
+        status=302, headers={"Location": daphne.url + route.request.url[len(settings.SITE_URL):]}))
+    page = context.new_page()
+    page.goto(f"{daphne.url}/console/signin")
+    page.click("text=Sign in with Zoom (Notetaker)")
+    refusal = page.locator("[data-testid='refusal']")
+    assert refusal.inner_text() == ("The admin console is for account owners and admins. Zoom says your role is "
+                                    "Member.")
+    shot(page, "console-7-member-refused")
+    page.goto(f"{daphne.url}/console/audit")
+    assert page.locator("h1").inner_text() == "Sign in"
+    context.close()
