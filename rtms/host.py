@@ -373,13 +373,13 @@ class SessionHost:
         refuses for its content (its stream row was deleted) is written alone, and dropped if it fails again,
         so it can never block every other stream's rows."""
         try:
-            await self.loop.run_in_executor(self._db_pool, sinks.write_rows, chunk)
+            await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, chunk)
         except (DatabaseError, ValueError) as exc:
             if isinstance(exc, (OperationalError, InterfaceError)):
                 raise
             for batch in chunk:
                 try:
-                    await self.loop.run_in_executor(self._db_pool, sinks.write_rows, [batch])
+                    await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, [batch])
                 except (OperationalError, InterfaceError):
                     raise
                 except (DatabaseError, ValueError) as refused:
@@ -458,7 +458,7 @@ class SessionHost:
         if self._pending_rows:
             try:
                 for chunk in list(sinks.split_batches(self._pending_rows)):
-                    await self.loop.run_in_executor(self._db_pool, sinks.write_rows, chunk)
+                    await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, chunk)
             except Exception as exc:  # noqa: BLE001
                 log.warning("rows lost at shutdown: database unreachable",
                             extra={"pending_batches": len(self._pending_rows), "error": repr(exc)})

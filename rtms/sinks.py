@@ -11,7 +11,7 @@ stored for that participant is skipped.
 import logging
 import time
 
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django.db.models import F
 
 from rtms import live, media, metrics, signals
@@ -46,6 +46,25 @@ def _int_or_none(value):
     return value if type(value) is int and -2**63 < value < 2**63 else None
 
 
+def _fits(*numbers, bits=64):
+    """Every number fits its column (BIGINT, or INTEGER with bits=32; None allowed): a frame that does not is
+    refused, not stored."""
+    limit = 2 ** (bits - 1)
+    return all(n is None or -limit < n < limit for n in numbers)
+
+
+def _storable(text):
+    """PostgreSQL text holds neither NUL nor lone surrogates: replace them rather than lose the whole line."""
+    if not text:
+        return ""
+    text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 class StreamStore(StreamSink):
     """One stream's buffers. Called on the event loop for each message: appends only, no I/O."""
 
@@ -62,6 +81,7 @@ class StreamStore(StreamSink):
         self.chats = []
         self.events = []
         self.replayed_frames = 0
+        self.refused_frames = 0
         self.discarded = False
 
     # StreamSink ------------------------------------------------------------------------------------------------
@@ -87,12 +107,22 @@ class StreamStore(StreamSink):
         self.frames.append((MediaFile.Kind.DESKSHARE, user_id, timestamp_ms, data))
 
     def on_transcript(self, user_id, user_name, start_ms, end_ms, timestamp_ms, language, text):
-        self.transcripts.append((user_id, user_name or "", start_ms, end_ms, timestamp_ms, language, text))
+        if not _fits(user_id, start_ms, end_ms, timestamp_ms) or not _fits(language, bits=32):
+            self.refused_frames += 1
+            return
+        self.transcripts.append((user_id, _storable(user_name)[:200], start_ms, end_ms, timestamp_ms, language,
+                                 _storable(text)))
 
     def on_chat(self, user_id, user_name, timestamp_ms, text):
-        self.chats.append((user_id, user_name or "", timestamp_ms, text))
+        if not _fits(user_id, timestamp_ms):
+            self.refused_frames += 1
+            return
+        self.chats.append((user_id, _storable(user_name)[:200], timestamp_ms, _storable(text)))
 
     def on_event(self, event_type, event):
+        if not _fits(event_type, bits=32):
+            self.refused_frames += 1
+            return
         kind = EVENT_KINDS.get(event_type, ParticipantEvent.Kind.OTHER)
         timestamp = _int_or_none(event.get("timestamp"))
         people = event.get("participants")
@@ -100,10 +130,10 @@ class StreamStore(StreamSink):
             for person in people:
                 if isinstance(person, dict):
                     self.events.append((kind, event_type, _int_or_none(person.get("user_id")),
-                                        str(person.get("user_name") or "")[:200], timestamp))
+                                        _storable(str(person.get("user_name") or ""))[:200], timestamp))
         else:
             self.events.append((kind, event_type, _int_or_none(event.get("user_id")),
-                                str(event.get("user_name") or "")[:200], timestamp))
+                                _storable(str(event.get("user_name") or ""))[:200], timestamp))
 
     def on_state(self, stream_state, session_state, reason):
         if self._state_callback:
@@ -225,9 +255,6 @@ class RowBatch:
 def write_rows(batches):
     """Database thread: every pending batch in one transaction. Raises when the database is unreachable;
     the caller keeps the batches and retries."""
-    close_old_connections()
-    if connection.connection is not None and not connection.is_usable():
-        connection.close()
     committed_at = _now_ms()
     with transaction.atomic():
         transcripts, chats, events = [], [], []

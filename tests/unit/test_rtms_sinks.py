@@ -1,0 +1,115 @@
+"""The media sinks: what the RTMS client hands them is buffered, stored in batches, and replays are stored once.
+Fuzzed with hypothesis through the real client's frame handler (frames as a server could send them): no frame
+makes the sink raise, and whatever it buffered can be written to PostgreSQL."""
+
+import base64
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rtms import sinks
+from rtms.client import StreamClient
+from rtms.models import ParticipantEvent, StreamSession, TranscriptSegment
+
+pytestmark = pytest.mark.django_db
+
+
+class FakeConnection:
+    label = "transcript"
+    closed = False
+
+    def send(self, data):
+        pass
+
+    def abort(self):
+        pass
+
+
+@pytest.fixture
+def stream():
+    return StreamSession.objects.create(rtms_stream_id="f" * 32, meeting_uuid="m==", client_id="app")
+
+
+def client_for(store):
+    return StreamClient(client_id="app", client_secret="secret", meeting_uuid="m==", rtms_stream_id="f" * 32,
+                        server_urls="ws://127.0.0.1:9/signaling", sink=store)
+
+
+def transcript(text, timestamp, user_id=16778240):
+    return json.dumps({"msg_type": 17, "content": {"user_id": user_id, "user_name": "Ana", "start_time": timestamp - 100,
+                                                   "end_time": timestamp, "timestamp": timestamp, "language": 9,
+                                                   "data": text}})
+
+
+def audio(timestamp, user_id=0):
+    return json.dumps({"msg_type": 14, "content": {"user_id": user_id, "data": base64.b64encode(b"\x01\x00" * 320).decode(),
+                                                   "length": 640, "timestamp": timestamp}})
+
+
+def test_audio_replayed_after_a_reconnect_is_stored_once(stream, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path
+    store = sinks.StreamStore(stream.pk, stream.rtms_stream_id)
+    client = client_for(store)
+    for ts in (1000, 1020, 1040, 1020, 1040, 1060):  # Zoom replays its buffer with the original timestamps
+        client.on_text(FakeConnection(), audio(ts))
+    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id)
+    sinks.write_media(files, *store.take_media())
+    files.close()
+    assert files.wavs[0].data_bytes == 4 * 640
+    assert store.replayed_frames == 2
+
+
+def test_rows_are_written_in_one_batch_and_counted(stream):
+    store = sinks.StreamStore(stream.pk, stream.rtms_stream_id)
+    client = client_for(store)
+    client.on_text(FakeConnection(), transcript("Hello", 5000))
+    client.on_text(FakeConnection(), json.dumps({"msg_type": 18, "content": {"user_id": 1, "user_name": "Ben",
+                                                                             "timestamp": 5100, "data": "hi"}}))
+    client.on_text(FakeConnection(), json.dumps({"msg_type": 6, "event": {"event_type": 3, "timestamp": 5200,
+                                                 "participants": [{"user_id": 1, "user_name": "Ben"}]}}))
+    sinks.write_rows([sinks.RowBatch(stream.pk, stream.rtms_stream_id, *store.take_rows())])
+    stream.refresh_from_db()
+    assert (stream.transcript_count, stream.chat_count, stream.event_count) == (1, 1, 1)
+    assert ParticipantEvent.objects.get().kind == "join"
+    # The same line delivered again (a replay after a takeover) is stored once.
+    client.on_text(FakeConnection(), transcript("Hello", 5000))
+    sinks.write_rows([sinks.RowBatch(stream.pk, stream.rtms_stream_id, *store.take_rows())])
+    assert TranscriptSegment.objects.count() == 1
+
+
+anything = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=3), max_leaves=8)
+numbers = st.integers() | st.integers(min_value=-2**70, max_value=2**70) | anything
+texts = st.text(max_size=40) | st.just("nul\x00byte") | st.just("lone \ud800 surrogate") | anything
+content = st.fixed_dictionaries({}, optional={
+    "user_id": numbers, "user_name": texts, "start_time": numbers, "end_time": numbers, "timestamp": numbers,
+    "language": numbers, "data": texts | st.binary(max_size=20).map(lambda b: base64.b64encode(b).decode()),
+    "length": numbers})
+event = st.fixed_dictionaries({"event_type": numbers}, optional={
+    "timestamp": numbers, "user_id": numbers, "user_name": texts,
+    "participants": st.lists(st.fixed_dictionaries({}, optional={"user_id": numbers, "user_name": texts}), max_size=3)
+    | anything})
+frames = st.one_of(
+    st.builds(lambda t, c: json.dumps({"msg_type": t, "content": c}),
+              st.sampled_from([14, 15, 16, 17, 18, 23, 99]) | st.integers(), content | anything),
+    st.builds(lambda e: json.dumps({"msg_type": 6, "event": e}), event | anything),
+    st.builds(lambda s, r: json.dumps({"msg_type": 8, "state": s, "reason": r}), numbers, numbers),
+    st.text(max_size=30), st.binary(max_size=30),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.lists(frames, max_size=12))
+def test_any_server_frame_leaves_the_sink_storable(stream, garbage):
+    store = sinks.StreamStore(stream.pk, stream.rtms_stream_id)
+    client = client_for(store)
+    for n, frame in enumerate(garbage):
+        client.on_text(FakeConnection(), frame)
+        client.on_text(FakeConnection(), transcript(f"good line {n}", 10_000 + n))
+    assert client.counters.sink_errors == 0
+    sinks.write_rows([sinks.RowBatch(stream.pk, stream.rtms_stream_id, *store.take_rows())])
+    stored = set(TranscriptSegment.objects.filter(text__startswith="good line").values_list("text", flat=True))
+    assert {f"good line {n}" for n in range(len(garbage))} <= stored
