@@ -290,6 +290,7 @@ function renderActive(viewer) {
     const li = document.createElement("li");
     li.dataset.share = s.id;
     li.dataset.status = s.status;
+    li.dataset.startedBy = s.started_by;
     const who = document.createElement("span");
     who.className = "who";
     who.textContent = fill(T.LABEL_APP_USER, { app: s.app_name, user: s.user_name || s.user_id });
@@ -297,6 +298,8 @@ function renderActive(viewer) {
     badge.className = `badge status-${s.status}`;
     badge.textContent = statusLabel(s.status);
     li.append(who, badge);
+    // Everyone sees which apps started by themselves (an admin's or Zoom's auto-start), not just the host's AAN.
+    if (s.started_by === "auto") li.append(Object.assign(document.createElement("span"), { className: "badge auto-started", textContent: T.LABEL_AUTO_STARTED }));
     if (viewer.is_host) li.append(button(T.LABEL_DISABLE, () => act("disable", { share: s.id }), "danger small"));
     return li;
   }));

@@ -136,7 +136,10 @@ def test_zoom_performed_auto_start_shows_as_auto_started(stack, people):  # noqa
     assert notice(ana, "auto", "Notes Bot for Ben") == f"{texts.AAN_AUTO_START}: Notes Bot for Ben"
     ben = people(m, "Ben")
     assert ben.wait_outcome("sharing", timeout=15000) == texts.STATUS_SHARING
-    ben.frame.locator("#active-apps li[data-status='sharing']", has_text="Notes Bot for Ben").wait_for()
+    # Every panel, not only the host's: the app is shown as auto-started.
+    row = ben.frame.locator("#active-apps li[data-started-by='auto']", has_text="Notes Bot for Ben")
+    assert texts.LABEL_AUTO_STARTED in row.inner_text()
+    ben.screenshot("autostart-5-zoom-auto-start-participant")
 
 
 def test_zoom_portal_refusing_the_start_ends_as_host_cannot_approve(stack, people):  # noqa: F811
