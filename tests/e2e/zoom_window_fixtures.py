@@ -103,7 +103,9 @@ class FakeApp:
         return {"name": self.name, "client_id": self.client_id, "client_secret": self.client_secret,
                 "webhook_secret_token": self.webhook_secret_token, "event_url": f"{self.base_url}/{self.slug}/events",
                 "home_url": f"{self.base_url}/{self.slug}/home?ctx={{runningContext}}&mid={{meetingUUID}}",
-                "redirect_url": f"{self.base_url}/{self.slug}/oauth", "account_id": f"acct-{self.slug}"}
+                "redirect_url": f"{self.base_url}/{self.slug}/oauth", "account_id": f"acct-{self.slug}",
+                # Only its own stream events: other tests' meetings are none of its business.
+                "events": ["meeting.rtms_started", "meeting.rtms_stopped", "meeting.rtms_interrupted"]}
 
 
 class AppServer:

@@ -119,8 +119,9 @@ class Bridge:
         if meeting is None or app is None:
             raise ApiError(10001, "The Zoom client encountered an error while processing the request")
         participant = meeting.participant(session.key)
+        data = data if isinstance(data, dict) else {}
         if api_name == "config":
-            return self.config(session, meeting, participant, app, data or {})
+            return self.config(session, meeting, participant, app, data)
         if not session.allows(api_name):
             raise no_permission(80004, "app_not_support")
         if api_name in HOST_ONLY and participant.role not in HOST_ROLES:
@@ -128,7 +129,7 @@ class Bridge:
         if api_name in NO_GUEST_MODE and participant.guest:
             raise no_permission(80005, "guest_not_support")
         handler = getattr(self, "api_" + api_name)
-        return await handler(session, meeting, participant, app, data or {})
+        return await handler(session, meeting, participant, app, data)
 
     # -- core ----------------------------------------------------------------------------------------------
 

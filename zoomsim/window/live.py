@@ -367,6 +367,8 @@ class WindowHub:
                     message = json.loads(frame.data)
                 except (TypeError, ValueError):
                     continue
+                if not isinstance(message, dict):
+                    continue
                 if message.get("type") == "sdk_call":
                     await self._sdk_call(connection, meeting, message)
                 elif message.get("type") == "action":
@@ -386,6 +388,11 @@ class WindowHub:
             reply = {"jsCallId": call_id, "result": result}
         except ApiError as error:
             reply = {"jsCallId": call_id, "errorCode": error.code, "errorMessage": error.message}
+        except Exception:  # noqa: BLE001 - a bad call must answer, not end this window's connection
+            log.exception("event=sdk_call_failed meeting_uuid=%s key=%s api=%s", meeting.uuid, connection.key,
+                          api_name)
+            reply = {"jsCallId": call_id, "errorCode": "10001",
+                     "errorMessage": "The Zoom client encountered an error while processing the request"}
         log.info("event=sdk_call meeting_uuid=%s key=%s api=%s error=%s", meeting.uuid, connection.key, api_name,
                  reply.get("errorCode", "-"))
         connection.send({"type": "sdk_response", "client_id": message.get("client_id"), "data": reply})
