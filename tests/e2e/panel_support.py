@@ -88,6 +88,9 @@ class Person:
         self.page = self.context.new_page()
         self.page.goto(f"{stack.sim.http_url}/meetings/{meeting['id']}/as/{self.key}")
         self.page.wait_for_function("window.__ready === true")
+        # Zoom shows its disclosure modal whenever sharing starts; a person reads it and presses OK.
+        self.page.add_locator_handler(self.page.locator("#disclosure:not([hidden])"),
+                                      lambda _: self.page.click("#disclosure-ok"))
         self.frame = None
 
     def open_panel(self):
@@ -103,7 +106,13 @@ class Person:
         return self.frame.locator("#outcome").inner_text()
 
     def wait_outcome(self, status, timeout=10000):
-        self.frame.wait_for_selector(f"#outcome[data-status='{status}']", timeout=timeout)
+        try:
+            self.frame.wait_for_selector(f"#outcome[data-status='{status}']", timeout=timeout)
+        except Exception:
+            shown = self.frame.locator("#outcome").get_attribute("data-status")
+            error = self.frame.locator("#error").inner_text()
+            raise AssertionError(f"{self.name}'s panel shows {shown!r} ({self.outcome()!r}), not {status!r}"
+                                 f"; error line: {error!r}") from None
         return self.outcome()
 
     def version(self):
@@ -111,13 +120,12 @@ class Person:
 
     # acting like a person
     def dismiss_zoom_dialogs(self):
-        """Zoom's own disclosure modal covers the window (and our panel) when sharing starts: press OK."""
+        """Before a screenshot: Zoom's disclosure modal would dim the window (clicks get the locator handler)."""
         ok = self.page.locator("#disclosure-ok")
         if ok.is_visible():
-            ok.click()
+            ok.click(force=True)
 
     def click(self, selector):
-        self.dismiss_zoom_dialogs()
         self.frame.locator(selector).click()
 
     def screenshot(self, name):

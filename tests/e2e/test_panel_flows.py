@@ -59,3 +59,157 @@ def test_approved_request_shows_sharing_within_a_second_then_transcript(stack, p
     ben.frame.locator("#transcript li", has_text="Welcome to the demo").wait_for(timeout=15000)
     ben.screenshot("participant-3-sharing-with-transcript")
     ana.screenshot("host-3-sharing-aan")
+
+
+def request(person):
+    person.click("#share-button")
+
+
+def test_multiple_requests_modal_deny_one_approve_all(stack, people):  # noqa: F811
+    meeting = stack.meeting(participants=("Ben", "Cleo", "Dan"))
+    stack.authorize(stack.user_id(meeting, "Ana"))
+    ana, ben, cleo, dan = people(meeting, "Ana", "Ben", "Cleo", "Dan")
+    for person in (ben, cleo, dan):
+        request(person)
+        person.wait_outcome("pending")
+    modal = ana.frame.locator("#requests-modal[data-kind='multiple'][open]")
+    modal.wait_for()
+    ana.frame.locator("#requests-list li").nth(2).wait_for()
+    assert ana.frame.locator("#requests-title").inner_text() == texts.LABEL_MULTIPLE_REQUESTS.format(count=3)
+    ana.screenshot("host-4-multiple-requests-modal")
+
+    ana.frame.locator("#requests-list li", has_text="Notes Bot for Dan").get_by_role(
+        "button", name=texts.LABEL_DENY).click()
+    assert dan.wait_outcome("denied") == texts.REQUEST_DENIED
+    dan.screenshot("participant-4-denied")
+    ana.frame.wait_for_function("document.querySelectorAll('#requests-list li').length === 2")
+    ana.frame.locator("#approve-all").click()
+    assert ben.wait_outcome("sharing") == texts.STATUS_SHARING
+    assert cleo.wait_outcome("sharing") == texts.STATUS_SHARING
+    ana.frame.locator("#requests-modal").wait_for(state="hidden")
+    assert ana.frame.locator("#active-apps li").count() == 2
+
+    # Deny all: two new requests, one decision.
+    for person in (dan,):
+        request(person)
+    other = stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/join",
+                           {"name": "Eve", "user_id": f"eve{meeting['id']}", "account_id": "acctE2E"})
+    eve = Person(ana.page.context.browser, stack, stack.sim_call("GET", f"/_sim/meetings/{meeting['id']}"),
+                 other["name"]).open_panel()
+    try:
+        request(eve)
+        ana.frame.locator("#requests-modal[data-kind='multiple'][open]").wait_for()
+        ana.frame.locator("#deny-all").click()
+        assert dan.wait_outcome("denied") == texts.REQUEST_DENIED
+        assert eve.wait_outcome("denied") == texts.REQUEST_DENIED
+    finally:
+        eve.close()
+
+
+def test_host_controls_pause_resume_stop_disable_and_turning_sharing_off(stack, people):  # noqa: F811
+    meeting = stack.meeting(participants=("Ben", "Cleo", "Dan"))
+    stack.authorize(stack.user_id(meeting, "Ana"))
+    ana, ben, cleo, dan = people(meeting, "Ana", "Ben", "Cleo", "Dan")
+
+    # Approval not required: a request starts at once, with no modal.
+    ana.click("#toggle-approval")
+    ana.frame.wait_for_function("!document.getElementById('toggle-approval').checked")
+    request(ben)
+    assert ben.wait_outcome("sharing") == texts.STATUS_SHARING
+    assert not ana.frame.locator("#requests-modal").is_visible()
+
+    ben.click("#pause-button")
+    assert ben.wait_outcome("paused") == texts.STATUS_PAUSED
+    ana.frame.locator("#active-apps li .badge", has_text=texts.STATUS_PAUSED).wait_for()
+    ben.screenshot("participant-5-paused")
+    ana.screenshot("host-5-app-paused")
+    ben.click("#resume-button")
+    assert ben.wait_outcome("sharing") == texts.STATUS_SHARING
+
+    request(cleo)
+    cleo.wait_outcome("sharing")
+    cleo.click("#stop-button")
+    assert cleo.wait_outcome("stopped") == texts.STOPPED
+
+    ana.frame.locator("#active-apps li", has_text="Notes Bot for Ben").get_by_role(
+        "button", name=texts.LABEL_DISABLE).click()
+    assert ben.wait_outcome("disabled_by_host") == texts.HOST_DISABLED_APP
+    ben.screenshot("participant-6-disabled-by-host")
+    ben.frame.locator("#disclosure").wait_for(state="hidden")
+
+    request(cleo)
+    cleo.wait_outcome("sharing")
+    ana.click("#toggle-share")
+    assert cleo.wait_outcome("apps_disabled") == texts.APPS_DISABLED
+    request(dan)
+    assert dan.wait_outcome("apps_disabled") == texts.APPS_DISABLED
+    cleo.screenshot("participant-7-apps-disabled")
+    ana.screenshot("host-6-sharing-off")
+
+
+def test_host_not_joined_then_host_cannot_approve(stack, people):  # noqa: F811
+    from zoomapp.consent.models import SharingPolicy
+
+    meeting = stack.meeting(participants=("Ben", "Cleo"))
+    ben, = people(meeting, "Ben")
+    stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/leave", {"key": stack.key(meeting, "Ana")})
+    ben.frame.wait_for_function("document.getElementById('panel').dataset.version > '0'")
+    wait_until(lambda: _host_absent(meeting), what="the host to have left")
+    request(ben)
+    assert ben.wait_outcome("host_not_joined") == texts.HOST_NOT_JOINED
+    ben.screenshot("participant-8-host-not-joined")
+    stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/join", {"key": stack.key(meeting, "Ana")})
+    assert ben.wait_outcome("host_joined") == texts.HOST_JOINED_CAN_REQUEST
+
+    # Rule 1: the host's effective admin policy (user level) disables sharing with apps.
+    host_id = stack.user_id(meeting, "Ana")
+    policy = SharingPolicy.objects.create(account_id="acctE2E", level="user", target_id=host_id,
+                                          share_with_apps=False)
+    services_meeting_account(meeting)
+    request(ben)
+    assert ben.wait_outcome("host_cannot_approve") == texts.HOST_CANNOT_APPROVE
+    ben.screenshot("participant-9-host-cannot-approve")
+    policy.delete()
+
+
+def _host_absent(meeting):
+    from zoomapp.consent.models import Meeting
+
+    return Meeting.objects.filter(uuid=meeting["uuid"], host_present=False).exists()
+
+
+def services_meeting_account(meeting):
+    """The meeting's account comes from Zoom's meeting webhooks; make sure it arrived before rule 1 is asked."""
+    from zoomapp.consent.models import Meeting
+
+    wait_until(lambda: Meeting.objects.filter(uuid=meeting["uuid"]).exclude(account_id="").exists(),
+               what="meeting.started to be received")
+
+
+def test_in_client_fallback_runs_zooms_host_approval(stack, people):  # noqa: F811
+    """The host never authorized our app: approving in our modal makes Ben's panel call zoomSdk.startRTMS(), and
+    Zoom's own host modal decides. Refused there → "Host cannot approve…"; approved → Sharing."""
+    meeting = stack.meeting(participants=("Ben", "Cleo"))
+    ana, ben, cleo = people(meeting, "Ana", "Ben", "Cleo")
+    ana.frame.locator("#authorize").wait_for()
+    assert ana.frame.locator("#authorize-text").inner_text() == texts.AUTHORIZE_PROMPT.format(app="Notes Bot")
+    ana.screenshot("host-7-authorize-prompt")
+
+    request(ben)
+    ben.wait_outcome("pending")
+    ana.frame.locator("#requests-list button", has_text=texts.LABEL_APPROVE).click()
+    zoom_modal = ana.page.locator("#request-single:not([hidden])")
+    zoom_modal.wait_for(timeout=10000)
+    ana.page.click("#request-single-deny")
+    assert ben.wait_outcome("host_cannot_approve") == texts.HOST_CANNOT_APPROVE
+
+    request(cleo)
+    cleo.wait_outcome("pending")
+    ana.frame.locator("#requests-list button", has_text=texts.LABEL_APPROVE).click()
+    zoom_modal.wait_for(timeout=10000)
+    ana.page.click("#request-single-approve")
+    assert cleo.wait_outcome("sharing", timeout=15000) == texts.STATUS_SHARING
+
+    # In-client OAuth with PKCE from the host's panel: the prompt goes away.
+    ana.click("#authorize-button")
+    ana.frame.locator("#authorize").wait_for(state="hidden")
