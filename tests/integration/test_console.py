@@ -173,3 +173,18 @@ def test_an_admin_registers_an_app_for_their_account_with_secrets_encrypted(daph
     assert refused.status_code == 200 and "Another account owns an app with this client id." in refused.text
     app.refresh_from_db()
     assert (app.name, app.client_secret) == ("Transcriber", "s3cret-client")
+
+
+def test_the_database_itself_refuses_to_rewrite_the_audit_log(console_app):
+    from django.db import connection, transaction
+    from django.db.utils import DatabaseError
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigger is PostgreSQL's")
+    entry = AuditEntry.objects.create(kind="approve", actor_user_id="host1", detail={"account_id": "acctA"})
+    for statement in ("UPDATE consent_auditentry SET kind = 'deny' WHERE id = %s",
+                      "DELETE FROM consent_auditentry WHERE id = %s"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(statement, [entry.pk])
+    assert AuditEntry.objects.get(pk=entry.pk).kind == "approve"
