@@ -14,7 +14,6 @@ from tests.e2e.zoom_window_fixtures import (  # noqa: F401 - fixtures
     Window,
     app_server,
     browser,
-    create_meeting,
     decrypt_app_context,
     register,
     sdk,

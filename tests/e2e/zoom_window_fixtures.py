@@ -21,7 +21,7 @@ import pytest
 from aiohttp import ClientSession, WSMsgType, web
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from tests.processes import free_port, wait_for
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_FILE = ROOT / "zoomsim/window/static/appssdk/0.16.41/sdk.es.js"
