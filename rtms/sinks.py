@@ -171,6 +171,8 @@ class StreamFiles:
         self.wavs = {}      # key -> WavFile
         self.frame_dirs = {}
         self.last_ts = {}   # (kind, key) -> newest timestamp written
+        self.first_ts = {}  # (kind, key) -> oldest timestamp written by this process
+        self.audio_frames = {}  # key -> audio frames written by this process
         self.last_lag_ms = None  # send→store lag of the newest frame written
 
     def wav(self, key):
@@ -191,11 +193,11 @@ class StreamFiles:
             kind = MediaFile.Kind.AUDIO_MIXED if key == 0 else MediaFile.Kind.AUDIO_PARTICIPANT
             yield dict(kind=kind, user_id=key or None, path=media.relative(wav.path), sample_rate=wav.sample_rate,
                        channels=wav.channels, bytes=wav.data_bytes, frames=wav.data_bytes // 640,
-                       last_timestamp=self.last_ts.get(("audio", key)))
+                       first_timestamp=self.first_ts.get(("audio", key)), last_timestamp=self.last_ts.get(("audio", key)))
         for kind, directory in self.frame_dirs.items():
             yield dict(kind=kind, user_id=None, path=media.relative(directory.path), sample_rate=None,
                        channels=None, bytes=directory.bytes, frames=directory.frames,
-                       last_timestamp=self.last_ts.get((kind, None)))
+                       first_timestamp=self.first_ts.get((kind, None)), last_timestamp=self.last_ts.get((kind, None)))
 
     def sync(self):
         for wav in self.wavs.values():
@@ -214,12 +216,15 @@ def write_media(files, audio, frames):
     """File thread: append a stream's audio and frames; record the send→store lag of what was written."""
     for key, (pcm, first_ts, last_ts, count) in audio.items():
         files.wav(key).append(pcm)
+        files.first_ts.setdefault(("audio", key), first_ts)
         files.last_ts[("audio", key)] = last_ts
+        files.audio_frames[key] = files.audio_frames.get(key, 0) + count
         now = _now_ms()
         metrics.store_lag.record(now, first_ts, last_ts, count)
         files.last_lag_ms = now - last_ts
     for kind, user_id, timestamp, data in frames:
         files.frame_dir(kind).add(timestamp, user_id, data)
+        files.first_ts.setdefault((kind, None), timestamp)
         files.last_ts[(kind, None)] = timestamp
         metrics.store_lag.record(_now_ms(), timestamp, timestamp, 1)
 
@@ -232,7 +237,9 @@ def write_index(streams_index):
         for row in rows:
             row = dict(row)
             path = row.pop("path")
-            MediaFile.objects.update_or_create(stream_id=stream_pk, path=path, defaults=row)
+            first = row.pop("first_timestamp")  # only the file's creator knows where it starts
+            MediaFile.objects.update_or_create(stream_id=stream_pk, path=path, defaults=row,
+                                               create_defaults={**row, "first_timestamp": first})
             if row["kind"] == MediaFile.Kind.VIDEO:
                 totals["video_frames"] += row["frames"]
             elif row["kind"] == MediaFile.Kind.DESKSHARE:

@@ -1,0 +1,242 @@
+"""End-to-end hold benchmark: N real-time streams (20 ms L16 audio + a transcript line every 5 s per stream) held by
+ONE session host (rtms.host, the code a Celery worker process runs) and stored through the real sinks: WAV files
+under a temporary MEDIA_ROOT, transcript rows in PostgreSQL, leases in Redis.
+
+    .venv/bin/python bench/streams_hold.py                              # N = 200, 500, 1000; 60 s measured each
+    .venv/bin/python bench/streams_hold.py --streams 200 --duration 20 --warmup 5
+
+The load server is bench/rtms_receive.py's built-in RTMS server (the client engineer's raw receive benchmark),
+pinned to core 0; the holder runs pinned to core 1. In the same run, Zoom's official SDK (`rtms` 1.1.0, one
+EventLoop thread) receives the same load through `rtms_receive.py _sdk` (receive + buffer only), so the ratio
+printed is our full hold-and-store cost against the SDK's receive cost.
+
+Per N it prints: CPU seconds per stream-minute, cores used, RSS per stream, audio frames lost (gaps in the stored
+timeline), p50/p99 lag from the server's send time to storage (file write / row commit), and the SDK ratio.
+Needs PostgreSQL (DATABASE_URL or the local server; a scratch database is created and dropped) and Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RECEIVE_BENCH = ROOT / "bench" / "rtms_receive.py"
+CLIENT_ID, CLIENT_SECRET = "benchClientId", "benchClientSecret"  # what rtms_receive.py's server checks
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _cpu_seconds():
+    times = os.times()
+    return times.user + times.system
+
+
+# ================================================================================================================
+# The holder (`streams_hold.py _hold`): one process, one session host, N streams
+
+
+def _hold(args):
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zoomapp.settings")
+    django.setup()
+    from rtms import leases, metrics
+    from rtms.host import start_host
+    from rtms.models import StreamSession
+    from zoomapp.marketplace.models import ZoomApp
+
+    streams = json.loads(Path(args.ready_file).read_text())["streams"]
+    ZoomApp.objects.get_or_create(client_id=CLIENT_ID, defaults={
+        "name": "Bench", "client_secret": CLIENT_SECRET, "webhook_secret_token": "bench"})
+    StreamSession.objects.bulk_create([StreamSession(
+        rtms_stream_id=s["rtms_stream_id"], meeting_uuid=s["meeting_uuid"], client_id=CLIENT_ID,
+        server_urls=s["server_urls"]) for s in streams], ignore_conflicts=True)
+    rows = list(StreamSession.objects.filter(rtms_stream_id__in=[s["rtms_stream_id"] for s in streams]))
+
+    rss_before = _rss_bytes()
+    host = start_host("bench-holder")
+    for stream in rows:
+        value = leases.new_lease_value(host.worker_id)
+        assert leases.try_acquire(stream.rtms_stream_id, value), "lease already held: stale bench namespace?"
+        host.hand(stream, value)
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready = sum(1 for held in list(host.streams.values()) if held.client and held.client.phase.value == "ready")
+        if ready == len(rows):
+            break
+        time.sleep(0.2)
+    time.sleep(args.warmup)
+
+    metrics.store_lag.reset()
+    spans_before = _audio_spans(host)
+    cpu0, wall0 = _cpu_seconds(), time.monotonic()
+    time.sleep(args.duration)
+    cpu, wall = _cpu_seconds() - cpu0, time.monotonic() - wall0
+    rss = _rss_bytes()
+    spans_after = _audio_spans(host)
+
+    # Frames lost = holes in each stream's stored timeline over the measured window (the server stamps every
+    # frame on a strict 20 ms grid).
+    lost = expected = 0
+    for stream_id, (first, last, frames) in spans_after.items():
+        before = spans_before.get(stream_id)
+        if before is None:
+            continue
+        span_frames = (last - before[1]) // 20
+        expected += span_frames
+        lost += max(0, span_frames - (frames - before[2]))
+    n = len(rows)
+    counters = {}
+    for snapshot in host._counter_snapshots():
+        for name, value in snapshot.items():
+            counters[name] = counters.get(name, 0) + value
+    result = {
+        "streams": n, "ready": ready, "wall_s": wall, "cpu_s": cpu, "cores": cpu / wall,
+        "cpu_per_stream_minute": cpu / (n * wall / 60), "rss_per_stream_kib": (rss - rss_before) / n / 1024,
+        "audio_frames_expected": expected, "audio_frames_lost": lost,
+        "lag_p50_ms": metrics.store_lag.percentile(0.50), "lag_p99_ms": metrics.store_lag.percentile(0.99),
+        "reconnects": counters.get("reconnects", 0), "malformed": counters.get("malformed", 0),
+        "pending_row_batches": len(host._pending_rows),
+    }
+    Path(args.result_file).write_text(json.dumps(result))
+    os._exit(0)  # the streams die with the process; the scratch database is dropped by the parent
+
+
+def _audio_spans(host):
+    """{stream_id: (first_ts, last_ts, frames)} of mixed audio written to files so far."""
+    spans = {}
+    for stream_id, held in list(host.streams.items()):
+        files = held.files
+        if ("audio", 0) in files.first_ts:
+            spans[stream_id] = (files.first_ts[("audio", 0)], files.last_ts[("audio", 0)], files.audio_frames.get(0, 0))
+    return spans
+
+
+# ================================================================================================================
+# The parent: scratch database, load server, holder, SDK, figures
+
+
+def _pinned(core, argv):
+    return ["taskset", "-c", str(core), *argv] if core is not None and shutil.which("taskset") else argv
+
+
+def _scratch_database(base_url):
+    import psycopg
+
+    name = f"bench_streams_{os.getpid()}"
+    admin = base_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    return admin, name, base_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_database(admin, name):
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _run(args, n, env, workdir):
+    server_core, holder_core = (0, 1) if (os.cpu_count() or 1) > 1 else (None, None)
+    ready_file = workdir / f"server-{n}.json"
+    server = subprocess.Popen(_pinned(server_core, [sys.executable, str(RECEIVE_BENCH), "_serve", "--streams", str(n),
+                                                    "--ready-file", str(ready_file)]), stderr=subprocess.DEVNULL)
+    results = {}
+    try:
+        deadline = time.monotonic() + 30
+        while not ready_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        hold_env = dict(env, REDIS_NAMESPACE=f"bench{os.getpid()}n{n}", MEDIA_ROOT=str(workdir / f"media-{n}"),
+                        LOG_LEVEL="WARNING")
+        result_file = workdir / f"hold-{n}.json"
+        subprocess.run(_pinned(holder_core, [sys.executable, __file__, "_hold", "--ready-file", str(ready_file),
+                                             "--result-file", str(result_file), "--duration", str(args.duration),
+                                             "--warmup", str(args.warmup)]),
+                       env=hold_env, timeout=args.duration + args.warmup + 240, check=False)
+        results["ours"] = json.loads(result_file.read_text()) if result_file.exists() else {"error": "no result"}
+        if not args.no_sdk:
+            sdk_file = workdir / f"sdk-{n}.json"
+            subprocess.run(_pinned(holder_core, [sys.executable, str(RECEIVE_BENCH), "_sdk", "--streams", str(n),
+                                                 "--ready-file", str(ready_file), "--result-file", str(sdk_file),
+                                                 "--duration", str(args.duration), "--warmup", str(args.warmup)]),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=args.duration + args.warmup + 240,
+                           check=False, cwd=workdir)
+            results["sdk"] = json.loads(sdk_file.read_text()) if sdk_file.exists() else {"error": "SDK run failed"}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", default="bench", choices=["bench", "_hold"])
+    parser.add_argument("--streams", default="200,500,1000")
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--no-sdk", action="store_true", help="skip Zoom's SDK side-by-side run")
+    parser.add_argument("--ready-file")
+    parser.add_argument("--result-file")
+    args = parser.parse_args()
+    if args.mode == "_hold":
+        _hold(args)
+        return
+
+    base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    admin, name, url = _scratch_database(base_url)
+    workdir = Path(tempfile.mkdtemp(prefix="streams-hold-"))
+    env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="zoomapp.settings", DATA_DIR=str(workdir))
+    try:
+        migrate = [sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"]
+        if subprocess.run(migrate, env=env, cwd=ROOT, capture_output=True).returncode != 0:
+            print("streams_hold: full migrate failed; migrating what the holder and its signal receivers use")
+            for app in ("marketplace", "rtms", "consent"):
+                subprocess.run([*migrate, app], env=env, check=True, cwd=ROOT)
+        load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+        print(f"streams_hold: {args.duration:g} s measured per N after {args.warmup:g} s warm-up; machine: {load}")
+        print(f"{'N':>5} {'impl':<5} {'CPU s/stream-min':>16} {'cores':>6} {'RSS KiB/stream':>15} {'lost':>6} "
+              f"{'of frames':>10} {'lag p50 ms':>10} {'p99 ms':>7} {'vs SDK':>7}")
+        for n in [int(x) for x in args.streams.split(",")]:
+            results = _run(args, n, env, workdir)
+            ours, sdk = results.get("ours", {}), results.get("sdk")
+            if "error" in ours:
+                print(f"{n:>5} ours  {ours['error']}")
+                continue
+            ratio = (f"{ours['cpu_per_stream_minute'] / sdk['cpu_per_stream_minute']:.2f}x"
+                     if sdk and "error" not in sdk and sdk.get("cpu_per_stream_minute") else "n/a")
+            print(f"{n:>5} ours  {ours['cpu_per_stream_minute']:>16.4f} {ours['cores']:>6.2f} "
+                  f"{ours['rss_per_stream_kib']:>15.1f} {ours['audio_frames_lost']:>6} {ours['audio_frames_expected']:>10} "
+                  f"{ours['lag_p50_ms']:>10} {ours['lag_p99_ms']:>7} {ratio:>7}")
+            if sdk and "error" not in sdk:
+                print(f"{n:>5} sdk   {sdk['cpu_per_stream_minute']:>16.4f} {sdk['cores']:>6.2f} "
+                      f"{sdk['rss_per_stream_kib']:>15.1f} {sdk['lost_frames']:>6} {sdk['expected_frames']:>10} "
+                      f"{sdk['lag_p50_ms']:>10} {sdk['lag_p99_ms']:>7}   (receive only)")
+            elif sdk:
+                print(f"{n:>5} sdk   {sdk['error']}")
+            sys.stdout.flush()
+    finally:
+        _drop_database(admin, name)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
