@@ -4,6 +4,8 @@ Requests made in-client with the real Apps SDK reach Zoom's own host modals; app
 the immersive view and the Active Apps Notifier show the app "Sharing" for everyone, with the disclosure.
 """
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 
 from tests.e2e.zoom_window_fixtures import (  # noqa: F401 - fixtures
@@ -216,3 +218,27 @@ def test_index_creates_a_meeting_and_adds_people(zoomsim, browser):
     page.locator(".tile", has_text="Uma Index").wait_for()
     page.locator(".tile", has_text="Vic Added").wait_for()
     context.close()
+
+
+def test_rest_start_by_the_host_shows_the_aan_notice(zoomsim, apps, windows):
+    notes, _ = apps
+    meeting = create_meeting(zoomsim, "REST start", "Tess Host", ["Uli Viewer"])
+    uli = windows(meeting, "Uli Viewer")
+    host_id = meeting["participants"][0]["user_id"]
+    redirect = notes.registration()["redirect_url"]
+    authorized = zoomsim.get("/oauth/authorize", params={
+        "response_type": "code", "client_id": notes.client_id, "redirect_uri": redirect, "user_id": host_id},
+        allow_redirects=False)
+    code = parse_qs(urlsplit(authorized.headers["Location"]).query)["code"][0]
+    token = zoomsim.post("/oauth/token", json=None, auth=(notes.client_id, notes.client_secret), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect}).json()["access_token"]
+    response = zoomsim.request("PATCH", f"/v2/live_meetings/{meeting['id']}/rtms_app/status",
+                               headers={"Authorization": f"Bearer {token}"},
+                               json={"action": "start", "settings": {"client_id": notes.client_id}})
+    assert response.status_code == 204, response.text
+
+    notice = uli.page.locator(".notice", has_text="RTMS started by host")
+    notice.wait_for()
+    assert "Notes Bot · Tess Host" in notice.inner_text()
+    uli.page.locator(f".tile[data-key='{meeting['participants'][0]['key']}']").get_by_text(
+        "Notes Bot · Sharing").wait_for()

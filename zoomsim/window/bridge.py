@@ -96,8 +96,16 @@ def participant_entry(meeting, participant):
             "participantUUID": participant_uuid(meeting, participant), "role": participant_role(participant)}
 
 
+def app_user_name(stream):
+    """The app's user: the operating participant, or the Zoom user a REST start named when not in the meeting."""
+    if stream.operator is not None:
+        return stream.operator.name
+    user = stream.sim.users.get(stream.operator_id)
+    return user.name if user else ""
+
+
 def rtms_status_entry(stream, now_ms):
-    name = stream.operator.name if stream.operator else stream.app.name
+    name = app_user_name(stream)
     return {"rtmsSessionId": stream.session_id or stream.id, "displayName": name,
             "status": RTMS_STATUS[stream.state], "timestamp": now_ms // 1000}
 

@@ -21,6 +21,7 @@ from zoomsim.window.bridge import (
     HOST_ROLES,
     RTMS_STATUS,
     ApiError,
+    app_user_name,
     Bridge,
     PanelSession,
     participant_entry,
@@ -218,7 +219,7 @@ class WindowHub:
     def _add_notice(self, meeting, stream):
         """AAN: auto-start by admin setting, or any other start made by or for the host (app UI, approval, REST)."""
         text = texts.NOTICE_AUTO_START if stream.started_by == "auto" else texts.NOTICE_STARTED_BY_HOST
-        user = stream.operator.name if stream.operator else ""
+        user = app_user_name(stream)
         notices = self.notices.setdefault(meeting.uuid, [])
         notices.append({"id": stream.id, "kind": stream.started_by, "text": text, "app": stream.app.name, "user": user})
         del notices[:-NOTICE_LIMIT]
@@ -234,7 +235,7 @@ class WindowHub:
                 stream.state, texts.STATUS_CONNECTING)
             owner = stream.operator
             active_apps.append({"client_id": stream.app.client_id, "app": stream.app.name,
-                                "user": owner.name if owner else "", "user_key": owner.key if owner else "",
+                                "user": app_user_name(stream), "user_key": owner.key if owner else "",
                                 "status": label, "content": content_types(stream.app)})
             if owner is not None:
                 apps_by_person.setdefault(owner.key, []).append({"app": stream.app.name, "status": label})
