@@ -82,8 +82,8 @@ def test_an_owner_signs_in_changes_settings_and_sees_them_audited(daphne, consol
     assert post_form(session, f"{daphne.url}/console/auto-start",
                      {"app": console_app.client_id, "level": "user", "target_id": "memberA",
                       "value": "on"}).status_code == 302
-    assert SharingPolicy.objects.get(level="account").account_id == "acctA"
-    assert AutoStartSetting.objects.get().account_id == "acctA"
+    assert SharingPolicy.objects.get(level="account", target_id="acctA").share_with_apps is False
+    assert AutoStartSetting.objects.get(app=console_app).account_id == "acctA"
 
     audit = session.get(f"{daphne.url}/console/audit", params={"kind": "sharing_policy_changed"}, timeout=10)
     assert audit.text.count('data-kind="sharing_policy_changed"') == 2

@@ -61,11 +61,11 @@ def test_admin_deletes_exactly_one_meetings_data_and_it_is_audited(daphne, admin
     assert TranscriptSegment.objects.filter(stream=kept_stream).count() == 1
     assert ChatMessage.objects.filter(stream=kept_stream).count() == 1
 
-    who = AuditEntry.objects.get(kind="meeting_data_deleted")
+    who = AuditEntry.objects.get(kind="meeting_data_deleted", meeting_uuid=doomed.uuid)
     assert (who.meeting_uuid, who.actor_user_id, who.actor_role, who.source) == (doomed.uuid, "adminL", "admin",
                                                                                  "console")
     assert who.source_address and who.detail["streams"] == [doomed_stream.rtms_stream_id]
-    what = AuditEntry.objects.get(kind="media_deleted")
+    what = AuditEntry.objects.get(kind="media_deleted", meeting_uuid=doomed.uuid)
     assert what.rtms_stream_id == doomed_stream.rtms_stream_id and what.reason == "admin_deleted_meeting_data"
     assert what.detail["counts"]["transcript_segments"] == 1
 
@@ -82,7 +82,7 @@ def test_a_meeting_still_streaming_is_refused(daphne, admin_session):
     follow = session.get(f"{daphne.url}/console/meetings", timeout=10).text
     assert "Streams are still running in this meeting" in follow
     assert TranscriptSegment.objects.filter(stream=live_stream).exists()
-    assert not AuditEntry.objects.filter(kind="meeting_data_deleted").exists()
+    assert not AuditEntry.objects.filter(kind="meeting_data_deleted", meeting_uuid=live.uuid).exists()
 
 
 def test_per_app_retention_set_in_the_console_erases_only_that_accounts_old_media(daphne, admin_session, settings):
@@ -103,6 +103,6 @@ def test_per_app_retention_set_in_the_console_erases_only_that_accounts_old_medi
     assert not TranscriptSegment.objects.filter(stream=old_stream).exists()
     for kept in (recent_stream, other_stream, other_app_stream):
         assert TranscriptSegment.objects.filter(stream=kept).exists()
-    entry = AuditEntry.objects.get(kind="media_deleted")
+    entry = AuditEntry.objects.get(kind="media_deleted", rtms_stream_id=old_stream.rtms_stream_id)
     assert entry.rtms_stream_id == old_stream.rtms_stream_id and entry.reason.startswith("retention (7 days")
     assert AuditEntry.objects.filter(kind="retention_changed", actor_user_id="adminL").count() == 1

@@ -112,7 +112,7 @@ def test_the_hosts_sharing_policy_still_gates_an_auto_start(app):
     changes.set_sharing_policy(HOST_ADMIN, "user", "host1", False)
     meeting = meeting_with_host()
     assert autostart.decide(app, meeting, "sam", "Sam") == "gated"
-    entry = AuditEntry.objects.filter(kind="auto_start").get()
+    entry = AuditEntry.objects.get(kind="auto_start", meeting_uuid=meeting.uuid)
     assert entry.outcome == "skipped" and "admin policy disables sharing" in entry.reason
 
 
