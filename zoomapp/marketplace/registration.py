@@ -25,7 +25,7 @@ class SimulatorRegistrationError(Exception):
 def app_urls(app):
     return {
         "event_url": settings.SITE_URL + app.webhook_path,
-        "home_url": app.home_url or settings.SITE_URL + "/panel/",
+        "home_url": app.home_url or f"{settings.SITE_URL}/panel/{app.client_id}/",  # the panel is served per app
         "redirect_url": settings.SITE_URL + "/zoom/oauth/callback",
     }
 
