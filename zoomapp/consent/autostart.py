@@ -90,8 +90,9 @@ def decide(app, meeting, user_id, name=""):
         services.do_request(app, meeting, services.Actor(user_id, name, "auto_start"),
                             source=ShareRequest.Source.AUTO)
         outcome = "requested"
-    log.info("auto-start decided", extra={"meeting": meeting.uuid, "client_id": app.client_id, "user": user_id,
-                                          "outcome": outcome, "same_account": same_account, "setting_level": setting.level})
+    log.info("auto-start decided", extra={
+        "meeting": meeting.uuid, "client_id": app.client_id, "user": user_id, "outcome": outcome,
+        "same_account": same_account, "setting_level": setting.level})
     return outcome
 
 

@@ -96,7 +96,7 @@ def admin_required(view):
         admin = current_admin(request)
         if admin is None:
             if request.method in ("GET", "HEAD"):
-                return redirect(f"/console/signin?{urlencode({'next': request.get_full_path()})}")
+                return redirect("console:signin")
             return render(request, "console/refused.html", {"reason": "Sign in first."}, status=403)
         request.admin = admin
         return view(request, *args, **kwargs)

@@ -7,6 +7,7 @@ while open, which is what turns the streams' counters into data rates.
 
 import hashlib
 import logging
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -19,7 +20,7 @@ from zoomapp.console import account_data
 
 log = logging.getLogger("zoomapp.console.live")
 
-RECENTLY_STOPPED = timezone.timedelta(minutes=30)
+RECENTLY_STOPPED = timedelta(minutes=30)
 
 
 def account_group(account_id):

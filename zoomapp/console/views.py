@@ -15,11 +15,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from zoomapp import texts
-from zoomapp.console import account_data, auth, changes, forms, lifecycle
+from zoomapp.console import account_data, auth, changes, forms, lifecycle, live
 from zoomapp.console.models import AppRetention, AutoStartSetting, Level
 from zoomapp.consent.models import SharingPolicy
 from zoomapp.marketplace import oauth
 from zoomapp.marketplace.models import ZoomApp
+from zoomapp.marketplace.registration import app_urls
 
 log = logging.getLogger("zoomapp.console")
 
@@ -223,9 +224,7 @@ def audit_csv(request):
 @console_page
 @require_GET
 def streams(request):
-    from zoomapp.console.live import streams_snapshot
-
-    return _page(request, "console/streams.html", "streams", snapshot=streams_snapshot(request.admin.account_id))
+    return _page(request, "console/streams.html", "streams", snapshot=live.streams_snapshot(request.admin.account_id))
 
 
 # --- meetings and their data --------------------------------------------------------------------------------------
@@ -281,8 +280,6 @@ def apps(request):
         else:
             messages.error(request, form.error_text())
     retention = {r.app_id: r.days for r in AppRetention.objects.filter(account_id=admin.account_id)}
-    from zoomapp.marketplace.registration import app_urls
-
     rows = [(app, app_urls(app), retention.get(app.id), app.account_id == admin.account_id)
             for app in ZoomApp.objects.all()]
     return _page(request, "console/apps.html", "apps", rows=rows, form=form,
