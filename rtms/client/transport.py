@@ -2,7 +2,8 @@
 
 Both expose the same small surface, :class:`Connection`:
 
-* ``await connect(url, handler, timeout=..., label=...)`` opens a client WebSocket;
+* ``await connect(url, handler, timeout=..., label=..., large_frames=...)`` opens a client WebSocket
+  (``large_frames``: the socket carries video or screen-share frames);
 * ``handler.on_text(conn, payload)`` is called synchronously for every complete text message, with ``payload``
   a ``memoryview``/``bytes``/``str`` that is only valid during the call;
 * ``handler.on_refused(conn, kind)`` is called for a frame that is not text (binary frames are not RTMS);
@@ -40,7 +41,8 @@ class Connection(Protocol):
 class Backend(Protocol):
     name: str
 
-    async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str) -> Connection: ...
+    async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str,
+                      large_frames: bool = False) -> Connection: ...
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -118,24 +120,68 @@ if picows is not None:
             except (asyncio.TimeoutError, Exception):  # the peer did not finish the close: drop it
                 transport.disconnect(graceful=False)
 
+    class _CappedReads(asyncio.BufferedProtocol):
+        """Sits between the asyncio transport and picows's protocol and hands the kernel at most ``cap`` bytes
+        of picows's read buffer per read.
+
+        picows doubles its read buffer whenever one read fills it and never shrinks it, so a single stall of
+        the event loop (a GC pass, a burst of handshakes) left every socket with a buffer as large as the
+        backlog it met: tens of KiB per stream for good. Capped reads keep the buffer at twice the largest
+        message instead; the price is one Python call per read.
+        """
+
+        __slots__ = ("_inner", "_cap")
+
+        def __init__(self, inner: Any, cap: int) -> None:
+            self._inner = inner
+            self._cap = cap
+
+        def get_buffer(self, sizehint: int) -> Any:
+            view = self._inner.get_buffer(sizehint)
+            return view[:self._cap] if len(view) > self._cap else view
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self._inner.buffer_updated(nbytes)
+
+        def connection_made(self, transport: Any) -> None:  # pragma: no cover - installed after the handshake
+            self._inner.connection_made(transport)
+
+        def connection_lost(self, exc: BaseException | None) -> None:
+            self._inner.connection_lost(exc)
+
+        def eof_received(self) -> Any:
+            return self._inner.eof_received()
+
+        def pause_writing(self) -> None:
+            self._inner.pause_writing()
+
+        def resume_writing(self) -> None:
+            self._inner.resume_writing()
+
     class PicowsBackend:
         name = "picows"
 
-        def __init__(self, read_buffer_size: int = 2048, use_aiofastnet: bool = False) -> None:
+        def __init__(self, read_buffer_size: int = 2048, use_aiofastnet: bool = False,
+                     read_cap: int | None = 1024) -> None:
             # picows's default 16 KiB read buffer per socket would alone eat most of the 64 KiB per-stream
             # budget; an RTMS audio frame is ~1 KiB and the buffer grows when a bigger one (video) arrives.
             # aiofastnet (picows's default when installed) costs ~90 KiB more per stream, measured.
             self.read_buffer_size = read_buffer_size
             self.use_aiofastnet = use_aiofastnet
+            self.read_cap = read_cap  # per read, on sockets that carry no video or screen share
 
-        async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str) -> Connection:
-            _, conn = await asyncio.wait_for(
+        async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str,
+                          large_frames: bool = False) -> Connection:
+            transport, conn = await asyncio.wait_for(
                 picows.ws_connect(lambda: _PicowsConnection(handler, label), url,
                                   websocket_handshake_timeout=timeout,
                                   read_buffer_init_size=self.read_buffer_size,
                                   max_frame_size=64 * 1024 * 1024,
                                   logger_name="rtms.client.picows", use_aiofastnet=self.use_aiofastnet),
                 timeout)
+            if self.read_cap and not large_frames:
+                raw = transport.underlying_transport
+                raw.set_protocol(_CappedReads(raw.get_protocol(), self.read_cap))
             return conn
 
 
@@ -204,7 +250,8 @@ class _WebsocketsConnection:
 class WebsocketsBackend:
     name = "websockets"
 
-    async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str) -> Connection:
+    async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str,
+                      large_frames: bool = False) -> Connection:
         ws = await _websockets_connect(url, open_timeout=timeout, ping_interval=None, compression=None,
                                        max_size=64 * 1024 * 1024, close_timeout=timeout)
         return _WebsocketsConnection(ws, handler, label)
