@@ -242,3 +242,17 @@ def test_rest_start_by_the_host_shows_the_aan_notice(zoomsim, apps, windows):
     assert "Notes Bot · Tess Host" in notice.inner_text()
     uli.page.locator(f".tile[data-key='{meeting['participants'][0]['key']}']").get_by_text(
         "Notes Bot · Sharing").wait_for()
+
+
+def test_approval_that_zoom_cannot_honour_tells_the_requester(zoomsim, apps, windows):
+    notes, _ = apps
+    meeting = create_meeting(zoomsim, "Policy", "Vera Host", ["Wes Asker"])
+    host, wes = windows(meeting, "Vera Host"), windows(meeting, "Wes Asker")
+    request_sharing(wes, notes)
+    host.page.locator("#request-single").wait_for()
+    # The host's account turns sharing off while the request waits: Zoom refuses the approval.
+    assert zoomsim.put(f"/_sim/settings/account/{meeting['account_id']}", json={"share_with_apps": False}).ok
+    host.page.locator("#request-single").get_by_role("button", name="Approve").click()
+    wes.page.get_by_text("Host cannot approve your app's access to meeting content.").wait_for()
+    host.page.locator("#request-single").wait_for(state="hidden")
+    assert zoomsim.get(f"/_sim/streams?meeting={meeting['id']}").json() == []

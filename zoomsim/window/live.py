@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from zoomsim.protocol import StopReason
+from zoomsim.state import StreamRefused
 from zoomsim.window import texts
 from zoomsim.window.appcontext import build_app_context, encrypt_app_context
 from zoomsim.window.bridge import (
@@ -105,7 +106,7 @@ class WindowHub:
         self.panels = {}  # (meeting uuid, key) -> Panel
         self.disclosure_acked = set()  # (meeting uuid, key)
         self.notices = {}  # meeting uuid -> [notice]
-        self.denied_requests = set()
+        self.request_outcomes = {}  # request id -> why it ended without a stream (denied, host_cannot_approve…)
         self.self_start = None  # (meeting uuid, key, client id) while a participant's own startRTMS runs
         self._seen_streams = {}  # stream id -> in-client status last reported
         self._seen_people = {}  # meeting uuid -> {key: (joined, role)}
@@ -200,12 +201,11 @@ class WindowHub:
         requester = meeting.participants.get(request["participant_key"])
         if requester is None:
             return
-        if request["id"] in self.denied_requests:
-            outcome = "denied"
-        elif not meeting.settings.get("share_with_apps", True):
+        outcome = self.request_outcomes.pop(request["id"], None)
+        if outcome is None and not meeting.settings.get("share_with_apps", True):
             outcome = "apps_disabled"
-        else:
-            return  # approved (a stream exists) or the meeting ended
+        if outcome not in texts.OUTCOMES:
+            return  # approved (a stream exists), or the meeting ended
         self.toast(meeting, requester, texts.OUTCOMES[outcome], "warning")
         self.emit_to_app(meeting, request["client_id"], "onRTMSStatusChange", {
             "rtmsSessionId": "", "displayName": requester.name, "status": "stopped",
@@ -411,6 +411,15 @@ class WindowHub:
                      participant.key, action, error)
             connection.send({"type": "toast", "text": getattr(error, "message", str(error)), "kind": "error"})
 
+    def _approve(self, meeting, request_id):
+        """Zoom may still refuse the start (e.g. the host's policy): the requester hears why, the host too."""
+        try:
+            self.sim.approve_request(meeting, request_id)
+        except StreamRefused as refused:
+            self.request_outcomes[request_id] = refused.outcome
+            self.touch(meeting)
+            raise
+
     def _require_host(self, participant, owner_only=False):
         allowed = ("host",) if owner_only else HOST_ROLES
         if participant.role not in allowed or not participant.joined:
@@ -437,9 +446,9 @@ class WindowHub:
                 r["id"] for r in meeting.pending_requests]
             for request_id in ids:
                 if action.startswith("approve"):
-                    sim.approve_request(meeting, request_id)
+                    self._approve(meeting, request_id)
                 else:
-                    self.denied_requests.add(request_id)
+                    self.request_outcomes[request_id] = "denied"
                     sim.deny_request(meeting, request_id)
         elif action == "disable_app":
             self._require_host(participant)
