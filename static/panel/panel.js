@@ -256,10 +256,10 @@ function render() {
     }
   }
 
+  renderRequests(viewer); // before renderHost: the "open requests" button shows only while the modal is closed
   renderHost(viewer);
   renderActive(viewer);
   renderTranscript(viewer);
-  renderRequests(viewer);
 }
 
 function renderHost(viewer) {
@@ -280,7 +280,10 @@ function renderHost(viewer) {
     return li;
   }));
   show($("notices-box"), state.notices.length > 0);
-  $("open-requests").textContent = fill(T.LABEL_MULTIPLE_REQUESTS, { count: state.requests.length });
+  const first = state.requests[0];
+  $("open-requests").textContent = state.requests.length === 1
+    ? fill(T.LABEL_SINGLE_REQUEST, { user: first.user_name || first.user_id, app: first.app_name })
+    : fill(T.LABEL_MULTIPLE_REQUESTS, { count: state.requests.length });
   show($("open-requests"), state.requests.length > 0 && !$("requests-modal").open);
 }
 
