@@ -149,6 +149,15 @@ class WindowHub:
 
     def _derive_events(self, kind, meeting):
         now = self.sim.clock.now_ms()
+        self._participant_events(meeting, now)
+        self._stream_events(meeting, now)
+        self._request_events(meeting)
+        if kind == "meeting_ended":
+            for (meeting_uuid, key) in list(self.panels):
+                if meeting_uuid == meeting.uuid:
+                    self.emit_to_person(meeting, key, "onMeeting", {"timestamp": now // 1000, "action": "ended"})
+
+    def _participant_events(self, meeting, now):
         people = {p.key: (p.joined, p.role) for p in meeting.participants.values()}
         before = self._seen_people.get(meeting.uuid, {})
         self._seen_people[meeting.uuid] = people
@@ -169,6 +178,7 @@ class WindowHub:
                     self.emit_to_person(meeting, key, "onParticipantChange",
                                         {"timestamp": now // 1000, "participants": changes})
 
+    def _stream_events(self, meeting, now):
         for stream_id in meeting.stream_ids:
             stream = self.sim.streams[stream_id]
             status = RTMS_STATUS[stream.state]
@@ -186,16 +196,12 @@ class WindowHub:
             if outcome and stream.operator is not None:
                 self.toast(meeting, stream.operator, texts.OUTCOMES[outcome], "warning")
 
+    def _request_events(self, meeting):
         requests = {r["id"]: r for r in meeting.pending_requests}
         for request_id, request in self._seen_requests.get(meeting.uuid, {}).items():
             if request_id not in requests:
                 self._request_resolved(meeting, request)
         self._seen_requests[meeting.uuid] = requests
-
-        if kind == "meeting_ended":
-            for (meeting_uuid, key) in list(self.panels):
-                if meeting_uuid == meeting.uuid:
-                    self.emit_to_person(meeting, key, "onMeeting", {"timestamp": now // 1000, "action": "ended"})
 
     def _request_resolved(self, meeting, request):
         requester = meeting.participants.get(request["participant_key"])

@@ -256,7 +256,7 @@ function toast(text, kind, title) {
   const box = $("#toasts");
   const node = el("div", { class: `toast toast-${kind}`, role: "alert" }, title ? el("strong", {}, title) : null, el("span", {}, text));
   box.append(node);
-  setTimeout(() => node.remove(), 8000);
+  setTimeout(() => node.remove(), 12000);
 }
 
 // --- controls -------------------------------------------------------------------------------------
