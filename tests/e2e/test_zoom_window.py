@@ -95,8 +95,8 @@ def test_requests_reach_host_modals_and_approved_app_shows_sharing_for_everyone(
         tile.get_by_text("Notes Bot · Sharing").wait_for()
     cleo.screenshot("disclosure")
     keep_screenshot("disclosure")
-    statuses = [e["status"] for e in sdk_events(ben_panel, "onRTMSStatusChange")]
-    assert statuses == ["connecting", "started"]
+    wait_for(lambda: [e["status"] for e in sdk_events(ben_panel, "onRTMSStatusChange")] == ["connecting", "started"],
+             what="connecting then started in Ben's panel")
     assert sdk(ben_panel, "sdk.getRTMSStatus()")["value"]["rtmsStatus"][0]["status"] == "started"
 
     cleo.page.click("#disclosure-ok")

@@ -46,8 +46,7 @@ def test_auto_start_and_sharing_setting_drive_zoom_gating(zoomsim, browser, app_
     admin.get_by_text("Auto-start apps that access shared real-time meeting content").wait_for()
     admin.get_by_label("Choose an app to auto-start").select_option(app.client_id)
     admin.get_by_role("button", name="Save").click()
-    row = admin.locator(f"tr[data-client-id='{app.client_id}']")
-    assert row.locator(".auto-start-state").inner_text() == "Auto-start On"
+    admin.locator(f"tr[data-client-id='{app.client_id}'] .auto-start-state", has_text="Auto-start On").wait_for()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     admin.screenshot(path=str(SCREENSHOTS / "portal-auto-start.png"))
     keep_screenshot("portal-auto-start")
@@ -66,6 +65,7 @@ def test_auto_start_and_sharing_setting_drive_zoom_gating(zoomsim, browser, app_
     admin.goto(f"{zoomsim.http_url}/portal/user/{mo['user_id']}")
     admin.get_by_label("Choose an app to auto-start").select_option(app.client_id)
     admin.get_by_role("button", name="Save").click()
+    admin.locator(f"tr[data-client-id='{app.client_id}'] .auto-start-state", has_text="Auto-start On").wait_for()
     mo_window = Window(browser, zoomsim, meeting, "Mo Outside")
     contexts.append(mo_window.context)
     mo_window.page.click("#join")
@@ -79,14 +79,14 @@ def test_auto_start_and_sharing_setting_drive_zoom_gating(zoomsim, browser, app_
     # Auto-start Off is kept as a choice, and no longer starts the app.
     admin.goto(f"{zoomsim.http_url}/portal/user/{lee['user_id']}")
     admin.locator(f"tr[data-client-id='{app.client_id}']").get_by_role("switch", name="Auto-start Auto Notes").click()
-    assert admin.locator(f"tr[data-client-id='{app.client_id}'] .auto-start-state").inner_text() == "Auto-start Off"
+    admin.locator(f"tr[data-client-id='{app.client_id}'] .auto-start-state", has_text="Auto-start Off").wait_for()
     policies = {(row["level"], row["id"]): row for row in zoomsim.get("/_sim/settings").json()}
     assert policies[("user", lee["user_id"])]["auto_start_apps"] == []
 
     # The account turns sharing off: Zoom stops the app, and the host cannot approve new requests.
     admin.goto(f"{zoomsim.http_url}/portal/account/acct-portal")
     admin.locator("#share-setting").get_by_role("button", name="Off").click()
-    assert admin.locator("#share-setting .share-state").inner_text() == "Off"
+    admin.locator("#share-setting .share-state", has_text="Off").wait_for()
     lee_window.page.get_by_text("Apps sharing meeting content have been disabled.").wait_for()
     host.page.locator("#aan").wait_for(state="hidden")
     frame = lee_window.open_app(app)
