@@ -202,7 +202,8 @@ def _serve(args: argparse.Namespace) -> None:
                 stats["keepalive_sent"] += 1
 
     async def main():
-        server = await picows.ws_create_server(route, args.host, args.port, max_frame_size=1 << 20)
+        server = await picows.ws_create_server(route, args.host, args.port, max_frame_size=1 << 20,
+                                               websocket_handshake_timeout=60)
         port = server.sockets[0].getsockname()[1]
         args.port = port
         Path(args.ready_file).write_text(json.dumps({
@@ -351,8 +352,8 @@ def _run_ours(args: argparse.Namespace) -> None:
                                   media=MediaType.AUDIO | MediaType.TRANSCRIPT, backend=backend)
             clients.append(client)
             tasks.append(asyncio.ensure_future(client.run()))
-            if i % 50 == 49:
-                await asyncio.sleep(0.05)  # stagger the handshakes a little, as webhooks would
+            if i % 20 == 19:
+                await asyncio.sleep(0.1)  # 200 stream starts a second, as a burst of webhooks would bring
         deadline = time.monotonic() + 60
         while sum(c.phase is Phase.READY for c in clients) < len(clients) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

@@ -505,6 +505,7 @@ class StreamClient:
             for waiter in self._handshake_waiters.values():
                 if not waiter.done():
                     waiter.set_exception(_Transient(f"{conn.label} closed during handshake"))
+                    waiter.exception()  # its awaiter may be cancelled at the same moment: never warn
             self._wake(f"{conn.label}_closed")
 
     def _on_audio(self, conn: Connection, message: dict[str, Any]) -> None:

@@ -162,7 +162,7 @@ if picows is not None:
         name = "picows"
 
         def __init__(self, read_buffer_size: int = 2048, use_aiofastnet: bool = False,
-                     read_cap: int | None = 1024) -> None:
+                     read_cap: int | None = 2048) -> None:
             # picows's default 16 KiB read buffer per socket would alone eat most of the 64 KiB per-stream
             # budget; an RTMS audio frame is ~1 KiB and the buffer grows when a bigger one (video) arrives.
             # aiofastnet (picows's default when installed) costs ~90 KiB more per stream, measured.
@@ -179,6 +179,8 @@ if picows is not None:
                                   max_frame_size=64 * 1024 * 1024,
                                   logger_name="rtms.client.picows", use_aiofastnet=self.use_aiofastnet),
                 timeout)
+            if conn is None or transport.is_disconnected:  # the peer hung up right after the upgrade
+                raise ConnectionError(f"{label} closed during the WebSocket upgrade")
             if self.read_cap and not large_frames:
                 raw = transport.underlying_transport
                 raw.set_protocol(_CappedReads(raw.get_protocol(), self.read_cap))
