@@ -12,12 +12,13 @@ through another do_* call.
 import hashlib
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -233,6 +234,23 @@ def _changed(meeting, *, publish=True):
     if publish:
         meeting_id = meeting.pk
         transaction.on_commit(lambda: publish_meeting_state(meeting_id), robust=True)
+
+
+# Calls to Zoom run off the committing thread: in daphne that thread is the one every sync view and consumer
+# database call shares, and Zoom's webhook for the very start we asked for must not wait behind our call.
+_zoom_calls = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zoom-rest")
+
+
+def _call_zoom_after_commit(fn, *args):
+    def run():
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - logged; the share's own timeout (tasks.fail_stuck_starts) repairs it
+            log.exception("call to Zoom failed", extra={"call": fn.__name__})
+        finally:
+            connection.close()  # this pool thread's own connection
+
+    transaction.on_commit(lambda: _zoom_calls.submit(run))
 
 
 def _lock(meeting):
@@ -547,7 +565,7 @@ def _begin_start(meeting, share, token_user_id, publish=True):
     if publish:
         _changed(meeting)
     share_id, attempt = share.pk, share.start_attempt
-    transaction.on_commit(lambda: start_via_rest(share_id, attempt, token_user_id), robust=True)
+    _call_zoom_after_commit(start_via_rest, share_id, attempt, token_user_id)
 
 
 def _meeting_ref(meeting):
@@ -706,7 +724,7 @@ def _disable_everything(meeting, actor):
 def _stop_after_commit(share, actor):
     share_id = share.pk
     token_users = [actor.user_id]
-    transaction.on_commit(lambda: stop_via_rest(share_id, token_users), robust=True)
+    _call_zoom_after_commit(stop_via_rest, share_id, token_users)
 
 
 def stop_via_rest(share_id, token_user_ids):
@@ -772,7 +790,7 @@ def _pause_or_resume(meeting, actor, share_id, action, required):
         raise Refused("wrong_state", "The app is not sharing." if action == "pause" else "The app is not paused.")
     _audit(f"{action}_requested", meeting, actor, share=share, outcome=share.status)
     share_id, token_users = share.pk, [actor.user_id]
-    transaction.on_commit(lambda: pause_or_resume_via_rest(share_id, action, token_users, actor), robust=True)
+    _call_zoom_after_commit(pause_or_resume_via_rest, share_id, action, token_users, actor)
     return share
 
 
