@@ -312,7 +312,7 @@ function renderActive(viewer) {
 function renderTranscript(viewer) {
   const mine = state.shares.filter((s) => s.user_id === viewer.user_id && s.app === clientId);
   const lines = mine.flatMap((s) => transcripts.get(s.id) || []);
-  show($("transcript-box"), mine.some((s) => s.active || s.has_stream) || lines.length > 0);
+  show($("transcript-box"), mine.some((s) => s.active) || lines.length > 0);
   $("transcript").replaceChildren(...lines.map((line) => {
     const li = document.createElement("li");
     const speaker = document.createElement("strong");
