@@ -42,20 +42,32 @@ def people(browser, stack):  # noqa: F811
         person.close()
 
 
-def meeting(stack, guests=(), visitors=(), **settings):  # noqa: F811
-    """Ana hosts (already in); `guests` (Ana's account) and `visitors` (another account) are invited, not joined."""
-    tag = secrets.token_hex(3)
+@pytest.fixture
+def meeting(stack):  # noqa: F811
+    """Ana hosts (already in); `guests` (Ana's account) and `visitors` (another account) are invited, not joined.
+    Each meeting ends with its test, so no stream outlives it on the shared worker."""
+    made = []
 
-    def person(name, account, role="participant"):
-        return {"name": name, "user_id": f"{name.lower()}{tag}", "account_id": account, "role": role, "join": False}
+    def create(guests=(), visitors=(), **settings):
+        tag = secrets.token_hex(3)
 
-    body = {"topic": f"Auto-start {tag}", "start": True,
-            "host": {"name": "Ana", "user_id": f"ana{tag}", "account_id": HOST_ACCOUNT},
-            "participants": [person(n, HOST_ACCOUNT) for n in guests] + [person(n, OTHER_ACCOUNT) for n in visitors],
-            "settings": {"share_with_apps": True, "require_host_approval": True, **settings}}
-    result = stack.sim_call("POST", "/_sim/meetings", body)
-    stack.authorize(f"ana{tag}")  # REST starts use the host's token
-    return result
+        def person(name, account, role="participant"):
+            return {"name": name, "user_id": f"{name.lower()}{tag}", "account_id": account, "role": role,
+                    "join": False}
+
+        body = {"topic": f"Auto-start {tag}", "start": True,
+                "host": {"name": "Ana", "user_id": f"ana{tag}", "account_id": HOST_ACCOUNT},
+                "participants": [person(n, HOST_ACCOUNT) for n in guests] + [person(n, OTHER_ACCOUNT)
+                                                                             for n in visitors],
+                "settings": {"share_with_apps": True, "require_host_approval": True, **settings}}
+        result = stack.sim_call("POST", "/_sim/meetings", body)
+        made.append(result)
+        stack.authorize(f"ana{tag}")  # REST starts use the host's token
+        return result
+
+    yield create
+    for m in made:
+        stack.sim.post(f"/_sim/meetings/{m['id']}/end")
 
 
 def join(stack, meeting, *names):  # noqa: F811
@@ -69,8 +81,9 @@ def notice(host, kind, text):
     return item.inner_text()
 
 
-def test_same_account_auto_start_needs_no_request_and_the_host_sees_set_to_auto_start(stack, people):  # noqa: F811
-    m = meeting(stack, guests=["Ben"])
+def test_same_account_auto_start_needs_no_request_and_the_host_sees_set_to_auto_start(
+        stack, people, meeting):  # noqa: F811
+    m = meeting(guests=["Ben"])
     changes.set_auto_start(HOST_ADMIN, stack.app, "user", stack.user_id(m, "Ben"), True)
     ana = people(m, "Ana")
     join(stack, m, "Ben")
@@ -85,8 +98,8 @@ def test_same_account_auto_start_needs_no_request_and_the_host_sees_set_to_auto_
     ben.screenshot("autostart-1-user-sharing")
 
 
-def test_another_accounts_auto_start_asks_a_host_who_requires_approval(stack, people):  # noqa: F811
-    m = meeting(stack, visitors=["Olga"])
+def test_another_accounts_auto_start_asks_a_host_who_requires_approval(stack, people, meeting):  # noqa: F811
+    m = meeting(visitors=["Olga"])
     changes.set_auto_start(OTHER_ADMIN, stack.app, "user", stack.user_id(m, "Olga"), True)
     ana = people(m, "Ana")
     join(stack, m, "Olga")
@@ -100,14 +113,15 @@ def test_another_accounts_auto_start_asks_a_host_who_requires_approval(stack, pe
     assert notice(ana, "auto", "Notes Bot for Olga").startswith(texts.AAN_AUTO_START)
 
 
-def test_two_apps_auto_starting_for_two_users_at_once_make_the_multiple_apps_modal(stack, people):  # noqa: F811
+def test_two_apps_auto_starting_for_two_users_at_once_make_the_multiple_apps_modal(
+        stack, people, meeting):  # noqa: F811
     from zoomapp.marketplace.models import ZoomApp
 
     recorder = ZoomApp.objects.create(name="Recorder", client_id=f"rec{secrets.token_hex(4)}",
                                       client_secret=secrets.token_hex(16), webhook_secret_token=secrets.token_hex(16),
                                       account_id=HOST_ACCOUNT)
     register_with_sim(stack.sim, stack.web.url, recorder, account_id=HOST_ACCOUNT)
-    m = meeting(stack, visitors=["Olga", "Pete"])
+    m = meeting(visitors=["Olga", "Pete"])
     Stack(stack.sim, stack.web, recorder).authorize(stack.user_id(m, "Ana"))  # the host authorized both apps
     changes.set_auto_start(OTHER_ADMIN, stack.app, "user", stack.user_id(m, "Olga"), True)
     changes.set_auto_start(OTHER_ADMIN, recorder, "user", stack.user_id(m, "Pete"), True)
@@ -127,9 +141,9 @@ def test_two_apps_auto_starting_for_two_users_at_once_make_the_multiple_apps_mod
         assert notice(ana, "auto", row).startswith(texts.AAN_AUTO_START)
 
 
-def test_zoom_performed_auto_start_shows_as_auto_started(stack, people):  # noqa: F811
+def test_zoom_performed_auto_start_shows_as_auto_started(stack, people, meeting):  # noqa: F811
     """No setting of ours: Zoom's own portal setting starts it. A meeting.rtms_started with no request behind it."""
-    m = meeting(stack, guests=["Ben"])
+    m = meeting(guests=["Ben"])
     stack.sim_call("PUT", f"/_sim/settings/user/{stack.user_id(m, 'Ben')}", {"auto_start_apps": [stack.app.client_id]})
     ana = people(m, "Ana")
     join(stack, m, "Ben")
@@ -142,9 +156,9 @@ def test_zoom_performed_auto_start_shows_as_auto_started(stack, people):  # noqa
     ben.screenshot("autostart-5-zoom-auto-start-participant")
 
 
-def test_zoom_portal_refusing_the_start_ends_as_host_cannot_approve(stack, people):  # noqa: F811
+def test_zoom_portal_refusing_the_start_ends_as_host_cannot_approve(stack, people, meeting):  # noqa: F811
     """Our setting says auto-start, but Zoom's portal disables sharing for the host: Zoom refuses the REST start."""
-    m = meeting(stack, guests=["Ben"])
+    m = meeting(guests=["Ben"])
     stack.sim_call("PUT", f"/_sim/settings/user/{stack.user_id(m, 'Ana')}", {"share_with_apps": False})
     changes.set_auto_start(HOST_ADMIN, stack.app, "user", stack.user_id(m, "Ben"), True)
     join(stack, m, "Ben")
