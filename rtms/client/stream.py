@@ -146,6 +146,7 @@ class StreamClient:
         "phase", "stream_state", "session_state", "session_id", "_client_id", "_client_secret",
         "_per_participant_audio", "_transcript_language", "_events", "_buffer_data", "_backend", "_sink",
         "_sink_audio", "_sink_video", "_sink_deskshare", "_sink_transcript", "_sink_chat", "_signaling", "_media",
+        "_retiring",
         "_last_keepalive", "_handshake_waiters", "_interrupt", "_watchdog", "_stop_reason", "_server_stopping",
         "_close_requested", "_aborted", "_finished", "_sequence", "_malformed_unlogged", "_malformed_logged_at",
         "_sink_errors_logged_at")
@@ -184,6 +185,7 @@ class StreamClient:
         self._sink_chat = sink.on_chat
         self._signaling: Connection | None = None
         self._media: list[Connection] = []
+        self._retiring: list[Connection] = []  # sockets being closed gracefully before a reconnect
         self._last_keepalive: dict[Connection, float] = {}
         self._handshake_waiters: dict[Connection, asyncio.Future[dict[str, Any]]] = {}
         self._interrupt: asyncio.Future[str] | None = None  # resolved with why the held connection must end
@@ -430,7 +432,11 @@ class StreamClient:
         self._last_keepalive.clear()
         self._cancel_watchdog()
         if conns:
-            await asyncio.gather(*(conn.close(min(1.0, self.timings.close_timeout)) for conn in conns))
+            self._retiring = conns  # abort() during this close must still drop them at once
+            try:
+                await asyncio.gather(*(conn.close(min(1.0, self.timings.close_timeout)) for conn in conns))
+            finally:
+                self._retiring = []
 
     def _drop_all(self) -> None:
         for conn in self._connections():
@@ -441,7 +447,7 @@ class StreamClient:
         self._cancel_watchdog()
 
     def _connections(self) -> list[Connection]:
-        conns = list(self._media)
+        conns = self._retiring + self._media
         if self._signaling is not None:
             conns.insert(0, self._signaling)
         return conns
