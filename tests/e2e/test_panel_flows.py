@@ -213,3 +213,29 @@ def test_in_client_fallback_runs_zooms_host_approval(stack, people):  # noqa: F8
     # In-client OAuth with PKCE from the host's panel: the prompt goes away.
     ana.click("#authorize-button")
     ana.frame.locator("#authorize").wait_for(state="hidden")
+
+
+def test_zoom_rest_answers_become_outcomes(stack, people):  # noqa: F811
+    """The host authorized the app, but Zoom refuses the REST start: 2310 → "Host cannot approve…";
+    2308 → the requester's panel starts it in-client and Zoom's own host approval runs."""
+    meeting = stack.meeting(participants=("Ben", "Cleo"))
+    stack.authorize(stack.user_id(meeting, "Ana"))
+    ana, ben, cleo = people(meeting, "Ana", "Ben", "Cleo")
+    rest_path = f"/live_meetings/{meeting['id']}/rtms_app/status"
+
+    stack.sim_call("POST", "/_sim/faults", {"kind": "rest_error", "method": "PATCH", "path_contains": rest_path,
+                                            "status": 400, "code": 2310,
+                                            "message": "Failed to perform RTMS app operation"})
+    request(ben)
+    ben.wait_outcome("pending")
+    ana.frame.locator("#requests-list button", has_text=texts.LABEL_APPROVE).click()
+    assert ben.wait_outcome("host_cannot_approve") == texts.HOST_CANNOT_APPROVE
+
+    stack.sim_call("POST", "/_sim/faults", {"kind": "rest_error", "method": "PATCH", "path_contains": rest_path,
+                                            "status": 403, "code": 2308, "message": "Not allowed to start RTMS app"})
+    request(cleo)
+    cleo.wait_outcome("pending")
+    ana.frame.locator("#requests-list button", has_text=texts.LABEL_APPROVE).click()
+    ana.page.locator("#request-single:not([hidden])").wait_for(timeout=10000)  # Zoom's own modal
+    ana.page.click("#request-single-approve")
+    assert cleo.wait_outcome("sharing", timeout=15000) == texts.STATUS_SHARING

@@ -140,3 +140,19 @@ def fuzz_meeting():
     meeting = setup_meeting(app)
     services.do_request(app, meeting, Actor("ben1", "Ben"))
     return app, meeting
+
+
+async def test_renew_keeps_the_socket_only_for_the_same_panel():
+    app = await sync_to_async(make_app)()
+    meeting = await sync_to_async(setup_meeting)(app)
+    other = await sync_to_async(setup_meeting)(app)
+    ben = await connect(tokens.mint(app.client_id, meeting.uuid, "ben1"))
+    await receive(ben)
+    await ben.send_to(text_data=json.dumps({"action": "renew",
+                                            "token": tokens.mint(app.client_id, other.uuid, "ben1")}))
+    assert (await receive(ben, "refused"))["message"] == "That token is for another panel."
+    await ben.send_to(text_data=json.dumps({"action": "renew", "token": tokens.mint(app.client_id, meeting.uuid, "ben1")}))
+    assert (await receive(ben, "done"))["action"] == "renew"
+    await ben.send_to(text_data=json.dumps({"action": "resync"}))
+    assert (await receive(ben))["snapshot"] is True
+    await ben.disconnect()
