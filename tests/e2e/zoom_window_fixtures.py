@@ -269,7 +269,10 @@ def sdk_events(frame, name):
 
 
 def keep_screenshot(name):
-    """Copy a test artifact to docs/screenshots/ (the ones the READMEs show)."""
+    """Copy a test artifact to docs/screenshots/ (the ones the READMEs show) when UPDATE_DOCS_SCREENSHOTS=1, so
+    an ordinary test run leaves the working tree as it was."""
+    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") != "1":
+        return
     target = ROOT / "docs/screenshots"
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(SCREENSHOTS / f"{name}.png", target / f"{name}.png")
