@@ -163,7 +163,7 @@ def _run(args, n, env, workdir):
         while not ready_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         hold_env = dict(env, REDIS_NAMESPACE=f"bench{os.getpid()}n{n}", MEDIA_ROOT=str(workdir / f"media-{n}"),
-                        LOG_LEVEL="WARNING")
+                        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
         result_file = workdir / f"hold-{n}.json"
         subprocess.run(_pinned(holder_core, [sys.executable, __file__, "_hold", "--ready-file", str(ready_file),
                                              "--result-file", str(result_file), "--duration", str(args.duration),

@@ -9,7 +9,7 @@
 - On SIGTERM (`worker_process_shutdown` in the pool process) the host drops its sockets without ending the
   streams, flushes, releases its leases and re-enqueues a claim per stream, so another worker takes them over
   inside Zoom's 60 s reconnection window.
-- Database work goes through one thread (short transactions, ordered); files through another.
+- Database work goes through two threads (rows; states in order), short transactions; files through a third.
 """
 
 import asyncio
@@ -83,6 +83,7 @@ class HeldStream:
         self.lease_lost = False
         self.handing_over = False
         self.rate_base = (time.monotonic(), 0, 0)  # (when, frames, bytes) at the last stats publish
+        self.lease_valid_until = time.monotonic() + settings.RTMS_LEASE_TTL
 
 
 class SessionHost:
@@ -92,9 +93,12 @@ class SessionHost:
         self.streams = {}
         self.accepting = False
         self.retired = {}  # counters of streams no longer held, for the metrics totals
-        self._db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-db")
+        # Two database threads: stream states (slower: signal receivers run there) never hold up stored rows.
+        self._db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-db-rows")
+        self._state_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-db-states")
         self._file_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-files")
         self._pending_rows = []
+        self._secrets = {}
         self._state_queue = None
         self._leases = None
         self._thread = None
@@ -138,7 +142,8 @@ class SessionHost:
         asyncio.set_event_loop(self.loop)
         self._state_queue = asyncio.Queue()
         self._leases = leases.AsyncLeases(settings.REDIS_URL)
-        for job in (self._listen_for_control(), self._flush_media(), self._flush_rows(), self._apply_states()):
+        for job in (self._listen_for_control(), self._flush_media(), self._flush_rows(), self._apply_states(),
+                    self._renew_leases()):
             self.loop.create_task(job)
         self.loop.call_soon(ready.set)
         self.loop.run_forever()
@@ -154,10 +159,13 @@ class SessionHost:
 
     async def _hold(self, held):
         log_context.bind(meeting=held.meeting_uuid, stream=held.stream_id)
-        renewing = self.loop.create_task(self._renew(held))
         result = None
         try:
-            secret = await self.loop.run_in_executor(self._db_pool, _db, credentials.client_secret_for, held.client_id)
+            secret = self._secrets.get(held.client_id)
+            if secret is None:  # one lookup per app, not per stream
+                secret = await self.loop.run_in_executor(self._state_pool, _db, credentials.client_secret_for,
+                                                         held.client_id)
+                self._secrets[held.client_id] = secret
             held.store = sinks.StreamStore(
                 held.stream_pk, held.stream_id, held.per_participant,
                 on_state=lambda *a: self._on_zoom_state(held, *a),
@@ -177,7 +185,6 @@ class SessionHost:
         except Exception:
             log.exception("stream holder failed")
         finally:
-            renewing.cancel()
             await self._finish(held, result)
 
     async def _finish(self, held, result):
@@ -218,28 +225,37 @@ class SessionHost:
                                            "stop_reason": result.stop_reason if result else None,
                                            "handover": held.handing_over, "lease_lost": held.lease_lost})
 
-    async def _renew(self, held):
+    async def _renew_leases(self):
+        """Every ttl/3, renew every held stream's lease in one pipelined round trip. A stream whose lease another
+        worker holds, or whose lease could not be renewed before it runs out, is fenced at once."""
         ttl = settings.RTMS_LEASE_TTL
         interval = ttl / 3
-        valid_until = time.monotonic() + ttl
         while True:
             await asyncio.sleep(interval)
-            try:
-                renewed = await asyncio.wait_for(self._leases.renew(held.stream_id, held.lease_value), interval)
-            except Exception as exc:  # noqa: BLE001 - Redis unreachable: the lease still holds until valid_until
-                if time.monotonic() + interval >= valid_until:
-                    self._fence(held, f"lease not renewable: {exc!r}")
-                    return
+            held_streams = [held for held in list(self.streams.values()) if not held.lease_lost]
+            if not held_streams:
                 continue
-            if renewed == 0:
-                self._fence(held, "lease taken by another worker")
-                return
-            if renewed == 2:
-                log.warning("lease re-taken after Redis lost it")
-            metrics.lease_renewals.inc()
-            valid_until = time.monotonic() + ttl
+            try:
+                results = await asyncio.wait_for(
+                    self._leases.renew_many([(held.stream_id, held.lease_value) for held in held_streams]), interval)
+            except Exception as exc:  # noqa: BLE001 - Redis unreachable: each lease still holds until valid_until
+                for held in held_streams:
+                    if time.monotonic() + interval >= held.lease_valid_until:
+                        self._fence(held, f"lease not renewable: {exc!r}")
+                continue
+            renewed_at = time.monotonic()
+            for held, renewed in zip(held_streams, results):
+                if renewed == 0:
+                    self._fence(held, "lease taken by another worker")
+                    continue
+                if renewed == 2:
+                    log.warning("lease re-taken after Redis lost it", extra={"stream": held.stream_id})
+                held.lease_valid_until = renewed_at + ttl
+            metrics.lease_renewals.inc(len(held_streams))
 
     def _fence(self, held, why):
+        if held.lease_lost:
+            return
         held.lease_lost = True
         metrics.lease_losses.inc()
         log.warning("lease lost, sockets closed", extra={"why": why})
@@ -276,7 +292,7 @@ class SessionHost:
             delay = 0.2
             while True:
                 try:
-                    await self.loop.run_in_executor(self._db_pool, lambda: _db(fn, *args, **kwargs))
+                    await self.loop.run_in_executor(self._state_pool, lambda: _db(fn, *args, **kwargs))
                     break
                 except (OperationalError, InterfaceError) as exc:
                     metrics.sink_write_failures.labels(what="state").inc()
@@ -465,7 +481,7 @@ class SessionHost:
         while not self._state_queue.empty():
             fn, args, kwargs = self._state_queue.get_nowait()
             try:
-                await self.loop.run_in_executor(self._db_pool, lambda: _db(fn, *args, **kwargs))
+                await self.loop.run_in_executor(self._state_pool, lambda: _db(fn, *args, **kwargs))
             except Exception:  # noqa: BLE001
                 log.exception("state change lost at shutdown")
         for held in held_streams:

@@ -75,8 +75,13 @@ class AsyncLeases:
         self._renew = self.redis.register_script(RENEW)
         self._release = self.redis.register_script(RELEASE)
 
-    async def renew(self, stream_id, value):
-        return int(await self._renew(keys=[lease_key(stream_id)], args=[value, ttl_ms()]))
+    async def renew_many(self, leases):
+        """Renew [(stream_id, value), ...] in one pipelined round trip; returns the results in order."""
+        pipe = self.redis.pipeline(transaction=False)
+        ttl = ttl_ms()
+        for stream_id, value in leases:
+            await self._renew(keys=[lease_key(stream_id)], args=[value, ttl], client=pipe)
+        return [int(result) for result in await pipe.execute()]
 
     async def release(self, stream_id, value):
         return bool(await self._release(keys=[lease_key(stream_id)], args=[value]))

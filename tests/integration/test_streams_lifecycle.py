@@ -161,3 +161,27 @@ def test_operator_sees_the_live_stream_in_the_command_and_the_metrics(stack, dja
     assert metric(web, "zoom_webhook_deliveries_total", outcome="accepted") >= 1
     assert metric(web, "panel_connections_total") is not None
     stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
+
+
+def test_stream_revoked_deletes_its_stored_content_at_once(stack, django_db_blocker):
+    from rtms.models import MediaFile, StreamSession, TranscriptSegment
+
+    meeting = stack.start_meeting("Revoked")
+    stream_id = stack.start_stream(meeting)
+    wait_for_row(django_db_blocker, stream_row(django_db_blocker, stream_id, state="active"), "the stream to be held",
+                 timeout=30)
+    stack.speak(meeting, "This will be revoked")
+    wait_for_row(django_db_blocker, lambda: TranscriptSegment.objects.filter(stream__rtms_stream_id=stream_id).exists()
+                 and MediaFile.objects.filter(stream__rtms_stream_id=stream_id, bytes__gt=0).exists(),
+                 "transcript and audio stored")
+    assert (stack.media_root / "rtms" / stream_id).exists()
+
+    assert stack.sim.post(f"/_sim/streams/{stream_id}/stop", json={"reason": "STREAM_REVOKED"}).ok
+    revoked = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="stopped", media_deleted=True).first(), "the stream's content to be erased")
+    assert revoked.stop_reason_name == "STREAM_REVOKED"
+    with django_db_blocker.unblock():
+        assert not TranscriptSegment.objects.filter(stream__rtms_stream_id=stream_id).exists()
+        assert not MediaFile.objects.filter(stream__rtms_stream_id=stream_id).exists()
+    processes.wait_for(lambda: not (stack.media_root / "rtms" / stream_id).exists(), 10, "the media files to be gone")
+    stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")

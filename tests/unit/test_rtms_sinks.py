@@ -113,3 +113,23 @@ def test_any_server_frame_leaves_the_sink_storable(stream, garbage):
     sinks.write_rows([sinks.RowBatch(stream.pk, stream.rtms_stream_id, *store.take_rows())])
     stored = set(TranscriptSegment.objects.filter(text__startswith="good line").values_list("text", flat=True))
     assert {f"good line {n}" for n in range(len(garbage))} <= stored
+
+
+def test_retention_erases_old_streams_only(stream, tmp_path, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rtms import media, tasks
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.MEDIA_RETENTION_DAYS = 30
+    recent = StreamSession.objects.create(rtms_stream_id="e" * 32, meeting_uuid="m==", client_id="app",
+                                          state="stopped", stopped_at=timezone.now() - timedelta(days=29))
+    StreamSession.objects.filter(pk=stream.pk).update(state="stopped", stopped_at=timezone.now() - timedelta(days=31))
+    for kept in (stream, recent):
+        media.WavFile(media.stream_dir(kept.rtms_stream_id) / "audio" / "mixed.wav").close()
+        TranscriptSegment.objects.create(stream=kept, user_id=1, start_time=1, end_time=2, timestamp=2, text="x")
+    assert tasks.purge_expired_media() == 1
+    assert not media.stream_dir(stream.rtms_stream_id).exists() and media.stream_dir(recent.rtms_stream_id).exists()
+    assert list(TranscriptSegment.objects.values_list("stream__rtms_stream_id", flat=True)) == ["e" * 32]
