@@ -42,6 +42,21 @@ def embedded_redis(port, data_dir):
     return argv, f"redis://127.0.0.1:{port}/0"
 
 
+def start_demo_meeting(sim_url):
+    """A looping scripted meeting (bin/demo-meeting.json) so there is something to click on at once."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{sim_url}/_sim/scripts", data=(ROOT / "bin" / "demo-meeting.json").read_bytes(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+    except OSError as exc:
+        say("setup", f"could not start the demo meeting ({exc}); create one on the simulator's page instead")
+        return {}
+
+
 def wait_until(check, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,8 +170,11 @@ def main():
     # After the web is up: the simulator validates the app's webhook endpoint when it registers it.
     say("setup", "registering the demo Zoom app 'Notetaker' with the app and the simulator")
     subprocess.run([sys.executable, "manage.py", "register_zoom_app", "--demo"], cwd=ROOT, env=env, check=False)
+    meeting = start_demo_meeting(sim_url)
     say("setup", "")
     say("setup", f"Open the simulated Zoom (meetings, people, the Apps panel): {sim_url}/")
+    for person in meeting.get("participants", []):
+        say("setup", f"  {meeting['topic']}, as {person['name']:<16} {sim_url}/meetings/{meeting['id']}/as/{person['key']}")
     say("setup", f"Admin console of the app:                             {site_url}/console/")
     say("setup", f"Health:                                               {site_url}/healthz")
     say("setup", "Press Ctrl-C to stop everything.")
