@@ -28,6 +28,8 @@ log = logging.getLogger("zoomsim.media")
 
 TICK_MS = 20
 BUFFER_TICKS = 60_000 // TICK_MS  # Zoom buffers up to 60 s of audio
+OVERLOAD_TICKS = 10  # behind by more than 200 ms: skip rather than catch up
+REPLAY_FRAMES_PER_TICK = 50  # a buffer drains at up to 50x real time, so one replay never stalls every stream
 TONE_RATE = 16000
 AVATAR_COLORS = [(52, 101, 164), (204, 102, 51), (78, 154, 6), (117, 80, 123), (196, 160, 0), (32, 134, 140)]
 SHARE_COLOR = (230, 230, 235)
@@ -286,6 +288,9 @@ class MediaTicker:
         self.lateness_ms = collections.deque(maxlen=5000)
         self.frames_sent = 0
         self.busy_s = 0.0
+        self.overload_skips = 0
+        self.skipped_frames = 0
+        self._last_overload_log = -250
         self._silence_messages = {}  # (format, tick) -> the mixed-audio message of silence, for this tick
 
     # -- clock ----------------------------------------------------------------------------------------------------
@@ -319,9 +324,8 @@ class MediaTicker:
         done = 0
         while True:
             target = self._start + (done + 1) * self.interval
-            delay = target - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # Always yield, even when behind: a saturated ticker must not starve handshakes and keep-alives.
+            await asyncio.sleep(max(0.0, target - loop.time()))
             began = loop.time()
             lateness = began - target
             self.lateness_ms.append(lateness * 1000)
@@ -335,6 +339,8 @@ class MediaTicker:
                             self.active_media.discard(media)
                 self.current_tick = now_tick
                 self._silence_messages = {}
+                if now_tick - done > OVERLOAD_TICKS:
+                    self._skip_overload(done, now_tick)
                 for stream in list(self.streams):
                     self.pump(stream, now_tick)
             except Exception:  # the ticker must survive a bug in one stream
@@ -342,6 +348,20 @@ class MediaTicker:
             done = now_tick
             self.ticks += 1
             self.busy_s += loop.time() - began
+
+    def _skip_overload(self, done, now_tick):
+        """The simulator itself fell behind (CPU starved): streams that were up to date skip the missed frames
+        instead of catching up, so an overload shows as gaps (counted) rather than as ever-growing lag. Streams
+        replaying a reconnect buffer keep replaying."""
+        self.overload_skips += 1
+        for stream in self.streams:
+            if stream.audio_next_tick >= done:
+                self.skipped_frames += now_tick - stream.audio_next_tick
+                stream.audio_next_tick = now_tick
+        if now_tick - self._last_overload_log >= 250:  # at most one line per 5 s
+            self._last_overload_log = now_tick
+            log.warning("event=ticker_overloaded behind_ms=%d streams=%d skips=%d", (now_tick - done) * TICK_MS,
+                        len(self.streams), self.overload_skips)
 
     def stats(self):
         samples = sorted(self.lateness_ms)
@@ -352,6 +372,7 @@ class MediaTicker:
         return {"ticks": self.ticks, "late_ticks": self.late_ticks, "tick_ms": self.interval * 1000,
                 "lateness_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": round(samples[-1], 3) if samples else None},
                 "frames_sent": self.frames_sent, "streams_ready": len(self.streams), "busy_s": round(self.busy_s, 3),
+                "overload_skips": self.overload_skips, "skipped_frames": self.skipped_frames,
                 "streams_live": sum(1 for s in self.sim.streams.values() if s.live)}
 
     # -- sending --------------------------------------------------------------------------------------------------
@@ -422,7 +443,9 @@ class MediaTicker:
         utterances = meeting_media.speaking_at(first, tick)
         per_participant = params["data_opt"] == 2
         sent = 0
-        while first + per_tick - 1 <= tick:
+        frames_left = REPLAY_FRAMES_PER_TICK
+        while first + per_tick - 1 <= tick and frames_left:
+            frames_left -= 1
             last = first + per_tick - 1
             timestamp = b"%d" % self.tick_ms(last)
             if per_participant:
