@@ -239,3 +239,9 @@ def test_zoom_rest_answers_become_outcomes(stack, people):  # noqa: F811
     ana.page.locator("#request-single:not([hidden])").wait_for(timeout=10000)  # Zoom's own modal
     ana.page.click("#request-single-approve")
     assert cleo.wait_outcome("sharing", timeout=15000) == texts.STATUS_SHARING
+
+    # The meeting ends: the stream stops with MEETING_ENDED and every panel says so.
+    stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/end")
+    cleo.wait_outcome("stopped", timeout=15000)
+    cleo.frame.locator("#outcome", has_text=texts.MEETING_ENDED).wait_for()
+    assert cleo.frame.locator("#share-button").is_disabled()
