@@ -190,6 +190,40 @@ async def start_client_stream(request):
     return web.json_response(stream.public(), status=201)
 
 
+async def request_stream(request):
+    """A participant's in-client startRTMS: starts at once, or queues a request for the host (window modal)."""
+    sim = request.app["sim"]
+    meeting = _meeting(request)
+    body = await _body(request)
+    app = sim.apps.get(body.get("client_id", ""))
+    if app is None:
+        raise ControlError(404, "not_found", "unknown client_id")
+    try:
+        outcome, result = sim.request_stream(meeting, app, _participant(meeting, body))
+    except StreamRefused as refused:
+        return _refused(refused)
+    if outcome == "started":
+        return web.json_response({"outcome": "started", "stream": result.public()}, status=201)
+    return web.json_response({"outcome": "pending", "request": result}, status=202)
+
+
+async def decide_request(request):
+    sim = request.app["sim"]
+    meeting = _meeting(request)
+    request_id = request.match_info["request_id"]
+    try:
+        if request.match_info["decision"] == "approve":
+            stream = sim.approve_request(meeting, request_id)
+            return web.json_response({"outcome": "started", "stream": stream.public()}, status=201)
+        if request.match_info["decision"] == "deny":
+            return web.json_response({"outcome": "denied", "request": sim.deny_request(meeting, request_id)})
+    except KeyError:
+        raise ControlError(404, "not_found", f"no pending request {request_id}") from None
+    except StreamRefused as refused:
+        return _refused(refused)
+    raise ControlError(404, "not_found", "decision must be approve or deny")
+
+
 async def disable_app(request):
     sim = request.app["sim"]
     meeting = _meeting(request)
@@ -309,6 +343,8 @@ def add_routes(app):
     r.add_get("/_sim/meetings/{ref}", get_meeting)
     r.add_post("/_sim/meetings/{ref}/streams", start_client_stream)
     r.add_post("/_sim/meetings/{ref}/apps/{client_id}/disable", disable_app)
+    r.add_post("/_sim/meetings/{ref}/requests", request_stream)
+    r.add_post("/_sim/meetings/{ref}/requests/{request_id}/{decision}", decide_request)
     r.add_post("/_sim/meetings/{ref}/{action}", meeting_action)
     r.add_post("/_sim/scripts", run_script)
     r.add_get("/_sim/streams", list_streams)

@@ -159,3 +159,24 @@ def test_clock_scale_accelerates_media(tmp_path):
             client.close()
         finally:
             world.close()
+
+
+def test_in_client_request_approve_and_deny(world):
+    meeting = world.meeting(participants=[{"name": "Ben"}, {"name": "Cy"}])
+    url = f"/_sim/meetings/{meeting['id']}/requests"
+    pending = world.sim.post(url, json={"client_id": world.client_id, "key": "p2"})
+    assert pending.status_code == 202 and pending.json()["outcome"] == "pending"
+    request_id = pending.json()["request"]["id"]
+    approved = world.sim.post(f"{url}/{request_id}/approve")
+    assert approved.status_code == 201 and approved.json()["stream"]["operator_key"] == "p2"
+    world.hook.wait_for("meeting.rtms_started", lambda d: d["body"]["payload"]["rtms_stream_id"] ==
+                        approved.json()["stream"]["id"])
+    denied_id = world.sim.post(url, json={"client_id": world.client_id, "key": "p3"}).json()["request"]["id"]
+    assert world.sim.post(f"{url}/{denied_id}/deny").json()["outcome"] == "denied"
+    assert world.sim.post(f"{url}/{denied_id}/approve").status_code == 404
+    host = world.sim.post(url, json={"client_id": world.client_id, "key": "p1"})
+    assert host.status_code == 201  # the host needs nobody's approval
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/leave", json={"key": "p1"})
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/apps/{world.client_id}/disable")
+    refused = world.sim.post(url, json={"client_id": world.client_id, "key": "p3"})
+    assert refused.status_code == 409 and refused.json()["error"] == "host_not_joined"
