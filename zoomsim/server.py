@@ -33,7 +33,7 @@ async def serve(config):
     sim = Simulator(config)
     await sim.start()
     app = build_http_app(sim)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)  # open window sockets
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
