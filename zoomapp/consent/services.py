@@ -9,13 +9,15 @@ Talking to Zoom (REST rtms_app/status) happens after commit, outside any transac
 through another do_* call.
 """
 
+import asyncio
 import hashlib
 import logging
+import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
@@ -92,10 +94,39 @@ def user_group(meeting_uuid, viewer_id):
     return f"{_prefix()}.user.{digest}"
 
 
+class _Publisher:
+    """One event loop per process, in its own thread, for pushes from synchronous code.
+
+    async_to_sync from a plain thread (a Celery task, the session host's database thread) would run each push on
+    a fresh event loop, and the Redis channel layer keeps its connections per loop: every push would open a new
+    connection. Here they share one loop and one pool.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._loop = None
+        self._pid = None
+
+    def loop(self):
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():  # a forked worker child needs its own thread
+                self._loop = asyncio.new_event_loop()
+                self._pid = os.getpid()
+                threading.Thread(target=self._loop.run_forever, name="panel-publisher", daemon=True).start()
+            return self._loop
+
+    def send(self, group, message, timeout=5.0):
+        layer = get_channel_layer()
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), self.loop())
+        future.result(timeout)
+
+
+_publisher = _Publisher()
+
+
 def push_to_group(group, message):
-    layer = get_channel_layer()
     try:
-        async_to_sync(layer.group_send)(group, message)
+        _publisher.send(group, message)
     except Exception as exc:  # noqa: BLE001 - the change is committed; the next push or a resync repairs it
         log.warning("panel push failed", extra={"group": group, "error": repr(exc)})
 
