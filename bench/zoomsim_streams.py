@@ -147,7 +147,7 @@ async def run(args, http_url, sim_pid):
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    hook_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/webhook"
+    hook_url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhook"
 
     async with aiohttp.ClientSession(http_url) as http:
         async def call(method, path, **kwargs):

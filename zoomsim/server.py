@@ -37,7 +37,7 @@ async def serve(config):
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
-    http_port = site._server.sockets[0].getsockname()[1]
+    http_port = runner.addresses[0][1]
     rtms_server = await sim.rtms.listen(config.host, config.rtms_port)
     rtms_port = rtms_server.sockets[0].getsockname()[1]
     sim.set_urls(f"http://{config.url_host}:{http_port}", f"ws://{config.url_host}:{rtms_port}")
