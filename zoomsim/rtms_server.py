@@ -329,7 +329,8 @@ class Connection(picows.WSListener):
                 return
             for conn in set(stream.media.values()):
                 conn.ready = True
-            self.sim.stream_ready(stream)
+            if not stream.ready:  # a repeated ACK (e.g. after a media-only reconnect) only opens the new sockets
+                self.sim.stream_ready(stream)
         elif msg_type == Msg.EVENT_SUBSCRIPTION:
             self.subscribe(message.get("events"))
         elif msg_type == Msg.SESSION_STATE_REQ:

@@ -250,3 +250,22 @@ def test_fault_ignore_keepalive_responses_times_the_signaling_out(world):
                         lambda d: d["body"]["payload"]["rtms_stream_id"] == payload["rtms_stream_id"])
     world.sim.delete("/_sim/faults")
     assert _stopped_webhook(world, payload["rtms_stream_id"])["stop_reason"] == 24
+
+
+def test_media_socket_reconnect_while_signaling_lives(world):
+    meeting = world.meeting()
+    payload, client = world.connected(meeting)
+    stream_id = payload["rtms_stream_id"]
+    world.sim.post("/_sim/faults", json={"kind": "drop_socket", "stream_id": stream_id, "socket": "audio"})
+    event = client.signaling.recv(lambda m: m.get("msg_type") == 6 and m["event"]["event_type"] == 7)
+    assert isinstance(event["event"]["timestamp"], int)
+    dropped_at = time.time() * 1000
+    response, audio = client.open_media("audio", 1)
+    assert response["status_code"] == 0
+    client.ready()
+    frame = audio.recv_type(14)["content"]
+    assert frame["timestamp"] < dropped_at  # audio produced while the socket was down is replayed first
+    stream = world.stream(stream_id)
+    assert stream["state"] == "active" and stream["stop_reason"] is None
+    assert client.signaling.recv(lambda m: m.get("msg_type") in (8, 12))["msg_type"] == 12  # no new state
+    client.close()
