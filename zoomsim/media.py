@@ -254,20 +254,28 @@ def _dumps(message):
 
 
 class Pictures:
-    """Encoded frames, cached: (b64 text, byte length) per (kind, colour index, resolution, codec)."""
+    """Encoded frames, cached: (b64 text, byte length) per (kind, colour index, resolution, codec). A new picture
+    is encoded in a worker thread (pure Python; a QHD JPEG takes a while) and frames start once it is ready."""
 
     def __init__(self):
         self._cache = {}
+        self._pending = set()
 
     def get(self, kind, color_index, resolution, codec):
         key = (kind, color_index, resolution, codec)
         found = self._cache.get(key)
-        if found is None:
-            width, height = RESOLUTIONS[resolution]
-            color = SHARE_COLOR if kind == "deskshare" else AVATAR_COLORS[color_index % len(AVATAR_COLORS)]
-            data = jpeg(width, height, color) if codec == JPG else png(width, height, color)
-            found = self._cache[key] = (base64.b64encode(data), len(data))
+        if found is None and key not in self._pending:
+            self._pending.add(key)
+            asyncio.get_running_loop().run_in_executor(None, self._encode, key)
         return found
+
+    def _encode(self, key):
+        kind, color_index, resolution, codec = key
+        width, height = RESOLUTIONS[resolution]
+        color = SHARE_COLOR if kind == "deskshare" else AVATAR_COLORS[color_index % len(AVATAR_COLORS)]
+        data = jpeg(width, height, color) if codec == JPG else png(width, height, color)
+        self._cache[key] = (base64.b64encode(data), len(data))
+        self._pending.discard(key)
 
 
 class MediaTicker:
@@ -512,7 +520,10 @@ class MediaTicker:
         if source is None:
             return
         color = list(meeting.participants).index(source.key)
-        data, length = self.pictures.get(kind, color, params["resolution"], params["codec"])
+        picture = self.pictures.get(kind, color, params["resolution"], params["codec"])
+        if picture is None:
+            return
+        data, length = picture
         msg_type = 15 if kind == "video" else 16
         conn.send_media(b'{"msg_type":%d,"content":{"user_id":%d,"user_name":%s,"data":"%s","length":%d,'
                         b'"timestamp":%d}}' % (msg_type, source.rtms_user_id, _json_str(source.name), data, length,
