@@ -614,11 +614,6 @@ def call_rtms_app_status(app, meeting, action, token_user_ids, participant_user_
 
     no_token_detail = "nobody with a usable grant"
     for user_id in dict.fromkeys(u for u in token_user_ids if u):
-        try:
-            oauth.access_token_for(app, user_id)
-        except oauth.OAuthError as exc:
-            no_token_detail = f"{user_id}: {exc}"
-            continue
 
         def token_provider(force_refresh=False, _user=user_id):
             return oauth.access_token_for(app, _user, force_refresh=force_refresh)
@@ -634,6 +629,9 @@ def call_rtms_app_status(app, meeting, action, token_user_ids, participant_user_
         except zoom_rest.ZoomRestError as exc:
             if exc.code == 2308:
                 return "not_allowed", f"{exc.code} {exc.message}"
+            if exc.status == 401:  # refused even after a refresh: this grant is no use, try the next one
+                no_token_detail = f"{user_id}: {exc.message}"
+                continue
             return "refused", f"{exc.status} {exc.code} {exc.message}"
         return "ok", user_id
     return "no_token", no_token_detail
