@@ -392,16 +392,21 @@ def _run_ours(args: argparse.Namespace) -> None:
 
 
 def _result(args, measurements: Measurements, ready: int, cpu: float, wall: float, rss_delta: int) -> dict:
+    """CPU is normalised by the audio actually received (3000 frames = one stream-minute), so a server that
+    cannot deliver the full rate, or streams that never joined, do not flatter either client; memory is per
+    stream held."""
     n = args.streams
-    expected = int(ready * wall * 1000 / FRAME_MS)
+    frames_per_stream = int(wall * 1000 / FRAME_MS)
+    stream_minutes = measurements.audio_frames / (60_000 / FRAME_MS)
     return {
         "streams": n, "ready": ready, "wall_s": wall, "cpu_s": cpu,
-        "cpu_per_stream_minute": cpu / (n * wall / 60) if n else 0.0,
+        "cpu_per_stream_minute": cpu / stream_minutes if stream_minutes else 0.0,
         "cores": cpu / wall,
-        "rss_per_stream_kib": rss_delta / n / 1024 if n else 0.0,
-        "audio_frames": measurements.audio_frames, "expected_frames": expected,
-        "lost_frames": measurements.lost_frames + n * int(wall * 1000 / FRAME_MS) - min(
-            n * int(wall * 1000 / FRAME_MS), ready * int(wall * 1000 / FRAME_MS)),
+        "rss_per_stream_kib": rss_delta / ready / 1024 if ready else 0.0,
+        "audio_frames": measurements.audio_frames, "expected_frames": n * frames_per_stream,
+        # Gaps inside received streams, plus everything a stream that never joined should have carried.
+        "lost_frames": measurements.lost_frames + (n - ready) * frames_per_stream,
+        "delivered_pct": 100.0 * measurements.audio_frames / (n * frames_per_stream) if n else 0.0,
         "transcripts": measurements.transcripts,
         "lag_p50_ms": measurements.percentile(0.50), "lag_p99_ms": measurements.percentile(0.99),
     }
@@ -632,7 +637,7 @@ def _print_row(n: int, impl: str, r: dict, sdk: dict | None) -> None:
     p50 = "-" if r["lag_p50_ms"] is None else f"{r['lag_p50_ms']:.0f}"
     p99 = "-" if r["lag_p99_ms"] is None else f"{r['lag_p99_ms']:.0f}"
     print(f"{n:>6} {impl:>6} {r['ready']:>6} {r['cpu_per_stream_minute']:>12.4f} {r['cores']:>6.2f} "
-          f"{r['rss_per_stream_kib']:>9.1f} {r['lost_frames']:>7} {r['audio_frames']:>9} {r['transcripts']:>6} "
+          f"{r['rss_per_stream_kib']:>9.1f} {r['lost_frames']:>7} {r['delivered_pct']:>6.1f}% {r['transcripts']:>6} "
           f"{p50:>6} {p99:>6} {ratio:>7}", flush=True)
 
 
@@ -665,9 +670,12 @@ def main() -> None:
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     counts = [int(x) for x in args.streams.split(",")]
     print(f"# rtms receive bench: server={args.server} backend={args.backend} loop={args.loop} "
-          f"duration={args.duration:g}s warmup={args.warmup:g}s cores={os.cpu_count()} (server core 0, client 1)")
+          f"duration={args.duration:g}s warmup={args.warmup:g}s cores={os.cpu_count()} (server core 0, client 1) "
+          f"load average at start {os.getloadavg()[0]:.1f}")
+    print("# cpu_s/st-min: client CPU seconds per minute of one stream's audio received; KiB/strm: RSS growth per "
+          "stream held; lost: 20 ms frames missing; recvd: share of the expected audio received")
     print(f"{'N':>6} {'client':>6} {'ready':>6} {'cpu_s/st-min':>12} {'cores':>6} {'KiB/strm':>9} {'lost':>7} "
-          f"{'frames':>9} {'trans':>6} {'p50ms':>6} {'p99ms':>6} {'vs_sdk':>7}", flush=True)
+          f"{'recvd':>7} {'trans':>6} {'p50ms':>6} {'p99ms':>6} {'vs_sdk':>7}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="rtms-bench-"))
     try:
         for n in counts:

@@ -276,9 +276,7 @@ class StreamClient:
             except _Refused as refused:
                 self._drop_all()
                 return StreamResult(Outcome.REFUSED, status_code=refused.status, detail=refused.reason)
-            except (_Transient, OSError, asyncio.TimeoutError, Exception) as exc:
-                if isinstance(exc, asyncio.CancelledError):  # pragma: no cover - CancelledError is BaseException
-                    raise
+            except Exception as exc:  # socket errors, timeouts, transient statuses: retry inside the window
                 self._drop_all()
                 if self._aborted:
                     continue
@@ -340,7 +338,10 @@ class StreamClient:
             errors = list(failures.exceptions)
             raise next((e for e in errors if isinstance(e, _Refused)), errors[0]) from None
         if self._interrupt.done():
-            raise _Transient(f"lost during handshake: {self._interrupt.result()}")
+            cause = self._interrupt.result()
+            if cause == "terminated" or self._aborted or self._close_requested:
+                return  # _hold() hands the cause straight to _run()
+            raise _Transient(f"lost during handshake: {cause}")
         signaling.send(p.client_ready_ack(self.rtms_stream_id))
         if self._events:
             signaling.send(p.event_subscription(self._events))
