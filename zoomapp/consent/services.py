@@ -361,8 +361,10 @@ def do_panel_opened(app, meeting_uuid, user_id, role, name, actor):
     meeting = _lock(get_meeting(meeting_uuid))
     if not user_id:
         return meeting
-    known_role = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", flat=True).first()
-    _upsert_participant(meeting, user_id, name, role)
+    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "name").first()
+    known_role, known_name = known or (None, "")
+    # The screen name the panel reports is only a fallback: the name in Zoom's webhooks wins.
+    _upsert_participant(meeting, user_id, "" if known_name else name, role)
     if role == Participant.Role.HOST and not meeting.host_user_id:
         Meeting.objects.filter(pk=meeting.pk).update(host_user_id=user_id)
         meeting.host_user_id = user_id
