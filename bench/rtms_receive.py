@@ -444,7 +444,9 @@ def _run_sdk(args: argparse.Namespace) -> None:
     stores = []
     loop = rtms.EventLoop(name="bench-sdk")
     clients = []
-    for stream in streams:
+    baseline_rss = _rss_bytes()  # after imports, before any per-stream state (Python or C)
+    loop.start()
+    for index, stream in enumerate(streams):
         store = StreamStore(workdir, stream["rtms_stream_id"], measurements)
         stores.append(store)
         client = rtms.Client()
@@ -470,8 +472,8 @@ def _run_sdk(args: argparse.Namespace) -> None:
         client.join(meeting_uuid=stream["meeting_uuid"], rtms_stream_id=stream["rtms_stream_id"],
                     server_urls=stream["server_urls"], client=CLIENT_ID, secret=CLIENT_SECRET)
         clients.append(client)
-    baseline_rss = _rss_bytes()  # after import and setup, before the C SDK allocates per-stream state
-    loop.start()
+        if index % 20 == 19:
+            time.sleep(0.1)  # the same pacing as our client's run
     deadline = time.monotonic() + 60 + len(streams) / 10
     while joined[0] < len(streams) and time.monotonic() < deadline:
         time.sleep(0.1)
