@@ -30,9 +30,17 @@ Interface::
 ``run()`` does the signaling handshake (HMAC signature), the media handshake(s) (L16 16 kHz mono 20 ms audio,
 transcript content_type 5 / English), CLIENT_READY_ACK, EVENT_SUBSCRIPTION; answers every keep-alive on every
 socket; reconnects with jittered exponential backoff inside Zoom's 60 s / 65 s windows when a socket drops or a
-socket hears no keep-alive for ~3.5 intervals; backs off on status 8 (duplicate) at most 3 times; stops on a fatal
-status or when the server terminates the stream. Malformed frames are counted, logged at most every 10 s, and
-skipped. The WebSocket layer is picows when importable, else websockets (``backend=`` chooses).
+socket hears no keep-alive for ~3.5 intervals; backs off on status 8 (duplicate) 1.5 s·2ⁿ at most 3 times; retries
+statuses 16 and 45 inside the window; stops on any other non-zero status or when the server terminates the stream.
+Malformed frames are counted, logged at most every 10 s, and skipped; a sink that raises is counted and logged the
+same way and never costs the connection.
+
+Outcomes (``StreamResult.outcome``): STOPPED (server ended it; ``stop_reason``), CLOSED (our close(); reason 20),
+ABORTED (abort()), DUPLICATE (status 8 on every try), REFUSED (fatal status in ``status_code``), GAVE_UP (no
+reconnect inside the window).
+
+The WebSocket layer is picows when importable (2 KiB read buffers, reads capped so a loop stall cannot grow them
+for good), else websockets; ``backend=backend_named("websockets")`` forces the fallback. Any asyncio loop works.
 """
 
 from .protocol import (EventType, MediaType, MsgType, SessionState, Status, StopReason, StreamState,
