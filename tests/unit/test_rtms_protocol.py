@@ -180,7 +180,7 @@ def _parse_like_the_client(payload):
             p.parse_media_server_urls(message)
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=1200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(_messages)
 def test_random_structured_frames_never_raise_anything_but_malformed(message):
     try:
