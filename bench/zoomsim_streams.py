@@ -237,6 +237,7 @@ def main():
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--line-every", type=float, default=4.0, help="seconds between lines in each meeting")
     parser.add_argument("--voice", default="tones", help="espeak or tones (the simulator's --voice)")
+    parser.add_argument("--max-catchup", type=float, default=1.0, help="the simulator's --max-catchup")
     parser.add_argument("--attach", metavar="READY_FILE:PID", help="use a running simulator instead of starting one")
     args = parser.parse_args()
     if args.attach:
@@ -244,7 +245,7 @@ def main():
         asyncio.run(run(args, json.loads(Path(ready_file).read_text())["http_url"], int(pid)))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        with run_zoomsim(tmp, voice=args.voice, log_level="WARNING") as sim:
+        with run_zoomsim(tmp, voice=args.voice, max_catchup=args.max_catchup, log_level="WARNING") as sim:
             asyncio.run(run(args, sim.http_url, sim.popen.pid))
 
 

@@ -18,6 +18,7 @@ class Config:
     reconnect_scale: float = 1.0
     token_ttl: float = 3600.0
     webhook_timeout: float = 3.0
+    max_catchup: float = 1.0
     voice: str = ""
     ready_file: str = ""
     apps_file: str = ""
@@ -41,6 +42,7 @@ _FLAGS = [
     ("reconnect_scale", float, "multiplier for RTMS reconnection windows"),
     ("token_ttl", float, "OAuth access token lifetime in seconds"),
     ("webhook_timeout", float, "seconds a webhook endpoint has to answer"),
+    ("max_catchup", float, "when the simulator falls this many seconds behind, skip frames instead of catching up"),
     ("voice", str, "espeak or tones"),
     ("ready_file", str, "write the listening URLs here as JSON"),
     ("apps_file", str, "JSON list of app registrations to load at start"),

@@ -28,7 +28,6 @@ log = logging.getLogger("zoomsim.media")
 
 TICK_MS = 20
 BUFFER_TICKS = 60_000 // TICK_MS  # Zoom buffers up to 60 s of audio
-OVERLOAD_BEHIND_S = 1.0  # the ticker this far behind in real time: skip rather than catch up
 REPLAY_FRAMES_PER_TICK = 50  # a buffer drains at up to 50x real time, so one replay never stalls every stream
 TONE_RATE = 16000
 AVATAR_COLORS = [(52, 101, 164), (204, 102, 51), (78, 154, 6), (117, 80, 123), (196, 160, 0), (32, 134, 140)]
@@ -284,7 +283,8 @@ class MediaTicker:
     def __init__(self, sim):
         self.sim = sim
         self.interval = TICK_MS / 1000 / sim.config.clock_scale
-        self.overload_ticks = max(10, int(OVERLOAD_BEHIND_S / self.interval))
+        # This far behind in real time (the simulator itself starved of CPU): skip rather than catch up.
+        self.overload_ticks = max(2, int(sim.config.max_catchup / self.interval))
         self.streams = set()  # streams that got CLIENT_READY_ACK
         self.active_media = set()  # meetings with utterances in flight
         self.pictures = Pictures()
