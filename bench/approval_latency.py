@@ -17,6 +17,7 @@ Needs PostgreSQL (a database `bench_approval_<pid>` is created and dropped) and 
 """
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -158,7 +159,13 @@ def run(args, sim, web, requests, connect):
 
     ws_base = web.url.replace("http", "ws") + "/ws/panel/?token="
     uuid = meeting["uuid"]
-    host = connect(ws_base + tokens.mint(app.client_id, uuid, "benchHost"), open_timeout=10, max_queue=None, ping_interval=None)
+    sockets = contextlib.ExitStack()  # every panel socket is closed on the way out
+
+    def open_panel(user_id):
+        return sockets.enter_context(connect(ws_base + tokens.mint(app.client_id, uuid, user_id), open_timeout=10,
+                                             max_queue=None, ping_interval=None))
+
+    host = open_panel("benchHost")
     receive_until(host, lambda state: True)
     # The host's panel makes the host present (as Zoom's context would say).
     from zoomapp.consent import services
@@ -166,7 +173,7 @@ def run(args, sim, web, requests, connect):
     services.do_panel_opened(app, uuid, "benchHost", "host", "Host", services.Actor("benchHost"))
     panels = []
     for person in people:
-        socket = connect(ws_base + tokens.mint(app.client_id, uuid, person["user_id"]), open_timeout=10, max_queue=None, ping_interval=None)
+        socket = open_panel(person["user_id"])
         receive_until(socket, lambda state: True)
         panels.append(socket)
 
@@ -199,8 +206,7 @@ def run(args, sim, web, requests, connect):
             if time.monotonic() > deadline:
                 raise SystemExit(f"stream {share.rtms_stream_id} did not stop")
             time.sleep(0.02)
-    for socket in [host, *panels]:
-        socket.close()
+    sockets.close()
     return total, to_rest, to_webhook, to_active, to_push
 
 
