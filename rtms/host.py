@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 
+import redis
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 
@@ -102,6 +103,7 @@ class SessionHost:
         self._state_queue = None
         self._leases = None
         self._thread = None
+        self._stopping = threading.Event()
         self.timings = Timings().scaled(settings.RTMS_RECONNECT_SCALE)
 
     # Called from other threads --------------------------------------------------------------------------------
@@ -111,6 +113,7 @@ class SessionHost:
         self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="rtms-session-host", daemon=True)
         self._thread.start()
         ready.wait(10)
+        threading.Thread(target=self._renew_leases, name="rtms-lease-renewal", daemon=True).start()
         metrics.register_host_collector(self._counter_snapshots)
         self._serve_metrics()
         self.accepting = True
@@ -134,6 +137,7 @@ class SessionHost:
             asyncio.run_coroutine_threadsafe(self._hand_over_all(), self.loop).result(timeout)
         except Exception as exc:  # noqa: BLE001 - exiting anyway; leases expire and the reconciler re-claims
             log.warning("handover incomplete", extra={"error": repr(exc)})
+        self._stopping.set()
         self.loop.call_soon_threadsafe(self.loop.stop)
 
     # The loop -------------------------------------------------------------------------------------------------
@@ -142,8 +146,7 @@ class SessionHost:
         asyncio.set_event_loop(self.loop)
         self._state_queue = asyncio.Queue()
         self._leases = leases.AsyncLeases(settings.REDIS_URL)
-        for job in (self._listen_for_control(), self._flush_media(), self._flush_rows(), self._apply_states(),
-                    self._renew_leases()):
+        for job in (self._listen_for_control(), self._flush_media(), self._flush_rows(), self._apply_states()):
             self.loop.create_task(job)
         self.loop.call_soon(ready.set)
         self.loop.run_forever()
@@ -225,28 +228,30 @@ class SessionHost:
                                            "stop_reason": result.stop_reason if result else None,
                                            "handover": held.handing_over, "lease_lost": held.lease_lost})
 
-    async def _renew_leases(self):
-        """Every ttl/3, renew every held stream's lease in one pipelined round trip. A stream whose lease another
-        worker holds, or whose lease could not be renewed before it runs out, is fenced at once."""
+    def _renew_leases(self):
+        """Renewal thread: every ttl/3, every held stream's lease in one pipelined round trip. Its own thread, so
+        a busy event loop never costs a lease; a stream whose lease another worker holds, or that could not be
+        renewed before it runs out (less a margin), has its sockets closed at once (fencing)."""
         ttl = settings.RTMS_LEASE_TTL
         interval = ttl / 3
-        while True:
-            await asyncio.sleep(interval)
+        margin = ttl * 0.15
+        # Its own connection, timing out well inside the lease: a hung Redis must not delay the fencing.
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=interval, socket_connect_timeout=interval)
+        while not self._stopping.wait(interval):
             held_streams = [held for held in list(self.streams.values()) if not held.lease_lost]
             if not held_streams:
                 continue
             try:
-                results = await asyncio.wait_for(
-                    self._leases.renew_many([(held.stream_id, held.lease_value) for held in held_streams]), interval)
+                results = leases.renew_many([(held.stream_id, held.lease_value) for held in held_streams], client)
             except Exception as exc:  # noqa: BLE001 - Redis unreachable: each lease still holds until valid_until
                 for held in held_streams:
-                    if time.monotonic() + interval >= held.lease_valid_until:
-                        self._fence(held, f"lease not renewable: {exc!r}")
+                    if time.monotonic() + interval >= held.lease_valid_until - margin:
+                        self.loop.call_soon_threadsafe(self._fence, held, f"lease not renewable: {exc!r}")
                 continue
             renewed_at = time.monotonic()
             for held, renewed in zip(held_streams, results):
                 if renewed == 0:
-                    self._fence(held, "lease taken by another worker")
+                    self.loop.call_soon_threadsafe(self._fence, held, "lease taken by another worker")
                     continue
                 if renewed == 2:
                     log.warning("lease re-taken after Redis lost it", extra={"stream": held.stream_id})

@@ -56,6 +56,16 @@ def release(stream_id, value):
     return bool(redis_client().eval(RELEASE, 1, lease_key(stream_id), value))
 
 
+def renew_many(leases, client):
+    """Renew [(stream_id, value), ...] in one pipelined round trip; results in order (see RENEW)."""
+    script = client.register_script(RENEW)
+    pipe = client.pipeline(transaction=False)
+    ttl = ttl_ms()
+    for stream_id, value in leases:
+        script(keys=[lease_key(stream_id)], args=[value, ttl], client=pipe)
+    return [int(result) for result in pipe.execute()]
+
+
 def holders(stream_ids):
     """{stream_id: lease value or None} in one round trip (the reconciler)."""
     stream_ids = list(stream_ids)
@@ -66,22 +76,13 @@ def holders(stream_ids):
 
 
 class AsyncLeases:
-    """The session host's side: renew and release from its event loop with an asyncio Redis client."""
+    """The session host's side: release (and its control channel) from its event loop with an asyncio client."""
 
     def __init__(self, url):
         import redis.asyncio
 
         self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self._renew = self.redis.register_script(RENEW)
         self._release = self.redis.register_script(RELEASE)
-
-    async def renew_many(self, leases):
-        """Renew [(stream_id, value), ...] in one pipelined round trip; returns the results in order."""
-        pipe = self.redis.pipeline(transaction=False)
-        ttl = ttl_ms()
-        for stream_id, value in leases:
-            await self._renew(keys=[lease_key(stream_id)], args=[value, ttl], client=pipe)
-        return [int(result) for result in await pipe.execute()]
 
     async def release(self, stream_id, value):
         return bool(await self._release(keys=[lease_key(stream_id)], args=[value]))

@@ -80,3 +80,31 @@ def test_kill_9_of_the_holder_moves_the_stream_without_loss(stack, django_db_blo
     lost = max(0, sent - stored)
     print(f"failover audio: {stored} of {sent} frames stored, {lost * 20} ms lost at the crash")
     assert lost * 20 <= 1000  # at most what the killed worker had received but not yet written
+
+
+def test_sigterm_hands_the_stream_over_at_once(stack, django_db_blocker):
+    from rtms.models import StreamSession, TranscriptSegment
+
+    live_workers = [w for w in stack.workers if w.poll() is None]
+    if len(live_workers) < 2:
+        stack.start_worker(f"worker-{len(stack.workers) + 1}")
+    meeting = stack.start_meeting("Deploy")
+    stream_id = stack.start_stream(meeting)
+    held = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(rtms_stream_id=stream_id, state="active").first(),
+                        "the stream to be held", timeout=30)
+    holder = worker_holding(stack, held.owner_worker)
+
+    stopped_at = time.monotonic()
+    holder.stop()  # SIGTERM, as a deploy does
+    moved = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="active").exclude(owner_worker=held.owner_worker).first(),
+        "another worker to take the stream over", timeout=20)
+    print(f"\nhandover: stream held again by {moved.owner_worker} {time.monotonic() - stopped_at:.2f} s after SIGTERM "
+          f"(including the old worker's shutdown)")
+    assert "streams handed over" in holder.log_text()
+
+    stack.speak(meeting, "Said after the deploy")
+    wait_for_row(django_db_blocker, lambda: TranscriptSegment.objects.filter(
+        stream__rtms_stream_id=stream_id, text="Said after the deploy").exists(), "the line after the handover")
+    assert overlapping_live_connections(stack.signaling_connections(stream_id)) == []
+    stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
