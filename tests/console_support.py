@@ -37,3 +37,25 @@ def post_form(session, url, data):
     """POST a console form the way the browser does: with the CSRF token from the page's cookie."""
     return session.post(url, data={**data, "csrfmiddlewaretoken": session.cookies.get("csrftoken", "")},
                         allow_redirects=False, timeout=10)
+
+
+def end_meeting_and_settle(zoomsim, meeting, timeout=20.0):
+    """End a simulated meeting and wait until our side has recorded it all (meeting ended, every stream stopped,
+    no share active, the audit log no longer growing), so the test's database flush never races those writes."""
+    from rtms.models import StreamSession
+    from tests.processes import wait_for
+    from zoomapp.consent.models import AuditEntry, Meeting, Share
+
+    zoomsim.post(f"/_sim/meetings/{meeting['id']}/end")
+    uuid = meeting["uuid"]
+    seen = {"entries": -1}
+
+    def settled():
+        ended = Meeting.objects.filter(uuid=uuid, ended_at__isnull=False).exists()
+        streaming = StreamSession.objects.filter(meeting_uuid=uuid).exclude(state="stopped").exists()
+        active = Share.objects.filter(meeting__uuid=uuid, status__in=Share.ACTIVE).exists()
+        entries = AuditEntry.objects.filter(meeting_uuid=uuid).count()
+        quiet, seen["entries"] = entries == seen["entries"], entries
+        return ended and not streaming and not active and quiet
+
+    wait_for(settled, timeout, f"meeting {uuid} to end and settle", interval=0.3)

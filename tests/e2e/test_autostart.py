@@ -13,6 +13,7 @@ import secrets
 
 import pytest
 
+from tests.console_support import end_meeting_and_settle
 from tests.consent_support import register_with_sim
 from tests.e2e.panel_support import Person, Stack, stack  # noqa: F401 - fixture
 from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
@@ -67,7 +68,7 @@ def meeting(stack):  # noqa: F811
 
     yield create
     for m in made:
-        stack.sim.post(f"/_sim/meetings/{m['id']}/end")
+        end_meeting_and_settle(stack.sim, m)
 
 
 def join(stack, meeting, *names):  # noqa: F811

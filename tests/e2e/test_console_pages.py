@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from rtms.models import StreamSession
+from tests.console_support import end_meeting_and_settle
 from tests.consent_support import add_sim_user, make_app, register_with_sim
 from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
 from tests.processes import wait_for
@@ -41,7 +42,7 @@ def console(browser, daphne, worker, zoomsim, settings):  # noqa: F811
     yield page, app, admin_id, tag, meetings
     context.close()
     for meeting in meetings:  # no stream outlives its test on the shared worker
-        zoomsim.post(f"/_sim/meetings/{meeting['id']}/end")
+        end_meeting_and_settle(zoomsim, meeting)
 
 
 def shot(page, name):
