@@ -73,7 +73,11 @@ def run_zoomsim(tmp_path, timeout=20.0, **flags):
                 raise AssertionError(f"zoomsim not ready after {timeout} s:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.02)
         urls = json.loads(ready_file.read_text())
-        yield ZoomSim(popen, urls["http_url"], urls["rtms_url"], log_path)
+        sim = ZoomSim(popen, urls["http_url"], urls["rtms_url"], log_path)
+        try:
+            yield sim
+        finally:
+            sim.http.close()  # an idle keep-alive connection would hold the server's graceful shutdown
     finally:
         if popen.poll() is None:
             os.killpg(popen.pid, signal.SIGTERM)
