@@ -143,7 +143,6 @@ class Event(IntEnum):
 
 
 SUBSCRIBABLE_EVENTS = {2, 3, 4, 5, 6, 8, 9}
-AUTOMATIC_EVENTS = {1, 7}
 
 # MEDIA_TYPE bitmask (§4.1, §5.4)
 MEDIA_BITS = {"audio": 1, "video": 2, "deskshare": 4, "transcript": 8, "chat": 16}
@@ -155,14 +154,6 @@ NOT_SUPPORTED_STATUS = {
     "deskshare": Status.MEDIA_TYPE_DESKSHARE_NOT_SUPPORT,
     "transcript": Status.MEDIA_TYPE_TRANSCRIPT_NOT_SUPPORT,
     "chat": Status.MEDIA_TYPE_CHAT_NOT_SUPPORT,
-}
-
-MEDIA_MSG = {
-    "audio": Msg.MEDIA_DATA_AUDIO,
-    "video": Msg.MEDIA_DATA_VIDEO,
-    "deskshare": Msg.MEDIA_DATA_SHARE,
-    "transcript": Msg.MEDIA_DATA_TRANSCRIPT,
-    "chat": Msg.MEDIA_DATA_CHAT,
 }
 
 

@@ -223,9 +223,6 @@ class Stream:
     def live(self):
         return self.state != "stopped"
 
-    def key(self):
-        return (self.meeting.uuid, self.app.client_id, self.operator_id)
-
     def record_error(self, status_code, reason):
         self.errors.append({"status_code": int(status_code), "reason": reason, "at": self.sim.clock.now_ms()})
 
