@@ -30,6 +30,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         try:
             self.identity = tokens.read((query.get("token") or [""])[0])
         except tokens.TokenRefused as exc:
+            log.info("panel socket refused", extra={"reason": exc.reason})
             await self.accept()
             await self._send({"type": "refused", "code": "token", "message": exc.reason})
             await self.close(code=CLOSE_UNAUTHORIZED)
@@ -79,6 +80,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
             await self._send({"type": "refused", "action": action, "code": "token", "message": exc.reason})
             await self.close(code=CLOSE_UNAUTHORIZED)
         except Refused as exc:
+            log.info("panel action refused", extra={"meeting": self.identity.meeting_uuid, "user":
+                                                    self.identity.viewer_id, "action": str(action)[:40], "code": exc.code})
             await self._send({"type": "refused", "action": action, "code": exc.code, "message": exc.message})
         else:
             await self._send({"type": "done", "action": action})

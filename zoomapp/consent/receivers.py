@@ -8,16 +8,12 @@
 Receivers are called with send_robust after commit: they log and swallow their own errors.
 """
 
-import logging
-
 from django.dispatch import receiver
 
 from rtms.signals import stream_state_changed, transcript_received
 from zoomapp.consent import services
 from zoomapp.consent.models import Participant, Share
 from zoomapp.webhooks.signals import zoom_event
-
-log = logging.getLogger("zoomapp.consent")
 
 ROLES = {"host": "host", "co-host": "co-host", "cohost": "co-host", "coHost": "co-host"}
 
