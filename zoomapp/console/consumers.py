@@ -6,6 +6,7 @@ checked against the Origin by the router; anyone without an admin session is clo
 
 import asyncio
 import time
+from collections import deque
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -31,7 +32,7 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
             return
         self.account_id = admin.account_id
         self.group = live.account_group(self.account_id)
-        self.previous, self.previous_at, self.version = None, None, 0
+        self.history, self.version = deque(), 0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.push()
@@ -58,10 +59,7 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
 
     async def push(self):
         snapshot = await database_sync_to_async(live.streams_snapshot)(self.account_id)
-        now = time.monotonic()
-        elapsed = now - self.previous_at if self.previous_at is not None else 0
-        live.with_rates(snapshot, self.previous, elapsed)
-        self.previous, self.previous_at = snapshot, now
+        live.with_rates(snapshot, self.history, time.monotonic())
         self.version += 1
         snapshot["version"] = self.version
         await self.send_json(snapshot)

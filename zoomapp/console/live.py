@@ -64,20 +64,30 @@ def streams_snapshot(account_id):
     return {"at": timezone.now().isoformat(), "streams": rows}
 
 
-def with_rates(snapshot, previous, elapsed_seconds):
-    """Rates from the counters' growth since the previous snapshot this socket sent."""
-    before = {row["stream_id"]: row["counters"] for row in (previous or {}).get("streams", [])}
+RATE_WINDOW_SECONDS = 10.0
+MIN_RATE_SECONDS = 6.0
+
+
+def with_rates(snapshot, history, now):
+    """Rates from the counters' growth over the last RATE_WINDOW_SECONDS of this socket's snapshots (`history`, a
+    deque it keeps). The sinks update the counters in batches every 2 s, so a shorter window would alias into
+    spikes; under MIN_RATE_SECONDS of history a stream shows no rate yet."""
+    history.append((now, {row["stream_id"]: row["counters"] for row in snapshot["streams"]}))
+    while len(history) > 2 and now - history[1][0] >= RATE_WINDOW_SECONDS:
+        history.popleft()
     for row in snapshot["streams"]:
-        old = before.get(row["stream_id"])
-        if old is None or elapsed_seconds <= 0 or row["state"] == "stopped":
+        first = next(((at, counters[row["stream_id"]]) for at, counters in history if row["stream_id"] in counters),
+                     None)
+        elapsed = now - first[0]
+        if elapsed < MIN_RATE_SECONDS or row["state"] == "stopped":
             row["rates"] = None
             continue
-        grow = {k: max(row["counters"][k] - old.get(k, 0), 0) for k in row["counters"]}
+        grow = {k: max(row["counters"][k] - first[1].get(k, 0), 0) for k in row["counters"]}
         row["rates"] = {
-            "audio_kbps": round(grow["audio_bytes"] * 8 / 1000 / elapsed_seconds, 1),
-            "video_fps": round(grow["video_frames"] / elapsed_seconds, 1),
-            "transcript_per_min": round(grow["transcript"] * 60 / elapsed_seconds, 1),
-            "chat_per_min": round(grow["chat"] * 60 / elapsed_seconds, 1),
+            "audio_kbps": round(grow["audio_bytes"] * 8 / 1000 / elapsed, 1),
+            "video_fps": round(grow["video_frames"] / elapsed, 1),
+            "transcript_per_min": round(grow["transcript"] * 60 / elapsed, 1),
+            "chat_per_min": round(grow["chat"] * 60 / elapsed, 1),
         }
     return snapshot
 
