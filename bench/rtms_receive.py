@@ -615,12 +615,17 @@ def _measure(args: argparse.Namespace, n: int, workdir: Path) -> dict[str, dict]
                     "--result-file", str(result_file), "--duration", str(args.duration),
                     "--warmup", str(args.warmup), "--backend", args.backend, "--loop", args.loop]
             started = time.monotonic()
-            proc = subprocess.run(_pinned(client_core, argv), stdout=subprocess.DEVNULL if impl == "sdk" else None,
-                                  timeout=args.duration + args.warmup + 180)
-            if proc.returncode == 0 and result_file.exists():
+            try:
+                proc = subprocess.run(_pinned(client_core, argv),
+                                      stdout=subprocess.DEVNULL if impl == "sdk" else None,
+                                      timeout=args.duration + args.warmup + 60 + n / 10 + 120)
+                returncode = proc.returncode
+            except subprocess.TimeoutExpired:
+                returncode = "timeout"
+            if returncode == 0 and result_file.exists():
                 results[impl] = json.loads(result_file.read_text())
             else:
-                results[impl] = {"error": f"exit {proc.returncode} after {time.monotonic() - started:.0f}s"}
+                results[impl] = {"error": f"exit {returncode} after {time.monotonic() - started:.0f}s"}
             if sim_context is not None:
                 stats = sim.get("/_sim/stats").json()
                 results[impl]["server_stats"] = stats
