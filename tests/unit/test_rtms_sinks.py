@@ -101,7 +101,7 @@ frames = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(garbage=st.lists(frames, max_size=12))
 def test_any_server_frame_leaves_the_sink_storable(stream, garbage):
     store = sinks.StreamStore(stream.pk, stream.rtms_stream_id)
