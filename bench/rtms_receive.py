@@ -406,8 +406,7 @@ def _run_ours(args: argparse.Namespace) -> None:
 
 def _result(args, measurements: Measurements, ready: int, cpu: float, wall: float, rss_delta: int) -> dict:
     """CPU is normalised by the audio actually received (3000 frames = one stream-minute), so a server that
-    cannot deliver the full rate, or streams that never joined, do not flatter either client; memory is per
-    stream held."""
+    cannot deliver the full rate, or streams that never joined, do not flatter either client."""
     n = args.streams
     frames_per_stream = int(wall * 1000 / FRAME_MS)
     stream_minutes = measurements.audio_frames / (60_000 / FRAME_MS)
@@ -415,7 +414,8 @@ def _result(args, measurements: Measurements, ready: int, cpu: float, wall: floa
         "streams": n, "ready": ready, "wall_s": wall, "cpu_s": cpu,
         "cpu_per_stream_minute": cpu / stream_minutes if stream_minutes else 0.0,
         "cores": cpu / wall,
-        "rss_per_stream_kib": rss_delta / ready / 1024 if ready else 0.0,
+        # Every stream's client, sink and file exist whether or not it joined: divide by all of them.
+        "rss_per_stream_kib": rss_delta / n / 1024 if n else 0.0,
         "audio_frames": measurements.audio_frames, "expected_frames": n * frames_per_stream,
         # Gaps inside received streams, plus everything a stream that never joined should have carried.
         "lost_frames": measurements.lost_frames + (n - ready) * frames_per_stream,

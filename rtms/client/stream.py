@@ -515,13 +515,6 @@ class StreamClient:
                     waiter.exception()  # its awaiter may be cancelled at the same moment: never warn
             self._wake(f"{conn.label}_closed")
 
-    def _on_audio(self, conn: Connection, message: dict[str, Any]) -> None:
-        user_id, user_name, timestamp, pcm = p.parse_binary_media(message)
-        counters = self.counters
-        counters.audio_frames += 1
-        counters.audio_bytes += len(pcm)
-        self._sink_audio(user_id, user_name, timestamp, pcm)
-
     def _on_video(self, conn: Connection, message: dict[str, Any]) -> None:
         user_id, user_name, timestamp, data = p.parse_binary_media(message)
         self.counters.video_frames += 1
@@ -642,7 +635,7 @@ class StreamClient:
 
 
 _DISPATCH: dict[int, Callable[[StreamClient, Connection, dict[str, Any]], None]] = {
-    MsgType.MEDIA_DATA_AUDIO: StreamClient._on_audio,
+    # MEDIA_DATA_AUDIO (14) is handled inline in on_text.
     MsgType.MEDIA_DATA_VIDEO: StreamClient._on_video,
     MsgType.MEDIA_DATA_SHARE: StreamClient._on_deskshare,
     MsgType.MEDIA_DATA_TRANSCRIPT: StreamClient._on_transcript,
