@@ -125,7 +125,10 @@ REDIS_NAMESPACE = env("REDIS_NAMESPACE", "zoomapp")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_NAMESPACE}:asgi", "capacity": 1000, "expiry": 30},
+        # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s channels_redis blocks in BZPOPMIN:
+        # every consumer idle for 5 s would die with "Timeout reading". Read longer than that block.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": f"{REDIS_NAMESPACE}:asgi",
+                   "capacity": 1000, "expiry": 30},
     }
 }
 
