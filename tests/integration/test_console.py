@@ -188,3 +188,14 @@ def test_the_database_itself_refuses_to_rewrite_the_audit_log(console_app):
             with connection.cursor() as cursor:
                 cursor.execute(statement, [entry.pk])
     assert AuditEntry.objects.get(pk=entry.pk).kind == "approve"
+
+
+def test_the_streams_socket_keeps_pushing_past_the_redis_read_timeout(daphne, console_app, people):
+    """The table refreshes every 2 s; five pushes (about 8 s) span Redis's 5 s blocking read on the channel layer,
+    which used to kill every idle consumer."""
+    session, _ = sign_in(daphne.url, console_app.client_id, "ownerA")
+    socket_url = daphne.url.replace("http://", "ws://") + "/ws/console/streams"
+    cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    with connect(socket_url, additional_headers={"Cookie": cookie, "Origin": daphne.url}, open_timeout=10) as ws:
+        versions = [json.loads(ws.recv(timeout=10))["version"] for _ in range(5)]
+    assert versions == [1, 2, 3, 4, 5]
