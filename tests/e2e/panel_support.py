@@ -29,7 +29,9 @@ def stack(daphne, worker, zoomsim):
         webhook_secret_token=secrets.token_hex(16), account_id="acctE2E",
     )
     register_with_sim(zoomsim, daphne.url, app, account_id="acctE2E")
-    return Stack(zoomsim, daphne, app)
+    stack = Stack(zoomsim, daphne, app)
+    yield stack
+    stack.end_meetings()
 
 
 class Stack:
@@ -37,6 +39,7 @@ class Stack:
         self.sim = sim
         self.web = web
         self.app = app
+        self.meetings = []
 
     def meeting(self, participants=("Ben", "Cleo"), host="Ana", **settings):
         """A started meeting; every person's user id is unique to this meeting."""
@@ -53,7 +56,18 @@ class Stack:
         body["host"].pop("role")
         response = self.sim.post("/_sim/meetings", json=body)
         assert response.status_code in (200, 201), response.text
+        self.meetings.append(response.json())
         return response.json()
+
+    def end_meetings(self):
+        """End this test's meetings and wait for our streams to stop, so the database is reset with no worker
+        still writing into it."""
+        from rtms.models import StreamSession
+
+        for meeting in self.meetings:
+            self.sim.post(f"/_sim/meetings/{meeting['id']}/end")
+        wait_until(lambda: not StreamSession.objects.filter(client_id=self.app.client_id).exclude(
+            state="stopped").exists(), timeout=20, what="this test's streams to stop")
 
     def user_id(self, meeting, name):
         return next(p["user_id"] for p in meeting["participants"] if p["name"] == name)

@@ -19,6 +19,9 @@ from zoomapp.consent.services import Refused
 log = logging.getLogger("zoomapp.consent.ws")
 
 MAX_FRAME_CHARS = 4096
+# Off daphne's one shared sync thread: a host's Approve must not queue behind other requests' database work
+# (the webhook that confirms the start runs there too).
+_in_pool = dict(thread_sensitive=False)
 CLOSE_UNAUTHORIZED = 4401
 
 
@@ -52,7 +55,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
 
     async def _send_snapshot(self):
-        state = await database_sync_to_async(services.snapshot_for)(self.identity)
+        state = await database_sync_to_async(services.snapshot_for, **_in_pool)(self.identity)
         await self._send({"type": "state", "state": state, "snapshot": True})
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -75,7 +78,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
         try:
             # The token was checked at connect; an old socket must still hold a live one to act.
             tokens.read(self.current_token)
-            await database_sync_to_async(actions.perform)(self.identity, body, "panel_ws", self._address())
+            perform = database_sync_to_async(actions.perform, **_in_pool)
+            await perform(self.identity, body, "panel_ws", self._address())
         except tokens.TokenRefused as exc:
             await self._send({"type": "refused", "action": action, "code": "token", "message": exc.reason})
             await self.close(code=CLOSE_UNAUTHORIZED)

@@ -628,12 +628,12 @@ def call_rtms_app_status(app, meeting, action, token_user_ids, participant_user_
         except oauth.OAuthError as exc:
             no_token_detail = f"{user_id}: {exc}"
             continue
+        except zoom_rest.NotAllowedToStartRtms as exc:
+            return "not_allowed", f"{exc.code} {exc.message}"
+        except zoom_rest.AccessTokenInvalid as exc:  # refused even after a refresh: try the next grant
+            no_token_detail = f"{user_id}: {exc.message}"
+            continue
         except zoom_rest.ZoomRestError as exc:
-            if exc.code == 2308:
-                return "not_allowed", f"{exc.code} {exc.message}"
-            if exc.status == 401:  # refused even after a refresh: this grant is no use, try the next one
-                no_token_detail = f"{user_id}: {exc.message}"
-                continue
             return "refused", f"{exc.status} {exc.code} {exc.message}"
         return "ok", user_id
     return "no_token", no_token_detail
