@@ -81,7 +81,10 @@ class AsyncLeases:
     def __init__(self, url):
         import redis.asyncio
 
-        self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # Bounded and blocking: a thousand streams ending at once wait for a connection instead of failing.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=32, timeout=5, socket_timeout=2,
+                                                             socket_connect_timeout=2)
+        self.redis = redis.asyncio.Redis(connection_pool=pool)
         self._release = self.redis.register_script(RELEASE)
 
     async def release(self, stream_id, value):
