@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from tests import processes
 from tests.integration.streams_stack import (  # noqa: F401 - streams_database is a fixture
     overlapping_live_connections,
     streams_database,
