@@ -25,7 +25,26 @@ def zoomsim(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def stack_env(django_db_setup, django_db_blocker, zoomsim):
+def test_database(django_db_setup, django_db_blocker):
+    """The migrated test database for our subprocesses, even when no selected test carries a django_db mark
+    (pytest-django then creates none). Tests against real workers use no mark on purpose: a transactional
+    test flushes every table while the workers are still writing."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+
+    created = None
+    if connection.settings_dict["NAME"] != settings.DATABASES["default"]["TEST"]["NAME"]:
+        with django_db_blocker.unblock():
+            created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    if created:
+        with django_db_blocker.unblock():
+            teardown_databases(created, verbosity=0)
+
+
+@pytest.fixture(scope="session")
+def stack_env(test_database, zoomsim):
     """Environment for our own subprocesses: the test database, this run's Redis namespace, the simulator."""
     from django.conf import settings
 

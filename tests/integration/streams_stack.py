@@ -10,7 +10,6 @@ import os
 import secrets
 from pathlib import Path
 
-import pytest
 
 from tests import processes
 from tests.zoomsim_process import run_zoomsim
@@ -82,25 +81,6 @@ def overlapping_live_connections(connections):
     """Pairs of connections that were open at the same moment (closed_at None = still open)."""
     spans = sorted((c["opened_at"], c["closed_at"] or float("inf"), c["id"]) for c in connections)
     return [(a[2], b[2]) for i, a in enumerate(spans) for b in spans[i + 1:] if b[0] < a[1]]
-
-
-@pytest.fixture(scope="session")
-def streams_database(django_db_setup, django_db_blocker):
-    """The migrated test database, even when no selected test carries a django_db mark (pytest-django then
-    creates none). The stream tests use no mark on purpose: a transactional test flushes every table while
-    the workers are still writing, and the workers must see committed rows."""
-    from django.conf import settings
-    from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
-
-    created = None
-    if connection.settings_dict["NAME"] != settings.DATABASES["default"]["TEST"]["NAME"]:
-        with django_db_blocker.unblock():
-            created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
-    yield
-    if created:
-        with django_db_blocker.unblock():
-            teardown_databases(created, verbosity=0)
 
 
 @contextlib.contextmanager

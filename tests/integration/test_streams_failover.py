@@ -5,16 +5,15 @@ import time
 
 import pytest
 
-from tests.integration.streams_stack import (  # noqa: F401 - streams_database is a fixture
+from tests.integration.streams_stack import (
     overlapping_live_connections,
-    streams_database,
     streams_stack,
     wait_for_row,
 )
 
 
 @pytest.fixture(scope="module")
-def stack(streams_database, stack_env, tmp_path_factory, django_db_blocker):
+def stack(stack_env, tmp_path_factory, django_db_blocker):
     with streams_stack(stack_env, tmp_path_factory.mktemp("failover"), "failover", django_db_blocker,
                        workers=("worker-a", "worker-b")) as stack:
         yield stack

@@ -15,11 +15,11 @@ import pytest
 import requests
 
 from tests import processes
-from tests.integration.streams_stack import streams_database, streams_stack, wait_for_row  # noqa: F401 - fixture
+from tests.integration.streams_stack import streams_stack, wait_for_row
 
 
 @pytest.fixture(scope="module")
-def stack(streams_database, stack_env, tmp_path_factory, django_db_blocker):
+def stack(stack_env, tmp_path_factory, django_db_blocker):
     with streams_stack(stack_env, tmp_path_factory.mktemp("lifecycle"), "lifecycle", django_db_blocker,
                        RTMS_METRICS_PORT=str(processes.free_port())) as stack:
         yield stack

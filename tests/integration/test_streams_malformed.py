@@ -11,11 +11,11 @@ import pytest
 import requests
 
 from tests.hostile_rtms_server import MALFORMED, HostileRtmsServer, valid_transcript
-from tests.integration.streams_stack import streams_database, streams_stack, wait_for_row  # noqa: F401 - fixture
+from tests.integration.streams_stack import streams_stack, wait_for_row
 
 
 @pytest.fixture(scope="module")
-def stack(streams_database, stack_env, tmp_path_factory, django_db_blocker):
+def stack(stack_env, tmp_path_factory, django_db_blocker):
     with streams_stack(stack_env, tmp_path_factory.mktemp("malformed"), "malformed", django_db_blocker,
                        beat=False) as stack:
         yield stack

@@ -3,16 +3,15 @@ inside Zoom's window and data flows again (simulator fault injection, timings sc
 
 import pytest
 
-from tests.integration.streams_stack import (  # noqa: F401 - streams_database is a fixture
+from tests.integration.streams_stack import (
     overlapping_live_connections,
-    streams_database,
     streams_stack,
     wait_for_row,
 )
 
 
 @pytest.fixture(scope="module")
-def stack(streams_database, stack_env, tmp_path_factory, django_db_blocker):
+def stack(stack_env, tmp_path_factory, django_db_blocker):
     with streams_stack(stack_env, tmp_path_factory.mktemp("reconnect"), "reconnect", django_db_blocker) as stack:
         yield stack
 

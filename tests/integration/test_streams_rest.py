@@ -6,11 +6,11 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from rtms import zoom_rest
-from tests.integration.streams_stack import streams_database, streams_stack  # noqa: F401 - fixture
+from tests.integration.streams_stack import streams_stack
 
 
 @pytest.fixture(scope="module")
-def stack(streams_database, stack_env, tmp_path_factory, django_db_blocker):
+def stack(stack_env, tmp_path_factory, django_db_blocker):
     with streams_stack(stack_env, tmp_path_factory.mktemp("rest"), "rest", django_db_blocker, workers=(),
                        beat=False) as stack:
         yield stack

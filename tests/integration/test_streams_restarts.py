@@ -9,9 +9,8 @@ import pytest
 import redis
 
 from tests import processes
-from tests.integration.streams_stack import (  # noqa: F401 - streams_database is a fixture
+from tests.integration.streams_stack import (
     overlapping_live_connections,
-    streams_database,
     streams_stack,
     wait_for_row,
 )
@@ -30,7 +29,7 @@ def audio_frames_stored(stack, stream_id, using="default"):
     return ((stack.media_root / audio.path).stat().st_size - 44) // 640 if audio else 0
 
 
-def test_redis_restart_keeps_the_stream_and_its_lease(streams_database, stack_env, tmp_path, django_db_blocker):
+def test_redis_restart_keeps_the_stream_and_its_lease(stack_env, tmp_path, django_db_blocker):
     from rtms.models import StreamSession, TranscriptSegment
 
     private_redis = PrivateRedis(tmp_path).start()
@@ -66,7 +65,7 @@ def test_redis_restart_keeps_the_stream_and_its_lease(streams_database, stack_en
 
 
 @pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
-def test_postgres_restart_loses_no_line_and_no_audio(streams_database, stack_env, tmp_path, django_db_blocker):
+def test_postgres_restart_loses_no_line_and_no_audio(stack_env, tmp_path, django_db_blocker):
     from django.db import connections
 
     from rtms.models import StreamSession, TranscriptSegment
