@@ -68,6 +68,10 @@ class Stack:
             self.sim.post(f"/_sim/meetings/{meeting['id']}/end")
         wait_until(lambda: not StreamSession.objects.filter(client_id=self.app.client_id).exclude(
             state="stopped").exists(), timeout=20, what="this test's streams to stop")
+        # Zoom's last webhooks (meeting ended, participants left) are answered only once we have handled them.
+        wait_until(lambda: not [d for d in self.sim.get("/_sim/webhooks", params={"client_id": self.app.client_id})
+                                .json() if d["status"] in ("pending", "retrying")],
+                   timeout=20, what="Zoom's webhooks to be delivered")
 
     def user_id(self, meeting, name):
         return next(p["user_id"] for p in meeting["participants"] if p["name"] == name)
@@ -104,7 +108,7 @@ class Person:
         self.page.wait_for_function("window.__ready === true")
         # Zoom shows its disclosure modal whenever sharing starts; a person reads it and presses OK.
         self.page.add_locator_handler(self.page.locator("#disclosure:not([hidden])"),
-                                      lambda _: self.page.click("#disclosure-ok"))
+                                      lambda _: self.page.click("#disclosure-ok", force=True, timeout=5000))
         self.frame = None
 
     def open_panel(self):
