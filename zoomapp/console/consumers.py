@@ -1,7 +1,7 @@
 """The console's live-streams socket: the signed-in admin's account only, full table on every change.
 
 Authenticated by the console's session cookie (the console is an ordinary web page, not inside Zoom) and
-checked against the Origin by the router; anyone without an admin session is closed with 4403.
+checked against the Origin by the router; anyone without an admin session is closed with 4403 before any data.
 """
 
 import asyncio
@@ -28,6 +28,8 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
             except TypeError:
                 admin = None
         if admin is None or admin.role not in auth.ADMIN_ROLES or not admin.account_id:
+            # Accepted only to close with a code the page understands ("signed out: reload"), sending nothing.
+            await self.accept()
             await self.close(code=NOT_SIGNED_IN)
             return
         self.account_id = admin.account_id
