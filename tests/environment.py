@@ -10,6 +10,7 @@ RUN_ID = f"t{os.getpid()}"
 os.environ.setdefault("REDIS_NAMESPACE", RUN_ID)
 os.environ.setdefault("DATABASE_TEST_NAME", f"test_zoomapp_{RUN_ID}")
 os.environ.setdefault("DATA_DIR", f"/tmp/zoomapp-{RUN_ID}")
+os.makedirs(os.environ["DATA_DIR"], exist_ok=True)
 os.environ.setdefault("DEBUG", "true")
 # Fast failover in tests; production defaults are in settings.
 os.environ.setdefault("RTMS_LEASE_TTL", "2")
