@@ -530,20 +530,28 @@ def _pending(meeting, request_ids):
     return list(qs)
 
 
+def _decide(meeting, actor, request_ids, status):
+    """Record the host's decision on pending requests; returns (request, locked share) pairs."""
+    requests = _pending(meeting, request_ids)
+    if request_ids is not None and len(requests) != len(set(request_ids)):
+        raise Refused("unknown_request", "That request is no longer waiting for a decision.")
+    now = timezone.now()
+    decided = []
+    for request in requests:
+        request.status, request.decided_at, request.decided_by = status, now, actor.user_id
+        request.save()
+        decided.append((request, Share.objects.select_for_update().get(pk=request.share_id)))
+    return decided
+
+
 @transaction.atomic
 def do_approve(meeting, actor, request_ids=None):
     """The host approves some pending requests (all when request_ids is None). Returns how many."""
     meeting = _lock(meeting)
     _require_host(meeting, actor)
     _require_live(meeting)
-    requests = _pending(meeting, request_ids)
-    if request_ids is not None and len(requests) != len(set(request_ids)):
-        raise Refused("unknown_request", "That request is no longer waiting for a decision.")
-    now = timezone.now()
-    for request in requests:
-        request.status, request.decided_at, request.decided_by = ShareRequest.Status.APPROVED, now, actor.user_id
-        request.save()
-        share = Share.objects.select_for_update().get(pk=request.share_id)
+    decided = _decide(meeting, actor, request_ids, ShareRequest.Status.APPROVED)
+    for request, share in decided:
         _audit("approve", meeting, actor, share=share, outcome=Status.STARTING, detail={"request": request.id})
         if not meeting.share_with_apps:
             _set_status(share, Status.APPS_DISABLED)
@@ -551,28 +559,22 @@ def do_approve(meeting, actor, request_ids=None):
         _begin_start(meeting, share, actor.user_id, publish=False)
         if request.source == ShareRequest.Source.AUTO:
             _set_status(share, share.status, started_by=Share.StartedBy.AUTO)  # the host's AAN: "set to auto start"
-    if requests:
+    if decided:
         _changed(meeting)
-    return len(requests)
+    return len(decided)
 
 
 @transaction.atomic
 def do_deny(meeting, actor, request_ids=None):
     meeting = _lock(meeting)
     _require_host(meeting, actor)
-    requests = _pending(meeting, request_ids)
-    if request_ids is not None and len(requests) != len(set(request_ids)):
-        raise Refused("unknown_request", "That request is no longer waiting for a decision.")
-    now = timezone.now()
-    for request in requests:
-        request.status, request.decided_at, request.decided_by = ShareRequest.Status.DENIED, now, actor.user_id
-        request.save()
-        share = Share.objects.select_for_update().get(pk=request.share_id)
+    decided = _decide(meeting, actor, request_ids, ShareRequest.Status.DENIED)
+    for request, share in decided:
         _set_status(share, Status.DENIED)
         _audit("deny", meeting, actor, share=share, outcome=Status.DENIED, detail={"request": request.id})
-    if requests:
+    if decided:
         _changed(meeting)
-    return len(requests)
+    return len(decided)
 
 
 def _set_status(share, status, **fields):
