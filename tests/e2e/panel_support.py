@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.consent_support import register_with_sim
 
@@ -108,7 +109,7 @@ class Person:
         self.page.wait_for_function("window.__ready === true")
         # Zoom shows its disclosure modal whenever sharing starts; a person reads it and presses OK.
         self.page.add_locator_handler(self.page.locator("#disclosure:not([hidden])"),
-                                      lambda _: self.page.click("#disclosure-ok", force=True, timeout=5000))
+                                      lambda _: self.dismiss_zoom_dialogs())
         self.frame = None
 
     def open_panel(self):
@@ -138,10 +139,13 @@ class Person:
 
     # acting like a person
     def dismiss_zoom_dialogs(self):
-        """Before a screenshot: Zoom's disclosure modal would dim the window (clicks get the locator handler)."""
-        ok = self.page.locator("#disclosure-ok")
-        if ok.is_visible():
-            ok.click(force=True)
+        """Presses OK on Zoom's disclosure modal if it is up (it dims the window for clicks and screenshots)."""
+        ok = self.page.locator("#disclosure:not([hidden]) #disclosure-ok")
+        try:
+            if ok.is_visible():
+                ok.click(force=True, timeout=1000)
+        except PlaywrightError:
+            pass  # closed meanwhile: the window is clear either way
 
     def click(self, selector):
         self.frame.locator(selector).click()

@@ -9,6 +9,7 @@ let socket = null;
 let view = localStorage.getItem("zoomsim.view") || "gallery";
 const dismissedNotices = new Set();
 let panelKey = null; // "<client_id> <src>" of the iframe currently loaded
+let disclosureAcknowledged = false; // Zoom closes its disclosure at once and shows it once per meeting
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -223,7 +224,13 @@ function renderPanel() {
 }
 
 function renderDisclosure() {
-  $("#disclosure").hidden = !state.show_disclosure;
+  $("#disclosure").hidden = disclosureAcknowledged || !state.show_disclosure;
+}
+
+function acknowledgeDisclosure() {
+  disclosureAcknowledged = true;
+  $("#disclosure").hidden = true;
+  act("ack_disclosure");
 }
 
 function renderRequests() {
@@ -281,8 +288,8 @@ function wire() {
     input.value = "";
   });
   $("#panel-close").addEventListener("click", () => act("close_app"));
-  $("#disclosure-ok").addEventListener("click", () => act("ack_disclosure"));
-  $("#disclosure-view").addEventListener("click", () => { act("ack_disclosure"); $("#aan").dataset.open = "1"; if (state) renderAan(); });
+  $("#disclosure-ok").addEventListener("click", acknowledgeDisclosure);
+  $("#disclosure-view").addEventListener("click", () => { acknowledgeDisclosure(); $("#aan").dataset.open = "1"; if (state) renderAan(); });
   $("#request-single-approve").addEventListener("click", () => act("approve_request", { request_id: $("#request-single").dataset.requestId }));
   $("#request-single-deny").addEventListener("click", () => act("deny_request", { request_id: $("#request-single").dataset.requestId }));
   $("#request-approve-all").addEventListener("click", () => act("approve_all"));
