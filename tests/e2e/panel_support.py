@@ -4,7 +4,6 @@ panel shows (its data-ready / data-version / data-status attributes and its text
 
 import itertools
 import secrets
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,6 +12,7 @@ import requests
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.consent_support import register_with_sim
+from tests.processes import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts/screenshots"
@@ -67,12 +67,12 @@ class Stack:
 
         for meeting in self.meetings:
             self.sim.post(f"/_sim/meetings/{meeting['id']}/end")
-        wait_until(lambda: not StreamSession.objects.filter(client_id=self.app.client_id).exclude(
+        wait_for(lambda: not StreamSession.objects.filter(client_id=self.app.client_id).exclude(
             state="stopped").exists(), timeout=20, what="this test's streams to stop")
         # Zoom's last webhooks (meeting ended, participants left) are answered only once we have handled them.
-        wait_until(lambda: not [d for d in self.sim.get("/_sim/webhooks", params={"client_id": self.app.client_id})
-                                .json() if d["status"] in ("pending", "retrying")],
-                   timeout=20, what="Zoom's webhooks to be delivered")
+        wait_for(lambda: not [d for d in self.sim.get("/_sim/webhooks", params={"client_id": self.app.client_id})
+                              .json() if d["status"] in ("pending", "retrying")],
+                 timeout=20, what="Zoom's webhooks to be delivered")
 
     def user_id(self, meeting, name):
         return next(p["user_id"] for p in meeting["participants"] if p["name"] == name)
@@ -157,13 +157,3 @@ class Person:
 
     def close(self):
         self.context.close()
-
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -4,8 +4,9 @@ causes it, the host's single and multiple request modals, and screenshots of eac
 
 import pytest
 
-from tests.e2e.panel_support import Person, stack, wait_until  # noqa: F401 - fixtures
+from tests.e2e.panel_support import Person, stack  # noqa: F401 - fixtures
 from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
+from tests.processes import wait_for
 from zoomapp import texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -191,7 +192,7 @@ def test_host_not_joined_then_host_cannot_approve(stack, people):  # noqa: F811
     ben, = people(meeting, "Ben")
     stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/leave", {"key": stack.key(meeting, "Ana")})
     ben.frame.wait_for_function("document.getElementById('panel').dataset.version > '0'")
-    wait_until(lambda: _host_absent(meeting), what="the host to have left")
+    wait_for(lambda: _host_absent(meeting), what="the host to have left")
     request(ben)
     assert ben.wait_outcome("host_not_joined") == texts.HOST_NOT_JOINED
     ben.screenshot("participant-8-host-not-joined")
@@ -219,8 +220,8 @@ def services_meeting_account(meeting):
     """The meeting's account comes from Zoom's meeting webhooks; make sure it arrived before rule 1 is asked."""
     from zoomapp.consent.models import Meeting
 
-    wait_until(lambda: Meeting.objects.filter(uuid=meeting["uuid"]).exclude(account_id="").exists(),
-               what="meeting.started to be received")
+    wait_for(lambda: Meeting.objects.filter(uuid=meeting["uuid"]).exclude(account_id="").exists(),
+             what="meeting.started to be received")
 
 
 def test_in_client_fallback_runs_zooms_host_approval(stack, people):  # noqa: F811

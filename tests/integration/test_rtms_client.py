@@ -13,6 +13,7 @@ import pytest
 
 from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, StreamSink, Timings, backend_named
 from rtms.client.protocol import EventType, SessionState, StreamState
+from tests.processes import wait_for
 from tests.zoomsim_client import SimWorld
 from tests.zoomsim_process import run_zoomsim
 
@@ -30,16 +31,6 @@ def world(tmp_path_factory):
         world = SimWorld(sim, client_id="client-test-id", client_secret="client-test-secret")
         yield world
         world.close()
-
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class RecordingSink(StreamSink):
@@ -83,7 +74,7 @@ class HeldStream:
         self.running = asyncio.run_coroutine_threadsafe(self.client.run(), self.loop)
 
     def wait_ready(self, timeout=10.0):
-        wait_until(lambda: self.client.phase is Phase.READY, timeout, "the client to be ready")
+        wait_for(lambda: self.client.phase is Phase.READY, timeout, "the client to be ready")
 
     def audio_after(self, timestamp_ms):
         return [frame for frame in list(self.sink.audio) if frame[1] > timestamp_ms]
@@ -149,21 +140,21 @@ def test_handshakes_keepalives_audio_transcript_and_events(world, held_streams, 
     world.wait_stream(stream_id, lambda s: all(c["keepalive_answered"] >= 3 for c in s["connections"]
                                                if c["closed_at"] is None),
                       what="three answered keep-alives on every socket")
-    wait_until(lambda: len(held.sink.audio) >= 25, what="half a second of audio")
+    wait_for(lambda: len(held.sink.audio) >= 25, what="half a second of audio")
     user_id, _, size = held.sink.audio[-1]
     assert user_id == 0 and size == 640
 
     line = world.sim.post(f"/_sim/meetings/{meeting['id']}/speak",
                           json={"key": "p2", "text": "Hello from the client test"}).json()
-    transcript = wait_until(lambda: [t for t in held.sink.transcripts if t[5] == "Hello from the client test"],
-                            what="the spoken line's transcript")[0]
+    transcript = wait_for(lambda: [t for t in held.sink.transcripts if t[5] == "Hello from the client test"],
+                          what="the spoken line's transcript")[0]
     assert transcript[1] == "Ben" and transcript[2] == line["start_time"] and transcript[3] == line["end_time"]
     assert transcript[4] == 9
 
     assert (StreamState.ACTIVE, None, None) in held.sink.states
     assert any(state[1] == SessionState.STARTED for state in held.sink.states)
-    joined = wait_until(lambda: [e for t, e in held.sink.events if t == EventType.PARTICIPANT_JOIN],
-                        what="the participant list after subscribing to joins")
+    joined = wait_for(lambda: [e for t, e in held.sink.events if t == EventType.PARTICIPANT_JOIN],
+                      what="the participant list after subscribing to joins")
     assert {"Ana Host", "Ben"} <= {p.get("user_name") for p in joined[0]["participants"]}
     assert held.client.counters.malformed == 0 and held.client.counters.keepalives >= 9
     held.close()
@@ -177,7 +168,7 @@ def test_one_all_socket_and_per_participant_audio(world, held_streams):
     assert sorted(c["kind"] for c in live_connections(world, payload["rtms_stream_id"])) == ["all", "signaling"]
     assert world.stream(payload["rtms_stream_id"])["media"]["audio"]["data_opt"] == 2
     world.sim.post(f"/_sim/meetings/{meeting['id']}/speak", json={"key": "p2", "text": "Per participant"})
-    wait_until(lambda: any(t[5] == "Per participant" for t in held.sink.transcripts), what="the transcript")
+    wait_for(lambda: any(t[5] == "Per participant" for t in held.sink.transcripts), what="the transcript")
     speakers = {frame[0] for frame in held.sink.audio}
     assert speakers and 0 not in speakers, "per-participant audio carries the speaker's user_id"
     held.close()
@@ -189,12 +180,12 @@ def test_dropped_socket_reconnects_and_audio_resumes(world, held_streams, socket
     stream_id = payload["rtms_stream_id"]
     held = hold(world, held_streams, payload)
     held.wait_ready()
-    wait_until(lambda: held.sink.audio, what="audio before the drop")
+    wait_for(lambda: held.sink.audio, what="audio before the drop")
     world.sim.post("/_sim/faults", json={"kind": "drop_socket", "stream_id": stream_id, "socket": socket})
-    wait_until(lambda: held.client.counters.reconnects >= 1, what="a reconnect")
+    wait_for(lambda: held.client.counters.reconnects >= 1, what="a reconnect")
     dropped_at = time.time() * 1000
     held.wait_ready()
-    wait_until(lambda: len(held.audio_after(dropped_at)) >= 10, what="audio after the reconnect")
+    wait_for(lambda: len(held.audio_after(dropped_at)) >= 10, what="audio after the reconnect")
     stream = world.stream(stream_id)
     assert stream["state"] == "active" and stream["stop_reason"] is None
     assert Phase.RECONNECTING in held.sink.phases
@@ -213,12 +204,12 @@ def test_silent_server_is_detected_and_the_client_reconnects(world, held_streams
     held.wait_ready()
     world.sim.post("/_sim/faults", json={"kind": "stall_keepalive", "stream_id": stream_id})
     try:
-        wait_until(lambda: held.client.counters.reconnects >= 1, what="a reconnect after keep-alives stopped")
+        wait_for(lambda: held.client.counters.reconnects >= 1, what="a reconnect after keep-alives stopped")
     finally:
         world.sim.delete("/_sim/faults")
     stalled_at = time.time() * 1000
     held.wait_ready()
-    wait_until(lambda: len(held.audio_after(stalled_at)) >= 10, what="audio after the reconnect")
+    wait_for(lambda: len(held.audio_after(stalled_at)) >= 10, what="audio after the reconnect")
     assert world.stream(stream_id)["state"] == "active"
     assert_no_overlapping_signaling(world, stream_id)
     held.close()
@@ -231,11 +222,11 @@ def test_frozen_media_socket_is_detected(world, held_streams):
     held.wait_ready()
     world.sim.post("/_sim/faults", json={"kind": "freeze_socket", "stream_id": stream_id, "socket": "audio"})
     try:
-        wait_until(lambda: held.client.counters.reconnects >= 1, what="a reconnect after the audio socket froze")
+        wait_for(lambda: held.client.counters.reconnects >= 1, what="a reconnect after the audio socket froze")
     finally:
         world.sim.delete("/_sim/faults")
     frozen_at = time.time() * 1000
-    wait_until(lambda: len(held.audio_after(frozen_at)) >= 10, what="audio after the reconnect")
+    wait_for(lambda: len(held.audio_after(frozen_at)) >= 10, what="audio after the reconnect")
     assert world.stream(stream_id)["state"] == "active"
     held.close()
 
@@ -321,7 +312,7 @@ def test_a_transient_refusal_is_retried(world, held_streams, stage):
         held.wait_ready()
     finally:
         world.sim.delete("/_sim/faults")
-    wait_until(lambda: held.sink.audio, what="audio after the retried handshake")
+    wait_for(lambda: held.sink.audio, what="audio after the retried handshake")
     held.close()
 
 
@@ -358,9 +349,9 @@ def test_video_deskshare_and_chat(world, held_streams):
     world.sim.post(f"/_sim/meetings/{ref}/video", json={"key": "p2", "on": True})
     world.sim.post(f"/_sim/meetings/{ref}/share", json={"key": "p2", "on": True})
     world.sim.post(f"/_sim/meetings/{ref}/chat", json={"key": "p2", "text": "link in chat"})
-    wait_until(lambda: ("Ben", "link in chat") in held.sink.chat, what="the chat message")
-    wait_until(lambda: held.sink.video, what="a video frame")
-    wait_until(lambda: held.sink.deskshare, what="a screen-share frame")
+    wait_for(lambda: ("Ben", "link in chat") in held.sink.chat, what="the chat message")
+    wait_for(lambda: held.sink.video, what="a video frame")
+    wait_for(lambda: held.sink.deskshare, what="a screen-share frame")
     image_starts = {b"\xff\xd8", b"\x89P"}  # JPEG or PNG
     assert held.sink.video[0][1] in image_starts and held.sink.deskshare[0][1] in image_starts
     event_types = {t for t, _ in held.sink.events}

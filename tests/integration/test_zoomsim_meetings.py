@@ -2,11 +2,11 @@
 participants, admin policy and Zoom-side auto-start, scripted meetings and the apps file."""
 
 import json
-import time
 from urllib.parse import quote
 
 import pytest
 
+from tests.processes import wait_for
 from tests.zoomsim_client import SimWorld, WebhookReceiver
 from tests.zoomsim_process import run_zoomsim
 
@@ -19,14 +19,6 @@ def world(tmp_path_factory):
         world.close()
 
 
-def _wait(predicate, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.03)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_ready_file_banner_and_clean_shutdown(tmp_path):
@@ -116,11 +108,11 @@ def test_scripted_meeting_through_the_control_api(world):
                          {"at": 0.3, "do": "video", "who": "Tia", "on": True},
                          {"at": 2.5, "do": "end"}]}
     meeting = world.sim.post("/_sim/scripts", json=script).json()
-    spoke = _wait(lambda: world.sim.get(f"/_sim/meetings/{meeting['id']}").json()["active_speaker"] == "p2",
-                  "Tia to speak")
+    spoke = wait_for(lambda: world.sim.get(f"/_sim/meetings/{meeting['id']}").json()["active_speaker"] == "p2",
+                     what="Tia to speak")
     assert spoke
-    ended = _wait(lambda: (m := world.sim.get(f"/_sim/meetings/{meeting['id']}").json())["status"] == "ended" and m,
-                  "the scripted end")
+    ended = wait_for(lambda: (m := world.sim.get(f"/_sim/meetings/{meeting['id']}").json())["status"] == "ended" and m,
+                     what="the scripted end")
     assert ended["participants"][1]["video"] is False  # leaving (the end) turns video off
     bad = world.sim.post("/_sim/scripts", json={"meeting": {"host": {"name": "X"}}, "events": [{"do": "fly"}]})
     assert bad.status_code == 400
@@ -136,8 +128,8 @@ def test_apps_file_and_script_file_at_start(tmp_path):
                                   "events": [{"at": 0, "do": "start"}]}))
     try:
         with run_zoomsim(tmp_path, apps_file=apps, script=script) as sim:
-            app = _wait(lambda: next((a for a in sim.get("/_sim/apps").json() if a["validated_at"]), None),
-                        "the file's app to be validated")
+            app = wait_for(lambda: next((a for a in sim.get("/_sim/apps").json() if a["validated_at"]), None),
+                           what="the file's app to be validated")
             assert app["client_id"] == "file-app"
             hook.wait_for("meeting.started")
             assert [m["topic"] for m in sim.get("/_sim/meetings").json()] == ["Demo"]
