@@ -789,15 +789,7 @@ def do_disable(meeting, actor, share_id):
     """Rule 8: the host disables one actively sharing app → "Host disabled your app from sharing…"."""
     meeting = _lock(meeting)
     _require_host(meeting, actor)
-    share = _share_in(meeting, share_id)
-    if not share.is_active:
-        raise Refused("not_sharing", "That app is not sharing meeting content.")
-    _set_status(share, Status.DISABLED_BY_HOST, stop_intent=Status.DISABLED_BY_HOST)
-    _audit("disable", meeting, actor, share=share, outcome=Status.DISABLED_BY_HOST)
-    if share.rtms_stream_id:
-        _stop_after_commit(share, actor)
-    _changed(meeting)
-    return share
+    return _end_sharing(meeting, actor, _share_in(meeting, share_id), "disable", Status.DISABLED_BY_HOST)
 
 
 def _require_owner_or_host(meeting, actor, share):
@@ -850,10 +842,15 @@ def do_stop(meeting, actor, share_id):
     meeting = _lock(meeting)
     share = _share_in(meeting, share_id)
     _require_owner_or_host(meeting, actor, share)
+    return _end_sharing(meeting, actor, share, "stop", Status.STOPPED)
+
+
+def _end_sharing(meeting, actor, share, kind, outcome):
+    """Ends an active share by a person's decision: the outcome now, Zoom's stream stopped after commit."""
     if not share.is_active:
         raise Refused("not_sharing", "That app is not sharing meeting content.")
-    _set_status(share, Status.STOPPED, stop_intent=Status.STOPPED)
-    _audit("stop", meeting, actor, share=share, outcome=Status.STOPPED)
+    _set_status(share, outcome, stop_intent=outcome)
+    _audit(kind, meeting, actor, share=share, outcome=outcome)
     if share.rtms_stream_id:
         _stop_after_commit(share, actor)
     _changed(meeting)
