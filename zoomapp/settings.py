@@ -197,5 +197,10 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        # A line per task received/succeeded and per beat tick buries the events that matter (the reconciler runs
+        # every few seconds); our tasks log what they did themselves, and failures still log at ERROR.
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
     },
 }
