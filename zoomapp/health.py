@@ -5,6 +5,7 @@ also sends a task through the broker and waits for a worker to answer it.
 """
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -57,7 +58,8 @@ def report(deep=False):
 
 @shared_task(name="zoomapp.ping")
 def ping():
-    return socket.gethostname()
+    """Which worker process answered: "<host> pid <pid>"."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 def _beat(hostname):

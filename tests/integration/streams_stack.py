@@ -110,8 +110,8 @@ def streams_stack(stack_env, tmp_path, name, django_db_blocker, workers=("worker
                 stack.start_worker(worker)
             if beat:
                 stack.beat = processes.start_beat(env, tmp_path)
-                processes.wait_for(lambda: "Sending due task rtms-reconcile" in stack.beat.log_text(), 30,
-                                   "beat to run the reconciler", process=stack.beat)
+                processes.wait_for(lambda: "is starting." in stack.beat.log_text(), 30,  # its banner
+                                   "beat to start", process=stack.beat)
             response = sim.post("/_sim/apps", json={
                 "name": app.name, "client_id": app.client_id, "client_secret": app.client_secret,
                 "webhook_secret_token": app.webhook_secret_token, "event_url": stack.web.url + app.webhook_path,
