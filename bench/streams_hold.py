@@ -162,8 +162,10 @@ def _run(args, n, env, workdir):
         deadline = time.monotonic() + 30
         while not ready_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
+        # DEBUG off as in a deployed worker: Django's debug cursor formats, logs and keeps every query.
         hold_env = dict(env, REDIS_NAMESPACE=f"bench{os.getpid()}n{n}", MEDIA_ROOT=str(workdir / f"media-{n}"),
-                        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
+                        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), DEBUG="0",
+                        SECRET_KEY="bench-holder-not-secret")
         result_file = workdir / f"hold-{n}.json"
         subprocess.run(_pinned(holder_core, [sys.executable, __file__, "_hold", "--ready-file", str(ready_file),
                                              "--result-file", str(result_file), "--duration", str(args.duration),

@@ -53,13 +53,24 @@ def transcript_message(stream, segments):
 def publish(stream_id, message):
     """Send from synchronous code (views, tasks, the host's database thread). Never raises: a live view is
     repaired by the next message or by re-fetching the snapshot."""
+    publish_many([(stream_id, message)])
+
+
+def publish_many(messages):
+    """`publish` for many (stream_id, message) pairs in one `async_to_sync` call: each call starts an event
+    loop in a new thread, which cost more than the sends when the host announced a thousand streams' lines."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not messages:
         return
-    try:
-        async_to_sync(layer.group_send)(stream_group(stream_id), message)
-    except Exception as exc:  # noqa: BLE001 - Redis down must not fail the state change that was committed
-        log.warning("live publish failed", extra={"error": repr(exc), "group": stream_group(stream_id)})
+
+    async def send_all():
+        for stream_id, message in messages:
+            try:
+                await layer.group_send(stream_group(stream_id), message)
+            except Exception as exc:  # noqa: BLE001 - Redis down must not fail the change that was committed
+                log.warning("live publish failed", extra={"error": repr(exc), "group": stream_group(stream_id)})
+
+    async_to_sync(send_all)()
 
 
 def publish_state(stream):
