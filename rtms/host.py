@@ -394,13 +394,13 @@ class SessionHost:
         refuses for its content (its stream row was deleted) is written alone, and dropped if it fails again,
         so it can never block every other stream's rows."""
         try:
-            await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, chunk)
+            await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, chunk, self.loop)
         except (DatabaseError, ValueError) as exc:
             if isinstance(exc, (OperationalError, InterfaceError)):
                 raise
             for batch in chunk:
                 try:
-                    await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, [batch])
+                    await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, [batch], self.loop)
                 except (OperationalError, InterfaceError):
                     raise
                 except (DatabaseError, ValueError) as refused:

@@ -9,6 +9,7 @@ Message types a consumer receives (`type` is the handler name Channels dispatche
   start_time, end_time, language, text}, ...]}`
 """
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -56,9 +57,10 @@ def publish(stream_id, message):
     publish_many([(stream_id, message)])
 
 
-def publish_many(messages):
-    """`publish` for many (stream_id, message) pairs in one `async_to_sync` call: each call starts an event
-    loop in a new thread, which cost more than the sends when the host announced a thousand streams' lines."""
+def publish_many(messages, loop=None):
+    """`publish` for many (stream_id, message) pairs. With `loop` (a running event loop in another thread: the
+    session host's) the sends are scheduled there and this returns at once; without, one `async_to_sync` call,
+    which starts an event loop in a new thread and a new Redis connection: too dear to do per stream."""
     layer = get_channel_layer()
     if layer is None or not messages:
         return
@@ -70,7 +72,10 @@ def publish_many(messages):
             except Exception as exc:  # noqa: BLE001 - Redis down must not fail the change that was committed
                 log.warning("live publish failed", extra={"error": repr(exc), "group": stream_group(stream_id)})
 
-    async_to_sync(send_all)()
+    if loop is not None:
+        asyncio.run_coroutine_threadsafe(send_all(), loop)
+    else:
+        async_to_sync(send_all)()
 
 
 def publish_state(stream):

@@ -276,9 +276,10 @@ class RowBatch:
         self.transcripts, self.chats, self.events = transcripts, chats, events
 
 
-def write_rows(batches):
+def write_rows(batches, publish_loop=None):
     """Database thread: every pending batch in one transaction. Raises when the database is unreachable;
-    the caller keeps the batches and retries."""
+    the caller keeps the batches and retries. The new lines are announced after commit, on `publish_loop`
+    when given (rtms.live.publish_many)."""
     committed_at = _now_ms()
     with transaction.atomic():
         transcripts, chats, events = [], [], []
@@ -307,25 +308,21 @@ def write_rows(batches):
                 transcript_count=F("transcript_count") + len(segments), chat_count=F("chat_count") + chat_count,
                 event_count=F("event_count") + event_count,
             )
-        transaction.on_commit(lambda: _announce_transcripts(per_stream))
+        transaction.on_commit(lambda: _announce_transcripts(per_stream, publish_loop))
     for segment in transcripts:
         metrics.store_lag.record(committed_at, segment.timestamp, segment.timestamp, 1)
 
 
-def _announce_transcripts(per_stream):
+def _announce_transcripts(per_stream, publish_loop):
     """One query for every stream with new lines, and one trip to the channel layer for all their messages."""
     with_lines = {stream_pk: segments for stream_pk, (_, segments, _, _) in per_stream.items() if segments}
     if not with_lines:
         return
     streams = StreamSession.objects.in_bulk(list(with_lines))
-    messages = []
-    for stream_pk, segments in with_lines.items():
-        stream = streams.get(stream_pk)
-        if stream is None:
-            continue
-        signals.transcript_received.send_robust(sender=StreamSession, stream=stream, segments=segments)
-        messages.append((stream.rtms_stream_id, live.transcript_message(stream, segments)))
-    live.publish_many(messages)
+    announced = [(streams[pk], segments) for pk, segments in with_lines.items() if pk in streams]
+    signals.transcript_received.send_robust(sender=StreamSession, streams=announced)
+    live.publish_many([(stream.rtms_stream_id, live.transcript_message(stream, segments))
+                       for stream, segments in announced], publish_loop)
 
 
 def split_batches(batches):

@@ -76,12 +76,16 @@ def on_stream_state(sender, stream, previous, reason, **kwargs):
 
 
 @receiver(transcript_received, dispatch_uid="consent.transcript")
-def on_transcript(sender, stream, segments, **kwargs):
-    share = Share.objects.filter(rtms_stream_id=stream.rtms_stream_id).select_related("meeting").first()
-    if share is None:
-        return
-    lines = [{"user_name": s.user_name, "text": s.text, "start_time": s.start_time} for s in segments]
-    services.push_to_group(
-        services.user_group(share.meeting.uuid, share.user_id),
-        {"type": "panel.transcript", "share": share.pk, "lines": lines},
-    )
+def on_transcript(sender, streams, **kwargs):
+    """One query for every stream of the batch (a worker stores a thousand streams' lines at once)."""
+    segments_by_stream = {stream.rtms_stream_id: segments for stream, segments in streams}
+    shares = Share.objects.filter(rtms_stream_id__in=list(segments_by_stream)).select_related("meeting")
+    for share in shares.order_by("id"):
+        segments = segments_by_stream.pop(share.rtms_stream_id, None)
+        if segments is None:  # a later share of the same stream: the first one gets the lines, as before
+            continue
+        lines = [{"user_name": s.user_name, "text": s.text, "start_time": s.start_time} for s in segments]
+        services.push_to_group(
+            services.user_group(share.meeting.uuid, share.user_id),
+            {"type": "panel.transcript", "share": share.pk, "lines": lines},
+        )
