@@ -12,7 +12,6 @@ import logging
 import time
 
 from django.db import connection, transaction
-from django.db.models import F
 
 from rtms import live, media, metrics, signals
 from rtms.client import StreamSink
@@ -74,7 +73,7 @@ class StreamStore(StreamSink):
         self.per_participant = per_participant_audio
         self._state_callback = on_state
         self._connection_callback = on_connection
-        self.audio = {}           # key (0 = mixed, else user id) -> [bytearray, first_ts, last_ts, frames]
+        self.audio = {}           # key (0 = mixed, else user id) -> [[pcm, ...], first_ts, last_ts]
         self.last_audio_ts = {}   # key -> timestamp of the newest frame accepted (replays are skipped)
         self.frames = []          # (kind, user_id, timestamp, data)
         self.transcripts = []
@@ -94,11 +93,10 @@ class StreamStore(StreamSink):
         self.last_audio_ts[key] = timestamp_ms
         buffer = self.audio.get(key)
         if buffer is None:
-            self.audio[key] = [bytearray(pcm), timestamp_ms, timestamp_ms, 1]
-        else:
-            buffer[0] += pcm
+            self.audio[key] = [[pcm], timestamp_ms, timestamp_ms]
+        else:  # the frames are kept as received (no copy) and written with one writev per flush
+            buffer[0].append(pcm)
             buffer[2] = timestamp_ms
-            buffer[3] += 1
 
     def on_video(self, user_id, user_name, timestamp_ms, data):
         self.frames.append((MediaFile.Kind.VIDEO, user_id, timestamp_ms, data))
@@ -214,8 +212,9 @@ class StreamFiles:
 
 def write_media(files, audio, frames):
     """File thread: append a stream's audio and frames; record the send→store lag of what was written."""
-    for key, (pcm, first_ts, last_ts, count) in audio.items():
-        files.wav(key).append(pcm)
+    for key, (chunks, first_ts, last_ts) in audio.items():
+        count = len(chunks)
+        files.wav(key).append(chunks)
         files.first_ts.setdefault(("audio", key), first_ts)
         files.last_ts[("audio", key)] = last_ts
         files.audio_frames[key] = files.audio_frames.get(key, 0) + count
@@ -256,14 +255,20 @@ def write_index(streams_index):
         if index:
             MediaFile.objects.bulk_create(index, update_conflicts=True, unique_fields=["stream", "path"],
                                           update_fields=_INDEX_UPDATED)
-        table = StreamSession._meta.db_table
-        values = ", ".join(["(%s, %s, %s, %s)"] * len(totals))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS s SET audio_bytes = v.audio_bytes, video_frames = v.video_frames, "  # noqa: S608 - table name from the model
-                f"deskshare_frames = v.deskshare_frames FROM (VALUES {values}) "
-                "AS v(id, audio_bytes, video_frames, deskshare_frames) WHERE s.id = v.id",
-                [figure for row in totals for figure in row])
+        _update_streams(("audio_bytes", "video_frames", "deskshare_frames"), totals)
+
+
+def _update_streams(columns, rows, add=False):
+    """One UPDATE for many streams: `rows` are (stream pk, a value per column); the values replace the
+    columns, or are added to them with `add`."""
+    assignments = ", ".join(f"{column} = s.{column} + v.{column}" if add else f"{column} = v.{column}"
+                            for column in columns)
+    values = ", ".join(["(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {StreamSession._meta.db_table} AS s SET {assignments} "  # noqa: S608 - names from the model
+            f"FROM (VALUES {values}) AS v(id, {', '.join(columns)}) WHERE s.id = v.id",
+            [value for row in rows for value in row])
 
 
 class RowBatch:
@@ -280,7 +285,6 @@ def write_rows(batches, publish_loop=None):
     """Database thread: every pending batch in one transaction. Raises when the database is unreachable;
     the caller keeps the batches and retries. The new lines are announced after commit, on `publish_loop`
     when given (rtms.live.publish_many)."""
-    committed_at = _now_ms()
     with transaction.atomic():
         transcripts, chats, events = [], [], []
         per_stream = {}
@@ -303,12 +307,11 @@ def write_rows(batches, publish_loop=None):
         TranscriptSegment.objects.bulk_create(transcripts, ignore_conflicts=True)
         ChatMessage.objects.bulk_create(chats)
         ParticipantEvent.objects.bulk_create(events)
-        for stream_pk, (_, segments, chat_count, event_count) in per_stream.items():
-            StreamSession.objects.filter(pk=stream_pk).update(
-                transcript_count=F("transcript_count") + len(segments), chat_count=F("chat_count") + chat_count,
-                event_count=F("event_count") + event_count,
-            )
+        _update_streams(("transcript_count", "chat_count", "event_count"), [
+            (stream_pk, len(segments), chat_count, event_count)
+            for stream_pk, (_, segments, chat_count, event_count) in per_stream.items()], add=True)
         transaction.on_commit(lambda: _announce_transcripts(per_stream, publish_loop))
+    committed_at = _now_ms()
     for segment in transcripts:
         metrics.store_lag.record(committed_at, segment.timestamp, segment.timestamp, 1)
 
