@@ -79,6 +79,12 @@ def _hold(args):
         if ready == len(rows):
             break
         time.sleep(0.2)
+    # Each stream's first connection queues its state change (with the product's receivers): a one-off burst
+    # of a thousand, not the steady load measured here. Wait (bounded) until they are stored.
+    states_backlog = host._state_queue.qsize()
+    deadline = time.monotonic() + 120
+    while host._state_queue.qsize() and time.monotonic() < deadline:
+        time.sleep(0.2)
     time.sleep(args.warmup)
 
     metrics.store_lag.reset()
@@ -110,7 +116,8 @@ def _hold(args):
         "audio_frames_expected": expected, "audio_frames_lost": lost,
         "lag_p50_ms": metrics.store_lag.percentile(0.50), "lag_p99_ms": metrics.store_lag.percentile(0.99),
         "reconnects": counters.get("reconnects", 0), "malformed": counters.get("malformed", 0),
-        "pending_row_batches": len(host._pending_rows),
+        "pending_row_batches": len(host._pending_rows), "states_backlog_when_ready": states_backlog,
+        "states_pending_at_end": host._state_queue.qsize(),
     }
     Path(args.result_file).write_text(json.dumps(result))
     os._exit(0)  # the streams die with the process; the scratch database is dropped by the parent
@@ -186,6 +193,9 @@ def _run(args, n, env, workdir):
             server.wait(10)
         except subprocess.TimeoutExpired:
             server.kill()
+    server_stats = Path(str(ready_file) + ".stats")
+    if server_stats.exists():  # the server's own lateness is part of the lag it stamps
+        results["server"] = json.loads(server_stats.read_text())
     return results
 
 
@@ -228,6 +238,11 @@ def main():
             print(f"{n:>5} ours  {ours['cpu_per_stream_minute']:>16.4f} {ours['cores']:>6.2f} "
                   f"{ours['rss_per_stream_kib']:>15.1f} {ours['audio_frames_lost']:>6} {ours['audio_frames_expected']:>10} "
                   f"{ours['lag_p50_ms']:>10} {ours['lag_p99_ms']:>7} {ratio:>7}")
+            print(f"{'':>5} ours  reconnects {ours['reconnects']}, malformed {ours['malformed']}, row batches pending "
+                  f"{ours['pending_row_batches']}, state changes queued when all were ready "
+                  f"{ours['states_backlog_when_ready']} (pending at the end {ours['states_pending_at_end']}); "
+                  f"load server late ticks {results.get('server', {}).get('late_ticks')}, "
+                  f"max {results.get('server', {}).get('max_late_ms')} ms")
             if sdk and "error" not in sdk:
                 print(f"{n:>5} sdk   {sdk['cpu_per_stream_minute']:>16.4f} {sdk['cores']:>6.2f} "
                       f"{sdk['rss_per_stream_kib']:>15.1f} {sdk['lost_frames']:>6} {sdk['expected_frames']:>10} "

@@ -334,8 +334,17 @@ class SessionHost:
 
     async def _flush_media(self):
         last_index = time.monotonic()
+        due = self.loop.time()
         while True:
-            await asyncio.sleep(sinks.FILE_INTERVAL)
+            # On a fixed schedule, not FILE_INTERVAL after the previous write ended: a write of a thousand files
+            # would otherwise stretch every period and add its own length to every frame's lag.
+            due += sinks.FILE_INTERVAL
+            wait = due - self.loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            else:  # behind: write now and start the schedule again from here rather than bursting to catch up
+                due = self.loop.time()
+                await asyncio.sleep(0)
             work = []
             for held in list(self.streams.values()):
                 if held.store is not None:
