@@ -178,6 +178,7 @@ class SessionHost:
                 client_id=held.client_id, client_secret=secret, meeting_uuid=held.meeting_uuid,
                 rtms_stream_id=held.stream_id, server_urls=held.server_urls, sink=held.store, media=MEDIA,
                 per_participant_audio=held.per_participant, timings=self.timings,
+                single_socket=settings.RTMS_SINGLE_MEDIA_SOCKET,
             )
             log.info("holding stream", extra={"worker": self.worker_id})
             result = await held.client.run()
