@@ -63,7 +63,9 @@ def _hold(args):
         "name": "Bench", "client_secret": CLIENT_SECRET, "webhook_secret_token": "bench"})
     StreamSession.objects.bulk_create([StreamSession(
         rtms_stream_id=s["rtms_stream_id"], meeting_uuid=s["meeting_uuid"], client_id=CLIENT_ID,
-        server_urls=s["server_urls"]) for s in streams], ignore_conflicts=True)
+        server_urls=s["server_urls"]) for s in streams],
+        # Each N reuses the stream ids of the previous N: they must point at this N's load server, not the last.
+        update_conflicts=True, unique_fields=["rtms_stream_id"], update_fields=["server_urls", "meeting_uuid"])
     rows = list(StreamSession.objects.filter(rtms_stream_id__in=[s["rtms_stream_id"] for s in streams]))
 
     rss_before = _rss_bytes()
