@@ -35,7 +35,9 @@ RUN = f"bench{os.getpid()}"
 DB_NAME = f"bench_approval_{os.getpid()}"
 PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 os.environ.update({
-    "DATABASE_URL": f"{PG}/{DB_NAME}", "REDIS_NAMESPACE": RUN, "DEBUG": "true", "LOG_LEVEL": "WARNING",
+    "DATABASE_URL": f"{PG}/{DB_NAME}", "REDIS_NAMESPACE": RUN, "LOG_LEVEL": "WARNING",
+    # As deployed: DEBUG off (Django's debug cursor would keep and format every query), so a real secret key.
+    "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(32),
     "DATA_DIR": tempfile.mkdtemp(prefix="bench-approval-"), "DJANGO_SETTINGS_MODULE": "zoomapp.settings",
 })
 
