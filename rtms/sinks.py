@@ -11,7 +11,8 @@ stored for that participant is skipped.
 import logging
 import time
 
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models import BigIntegerField, Case, F, Value, When
 
 from rtms import live, media, metrics, signals
 from rtms.client import StreamSink
@@ -260,15 +261,14 @@ def write_index(streams_index):
 
 def _update_streams(columns, rows, add=False):
     """One UPDATE for many streams: `rows` are (stream pk, a value per column); the values replace the
-    columns, or are added to them with `add`."""
-    assignments = ", ".join(f"{column} = s.{column} + v.{column}" if add else f"{column} = v.{column}"
-                            for column in columns)
-    values = ", ".join(["(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"] * len(rows))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {StreamSession._meta.db_table} AS s SET {assignments} "  # noqa: S608 - names from the model
-            f"FROM (VALUES {values}) AS v(id, {', '.join(columns)}) WHERE s.id = v.id",
-            [value for row in rows for value in row])
+    columns, or are added to them with `add`. Written with CASE so it runs on PostgreSQL and SQLite alike."""
+    pks = [row[0] for row in rows]
+    assignments = {}
+    for position, column in enumerate(columns, start=1):
+        value = Case(*[When(pk=row[0], then=Value(row[position])) for row in rows], default=Value(0),
+                     output_field=BigIntegerField())
+        assignments[column] = F(column) + value if add else value
+    StreamSession.objects.filter(pk__in=pks).update(**assignments)
 
 
 class RowBatch:
