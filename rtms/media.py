@@ -18,7 +18,7 @@ from django.db import transaction
 log = logging.getLogger("rtms.media")
 
 WAV_HEADER_BYTES = 44
-_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+_IOV_MAX = os.sysconf("SC_IOV_MAX")  # os.writev exists only where sysconf does (POSIX)
 
 
 def stream_dir(stream_id):

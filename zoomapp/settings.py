@@ -163,7 +163,7 @@ RTMS_RECONCILE_INTERVAL = env_number("RTMS_RECONCILE_INTERVAL", 2.0, float, mini
 RTMS_RECONNECT_SCALE = env_number("RTMS_RECONNECT_SCALE", 1.0, float)
 RTMS_METRICS_PORT = env_number("RTMS_METRICS_PORT", 0)  # 0: no worker scrape endpoint
 # One `all` media socket per stream (when Zoom offers it) instead of one per media type: 2 sockets per stream
-# instead of 6, measured ~40 KiB less per stream and less CPU and lag in bench/streams_hold.py.
+# instead of 6. Off by default: its saving in bench/streams_hold.py is within run-to-run noise so far.
 RTMS_SINGLE_MEDIA_SOCKET = env_bool("RTMS_SINGLE_MEDIA_SOCKET", False)
 CELERY_BEAT_SCHEDULE = {
     # rtms/tasks.py: re-claim streams that lost their holder, repeat stops; retention of stored media.
