@@ -68,6 +68,18 @@ def _db(fn, *args, **kwargs):
         close_old_connections()
 
 
+def new_event_loop(kind):
+    """The loop that holds the streams: uvloop when asked and installed, else asyncio's own."""
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.warning("uvloop is not installed, holding streams on asyncio's loop")
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 class HeldStream:
     def __init__(self, stream, lease_value):
         self.stream_id = stream.rtms_stream_id
@@ -90,7 +102,7 @@ class HeldStream:
 class SessionHost:
     def __init__(self, worker_id):
         self.worker_id = worker_id
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop(settings.RTMS_EVENT_LOOP)
         self.streams = {}
         self.accepting = False
         self.retired = {}  # counters of streams no longer held, for the metrics totals
@@ -404,13 +416,13 @@ class SessionHost:
         refuses for its content (its stream row was deleted) is written alone, and dropped if it fails again,
         so it can never block every other stream's rows."""
         try:
-            await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, chunk, self.loop)
+            await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, chunk)
         except (DatabaseError, ValueError) as exc:
             if isinstance(exc, (OperationalError, InterfaceError)):
                 raise
             for batch in chunk:
                 try:
-                    await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, [batch], self.loop)
+                    await self.loop.run_in_executor(self._db_pool, _db, sinks.write_rows, [batch])
                 except (OperationalError, InterfaceError):
                     raise
                 except (DatabaseError, ValueError) as refused:

@@ -165,6 +165,11 @@ RTMS_METRICS_PORT = env_number("RTMS_METRICS_PORT", 0)  # 0: no worker scrape en
 # One `all` media socket per stream (when Zoom offers it) instead of one per media type: 2 sockets per stream
 # instead of 6. Off by default: its saving in bench/streams_hold.py is within run-to-run noise so far.
 RTMS_SINGLE_MEDIA_SOCKET = env_bool("RTMS_SINGLE_MEDIA_SOCKET", False)
+# The session host's event loop: uvloop (libuv, measured ~30% less CPU per stream than asyncio's own loop in
+# bench/rtms_receive.py) or asyncio. uvloop falls back to asyncio where it is not installed (Windows).
+RTMS_EVENT_LOOP = env("RTMS_EVENT_LOOP", "uvloop")
+if RTMS_EVENT_LOOP not in ("uvloop", "asyncio"):
+    raise ImproperlyConfigured(f"RTMS_EVENT_LOOP must be uvloop or asyncio, not {RTMS_EVENT_LOOP!r}")
 CELERY_BEAT_SCHEDULE = {
     # rtms/tasks.py: re-claim streams that lost their holder, repeat stops; retention of stored media.
     "rtms-reconcile": {"task": "rtms.reconcile", "schedule": RTMS_RECONCILE_INTERVAL,
