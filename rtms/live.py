@@ -12,15 +12,66 @@ Message types a consumer receives (`type` is the handler name Channels dispatche
 import asyncio
 import hashlib
 import logging
+import os
 import re
+import threading
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 log = logging.getLogger("rtms.live")
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9\-_.]")
+
+
+class _Publisher:
+    """One event loop per process, in its own thread, sends every push made from synchronous code (views,
+    Celery tasks, the session host's database threads), in the order they were made.
+
+    `async_to_sync` from a plain thread would start a new thread, a new event loop and a new Redis connection
+    (the channel layer keeps its pool per loop) for each push: a thousand streams connecting at once took ~15 s
+    of a worker's CPU that way. A push here is a hand-off to the queue; it never waits for Redis.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._loop = None
+        self._queue = None
+        self._pid = None
+
+    def push(self, group, message):
+        loop, queue = self._running()
+        loop.call_soon_threadsafe(queue.put_nowait, (group, message))
+
+    def _running(self):
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():  # a forked worker child needs its own thread
+                self._loop, self._queue, self._pid = asyncio.new_event_loop(), asyncio.Queue(), os.getpid()
+                threading.Thread(target=self._loop.run_until_complete, args=(self._send_in_order(self._queue),),
+                                 name="live-publisher", daemon=True).start()
+            return self._loop, self._queue
+
+    @staticmethod
+    async def _send_in_order(queue):
+        while True:
+            group, message = await queue.get()
+            layer = get_channel_layer()
+            if layer is None:
+                continue
+            try:
+                await layer.group_send(group, message)
+            except Exception as exc:  # noqa: BLE001 - Redis down must not fail the change that was committed
+                log.warning("live push failed", extra={"group": group, "error": repr(exc)})
+
+
+_publisher = _Publisher()
+
+
+def push(group, message):
+    """Send `message` to a Channels group from synchronous code. Returns at once and never raises: the state
+    change it announces is already committed, and a missed push is repaired by the next one (full state and
+    version) or by the client re-fetching."""
+    _publisher.push(group, message)
 
 
 def stream_group(stream_id):
@@ -51,32 +102,5 @@ def transcript_message(stream, segments):
     }
 
 
-def publish(stream_id, message):
-    """Send from synchronous code (views, tasks, the host's database thread). Never raises: a live view is
-    repaired by the next message or by re-fetching the snapshot."""
-    publish_many([(stream_id, message)])
-
-
-def publish_many(messages, loop=None):
-    """`publish` for many (stream_id, message) pairs. With `loop` (a running event loop in another thread: the
-    session host's) the sends are scheduled there and this returns at once; without, one `async_to_sync` call,
-    which starts an event loop in a new thread and a new Redis connection: too dear to do per stream."""
-    layer = get_channel_layer()
-    if layer is None or not messages:
-        return
-
-    async def send_all():
-        for stream_id, message in messages:
-            try:
-                await layer.group_send(stream_group(stream_id), message)
-            except Exception as exc:  # noqa: BLE001 - Redis down must not fail the change that was committed
-                log.warning("live publish failed", extra={"error": repr(exc), "group": stream_group(stream_id)})
-
-    if loop is not None:
-        asyncio.run_coroutine_threadsafe(send_all(), loop)
-    else:
-        async_to_sync(send_all)()
-
-
 def publish_state(stream):
-    publish(stream.rtms_stream_id, {"type": "rtms.stream_state", "stream": stream.snapshot()})
+    push(stream_group(stream.rtms_stream_id), {"type": "rtms.stream_state", "stream": stream.snapshot()})

@@ -10,6 +10,7 @@ Receivers are called with send_robust after commit: they log and swallow their o
 
 from django.dispatch import receiver
 
+from rtms import live
 from rtms.signals import stream_state_changed, transcript_received
 from zoomapp.consent import services
 from zoomapp.consent.models import Participant, Share
@@ -85,7 +86,7 @@ def on_transcript(sender, streams, **kwargs):
         if segments is None:  # a later share of the same stream: the first one gets the lines, as before
             continue
         lines = [{"user_name": s.user_name, "text": s.text, "start_time": s.start_time} for s in segments]
-        services.push_to_group(
+        live.push(
             services.user_group(share.meeting.uuid, share.user_id),
             {"type": "panel.transcript", "share": share.pk, "lines": lines},
         )

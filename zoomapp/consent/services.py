@@ -9,21 +9,18 @@ Talking to Zoom (REST rtms_app/status) happens after commit, outside any transac
 through another do_* call.
 """
 
-import asyncio
 import hashlib
 import logging
-import os
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from rtms import live
 from zoomapp.consent import policy
 from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, ShareRequest
 from zoomapp.marketplace import oauth
@@ -92,43 +89,6 @@ def meeting_group(meeting_uuid):
 def user_group(meeting_uuid, viewer_id):
     digest = hashlib.sha256(f"{meeting_uuid}\0{viewer_id}".encode()).hexdigest()[:40]
     return f"{_prefix()}.user.{digest}"
-
-
-class _Publisher:
-    """One event loop per process, in its own thread, for pushes from synchronous code.
-
-    async_to_sync from a plain thread (a Celery task, the session host's database thread) would run each push on
-    a fresh event loop, and the Redis channel layer keeps its connections per loop: every push would open a new
-    connection. Here they share one loop and one pool.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._loop = None
-        self._pid = None
-
-    def loop(self):
-        with self._lock:
-            if self._loop is None or self._pid != os.getpid():  # a forked worker child needs its own thread
-                self._loop = asyncio.new_event_loop()
-                self._pid = os.getpid()
-                threading.Thread(target=self._loop.run_forever, name="panel-publisher", daemon=True).start()
-            return self._loop
-
-    def send(self, group, message, timeout=5.0):
-        layer = get_channel_layer()
-        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), self.loop())
-        future.result(timeout)
-
-
-_publisher = _Publisher()
-
-
-def push_to_group(group, message):
-    try:
-        _publisher.send(group, message)
-    except Exception as exc:  # noqa: BLE001 - the change is committed; the next push or a resync repairs it
-        log.warning("panel push failed", extra={"group": group, "error": repr(exc)})
 
 
 # --- State ------------------------------------------------------------------------------------
@@ -254,7 +214,7 @@ def publish_meeting_state(meeting_id):
     if meeting is None:
         return None
     state = meeting_state(meeting)
-    push_to_group(meeting_group(meeting.uuid), {"type": "panel.state", "state": state})
+    live.push(meeting_group(meeting.uuid), {"type": "panel.state", "state": state})
     return state
 
 
@@ -829,7 +789,7 @@ def pause_or_resume_via_rest(share_id, action, token_user_ids, actor):
         do_stream_paused(share.rtms_stream_id, paused=(action == "pause"), actor=actor)
     else:
         # Zoom's in-client API pauses the invoking app's own stream: the app user's panel does it.
-        push_to_group(
+        live.push(
             user_group(share.meeting.uuid, share.user_id),
             {"type": "panel.sdk_call", "api": f"{action}RTMS", "share": share.pk},
         )

@@ -6,19 +6,15 @@ while open, which is what turns the streams' counters into data rates.
 """
 
 import hashlib
-import logging
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.dispatch import receiver
 from django.utils import timezone
 
+from rtms import live
 from rtms.signals import stream_state_changed
 from zoomapp.console import account_data
-
-log = logging.getLogger("zoomapp.console.live")
 
 RECENTLY_STOPPED = timedelta(minutes=30)
 
@@ -97,10 +93,4 @@ def on_stream_state_changed(sender, stream=None, **kwargs):
     account_id = account_data.meeting_account(stream.meeting_uuid)
     if not account_id:
         return
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(account_group(account_id), {"type": "console.streams_changed"})
-    except Exception as exc:  # noqa: BLE001 - a missed poke is repaired by the socket's next refresh
-        log.warning("console poke failed", extra={"error": repr(exc), "stream": stream.rtms_stream_id})
+    live.push(account_group(account_id), {"type": "console.streams_changed"})
