@@ -55,7 +55,7 @@ def _hold(args):
     django.setup()
     from rtms import leases, metrics
     from rtms.host import start_host
-    from rtms.models import StreamSession
+    from rtms.models import StreamSession, StreamState
     from zoomapp.marketplace.models import ZoomApp
 
     streams = json.loads(Path(args.ready_file).read_text())["streams"]
@@ -82,11 +82,14 @@ def _hold(args):
             break
         time.sleep(0.2)
     # Each stream's first connection queues its state change (with the product's receivers): a one-off burst
-    # of a thousand, not the steady load measured here. Wait (bounded) until they are stored.
+    # of a thousand, not the steady load measured here. Wait (bounded) until every stream shows as active.
     states_backlog = host._state_queue.qsize()
-    deadline = time.monotonic() + 120
-    while host._state_queue.qsize() and time.monotonic() < deadline:
+    drain_started = time.monotonic()
+    ids = [s.rtms_stream_id for s in rows]
+    while (StreamSession.objects.filter(rtms_stream_id__in=ids, state=StreamState.ACTIVE).count() < len(ids)
+           and time.monotonic() < drain_started + 120):
         time.sleep(0.2)
+    states_drain_s = time.monotonic() - drain_started
     time.sleep(args.warmup)
 
     metrics.store_lag.reset()
@@ -119,6 +122,7 @@ def _hold(args):
         "lag_p50_ms": metrics.store_lag.percentile(0.50), "lag_p99_ms": metrics.store_lag.percentile(0.99),
         "reconnects": counters.get("reconnects", 0), "malformed": counters.get("malformed", 0),
         "pending_row_batches": len(host._pending_rows), "states_backlog_when_ready": states_backlog,
+        "states_drain_s": states_drain_s,
         "states_pending_at_end": host._state_queue.qsize(),
     }
     Path(args.result_file).write_text(json.dumps(result))
@@ -242,7 +246,9 @@ def main():
                   f"{ours['lag_p50_ms']:>10} {ours['lag_p99_ms']:>7} {ratio:>7}")
             print(f"{'':>5} ours  reconnects {ours['reconnects']}, malformed {ours['malformed']}, row batches pending "
                   f"{ours['pending_row_batches']}, state changes queued when all were ready "
-                  f"{ours['states_backlog_when_ready']} (pending at the end {ours['states_pending_at_end']}); "
+                  f"{ours['states_backlog_when_ready']} (all streams active in the database {ours['states_drain_s']:.1f} s "
+                  f"after all were ready; pending at the end "
+                  f"{ours['states_pending_at_end']}); "
                   f"load server late ticks {results.get('server', {}).get('late_ticks')}, "
                   f"max {results.get('server', {}).get('max_late_ms')} ms")
             if sdk and "error" not in sdk:

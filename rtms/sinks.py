@@ -1,6 +1,6 @@
 """Media sinks: what the RTMS client delivers is buffered per stream on the event loop (appends only), then the
-host's `Storage` writes it in batches from two threads: files (audio every FILE_INTERVAL, so a crash loses at
-most that much; WAV headers and the media index every INDEX_INTERVAL) and database rows (transcript, chat,
+session host writes it in batches from two threads: files (audio every TICK, so a crash loses at most that
+much; WAV headers and the media index every INDEX_INTERVAL) and database rows (transcript, chat,
 events: one transaction for every stream's new rows). Never one database write per 20 ms frame.
 
 When PostgreSQL is unreachable the row batches are kept and retried in order; nothing is dropped. Audio
@@ -20,7 +20,8 @@ from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession,
 
 log = logging.getLogger("rtms.sinks")
 
-FILE_INTERVAL = 0.2
+TICK = 0.1  # the session host polls its sockets and hands the received audio to the file thread this often
+ROWS_INTERVAL = 0.2  # transcript, chat and event rows are committed this often
 INDEX_INTERVAL = 2.0
 MAX_ROWS_PER_TRANSACTION = 5000
 
