@@ -232,6 +232,9 @@ def _serve(args: argparse.Namespace) -> None:
             task.cancel()
         Path(args.ready_file + ".stats").write_text(json.dumps(stats))
 
+    from rtms.client.pacing import quiet_garbage_collector
+
+    quiet_garbage_collector()  # its collection pauses would show as lag on both clients
     _use_uvloop_if_asked(args.loop)
     asyncio.run(main())
 
@@ -335,6 +338,7 @@ def _use_uvloop_if_asked(loop_name: str) -> None:
 
 def _run_ours(args: argparse.Namespace) -> None:
     from rtms.client import MediaType, Phase, StreamClient, StreamSink, backend_named
+    from rtms.client.pacing import TICK, Pacer, quiet_garbage_collector
 
     streams = json.loads(Path(args.ready_file).read_text())["streams"][:args.streams]
     measurements = Measurements()
@@ -349,6 +353,8 @@ def _run_ours(args: argparse.Namespace) -> None:
 
         def on_transcript(self, user_id, user_name, start_ms, end_ms, timestamp_ms, language, text):
             self.store.transcript(user_id, user_name, start_ms, end_ms, language, text)
+
+    quiet_garbage_collector()  # as the session host does
 
     async def main():
         baseline_rss = _rss_bytes()
@@ -378,6 +384,8 @@ def _run_ours(args: argparse.Namespace) -> None:
                 _flush_transcripts(measurements)
 
         flush_task = asyncio.ensure_future(flusher())
+        # As the session host runs the loop (rtms/host.py): paced polling once every stream is connected.
+        Pacer(asyncio.get_running_loop(), TICK, lambda: None, lambda: True).start()
         await asyncio.sleep(args.warmup)
         measurements.reset()
         reconnects_before = sum(c.counters.reconnects for c in clients)
@@ -670,7 +678,8 @@ def main() -> None:
     parser.add_argument("--server", choices=["builtin", "zoomsim"], default="builtin")
     parser.add_argument("--clients", default="ours,sdk", help="ours, sdk or both")
     parser.add_argument("--backend", choices=["picows", "websockets"], default="picows")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio", help="our client's loop")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop",
+                        help="our client's loop (the session host's default is uvloop)")
     parser.add_argument("--server-loop", choices=["asyncio", "uvloop"], default="uvloop")
     parser.add_argument("--ready-file")
     parser.add_argument("--result-file")

@@ -93,6 +93,7 @@ def _hold(args):
     time.sleep(args.warmup)
 
     metrics.store_lag.reset()
+    gc_pauses = _watch_gc()
     spans_before = _audio_spans(host)
     cpu0, wall0 = _cpu_seconds(), time.monotonic()
     time.sleep(args.duration)
@@ -124,9 +125,27 @@ def _hold(args):
         "pending_row_batches": len(host._pending_rows), "states_backlog_when_ready": states_backlog,
         "states_drain_s": states_drain_s,
         "states_pending_at_end": host._state_queue.qsize(),
+        "gc_collections": len(gc_pauses), "gc_max_ms": max(gc_pauses, default=0) * 1000,
+        "gc_total_ms": sum(gc_pauses) * 1000,
     }
     Path(args.result_file).write_text(json.dumps(result))
     os._exit(0)  # the streams die with the process; the scratch database is dropped by the parent
+
+
+def _watch_gc():
+    """Durations of the interpreter's garbage collections from now on: each one stops every thread."""
+    import gc
+
+    pauses, started = [], []
+
+    def on_gc(phase, info):
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            pauses.append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(on_gc)
+    return pauses
 
 
 def _audio_spans(host):
@@ -250,7 +269,8 @@ def main():
                   f"after all were ready; pending at the end "
                   f"{ours['states_pending_at_end']}); "
                   f"load server late ticks {results.get('server', {}).get('late_ticks')}, "
-                  f"max {results.get('server', {}).get('max_late_ms')} ms")
+                  f"max {results.get('server', {}).get('max_late_ms')} ms; {ours['gc_collections']} garbage collections, "
+                  f"longest {ours['gc_max_ms']:.0f} ms, {ours['gc_total_ms']:.0f} ms in all")
             if sdk and "error" not in sdk:
                 print(f"{n:>5} sdk   {sdk['cpu_per_stream_minute']:>16.4f} {sdk['cores']:>6.2f} "
                       f"{sdk['rss_per_stream_kib']:>15.1f} {sdk['lost_frames']:>6} {sdk['expected_frames']:>10} "

@@ -27,6 +27,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 
 from rtms import credentials, leases, log_context, metrics, services, sinks, stats
 from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, Timings
+from rtms.client.pacing import TICK, Pacer, quiet_garbage_collector
 from rtms.client.protocol import SessionState, Status, StreamState
 from rtms.control import control_channel
 from rtms.models import StreamState as State
@@ -140,8 +141,9 @@ class SessionHost:
         self._file_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-files")
         self._pending_rows = []
         self._connecting = set()  # ids of held streams handshaking or reconnecting: the loop must not wait then
-        self._wake = threading.Event()  # cuts a tick's wait short (a claim handing over a stream)
-        self._last_tick = 0.0
+        # Polls the sockets once per TICK while every held stream is connected (rtms/client/pacing.py).
+        self._pacer = Pacer(self.loop, TICK, self._hand_media_to_files,
+                            lambda: bool(self.streams) and not self._connecting)
         self._last_index_sync = time.monotonic()
         self._secrets = {}
         self._state_queue = None
@@ -153,6 +155,7 @@ class SessionHost:
     # Called from other threads --------------------------------------------------------------------------------
 
     def start(self):
+        quiet_garbage_collector()
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="rtms-session-host", daemon=True)
         self._thread.start()
@@ -170,8 +173,9 @@ class SessionHost:
         """From the claim task: start holding `stream` (its lease already won)."""
         if not self.accepting:
             raise RuntimeError("session host is shutting down")
-        self._wake.set()
-        asyncio.run_coroutine_threadsafe(self._adopt(stream, lease_value), self.loop).result(10)
+        adopted = asyncio.run_coroutine_threadsafe(self._adopt(stream, lease_value), self.loop)
+        self._pacer.wake()
+        adopted.result(10)
 
     def shutdown(self, timeout=10.0):
         """SIGTERM: hand every stream over (sockets dropped, leases released, claims re-enqueued)."""
@@ -184,6 +188,7 @@ class SessionHost:
             log.warning("handover incomplete", extra={"error": repr(exc)})
         self._stopping.set()
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self._pacer.wake()
 
     # The loop -------------------------------------------------------------------------------------------------
 
@@ -193,7 +198,7 @@ class SessionHost:
         self._leases = leases.AsyncLeases(settings.REDIS_URL)
         for job in (self._listen_for_control(), self._flush_rows(), self._apply_states()):
             self.loop.create_task(job)
-        self.loop.call_soon(self._tick)
+        self._pacer.start()
         self.loop.call_soon(ready.set)
         self.loop.run_forever()
 
@@ -361,11 +366,11 @@ class SessionHost:
                     delay = min(delay * 2, 2.0)
 
     async def _in_thread(self, pool, fn, *args):
-        """`fn(*args)` on one of the host's threads. Its completion also cuts a tick's wait short, so a
+        """`fn(*args)` on one of the host's threads. Its completion also cuts the pacer's wait short, so a
         database round trip never waits out the rest of a tick."""
         future = pool.submit(fn, *args)
         result = asyncio.wrap_future(future, loop=self.loop)  # its callback first: the loop is woken for it
-        future.add_done_callback(lambda _: self._wake.set())
+        future.add_done_callback(lambda _: self._pacer.wake())
         return await result
 
     # Storage ----------------------------------------------------------------------------------------------------
@@ -391,30 +396,8 @@ class SessionHost:
         if final and index and not held.store.discarded:
             self._queue_state(sinks.write_index, [(held.stream_pk, index)])
 
-    def _tick(self):
-        """Runs once per TICK on the loop: hands what every stream received to the file thread, then, when every
-        held stream is connected, blocks the loop for what is left of the tick instead of polling again at once.
-
-        At a thousand streams a frame arrives every 20 µs; served one by one each costs a wake-up and a read
-        system call (40% of the receive path's CPU, measured). Polling once per tick lets a tick's frames queue
-        in each socket's kernel buffer and be read together: bench/rtms_receive.py measured 0.048 → 0.030
-        CPU-s per stream-minute at 1,000 streams with a 0.1 s tick. The price is at most one tick of latency,
-        so the loop never waits while a stream is handshaking (a claim wakes it at once), and the file thread
-        and the database threads have the interpreter to themselves while it waits.
-        """
-        self._hand_media_to_files()
-        if self.streams and not self._connecting:
-            rest = self._last_tick + sinks.TICK - time.monotonic()
-            if rest > 0:
-                self._wake.wait(rest)
-                self._wake.clear()
-            self._last_tick = time.monotonic()
-            self.loop.call_soon(self._tick)
-        else:
-            self._last_tick = time.monotonic()
-            self.loop.call_later(sinks.TICK, self._tick)
-
     def _hand_media_to_files(self):
+        """Each tick: what every stream received goes to the file thread, written while the loop waits."""
         work = []
         for held in list(self.streams.values()):
             if held.store is not None:

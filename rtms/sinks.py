@@ -1,5 +1,5 @@
 """Media sinks: what the RTMS client delivers is buffered per stream on the event loop (appends only), then the
-session host writes it in batches from two threads: files (audio every TICK, so a crash loses at most that
+session host writes it in batches from two threads: files (audio every tick, 0.1 s, so a crash loses at most that
 much; WAV headers and the media index every INDEX_INTERVAL) and database rows (transcript, chat,
 events: one transaction for every stream's new rows). Never one database write per 20 ms frame.
 
@@ -20,7 +20,6 @@ from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession,
 
 log = logging.getLogger("rtms.sinks")
 
-TICK = 0.1  # the session host polls its sockets and hands the received audio to the file thread this often
 ROWS_INTERVAL = 0.2  # transcript, chat and event rows are committed this often
 INDEX_INTERVAL = 2.0
 MAX_ROWS_PER_TRANSACTION = 5000
