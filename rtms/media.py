@@ -42,6 +42,8 @@ class WavFile:
     sizes are rewritten by `sync_header`, so the file is a valid WAV up to the last header sync, and the data
     written since is still on disk if the process dies."""
 
+    __slots__ = ("path", "sample_rate", "channels", "_file", "data_bytes", "created")
+
     def __init__(self, path, sample_rate=16000, channels=1):
         self.path = Path(path)
         self.sample_rate, self.channels = sample_rate, channels

@@ -1,5 +1,5 @@
 """Media sinks: what the RTMS client delivers is buffered per stream on the event loop (appends only), then the
-session host writes it in batches from two threads: files (audio every tick, 0.1 s, so a crash loses at most that
+session host writes it in batches from two threads: files (audio every tick, 0.08 s, so a crash loses at most that
 much; WAV headers and the media index every INDEX_INTERVAL) and database rows (transcript, chat,
 events: one transaction for every stream's new rows). Never one database write per 20 ms frame.
 
@@ -21,7 +21,7 @@ from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession,
 log = logging.getLogger("rtms.sinks")
 
 ROWS_INTERVAL = 0.2  # transcript, chat and event rows are committed this often
-INDEX_INTERVAL = 2.0
+INDEX_INTERVAL = 5.0  # WAV headers, the media index and the per-stream figures; audio itself goes out every tick
 MAX_ROWS_PER_TRANSACTION = 5000
 
 EVENT_KINDS = {
@@ -66,6 +66,10 @@ def _storable(text):
 
 class StreamStore(StreamSink):
     """One stream's buffers. Called on the event loop for each message: appends only, no I/O."""
+
+    __slots__ = ("stream_pk", "stream_id", "per_participant", "_state_callback", "_connection_callback", "audio",
+                 "last_audio_ts", "frames", "transcripts", "chats", "events", "replayed_frames", "refused_frames",
+                 "discarded")
 
     def __init__(self, stream_pk, stream_id, per_participant_audio=False, on_state=None, on_connection=None):
         self.stream_pk = stream_pk
@@ -162,6 +166,9 @@ class StreamStore(StreamSink):
 
 class StreamFiles:
     """The open files of one stream (file thread only)."""
+
+    __slots__ = ("stream_pk", "stream_id", "wavs", "frame_dirs", "last_ts", "first_ts", "audio_frames",
+                 "last_lag_ms")
 
     def __init__(self, stream_pk, stream_id):
         self.stream_pk = stream_pk

@@ -6,9 +6,10 @@ At a thousand streams a frame arrives every 20 µs; served one by one, each cost
 call (40% of the receive path's CPU, measured with py-spy). When the loop instead waits out the rest of a tick
 after each pass, a tick's frames queue in each socket's kernel buffer and are read together:
 bench/rtms_receive.py measured 0.048 → 0.030 CPU-s per stream-minute at 1,000 streams with a 0.1 s tick.
-The price is up to one tick of latency, so the owner says when waiting is allowed (not while a handshake is
-under way) and `wake()` cuts a wait short (work handed over from another thread). Other threads have the
-interpreter to themselves while the loop waits.
+The tick is 0.08 s: the send→store lag is up to a tick plus one pass over every socket and file, and 0.1 s
+left too little of the 250 ms p99 goal at 1,000 streams (bench/streams_hold.py). Since waiting costs latency,
+the owner says when it is allowed (not while a handshake is under way) and `wake()` cuts a wait short (work
+handed over from another thread). Other threads have the interpreter to themselves while the loop waits.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from typing import Callable
 
 
-TICK = 0.1  # seconds; the session host also hands what its streams received to the file thread once per tick
+TICK = 0.08  # seconds; the session host also hands what its streams received to the file thread once per tick
 
 
 class Pacer:

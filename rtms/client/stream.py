@@ -131,7 +131,6 @@ class _Transient(Exception):
 
 
 _MALFORMED_LOG_INTERVAL = 10.0
-_LARGE_FRAME_MEDIA = MediaType.VIDEO | MediaType.DESKSHARE
 # Statuses worth retrying inside Zoom's window; every other non-zero status ends run() with REFUSED.
 _RETRYABLE_STATUSES = frozenset({Status.DUPLICATE_MEDIA_DATA_CONNECTION, Status.INTERNAL_EXCEPTION})
 _STOP_BY_US = p.StopReason.RECEIVER_REQUEST_CLOSE
@@ -316,7 +315,7 @@ class StreamClient:
         t = self.timings
         loop = asyncio.get_running_loop()
         self._interrupt = loop.create_future()
-        signaling = await self._open_socket(self.signaling_url, "signaling", large_frames=False)
+        signaling = await self._open_socket(self.signaling_url, "signaling")
         self._signaling = signaling
         self._last_keepalive[signaling] = _now()
         response = await self._exchange(signaling, p.signaling_handshake(
@@ -368,7 +367,7 @@ class StreamClient:
     async def _open_media(self, mask: MediaType, url: str, signature: str) -> None:
         label = p.MEDIA_URL_KEYS[mask]
         carried = self.media if mask is MediaType.ALL else mask
-        conn = await self._open_socket(url, label, large_frames=bool(carried & _LARGE_FRAME_MEDIA))
+        conn = await self._open_socket(url, label)
         self._media.append(conn)
         self._last_keepalive[conn] = _now()
         params = p.media_params_for(carried,
@@ -383,11 +382,11 @@ class StreamClient:
         if status != Status.OK:
             raise _Refused(status, f"media {label}: {reason}")
 
-    async def _open_socket(self, url: str, label: str, large_frames: bool) -> Connection:
+    async def _open_socket(self, url: str, label: str) -> Connection:
         """Connect one socket, giving up at once when abort()/close() or a lost sibling socket interrupts."""
         assert self._interrupt is not None
         connecting = asyncio.ensure_future(self._backend.connect(
-            url, self, timeout=self.timings.handshake_timeout, label=label, large_frames=large_frames))
+            url, self, timeout=self.timings.handshake_timeout, label=label))
         try:
             await asyncio.wait((connecting, self._interrupt), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # a sibling media handshake failed: leave no socket behind

@@ -2,8 +2,7 @@
 
 Both expose the same small surface, :class:`Connection`:
 
-* ``await connect(url, handler, timeout=..., label=..., large_frames=...)`` opens a client WebSocket
-  (``large_frames``: the socket carries video or screen-share frames);
+* ``await connect(url, handler, timeout=..., label=...)`` opens a client WebSocket;
 * ``handler.on_text(conn, payload)`` is called synchronously for every complete text message, with ``payload``
   a ``memoryview``/``bytes``/``str`` that is only valid during the call;
 * ``handler.on_refused(conn, kind)`` is called for a frame that is not text (binary frames are not RTMS);
@@ -41,8 +40,7 @@ class Connection(Protocol):
 class Backend(Protocol):
     name: str
 
-    async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str,
-                      large_frames: bool = False) -> Connection: ...
+    async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str) -> Connection: ...
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,8 +124,9 @@ if picows is not None:
 
         picows doubles its read buffer whenever one read fills it and never shrinks it, so a single stall of
         the event loop (a GC pass, a burst of handshakes) left every socket with a buffer as large as the
-        backlog it met: tens of KiB per stream for good. Capped reads keep the buffer at twice the largest
-        message instead; the price is one Python call per read.
+        backlog it met: tens of KiB per stream for good. Capped reads keep the buffer at twice the cap or the
+        largest message, whichever is more (a video frame still fits: picows grows the buffer to hold a whole
+        frame); the price is one Python call per read, a few per tick for a paced socket.
         """
 
         __slots__ = ("_inner", "_cap")
@@ -168,10 +167,9 @@ if picows is not None:
             # aiofastnet (picows's default when installed) costs ~90 KiB more per stream, measured.
             self.read_buffer_size = read_buffer_size
             self.use_aiofastnet = use_aiofastnet
-            self.read_cap = read_cap  # per read, on sockets that carry no video or screen share
+            self.read_cap = read_cap  # bytes per read
 
-        async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str,
-                          large_frames: bool = False) -> Connection:
+        async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str) -> Connection:
             transport, conn = await asyncio.wait_for(
                 picows.ws_connect(lambda: _PicowsConnection(handler, label), url,
                                   websocket_handshake_timeout=timeout,
@@ -181,7 +179,7 @@ if picows is not None:
                 timeout)
             if conn is None or transport.is_disconnected:  # the peer hung up right after the upgrade
                 raise ConnectionError(f"{label} closed during the WebSocket upgrade")
-            if self.read_cap and not large_frames:
+            if self.read_cap:
                 raw = transport.underlying_transport
                 raw.set_protocol(_CappedReads(raw.get_protocol(), self.read_cap))
             return conn
@@ -252,8 +250,7 @@ class _WebsocketsConnection:
 class WebsocketsBackend:
     name = "websockets"
 
-    async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str,
-                      large_frames: bool = False) -> Connection:
+    async def connect(self, url: str, handler: FrameHandler, *, timeout: float, label: str) -> Connection:
         ws = await _websockets_connect(url, open_timeout=timeout, ping_interval=None, compression=None,
                                        max_size=64 * 1024 * 1024, close_timeout=timeout)
         return _WebsocketsConnection(ws, handler, label)
