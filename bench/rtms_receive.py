@@ -15,8 +15,10 @@ Load servers:
   updates). It stamps each audio frame with its scheduled send time, so lag includes any server lateness.
 * ``zoomsim``: the project's simulator (``python -m zoomsim``), driven through its /_sim control API.
 
-Both clients feed the same sink work the real sink does per frame: append the PCM to a per-stream buffer that
-is written to a file every 0.2 s, batch transcript lines, track lag and gaps. Nothing is logged per frame.
+Both clients feed the same sink work per frame: append the PCM to a per-stream buffer that is written to a file
+every 0.2 s of audio, batch transcript lines, track lag and gaps. Nothing is logged per frame. Our client runs
+as the session host runs it (rtms/host.py): on uvloop, with paced polling and the quieter garbage collector of
+rtms/client/pacing.py.
 """
 
 from __future__ import annotations
@@ -270,7 +272,7 @@ class Measurements:
         return float(LAG_BUCKETS)
 
 
-AUDIO_FLUSH_BYTES = PCM_BYTES * 10  # 0.2 s of audio per write, as rtms/sinks.py does
+AUDIO_FLUSH_BYTES = PCM_BYTES * 10  # 0.2 s of audio per write
 
 
 class StreamStore:

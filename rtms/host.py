@@ -1,4 +1,4 @@
-"""The session host: one asyncio loop per Celery worker process (in a thread started from
+"""The session host: one event loop (uvloop by default) per Celery worker process (in a thread started from
 `worker_process_init`) holding many RTMS streams through rtms.client (ARCHITECTURE.md, firm).
 
 - `claim` (a short task) wins a stream's lease and calls `host.hand(stream, lease_value)`; the host runs the
@@ -9,7 +9,10 @@
 - On SIGTERM (`worker_process_shutdown` in the pool process) the host drops its sockets without ending the
   streams, flushes, releases its leases and re-enqueues a claim per stream, so another worker takes them over
   inside Zoom's 60 s reconnection window.
-- Database work goes through two threads (rows; states in order), short transactions; files through a third.
+- Database work goes through two threads (rows; states in order, batched), short transactions, each on its own
+  long-lived connection; files through a third. The loop polls its sockets once per tick while every stream
+  is connected (rtms/client/pacing.py) and hands the tick's audio to the file thread, which writes it while
+  the loop waits.
 """
 
 import asyncio

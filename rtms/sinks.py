@@ -20,7 +20,7 @@ from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession,
 
 log = logging.getLogger("rtms.sinks")
 
-ROWS_INTERVAL = 0.2  # transcript, chat and event rows are committed this often
+ROWS_INTERVAL = 0.08  # transcript, chat and event rows are committed this often (a tick)
 INDEX_INTERVAL = 5.0  # WAV headers, the media index and the per-stream figures; audio itself goes out every tick
 MAX_ROWS_PER_TRANSACTION = 5000
 
