@@ -38,6 +38,7 @@ from rtms.models import StreamState as State
 log = logging.getLogger("rtms.host")
 
 MEDIA = MediaType.AUDIO | MediaType.VIDEO | MediaType.DESKSHARE | MediaType.TRANSCRIPT | MediaType.CHAT
+PACED_FROM = 100  # streams held
 # Handshake refusals that no retry can fix: the stream is over for us.
 FATAL_STATUSES = {Status.INVALID_RTMS_STREAM_ID, Status.INVALID_SIGNATURE}
 
@@ -149,9 +150,12 @@ class SessionHost:
         self._file_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-files")
         self._pending_rows = []
         self._connecting = set()  # ids of held streams handshaking or reconnecting: the loop must not wait then
-        # Polls the sockets once per TICK while every held stream is connected (rtms/client/pacing.py).
+        # Polls the sockets once per TICK (rtms/client/pacing.py) only when it saves real CPU, at PACED_FROM
+        # streams, and while no stream is handshaking and no state change waits to be stored: a stop message,
+        # a handshake or "Sharing" on the panels must not wait out a tick.
         self._pacer = Pacer(self.loop, TICK, self._hand_media_to_files,
-                            lambda: bool(self.streams) and not self._connecting)
+                            lambda: len(self.streams) >= PACED_FROM and not self._connecting
+                            and self._state_queue.empty())
         self._last_index_sync = time.monotonic()
         self._secrets = {}
         self._state_queue = None
