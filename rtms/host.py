@@ -10,9 +10,9 @@
   streams, flushes, releases its leases and re-enqueues a claim per stream, so another worker takes them over
   inside Zoom's 60 s reconnection window.
 - Database work goes through two threads (rows; states in order, batched), short transactions, each on its own
-  long-lived connection; files through a third. The loop polls its sockets once per tick while every stream
-  is connected (rtms/client/pacing.py) and hands the tick's audio to the file thread, which writes it while
-  the loop waits.
+  long-lived connection; files through a third. Once per tick the loop hands what its streams received to the
+  file thread, which writes it while the loop waits; from PACED_FROM streams held, and while none is
+  handshaking, the loop polls its sockets only once per tick (rtms/client/pacing.py).
 """
 
 import asyncio
@@ -363,9 +363,7 @@ class SessionHost:
         streams connecting queue a thousand); retried from the first one not stored while the database is
         unreachable."""
         while True:
-            changes = [await self._state_queue.get()]
-            while not self._state_queue.empty():
-                changes.append(self._state_queue.get_nowait())
+            changes = [await self._state_queue.get(), *self._take_queued_states()]
             delay = 0.2
             while changes:
                 done, error = await self._in_thread(self._state_pool, _apply_in_order, changes)
@@ -376,6 +374,12 @@ class SessionHost:
                                                                                "retry_in": delay})
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
+
+    def _take_queued_states(self):
+        changes = []
+        while not self._state_queue.empty():
+            changes.append(self._state_queue.get_nowait())
+        return changes
 
     async def _in_thread(self, pool, fn, *args):
         """`fn(*args)` on one of the host's threads. Its completion also cuts the pacer's wait short, so a
@@ -437,7 +441,7 @@ class SessionHost:
             self.loop.create_task(self._publish_stats())
 
     async def _flush_rows(self):
-        delay = sinks.ROWS_INTERVAL
+        delay = TICK
         while True:
             await asyncio.sleep(delay)
             for held in list(self.streams.values()):
@@ -447,13 +451,13 @@ class SessionHost:
                         self._pending_rows.append(
                             sinks.RowBatch(held.stream_pk, held.stream_id, transcripts, chats, events))
             if not self._pending_rows:
-                delay = sinks.ROWS_INTERVAL
+                delay = TICK
                 continue
             try:
                 for chunk in list(sinks.split_batches(self._pending_rows)):
                     await self._write_chunk(chunk)
                     del self._pending_rows[: len(chunk)]
-                delay = sinks.ROWS_INTERVAL
+                delay = TICK
             except Exception as exc:  # noqa: BLE001 - keep every row and retry: nothing is dropped
                 metrics.sink_write_failures.labels(what="rows").inc()
                 delay = min(delay * 2, 2.0)
@@ -554,9 +558,7 @@ class SessionHost:
             except Exception as exc:  # noqa: BLE001
                 log.warning("rows lost at shutdown: database unreachable",
                             extra={"pending_batches": len(self._pending_rows), "error": repr(exc)})
-        changes = []
-        while not self._state_queue.empty():
-            changes.append(self._state_queue.get_nowait())
+        changes = self._take_queued_states()
         done, error = await self._in_thread(self._state_pool, _apply_in_order, changes)
         if error is not None:
             log.error("state changes lost at shutdown: database unreachable",
