@@ -21,11 +21,21 @@ ACCOUNT_ROLES = ("owner", "admin", "member")
 DEFAULT_CONCURRENCY_LIMIT = 2000
 SIGNALING_RECONNECT_WINDOW_S = 60
 MEDIA_RECONNECT_WINDOW_S = 65
+# Meeting events' `object.type` and `object.duration` (minutes): every simulated meeting is a scheduled one.
+MEETING_TYPE_SCHEDULED = 2
+SCHEDULED_DURATION_MIN = 60
+# What Zoom calls the roles in `meeting.participant_role_changed` (old_role / new_role).
+ZOOM_ROLE_NAMES = {"host": "host", "co-host": "co-host", "participant": "attendee"}
 
 
 def zoom_id():
     """A Zoom-style 22-character user/account id."""
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()[:22]
+
+
+def iso_time(ms):
+    """Zoom's webhook timestamps inside payloads: ISO 8601 in UTC, whole seconds ("2019-07-16T17:13:13Z")."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
 def meeting_uuid():
@@ -513,7 +523,7 @@ class Simulator:
         meeting.status = "started"
         meeting.started_at = self.clock.now_ms()
         log.info("event=meeting_started meeting_uuid=%s", meeting.uuid)
-        self._meeting_webhook(meeting, "meeting.started", {"start_time": meeting.started_at})
+        self._meeting_webhook(meeting, "meeting.started", {})
         self.notify("meeting_started", meeting)
         host = meeting.host_participant()
         if host is not None:
@@ -535,7 +545,7 @@ class Simulator:
         participant.left_at = None
         log.info("event=participant_joined meeting_uuid=%s key=%s", meeting.uuid, participant.key)
         self._meeting_webhook(meeting, "meeting.participant_joined",
-                              {"participant": self._participant_payload(participant, join_time=participant.joined_at)})
+                              {"participant": self._participant_payload(participant, join_time=iso_time(participant.joined_at))})
         for stream in self.streams_for(meeting):
             stream.send_event(Event.PARTICIPANT_JOIN, participants=[
                 {"user_id": participant.rtms_user_id, "user_name": participant.name}])
@@ -556,7 +566,7 @@ class Simulator:
             meeting.active_speaker = None
         log.info("event=participant_left meeting_uuid=%s key=%s ejected=%s", meeting.uuid, participant.key, ejected)
         self._meeting_webhook(meeting, "meeting.participant_left",
-                              {"participant": self._participant_payload(participant, leave_time=participant.left_at)})
+                              {"participant": self._participant_payload(participant, leave_time=iso_time(participant.left_at))})
         for stream in self.streams_for(meeting):
             if was_sharing:
                 stream.send_event(Event.SHARING_STOP)
@@ -572,14 +582,19 @@ class Simulator:
     def set_role(self, meeting, participant, role):
         if role not in ROLES_IN_MEETING:
             raise ValueError(f"role must be one of {ROLES_IN_MEETING}")
+        changed = [(participant, participant.role, role)]
         if role == "host":
             for other in meeting.participants.values():
-                if other.role == "host":
+                if other.role == "host" and other is not participant:
+                    changed.append((other, "host", "co-host"))
                     other.role = "co-host"
             if participant.user is not None:
                 meeting.host = participant.user
         participant.role = role
         log.info("event=role_changed meeting_uuid=%s key=%s role=%s", meeting.uuid, participant.key, role)
+        for person, old, new in changed:
+            if meeting.live and person.joined and old != new:
+                self._role_changed_webhook(meeting, person, old, new)
         self.notify("role_changed", meeting)
 
     def update_settings(self, meeting, fields):
@@ -607,7 +622,7 @@ class Simulator:
         meeting.ended_at = self.clock.now_ms()
         meeting.pending_requests.clear()
         log.info("event=meeting_ended meeting_uuid=%s", meeting.uuid)
-        self._meeting_webhook(meeting, "meeting.ended", {"start_time": meeting.started_at, "end_time": meeting.ended_at})
+        self._meeting_webhook(meeting, "meeting.ended", {"end_time": iso_time(meeting.ended_at)})
         self.notify("meeting_ended", meeting)
 
     def speak(self, meeting, participant, text, language=9):
@@ -934,14 +949,31 @@ class Simulator:
 
     # -- webhooks about meetings ----------------------------------------------------------------------------------
 
-    def _participant_payload(self, participant, **times):
-        return {"user_id": participant.user_id, "user_name": participant.name, "email": participant.email,
-                "participant_key": participant.key, "rtms_user_id": participant.rtms_user_id,
-                "role": participant.role, **times}
+    def _participant_payload(self, participant, **fields):
+        """Zoom's participant object (reference §2.2b): `user_id` is the per-meeting participant id (digits, the
+        same number the RTMS messages carry); the Zoom user id is `id` and `participant_user_id`, both absent
+        for guests. There is no role: the host is the participant whose `id` is `object.host_id`."""
+        payload = {"user_id": str(participant.rtms_user_id), "user_name": participant.name,
+                   "email": participant.email, **fields}
+        if participant.user is not None:
+            payload["id"] = payload["participant_user_id"] = participant.user_id
+        return payload
+
+    def _role_changed_webhook(self, meeting, participant, old_role, new_role):
+        """Its participant object has no `id` in Zoom's schema: the Zoom user id is `participant_user_id`."""
+        person = self._participant_payload(participant, date_time=iso_time(self.clock.now_ms()),
+                                           old_role=ZOOM_ROLE_NAMES[old_role], new_role=ZOOM_ROLE_NAMES[new_role])
+        person.pop("id", None)
+        self._meeting_webhook(meeting, "meeting.participant_role_changed", {"participant": person})
 
     def _meeting_webhook(self, meeting, event, extra):
-        payload = {"meeting_uuid": meeting.uuid, "meeting_id": meeting.id, "host_id": meeting.host.user_id,
-                   "account_id": meeting.host.account_id, "topic": meeting.topic, **extra}
+        """Meeting events nest under `payload.object`, with the host's `account_id` beside it (reference §2.2b;
+        the RTMS events stay flat, §2.2)."""
+        meeting_object = {"id": str(meeting.id), "uuid": meeting.uuid, "host_id": meeting.host.user_id,
+                          "topic": meeting.topic, "type": MEETING_TYPE_SCHEDULED,
+                          "start_time": iso_time(meeting.started_at or meeting.created_at), "timezone": "UTC",
+                          "duration": SCHEDULED_DURATION_MIN, **extra}
+        payload = {"account_id": meeting.host.account_id, "object": meeting_object}
         for app in self.apps.values():
             if app.wants(event):
                 self.webhooks.send(app, event, payload)

@@ -21,7 +21,17 @@ def sign(secret_token, timestamp, body):
 
 
 def encode(event, payload, event_ts):
-    return json.dumps({"event": event, "event_ts": event_ts, "payload": payload}, separators=(",", ":")).encode()
+    """Compact JSON in UTF-8, as Zoom sends it: receivers such as Zoom's Rivet verify the signature over their
+    own re-serialisation (`JSON.stringify`), which matches these bytes only without spaces or \\u escapes."""
+    return json.dumps({"event": event, "event_ts": event_ts, "payload": payload}, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def ordering_key(payload):
+    """One meeting's events are delivered in order: RTMS events name it `meeting_uuid` (flat, §2.2), meeting
+    events `object.uuid` (nested, §2.2b); account events fall back to the user."""
+    meeting_object = payload.get("object") if isinstance(payload.get("object"), dict) else {}
+    return payload.get("meeting_uuid") or meeting_object.get("uuid") or payload.get("user_id") or ""
 
 
 class Delivery:
@@ -71,7 +81,7 @@ class Webhooks:
             return None
         delivery = Delivery(app, event, payload, self.sim.clock.now_ms())
         self.deliveries.append(delivery)
-        key = (app.client_id, payload.get("meeting_uuid") or payload.get("user_id") or "")
+        key = (app.client_id, ordering_key(payload))
         previous = self._last_by_key.get(key)
         self._last_by_key[key] = delivery
         self.sim.spawn(self._deliver(delivery, previous))

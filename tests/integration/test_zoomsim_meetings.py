@@ -61,7 +61,7 @@ def test_join_leave_role_and_end(world):
     world.sim.post(f"/_sim/meetings/{meeting['id']}/end")
     ended = world.sim.get(f"/_sim/meetings/{meeting['id']}").json()
     assert ended["status"] == "ended" and ended["ended_at"] and not any(p["joined"] for p in ended["participants"])
-    world.hook.wait_for("meeting.ended", lambda d: d["body"]["payload"]["meeting_uuid"] == meeting["uuid"])
+    world.hook.wait_for("meeting.ended", lambda d: d["body"]["payload"]["object"]["uuid"] == meeting["uuid"])
 
 
 def test_auto_start_for_a_user_of_the_hosts_account(world):

@@ -1,7 +1,9 @@
 """Webhooks from the simulator (reference §2): signatures checked by an independent implementation of Zoom's
-scheme (tests/zoomsim_client.py), URL validation on registration, the retry policy with scaled delays, the
-delivery log, and the webhook faults."""
+scheme (tests/zoomsim_client.py), compact bodies, RTMS events flat and meeting events in Zoom's nested shape
+(§2.2b), URL validation on registration, the retry policy with scaled delays, the delivery log, and the webhook
+faults."""
 
+import json
 import time
 
 import pytest
@@ -21,9 +23,14 @@ def world(tmp_path_factory):
         world.close()
 
 
+def meeting_of(payload):
+    """RTMS events name the meeting `meeting_uuid` (flat); meeting events `object.uuid` (nested)."""
+    return payload.get("meeting_uuid") or (payload.get("object") or {}).get("uuid")
+
+
 def _log(world, event, meeting_uuid):
     deliveries = world.sim.get("/_sim/webhooks", params={"event": event}).json()
-    return [d for d in deliveries if d["payload"].get("meeting_uuid") == meeting_uuid]
+    return [d for d in deliveries if meeting_of(d["payload"]) == meeting_uuid]
 
 
 def _wait_log(world, event, meeting_uuid, predicate, timeout=10):
@@ -36,15 +43,17 @@ def _wait_log(world, event, meeting_uuid, predicate, timeout=10):
     raise AssertionError(f"delivery log never matched for {event}: {_log(world, event, meeting_uuid)}")
 
 
-def test_every_delivery_is_signed_and_flat(world):
-    meeting = world.meeting()
-    world.sim.post(f"/_sim/meetings/{meeting['id']}/leave", json={"key": "p2"})
+def test_every_delivery_is_signed_compact_and_in_zooms_shape(world):
+    meeting = world.meeting(participants=[{"name": "Ben Müller", "email": "ben@example.test"},
+                                          {"name": "Gus", "guest": True}])
+    ana, ben, gus = meeting["participants"]
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/leave", json={"key": ben["key"]})
     payload, client = world.connected(meeting)
     client.signaling.close()
-    world.hook.wait_for("meeting.rtms_interrupted", lambda d: d["body"]["payload"]["meeting_uuid"] == meeting["uuid"])
+    world.hook.wait_for("meeting.rtms_interrupted", lambda d: meeting_of(d["body"]["payload"]) == meeting["uuid"])
     world.sim.post(f"/_sim/meetings/{meeting['id']}/end")
-    world.hook.wait_for("meeting.ended", lambda d: d["body"]["payload"]["meeting_uuid"] == meeting["uuid"])
-    ours = [d for d in world.hook.events() if d["body"]["payload"].get("meeting_uuid") == meeting["uuid"]]
+    world.hook.wait_for("meeting.ended", lambda d: meeting_of(d["body"]["payload"]) == meeting["uuid"])
+    ours = [d for d in world.hook.events() if meeting_of(d["body"]["payload"]) == meeting["uuid"]]
     assert {d["event"] for d in ours} >= {
         "meeting.started", "meeting.participant_joined", "meeting.participant_left", "meeting.rtms_started",
         "meeting.rtms_interrupted", "meeting.rtms_stopped", "meeting.ended"}
@@ -52,15 +61,63 @@ def test_every_delivery_is_signed_and_flat(world):
         assert delivery["valid_signature"], delivery["event"]
         assert abs(int(delivery["headers"]["x-zm-request-timestamp"]) - time.time()) < 60
         body = delivery["body"]
-        assert set(body) == {"event", "event_ts", "payload"} and "object" not in body["payload"]
-        assert isinstance(body["event_ts"], int)
+        assert set(body) == {"event", "event_ts", "payload"} and isinstance(body["event_ts"], int)
+        # Compact UTF-8, byte for byte what a re-serialising verifier (Rivet's JSON.stringify) rebuilds.
+        assert delivery["raw"] == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        rtms = "rtms_" in delivery["event"]
+        assert ("object" in body["payload"]) is not rtms, delivery["event"]
+
+    # RTMS events: flat (§2.2).
     started = next(d for d in ours if d["event"] == "meeting.rtms_started")["body"]["payload"]
     assert set(started) == {"meeting_uuid", "operator_id", "rtms_stream_id", "server_urls"}
     assert started["operator_id"] == meeting["host_user_id"]
-    joined = next(d for d in ours if d["event"] == "meeting.participant_joined")["body"]["payload"]
-    assert joined["meeting_id"] == meeting["id"] and joined["participant"]["user_name"] in ("Ana Host", "Ben")
     stopped = next(d for d in ours if d["event"] == "meeting.rtms_stopped")["body"]["payload"]
     assert stopped == {"meeting_uuid": meeting["uuid"], "rtms_stream_id": payload["rtms_stream_id"], "stop_reason": 6}
+
+    # Meeting events: account_id beside object; the meeting's uuid, numeric id (a string) and host's user id.
+    for delivery in ours:
+        if "rtms_" not in delivery["event"]:
+            event_payload = delivery["body"]["payload"]
+            assert set(event_payload) == {"account_id", "object"} and event_payload["account_id"] == "acct-host"
+            assert (event_payload["object"]["uuid"], event_payload["object"]["id"],
+                    event_payload["object"]["host_id"]) == (meeting["uuid"], str(meeting["id"]), ana["user_id"])
+    joined = {d["body"]["payload"]["object"]["participant"]["user_name"]: d["body"]["payload"]["object"]
+              for d in ours if d["event"] == "meeting.participant_joined"}
+    # participant.user_id is the per-meeting participant id (digits), participant.id the Zoom user id; no role.
+    assert joined["Ana Host"]["participant"]["id"] == joined["Ana Host"]["host_id"] == ana["user_id"]
+    assert joined["Ben Müller"]["participant"] == {
+        "user_id": str(ben["rtms_user_id"]), "user_name": "Ben Müller", "email": "ben@example.test",
+        "id": ben["user_id"], "participant_user_id": ben["user_id"], "join_time": joined["Ben Müller"][
+            "participant"]["join_time"]}
+    assert joined["Ben Müller"]["participant"]["join_time"].endswith("Z")
+    assert joined["Gus"]["participant"]["user_id"] == str(gus["rtms_user_id"])
+    assert "id" not in joined["Gus"]["participant"] and "participant_user_id" not in joined["Gus"]["participant"]
+    assert not any("role" in o["participant"] for o in joined.values())
+    left = next(d for d in ours if d["event"] == "meeting.participant_left")["body"]["payload"]["object"]
+    assert left["participant"]["id"] == ben["user_id"] and left["participant"]["leave_time"].endswith("Z")
+    ended = next(d for d in ours if d["event"] == "meeting.ended")["body"]["payload"]["object"]
+    assert ended["end_time"] >= ended["start_time"]
+
+
+def test_role_changes_are_sent_as_participant_role_changed(world):
+    meeting = world.meeting(participants=[{"name": "Ben"}, {"name": "Cy", "guest": True}])
+    ana, ben, cy = meeting["participants"]
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/role", json={"key": ben["key"], "role": "co-host"})
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/role", json={"key": cy["key"], "role": "co-host"})
+    world.sim.post(f"/_sim/meetings/{meeting['id']}/role", json={"key": ben["key"], "role": "host"})
+    changes = world.hook.wait_for("meeting.participant_role_changed", lambda d: len(
+        [x for x in world.hook.events("meeting.participant_role_changed")
+         if meeting_of(x["body"]["payload"]) == meeting["uuid"]]) == 4)
+    assert changes["valid_signature"]
+    people = [x["body"]["payload"]["object"]["participant"] for x in world.hook.events(
+        "meeting.participant_role_changed") if meeting_of(x["body"]["payload"]) == meeting["uuid"]]
+    # The Zoom user id is participant_user_id here (Zoom's schema has no participant.id in this event).
+    assert [(p["user_id"], p.get("participant_user_id"), p["old_role"], p["new_role"]) for p in people] == [
+        (str(ben["rtms_user_id"]), ben["user_id"], "attendee", "co-host"),
+        (str(cy["rtms_user_id"]), None, "attendee", "co-host"),
+        (str(ben["rtms_user_id"]), ben["user_id"], "co-host", "host"),
+        (str(ana["rtms_user_id"]), ana["user_id"], "host", "co-host")]
+    assert not any("id" in p for p in people)
 
 
 def test_registration_runs_url_validation(world):
@@ -92,7 +149,7 @@ def test_retries_with_zooms_delays_until_delivered(world):
     assert attempts[1]["at"] - attempts[0]["at"] >= 300_000 * RETRY_SCALE
     assert attempts[2]["at"] - attempts[1]["at"] >= 1_200_000 * RETRY_SCALE
     received = world.hook.events("meeting.ended")
-    assert len([d for d in received if d["body"]["payload"]["meeting_uuid"] == meeting["uuid"]]) == 3
+    assert len([d for d in received if meeting_of(d["body"]["payload"]) == meeting["uuid"]]) == 3
 
 
 def test_gives_up_after_three_retries(world):
@@ -120,9 +177,9 @@ def test_fault_webhook_duplicate(world):
     world.start_stream(meeting)
     copies = world.hook.wait_for("meeting.rtms_started", lambda d: len([
         x for x in world.hook.events("meeting.rtms_started")
-        if x["body"]["payload"]["meeting_uuid"] == meeting["uuid"]]) == 2)
+        if meeting_of(x["body"]["payload"]) == meeting["uuid"]]) == 2)
     same = [x["raw"] for x in world.hook.events("meeting.rtms_started")
-            if x["body"]["payload"]["meeting_uuid"] == meeting["uuid"]]
+            if meeting_of(x["body"]["payload"]) == meeting["uuid"]]
     assert copies and same[0] == same[1]
 
 
