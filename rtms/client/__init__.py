@@ -20,7 +20,8 @@ Interface::
                           media=MediaType.AUDIO | MediaType.TRANSCRIPT,  # per-type sockets by default
                           single_socket=False,             # True: one `all` socket
                           per_participant_audio=False,     # audio data_opt 2 instead of mixed
-                          timings=Timings())               # Zoom's windows; Timings().scaled(0.1) in tests
+                          timings=Timings(),               # Zoom's windows; Timings().scaled(0.1) in tests
+                          allowed_hosts=HostAllowList(["*.zoom.us"]))  # where sockets may go; None: anywhere
     result = await client.run()    # StreamResult(outcome, stop_reason, status_code, detail)
     await client.close()           # graceful: STREAM_CLOSE_REQ, wait for 22 / state update; returns the result
     client.abort()                 # fencing: drop every socket now, send nothing; run() returns ABORTED
@@ -37,19 +38,20 @@ same way and never costs the connection.
 
 Outcomes (``StreamResult.outcome``): STOPPED (server ended it; ``stop_reason``), CLOSED (our close(); reason 20),
 ABORTED (abort()), DUPLICATE (status 8 on every try), REFUSED (fatal status in ``status_code``), GAVE_UP (no
-reconnect inside the window).
+reconnect inside the window), NOT_ALLOWED (a signaling or media URL outside ``allowed_hosts``; never connected).
 
 The WebSocket layer is picows when importable (2 KiB read buffers, reads capped so a loop stall cannot grow them
 for good), else websockets; ``backend=backend_named("websockets")`` forces the fallback. Any asyncio loop works.
 """
 
+from .allowlist import HostAllowList, URLNotAllowed
 from .protocol import (EventType, MediaType, MsgType, SessionState, Status, StopReason, StreamState,
                        handshake_signature)
 from .stream import Outcome, Phase, StreamClient, StreamCounters, StreamResult, StreamSink, Timings
 from .transport import backend_named, default_backend
 
 __all__ = [
-    "EventType", "MediaType", "MsgType", "Outcome", "Phase", "SessionState", "Status", "StopReason",
+    "EventType", "HostAllowList", "MediaType", "MsgType", "Outcome", "Phase", "SessionState", "Status", "StopReason",
     "StreamClient", "StreamCounters", "StreamResult", "StreamSink", "StreamState", "Timings",
-    "backend_named", "default_backend", "handshake_signature",
+    "URLNotAllowed", "backend_named", "default_backend", "handshake_signature",
 ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from . import protocol as p
+from .allowlist import HostAllowList, URLNotAllowed
 from .protocol import MalformedFrame, MediaType, MsgType, SessionState, Status, StreamState
 from .transport import Backend, Connection, default_backend
 
@@ -69,6 +70,7 @@ class Outcome(str, enum.Enum):
     DUPLICATE = "duplicate"        # status 8 on every try: another connection holds the stream
     REFUSED = "refused"            # a handshake failed with a fatal status (status_code says which)
     GAVE_UP = "gave_up"            # could not reconnect inside Zoom's reconnection window
+    NOT_ALLOWED = "not_allowed"    # a server URL outside the allowed hosts: no socket was opened to it
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ class StreamClient:
         "phase", "stream_state", "session_state", "session_id", "_client_id", "_client_secret",
         "_per_participant_audio", "_transcript_language", "_events", "_buffer_data", "_backend", "_sink",
         "_sink_audio", "_sink_video", "_sink_deskshare", "_sink_transcript", "_sink_chat", "_signaling", "_media",
-        "_retiring",
+        "_retiring", "_allowed_hosts",
         "_last_keepalive", "_handshake_waiters", "_interrupt", "_watchdog", "_stop_reason", "_server_stopping",
         "_close_requested", "_aborted", "_finished", "_sequence", "_malformed_unlogged", "_malformed_logged_at",
         "_sink_errors_logged_at")
@@ -156,7 +158,8 @@ class StreamClient:
                  per_participant_audio: bool = False,
                  transcript_language: int = p.TRANSCRIPT_LANGUAGE_ENGLISH,
                  events: tuple[int, ...] = p.DEFAULT_EVENT_SUBSCRIPTION, buffer_data: bool = True,
-                 timings: Timings = Timings(), backend: Backend | None = None) -> None:
+                 timings: Timings = Timings(), backend: Backend | None = None,
+                 allowed_hosts: HostAllowList | None = None) -> None:
         self.meeting_uuid = meeting_uuid
         self.rtms_stream_id = rtms_stream_id
         self.signaling_url = p.pick_signaling_url(server_urls)
@@ -175,6 +178,9 @@ class StreamClient:
         self._events = tuple(events)
         self._buffer_data = buffer_data
         self._backend = backend or default_backend()
+        # Where sockets may go (signaling and media URLs both come from outside); None: anywhere (bench, tests
+        # of the client alone). The session host always passes the deployment's list.
+        self._allowed_hosts = allowed_hosts
         self._sink = sink
         # Bound once: the hot path must not look these up per frame.
         self._sink_audio = sink.on_audio
@@ -275,6 +281,10 @@ class StreamClient:
             except _Refused as refused:
                 self._drop_all()
                 return StreamResult(Outcome.REFUSED, status_code=refused.status, detail=refused.reason)
+            except URLNotAllowed as refused:
+                self._drop_all()
+                self._log("server_url_not_allowed", logging.WARNING, detail=str(refused))
+                return StreamResult(Outcome.NOT_ALLOWED, detail=str(refused))
             except Exception as exc:  # socket errors, timeouts, transient statuses: retry inside the window
                 self._drop_all()
                 if self._aborted:
@@ -315,6 +325,8 @@ class StreamClient:
         t = self.timings
         loop = asyncio.get_running_loop()
         self._interrupt = loop.create_future()
+        if self._allowed_hosts is not None:
+            self._allowed_hosts.check(self.signaling_url)
         signaling = await self._open_socket(self.signaling_url, "signaling")
         self._signaling = signaling
         self._last_keepalive[signaling] = _now()
@@ -327,7 +339,7 @@ class StreamClient:
             raise _Transient(f"signaling handshake status {status}: {reason}")
         if status != Status.OK:
             raise _Refused(status, reason)
-        plan = self._media_plan(p.parse_media_server_urls(response))
+        plan = self._check_media_urls(self._media_plan(p.parse_media_server_urls(response)))
         try:
             async with asyncio.TaskGroup() as group:  # a failed media handshake cancels its siblings
                 for mask, url in plan:
@@ -363,6 +375,13 @@ class StreamClient:
             self._log("media_unavailable", missing=",".join(
                 p.MEDIA_URL_KEYS[m] for m in wanted if p.MEDIA_URL_KEYS[m] not in urls))
         return per_type
+
+    def _check_media_urls(self, plan: list[tuple[MediaType, str]]) -> list[tuple[MediaType, str]]:
+        """Every media URL of the plan on the allow list, before any media socket is opened."""
+        if self._allowed_hosts is not None:
+            for _, url in plan:
+                self._allowed_hosts.check(url)
+        return plan
 
     async def _open_media(self, mask: MediaType, url: str, signature: str) -> None:
         label = p.MEDIA_URL_KEYS[mask]
