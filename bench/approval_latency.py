@@ -37,7 +37,7 @@ PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 os.environ.update({
     "DATABASE_URL": f"{PG}/{DB_NAME}", "REDIS_NAMESPACE": RUN, "LOG_LEVEL": "WARNING",
     # As deployed: DEBUG off (Django's debug cursor would keep and format every query), so a real secret key.
-    "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(32),
+    "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(32), "FIELD_ENCRYPTION_KEY": secrets.token_urlsafe(32),
     "DATA_DIR": tempfile.mkdtemp(prefix="bench-approval-"), "DJANGO_SETTINGS_MODULE": "zoomapp.settings",
 })
 

@@ -194,10 +194,8 @@ def _run(args, n, env, workdir):
         deadline = time.monotonic() + 30
         while not ready_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        # DEBUG off as in a deployed worker: Django's debug cursor formats, logs and keeps every query.
         hold_env = dict(env, REDIS_NAMESPACE=f"bench{os.getpid()}n{n}", MEDIA_ROOT=str(workdir / f"media-{n}"),
-                        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), DEBUG="0",
-                        SECRET_KEY="bench-holder-not-secret")
+                        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
         result_file = workdir / f"hold-{n}.json"
         subprocess.run(_pinned(holder_core, [sys.executable, __file__, "_hold", "--ready-file", str(ready_file),
                                              "--result-file", str(result_file), "--duration", str(args.duration),
@@ -241,7 +239,9 @@ def main():
     base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     admin, name, url = _scratch_database(base_url)
     workdir = Path(tempfile.mkdtemp(prefix="streams-hold-"))
-    env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="zoomapp.settings", DATA_DIR=str(workdir))
+    # DEBUG off as in a deployed worker: Django's debug cursor formats, logs and keeps every query.
+    env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="zoomapp.settings", DATA_DIR=str(workdir),
+               DEBUG="0", SECRET_KEY="bench-not-secret", FIELD_ENCRYPTION_KEY="bench-fields-not-secret")
     try:
         migrate = [sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"]
         if subprocess.run(migrate, env=env, cwd=ROOT, capture_output=True).returncode != 0:

@@ -75,6 +75,8 @@ def main():
     args = parser.parse_args()
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # A development run: plain http on 127.0.0.1 and the built-in development keys (settings default DEBUG off).
+    env.setdefault("DEBUG", "true")
     data_dir = Path(env.setdefault("DATA_DIR", str(ROOT / "var")))
     data_dir.mkdir(parents=True, exist_ok=True)
     site_url = f"http://127.0.0.1:{args.web_port}"

@@ -1,9 +1,11 @@
 """All settings come from the environment; see .env.example for every variable.
 
-Defaults are safe for a local development run (SQLite, the Zoom simulator on 127.0.0.1).
-A bad value stops start-up with a message that names the variable.
+Defaults are production's where safety depends on them (DEBUG off, secrets required, HTTPS); the rest default
+to a local development run (SQLite, the Zoom simulator on 127.0.0.1). A bad value stops start-up with a message
+that names the variable.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -48,15 +50,50 @@ def env_url(name, default):
     return value
 
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env("SECRET_KEY", "dev-only-insecure-secret-key-change-me" if DEBUG else "")
+def env_list(name, default):
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+# Off unless set: a deployment that forgets a variable gets production behaviour, never development's
+# (docs/SECURITY.md "Production defaults"). bin/run and the tests set DEBUG=true.
+DEBUG = env_bool("DEBUG", False)
+GENERATE_A_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+SECRET_KEY = env("SECRET_KEY") or ("dev-only-insecure-secret-key-change-me" if DEBUG else "")
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-# Separate from SECRET_KEY so rotating sessions never makes stored tokens unreadable.
-FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", SECRET_KEY)
-ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
-CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+    raise ImproperlyConfigured(f"SECRET_KEY must be set when DEBUG is off; generate one with: {GENERATE_A_KEY}")
+# Separate from SECRET_KEY so rotating sessions never makes stored secrets unreadable, and a leaked SECRET_KEY
+# alone never decrypts them.
+FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY") or (SECRET_KEY if DEBUG else "")
+if not DEBUG and FIELD_ENCRYPTION_KEY in ("", SECRET_KEY):
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEY must be set, and differ from SECRET_KEY, when DEBUG is off; generate one with: "
+        f"{GENERATE_A_KEY} (a database whose secrets were encrypted with SECRET_KEY: set FIELD_ENCRYPTION_KEY to "
+        "that SECRET_KEY and generate a new SECRET_KEY)")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000")
+
+# HTTPS. Zoom only talks to https:// URLs, so production defaults assume TLS; development (DEBUG) runs on http.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers and Prometheus probe over plain http inside the network; both are answered without a redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# Only behind a proxy that terminates TLS and sets X-Forwarded-Proto itself (a client could send it too).
+TRUST_X_FORWARDED_PROTO = env_bool("TRUST_X_FORWARDED_PROTO", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARDED_PROTO else None
+# One Strict-Transport-Security value for every response (zoomapp/marketplace/security_headers.py sends it).
+SECURE_HSTS_SECONDS = env_number("SECURE_HSTS_SECONDS", 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+
+# /metrics and /healthz?deep=1 (zoomapp/operator_access.py): a bearer token, and/or the networks they may be
+# called from directly (never through a proxy). Nothing set: loopback only.
+OPERATOR_TOKEN = env("OPERATOR_TOKEN")
+try:
+    OPERATOR_NETWORKS = [ipaddress.ip_network(n) for n in env_list("OPERATOR_NETWORKS", "127.0.0.1/32,::1/128")]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"OPERATOR_NETWORKS must be comma-separated CIDRs: {exc}") from None
 
 INSTALLED_APPS = [
     "daphne",
@@ -190,7 +227,6 @@ STATIC_ROOT = DATA_DIR / "static"
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-SECURE_HSTS_SECONDS = env_number("SECURE_HSTS_SECONDS", 31536000)
 
 LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -17,6 +17,19 @@ def _origin(url):
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def strict_transport_security():
+    """The one Strict-Transport-Security value of this deployment, from the SECURE_HSTS_* settings.
+
+    Sent by our views themselves rather than by Django's SecurityMiddleware alone, which adds it only to requests it
+    sees as https: behind a TLS proxy without TRUST_X_FORWARDED_PROTO it would send nothing, and Zoom requires it."""
+    value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        value += "; includeSubDomains"
+    if settings.SECURE_HSTS_PRELOAD:
+        value += "; preload"
+    return value
+
+
 def content_security_policy(request):
     zoom_origins = " ".join(dict.fromkeys([_origin(settings.ZOOM_OAUTH_URL), "https://zoom.us", "https://*.zoom.us"]))
     socket_origin = ("wss://" if request.is_secure() else "ws://") + request.get_host()
@@ -42,7 +55,7 @@ def zoom_page_headers(view):
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
-        response["Strict-Transport-Security"] = f"max-age={settings.SECURE_HSTS_SECONDS or 31536000}"
+        response["Strict-Transport-Security"] = strict_transport_security()
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = content_security_policy(request)
         response["Referrer-Policy"] = "same-origin"
