@@ -5,6 +5,7 @@ import rtms.views
 from zoomapp.console import views as console
 from zoomapp.consent import views as panel
 from zoomapp.marketplace import views as marketplace
+from zoomapp.operator_access import operator_only
 from zoomapp.views import health
 from zoomapp.webhooks.views import zoom_webhook
 
@@ -12,7 +13,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("django-admin/", admin.site.urls),
     path("zoom/webhooks/<str:client_id>", zoom_webhook, name="zoom-webhook"),
-    path("metrics", rtms.views.metrics, name="metrics"),
+    path("metrics", operator_only(rtms.views.metrics), name="metrics"),
     path("panel/<str:client_id>/", panel.home, name="panel-home"),
     path("panel/<str:client_id>/api/context", panel.api_context, name="panel-context"),
     path("panel/<str:client_id>/api/state", panel.api_state, name="panel-state"),
