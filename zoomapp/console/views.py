@@ -21,6 +21,7 @@ from zoomapp.consent.models import SharingPolicy
 from zoomapp.marketplace import oauth
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.marketplace.registration import app_urls
+from zoomapp.marketplace.security_headers import strict_transport_security
 
 log = logging.getLogger("zoomapp.console")
 
@@ -42,7 +43,7 @@ def secure_headers(view):
     def wrapper(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
         response["Content-Security-Policy"] = content_security_policy(request)
-        response["Strict-Transport-Security"] = f"max-age={settings.SECURE_HSTS_SECONDS}; includeSubDomains"
+        response["Strict-Transport-Security"] = strict_transport_security()
         response["X-Content-Type-Options"] = "nosniff"
         response["Referrer-Policy"] = "same-origin"
         response["Cache-Control"] = "no-store"
