@@ -65,6 +65,8 @@ LABEL_AUTHORIZE = "Authorize"
 LABEL_NOTICES = "App activity"
 LABEL_AUTO_STARTED = "Auto-started"
 LABEL_APP_USER = "{app} for {user}"
+# A request to another of the deployment's apps, shown in the multiple-apps modal; each app decides its own.
+LABEL_DECIDE_IN_OTHER_APP = "Open {app} to approve or deny."
 LABEL_HOST_CONTROLS = "Meeting controls"
 LABEL_GUEST = "Guest"
 LABEL_HOST = "Host"

@@ -332,7 +332,11 @@ function addTranscript(shareId, lines) {
 
 function renderRequests(viewer) {
   const modal = $("requests-modal");
-  const requests = viewer.is_host ? state.requests : [];
+  const own = viewer.is_host ? state.requests : [];
+  // Other apps' requests in this meeting: shown so the host sees them together, decided in that app's panel.
+  const others = viewer.is_host ? state.other_apps.flatMap((entry) => entry.requests.map((r) => (
+    { ...r, app_name: entry.app_name, other_app: true }))) : [];
+  const requests = own.concat(others);
   if (requests.length === 0) {
     if (modal.open) modal.close();
     modal.dataset.kind = "";
@@ -354,14 +358,19 @@ function renderRequests(viewer) {
     }
     const row = document.createElement("div");
     row.className = "row";
-    row.append(
-      button(T.LABEL_APPROVE, () => act("approve", { requests: [r.id] }), "primary"),
-      button(T.LABEL_DENY, () => act("deny", { requests: [r.id] })),
-    );
+    if (r.other_app) {
+      li.dataset.otherApp = "true";
+      row.textContent = fill(T.LABEL_DECIDE_IN_OTHER_APP, { app: r.app_name });
+    } else {
+      row.append(
+        button(T.LABEL_APPROVE, () => act("approve", { requests: [r.id] }), "primary"),
+        button(T.LABEL_DENY, () => act("deny", { requests: [r.id] })),
+      );
+    }
     li.append(row);
     return li;
   }));
-  show($("requests-all"), !single);
+  show($("requests-all"), own.length > 1);
   if (!modal.open) modal.showModal();
 }
 

@@ -42,7 +42,7 @@ def account_b_data(app):
     SharingPolicy.objects.create(account_id="acctB", level="user", target_id="secretUserB", share_with_apps=False)
     AutoStartSetting.objects.create(account_id="acctB", level="group", target_id="secretGroupB", app=app,
                                     auto_start=True)
-    meeting = services.get_meeting(meeting_uuid(), host_user_id="hostB", account_id="acctB", topic="B board")
+    meeting = services.get_meeting(app, meeting_uuid(), host_user_id="hostB", account_id="acctB", topic="B board")
     services.do_host_joined(meeting, "hostB", "Hank")
     stream = StreamSession.objects.create(rtms_stream_id="b" * 32, meeting_uuid=meeting.uuid,
                                           client_id=app.client_id, operator_id="hostB", state="active")
@@ -118,7 +118,7 @@ def test_an_admin_cannot_see_or_change_another_accounts_settings_or_data(daphne,
     assert SharingPolicy.objects.get(account_id="acctA", target_id="secretUserB").share_with_apps is True
 
     # The live-streams socket shows A's streams only.
-    meeting_a = services.get_meeting(meeting_uuid(), host_user_id="ownerA", account_id="acctA", topic="A standup")
+    meeting_a = services.get_meeting(console_app, meeting_uuid(), host_user_id="ownerA", account_id="acctA", topic="A standup")
     StreamSession.objects.create(rtms_stream_id="a" * 32, meeting_uuid=meeting_a.uuid, client_id=console_app.client_id,
                                  operator_id="ownerA", state="active", owner_worker="worker-a@host")
     socket_url = daphne.url.replace("http://", "ws://") + "/ws/console/streams"

@@ -31,7 +31,7 @@ def admin_session(daphne, zoomsim):
 
 
 def meeting_with_stream(app, topic, state="stopped", stopped_days_ago=0, account_id="acctL"):
-    meeting = services.get_meeting(meeting_uuid(), host_user_id="hostL", account_id=account_id, topic=topic)
+    meeting = services.get_meeting(app, meeting_uuid(), host_user_id="hostL", account_id=account_id, topic=topic)
     stream = StreamSession.objects.create(
         rtms_stream_id=meeting.uuid.encode().hex()[:32], meeting_uuid=meeting.uuid, client_id=app.client_id,
         operator_id="hostL", state=state, transcript_count=1,

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def setup_meeting(app):
-    meeting = services.get_meeting(meeting_uuid(), host_user_id="host1")
+    meeting = services.get_meeting(app, meeting_uuid(), host_user_id="host1")
     services.do_host_joined(meeting, "host1", "Ana")
     services.do_participant_joined(meeting, "ben1", "Ben", "participant")
     return meeting

@@ -45,6 +45,14 @@ def test_url_safe_alphabet_without_padding_is_accepted(app):
         ({"exp": int(time.time() * 1000) - 60_000}, "the app context has expired"),
         ({"typ": "chat"}, "the app was not opened in a meeting"),
         ({"attendrole": "emperor"}, "the app context has no valid attendrole"),
+        # A captured context replayed later: still before its (forged, far) exp, but made long ago.
+        ({"ts": int(time.time() * 1000) - 600_000, "exp": int(time.time() * 1000) + 3_600_000},
+         "the app context is too old; open the app again"),
+        ({"ts": None}, "the app context has no valid ts"),
+        ({"ts": int(time.time() * 1000) + 3_600_000}, "the app context has no valid ts"),
+        ({"mid": "../../etc"}, "the app context holds a malformed id: mid is not a valid meeting uuid: '../../etc'"),
+        ({"uid": "/var/lib"}, "the app context holds a malformed id: uid is not a valid zoom user id: '/var/lib'"),
+        ({"uid": "a\x00b"}, "the app context holds a malformed id: uid is not a valid zoom user id: 'a\\x00b'"),
     ],
 )
 def test_wrong_fields_are_refused_with_a_reason(app, overrides, reason):

@@ -35,8 +35,8 @@ def authorized(app, user_id, account_id, groups=()):
                                      expires_at=timezone.now() + timedelta(hours=1))
 
 
-def meeting_with_host(require_approval=True, host_present=True):
-    meeting = services.get_meeting(meeting_uuid(), host_user_id="host1", account_id=HOST_ACCOUNT)
+def meeting_with_host(app, require_approval=True, host_present=True):
+    meeting = services.get_meeting(app, meeting_uuid(), host_user_id="host1", account_id=HOST_ACCOUNT)
     if host_present:
         services.do_host_joined(meeting, "host1", "Hana")
     if not require_approval:
@@ -51,7 +51,7 @@ def share(meeting, app, user_id):
 def test_same_account_starts_with_no_request_and_the_host_sees_set_to_auto_start(app):
     authorized(app, "sam", HOST_ACCOUNT, ["sales"])
     changes.set_auto_start(HOST_ADMIN, app, "group", "sales", True)
-    meeting = meeting_with_host(require_approval=True)
+    meeting = meeting_with_host(app, require_approval=True)
     assert autostart.decide(app, meeting, "sam", "Sam") == "started"
     row = share(meeting, app, "sam")
     assert (row.status, row.started_by) == ("starting", "auto")
@@ -64,7 +64,7 @@ def test_same_account_starts_with_no_request_and_the_host_sees_set_to_auto_start
 def test_the_host_auto_starting_in_their_own_meeting(app):
     authorized(app, "host1", HOST_ACCOUNT)
     changes.set_auto_start(HOST_ADMIN, app, "account", "", True)
-    meeting = meeting_with_host()
+    meeting = meeting_with_host(app)
     assert autostart.decide(app, meeting, "host1", "Hana") == "started"
     assert share(meeting, app, "host1").started_by == "auto"
 
@@ -72,7 +72,7 @@ def test_the_host_auto_starting_in_their_own_meeting(app):
 def test_other_account_with_approval_required_asks_the_host(app):
     authorized(app, "olga", OTHER_ACCOUNT)
     changes.set_auto_start(OTHER_ADMIN, app, "user", "olga", True)
-    meeting = meeting_with_host(require_approval=True)
+    meeting = meeting_with_host(app, require_approval=True)
     services.do_participant_joined(meeting, "olga", "Olga", "participant")
     assert autostart.decide(app, meeting, "olga", "Olga") == "requested"
     request = ShareRequest.objects.get(share=share(meeting, app, "olga"))
@@ -87,14 +87,14 @@ def test_other_account_with_approval_required_asks_the_host(app):
 def test_other_account_without_approval_starts_at_once(app):
     authorized(app, "olga", OTHER_ACCOUNT)
     changes.set_auto_start(OTHER_ADMIN, app, "account", "", True)
-    meeting = meeting_with_host(require_approval=False)
+    meeting = meeting_with_host(app, require_approval=False)
     assert autostart.decide(app, meeting, "olga", "Olga") == "started"
 
 
 def test_other_account_waits_for_the_host_and_nothing_is_queued(app):
     authorized(app, "olga", OTHER_ACCOUNT)
     changes.set_auto_start(OTHER_ADMIN, app, "account", "", True)
-    meeting = meeting_with_host(host_present=False)
+    meeting = meeting_with_host(app, host_present=False)
     assert autostart.decide(app, meeting, "olga", "Olga") == "waiting_for_host"
     assert not Share.objects.filter(meeting=meeting).exists()
 
@@ -103,14 +103,14 @@ def test_off_for_the_user_means_nothing_happens(app):
     authorized(app, "sam", HOST_ACCOUNT)
     changes.set_auto_start(HOST_ADMIN, app, "account", "", True)
     changes.set_auto_start(HOST_ADMIN, app, "user", "sam", False)
-    assert autostart.decide(app, meeting_with_host(), "sam", "Sam") == "off"
+    assert autostart.decide(app, meeting_with_host(app), "sam", "Sam") == "off"
 
 
 def test_the_hosts_sharing_policy_still_gates_an_auto_start(app):
     authorized(app, "sam", HOST_ACCOUNT)
     changes.set_auto_start(HOST_ADMIN, app, "account", "", True)
     changes.set_sharing_policy(HOST_ADMIN, "user", "host1", False)
-    meeting = meeting_with_host()
+    meeting = meeting_with_host(app)
     assert autostart.decide(app, meeting, "sam", "Sam") == "gated"
     entry = AuditEntry.objects.get(kind="auto_start", meeting_uuid=meeting.uuid)
     assert entry.outcome == "skipped" and "admin policy disables sharing" in entry.reason
@@ -119,4 +119,4 @@ def test_the_hosts_sharing_policy_still_gates_an_auto_start(app):
 def test_a_user_named_only_in_a_user_setting_is_known_by_that_row(app):
     changes.set_auto_start(HOST_ADMIN, app, "user", "newbie", True)  # never authorized any app
     assert autostart.user_account("newbie") == (HOST_ACCOUNT, [])
-    assert autostart.decide(app, meeting_with_host(), "newbie", "Nia") == "started"
+    assert autostart.decide(app, meeting_with_host(app), "newbie", "Nia") == "started"

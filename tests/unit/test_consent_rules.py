@@ -19,8 +19,8 @@ def app():
 
 
 @pytest.fixture
-def meeting():
-    meeting = services.get_meeting(meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
+def meeting(app):
+    meeting = services.get_meeting(app, meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
     services.do_participant_joined(meeting, BEN.user_id, "Ben", "participant")
     services.do_participant_joined(meeting, CLEO.user_id, "Cleo", "participant")
     return meeting
@@ -76,12 +76,30 @@ def test_rule5_single_then_multiple_requests_for_the_host(app, meeting):
     assert status(meeting, app, BEN) == "pending"
     state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
     assert [r["user_name"] for r in state["requests"]] == ["Ben"]
-    other_app = make_app("Summariser")
-    services.do_request(other_app, meeting, BEN)
     services.do_request(app, meeting, CLEO)
     state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
-    assert len(state["requests"]) == 3
-    assert {r["app_name"] for r in state["requests"]} == {"Notes Bot", "Summariser"}
+    assert [r["user_name"] for r in state["requests"]] == ["Ben", "Cleo"]
+
+
+def test_the_multiple_apps_modal_shows_other_apps_requests_to_a_host_of_both_read_only(app, meeting):
+    """Each app keeps its own meeting row; a host that both apps' verified inputs name sees the other app's
+    requests (docs/SECURITY.md "Tenancy"), without the ids to decide on them from this app's panel."""
+    joined(meeting)
+    other_app = make_app("Summariser")
+    seen_by_other = services.get_meeting(other_app, meeting.uuid, host_user_id=HOST.user_id, account_id="acct1")
+    services.do_host_joined(seen_by_other, HOST.user_id, "Ana")
+    services.do_participant_joined(seen_by_other, BEN.user_id, "Ben", "participant")
+    services.do_request(other_app, seen_by_other, BEN)
+    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert state["requests"] == []
+    for_host = services.viewer_state(state, HOST.user_id)
+    assert for_host["other_apps"] == [
+        {"app": other_app.client_id, "app_name": "Summariser", "requests": [{"user_id": "ben1", "user_name": "Ben"}]}
+    ]
+    assert services.viewer_state(state, BEN.user_id)["other_apps"] == []
+    with pytest.raises(Refused) as refused:
+        services.do_request(app, seen_by_other, CLEO)  # this app's actor on the other app's row
+    assert refused.value.code == "wrong_app"
 
 
 def test_asking_twice_changes_nothing(app, meeting):
@@ -186,9 +204,9 @@ def test_pause_is_for_the_apps_user_or_a_host(app, meeting):
     with pytest.raises(Refused) as refused:
         services.do_pause(meeting, CLEO, share.pk)
     assert refused.value.code == "not_your_app"
-    services.do_stream_paused("s1", paused=True)
+    services.do_stream_paused(app, "s1", paused=True)
     assert status(meeting, app, BEN) == "paused"
-    services.do_stream_paused("s1", paused=False)
+    services.do_stream_paused(app, "s1", paused=False)
     assert status(meeting, app, BEN) == "sharing"
 
 
@@ -227,7 +245,7 @@ def test_meeting_end_stops_everything(app, meeting):
 def test_a_share_of_another_meeting_cannot_be_touched(app, meeting):
     joined(meeting)
     share = _sharing(app, meeting, BEN, "s1")
-    other = services.get_meeting(meeting_uuid(), host_user_id="otherHost")
+    other = services.get_meeting(app, meeting_uuid(), host_user_id="otherHost")
     services.do_host_joined(other, "otherHost")
     with pytest.raises(Refused) as refused:
         services.do_disable(other, Actor("otherHost"), share.pk)

@@ -60,7 +60,7 @@ def test_host_outcome_follows_the_hosts_effective_setting(account, group, user, 
                                       expires_at=timezone.now() + timedelta(hours=1))
     set_levels(lambda level, target, value: changes.set_sharing_policy(ADMIN, level, target, value),
                account, group, user)
-    meeting = services.get_meeting(meeting_uuid(), host_user_id=HOST_ID, account_id=ADMIN.account_id)
+    meeting = services.get_meeting(app, meeting_uuid(), host_user_id=HOST_ID, account_id=ADMIN.account_id)
     services.do_host_joined(meeting, HOST_ID, "Hana")
     services.do_participant_joined(meeting, "partP", "Pat", "participant")
     services.do_request(app, meeting, services.Actor("partP", "Pat", "test"))

@@ -115,7 +115,7 @@ def perform(identity, body, source, address=""):
     if identity.is_guest:
         raise Refused("guest", "Sign in to Zoom to use this app.")
     app = ZoomApp.objects.filter(client_id=identity.client_id).first()
-    meeting = Meeting.objects.filter(uuid=identity.meeting_uuid).first()
+    meeting = Meeting.objects.filter(app=app, uuid=identity.meeting_uuid).first() if app else None
     if app is None or meeting is None:
         raise Refused("unknown_meeting", "This panel's meeting is not known.")
     participant_name = meeting.participants.filter(user_id=identity.user_id).values_list("name", flat=True).first()

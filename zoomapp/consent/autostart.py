@@ -101,7 +101,7 @@ def auto_start_on_join(client_id, meeting_uuid, user_id, name, is_host):
     """One user hosted or joined: their auto-start apps; when the host joined, also everyone already present
     (their other-account requests could not reach a host who was not there)."""
     app = ZoomApp.objects.filter(client_id=client_id).first()
-    meeting = Meeting.objects.filter(uuid=meeting_uuid).first()
+    meeting = Meeting.objects.filter(app=app, uuid=meeting_uuid).first() if app else None
     if app is None or meeting is None or meeting.ended_at is not None:
         return {}
     people = {user_id: name}

@@ -1,13 +1,16 @@
 """The panel's WebSocket: ws/panel/?token=<panel token>.
 
-Authorise with the signed panel token (minted after the app context was verified), join the meeting's group
-and the user's group, accept, push the snapshot. Frames are JSON actions by name (see actions.py) plus
+Authorise with the signed panel token (minted after the app context was verified), join the app's meeting
+group and the user's group, accept, push the snapshot. The socket is closed when its token expires without a
+renewal and when Zoom tells us its user left or was removed from the meeting (docs/SECURITY.md). Frames are JSON actions by name (see actions.py) plus
 "resync" and "renew"; pushes are the full meeting state with its version, filtered for this viewer.
 A refused action gets {"type": "refused", "action", "code", "message"} and changes nothing.
 """
 
+import asyncio
 import json
 import logging
+import time
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -39,17 +42,30 @@ class PanelConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.token_groups = [
-            services.meeting_group(self.identity.meeting_uuid),
-            services.user_group(self.identity.meeting_uuid, self.identity.viewer_id),
+            services.meeting_group(self.identity.client_id, self.identity.meeting_uuid),
+            services.user_group(self.identity.client_id, self.identity.meeting_uuid, self.identity.viewer_id),
         ]
         for group in self.token_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self._expiry = asyncio.get_running_loop().create_task(self._close_at(self.identity.expires_at))
         await self._send_snapshot()
 
     async def disconnect(self, code):
+        if getattr(self, "_expiry", None) is not None:
+            self._expiry.cancel()
         for group in getattr(self, "token_groups", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _close_at(self, expires_at):
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        await self._refuse_and_close("the panel token has expired")
+
+    async def _refuse_and_close(self, reason):
+        log.info("panel socket closed", extra={"meeting": self.identity.meeting_uuid,
+                                               "client_id": self.identity.client_id, "reason": reason})
+        await self._send({"type": "refused", "code": "token", "message": reason})
+        await self.close(code=CLOSE_UNAUTHORIZED)
 
     async def _send(self, message):
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
@@ -111,6 +127,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
                               "message": "That token is for another panel."})
             return
         self._token = token
+        self._expiry.cancel()
+        self._expiry = asyncio.get_running_loop().create_task(self._close_at(renewed.expires_at))
         await self._send({"type": "done", "action": "renew"})
 
     def _address(self):
@@ -120,6 +138,9 @@ class PanelConsumer(AsyncWebsocketConsumer):
     # --- pushes from the channel layer ---
 
     async def panel_state(self, event):
+        if self.identity.user_id and self.identity.user_id in event["state"]["departed"]:
+            await self._refuse_and_close("you are no longer in this meeting")
+            return
         state = services.viewer_state(event["state"], self.identity.viewer_id)
         await self._send({"type": "state", "state": state})
 

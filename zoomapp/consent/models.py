@@ -11,9 +11,11 @@ from zoomapp.marketplace.models import ZoomApp
 
 
 class Meeting(models.Model):
-    """A Zoom meeting, keyed by its UUID (the app context's `mid`)."""
+    """A Zoom meeting as one app sees it, keyed by (app, UUID): each app's webhooks and app contexts write only
+    that app's row, so one app's inputs never change what another app knows (docs/SECURITY.md "Tenancy")."""
 
-    uuid = models.CharField(max_length=100, unique=True)
+    app = models.ForeignKey(ZoomApp, on_delete=models.CASCADE, related_name="meetings")
+    uuid = models.CharField(max_length=100)
     # The numeric id REST wants (`/v2/live_meetings/{meetingId}`); learnt from webhooks or the host's panel.
     zoom_meeting_id = models.CharField(max_length=30, blank=True)
     topic = models.CharField(max_length=300, blank=True)
@@ -27,6 +29,9 @@ class Meeting(models.Model):
     # Bumped by every change; panels apply a pushed state only when its version is newer.
     version = models.PositiveBigIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["app", "uuid"], name="one_meeting_per_app")]
 
     def __str__(self):
         return self.topic or self.uuid

@@ -1,6 +1,6 @@
 """Zoom's events and our streams' changes, mapped onto the consent services.
 
-- `zoom_event` (zoomapp.webhooks.signals): meeting started/ended, participants joined/left.
+- `zoom_event` (zoomapp.webhooks.signals): meeting started/ended, participants joined/left, role changes.
 - `stream_state_changed` (rtms.signals): every stream transition, whether it came from a webhook
   (rtms_started/stopped/interrupted) or from the worker holding the stream (active once data flows, paused).
 - `transcript_received` (rtms.signals): pushed to the app user's panel.
@@ -14,58 +14,47 @@ from rtms import live
 from rtms.signals import stream_state_changed, transcript_received
 from zoomapp.consent import services
 from zoomapp.consent.models import Participant, Share
+from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.signals import zoom_event
 
-ROLES = {"host": "host", "co-host": "co-host", "cohost": "co-host", "coHost": "co-host"}
-
-
-def _text(fields, key):
-    value = fields.get(key)
-    return value[:200] if isinstance(value, str) else ""
-
-
-def _number(fields, key):
-    value = fields.get(key)
-    if type(value) is int:
-        return str(value)
-    return value[:30] if isinstance(value, str) and value.isdigit() else ""
-
-
 @receiver(zoom_event, dispatch_uid="consent.meeting_events")
-def on_zoom_event(sender, event, payload, **kwargs):
-    if not event.startswith("meeting.") or "rtms" in event or not isinstance(payload, dict):
+def on_zoom_event(sender, meeting_event=None, **kwargs):
+    """Meeting events, typed once by zoomapp.webhooks.meeting_events. Participants are keyed by their Zoom user id
+    (what app contexts carry as `uid`); a guest has none, so no panel or share of theirs can be bound."""
+    if meeting_event is None:
         return
-    meeting_uuid = _text(payload, "meeting_uuid") or _text(payload, "uuid")
-    if not meeting_uuid:
-        return
+    facts = meeting_event.meeting
     meeting = services.get_meeting(
-        meeting_uuid,
-        zoom_meeting_id=_number(payload, "meeting_id") or _number(payload, "id"),
-        host_user_id=_text(payload, "host_id"),
-        account_id=_text(payload, "account_id"),
-        topic=_text(payload, "topic"),
+        sender, facts.uuid, zoom_meeting_id=facts.meeting_id, host_user_id=facts.host_id,
+        account_id=facts.account_id, topic=facts.topic,
     )
-    if event == "meeting.started":
+    if isinstance(meeting_event, meeting_events.MeetingStarted):
         services.do_host_joined(meeting, meeting.host_user_id)
-    elif event == "meeting.ended":
+        return
+    if isinstance(meeting_event, meeting_events.MeetingEnded):
         services.do_meeting_ended(meeting)
-    elif event in ("meeting.participant_joined", "meeting.participant_left"):
-        person = payload.get("participant") if isinstance(payload.get("participant"), dict) else {}
-        user_id = _text(person, "user_id") or _text(person, "id")
-        if not user_id:
-            return  # a guest: nothing to bind
-        role = ROLES.get(person.get("role"), Participant.Role.PARTICIPANT)
-        if user_id == meeting.host_user_id:
-            role = Participant.Role.HOST if person.get("role") in (None, "", "host") else role
-        if event == "meeting.participant_joined":
-            if role == Participant.Role.HOST:
-                services.do_host_joined(meeting, user_id, _text(person, "user_name"))
-            else:
-                services.do_participant_joined(meeting, user_id, _text(person, "user_name"), role)
-        elif role == Participant.Role.HOST:
+        return
+    person = meeting_event.participant
+    if person.is_guest:
+        return
+    user_id = person.zoom_user_id
+    known_role = services.role_of(meeting, user_id)
+    if isinstance(meeting_event, meeting_events.ParticipantJoined):
+        if meeting_event.is_host:
+            services.do_host_joined(meeting, user_id, person.name)
+        else:
+            # No role field in Zoom's join event: a co-host role learnt earlier (role change, panel) is kept.
+            role = known_role if known_role == Participant.Role.CO_HOST else Participant.Role.PARTICIPANT
+            services.do_participant_joined(meeting, user_id, person.name, role)
+    elif isinstance(meeting_event, meeting_events.ParticipantLeft):
+        if meeting_event.is_host or known_role == Participant.Role.HOST:
             services.do_host_left(meeting, user_id)
         else:
             services.do_participant_left(meeting, user_id)
+    elif meeting_event.new_role == Participant.Role.HOST:
+        services.do_host_joined(meeting, user_id, person.name)
+    else:
+        services.do_participant_joined(meeting, user_id, person.name, meeting_event.new_role)
 
 
 @receiver(stream_state_changed, dispatch_uid="consent.stream_state")
@@ -79,14 +68,15 @@ def on_stream_state(sender, stream, previous, reason, **kwargs):
 @receiver(transcript_received, dispatch_uid="consent.transcript")
 def on_transcript(sender, streams, **kwargs):
     """One query for every stream of the batch (a worker stores a thousand streams' lines at once)."""
-    segments_by_stream = {stream.rtms_stream_id: segments for stream, segments in streams}
-    shares = Share.objects.filter(rtms_stream_id__in=list(segments_by_stream)).select_related("meeting")
-    for share in shares.order_by("id"):
-        segments = segments_by_stream.pop(share.rtms_stream_id, None)
-        if segments is None:  # a later share of the same stream: the first one gets the lines, as before
+    segments_by_stream = {(stream.client_id, stream.rtms_stream_id): segments for stream, segments in streams}
+    shares = Share.objects.filter(rtms_stream_id__in=[stream_id for _, stream_id in segments_by_stream])
+    for share in shares.select_related("meeting", "app").order_by("id"):
+        # Only the app that holds the stream shows its lines (docs/SECURITY.md "Tenancy").
+        segments = segments_by_stream.pop((share.app.client_id, share.rtms_stream_id), None)
+        if segments is None:  # another app's share, or a later share of the same stream
             continue
         lines = [{"user_name": s.user_name, "text": s.text, "start_time": s.start_time} for s in segments]
         live.push(
-            services.user_group(share.meeting.uuid, share.user_id),
+            services.user_group(share.app.client_id, share.meeting.uuid, share.user_id),
             {"type": "panel.transcript", "share": share.pk, "lines": lines},
         )

@@ -81,13 +81,16 @@ def _prefix():
     return _UNSAFE.sub("_", settings.REDIS_NAMESPACE)[:40]
 
 
-def meeting_group(meeting_uuid):
-    """Group names allow only [a-zA-Z0-9-_.] and < 100 chars; meeting UUIDs have '+', '/', '='."""
-    return f"{_prefix()}.meeting.{hashlib.sha256(meeting_uuid.encode()).hexdigest()[:40]}"
+def meeting_group(client_id, meeting_uuid):
+    """The panels of one app in one meeting (docs/SECURITY.md "Tenancy": pushes never cross apps).
+    Group names allow only [a-zA-Z0-9-_.] and < 100 chars; meeting UUIDs have '+', '/', '='."""
+    digest = hashlib.sha256(f"{client_id}\0{meeting_uuid}".encode()).hexdigest()[:40]
+    return f"{_prefix()}.meeting.{digest}"
 
 
-def user_group(meeting_uuid, viewer_id):
-    digest = hashlib.sha256(f"{meeting_uuid}\0{viewer_id}".encode()).hexdigest()[:40]
+def user_group(client_id, meeting_uuid, viewer_id):
+    """One viewer's panels of one app: transcript lines and SDK calls meant for that user only."""
+    digest = hashlib.sha256(f"{client_id}\0{meeting_uuid}\0{viewer_id}".encode()).hexdigest()[:40]
     return f"{_prefix()}.user.{digest}"
 
 
@@ -108,14 +111,7 @@ def is_host(meeting, user_id):
     return role_of(meeting, user_id) in HOST_ROLES
 
 
-def meeting_state(meeting):
-    """The full state every panel of the meeting renders (filtered per viewer by viewer_state)."""
-    shares = list(meeting.shares.select_related("app"))
-    requests = list(
-        ShareRequest.objects.filter(share__meeting=meeting, status=ShareRequest.Status.PENDING).select_related(
-            "share", "share__app"
-        )
-    )
+def _hosts(meeting):
     hosts = sorted(
         Participant.objects.filter(meeting=meeting, role__in=HOST_ROLES).values_list("user_id", flat=True)
     )
@@ -123,6 +119,40 @@ def meeting_state(meeting):
         # The original host keeps host rights unless Zoom told us their role changed.
         if not Participant.objects.filter(meeting=meeting, user_id=meeting.host_user_id).exists():
             hosts.append(meeting.host_user_id)
+    return hosts
+
+
+def _pending_requests(meeting):
+    return list(
+        ShareRequest.objects.filter(share__meeting=meeting, status=ShareRequest.Status.PENDING).select_related(
+            "share", "share__app"
+        )
+    )
+
+
+def _other_apps(meeting):
+    """The same Zoom meeting as the deployment's other apps see it: their pending requests, each with the hosts
+    that app's own verified inputs name. Read-only here; viewer_state shows an entry only to a viewer who is a
+    host in both apps' rows, and deciding happens in that app's own panel (docs/SECURITY.md "Tenancy")."""
+    others = Meeting.objects.filter(uuid=meeting.uuid, ended_at__isnull=True).exclude(pk=meeting.pk)
+    entries = []
+    for other in others.select_related("app"):
+        requests = _pending_requests(other)
+        if requests:
+            entries.append({
+                "app": other.app.client_id,
+                "app_name": other.app.name,
+                "hosts": _hosts(other),
+                "requests": [{"user_id": r.share.user_id, "user_name": r.share.user_name} for r in requests],
+            })
+    return entries
+
+
+def meeting_state(meeting):
+    """The full state every panel of this app in the meeting renders (filtered per viewer by viewer_state)."""
+    shares = list(meeting.shares.select_related("app"))
+    requests = _pending_requests(meeting)
+    hosts = _hosts(meeting)
     return {
         "version": meeting.version,
         "meeting": {
@@ -134,6 +164,11 @@ def meeting_state(meeting):
             "ended": meeting.ended_at is not None,
         },
         "hosts": hosts,
+        # Whose panels must close: they left or were removed (consumers.PanelConsumer; never sent to a panel).
+        "departed": sorted(
+            Participant.objects.filter(meeting=meeting, present=False).values_list("user_id", flat=True)
+        ),
+        "other_apps": _other_apps(meeting),
         "disclosure": any(s.status in (Status.SHARING, Status.PAUSED) for s in shares),
         "shares": [
             {
@@ -176,6 +211,11 @@ def viewer_state(state, viewer_id):
     """What one panel may see: hosts get everything; others get their own requests and no AAN."""
     viewer_is_host = viewer_id in state["hosts"]
     filtered = dict(state)
+    del filtered["departed"]
+    filtered["other_apps"] = [
+        {k: v for k, v in entry.items() if k != "hosts"}
+        for entry in state["other_apps"] if viewer_is_host and viewer_id in entry["hosts"]
+    ]
     if not viewer_is_host:
         filtered["requests"] = [r for r in state["requests"] if r["user_id"] == viewer_id]
         filtered["notices"] = []
@@ -198,9 +238,9 @@ def recent_transcript(meeting, viewer_id, limit=30):
 
 def snapshot_for(identity):
     """Everything a panel needs when it (re)connects: its filtered state, transcript and authorization."""
-    meeting = get_meeting(identity.meeting_uuid)
-    state = viewer_state(meeting_state(meeting), identity.viewer_id)
     app = ZoomApp.objects.get(client_id=identity.client_id)
+    meeting = get_meeting(app, identity.meeting_uuid)
+    state = viewer_state(meeting_state(meeting), identity.viewer_id)
     state["transcript"] = {str(k): v for k, v in recent_transcript(meeting, identity.viewer_id).items()}
     state["viewer"]["authorization"] = (
         oauth.authorization_status(app, identity.user_id) if identity.user_id else "unauthorized"
@@ -209,12 +249,15 @@ def snapshot_for(identity):
 
 
 def publish_meeting_state(meeting_id):
-    """Read the committed state and push it to every panel of the meeting."""
-    meeting = Meeting.objects.filter(pk=meeting_id).first()
+    """Read the committed state and push it to every panel of this app in the meeting, and to the other apps'
+    panels of the same Zoom meeting too, whose hosts see this app's pending requests (_other_apps)."""
+    meeting = Meeting.objects.filter(pk=meeting_id).select_related("app").first()
     if meeting is None:
         return None
     state = meeting_state(meeting)
-    live.push(meeting_group(meeting.uuid), {"type": "panel.state", "state": state})
+    live.push(meeting_group(meeting.app.client_id, meeting.uuid), {"type": "panel.state", "state": state})
+    for other in Meeting.objects.filter(uuid=meeting.uuid).exclude(pk=meeting.pk).select_related("app"):
+        live.push(meeting_group(other.app.client_id, other.uuid), {"type": "panel.state", "state": meeting_state(other)})
     return state
 
 
@@ -282,10 +325,24 @@ def _require_live(meeting):
         raise Refused("meeting_ended", "The meeting has ended.")
 
 
-def get_meeting(uuid, **known):
-    """The meeting by UUID, created on first sight; fills in facts (host, numeric id…) we did not know."""
-    meeting, _ = Meeting.objects.get_or_create(uuid=uuid)
-    updates = {k: v for k, v in known.items() if v and getattr(meeting, k) != v}
+# Who the meeting belongs to: set by the first verified input of this app and never overwritten after
+# (docs/SECURITY.md "Tenancy"); a later event that disagrees is logged, not applied.
+IDENTITY_FIELDS = ("account_id", "host_user_id")
+
+
+def get_meeting(app, uuid, **known):
+    """This app's row for the meeting, created on first sight; fills in facts (host, numeric id…) we did not
+    know. `app` is the app whose verified input (webhook, app context, panel token) is asking."""
+    meeting, _ = Meeting.objects.get_or_create(app=app, uuid=uuid)
+    updates = {}
+    for key, value in known.items():
+        if not value or getattr(meeting, key) == value:
+            continue
+        if key in IDENTITY_FIELDS and getattr(meeting, key):
+            log.warning("meeting identity kept", extra={"meeting": uuid, "client_id": app.client_id,
+                                                        "field": key, "kept": getattr(meeting, key), "offered": value})
+            continue
+        updates[key] = value
     if updates:
         Meeting.objects.filter(pk=meeting.pk).update(**updates)
         for key, value in updates.items():
@@ -304,6 +361,8 @@ def _upsert_participant(meeting, user_id, name="", role=None, present=True):
 
 
 def _share_for(meeting, app, user_id, name=""):
+    if app.pk != meeting.app_id:
+        raise Refused("wrong_app", "That meeting belongs to another app.")
     share, created = Share.objects.select_for_update().get_or_create(
         meeting=meeting, app=app, user_id=user_id, defaults={"user_name": name[:200], "status": Status.STOPPED}
     )
@@ -318,7 +377,7 @@ def _share_for(meeting, app, user_id, name=""):
 @transaction.atomic
 def do_panel_opened(app, meeting_uuid, user_id, role, name, actor):
     """A verified app context arrived: bind what Zoom told us about this user (role, presence)."""
-    meeting = _lock(get_meeting(meeting_uuid))
+    meeting = _lock(get_meeting(app, meeting_uuid))
     if not user_id:
         return meeting
     known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "name").first()
@@ -786,11 +845,11 @@ def pause_or_resume_via_rest(share_id, action, token_user_ids, actor):
         participant_user_id=share.user_id,
     )
     if outcome == "ok":
-        do_stream_paused(share.rtms_stream_id, paused=(action == "pause"), actor=actor)
+        do_stream_paused(share.app, share.rtms_stream_id, paused=(action == "pause"), actor=actor)
     else:
         # Zoom's in-client API pauses the invoking app's own stream: the app user's panel does it.
         live.push(
-            user_group(share.meeting.uuid, share.user_id),
+            user_group(share.app.client_id, share.meeting.uuid, share.user_id),
             {"type": "panel.sdk_call", "api": f"{action}RTMS", "share": share.pk},
         )
         _record(share, f"{action}_in_client", outcome=share.status, reason=f"REST {outcome}: {detail}")
@@ -821,8 +880,9 @@ def _end_sharing(meeting, actor, share, kind, outcome):
 
 
 @transaction.atomic
-def do_stream_paused(stream_id, paused, actor=ZOOM):
-    share = Share.objects.select_for_update().select_related("meeting", "app").filter(rtms_stream_id=stream_id).first()
+def do_stream_paused(app, stream_id, paused, actor=ZOOM):
+    share = Share.objects.select_for_update().select_related("meeting", "app").filter(
+        app=app, rtms_stream_id=stream_id).first()
     if share is None or not share.is_active:
         return share
     status = Status.PAUSED if paused else Status.SHARING
@@ -840,8 +900,8 @@ def do_stream_state(client_id, meeting_uuid, stream_id, operator_id, state, stop
     app = ZoomApp.objects.filter(client_id=client_id).first()
     if app is None:
         return None
-    meeting = _lock(get_meeting(meeting_uuid))
-    share = Share.objects.select_for_update().filter(rtms_stream_id=stream_id).first()
+    meeting = _lock(get_meeting(app, meeting_uuid))
+    share = Share.objects.select_for_update().filter(meeting=meeting, rtms_stream_id=stream_id).first()
     if share is None and operator_id:
         # Zoom started it with no request of ours (e.g. its own auto-start): name the user as Zoom told us.
         name = Participant.objects.filter(meeting=meeting, user_id=operator_id).values_list("name", flat=True).first()

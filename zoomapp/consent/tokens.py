@@ -6,6 +6,7 @@ deliberately not trusted from it: every action re-reads the role server-side.
 """
 
 import secrets
+import time
 from dataclasses import dataclass
 
 from django.core import signing
@@ -26,6 +27,7 @@ class PanelIdentity:
     meeting_uuid: str
     user_id: str  # "" for a guest
     guest_id: str  # a random id per guest panel, so a guest's socket has its own user group
+    expires_at: int  # Unix seconds; the panel's socket is closed then unless it renewed the token
 
     @property
     def is_guest(self):
@@ -38,7 +40,9 @@ class PanelIdentity:
 
 def mint(client_id, meeting_uuid, user_id):
     guest_id = "" if user_id else secrets.token_urlsafe(9)
-    return signing.dumps({"a": client_id, "m": meeting_uuid, "u": user_id, "g": guest_id}, salt=_SALT, compress=True)
+    expires_at = int(time.time()) + TOKEN_MAX_AGE
+    return signing.dumps({"a": client_id, "m": meeting_uuid, "u": user_id, "g": guest_id, "e": expires_at},
+                         salt=_SALT, compress=True)
 
 
 def read(token, max_age=TOKEN_MAX_AGE):
@@ -50,6 +54,7 @@ def read(token, max_age=TOKEN_MAX_AGE):
         raise TokenRefused("the panel token has expired") from None
     except signing.BadSignature:
         raise TokenRefused("the panel token is not valid") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "amug"):
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "amug") or type(data.get("e")) is not int:
         raise TokenRefused("the panel token is not valid")
-    return PanelIdentity(client_id=data["a"], meeting_uuid=data["m"], user_id=data["u"], guest_id=data["g"])
+    return PanelIdentity(client_id=data["a"], meeting_uuid=data["m"], user_id=data["u"], guest_id=data["g"],
+                         expires_at=data["e"])

@@ -2,8 +2,9 @@
 
 Reference §10: base64 of [ivLen u8][iv][aadLen u16 LE][aad][ctLen i32 LE][ciphertext][tag 16],
 AES-256-GCM with key SHA-256(client secret), UTF-8 JSON inside. We accept both base64 alphabets and missing
-padding (§10.3 leaves the alphabet open), then require aud = our client id, iss = marketplace.zoom.us and an
-unexpired exp. Every refusal is an AppContextRefused whose `reason` is short and safe to show.
+padding (§10.3 leaves the alphabet open), then require aud = our client id, iss = marketplace.zoom.us, an
+unexpired exp, a fresh ts (made in the last MAX_CONTEXT_AGE_MS, so a captured context cannot be replayed for
+as long as its exp allows) and well-formed uid and mid (rtms.identifiers). Every refusal is an AppContextRefused whose `reason` is short and safe to show.
 """
 
 import base64
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from rtms.identifiers import InvalidIdentifier, validate
 
 ISSUER = "marketplace.zoom.us"
 TAG_LENGTH = 16
@@ -31,6 +34,9 @@ ROLE_NAMES = {
     "panelist": "participant",
 }
 CLOCK_SKEW_MS = 5_000
+# Zoom makes a context about 120 s before its exp (reference samples in docs/SECURITY.md); the panel asks the SDK
+# for a fresh one each time it binds or renews, so anything older than this is a replay.
+MAX_CONTEXT_AGE_MS = 180_000
 
 
 class AppContextRefused(Exception):
@@ -127,6 +133,11 @@ def verify_app_context(value, app, now_ms=None):
         raise AppContextRefused("the app context has no expiry")
     if expires + CLOCK_SKEW_MS < now_ms:
         raise AppContextRefused("the app context has expired")
+    made = fields.get("ts")
+    if type(made) is not int or made > now_ms + CLOCK_SKEW_MS:
+        raise AppContextRefused("the app context has no valid ts")
+    if made + MAX_CONTEXT_AGE_MS < now_ms:
+        raise AppContextRefused("the app context is too old; open the app again")
     typ = _text(fields, "typ")
     meeting_uuid = _text(fields, "mid", required=typ == "meeting")
     if typ != "meeting" or not meeting_uuid:
@@ -135,8 +146,14 @@ def verify_app_context(value, app, now_ms=None):
     if role is None:
         raise AppContextRefused("the app context has no valid attendrole")
     theme = fields.get("theme") if fields.get("theme") in ("light", "dark") else ""
+    user_id = _text(fields, "uid", required=False)
+    try:
+        validate("meeting_uuid", meeting_uuid, "mid")
+        validate("zoom_user_id", user_id, "uid", allow_blank=True)
+    except InvalidIdentifier as exc:
+        raise AppContextRefused(f"the app context holds a malformed id: {exc}") from None
     return AppContext(
-        user_id=_text(fields, "uid", required=False),
+        user_id=user_id,
         meeting_uuid=meeting_uuid,
         role=role,
         typ=typ,
