@@ -39,6 +39,8 @@ os.environ.update({
     # As deployed: DEBUG off (Django's debug cursor would keep and format every query), so a real secret key.
     "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(32), "FIELD_ENCRYPTION_KEY": secrets.token_urlsafe(32),
     "DATA_DIR": tempfile.mkdtemp(prefix="bench-approval-"), "DJANGO_SETTINGS_MODULE": "zoomapp.settings",
+    # The simulator's RTMS servers are ws://127.0.0.1: outside production's outbound allow list.
+    "RTMS_ALLOWED_HOSTS": "127.0.0.1", "RTMS_ALLOW_INSECURE_WS": "true",
 })
 
 

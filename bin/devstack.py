@@ -84,6 +84,9 @@ def main():
     env.setdefault("SITE_URL", site_url)
     env.setdefault("ZOOM_OAUTH_URL", sim_url)
     env.setdefault("ZOOM_API_URL", f"{sim_url}/v2")
+    # The simulator's RTMS servers are ws://127.0.0.1 (production allows only wss:// to Zoom's hosts).
+    env.setdefault("RTMS_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    env.setdefault("RTMS_ALLOW_INSECURE_WS", "true")
 
     commands = []
     redis_url = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")

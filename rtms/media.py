@@ -2,7 +2,9 @@
 directories with an index, and erasing a stream's content (STREAM_REVOKED, retention).
 
 Layout under MEDIA_ROOT: `rtms/<stream id>/audio/mixed.wav`, `audio/user-<id>.wav` (per participant),
-`video/<timestamp>-<user>.jpg` + `video/index.jsonl`, the same for `deskshare/`.
+`video/<timestamp>-<user>.jpg` + `video/index.jsonl`, the same for `deskshare/`. Every path starts from
+`stream_dir`, the one place a stream id becomes a path (docs/SECURITY.md "Identifiers checked at the edge"); file
+names below it are built from integers only.
 """
 
 import json
@@ -15,18 +17,39 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from rtms.identifiers import InvalidIdentifier, validate
+
 log = logging.getLogger("rtms.media")
 
 WAV_HEADER_BYTES = 44
 _IOV_MAX = os.sysconf("SC_IOV_MAX")  # os.writev exists only where sysconf does (POSIX)
 
 
+class OutsideMediaRoot(ValueError):
+    """A stream directory that would not be a direct child of MEDIA_ROOT/rtms (a bad id, or a symlink planted
+    there): nothing is read, written or deleted through it."""
+
+
+def _media_root():
+    return Path(settings.MEDIA_ROOT).resolve()
+
+
 def stream_dir(stream_id):
-    return Path(settings.MEDIA_ROOT) / "rtms" / stream_id
+    """MEDIA_ROOT/rtms/<stream id>, from a valid stream id and checked to resolve to a direct child of
+    MEDIA_ROOT/rtms (symlinks followed), else OutsideMediaRoot."""
+    try:
+        validate("rtms_stream_id", stream_id)
+    except InvalidIdentifier as exc:
+        raise OutsideMediaRoot(str(exc)) from None
+    parent = _media_root() / "rtms"
+    path = (parent / stream_id).resolve()
+    if path.parent != parent or path.name != stream_id:
+        raise OutsideMediaRoot(f"the media directory of stream {stream_id!r} resolves outside {parent}")
+    return path
 
 
 def relative(path):
-    return str(Path(path).relative_to(settings.MEDIA_ROOT))
+    return str(Path(path).relative_to(_media_root()))
 
 
 def _wav_header(data_bytes, sample_rate, channels):
@@ -123,7 +146,11 @@ def erase_stream_content(stream, why):
     from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
     from rtms.signals import stream_content_erased
 
-    shutil.rmtree(stream_dir(stream.rtms_stream_id), ignore_errors=True)
+    try:
+        shutil.rmtree(stream_dir(stream.rtms_stream_id), ignore_errors=True)
+    except OutsideMediaRoot as exc:  # rows from before ids were checked: their rows go, no file is touched
+        log.error("media directory refused, no file deleted", extra={
+            "stream": stream.rtms_stream_id[:64], "meeting": stream.meeting_uuid, "error": str(exc)})
     with transaction.atomic():
         counts = {
             "media_files": MediaFile.objects.filter(stream=stream).delete()[0],

@@ -19,6 +19,8 @@ panel_connections = Counter(
     "panel_connections", "Panel WebSocket connections accepted (incremented by the consent consumer)"
 )
 streams_held = Gauge("rtms_streams_held", "RTMS streams held by this worker process")
+streams_refused = Counter("rtms_streams_refused", "Streams we ended ourselves (stream limits, never connected, "
+                          "a server URL outside the allow list), by reason", ["reason"])
 reconnects = Counter("rtms_reconnects", "RTMS stream reconnects (after a socket drop or keep-alive silence)")
 lease_renewals = Counter("rtms_lease_renewals", "Successful stream lease renewals")
 lease_losses = Counter("rtms_lease_losses", "Stream leases lost (sockets closed at once: fencing)")

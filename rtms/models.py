@@ -16,6 +16,16 @@ class StreamState(models.TextChoices):
     STOPPED = "stopped"
 
 
+class StreamFailure(models.TextChoices):
+    """Why we ended a stream ourselves, never connected or refused: stored as its stop_reason_name (stop_reason
+    stays empty, it is Zoom's), so the console's live streams show it where Zoom's stop reasons appear."""
+
+    APP_STREAM_LIMIT = "FAILED_APP_STREAM_LIMIT", "the app holds RTMS_MAX_STREAMS_PER_APP streams already"
+    ACCOUNT_STREAM_LIMIT = "FAILED_ACCOUNT_STREAM_LIMIT", "the account holds RTMS_MAX_STREAMS_PER_ACCOUNT already"
+    NOT_CONNECTED = "FAILED_NOT_CONNECTED", "not connected after RTMS_MAX_CONNECT_CLAIMS claims"
+    SERVER_URL_NOT_ALLOWED = "FAILED_SERVER_URL_NOT_ALLOWED", "a server URL outside RTMS_ALLOWED_HOSTS"
+
+
 class DesiredState(models.TextChoices):
     RUNNING = "running"
     STOPPED = "stopped"
@@ -25,6 +35,8 @@ class StreamSession(models.Model):
     rtms_stream_id = models.CharField(max_length=64, unique=True)
     meeting_uuid = models.CharField(max_length=128, db_index=True)
     client_id = models.CharField(max_length=100, db_index=True, help_text="the Zoom app this stream belongs to")
+    account_id = models.CharField(max_length=64, blank=True, db_index=True,
+                                  help_text="the Zoom account whose stream limit this stream counts against")
     operator_id = models.CharField(max_length=100, blank=True, help_text="Zoom user id that started the stream")
     server_urls = models.TextField(blank=True)
     rtms_session_id = models.CharField(max_length=64, blank=True)
@@ -49,6 +61,8 @@ class StreamSession(models.Model):
     deskshare_frames = models.PositiveIntegerField(default=0)
     event_count = models.PositiveIntegerField(default=0)
     reconnects = models.PositiveIntegerField(default=0)
+    # Claims won since the stream last connected: at RTMS_MAX_CONNECT_CLAIMS it fails instead of another claim.
+    connect_claims = models.PositiveSmallIntegerField(default=0)
     media_deleted = models.BooleanField(default=False)
 
     class Meta:

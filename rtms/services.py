@@ -5,12 +5,14 @@ the push. Synchronous (the host calls them through `sync_to_async`), short trans
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from rtms import control, live, signals
+from rtms import control, live, metrics, signals
 from rtms.client.protocol import StopReason
-from rtms.models import DesiredState, StreamSession, StreamState, StreamTransition
+from rtms.models import DesiredState, StreamFailure, StreamSession, StreamState, StreamTransition
 
 log = logging.getLogger("rtms.services")
 
@@ -36,9 +38,22 @@ def _announce(stream, previous, reason):
     live.publish_state(stream)
 
 
+class StreamOfAnotherApp(Exception):
+    """A webhook of one app named a stream id that belongs to another app: refused, nothing changes
+    (docs/SECURITY.md)."""
+
+
+def check_stream_app(rtms_stream_id, client_id):
+    """Raise StreamOfAnotherApp when the stream exists and is not `client_id`'s; an unknown id passes."""
+    owner = StreamSession.objects.filter(rtms_stream_id=rtms_stream_id).values_list("client_id", flat=True).first()
+    if owner is not None and owner != client_id:
+        raise StreamOfAnotherApp(f"rtms_stream_id {rtms_stream_id} belongs to another app; nothing changed")
+
+
 @transaction.atomic
-def change_state(stream_id, state, reason="", stop_reason=None, worker="", session_id=None):
+def change_state(stream_id, state, reason="", stop_reason=None, worker="", session_id=None, failure=""):
     """Move a stream to `state` (no-op when already there, and a stopped stream stays stopped).
+    `failure` (a StreamFailure, with STOPPED) names why we ended it ourselves.
     Returns the stream, or None when it is unknown."""
     stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=stream_id).first()
     if stream is None:
@@ -51,13 +66,15 @@ def change_state(stream_id, state, reason="", stop_reason=None, worker="", sessi
     stream.version += 1
     if session_id:
         stream.rtms_session_id = session_id
-    if state == StreamState.ACTIVE and stream.started_at is None:
-        stream.started_at = now
+    if state == StreamState.ACTIVE:
+        stream.connect_claims = 0
+        if stream.started_at is None:
+            stream.started_at = now
     if state == StreamState.STOPPED:
         stream.desired_state = DesiredState.STOPPED
         stream.stopped_at = now
         stream.stop_reason = stop_reason
-        stream.stop_reason_name = stop_reason_name(stop_reason)
+        stream.stop_reason_name = failure or stop_reason_name(stop_reason)
     stream.save()
     StreamTransition.objects.create(
         stream=stream, previous=previous, state=state, reason=reason[:200], stop_reason=stop_reason, worker=worker
@@ -71,15 +88,45 @@ def change_state(stream_id, state, reason="", stop_reason=None, worker="", sessi
     return stream
 
 
+def _over_stream_limit(client_id, account_id):
+    """The StreamFailure when the app or the account already has its limit of streams not stopped, else ''.
+    Counted at each start: starts arriving in the same instant may pass it by the few in flight."""
+    live = StreamSession.objects.exclude(state=StreamState.STOPPED)
+    if live.filter(client_id=client_id).count() >= settings.RTMS_MAX_STREAMS_PER_APP:
+        return StreamFailure.APP_STREAM_LIMIT
+    if account_id and live.filter(account_id=account_id).count() >= settings.RTMS_MAX_STREAMS_PER_ACCOUNT:
+        return StreamFailure.ACCOUNT_STREAM_LIMIT
+    return ""
+
+
 @transaction.atomic
-def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operator_id=""):
+def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operator_id="", account_id=""):
     """`meeting.rtms_started`: upsert (Zoom retries deliveries), want it running, and after commit ask a worker
-    to claim it. A retry for a stream that already stopped changes nothing."""
+    to claim it. A retry for a stream that already stopped changes nothing; a stream id of another app raises
+    StreamOfAnotherApp; over the app's or the account's stream limit the stream is recorded stopped with the
+    limit as its reason and never claimed."""
+    failure = ""
+    if not StreamSession.objects.filter(rtms_stream_id=rtms_stream_id).exists():
+        failure = _over_stream_limit(client_id, account_id)
+    now = timezone.now()
     stream, created = StreamSession.objects.select_for_update().get_or_create(
         rtms_stream_id=rtms_stream_id,
         defaults={"meeting_uuid": meeting_uuid, "client_id": client_id, "server_urls": server_urls,
-                  "operator_id": operator_id or ""},
+                  "operator_id": operator_id or "", "account_id": account_id or "",
+                  **({"state": StreamState.STOPPED, "desired_state": DesiredState.STOPPED, "stopped_at": now,
+                      "stop_reason_name": failure} if failure else {})},
     )
+    if stream.client_id != client_id:
+        raise StreamOfAnotherApp(f"rtms_stream_id {rtms_stream_id} belongs to another app; nothing changed")
+    if created and failure:
+        StreamTransition.objects.create(stream=stream, previous="", state=StreamState.STOPPED,
+                                        reason=StreamFailure(failure).label)
+        metrics.streams_refused.labels(reason=failure).inc()
+        log.warning("stream refused: over the stream limit", extra={
+            "stream": rtms_stream_id, "meeting": meeting_uuid, "client_id": client_id, "account_id": account_id,
+            "failure": failure})
+        transaction.on_commit(lambda: _announce(stream, "", failure))
+        return stream
     if created:
         StreamTransition.objects.create(stream=stream, previous="", state=StreamState.STARTING, reason="rtms_started")
         transaction.on_commit(lambda: _announce(stream, "", "rtms_started"))
@@ -89,6 +136,17 @@ def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operato
         stream.server_urls = server_urls
         stream.save(update_fields=["server_urls", "updated"])
     transaction.on_commit(lambda: enqueue_claim(rtms_stream_id))
+    return stream
+
+
+def stream_failed(rtms_stream_id, failure, detail, worker=""):
+    """We end a stream that cannot be held (a StreamFailure): stopped, not re-claimed, the holder told to stop."""
+    stream = change_state(rtms_stream_id, StreamState.STOPPED, reason=detail[:200], worker=worker, failure=failure)
+    if stream is not None:
+        metrics.streams_refused.labels(reason=failure).inc()
+        log.warning("stream failed", extra={"stream": rtms_stream_id, "meeting": stream.meeting_uuid,
+                                            "failure": failure, "detail": detail})
+        transaction.on_commit(lambda: control.send_stop(rtms_stream_id))
     return stream
 
 

@@ -15,3 +15,6 @@ os.environ.setdefault("DEBUG", "true")
 # Fast failover in tests; production defaults are in settings.
 os.environ.setdefault("RTMS_LEASE_TTL", "2")
 os.environ.setdefault("RTMS_RECONCILE_INTERVAL", "1")
+# The simulator's RTMS servers: ws://127.0.0.1 (production: wss:// to *.zoom.us only).
+os.environ.setdefault("RTMS_ALLOWED_HOSTS", "127.0.0.1,localhost")
+os.environ.setdefault("RTMS_ALLOW_INSECURE_WS", "true")

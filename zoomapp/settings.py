@@ -207,6 +207,16 @@ RTMS_SINGLE_MEDIA_SOCKET = env_bool("RTMS_SINGLE_MEDIA_SOCKET", True)
 RTMS_EVENT_LOOP = env("RTMS_EVENT_LOOP", "uvloop")
 if RTMS_EVENT_LOOP not in ("uvloop", "asyncio"):
     raise ImproperlyConfigured(f"RTMS_EVENT_LOOP must be uvloop or asyncio, not {RTMS_EVENT_LOOP!r}")
+# Where workers may open RTMS sockets (docs/SECURITY.md "Outbound connections"): exact hosts or `*.domain`,
+# checked for the webhook's server_urls and the media URLs of the signaling reply; wss:// only unless
+# RTMS_ALLOW_INSECURE_WS (bin/run and the tests allow the simulator's ws://127.0.0.1).
+RTMS_ALLOWED_HOSTS = env_list("RTMS_ALLOWED_HOSTS", "*.zoom.us")
+RTMS_ALLOW_INSECURE_WS = env_bool("RTMS_ALLOW_INSECURE_WS", False)
+# Concurrent streams (not stopped) per app and per Zoom account; Zoom's own default limit is 2,000 per account.
+RTMS_MAX_STREAMS_PER_APP = env_number("RTMS_MAX_STREAMS_PER_APP", 2000, minimum=1)
+RTMS_MAX_STREAMS_PER_ACCOUNT = env_number("RTMS_MAX_STREAMS_PER_ACCOUNT", 2000, minimum=1)
+# Claims a stream may take without ever connecting before it ends FAILED_NOT_CONNECTED (rtms/tasks.py).
+RTMS_MAX_CONNECT_CLAIMS = env_number("RTMS_MAX_CONNECT_CLAIMS", 5, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # rtms/tasks.py: re-claim streams that lost their holder, repeat stops; retention of stored media.
     "rtms-reconcile": {"task": "rtms.reconcile", "schedule": RTMS_RECONCILE_INTERVAL,
