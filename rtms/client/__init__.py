@@ -25,13 +25,17 @@ Interface::
     result = await client.run()    # StreamResult(outcome, stop_reason, status_code, detail)
     await client.close()           # graceful: STREAM_CLOSE_REQ, wait for 22 / state update; returns the result
     client.abort()                 # fencing: drop every socket now, send nothing; run() returns ABORTED
+    client.move_to(server_urls)    # Zoom's RTMS server failed, a re-sent rtms_started names another: go there now
+    client.verify_signaling()      # Zoom said rtms_interrupted: no answer to STREAM_STATE_REQ → reconnect all
     client.counters                # StreamCounters: plain ints (frames/bytes per media, reconnects, malformed…)
     client.phase, client.stream_state, client.session_state, client.session_id
 
 ``run()`` does the signaling handshake (HMAC signature), the media handshake(s) (L16 16 kHz mono 20 ms audio,
 transcript content_type 5 / English), CLIENT_READY_ACK, EVENT_SUBSCRIPTION; answers every keep-alive on every
-socket; reconnects with jittered exponential backoff inside Zoom's 60 s / 65 s windows when a socket drops or a
-socket hears no keep-alive for ~3.5 intervals; backs off on status 8 (duplicate) 1.5 s·2ⁿ at most 3 times; retries
+socket; reconnects inside Zoom's 60 s / 65 s windows (docs/STREAMS.md): at once, then after 3 s doubling to 30 s,
+reset after a good handshake; a closed media socket (or Zoom's MEDIA_CONNECTION_INTERRUPTED) redoes only that media
+socket with signaling kept; a dropped signaling socket, or one that hears no keep-alive for ~3.5 intervals, redoes
+everything; backs off on status 8 (duplicate) 1.5 s·2ⁿ at most 3 times; retries
 statuses 16 and 45 inside the window; stops on any other non-zero status or when the server terminates the stream.
 Malformed frames are counted, logged at most every 10 s, and skipped; a sink that raises is counted and logged the
 same way and never costs the connection.

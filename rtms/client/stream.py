@@ -90,8 +90,9 @@ class Timings:
     signaling_window: float = 60.0        # Zoom waits this long for a signaling reconnect
     media_window: float = 65.0            # … and this long for a media reconnect
     handshake_timeout: float = 10.0
-    backoff_base: float = 0.5
-    backoff_cap: float = 8.0
+    backoff_base: float = 3.0             # Zoom's advice for cases 2 and 3 (docs/STREAMS.md): 3 s doubling to 30 s
+    backoff_cap: float = 30.0
+    media_interrupt_grace: float = 1.0    # after Zoom's MEDIA_CONNECTION_INTERRUPTED, wait this long for the close
     duplicate_backoff: float = 1.5        # status 8: retry after 1.5 s·2ⁿ, at most duplicate_tries times (§6.3)
     duplicate_tries: int = 3
     close_timeout: float = 5.0            # close(): wait this long for STREAM_CLOSE_RESP and the state update
@@ -99,7 +100,7 @@ class Timings:
     def scaled(self, factor: float) -> "Timings":
         return replace(self, **{name: getattr(self, name) * factor for name in (
             "keepalive_interval", "signaling_window", "media_window", "handshake_timeout", "backoff_base",
-            "backoff_cap", "duplicate_backoff", "close_timeout")})
+            "backoff_cap", "media_interrupt_grace", "duplicate_backoff", "close_timeout")})
 
 
 class StreamCounters:
@@ -147,7 +148,8 @@ class StreamClient:
         "phase", "stream_state", "session_state", "session_id", "_client_id", "_client_secret",
         "_per_participant_audio", "_transcript_language", "_events", "_buffer_data", "_backend", "_sink",
         "_sink_audio", "_sink_video", "_sink_deskshare", "_sink_transcript", "_sink_chat", "_signaling", "_media",
-        "_retiring", "_allowed_hosts",
+        "_retiring", "_allowed_hosts", "_signature", "_held", "_plan", "_media_lost", "_repair", "_repair_started_ms",
+        "_zoom_said_media", "_nudge", "_moved", "_probe",
         "_last_keepalive", "_handshake_waiters", "_interrupt", "_watchdog", "_stop_reason", "_server_stopping",
         "_close_requested", "_aborted", "_finished", "_sequence", "_malformed_unlogged", "_malformed_logged_at",
         "_sink_errors_logged_at")
@@ -191,6 +193,16 @@ class StreamClient:
         self._signaling: Connection | None = None
         self._media: list[Connection] = []
         self._retiring: list[Connection] = []  # sockets being closed gracefully before a reconnect
+        self._signature = ""
+        self._held = False                     # handshakes done and the signaling socket still ours
+        self._plan: list[tuple[MediaType, str]] = []  # the media sockets of the last signaling handshake
+        self._media_lost: set[str] = set()     # labels of media sockets to redo while signaling is held
+        self._repair: asyncio.Task[None] | None = None
+        self._repair_started_ms = 0.0          # wall clock: Zoom's word about an older drop is the same drop
+        self._zoom_said_media = False          # Zoom's word (event 7, or state 2 with reason 14) for this repair
+        self._nudge: asyncio.Future[None] | None = None  # wakes a repair waiting for the close or Zoom's word
+        self._moved = False                    # move_to(): connect to the new server at once
+        self._probe: asyncio.TimerHandle | None = None
         self._last_keepalive: dict[Connection, float] = {}
         self._handshake_waiters: dict[Connection, asyncio.Future[dict[str, Any]]] = {}
         self._interrupt: asyncio.Future[str] | None = None  # resolved with why the held connection must end
@@ -216,6 +228,7 @@ class StreamClient:
             result = await self._run()
         finally:
             self._cancel_watchdog()
+            self._stop_repair()
             for conn in self._connections():
                 conn.abort()
         self.phase = Phase.FINISHED
@@ -230,7 +243,7 @@ class StreamClient:
         """Graceful stop: STREAM_CLOSE_REQ (21) on signaling, then wait for STREAM_CLOSE_RESP (22) and the state
         update (bounded by ``timings.close_timeout``); sockets are dropped if the server does not finish."""
         self._close_requested = True
-        if self._signaling is not None and not self._signaling.closed and self.phase is Phase.READY:
+        if self._held and self._signaling is not None and not self._signaling.closed:
             self._signaling.send(p.stream_close_request(self.rtms_stream_id))
             self._log("stream_close_requested")
         else:
@@ -250,12 +263,40 @@ class StreamClient:
             conn.abort()
         self._wake("aborted")
 
+    def move_to(self, server_urls: str) -> bool:
+        """Zoom's RTMS server failed and Zoom named another (docs/STREAMS.md, case 1): drop every socket and
+        handshake against the new server at once. False when that is the server already used."""
+        url = p.pick_signaling_url(server_urls)
+        if url == self.signaling_url:
+            return False
+        self._log("stream_moving", server=url)
+        self.signaling_url = url
+        self._moved = True
+        self._held = False
+        self._wake("moved to a new RTMS server")
+        for conn in self._connections():  # the old server is gone: nothing to say to it
+            conn.abort()
+        return True
+
+    def verify_signaling(self) -> None:
+        """Zoom reported the signaling connection interrupted (docs/STREAMS.md, case 2) while ours looks alive:
+        ask for the stream's state; no answer within the handshake timeout means reconnect everything."""
+        if not self._holding() or self._probe is not None or self._signaling is None:
+            return
+        self._signaling.send(p.stream_state_request(self.rtms_stream_id))
+        self._probe = asyncio.get_running_loop().call_later(self.timings.handshake_timeout, self._probe_unanswered)
+
+    def _probe_unanswered(self) -> None:
+        self._probe = None
+        self._log("signaling_unanswered", level=logging.WARNING)
+        self._wake("signaling_unanswered")
+
     # -----------------------------------------------------------------------------------------------------------
     # Connection lifecycle
 
     async def _run(self) -> StreamResult:
-        signature = p.handshake_signature(self._client_id, self._client_secret, self.meeting_uuid,
-                                          self.rtms_stream_id)
+        signature = self._signature = p.handshake_signature(self._client_id, self._client_secret,
+                                                            self.meeting_uuid, self.rtms_stream_id)
         t = self.timings
         attempt = 0
         duplicate_tries = 0
@@ -266,6 +307,11 @@ class StreamClient:
                 return StreamResult(Outcome.ABORTED)
             if self._close_requested:
                 return StreamResult(Outcome.CLOSED, self._stop_reason)
+            if self._moved:  # a new server: a fresh start there, with a fresh window
+                self._moved = False
+                attempt = duplicate_tries = 0
+                window = t.signaling_window
+                outage_started = _now()
             try:
                 await self._connect(signature)
             except _Duplicate:
@@ -287,7 +333,7 @@ class StreamClient:
                 return StreamResult(Outcome.NOT_ALLOWED, detail=str(refused))
             except Exception as exc:  # socket errors, timeouts, transient statuses: retry inside the window
                 self._drop_all()
-                if self._aborted:
+                if self._aborted or self._moved:
                     continue
                 remaining = window - (_now() - outage_started)
                 if remaining <= 0:
@@ -299,9 +345,11 @@ class StreamClient:
                 await self._pause(delay)
                 continue
 
-            attempt = 0
+            attempt = 0  # a good handshake resets the backoff
             duplicate_tries = 0
             cause = await self._hold()
+            self._held = False
+            self._stop_repair()
             if self._aborted:
                 return StreamResult(Outcome.ABORTED)
             if cause == "terminated" or self._server_stopping:
@@ -319,7 +367,10 @@ class StreamClient:
             self.phase = Phase.RECONNECTING
             self._log("stream_reconnecting", cause=cause)
             self._notify_phase(Phase.RECONNECTING, cause)
-            await self._close_sockets()
+            if self._moved:
+                self._drop_all()
+            else:
+                await self._close_sockets()
 
     async def _connect(self, signature: str) -> None:
         t = self.timings
@@ -339,7 +390,8 @@ class StreamClient:
             raise _Transient(f"signaling handshake status {status}: {reason}")
         if status != Status.OK:
             raise _Refused(status, reason)
-        plan = self._check_media_urls(self._media_plan(p.parse_media_server_urls(response)))
+        plan = self._plan = self._check_media_urls(self._media_plan(p.parse_media_server_urls(response)))
+        self._media_lost.clear()
         try:
             async with asyncio.TaskGroup() as group:  # a failed media handshake cancels its siblings
                 for mask, url in plan:
@@ -357,6 +409,7 @@ class StreamClient:
         if self._events:
             signaling.send(p.event_subscription(self._events))
         self.phase = Phase.READY
+        self._held = True
         self._arm_watchdog()
         self._log("stream_ready", media=",".join(conn.label for conn in self._media), backend=self._backend.name)
         self._notify_phase(Phase.READY, "")
@@ -476,6 +529,120 @@ class StreamClient:
         if interrupt is not None and not interrupt.done():
             interrupt.set_result(cause)
 
+    # -- media-only repair while signaling is held (docs/STREAMS.md, case 3) ------------------------------------
+
+    def _holding(self) -> bool:
+        """Handshakes done and nothing has ended the hold yet (a drop, a move, abort(), close())."""
+        return self._held and self._interrupt is not None and not self._interrupt.done()
+
+    def _signaling_lost(self) -> bool:
+        return self._signaling is None or self._signaling.closed
+
+    def _zoom_reports_media_interrupted(self, why: str, timestamp: Any) -> None:
+        """MEDIA_CONNECTION_INTERRUPTED, or STREAM_STATE_UPDATE INTERRUPTED with reason 14: both say one media
+        socket dropped. The drop being repaired (or one Zoom saw before the last repair began) is not redone."""
+        if not self._holding() or self._zoom_said_media or (
+                self._repair is None and type(timestamp) is int and timestamp <= self._repair_started_ms):
+            self._log("media_interruption_already_handled", why=why)
+            return
+        self._zoom_said_media = True
+        self._start_repair(why)
+        self._nudge_repair()
+
+    def _start_repair(self, why: str) -> None:
+        if self._repair is None:
+            self._repair = asyncio.get_running_loop().create_task(self._repair_media(why))
+
+    def _nudge_repair(self) -> None:
+        if self._nudge is not None and not self._nudge.done():
+            self._nudge.set_result(None)
+
+    async def _await_closed_socket_and_zoom_word(self) -> None:
+        """A media drop shows as a closed socket and as Zoom's word on signaling, in either order; a stop also
+        closes the media sockets, but Zoom's word then is TERMINATED. Wait for both, at most the grace."""
+        deadline = _now() + self.timings.media_interrupt_grace
+        loop = asyncio.get_running_loop()
+        while not (self._media_lost and self._zoom_said_media) and not self._server_stopping:
+            remaining = deadline - _now()
+            if remaining <= 0:
+                return
+            self._nudge = loop.create_future()
+            try:
+                await asyncio.wait_for(self._nudge, remaining)
+            except asyncio.TimeoutError:
+                return
+
+    def _stop_repair(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+        if self._repair is not None:
+            self._repair.cancel()
+            self._repair = None
+        self._zoom_said_media = False
+
+    async def _repair_media(self, why: str) -> None:
+        """Redo the lost media sockets (handshake + CLIENT_READY_ACK) with Zoom's backoff inside its media window;
+        a fatal refusal or the window running out hands over to a full reconnect."""
+        t = self.timings
+        self._repair_started_ms = time.time() * 1000
+        try:
+            await self._await_closed_socket_and_zoom_word()
+            if self._server_stopping or not self._holding():
+                return  # the stream is ending, not interrupted
+            self.counters.reconnects += 1
+            self.phase = Phase.RECONNECTING
+            self._log("media_reconnecting", cause=why)
+            self._notify_phase(Phase.RECONNECTING, f"{why} (media only)")
+            if not self._media_lost:
+                # Zoom said so and none of ours closed (a half-open socket): redo every media socket.
+                for conn in list(self._media):
+                    self._media.remove(conn)
+                    self._last_keepalive.pop(conn, None)
+                    self._media_lost.add(conn.label)
+                    conn.abort()
+            outage_started = _now()
+            attempt = 0
+            while self._media_lost:
+                labels = set(self._media_lost)
+                before = set(self._media)
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        for mask, url in self._plan:
+                            if p.MEDIA_URL_KEYS[mask] in labels:
+                                group.create_task(self._open_media(mask, url, self._signature))
+                except BaseExceptionGroup as failures:
+                    for conn in [c for c in self._media if c not in before]:
+                        self._media.remove(conn)
+                        self._last_keepalive.pop(conn, None)
+                        conn.abort()
+                    refused = next((e for e in failures.exceptions if isinstance(e, _Refused)), None)
+                    remaining = t.media_window - (_now() - outage_started)
+                    if refused is not None or remaining <= 0:
+                        self._log("media_reconnect_failed", level=logging.WARNING,
+                                  error=_describe(refused or failures.exceptions[0]))
+                        self._wake(f"media reconnect failed: {_describe(refused or failures.exceptions[0])}")
+                        return
+                    delay = min(_backoff(t, attempt), remaining)
+                    attempt += 1
+                    self._log("media_connect_failed", error=_describe(failures.exceptions[0]),
+                              retry_in=round(delay, 3), attempt=attempt)
+                    await asyncio.sleep(delay)
+                    continue
+                self._media_lost -= labels
+                attempt = 0
+            if self._signaling_lost():
+                return
+            self._signaling.send(p.client_ready_ack(self.rtms_stream_id))
+            self.phase = Phase.READY
+            self._log("media_reconnected", media=",".join(conn.label for conn in self._media))
+            self._notify_phase(Phase.READY, "media reconnected")
+        finally:
+            self._nudge = None
+            if self._repair is asyncio.current_task():
+                self._repair = None
+                self._zoom_said_media = False
+
     # -- keep-alive watchdog: one timer per stream, fired every interval, touches no frame ------------------------
 
     def _arm_watchdog(self) -> None:
@@ -525,6 +692,19 @@ class StreamClient:
         self._refuse(conn.label, kind, None)
 
     def on_closed(self, conn: Connection) -> None:
+        if self._holding() and conn in self._media and not self._signaling_lost() and not self._server_stopping \
+                and not self._close_requested:
+            # Only a media socket, with signaling held: only that socket is redone (docs/STREAMS.md, case 3).
+            self._media.remove(conn)
+            self._last_keepalive.pop(conn, None)
+            self._media_lost.add(conn.label)
+            waiter = self._handshake_waiters.get(conn)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(_Transient(f"{conn.label} closed during handshake"))
+                waiter.exception()
+            self._start_repair(f"{conn.label}_closed")
+            self._nudge_repair()
+            return
         if conn is self._signaling or conn in self._media or conn in self._handshake_waiters:
             # One socket lost mid-handshake fails the whole attempt; once held, it starts a reconnect.
             for waiter in self._handshake_waiters.values():
@@ -567,6 +747,8 @@ class StreamClient:
     def _on_event(self, conn: Connection, message: dict[str, Any]) -> None:
         event_type, event = p.parse_event(message)
         self.counters.events += 1
+        if event_type == p.EventType.MEDIA_CONNECTION_INTERRUPTED:
+            self._zoom_reports_media_interrupted("media_connection_interrupted", event.get("timestamp"))
         self._sink.on_event(event_type, event)
 
     def _on_stream_state(self, conn: Connection, message: dict[str, Any]) -> None:
@@ -576,7 +758,12 @@ class StreamClient:
             self._stop_reason = reason
         self._log("stream_state", state=_name(StreamState, state), reason=_name(p.StopReason, reason))
         self._sink.on_state(state, None, reason)
-        if state == StreamState.TERMINATING:
+        if message["msg_type"] == MsgType.STREAM_STATE_RESP and self._probe is not None:
+            self._probe.cancel()  # the signaling socket answers: Zoom's interruption was an older one
+            self._probe = None
+        if state == StreamState.INTERRUPTED and reason == p.StopReason.DATA_CONNECTION_INTERRUPTED:
+            self._zoom_reports_media_interrupted("stream_interrupted_data_connection", message.get("timestamp"))
+        elif state == StreamState.TERMINATING:
             self._server_stopping = True
         elif state == StreamState.TERMINATED:
             self._server_stopping = True
@@ -691,9 +878,10 @@ def _discard_connection(connecting: "asyncio.Future[Connection]") -> None:
 
 
 def _backoff(timings: Timings, attempt: int) -> float:
-    """Exponential backoff with equal jitter: half fixed, half random, so many streams do not retry in step."""
-    ceiling = min(timings.backoff_cap, timings.backoff_base * 2 ** attempt)
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    """Zoom's advice (docs/STREAMS.md): 3 s, doubling, at most 30 s; plus up to a tenth at random, so a thousand
+    streams moved by one failure do not retry in step."""
+    delay = min(timings.backoff_cap, timings.backoff_base * 2 ** attempt)
+    return delay + random.uniform(0, delay / 10)
 
 
 def _describe(exc: BaseException) -> str:
