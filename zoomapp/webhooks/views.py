@@ -3,7 +3,9 @@
 Order of checks (reference §2.3–§2.5), each refusal a JSON `{"error", "message"}` that changes nothing:
 unknown app 404 → missing/garbled signature headers 401/400 → timestamp more than 5 minutes off 401 →
 signature (HMAC-SHA256 over the raw body with the app's webhook secret token, constant-time) 401 →
-body not a JSON object with an `event` 400. URL validation is answered only for a signed request: answering
+body not a JSON object with an `event` 400 → for RTMS events: an id that fails its pattern 400 `invalid_identifier`,
+a server URL outside RTMS_ALLOWED_HOSTS 400 `server_url_not_allowed`, a stream id of another app 403
+`stream_of_another_app` (docs/SECURITY.md). URL validation is answered only for a signed request: answering
 unsigned ones would hand anyone an HMAC oracle over our secret token.
 
 A verified event is recorded (one row per distinct body, so Zoom's retries are spotted as duplicates), its
@@ -24,7 +26,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from rtms import metrics, services
+from rtms import metrics, outbound, services
+from rtms.client.allowlist import URLNotAllowed
+from rtms.identifiers import InvalidIdentifier, validate
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks.models import WebhookDelivery
 from zoomapp.webhooks.signals import zoom_event
@@ -77,23 +81,42 @@ def _is_rtms(event, suffix):
     return event.endswith(suffix) and event.startswith(_RTMS_PREFIXES)
 
 
-def _apply_rtms(app, event, fields):
-    """The stream work for an RTMS event; returns an error message for a payload we cannot use, else None."""
-    stream_id = _text(fields, "rtms_stream_id")
-    if not stream_id or len(stream_id) > 64:
-        return "rtms_stream_id missing"
-    if _is_rtms(event, "rtms_started"):
-        meeting_uuid, server_urls = _meeting_uuid(fields), _text(fields, "server_urls")
-        if not meeting_uuid or not server_urls:
-            return "meeting_uuid and server_urls are required"
-        services.stream_started(app.client_id, meeting_uuid[:128], stream_id, server_urls,
-                                _text(fields, "operator_id")[:100])
-    elif _is_rtms(event, "rtms_interrupted"):
-        services.stream_interrupted(stream_id)
-    else:
-        reason = fields.get("stop_reason")
-        services.stream_stopped(stream_id, reason if type(reason) is int and -2**31 < reason < 2**31 else None)
-    return None
+def _id_key(fields):
+    return next((k for k in _ID_KEYS if fields.get(k) is not None), "meeting_uuid")
+
+
+def _apply_rtms(app, event, fields, payload):
+    """The stream work for an RTMS event of `app`, on that app's streams only. Raises _Unusable (the delivery is
+    rolled back, nothing stored) for a missing or malformed id, a server URL outside the allow list, or a
+    stream id that belongs to another app."""
+    try:
+        stream_id = validate("rtms_stream_id", fields.get("rtms_stream_id"))
+        services.check_stream_app(stream_id, app.client_id)
+        if _is_rtms(event, "rtms_started"):
+            id_key = _id_key(fields)
+            meeting_uuid = validate("meeting_uuid", fields.get(id_key), field=id_key)
+            operator_id = validate("zoom_user_id", fields.get("operator_id", ""), "operator_id", allow_blank=True)
+            # May 2026 payloads carry the meeting's account beside `object`; older ones count against the app's.
+            account = payload.get("account_id", fields.get("account_id", "")) if isinstance(payload, dict) else ""
+            account_id = validate("account_id", account, "account_id", allow_blank=True) or app.account_id
+            server_urls = fields.get("server_urls")
+            if not isinstance(server_urls, str) or not server_urls:
+                raise _Unusable(400, "malformed_event", "server_urls is required")
+            outbound.check_server_urls(server_urls)
+            services.stream_started(app.client_id, meeting_uuid, stream_id, server_urls, operator_id, account_id)
+        elif _is_rtms(event, "rtms_interrupted"):
+            services.stream_interrupted(stream_id)
+        else:
+            reason = fields.get("stop_reason")
+            services.stream_stopped(stream_id, reason if type(reason) is int and -2**31 < reason < 2**31 else None)
+    except InvalidIdentifier as exc:
+        raise _Unusable(400, "invalid_identifier", f"{exc}; nothing was stored") from None
+    except URLNotAllowed as exc:
+        log.warning("rtms server url refused", extra={"client_id": app.client_id, "error": str(exc),
+                                                      "stream": stream_id, "meeting": _meeting_uuid(fields)[:128]})
+        raise _Unusable(400, "server_url_not_allowed", f"{exc}; nothing was stored") from None
+    except services.StreamOfAnotherApp as exc:
+        raise _Unusable(403, "stream_of_another_app", str(exc)) from None
 
 
 @csrf_exempt
@@ -150,12 +173,10 @@ def _accept(app, event, document, payload, body):
                 rtms_stream_id=_text(fields, "rtms_stream_id")[:64], meeting_uuid=_meeting_uuid(fields)[:128],
             )
             if is_rtms:
-                problem = _apply_rtms(app, event, fields)
-                if problem:
-                    raise _Unusable(problem)
+                _apply_rtms(app, event, fields, payload)
             transaction.on_commit(lambda: _announce(app, event, fields, delivery))
     except _Unusable as exc:
-        return _refuse(400, "malformed_event", f"{event}: {exc}.", app)
+        return _refuse(exc.status, exc.error, f"{event}: {exc.message}.", app)
     except (DataError, ValueError):  # e.g. NUL characters, which PostgreSQL text and JSON cannot hold
         return _refuse(400, "malformed_event", "The event holds values that cannot be stored.", app)
     except IntegrityError:
@@ -173,6 +194,10 @@ def _accept(app, event, document, payload, body):
 
 class _Unusable(Exception):
     """A verified event whose payload we cannot act on: the transaction is rolled back, nothing stored."""
+
+    def __init__(self, status, error, message):
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
 
 
 def _announce(app, event, fields, delivery):
