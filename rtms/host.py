@@ -28,11 +28,13 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
-from rtms import credentials, leases, log_context, metrics, services, sinks, stats
+from rtms import credentials, leases, log_context, metrics, outbound, services, sinks, stats
 from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, Timings
 from rtms.client.pacing import TICK, Pacer, quiet_garbage_collector
 from rtms.client.protocol import SessionState, Status, StreamState
 from rtms.control import control_channel
+from rtms.identifiers import InvalidIdentifier, validate
+from rtms.models import StreamFailure
 from rtms.models import StreamState as State
 
 log = logging.getLogger("rtms.host")
@@ -137,6 +139,16 @@ class HeldStream:
         self.lease_valid_until = time.monotonic() + settings.RTMS_LEASE_TTL
 
 
+def _checked_session_id(held):
+    """The RTMS session id Zoom's signaling named, if it is well-formed (it is stored); else None, logged."""
+    session_id = held.client.session_id if held.client else None
+    try:
+        return validate("rtms_session_id", session_id) if session_id is not None else None
+    except InvalidIdentifier as exc:
+        log.warning("rtms session id ignored", extra={"error": str(exc)})
+        return None
+
+
 class SessionHost:
     def __init__(self, worker_id):
         self.worker_id = worker_id
@@ -163,6 +175,7 @@ class SessionHost:
         self._thread = None
         self._stopping = threading.Event()
         self.timings = Timings().scaled(settings.RTMS_RECONNECT_SCALE)
+        self.allowed_hosts = outbound.allowed_hosts()
 
     # Called from other threads --------------------------------------------------------------------------------
 
@@ -242,7 +255,7 @@ class SessionHost:
                 client_id=held.client_id, client_secret=secret, meeting_uuid=held.meeting_uuid,
                 rtms_stream_id=held.stream_id, server_urls=held.server_urls, sink=held.store, media=MEDIA,
                 per_participant_audio=held.per_participant, timings=self.timings,
-                single_socket=settings.RTMS_SINGLE_MEDIA_SOCKET,
+                single_socket=settings.RTMS_SINGLE_MEDIA_SOCKET, allowed_hosts=self.allowed_hosts,
             )
             log.info("holding stream", extra={"worker": self.worker_id})
             result = await held.client.run()
@@ -266,6 +279,9 @@ class SessionHost:
                 StopReason.RECEIVER_REQUEST_CLOSE if outcome is Outcome.CLOSED else None)
             self._queue_state(services.stream_stopped, held.stream_id, reason, reason=f"rtms {outcome.value}",
                               worker=self.worker_id)
+        elif outcome is Outcome.NOT_ALLOWED:  # the client logged which URL; never connected there
+            self._queue_state(services.stream_failed, held.stream_id, StreamFailure.SERVER_URL_NOT_ALLOWED,
+                              result.detail, worker=self.worker_id)
         elif outcome is Outcome.REFUSED and result.status_code in FATAL_STATUSES:
             self._queue_state(services.stream_stopped, held.stream_id, None,
                               reason=f"handshake refused: status {result.status_code} {result.detail}"[:200],
@@ -339,7 +355,7 @@ class SessionHost:
         if phase is Phase.READY:
             self._connecting.discard(held.stream_id)
             self._queue_state(services.change_state, held.stream_id, State.ACTIVE, reason="connected",
-                              worker=self.worker_id, session_id=held.client.session_id if held.client else None)
+                              worker=self.worker_id, session_id=_checked_session_id(held))
         elif phase is Phase.RECONNECTING:
             self._connecting.add(held.stream_id)
             metrics.reconnects.inc()

@@ -7,7 +7,6 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from rtms import control, live, metrics, signals
@@ -58,6 +57,9 @@ def change_state(stream_id, state, reason="", stop_reason=None, worker="", sessi
     stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=stream_id).first()
     if stream is None:
         return None
+    if state == StreamState.ACTIVE and stream.connect_claims:  # connected: claims are counted afresh
+        stream.connect_claims = 0
+        StreamSession.objects.filter(pk=stream.pk).update(connect_claims=0)
     previous = stream.state
     if previous == StreamState.STOPPED or (previous == state and session_id in (None, stream.rtms_session_id)):
         return stream
@@ -66,10 +68,8 @@ def change_state(stream_id, state, reason="", stop_reason=None, worker="", sessi
     stream.version += 1
     if session_id:
         stream.rtms_session_id = session_id
-    if state == StreamState.ACTIVE:
-        stream.connect_claims = 0
-        if stream.started_at is None:
-            stream.started_at = now
+    if state == StreamState.ACTIVE and stream.started_at is None:
+        stream.started_at = now
     if state == StreamState.STOPPED:
         stream.desired_state = DesiredState.STOPPED
         stream.stopped_at = now

@@ -1,7 +1,8 @@
 """Short Celery tasks (early ack, short time limits): streams live in the session host, never in a task.
 
 - `rtms.claim(stream_id)`: take the stream's lease and hand it to this process's session host; a loser does
-  nothing, so duplicates are harmless.
+  nothing, so duplicates are harmless. A stream claimed RTMS_MAX_CONNECT_CLAIMS times without connecting once
+  ends FAILED_NOT_CONNECTED instead of another claim (the reconciler would re-claim it forever).
 - `rtms.stop(stream_id, reason)`: desired state stopped + an application message to the holder.
 - `rtms.reconcile()` (beat, every RTMS_RECONCILE_INTERVAL): re-claim running streams with no lease, repeat the
   stop for streams that should not run but still have one.
@@ -18,7 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from rtms import control, leases, media, services
-from rtms.models import DesiredState, StreamSession, StreamState
+from rtms.models import DesiredState, StreamFailure, StreamSession, StreamState
 
 log = logging.getLogger("rtms.tasks")
 
@@ -41,9 +42,15 @@ def claim(stream_id):
     value = leases.new_lease_value(host.worker_id)
     if not leases.try_acquire(stream_id, value):
         return "held_elsewhere"
+    if stream.connect_claims >= settings.RTMS_MAX_CONNECT_CLAIMS:
+        leases.release(stream_id, value)
+        services.stream_failed(stream_id, StreamFailure.NOT_CONNECTED,
+                               f"not connected after {stream.connect_claims} claims", worker=host.worker_id)
+        return "failed"
     try:
         StreamSession.objects.filter(pk=stream.pk).update(
-            lease_generation=F("lease_generation") + 1, owner_worker=host.worker_id, updated=timezone.now()
+            lease_generation=F("lease_generation") + 1, connect_claims=F("connect_claims") + 1,
+            owner_worker=host.worker_id, updated=timezone.now()
         )
         stream.refresh_from_db()
         host.hand(stream, value)
