@@ -1,6 +1,11 @@
 """Application messages to the session hosts (never Celery revoke): published on one Redis channel that every
-host subscribes to; the host holding the stream acts, the others ignore it. A lost message is repaired by the
-reconciler, which repeats the stop for every stream that should not run but still has a lease.
+host subscribes to; the host holding the stream acts, the others ignore it.
+
+- stop: end the stream (a lost one is repaired by the reconciler, which repeats the stop for every stream that
+  should not run but still has a lease);
+- move: Zoom re-sent rtms_started with new server_urls, its RTMS server failed: reconnect there at once
+  (docs/STREAMS.md, case 1; a lost one costs Zoom's window, after which the reconciler claims with the new URLs);
+- interrupted: Zoom sent rtms_interrupted: check the signaling socket still answers (docs/STREAMS.md, case 2).
 """
 
 import json
@@ -15,10 +20,21 @@ def control_channel():
     return key("rtms", "control")
 
 
-def send_stop(stream_id):
+def _publish(message):
     try:
-        redis_client().publish(control_channel(), json.dumps({"action": "stop", "stream_id": stream_id}))
-    except Exception as exc:  # noqa: BLE001 - the reconciler repeats stops
-        log.warning("stop message not published, the reconciler will repeat it",
-                    extra={"stream": stream_id, "error": repr(exc)})
+        redis_client().publish(control_channel(), json.dumps(message))
+    except Exception as exc:  # noqa: BLE001 - see the module docstring for what repairs each
+        log.warning("control message not published", extra={"stream": message["stream_id"],
+                                                             "action": message["action"], "error": repr(exc)})
 
+
+def send_stop(stream_id):
+    _publish({"action": "stop", "stream_id": stream_id})
+
+
+def send_move(stream_id, server_urls):
+    _publish({"action": "move", "stream_id": stream_id, "server_urls": server_urls})
+
+
+def send_interrupted(stream_id):
+    _publish({"action": "interrupted", "stream_id": stream_id})

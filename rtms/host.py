@@ -5,7 +5,8 @@
   stream as an asyncio task and renews the lease every ttl/3. A renewal that finds another holder, or that
   cannot reach Redis before the lease runs out, aborts the stream's sockets at once (fencing).
 - Stop is an application message on the Redis control channel (rtms.control); the holder sends
-  STREAM_CLOSE_REQ and records Zoom's stop reason.
+  STREAM_CLOSE_REQ and records Zoom's stop reason. Zoom's own failures arrive the same way (docs/STREAMS.md):
+  "move" (a re-sent rtms_started naming a new RTMS server) and "interrupted" (rtms_interrupted).
 - On SIGTERM (`worker_process_shutdown` in the pool process) the host drops its sockets without ending the
   streams, flushes, releases its leases and re-enqueues a claim per stream, so another worker takes them over
   inside Zoom's 60 s reconnection window.
@@ -553,10 +554,23 @@ class SessionHost:
             held = self.streams.get(message["stream_id"])
         except (ValueError, TypeError, KeyError):
             return
-        if held is not None and message.get("action") == "stop" and held.client is not None:
-            log_context.bind(meeting=held.meeting_uuid, stream=held.stream_id)
+        if held is None:
+            return
+        action = message.get("action")
+        log_context.bind(meeting=held.meeting_uuid, stream=held.stream_id)
+        if action == "stop" and held.client is not None:
             log.info("stop message received, closing stream")
             self.loop.create_task(held.client.close())
+        elif action == "move" and isinstance(message.get("server_urls"), str):
+            # Zoom's RTMS server failed (docs/STREAMS.md, case 1): the lease stays ours, so moving is fenced
+            # like any hold; the client drops the old sockets before it opens the new ones.
+            server_urls = message["server_urls"]
+            if server_urls != held.server_urls:
+                held.server_urls = server_urls  # a client not built yet starts there
+                if held.client is not None and held.client.move_to(server_urls):
+                    log.info("zoom moved the stream to another rtms server, reconnecting there")
+        elif action == "interrupted" and held.client is not None:
+            held.client.verify_signaling()  # docs/STREAMS.md, case 2
 
     async def _hand_over_all(self):
         held_streams = list(self.streams.values())

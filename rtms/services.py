@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from rtms import control, live, metrics, signals
+from rtms import control, leases, live, metrics, signals
 from rtms.client.protocol import StopReason
 from rtms.models import DesiredState, StreamFailure, StreamSession, StreamState, StreamTransition
 
@@ -133,8 +133,12 @@ def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operato
     elif stream.state == StreamState.STOPPED:
         return stream
     elif server_urls and stream.server_urls != server_urls:
+        # Zoom's RTMS server failed (docs/STREAMS.md, case 1): the holder moves at once; an identical re-send is
+        # only Zoom's retry and changes nothing.
         stream.server_urls = server_urls
         stream.save(update_fields=["server_urls", "updated"])
+        log.info("stream moved to a new rtms server", extra={"stream": rtms_stream_id, "meeting": meeting_uuid})
+        transaction.on_commit(lambda: control.send_move(rtms_stream_id, server_urls))
     transaction.on_commit(lambda: enqueue_claim(rtms_stream_id))
     return stream
 
@@ -151,8 +155,13 @@ def stream_failed(rtms_stream_id, failure, detail, worker=""):
 
 
 def stream_interrupted(rtms_stream_id):
-    """`meeting.rtms_interrupted`: Zoom saw the signaling socket break and waits 60 s for a reconnect. The holder
-    reconnects by itself; if the holder is gone, the claim makes another worker take it."""
+    """`meeting.rtms_interrupted`: Zoom saw the signaling socket break and waits 60 s for a reconnect
+    (docs/STREAMS.md, case 2). A held stream's holder is told and reports its own state (it has usually
+    reconnected already; Zoom's word must not mark a reconnected stream interrupted); with no holder, the stream
+    is marked interrupted and the claim makes a worker take it."""
+    if leases.holders([rtms_stream_id]).get(rtms_stream_id):
+        transaction.on_commit(lambda: control.send_interrupted(rtms_stream_id))
+        return StreamSession.objects.filter(rtms_stream_id=rtms_stream_id).first()
     stream = change_state(rtms_stream_id, StreamState.INTERRUPTED, reason="rtms_interrupted")
     if stream is not None and stream.desired_state == DesiredState.RUNNING:
         transaction.on_commit(lambda: enqueue_claim(rtms_stream_id))
