@@ -33,6 +33,14 @@ def sign_in(web_url, client_id, user_id):
     return session, response
 
 
+def install_app(web_url, client_id, user_id):
+    """`user_id` installs the app through Zoom's OAuth (the Marketplace install): Zoom then tells us their account."""
+    start = requests.get(f"{web_url}/zoom/install/{client_id}", allow_redirects=False, timeout=10)
+    assert start.status_code == 302, start.text
+    page = requests.get(zoom_callback_url(start.headers["Location"], user_id, web_url), timeout=10)
+    assert page.status_code == 200 and "is installed for" in page.text, page.text
+
+
 def post_form(session, url, data):
     """POST a console form the way the browser does: with the CSRF token from the page's cookie."""
     return session.post(url, data={**data, "csrfmiddlewaretoken": session.cookies.get("csrftoken", "")},

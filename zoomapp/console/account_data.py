@@ -24,13 +24,37 @@ class AccountUser:
     auto_start: dict = field(default_factory=dict)  # client_id -> EffectiveAutoStart
 
 
+def installed_apps(account_id):
+    """The apps this account installed: those a user of the account authorized (Zoom's /v2/users/me said which
+    account). The console offers and accepts only these (docs/SECURITY.md "Operators and account admins")."""
+    return ZoomApp.objects.filter(authorizations__account_id=account_id).distinct().order_by("name")
+
+
+def _account_hosts(account_id):
+    return (Meeting.objects.filter(account_id=account_id).exclude(host_user_id="")
+            .values_list("host_user_id", flat=True).distinct())
+
+
+def user_in_account(account_id, user_id):
+    """Known from a verified source to be a user of the account: Zoom's /v2/users/me (an OAuth grant to one of
+    our apps) said so, or the user hosted one of the account's meetings (signed webhooks of our registered apps)."""
+    return (UserAuthorization.objects.filter(account_id=account_id, user_id=user_id).exists()
+            or _account_hosts(account_id).filter(host_user_id=user_id).exists())
+
+
+def group_in_account(account_id, group_id):
+    """A group Zoom's /v2/users/me named for one of the account's users."""
+    return any(group_id in (groups or []) for groups in
+               UserAuthorization.objects.filter(account_id=account_id).values_list("group_ids", flat=True))
+
+
 def account_users(account_id):
     """Users of the account we know of: those who authorized any of our apps (/v2/users/me told us their account
-    and groups), and those an admin named in a user-level setting."""
+    and groups), hosts of the account's meetings, and those named in one of the account's user-level settings."""
     users = {}
     for grant in UserAuthorization.objects.filter(account_id=account_id).order_by("updated"):
         users[grant.user_id] = AccountUser(grant.user_id, grant.display_name, grant.role_name, list(grant.group_ids))
-    named = set(
+    named = set(_account_hosts(account_id)) | set(
         SharingPolicy.objects.filter(account_id=account_id, level=Level.USER).values_list("target_id", flat=True)
     ) | set(AutoStartSetting.objects.filter(account_id=account_id, level=Level.USER).values_list("target_id", flat=True))
     for user_id in named - set(users):

@@ -91,24 +91,3 @@ def set_retention(admin, app, days, address=""):
 
 def _word(value):
     return {True: "on", False: "off", None: "not set"}[value]
-
-
-def register_app(admin, *, name, client_id, client_secret, webhook_secret_token, home_url, with_simulator,
-                 address=""):
-    """Save an app owned by the admin's account (secrets encrypted at rest), then optionally register it with the
-    simulator, which validates our webhook endpoint first: so the row must be committed before we ask.
-    Returns (app, simulator_error or None)."""
-    from zoomapp.marketplace import registration
-
-    app = registration.save_app(name=name, client_id=client_id, client_secret=client_secret or None,
-                                webhook_secret_token=webhook_secret_token or None, home_url=home_url,
-                                account_id=admin.account_id)
-    audit(admin, "app_registered", app=app, address=address, reason=f"app {name} saved",
-          detail={"client_id": client_id, "simulator": with_simulator})
-    if not with_simulator:
-        return app, None
-    try:
-        registration.register_with_simulator(app)
-    except registration.SimulatorRegistrationError as exc:
-        return app, str(exc)
-    return app, None

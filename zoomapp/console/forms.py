@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 from django.core.validators import RegexValidator
 
+from zoomapp.console import account_data
 from zoomapp.console.models import Level
 from zoomapp.marketplace.models import ZoomApp
 
@@ -17,30 +18,53 @@ class ConsoleForm(forms.Form):
 
 
 class LevelSettingForm(ConsoleForm):
+    """A setting at account, group or user level, in the signed-in admin's account.
+
+    Turning something on or off for a user or a group requires that user or group to be known to belong to the
+    account (account_data.user_in_account, group_in_account): an admin must never set what happens to another
+    account's users (docs/SECURITY.md "Operators and account admins"). Clearing a row is always allowed, so rows
+    written before this rule can be removed."""
+
     level = forms.ChoiceField(choices=Level.choices)
     target_id = forms.CharField(required=False, max_length=100, validators=[ZOOM_ID])
     value = forms.ChoiceField(choices=[(k, k) for k in VALUES])
 
+    def __init__(self, *args, account_id, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.account_id = account_id
+
     def clean(self):
         data = super().clean()
-        if data.get("level") in (Level.GROUP, Level.USER) and not data.get("target_id"):
-            raise forms.ValidationError(f"A {data['level']} setting needs the {data['level']} id.")
-        if "value" in data:
-            data["value"] = VALUES[data["value"]]
+        level, target_id = data.get("level"), data.get("target_id")
+        if level in (Level.GROUP, Level.USER) and not target_id:
+            raise forms.ValidationError(f"A {level} setting needs the {level} id.")
+        if "value" not in data:
+            return data
+        data["value"] = VALUES[data["value"]]
+        if data["value"] is not None and level == Level.USER and not account_data.user_in_account(
+                self.account_id, target_id):
+            raise forms.ValidationError(
+                f"{target_id} is not a user of your account that we know of. Settings may name users of your "
+                "account who installed one of its apps or hosted one of its meetings.")
+        if data["value"] is not None and level == Level.GROUP and not account_data.group_in_account(
+                self.account_id, target_id):
+            raise forms.ValidationError(
+                f"{target_id} is not a group of your account that we know of. Zoom tells us a user's groups when "
+                "they install one of the account's apps.")
         return data
 
 
 class AutoStartForm(LevelSettingForm):
     app = forms.CharField(max_length=100)
 
-    def __init__(self, *args, apps=(), **kwargs):
+    def __init__(self, *args, apps, **kwargs):
         super().__init__(*args, **kwargs)
         self.apps = {app.client_id: app for app in apps}
 
     def clean_app(self):
         app = self.apps.get(self.cleaned_data["app"])
         if app is None:
-            raise forms.ValidationError("Choose an app to auto-start.")
+            raise forms.ValidationError("Choose an app your account installed.")
         return app
 
 
@@ -51,20 +75,14 @@ class AuditFilterForm(ConsoleForm):
     kind = forms.CharField(required=False, max_length=50)
 
 
-class RegisterAppForm(ConsoleForm):
-    name = forms.CharField(max_length=100)
-    client_id = forms.CharField(max_length=100, validators=[ZOOM_ID])
-    client_secret = forms.CharField(required=False, max_length=200, widget=forms.PasswordInput,
-                                    help_text="Leave empty to keep the stored one (or generate one for a new app).")
-    webhook_secret_token = forms.CharField(required=False, max_length=200, widget=forms.PasswordInput,
-                                           help_text="Zoom's webhook Secret Token, not the client secret.")
-    home_url = forms.URLField(required=False, max_length=500, assume_scheme="https", label="Home URL")
-    with_simulator = forms.BooleanField(required=False, initial=True, label="Also register it with the Zoom simulator")
-
-
 class RetentionForm(ConsoleForm):
-    app = forms.ModelChoiceField(queryset=ZoomApp.objects.all(), to_field_name="client_id")
+    app = forms.ModelChoiceField(queryset=ZoomApp.objects.none(), to_field_name="client_id",
+                                 error_messages={"invalid_choice": "Choose an app your account installed."})
     days = forms.IntegerField(required=False, min_value=1)
+
+    def __init__(self, *args, apps, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["app"].queryset = apps
 
     def clean_days(self):
         days = self.cleaned_data.get("days")

@@ -11,7 +11,7 @@ import logging
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from zoomapp import texts
@@ -26,6 +26,10 @@ from zoomapp.marketplace.security_headers import strict_transport_security
 log = logging.getLogger("zoomapp.console")
 
 AUDIT_PAGE_SIZE = 200
+APPS_ARE_REGISTERED_BY_THE_OPERATOR = (
+    "Apps cannot be registered or changed in the console. This deployment's operator registers Zoom apps "
+    "(manage.py register_zoom_app or the Django admin); your account's apps appear here once one of its users "
+    "installs them.")
 
 
 def content_security_policy(request):
@@ -56,8 +60,9 @@ def console_page(view):
     return secure_headers(auth.admin_required(view))
 
 
-def _page(request, template, section, **context):
-    return render(request, template, {"admin": request.admin, "section": section, "texts": texts, **context})
+def _page(request, template, section, status=200, **context):
+    return render(request, template, {"admin": request.admin, "section": section, "texts": texts, **context},
+                  status=status)
 
 
 # --- sign-in ------------------------------------------------------------------------------------------------------
@@ -66,14 +71,20 @@ def _page(request, template, section, **context):
 @secure_headers
 @require_GET
 def signin(request):
-    apps = list(ZoomApp.objects.all())
-    return render(request, "console/signin.html", {"apps": apps, "admin": auth.current_admin(request)})
+    return render(request, "console/signin.html", {"apps": _apps_that_sign_in(), "admin": auth.current_admin(request)})
+
+
+def _apps_that_sign_in():
+    """Apps with OAuth credentials (the secret is encrypted, so it is checked here, not in SQL)."""
+    return [app for app in ZoomApp.objects.all() if app.client_secret]
 
 
 @secure_headers
 @require_GET
 def signin_start(request, client_id):
-    app = get_object_or_404(ZoomApp, client_id=client_id)
+    app = next((app for app in _apps_that_sign_in() if app.client_id == client_id), None)
+    if app is None:
+        raise Http404("No app signs in with this client id.")
     return redirect(auth.start_sign_in(request, app))
 
 
@@ -125,22 +136,24 @@ def signout(request):
 @require_http_methods(["GET", "POST"])
 def sharing(request):
     account_id = request.admin.account_id
+    status = 200
     if request.method == "POST":
-        form = forms.LevelSettingForm(request.POST)
+        form = forms.LevelSettingForm(request.POST, account_id=account_id)
         if form.is_valid():
             changes.set_sharing_policy(request.admin, form.cleaned_data["level"], form.cleaned_data["target_id"],
                                        form.cleaned_data["value"], auth.client_address(request))
             messages.success(request, "Saved.")
             return redirect("console:sharing")
         messages.error(request, form.error_text())
-    apps = list(ZoomApp.objects.all())
+        status = 400
+    apps = list(account_data.installed_apps(account_id))
     users = account_data.users_with_effective_settings(account_id, apps)
     rows = {(r.level, r.target_id): r.share_with_apps for r in SharingPolicy.objects.filter(account_id=account_id)}
     for user in users:
         user.sharing_row = rows.get((Level.USER, user.user_id))
     groups = [(g, rows.get((Level.GROUP, g))) for g in account_data.account_groups(account_id, users)]
     return _page(request, "console/sharing.html", "sharing", users=users, groups=groups,
-                 account_value=rows.get((Level.ACCOUNT, account_id)))
+                 account_value=rows.get((Level.ACCOUNT, account_id)), status=status)
 
 
 # --- auto-start ---------------------------------------------------------------------------------------------------
@@ -150,9 +163,10 @@ def sharing(request):
 @require_http_methods(["GET", "POST"])
 def auto_start(request):
     account_id = request.admin.account_id
-    apps = list(ZoomApp.objects.all())
+    apps = list(account_data.installed_apps(account_id))
+    status = 200
     if request.method == "POST":
-        form = forms.AutoStartForm(request.POST, apps=apps)
+        form = forms.AutoStartForm(request.POST, apps=apps, account_id=account_id)
         if form.is_valid():
             data = form.cleaned_data
             changes.set_auto_start(request.admin, data["app"], data["level"], data["target_id"], data["value"],
@@ -160,13 +174,14 @@ def auto_start(request):
             messages.success(request, "Saved.")
             return redirect("console:auto_start")
         messages.error(request, form.error_text())
+        status = 400
     settings_rows = AutoStartSetting.objects.filter(account_id=account_id).select_related("app")
     account_rows = {row.app_id: row.auto_start for row in settings_rows if row.level == Level.ACCOUNT}
     overrides = [row for row in settings_rows if row.level != Level.ACCOUNT]
     users = account_data.users_with_effective_settings(account_id, apps)
     return _page(request, "console/auto_start.html", "auto_start", apps=apps, users=users, overrides=overrides,
                  app_rows=[(app, account_rows.get(app.id)) for app in apps],
-                 groups=account_data.account_groups(account_id, users))
+                 groups=account_data.account_groups(account_id, users), status=status)
 
 
 # --- audit log ----------------------------------------------------------------------------------------------------
@@ -181,9 +196,10 @@ def _audit_filters(request):
 @require_GET
 def audit(request):
     form, filters = _audit_filters(request)
-    entries = account_data.audit_entries(request.admin.account_id, **filters).select_related("app")
+    account_id = request.admin.account_id
+    entries = account_data.audit_entries(account_id, **filters).select_related("app")
     return _page(request, "console/audit.html", "audit", form=form, entries=entries[:AUDIT_PAGE_SIZE],
-                 apps=ZoomApp.objects.all(), kinds=account_data.audit_kinds(request.admin.account_id),
+                 apps=account_data.installed_apps(account_id), kinds=account_data.audit_kinds(account_id),
                  query=request.GET.urlencode(), page_size=AUDIT_PAGE_SIZE, filters=filters)
 
 
@@ -196,10 +212,20 @@ AUDIT_COLUMNS = ["id", "when", "kind", "app", "meeting_uuid", "actor_user_id", "
                  "outcome", "reason", "source", "source_address", "rtms_stream_id"]
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(...) sends data away); OWASP's
+# "CSV Injection" advice: prefix such a cell with an apostrophe so it is shown as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value):
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def _audit_row(entry):
-    return [entry.id, entry.created.isoformat(), entry.kind, entry.app.client_id if entry.app_id and entry.app else "",
-            entry.meeting_uuid, entry.actor_user_id, entry.actor_role, entry.subject_user_id, entry.outcome,
-            entry.reason, entry.source, entry.source_address, entry.rtms_stream_id]
+    values = [entry.id, entry.created.isoformat(), entry.kind, entry.app.client_id if entry.app_id and entry.app else "",
+              entry.meeting_uuid, entry.actor_user_id, entry.actor_role, entry.subject_user_id, entry.outcome,
+              entry.reason, entry.source, entry.source_address, entry.rtms_stream_id]
+    return [_csv_cell(value) for value in values]
 
 
 @console_page
@@ -262,35 +288,23 @@ def delete_meeting_data(request):
 @console_page
 @require_http_methods(["GET", "POST"])
 def apps(request):
+    """Read-only: the apps this account installed, with the URLs Zoom is configured with. Registering or changing
+    an app is the operator's (manage.py register_zoom_app, the Django admin): docs/SECURITY.md."""
     admin = request.admin
-    form = forms.RegisterAppForm()
     if request.method == "POST":
-        form = forms.RegisterAppForm(request.POST)
-        if form.is_valid():
-            data = form.cleaned_data
-            existing = ZoomApp.objects.filter(client_id=data["client_id"]).first()
-            if existing is not None and existing.account_id != admin.account_id:
-                messages.error(request, "Another account owns an app with this client id.")
-            else:
-                app, problem = changes.register_app(admin, address=auth.client_address(request), **data)
-                if problem:
-                    messages.error(request, f"Saved {app.name}, but the simulator refused it: {problem}")
-                else:
-                    messages.success(request, f"Saved {app.name}.")
-                return redirect("console:apps")
-        else:
-            messages.error(request, form.error_text())
+        log.warning("console app registration refused", extra={"account": admin.account_id, "admin": admin.user_id})
+        response = render(request, "console/refused.html", {"reason": APPS_ARE_REGISTERED_BY_THE_OPERATOR}, status=405)
+        response["Allow"] = "GET"
+        return response
     retention = {r.app_id: r.days for r in AppRetention.objects.filter(account_id=admin.account_id)}
-    rows = [(app, app_urls(app), retention.get(app.id), app.account_id == admin.account_id)
-            for app in ZoomApp.objects.all()]
-    return _page(request, "console/apps.html", "apps", rows=rows, form=form,
-                 default_retention=settings.MEDIA_RETENTION_DAYS)
+    rows = [(app, app_urls(app), retention.get(app.id)) for app in account_data.installed_apps(admin.account_id)]
+    return _page(request, "console/apps.html", "apps", rows=rows, default_retention=settings.MEDIA_RETENTION_DAYS)
 
 
 @console_page
 @require_POST
 def set_retention(request):
-    form = forms.RetentionForm(request.POST)
+    form = forms.RetentionForm(request.POST, apps=account_data.installed_apps(request.admin.account_id))
     if form.is_valid():
         changes.set_retention(request.admin, form.cleaned_data["app"], form.cleaned_data["days"],
                               auth.client_address(request))
