@@ -111,13 +111,15 @@ def test_interrupted_then_started_again_keeps_one_stream(client, app):
 
 
 def test_every_verified_event_is_announced_after_commit(client, app, announced):
-    joined = {"event": "meeting.participant_joined", "event_ts": 1,
-              "payload": {"meeting_uuid": "m==", "participant": {"user_id": "u1", "user_name": "Ana"}}}
+    joined = {"event": "meeting.participant_joined", "event_ts": 1, "payload": {
+        "account_id": "acc1", "object": {"uuid": "m==", "id": "81234567890", "host_id": "u1", "topic": "Sync",
+                                         "participant": {"user_id": "16778240", "id": "u1", "user_name": "Ana"}}}}
     deauth = {"event": "app_deauthorized", "event_ts": 2, "payload": {"user_id": "u1", "client_id": app.client_id}}
     assert deliver(client, app, joined).status_code == 200
     assert deliver(client, app, deauth).status_code == 200
     assert [(e, p.get("user_id")) for _, e, p in announced] == [("meeting.participant_joined", None),
                                                                   ("app_deauthorized", "u1")]
+    assert announced[0][2]["account_id"] == "acc1"  # a meeting event is announced whole
 
 
 def test_unknown_event_is_acknowledged_and_recorded(client, app, announced):

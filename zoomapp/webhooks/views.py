@@ -10,7 +10,9 @@ unsigned ones would hand anyone an HMAC oracle over our secret token.
 
 A verified event is recorded (one row per distinct body, so Zoom's retries are spotted as duplicates), its
 RTMS work done by rtms.services in the same transaction, and after commit it is announced with
-`zoom_event`. The 200 goes back at once; workers do the slow part.
+`zoom_event`. The 200 goes back at once; workers do the slow part. Meeting events (nested, unlike the RTMS
+ones) are parsed once by meeting_events.parse before anything is stored: a malformed one is refused with 400,
+a good one is announced as a typed event (`meeting_event=`).
 """
 
 import hashlib
@@ -30,6 +32,7 @@ from rtms import metrics, outbound, services
 from rtms.client.allowlist import URLNotAllowed
 from rtms.identifiers import InvalidIdentifier, validate
 from zoomapp.marketplace.models import ZoomApp
+from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.models import WebhookDelivery
 from zoomapp.webhooks.signals import zoom_event
 
@@ -42,8 +45,7 @@ MAX_BODY_BYTES = 256 * 1024
 _ID_KEYS = ("meeting_uuid", "webinar_uuid", "session_id", "engagement_id")
 _RTMS_PREFIXES = ("meeting.", "webinar.", "session.", "contact_center.voice_")
 # Events we have no handler for but expect (announced, recorded as accepted, not "unknown").
-KNOWN_EVENTS = {
-    "meeting.started", "meeting.ended", "meeting.participant_joined", "meeting.participant_left",
+KNOWN_EVENTS = meeting_events.EVENTS | {
     "app_deauthorized", "rtms.concurrency_limited", "rtms.concurrency_near_limit", "rtms.start_failed",
     "rtms.request_status",
 }
@@ -160,7 +162,14 @@ def zoom_webhook(request, client_id):
 
 
 def _accept(app, event, document, payload, body):
-    fields = _event_fields(payload)
+    meeting_event = None
+    if event in meeting_events.EVENTS:
+        try:
+            meeting_event = meeting_events.parse(event, payload)
+        except meeting_events.MalformedMeetingEvent as exc:
+            return _refuse(400, "malformed_event", f"{event}: {exc}.", app)
+    # A meeting event is kept whole: its account_id sits beside payload.object.
+    fields = payload if meeting_event else _event_fields(payload)
     event_ts = document.get("event_ts")
     is_rtms = any(_is_rtms(event, suffix) for suffix in ("rtms_started", "rtms_stopped", "rtms_interrupted"))
     outcome = WebhookDelivery.Outcome.ACCEPTED if is_rtms or event in KNOWN_EVENTS else WebhookDelivery.Outcome.UNKNOWN_EVENT
@@ -170,11 +179,12 @@ def _accept(app, event, document, payload, body):
             delivery = WebhookDelivery.objects.create(
                 app=app, event=event, event_ts=event_ts if type(event_ts) is int and abs(event_ts) < 2**62 else None,
                 body_sha256=digest, payload=fields, outcome=outcome,
-                rtms_stream_id=_text(fields, "rtms_stream_id")[:64], meeting_uuid=_meeting_uuid(fields)[:128],
+                rtms_stream_id=_text(fields, "rtms_stream_id")[:64],
+                meeting_uuid=(meeting_event.meeting.uuid if meeting_event else _meeting_uuid(fields))[:128],
             )
             if is_rtms:
                 _apply_rtms(app, event, fields, payload)
-            transaction.on_commit(lambda: _announce(app, event, fields, delivery))
+            transaction.on_commit(lambda: _announce(app, event, fields, delivery, meeting_event))
     except _Unusable as exc:
         return _refuse(exc.status, exc.error, f"{event}: {exc.message}.", app)
     except (DataError, ValueError):  # e.g. NUL characters, which PostgreSQL text and JSON cannot hold
@@ -200,5 +210,6 @@ class _Unusable(Exception):
         self.status, self.error, self.message = status, error, message
 
 
-def _announce(app, event, fields, delivery):
-    zoom_event.send_robust(sender=app, app=app, event=event, payload=fields, delivery=delivery)
+def _announce(app, event, fields, delivery, meeting_event):
+    zoom_event.send_robust(sender=app, app=app, event=event, payload=fields, delivery=delivery,
+                           meeting_event=meeting_event)

@@ -1,0 +1,153 @@
+"""Zoom's meeting events (nested: `payload.account_id` beside `payload.object`; `participant.user_id` a per-meeting
+id, `participant.id` the Zoom user id; no role) through our webhook endpoint, in process against the real database
+and Redis: what the meeting and its participants look like afterwards, and clear refusals of malformed payloads."""
+
+import pytest
+
+from tests.integration.test_webhooks import deliver
+from zoomapp.consent.models import Meeting, Participant
+from zoomapp.marketplace.models import ZoomApp
+from zoomapp.webhooks import meeting_events
+from zoomapp.webhooks.models import WebhookDelivery
+from zoomapp.webhooks.signals import zoom_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+UUID = "4444AAAiAAAAAiAiAiiAii=="
+HOST = "30R7kT7bTIKSNUFEuH_Qlg"
+BEN = "z8yCLqVxRlWv0ZKpyCIRaw"
+
+
+@pytest.fixture
+def app():
+    return ZoomApp.objects.create(name="Notes", client_id="clientNotes1", client_secret="cs-secret",
+                                  webhook_secret_token="whsec-test-token")
+
+
+@pytest.fixture
+def typed():
+    received = []
+
+    def receiver(sender, meeting_event=None, **kwargs):
+        if meeting_event is not None:
+            received.append(meeting_event)
+
+    zoom_event.connect(receiver)
+    yield received
+    zoom_event.disconnect(receiver)
+
+
+def meeting_event(event, participant=None, event_ts=1732520000000, **meeting_fields):
+    meeting_object = {"id": "81234567890", "uuid": UUID, "host_id": HOST, "topic": "Weekly sync", "type": 2,
+                      "start_time": "2026-11-29T20:00:00Z", "timezone": "UTC", "duration": 60, **meeting_fields}
+    if participant is not None:
+        meeting_object["participant"] = participant
+    return {"event": event, "event_ts": event_ts, "payload": {"account_id": "acctHost1", "object": meeting_object}}
+
+
+def person(per_meeting_id, name, zoom_user_id=None, **fields):
+    fields = {"user_id": per_meeting_id, "user_name": name, "email": "", "join_time": "2026-11-29T20:00:05Z",
+              **fields}
+    if zoom_user_id:
+        fields["id"] = fields["participant_user_id"] = zoom_user_id
+    return fields
+
+
+def role_change(per_meeting_id, name, zoom_user_id, old, new, event_ts):
+    participant = {"user_id": per_meeting_id, "user_name": name, "email": "", "date_time": "2026-11-29T20:01:00Z",
+                   "old_role": old, "new_role": new}
+    if zoom_user_id:
+        participant["participant_user_id"] = zoom_user_id
+    return meeting_event("meeting.participant_role_changed", participant, event_ts=event_ts)
+
+
+def people(app):
+    return {p.user_id: (p.role, p.present, p.name)
+            for p in Participant.objects.filter(meeting__app=app, meeting__uuid=UUID)}
+
+
+def test_joins_key_people_by_zoom_user_id_and_recognise_the_host_by_host_id(client, app, typed):
+    assert deliver(client, app, meeting_event("meeting.started")).status_code == 200
+    for event_ts, joined in enumerate([person("16778240", "Ana Host", HOST), person("16779264", "Ben", BEN),
+                                       person("16780288", "Gus (guest)")], start=1):
+        assert deliver(client, app, meeting_event("meeting.participant_joined", joined, event_ts=event_ts)).status_code == 200
+
+    meeting = Meeting.objects.get(app=app, uuid=UUID)
+    assert (meeting.account_id, meeting.zoom_meeting_id, meeting.host_user_id, meeting.topic, meeting.host_present) == (
+        "acctHost1", "81234567890", HOST, "Weekly sync", True)
+    # Keyed by the Zoom user id (what app contexts carry as uid), never the per-meeting digits; the guest has no
+    # Zoom user id and is not bound.
+    assert people(app) == {HOST: ("host", True, "Ana Host"), BEN: ("participant", True, "Ben")}
+    ana, ben, gus = [e for e in typed if isinstance(e, meeting_events.ParticipantJoined)]
+    assert (ana.participant.participant_id, ana.participant.zoom_user_id, ana.is_host) == ("16778240", HOST, True)
+    assert (ben.participant.participant_id, ben.participant.zoom_user_id, ben.is_host) == ("16779264", BEN, False)
+    assert gus.participant.is_guest and not gus.is_host
+    assert ben.meeting.account_id == "acctHost1" and ben.meeting.host_id == HOST
+    assert WebhookDelivery.objects.filter(event="meeting.participant_joined", meeting_uuid=UUID).count() == 3
+
+
+def test_co_host_from_role_changed_survives_a_rejoin_and_the_host_leaving_is_seen(client, app):
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16778240", "Ana Host", HOST), event_ts=1))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16779264", "Ben", BEN), event_ts=2))
+    assert deliver(client, app, role_change("16779264", "Ben", BEN, "attendee", "co-host", 3)).status_code == 200
+    assert people(app)[BEN] == ("co-host", True, "Ben")
+
+    deliver(client, app, meeting_event("meeting.participant_left", person("16779264", "Ben", BEN), event_ts=4))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16781312", "Ben", BEN), event_ts=5))
+    assert people(app)[BEN] == ("co-host", True, "Ben")  # no role in a join event: what Zoom told us stays
+
+    deliver(client, app, meeting_event("meeting.participant_left", person("16778240", "Ana Host", HOST), event_ts=6))
+    assert Meeting.objects.get(app=app, uuid=UUID).host_present is False
+    assert people(app)[HOST] == ("host", False, "Ana Host")
+
+
+def test_host_role_moves_with_participant_role_changed(client, app):
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16778240", "Ana Host", HOST), event_ts=1))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16779264", "Ben", BEN), event_ts=2))
+    assert deliver(client, app, role_change("16779264", "Ben", BEN, "attendee", "host", 3)).status_code == 200
+    assert deliver(client, app, role_change("16778240", "Ana Host", HOST, "host", "co-host", 4)).status_code == 200
+    assert people(app) == {HOST: ("co-host", True, "Ana Host"), BEN: ("host", True, "Ben")}
+    # A guest made co-host has no Zoom user id: acknowledged, nothing bound.
+    assert deliver(client, app, role_change("16780288", "Gus", None, "attendee", "co-host", 5)).status_code == 200
+    assert set(people(app)) == {HOST, BEN}
+
+
+def test_meeting_ended_ends_the_meeting(client, app):
+    deliver(client, app, meeting_event("meeting.started"))
+    assert deliver(client, app, meeting_event("meeting.ended", end_time="2026-11-29T21:00:00Z")).status_code == 200
+    assert Meeting.objects.get(app=app, uuid=UUID).ended_at is not None
+
+
+def _flat_with_role():
+    return {"event": "meeting.participant_joined", "event_ts": 1, "payload": {
+        "meeting_uuid": UUID, "host_id": HOST, "account_id": "acctHost1",
+        "participant": {"user_id": BEN, "user_name": "Ben", "role": "participant"}}}
+
+
+def _without_account():
+    document = meeting_event("meeting.started")
+    del document["payload"]["account_id"]
+    return document
+
+
+@pytest.mark.parametrize("document, message", [
+    (_flat_with_role(), "meeting.participant_joined: payload.object is required"),
+    (_without_account(), "meeting.started: payload.account_id is required."),
+    (meeting_event("meeting.participant_joined", person(BEN, "Ben", BEN)),
+     "payload.object.participant.user_id is not a valid participant id"),
+    (meeting_event("meeting.participant_joined", person("16779264", "Ben", "../../etc")),
+     "payload.object.participant.id is not a valid zoom user id"),
+    (meeting_event("meeting.started", host_id=""), "payload.object.host_id is not a valid zoom user id"),
+    (meeting_event("meeting.started", uuid="a b"), "payload.object.uuid is not a valid meeting uuid"),
+    (meeting_event("meeting.started", id="12a"), "payload.object.id must be the numeric meeting id"),
+    (meeting_event("meeting.participant_left"), "payload.object.participant is required"),
+    (role_change("16779264", "Ben", BEN, "attendee", "king", 1),
+     "payload.object.participant.new_role must be one of host, co-host, attendee"),
+    (meeting_event("meeting.started", topic="a\x00b"), "payload.object.topic must be a string without NUL"),
+], ids=["flat-with-role", "no-account", "zoom-id-as-participant-id", "path-as-user-id", "empty-host", "bad-uuid",
+        "bad-meeting-number", "no-participant", "unknown-role", "nul-topic"])
+def test_malformed_meeting_events_are_refused_and_change_nothing(client, app, typed, document, message):
+    response = deliver(client, app, document)
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_event" and message in response.json()["message"]
+    assert not WebhookDelivery.objects.exists() and not Meeting.objects.exists() and not typed
