@@ -23,6 +23,7 @@ from zoomapp.console.models import AutoStartSetting, Level
 from zoomapp.consent import services
 from zoomapp.consent.models import Meeting, Participant, ShareRequest
 from zoomapp.marketplace.models import UserAuthorization, ZoomApp
+from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.signals import zoom_event
 
 log = logging.getLogger("zoomapp.autostart")
@@ -117,15 +118,11 @@ def auto_start_on_join(client_id, meeting_uuid, user_id, name, is_host):
 
 
 @receiver(zoom_event, dispatch_uid="consent.autostart.join")
-def on_zoom_event(sender, app=None, event="", payload=None, **kwargs):
-    """Each app gets its own copy of every meeting event, so each delivery decides for its own app only."""
-    if event != "meeting.participant_joined" or not isinstance(payload, dict):
-        return
-    person = payload.get("participant") if isinstance(payload.get("participant"), dict) else {}
-    user_id = person.get("user_id") if isinstance(person.get("user_id"), str) else ""
-    meeting_uuid = payload.get("meeting_uuid") if isinstance(payload.get("meeting_uuid"), str) else ""
-    if not user_id or not meeting_uuid:
+def on_zoom_event(sender, app=None, meeting_event=None, **kwargs):
+    """Each app gets its own copy of every meeting event, so each delivery decides for its own app only. Users
+    are looked up by their Zoom user id (participant.id), never by the per-meeting participant id."""
+    if not isinstance(meeting_event, meeting_events.ParticipantJoined) or meeting_event.participant.is_guest:
         return  # guests have no admin settings
-    name = person.get("user_name") if isinstance(person.get("user_name"), str) else ""
-    is_host = person.get("role") == "host" or user_id == payload.get("host_id")
-    auto_start_on_join.delay(app.client_id, meeting_uuid, user_id, name[:200], is_host)
+    person = meeting_event.participant
+    auto_start_on_join.delay(app.client_id, meeting_event.meeting.uuid, person.zoom_user_id, person.name,
+                             meeting_event.is_host)

@@ -17,6 +17,7 @@ from zoomapp.consent.models import Participant, Share
 from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.signals import zoom_event
 
+
 @receiver(zoom_event, dispatch_uid="consent.meeting_events")
 def on_zoom_event(sender, meeting_event=None, **kwargs):
     """Meeting events, typed once by zoomapp.webhooks.meeting_events. Participants are keyed by their Zoom user id
