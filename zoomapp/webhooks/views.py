@@ -87,13 +87,13 @@ def _id_key(fields):
     return next((k for k in _ID_KEYS if fields.get(k) is not None), "meeting_uuid")
 
 
-def _apply_rtms(app, event, fields, payload):
-    """The stream work for an RTMS event of `app`, on that app's streams only. Raises _Unusable (the delivery is
-    rolled back, nothing stored) for a missing or malformed id, a server URL outside the allow list, or a
-    stream id that belongs to another app."""
+def _checked_rtms(app, event, fields, payload):
+    """An RTMS event's ids and server URLs, checked before anything is stored; returns the stream work to run in
+    the delivery's transaction. Raises _Unusable for a missing or malformed id or a server URL outside the
+    allow list (logged)."""
+    stream_id = None
     try:
         stream_id = validate("rtms_stream_id", fields.get("rtms_stream_id"))
-        services.check_stream_app(stream_id, app.client_id)
         if _is_rtms(event, "rtms_started"):
             id_key = _id_key(fields)
             meeting_uuid = validate("meeting_uuid", fields.get(id_key), field=id_key)
@@ -105,18 +105,26 @@ def _apply_rtms(app, event, fields, payload):
             if not isinstance(server_urls, str) or not server_urls:
                 raise _Unusable(400, "malformed_event", "server_urls is required")
             outbound.check_server_urls(server_urls)
-            services.stream_started(app.client_id, meeting_uuid, stream_id, server_urls, operator_id, account_id)
-        elif _is_rtms(event, "rtms_interrupted"):
-            services.stream_interrupted(stream_id)
-        else:
-            reason = fields.get("stop_reason")
-            services.stream_stopped(stream_id, reason if type(reason) is int and -2**31 < reason < 2**31 else None)
+            return lambda: _on_own_stream(app, stream_id, services.stream_started, app.client_id, meeting_uuid,
+                                          stream_id, server_urls, operator_id, account_id)
     except InvalidIdentifier as exc:
         raise _Unusable(400, "invalid_identifier", f"{exc}; nothing was stored") from None
     except URLNotAllowed as exc:
         log.warning("rtms server url refused", extra={"client_id": app.client_id, "error": str(exc),
                                                       "stream": stream_id, "meeting": _meeting_uuid(fields)[:128]})
         raise _Unusable(400, "server_url_not_allowed", f"{exc}; nothing was stored") from None
+    if _is_rtms(event, "rtms_interrupted"):
+        return lambda: _on_own_stream(app, stream_id, services.stream_interrupted, stream_id)
+    reason = fields.get("stop_reason")
+    reason = reason if type(reason) is int and -2**31 < reason < 2**31 else None
+    return lambda: _on_own_stream(app, stream_id, services.stream_stopped, stream_id, reason)
+
+
+def _on_own_stream(app, stream_id, work, *args):
+    """Stream work on `app`'s own streams only: a stream id of another app is refused (403), nothing changes."""
+    try:
+        services.check_stream_app(stream_id, app.client_id)
+        work(*args)
     except services.StreamOfAnotherApp as exc:
         raise _Unusable(403, "stream_of_another_app", str(exc)) from None
 
@@ -175,6 +183,7 @@ def _accept(app, event, document, payload, body):
     outcome = WebhookDelivery.Outcome.ACCEPTED if is_rtms or event in KNOWN_EVENTS else WebhookDelivery.Outcome.UNKNOWN_EVENT
     digest = hashlib.sha256(body).hexdigest()
     try:
+        rtms_work = _checked_rtms(app, event, fields, payload) if is_rtms else None
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
                 app=app, event=event, event_ts=event_ts if type(event_ts) is int and abs(event_ts) < 2**62 else None,
@@ -182,8 +191,8 @@ def _accept(app, event, document, payload, body):
                 rtms_stream_id=_text(fields, "rtms_stream_id")[:64],
                 meeting_uuid=(meeting_event.meeting.uuid if meeting_event else _meeting_uuid(fields))[:128],
             )
-            if is_rtms:
-                _apply_rtms(app, event, fields, payload)
+            if rtms_work:
+                rtms_work()
             transaction.on_commit(lambda: _announce(app, event, fields, delivery, meeting_event))
     except _Unusable as exc:
         return _refuse(exc.status, exc.error, f"{event}: {exc.message}.", app)
