@@ -42,10 +42,12 @@ MALFORMED = [
 
 
 class HostileRtmsServer:
-    def __init__(self, frames):
+    def __init__(self, frames, media_base=None):
         self.frames = list(frames)
         self.port = free_port()
         self.signaling_url = f"ws://127.0.0.1:{self.port}/signaling"
+        # Where the signaling reply sends the media sockets (a hostile server may name any host).
+        self.media_base = media_base or f"ws://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
         self.ready = None
         self.signaling = None
@@ -70,7 +72,7 @@ class HostileRtmsServer:
             self.signaling = ws
             await ws.send(json.dumps({"msg_type": 2, "protocol_version": 1, "status_code": 0, "reason": "",
                                       "media_server": {"server_urls": {
-                                          kind: f"ws://127.0.0.1:{self.port}/media/{kind}" for kind in
+                                          kind: f"{self.media_base}/media/{kind}" for kind in
                                           ("audio", "video", "deskshare", "transcript", "chat")}}}))
         else:
             await ws.send(json.dumps({"msg_type": 4, "protocol_version": 1, "status_code": 0, "reason": "",
