@@ -44,6 +44,21 @@ def people(browser, stack):  # noqa: F811
 
 
 @pytest.fixture
+def people_with_app(browser):
+    """A person's window with another of the deployment's apps open in its Apps panel."""
+    opened = []
+
+    def open_for(app_stack, meeting, name):
+        person = Person(browser, app_stack, meeting, name)
+        opened.append(person)
+        return person.open_panel()
+
+    yield open_for
+    for person in opened:
+        person.close()
+
+
+@pytest.fixture
 def meeting(stack):  # noqa: F811
     """Ana hosts (already in); `guests` (Ana's account) and `visitors` (another account) are invited, not joined.
     Each meeting ends with its test, so no stream outlives it on the shared worker."""
@@ -115,7 +130,7 @@ def test_another_accounts_auto_start_asks_a_host_who_requires_approval(stack, pe
 
 
 def test_two_apps_auto_starting_for_two_users_at_once_make_the_multiple_apps_modal(
-        stack, people, meeting):  # noqa: F811
+        stack, people, people_with_app, meeting):  # noqa: F811
     from zoomapp.marketplace.models import ZoomApp
 
     recorder = ZoomApp.objects.create(name="Recorder", client_id=f"rec{secrets.token_hex(4)}",
@@ -134,12 +149,23 @@ def test_two_apps_auto_starting_for_two_users_at_once_make_the_multiple_apps_mod
     listed = ana.frame.locator("#requests-list .who").all_inner_texts()
     assert sorted(listed) == ["Notes Bot for Olga", "Recorder for Pete"]
     assert ana.frame.locator("#requests-title").inner_text() == texts.LABEL_MULTIPLE_REQUESTS.format(count=2)
+    # Each app decides its own requests (docs/SECURITY.md "Tenancy"): Recorder's is listed, decided in Recorder.
+    recorder_row = ana.frame.locator("#requests-list li[data-other-app='true']")
+    assert recorder_row.locator(".row").inner_text() == texts.LABEL_DECIDE_IN_OTHER_APP.format(app="Recorder")
+    assert recorder_row.locator("button").count() == 0
     ana.screenshot("autostart-3-host-multiple-apps-modal")
 
-    ana.frame.locator("#approve-all").click()
-    for row in ("Notes Bot for Olga", "Recorder for Pete"):
-        ana.frame.locator("#active-apps li[data-status='sharing']", has_text=row).wait_for(timeout=20000)
-        assert notice(ana, "auto", row).startswith(texts.AAN_AUTO_START)
+    ana.frame.locator("#requests-list li", has_text="Notes Bot for Olga").locator(
+        "button", has_text=texts.LABEL_APPROVE).click()
+    ana.frame.locator("#active-apps li[data-status='sharing']", has_text="Notes Bot for Olga").wait_for(timeout=20000)
+    assert notice(ana, "auto", "Notes Bot for Olga").startswith(texts.AAN_AUTO_START)
+
+    ana_in_recorder = people_with_app(Stack(stack.sim, stack.web, recorder), m, "Ana")
+    ana_in_recorder.frame.wait_for_selector("#requests-modal[data-kind='single'][open]", timeout=15000)
+    ana_in_recorder.frame.locator("#requests-list button", has_text=texts.LABEL_APPROVE).click()
+    ana_in_recorder.frame.locator("#active-apps li[data-status='sharing']", has_text="Recorder for Pete").wait_for(
+        timeout=20000)
+    assert notice(ana_in_recorder, "auto", "Recorder for Pete").startswith(texts.AAN_AUTO_START)
 
 
 def test_zoom_performed_auto_start_shows_as_auto_started(stack, people, meeting):  # noqa: F811

@@ -131,17 +131,20 @@ def _pending_requests(meeting):
 
 
 def _other_apps(meeting):
-    """The same Zoom meeting as the deployment's other apps see it: their pending requests, each with the hosts
-    that app's own verified inputs name. Read-only here; viewer_state shows an entry only to a viewer who is a
-    host in both apps' rows, and deciding happens in that app's own panel (docs/SECURITY.md "Tenancy")."""
+    """The same Zoom meeting as the deployment's other apps see it: whether any of them is sharing (the
+    disclosure is for the meeting, not for one app) and their pending requests, each with the hosts that app's
+    own verified inputs name. Read-only here; viewer_state shows requests only to a viewer who is a host in both
+    apps' rows, and deciding happens in that app's own panel (docs/SECURITY.md "Tenancy")."""
     others = Meeting.objects.filter(uuid=meeting.uuid, ended_at__isnull=True).exclude(pk=meeting.pk)
     entries = []
     for other in others.select_related("app"):
         requests = _pending_requests(other)
-        if requests:
+        sharing = other.shares.filter(status__in=(Status.SHARING, Status.PAUSED)).exists()
+        if requests or sharing:
             entries.append({
                 "app": other.app.client_id,
                 "app_name": other.app.name,
+                "sharing": sharing,
                 "hosts": _hosts(other),
                 "requests": [{"user_id": r.share.user_id, "user_name": r.share.user_name} for r in requests],
             })
@@ -153,6 +156,7 @@ def meeting_state(meeting):
     shares = list(meeting.shares.select_related("app"))
     requests = _pending_requests(meeting)
     hosts = _hosts(meeting)
+    other_apps = _other_apps(meeting)
     return {
         "version": meeting.version,
         "meeting": {
@@ -168,8 +172,9 @@ def meeting_state(meeting):
         "departed": sorted(
             Participant.objects.filter(meeting=meeting, present=False).values_list("user_id", flat=True)
         ),
-        "other_apps": _other_apps(meeting),
-        "disclosure": any(s.status in (Status.SHARING, Status.PAUSED) for s in shares),
+        "other_apps": other_apps,
+        "disclosure": any(s.status in (Status.SHARING, Status.PAUSED) for s in shares)
+        or any(entry["sharing"] for entry in other_apps),
         "shares": [
             {
                 "id": s.id,
@@ -213,8 +218,8 @@ def viewer_state(state, viewer_id):
     filtered = dict(state)
     del filtered["departed"]
     filtered["other_apps"] = [
-        {k: v for k, v in entry.items() if k != "hosts"}
-        for entry in state["other_apps"] if viewer_is_host and viewer_id in entry["hosts"]
+        {"app": entry["app"], "app_name": entry["app_name"], "requests": entry["requests"]}
+        for entry in state["other_apps"] if entry["requests"] and viewer_is_host and viewer_id in entry["hosts"]
     ]
     if not viewer_is_host:
         filtered["requests"] = [r for r in state["requests"] if r["user_id"] == viewer_id]
@@ -257,6 +262,9 @@ def publish_meeting_state(meeting_id):
     state = meeting_state(meeting)
     live.push(meeting_group(meeting.app.client_id, meeting.uuid), {"type": "panel.state", "state": state})
     for other in Meeting.objects.filter(uuid=meeting.uuid).exclude(pk=meeting.pk).select_related("app"):
+        # Panels apply only newer versions: the other app's state changed too (its other_apps part).
+        Meeting.objects.filter(pk=other.pk).update(version=F("version") + 1)
+        other.refresh_from_db(fields=["version"])
         live.push(meeting_group(other.app.client_id, other.uuid), {"type": "panel.state", "state": meeting_state(other)})
     return state
 

@@ -173,7 +173,5 @@ def api_authorize_finish(request, client_id):
         oauth.finish_pkce(app, identity.user_id, state, code, redirect_to)
     except oauth.OAuthError as exc:
         return _refusal("oauth", str(exc), 400)
-    meeting = services.get_meeting(app, identity.meeting_uuid)
-    services.publish_meeting_state(meeting.pk)
     return JsonResponse({"authorization": oauth.authorization_status(app, identity.user_id),
                          "state": services.snapshot_for(identity)})
