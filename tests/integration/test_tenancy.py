@@ -63,7 +63,7 @@ def rows_of(app, uuid):
     meeting = Meeting.objects.get(app=app, uuid=uuid)
     return {
         "meeting": {k: getattr(meeting, k) for k in ("account_id", "host_user_id", "host_present", "ended_at",
-                                                      "share_with_apps", "version")},
+                                                      "share_with_apps", "require_host_approval", "topic")},
         "shares": list(Share.objects.filter(meeting=meeting).values("user_id", "status", "rtms_stream_id")),
         "requests": list(ShareRequest.objects.filter(share__meeting=meeting).values("id", "status")),
     }
