@@ -22,6 +22,7 @@ from zoomapp.marketplace import oauth
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.marketplace.registration import app_urls
 from zoomapp.marketplace.security_headers import strict_transport_security
+from zoomapp.webhooks import concurrency
 
 log = logging.getLogger("zoomapp.console")
 
@@ -251,7 +252,8 @@ def audit_csv(request):
 @console_page
 @require_GET
 def streams(request):
-    return _page(request, "console/streams.html", "streams", snapshot=live.streams_snapshot(request.admin.account_id))
+    return _page(request, "console/streams.html", "streams", snapshot=live.streams_snapshot(request.admin.account_id),
+                 concurrency_alerts=concurrency.recent_alerts(request.admin.account_id))
 
 
 # --- meetings and their data --------------------------------------------------------------------------------------
