@@ -41,6 +41,8 @@ os.environ.update({
     "DATA_DIR": tempfile.mkdtemp(prefix="bench-approval-"), "DJANGO_SETTINGS_MODULE": "zoomapp.settings",
     # The simulator's RTMS servers are ws://127.0.0.1: outside production's outbound allow list.
     "RTMS_ALLOWED_HOSTS": "127.0.0.1", "RTMS_ALLOW_INSECURE_WS": "true",
+    # Plain http on 127.0.0.1 (production redirects http to https and sends cookies over https only).
+    "SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false",
 })
 
 
