@@ -4,6 +4,7 @@ import json
 
 from aiohttp import web
 
+from zoomsim.chaos import CASES, Chaos, ChaosError
 from zoomsim.faults import FaultError
 from zoomsim.protocol import stop_reason_from
 from zoomsim.state import StreamRefused
@@ -279,6 +280,36 @@ async def stream_action(request):
     return web.json_response(stream.public())
 
 
+async def stream_chaos(request):
+    """One of Zoom's four reconnection cases on this stream (zoomsim/chaos.py)."""
+    stream = _stream(request)
+    body = await _body(request)
+    try:
+        played = await request.app["chaos"].play(stream, body.get("case"), body)
+    except ChaosError as exc:
+        raise ControlError(400, "bad_chaos", str(exc)) from None
+    return web.json_response(played, status=201)
+
+
+async def start_chaos_mode(request):
+    """Play a random case on a random ready stream every `interval_s` seconds until DELETE /_sim/chaos."""
+    body = await _body(request)
+    try:
+        mode = request.app["chaos"].start_mode(body.get("interval_s"), body.get("cases", list(CASES)))
+    except ChaosError as exc:
+        raise ControlError(400, "bad_chaos", str(exc)) from None
+    return web.json_response(mode, status=201)
+
+
+async def get_chaos(request):
+    return web.json_response(request.app["chaos"].public())
+
+
+async def stop_chaos_mode(request):
+    request.app["chaos"].stop_mode()
+    return web.json_response(request.app["chaos"].public())
+
+
 async def list_webhooks(request):
     sim = request.app["sim"]
     event = request.query.get("event")
@@ -326,11 +357,18 @@ async def stats(request):
 
 
 async def reset(request):
+    request.app["chaos"].stop_mode()
     request.app["sim"].reset()
     return web.json_response({"ok": True})
 
 
+async def _stop_chaos(app):
+    await app["chaos"].stop()
+
+
 def add_routes(app):
+    app["chaos"] = Chaos(app["sim"])
+    app.on_cleanup.append(_stop_chaos)
     r = app.router
     r.add_post("/_sim/apps", create_app)
     r.add_get("/_sim/apps", list_apps)
@@ -349,7 +387,11 @@ def add_routes(app):
     r.add_post("/_sim/scripts", run_script)
     r.add_get("/_sim/streams", list_streams)
     r.add_get("/_sim/streams/{stream_id}", get_stream)
+    r.add_post("/_sim/streams/{stream_id}/chaos", stream_chaos)
     r.add_post("/_sim/streams/{stream_id}/{action}", stream_action)
+    r.add_post("/_sim/chaos", start_chaos_mode)
+    r.add_get("/_sim/chaos", get_chaos)
+    r.add_delete("/_sim/chaos", stop_chaos_mode)
     r.add_get("/_sim/webhooks", list_webhooks)
     r.add_get("/_sim/settings", list_policies)
     r.add_put("/_sim/settings/{level}/{ident}", put_policy)

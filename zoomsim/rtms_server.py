@@ -57,7 +57,8 @@ class Connection(picows.WSListener):
         self._fragments = []
         headers = request.headers
         self.record = {
-            "id": secrets.token_hex(4), "kind": path_name, "opened_at": self.sim.clock.now_ms(), "closed_at": None,
+            "id": secrets.token_hex(4), "kind": path_name, "server": server.url, "opened_at": self.sim.clock.now_ms(),
+            "closed_at": None,
             "close_reason": None, "handshake_status": None, "user_agent": headers.get("User-Agent", ""),
             "subprotocol_offered": headers.get("Sec-WebSocket-Protocol", ""),
             "has_websocket_token": "X-WebSocket-Token" in headers, "client_agent": None,
@@ -401,12 +402,14 @@ class RtmsServer:
         self.sim = sim
         self.connections = set()
         self.server = None
+        self.url = ""  # ws://host:port, what streams living here carry in their server_urls
         self._keepalive_handle = None
 
     async def listen(self, host, port):
         self.sim.loop = asyncio.get_running_loop()
         self.server = await picows.ws_create_server(self._route, host, port, websocket_handshake_timeout=10,
                                                     max_frame_size=4 * 1024 * 1024)
+        self.url = f"ws://{self.sim.config.url_host}:{self.server.sockets[0].getsockname()[1]}"
         self._schedule_keepalive()
         return self.server
 
@@ -423,6 +426,10 @@ class RtmsServer:
         if self.sim.faults.take_handshake_refusal("upgrade") is not None:
             return WSUpgradeResponseWithListener(
                 WSUpgradeResponse.create_error_response(503, b"injected fault: upgrade refused"), None)
+        stream = self.sim.streams.get(parts[1]) if len(parts) in (2, 3) else None
+        if stream is not None and stream.rtms_url != self.url:  # its server failed over (zoomsim/chaos.py)
+            return WSUpgradeResponseWithListener(
+                WSUpgradeResponse.create_error_response(503, b"this RTMS server no longer serves the stream"), None)
         if len(parts) == 2 and parts[0] == "signaling":
             return Connection(self, "signaling", parts[1], "signaling", request)
         if len(parts) == 3 and parts[0] == "media" and parts[2] in (*MEDIA_TYPES, "all"):

@@ -225,6 +225,7 @@ class Stream:
         self.frames_sent = {}
         self.reconnect_timer = None
         self.media_timers = {}
+        self.rtms_url = sim.rtms_url  # the RTMS server it lives on (zoomsim/chaos.py fails it over to another)
         # Audio is produced from the meeting timeline, so "buffering" is only a cursor: the next tick to send.
         self.audio_next_tick = sim.ticker.tick_index()
         self.text_backlog = []  # transcript/chat messages waiting for their socket (bytes, media type)
@@ -719,20 +720,24 @@ class Simulator:
                                        if not (r["client_id"] == app.client_id and r["user_id"] == operator_id)]
         log.info("event=stream_started meeting_uuid=%s stream_id=%s client_id=%s started_by=%s",
                  meeting.uuid, stream.id, app.client_id, started_by)
-        self.webhooks.send(app, "meeting.rtms_started", {
-            "meeting_uuid": meeting.uuid, "operator_id": operator_id, "rtms_stream_id": stream.id,
-            "server_urls": self.signaling_url(stream)})
+        self.send_rtms_started(stream)
         if in_use + 1 > 0.8 * limit:
             self.webhooks.send(app, "rtms.concurrency_near_limit", {
                 "operator_id": operator_id, "concurrency_number": in_use + 1, "id_field": "meeting_uuid"})
         self.notify("stream_started", meeting)
         return stream
 
+    def send_rtms_started(self, stream):
+        """At the start, and again with new `server_urls` when its RTMS server failed (zoomsim/chaos.py)."""
+        self.webhooks.send(stream.app, "meeting.rtms_started", {
+            "meeting_uuid": stream.meeting.uuid, "operator_id": stream.operator_id, "rtms_stream_id": stream.id,
+            "server_urls": self.signaling_url(stream)})
+
     def signaling_url(self, stream):
-        return f"{self.rtms_url}/signaling/{stream.id}"
+        return f"{stream.rtms_url}/signaling/{stream.id}"
 
     def media_url(self, stream, kind):
-        return f"{self.rtms_url}/media/{stream.id}/{kind}"
+        return f"{stream.rtms_url}/media/{stream.id}/{kind}"
 
     def stop_stream(self, stream, reason):
         if not stream.live:
@@ -809,9 +814,10 @@ class Simulator:
         log.info("event=stream_ready meeting_uuid=%s stream_id=%s first=%s", stream.meeting.uuid, stream.id, first)
         self.notify("stream_state", stream.meeting)
 
-    def signaling_lost(self, stream, stop_reason):
+    def signaling_lost(self, stream, stop_reason, interrupted_webhook=True):
         """The signaling socket broke (closed, dropped, or 3 keep-alives missed): Zoom interrupts every
-        connection and waits 60 s for the client to come back."""
+        connection and waits 60 s for the client to come back. A failed RTMS server (zoomsim/chaos.py) sends
+        `rtms_started` with the new server instead of `rtms_interrupted`."""
         if not stream.live:
             return
         stream.ready = False
@@ -820,8 +826,9 @@ class Simulator:
         stream.stream_state = StreamState.INTERRUPTED
         self.ticker.forget(stream)
         log.info("event=stream_interrupted meeting_uuid=%s stream_id=%s", stream.meeting.uuid, stream.id)
-        self.webhooks.send(stream.app, "meeting.rtms_interrupted", {
-            "meeting_uuid": stream.meeting.uuid, "rtms_stream_id": stream.id})
+        if interrupted_webhook:
+            self.webhooks.send(stream.app, "meeting.rtms_interrupted", {
+                "meeting_uuid": stream.meeting.uuid, "rtms_stream_id": stream.id})
         window = SIGNALING_RECONNECT_WINDOW_S * self.config.reconnect_scale
         if stream.reconnect_timer:
             stream.reconnect_timer.cancel()

@@ -1,0 +1,174 @@
+"""Zoom's four reconnection cases (docs/STREAMS.md), each played by the simulator's chaos mode on a stream a real
+worker holds (timings scaled ×0.1 as in the other stream tests). Each test prints how long the stream was without
+a connection, from the simulator's own connection records, and checks the transcript: every line once, none lost.
+
+Run with `-s` to see the figures.
+"""
+
+import pytest
+
+from tests.integration.streams_stack import (
+    overlapping_live_connections,
+    streams_stack,
+    wait_for_row,
+)
+
+
+@pytest.fixture(scope="module")
+def stack(stack_env, tmp_path_factory, django_db_blocker):
+    with streams_stack(stack_env, tmp_path_factory.mktemp("zoom-failover"), "zoom-failover",
+                       django_db_blocker) as stack:
+        yield stack
+
+
+@pytest.fixture
+def held_stream(stack, django_db_blocker):
+    from rtms.models import StreamSession
+
+    meeting = stack.start_meeting("Zoom's side fails")
+    stream_id = stack.start_stream(meeting)
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="active").exists(), "the stream to be held", timeout=30)
+    yield meeting, stream_id
+    stack.sim.delete("/_sim/faults")
+    stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
+
+
+def chaos(stack, stream_id, **body):
+    response = stack.sim.post(f"/_sim/streams/{stream_id}/chaos", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def handshaken(stack, stream_id, kind=None):
+    return [c for c in stack.sim_stream(stream_id)["connections"]
+            if c["handshake_status"] == 0 and (kind is None or c["kind"] == kind)]
+
+
+def seconds_without(stack, stream_id, lost, regained):
+    """From the last lost socket closing to the last of its replacements opening (simulator clock, ms)."""
+    lost_ids = {c["id"] for c in lost}
+    closed = [c["closed_at"] for c in stack.sim_stream(stream_id)["connections"] if c["id"] in lost_ids]
+    return (max(c["opened_at"] for c in regained) - max(closed)) / 1000
+
+
+def say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, lines, said_before=()):
+    """Say `lines`; they and the lines `said_before` are stored, each exactly once, and nothing else is stored twice."""
+    from rtms.models import TranscriptSegment
+
+    for line in lines:
+        stack.speak(meeting, line)
+    lines = [*said_before, *lines]
+    wait_for_row(django_db_blocker, lambda: TranscriptSegment.objects.filter(
+        stream__rtms_stream_id=stream_id, text__in=lines).count() >= len(lines), "every line to be stored")
+    with django_db_blocker.unblock():
+        texts = list(TranscriptSegment.objects.filter(stream__rtms_stream_id=stream_id).values_list("text", flat=True))
+    assert sorted(t for t in texts if t in lines) == sorted(lines), texts
+    assert len(texts) == len(set(texts)), f"a line was stored twice: {texts}"
+
+
+def final_state(django_db_blocker, stream_id):
+    from rtms.models import StreamSession
+
+    with django_db_blocker.unblock():
+        stream = StreamSession.objects.get(rtms_stream_id=stream_id)
+        return stream, list(stream.transitions.values_list("state", "reason"))
+
+
+def test_case_1_a_failed_rtms_server_moves_the_stream_at_once(stack, django_db_blocker, held_stream):
+    from rtms.models import StreamSession
+
+    meeting, stream_id = held_stream
+    say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, ["Before the server fails"])
+    before = final_state(django_db_blocker, stream_id)[0]
+    old_sockets = handshaken(stack, stream_id)
+    # Zoom's webhook retry of the re-sent rtms_started arrives too: an identical re-send must change nothing.
+    stack.fault(kind="webhook_duplicate", event="meeting.rtms_started", client_id=stack.app.client_id)
+    played = chaos(stack, stream_id, case="server_failover")
+    assert played["to"] != played["from"]
+
+    def on_new_server():
+        fresh = [c for c in handshaken(stack, stream_id) if c["server"] == played["to"]]
+        return len(fresh) == len(old_sockets) and fresh
+    fresh = wait_for_row(django_db_blocker, lambda: on_new_server(), "every socket on the new server", timeout=10)
+    gap = seconds_without(stack, stream_id, old_sockets, fresh)
+    print(f"\ncase 1 (RTMS server failover): {gap:.2f} s without a connection")
+    assert gap < 5, "case 1 must recover in a few seconds, well inside Zoom's 60 s"
+
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="active", server_urls__startswith=played["to"]).exists(),
+        "the stream to be active on the new server")
+    say_and_check_transcript(stack, django_db_blocker, meeting, stream_id,
+                             ["After the failover line one", "After the failover line two"],
+                             said_before=["Before the server fails"])
+    stream, transitions = final_state(django_db_blocker, stream_id)
+    deliveries = stack.sim.get("/_sim/webhooks", params={"event": "meeting.rtms_started",
+                                                         "client_id": stack.app.client_id}).json()
+    assert len([d for d in deliveries if d["payload"]["rtms_stream_id"] == stream_id]) == 3  # start, move, retry
+    assert len(handshaken(stack, stream_id, "signaling")) == 2, "the retried rtms_started made no connection"
+    assert overlapping_live_connections(handshaken(stack, stream_id, "signaling")) == []
+    assert stream.lease_generation == before.lease_generation and stream.owner_worker == before.owner_worker
+    assert transitions[-1][0] == "active"
+
+
+def test_case_2_rtms_interrupted_redoes_signaling_and_media(stack, django_db_blocker, held_stream):
+    from rtms.models import StreamSession
+    from zoomapp.webhooks.models import WebhookDelivery
+
+    meeting, stream_id = held_stream
+    old_sockets = handshaken(stack, stream_id)
+    chaos(stack, stream_id, case="signaling_drop")
+    stack.speak(meeting, "Said while signaling was down")  # Zoom holds the line until the socket is back
+
+    def all_back():
+        fresh = [c for c in handshaken(stack, stream_id) if c["opened_at"] > max(o["opened_at"] for o in old_sockets)]
+        return len(fresh) == len(old_sockets) and fresh
+    fresh = wait_for_row(django_db_blocker, lambda: all_back(), "signaling and every media socket again", timeout=15)
+    gap = seconds_without(stack, stream_id, old_sockets, fresh)
+    print(f"\ncase 2 (signaling dropped, rtms_interrupted): {gap:.2f} s without a connection")
+    assert gap < 10
+
+    wait_for_row(django_db_blocker, lambda: WebhookDelivery.objects.filter(
+        event="meeting.rtms_interrupted", rtms_stream_id=stream_id).exists(), "Zoom's rtms_interrupted")
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="active", reconnects=1).exists(), "the stream active again")
+    say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, ["After the interruption"],
+                             said_before=["Said while signaling was down"])
+    stream, transitions = final_state(django_db_blocker, stream_id)
+    assert stream.state == "active", "Zoom's late rtms_interrupted must not mark a reconnected stream interrupted"
+    assert [state for state, _ in transitions].count("interrupted") == 1
+    assert overlapping_live_connections(handshaken(stack, stream_id, "signaling")) == []
+
+
+def test_case_3_a_dropped_media_socket_is_redone_alone(stack, django_db_blocker, held_stream):
+    from rtms.models import StreamSession
+
+    meeting, stream_id = held_stream
+    old_sockets = handshaken(stack, stream_id)
+    signaling = handshaken(stack, stream_id, "signaling")
+    # Zoom's EVENT_UPDATE 7 and the STREAM_STATE_UPDATE 2 / reason 14 that says the same: one repair.
+    played = chaos(stack, stream_id, case="media_drop", socket="audio", state_update=True)
+    stack.speak(meeting, "Said while the audio socket was down")
+
+    lost = [c for c in handshaken(stack, stream_id) if c["id"] in played["dropped"]]
+    kind = lost[0]["kind"]  # "audio", or "all" when the worker holds streams on one media socket
+
+    def media_back():
+        return [c for c in handshaken(stack, stream_id, kind) if c["id"] not in played["dropped"]]
+    fresh = wait_for_row(django_db_blocker, media_back, f"a new {kind} socket", timeout=10)
+    gap = seconds_without(stack, stream_id, lost, fresh)
+    print(f"\ncase 3 (the media socket carrying audio dropped): {gap:.2f} s without it, signaling kept")
+    assert gap < 3, "case 3 must recover in a few seconds"
+
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="active", reconnects=1).exists(), "the stream active again")
+    say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, ["After the media repair"],
+                             said_before=["Said while the audio socket was down"])
+    now = handshaken(stack, stream_id)
+    kept = handshaken(stack, stream_id, "signaling")
+    assert [c["id"] for c in kept] == [c["id"] for c in signaling] and kept[0]["closed_at"] is None, \
+        "the signaling socket was kept"
+    assert len(now) == len(old_sockets) + 1, "only the dropped media socket was redone"
+    assert len(handshaken(stack, stream_id, kind)) == 2
+    stream, _ = final_state(django_db_blocker, stream_id)
+    assert stream.reconnects == 1, "Zoom's two words about one drop made one repair"
