@@ -94,9 +94,11 @@ def _checked_rtms(app, event, fields, payload):
     stream_id = None
     try:
         stream_id = validate("rtms_stream_id", fields.get("rtms_stream_id"))
+        id_key = _id_key(fields)
+        meeting_uuid = fields.get(id_key)
+        if meeting_uuid is not None or _is_rtms(event, "rtms_started"):  # stored with the delivery
+            meeting_uuid = validate("meeting_uuid", meeting_uuid, field=id_key)
         if _is_rtms(event, "rtms_started"):
-            id_key = _id_key(fields)
-            meeting_uuid = validate("meeting_uuid", fields.get(id_key), field=id_key)
             operator_id = validate("zoom_user_id", fields.get("operator_id", ""), "operator_id", allow_blank=True)
             # May 2026 payloads carry the meeting's account beside `object`; older ones count against the app's.
             account = payload.get("account_id", fields.get("account_id", "")) if isinstance(payload, dict) else ""
