@@ -87,6 +87,16 @@ def test_other_ids_of_rtms_started_are_checked_too(client, app_a, field, value):
     assert not StreamSession.objects.exists() and not WebhookDelivery.objects.exists()
 
 
+@pytest.mark.parametrize("document", [stopped, interrupted], ids=lambda f: f.__name__)
+def test_the_meeting_uuid_of_a_stop_or_interrupt_is_checked_too(client, app_a, document):
+    event = document()
+    event["payload"]["meeting_uuid"] = "../../m\x00"
+    response = deliver(client, app_a, event)
+    assert response.status_code == 400
+    assert "meeting_uuid is not a valid meeting uuid" in response.json()["message"]
+    assert not WebhookDelivery.objects.exists()
+
+
 def test_an_account_id_that_is_not_one_is_refused(client, app_a):
     response = deliver(client, app_a, started(account_id="../acct"))
     assert response.status_code == 400 and "account_id is not a valid account id" in response.json()["message"]
