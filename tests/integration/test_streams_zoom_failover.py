@@ -172,3 +172,69 @@ def test_case_3_a_dropped_media_socket_is_redone_alone(stack, django_db_blocker,
     assert len(handshaken(stack, stream_id, kind)) == 2
     stream, _ = final_state(django_db_blocker, stream_id)
     assert stream.reconnects == 1, "Zoom's two words about one drop made one repair"
+
+
+def authorize_host(stack, django_db_blocker, user_id):
+    """The host installed the app: a real token pair from the simulator's OAuth server, stored as the app would."""
+    from datetime import timedelta
+    from urllib.parse import parse_qs, urlparse
+
+    from django.utils import timezone
+
+    from zoomapp.marketplace.models import UserAuthorization
+
+    redirect = stack.web.url + "/zoom/oauth/callback"
+    response = stack.sim.get("/oauth/authorize", params={"response_type": "code", "client_id": stack.app.client_id,
+                                                         "redirect_uri": redirect, "user_id": user_id},
+                             allow_redirects=False)
+    code = parse_qs(urlparse(response.headers["location"]).query)["code"][0]
+    tokens = stack.sim.post("/oauth/token", data={"grant_type": "authorization_code", "code": code,
+                                                  "redirect_uri": redirect},
+                            auth=(stack.app.client_id, stack.app.client_secret)).json()
+    with django_db_blocker.unblock():
+        UserAuthorization.objects.update_or_create(app=stack.app, user_id=user_id, defaults={
+            "access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"],
+            "expires_at": timezone.now() + timedelta(seconds=tokens["expires_in"])})
+
+
+def test_case_4_an_error_stop_is_restarted_through_zoom_a_bounded_number_of_times(stack, django_db_blocker,
+                                                                                  held_stream):
+    from rtms.models import StreamSession
+    from zoomapp.consent.models import AuditEntry, Share
+    from zoomapp.consent.restarts import MAX_RESTARTS
+
+    meeting, stream_id = held_stream
+    host = next(p for p in meeting["participants"] if p["role"] == "host")
+    authorize_host(stack, django_db_blocker, host["user_id"])
+    say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, ["Before the error"])
+
+    streams = [stream_id]
+    for restart in range(1, MAX_RESTARTS + 1):
+        chaos(stack, streams[-1], case="error_stop", reason=13)  # SIGNAL_CONNECTION_INTERRUPTED
+
+        def restarted():
+            live = [s for s in stack.sim.get("/_sim/streams", params={"meeting": meeting["id"]}).json()
+                    if s["id"] not in streams and s["state"] == "active"]
+            return live and StreamSession.objects.filter(rtms_stream_id=live[0]["id"], state="active").exists() \
+                and live[0]
+        new = wait_for_row(django_db_blocker, restarted, f"restart {restart} to be held", timeout=20)
+        stopped = stack.sim_stream(streams[-1])
+        gap = (min(c["opened_at"] for c in stack.sim_stream(new["id"])["connections"]
+                   if c["kind"] != "signaling" and c["handshake_status"] == 0) - stopped["stopped_at"]) / 1000
+        print(f"\ncase 4 (stop reason 13), restart {restart}: {gap:.2f} s without a connection (a new stream)")
+        assert new["operator_id"] == host["user_id"] and new["started_by"] == "app"
+        streams.append(new["id"])
+
+    say_and_check_transcript(stack, django_db_blocker, meeting, streams[-1], ["After the restarts"])
+    chaos(stack, streams[-1], case="error_stop", reason=13)
+    wait_for_row(django_db_blocker, lambda: AuditEntry.objects.filter(
+        kind="stream_not_restarted", rtms_stream_id=streams[-1]).exists(), "the bound to be recorded")
+    with django_db_blocker.unblock():
+        restarts = list(AuditEntry.objects.filter(kind="stream_restart", app=stack.app,
+                                                  meeting_uuid=meeting["uuid"]).order_by("id"))
+        share = Share.objects.get(meeting__uuid=meeting["uuid"], meeting__app=stack.app, user_id=host["user_id"])
+    assert [entry.rtms_stream_id for entry in restarts] == streams[:-1]
+    assert all(entry.reason.startswith("SIGNAL_CONNECTION_INTERRUPTED (13)") for entry in restarts)
+    assert share.status == "stopped" and share.stop_reason == 13
+    live = [s for s in stack.sim.get("/_sim/streams", params={"meeting": meeting["id"]}).json() if s["state"] != "stopped"]
+    assert live == [], "no fourth restart"

@@ -12,7 +12,7 @@ from django.dispatch import receiver
 
 from rtms import live
 from rtms.signals import stream_state_changed, transcript_received
-from zoomapp.consent import services
+from zoomapp.consent import restarts, services
 from zoomapp.consent.models import Participant, Share
 from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.signals import zoom_event
@@ -64,6 +64,7 @@ def on_stream_state(sender, stream, previous, reason, **kwargs):
         stream.client_id, stream.meeting_uuid, stream.rtms_stream_id, stream.operator_id, stream.state,
         stop_reason=stream.stop_reason,
     )
+    restarts.restart_after_error_stop(stream)  # Zoom's case 4, docs/STREAMS.md
 
 
 @receiver(transcript_received, dispatch_uid="consent.transcript")
