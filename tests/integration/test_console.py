@@ -109,7 +109,7 @@ def test_an_admin_cannot_see_or_change_another_accounts_settings_or_data(daphne,
 
     # Deleting B's meeting data: answered as if the meeting did not exist, nothing deleted.
     refused = post_form(session, f"{daphne.url}/console/meetings/delete-data",
-                        {"meeting_uuid": meeting_b.uuid, "confirm": "yes"})
+                        {"meeting_uuid": meeting_b.uuid, "client_id": console_app.client_id, "confirm": "yes"})
     assert refused.status_code == 404
     assert TranscriptSegment.objects.filter(stream=stream_b).count() == 1
 

@@ -17,6 +17,7 @@ from django.db import connection
 
 from tests.console_support import install_app, post_form, sign_in
 from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
+from rtms.models import StreamSession, TranscriptSegment
 from zoomapp.console.models import AppRetention, AutoStartSetting
 from zoomapp.consent import services
 from zoomapp.consent.models import AuditEntry, SharingPolicy
@@ -172,6 +173,42 @@ def test_a_row_set_before_the_rule_for_an_unknown_user_can_still_be_cleared(daph
     cleared = post_form(olive, f"{daphne.url}/console/auto-start",
                         {"app": notetaker.client_id, "level": "user", "target_id": "legacyUser", "value": "unset"})
     assert cleared.status_code == 302 and not AutoStartSetting.objects.exists()
+
+
+# --- another app's meeting row never opens this app's data ----------------------------------------------------
+
+
+def test_another_apps_row_claiming_a_meeting_for_another_account_opens_nothing_of_this_apps(daphne, apps, admins):
+    """Recorder's signed webhooks (or its leaked secret) say account B hosts meeting U, which Notetaker knows as
+    account A's: B's admin sees Recorder's view of U only, never Notetaker's stream, transcript or audit entries,
+    and deleting U's data from B's console erases nothing of Notetaker's."""
+    notetaker, recorder = apps
+    olive, bert, _ = admins
+    uuid = meeting_uuid()
+    a_meeting = services.get_meeting(notetaker, uuid, host_user_id="hostA", account_id="acctA", topic="A board")
+    services.get_meeting(recorder, uuid, host_user_id="hostB", account_id="acctB", topic="claimed by B")
+    stream = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=uuid,
+                                          client_id=notetaker.client_id, operator_id="hostA", state="stopped",
+                                          transcript_count=1)
+    TranscriptSegment.objects.create(stream=stream, user_id=1, start_time=1, end_time=2, timestamp=1, text="A only")
+    AuditEntry.objects.create(kind="approve", app=notetaker, meeting_uuid=uuid, actor_user_id="hostA",
+                              reason="A's decision")
+
+    for page in ("meetings", "streams", "audit"):
+        text = bert.get(f"{daphne.url}/console/{page}", params={"meeting": uuid}, timeout=10).text
+        assert stream.rtms_stream_id not in text and "A's decision" not in text and "A board" not in text, page
+    exported = bert.get(f"{daphne.url}/console/audit.csv", params={"meeting": uuid}, timeout=10).text
+    assert "A's decision" not in exported and stream.rtms_stream_id not in exported
+
+    for client_id in (recorder.client_id, notetaker.client_id):
+        post_form(bert, f"{daphne.url}/console/meetings/delete-data",
+                  {"meeting_uuid": uuid, "client_id": client_id, "confirm": "yes"})
+    assert TranscriptSegment.objects.filter(stream=stream).count() == 1
+    assert not StreamSession.objects.get(pk=stream.pk).media_deleted
+
+    # Account A's admin still sees Notetaker's meeting with its stored transcript.
+    page = olive.get(f"{daphne.url}/console/meetings", timeout=10).text
+    assert f'data-meeting="{a_meeting.uuid}" data-app="{notetaker.client_id}"' in page and "1 transcript" in page
 
 
 # --- the audit export ----------------------------------------------------------------------------------------------

@@ -49,11 +49,12 @@ def test_admin_deletes_exactly_one_meetings_data_and_it_is_audited(daphne, admin
     page = session.get(f"{daphne.url}/console/meetings", timeout=10)
     assert "Board review" in page.text and "Delete this meeting's data" in page.text
 
-    unconfirmed = post_form(session, f"{daphne.url}/console/meetings/delete-data", {"meeting_uuid": doomed.uuid})
+    unconfirmed = post_form(session, f"{daphne.url}/console/meetings/delete-data",
+                            {"meeting_uuid": doomed.uuid, "client_id": app.client_id})
     assert unconfirmed.status_code == 302 and TranscriptSegment.objects.filter(stream=doomed_stream).exists()
 
     done = post_form(session, f"{daphne.url}/console/meetings/delete-data",
-                     {"meeting_uuid": doomed.uuid, "confirm": "yes"})
+                     {"meeting_uuid": doomed.uuid, "client_id": app.client_id, "confirm": "yes"})
     assert done.status_code == 302
     assert not TranscriptSegment.objects.filter(stream=doomed_stream).exists()
     assert not ChatMessage.objects.filter(stream=doomed_stream).exists()
@@ -77,7 +78,7 @@ def test_a_meeting_still_streaming_is_refused(daphne, admin_session):
     app, session = admin_session
     live, live_stream = meeting_with_stream(app, "Live call", state="active")
     response = post_form(session, f"{daphne.url}/console/meetings/delete-data",
-                         {"meeting_uuid": live.uuid, "confirm": "yes"})
+                         {"meeting_uuid": live.uuid, "client_id": app.client_id, "confirm": "yes"})
     assert response.status_code == 302
     follow = session.get(f"{daphne.url}/console/meetings", timeout=10).text
     assert "Streams are still running in this meeting" in follow

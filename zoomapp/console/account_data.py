@@ -3,7 +3,7 @@ entries and streams. Every query here filters by the signed-in admin's account i
 
 from dataclasses import dataclass, field
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from rtms.models import StreamSession, StreamState
 from zoomapp.console.models import AutoStartSetting, Level
@@ -86,10 +86,25 @@ def account_meeting_uuids(account_id):
     return Meeting.objects.filter(account_id=account_id).values("uuid")
 
 
+# Meetings are per app (docs/SECURITY.md "Tenancy"): a stream or an audit entry belongs to the account when its own
+# app's row for the meeting says so. Another app's row claiming the same UUID for another account never opens this
+# app's streams or entries to that account's admins.
+def _stream_of_account_meeting(account_id):
+    return Exists(Meeting.objects.filter(account_id=account_id, uuid=OuterRef("meeting_uuid"),
+                                         app__client_id=OuterRef("client_id")))
+
+
+def _entry_of_account_meeting(account_id):
+    return Exists(Meeting.objects.filter(account_id=account_id, uuid=OuterRef("meeting_uuid"), app=OuterRef("app_id")))
+
+
 def audit_entries(account_id, meeting="", user="", client_id="", kind=""):
-    """The account's audit entries, newest first: those about its meetings and those recorded for it."""
+    """The account's audit entries, newest first: those about its meetings (each app's entries by that app's row;
+    meeting-level entries without an app by any of the account's rows) and those recorded for it."""
     entries = AuditEntry.objects.filter(
-        Q(meeting_uuid__in=account_meeting_uuids(account_id)) | Q(detail__account_id=account_id)
+        _entry_of_account_meeting(account_id)
+        | Q(app__isnull=True, meeting_uuid__in=account_meeting_uuids(account_id))
+        | Q(detail__account_id=account_id)
     )
     if meeting:
         entries = entries.filter(meeting_uuid=meeting)
@@ -107,26 +122,28 @@ def audit_kinds(account_id):
 
 
 def account_meetings(account_id):
-    return Meeting.objects.filter(account_id=account_id).order_by("-created")
+    """The account's meetings, one row per app that saw it."""
+    return Meeting.objects.filter(account_id=account_id).select_related("app").order_by("-created")
 
 
-def account_meeting(account_id, uuid):
-    """The meeting when it is this account's, else None (another account's meeting looks like no meeting)."""
-    return Meeting.objects.filter(account_id=account_id, uuid=uuid).first()
+def account_meeting(account_id, uuid, client_id):
+    """One app's meeting when it is this account's, else None (another account's meeting looks like no meeting)."""
+    return (Meeting.objects.filter(account_id=account_id, uuid=uuid, app__client_id=client_id)
+            .select_related("app").first())
 
 
 def account_streams(account_id, recent=None):
-    """Streams of the account's meetings: live ones, plus those stopped after `recent` (a datetime)."""
-    streams = StreamSession.objects.filter(meeting_uuid__in=account_meeting_uuids(account_id))
+    """Streams of the account's meetings (each stream by its own app's meeting row): live ones, plus those stopped
+    after `recent` (a datetime)."""
+    streams = StreamSession.objects.filter(_stream_of_account_meeting(account_id))
     live = ~Q(state=StreamState.STOPPED)
     return streams.filter(live | Q(stopped_at__gte=recent) if recent else live).order_by("-created")
 
 
-def names_for(meeting_uuids, user_ids):
-    """Display names of users in those meetings (panel or webhook told us), for the streams table."""
+def names_for(meetings, user_ids):
+    """Display names of users in those meeting rows (panel or webhook told us), for the streams table."""
     names = dict(
-        Participant.objects.filter(meeting__uuid__in=meeting_uuids, user_id__in=user_ids)
-        .values_list("user_id", "name")
+        Participant.objects.filter(meeting__in=list(meetings), user_id__in=user_ids).values_list("user_id", "name")
     )
     for grant in UserAuthorization.objects.filter(user_id__in=set(user_ids) - set(names)):
         names.setdefault(grant.user_id, grant.display_name)
@@ -137,6 +154,7 @@ def apps_by_client_id():
     return {app.client_id: app for app in ZoomApp.objects.all()}
 
 
-def meeting_account(meeting_uuid):
-    """The account whose meeting this is (the host's), or "" when we do not know the meeting."""
-    return Meeting.objects.filter(uuid=meeting_uuid).values_list("account_id", flat=True).first() or ""
+def meeting_account(client_id, meeting_uuid):
+    """The account whose meeting this is (the host's), as that app knows it, or "" when it does not."""
+    return (Meeting.objects.filter(app__client_id=client_id, uuid=meeting_uuid)
+            .values_list("account_id", flat=True).first() or "")

@@ -96,7 +96,7 @@ def on_stream_content_erased(sender, stream=None, why="", counts=None, **kwargs)
         kind="media_deleted", app=ZoomApp.objects.filter(client_id=stream.client_id).first(),
         meeting_uuid=stream.meeting_uuid, actor_user_id="system", subject_user_id=stream.operator_id,
         outcome="deleted", reason=why, source="stream", rtms_stream_id=stream.rtms_stream_id,
-        detail={"account_id": meeting_account(stream.meeting_uuid), "counts": counts or {}},
+        detail={"account_id": meeting_account(stream.client_id, stream.meeting_uuid), "counts": counts or {}},
     )
 
 
@@ -104,11 +104,12 @@ def on_stream_content_erased(sender, stream=None, why="", counts=None, **kwargs)
 
 
 def delete_meeting_data(admin, meeting, address=""):
-    streams = list(StreamSession.objects.filter(meeting_uuid=meeting.uuid))
+    """Erase what one app stored from one meeting (its streams of that meeting: meetings are per app)."""
+    streams = list(StreamSession.objects.filter(meeting_uuid=meeting.uuid, client_id=meeting.app.client_id))
     if any(s.state != StreamState.STOPPED for s in streams):
         raise StillStreaming(meeting.uuid)
     AuditEntry.objects.create(
-        kind="meeting_data_deleted", meeting_uuid=meeting.uuid, actor_user_id=admin.user_id,
+        kind="meeting_data_deleted", app=meeting.app, meeting_uuid=meeting.uuid, actor_user_id=admin.user_id,
         actor_role=admin.audit_role, outcome="deleted", reason="an admin deleted this meeting's data",
         source="console", source_address=address,
         detail={"account_id": admin.account_id, "streams": [s.rtms_stream_id for s in streams]},
@@ -120,24 +121,19 @@ def delete_meeting_data(admin, meeting, address=""):
 
 
 def meeting_data_summary(meetings):
-    """Per meeting: its streams and what they still store."""
+    """Per meeting row (one app's view of a meeting): that app's streams of it and what they still store."""
     meetings = list(meetings)
+    streams = StreamSession.objects.filter(meeting_uuid__in=[m.uuid for m in meetings])
     stats = {
-        row["meeting_uuid"]: row
-        for row in StreamSession.objects.filter(meeting_uuid__in=[m.uuid for m in meetings])
-        .values("meeting_uuid")
+        (row["client_id"], row["meeting_uuid"]): row
+        for row in streams.values("client_id", "meeting_uuid")
         .annotate(streams=Count("id"), transcript=Sum("transcript_count"), chat=Sum("chat_count"),
                   audio_bytes=Sum("audio_bytes"), video_frames=Sum("video_frames"))
     }
-    live = set(
-        StreamSession.objects.filter(meeting_uuid__in=[m.uuid for m in meetings])
-        .exclude(state=StreamState.STOPPED).values_list("meeting_uuid", flat=True)
-    )
-    kept = set(
-        StreamSession.objects.filter(meeting_uuid__in=[m.uuid for m in meetings], media_deleted=False)
-        .values_list("meeting_uuid", flat=True)
-    )
-    return [(m, stats.get(m.uuid, {}), m.uuid in live, m.uuid in kept) for m in meetings]
+    live = set(streams.exclude(state=StreamState.STOPPED).values_list("client_id", "meeting_uuid"))
+    kept = set(streams.filter(media_deleted=False).values_list("client_id", "meeting_uuid"))
+    keys = [(m, (m.app.client_id, m.uuid)) for m in meetings]
+    return [(m, stats.get(key, {}), key in live, key in kept) for m, key in keys]
 
 
 # --- per-app retention --------------------------------------------------------------------------------------------
@@ -151,7 +147,7 @@ def purge_by_app_retention(now=None):
         cutoff = now - timedelta(days=setting.days)
         expired = StreamSession.objects.filter(
             client_id=setting.app.client_id, state=StreamState.STOPPED, stopped_at__lt=cutoff, media_deleted=False,
-            meeting_uuid__in=Meeting.objects.filter(account_id=setting.account_id).values("uuid"),
+            meeting_uuid__in=Meeting.objects.filter(account_id=setting.account_id, app=setting.app).values("uuid"),
         )
         for stream in expired.iterator():
             media.erase_stream_content(stream, why=f"retention ({setting.days} days, set by the account)")

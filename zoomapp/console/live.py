@@ -30,13 +30,14 @@ def streams_snapshot(account_id):
     """Every live (and recently stopped) stream of the account's meetings, with the counters rates come from."""
     streams = list(account_data.account_streams(account_id, recent=timezone.now() - RECENTLY_STOPPED)[:200])
     meetings = {
-        m.uuid: m for m in account_data.account_meetings(account_id).filter(uuid__in={s.meeting_uuid for s in streams})
+        (m.app.client_id, m.uuid): m
+        for m in account_data.account_meetings(account_id).filter(uuid__in={s.meeting_uuid for s in streams})
     }
-    names = account_data.names_for(list(meetings), [s.operator_id for s in streams])
+    names = account_data.names_for(meetings.values(), [s.operator_id for s in streams])
     apps = account_data.apps_by_client_id()
     rows = []
     for stream in streams:
-        meeting = meetings.get(stream.meeting_uuid)
+        meeting = meetings.get((stream.client_id, stream.meeting_uuid))
         app = apps.get(stream.client_id)
         since = stream.started_at or stream.created
         rows.append({
@@ -90,7 +91,7 @@ def with_rates(snapshot, history, now):
 
 @receiver(stream_state_changed, dispatch_uid="console.live.stream_state")
 def on_stream_state_changed(sender, stream=None, **kwargs):
-    account_id = account_data.meeting_account(stream.meeting_uuid)
+    account_id = account_data.meeting_account(stream.client_id, stream.meeting_uuid)
     if not account_id:
         return
     live.push(account_group(account_id), {"type": "console.streams_changed"})

@@ -269,7 +269,8 @@ def meetings(request):
 @console_page
 @require_POST
 def delete_meeting_data(request):
-    meeting = account_data.account_meeting(request.admin.account_id, request.POST.get("meeting_uuid", ""))
+    meeting = account_data.account_meeting(request.admin.account_id, request.POST.get("meeting_uuid", ""),
+                                           request.POST.get("client_id", ""))
     if meeting is None:
         raise Http404("No such meeting in your account.")
     if request.POST.get("confirm") != "yes":
