@@ -5,7 +5,9 @@ through `POST /_sim/streams/{id}/chaos` or at random every few seconds (`POST /_
 - `server_failover`: the RTMS server holding the stream fails. Its sockets die without a word, the stream moves to
   the other RTMS server (a second listener, started on first use), and `meeting.rtms_started` is sent again with
   the new `server_urls`. The failed server refuses the stream from then on; 60 s to reconnect, else stop 19.
-- `signaling_drop`: the signaling socket dies: every socket closes, `meeting.rtms_interrupted`, 60 s.
+- `signaling_drop`: the signaling socket dies: every socket closes, `meeting.rtms_interrupted`, 60 s. With
+  `half_open` the path broke without a reset: Zoom gives up on every socket of the stream while the client's
+  sockets stay open and silent, so only `meeting.rtms_interrupted` tells the client before its keep-alive watch.
 - `media_drop`: one media socket dies (`socket`, default the first one): EVENT_UPDATE 7 on signaling, and with
   `state_update` also STREAM_STATE_UPDATE state 2 reason 14, which says the same; 65 s.
 - `error_stop`: the stream ends with an error reason (`reason`, 10–19 or 24; default 13).
@@ -43,7 +45,7 @@ class Chaos:
         if case == "server_failover":
             detail = await self._server_failover(stream)
         elif case == "signaling_drop":
-            detail = self._signaling_drop(stream)
+            detail = self._signaling_drop(stream, bool(options.get("half_open")))
         elif case == "media_drop":
             detail = self._media_drop(stream, options.get("socket"), bool(options.get("state_update")))
         else:
@@ -73,10 +75,19 @@ class Chaos:
         self.sim.send_rtms_started(stream)
         return {"from": old_url, "to": stream.rtms_url}
 
-    def _signaling_drop(self, stream):
+    def _signaling_drop(self, stream, half_open):
         if stream.signaling is None:
             raise ChaosError("the stream has no signaling connection to drop")
-        return {"dropped": self.sim.rtms.drop(stream, "signaling")}
+        if not half_open:
+            return {"dropped": self.sim.rtms.drop(stream, "signaling")}
+        silenced = list(stream.connections_live())
+        for conn in silenced:
+            conn.frozen = True  # nothing more sent or read; the client's TCP socket stays open
+            conn.record["close_reason"] = "given up by zoom (chaos: half open)"
+        stream.signaling = None
+        stream.media.clear()
+        self.sim.signaling_lost(stream, StopReason.AWAIT_RECONNECTION_TIMEOUT)
+        return {"half_open": [conn.record["id"] for conn in silenced]}
 
     def _media_drop(self, stream, socket, state_update):
         if stream.signaling is None or not stream.media:

@@ -140,6 +140,26 @@ def test_case_2_rtms_interrupted_redoes_signaling_and_media(stack, django_db_blo
     assert overlapping_live_connections(handshaken(stack, stream_id, "signaling")) == []
 
 
+def test_case_2_rtms_interrupted_while_the_sockets_still_look_open(stack, django_db_blocker, held_stream):
+    from rtms.models import StreamSession
+
+    meeting, stream_id = held_stream
+    old_sockets = handshaken(stack, stream_id)
+    played = chaos(stack, stream_id, case="signaling_drop", half_open=True)
+
+    def all_back():
+        fresh = [c for c in handshaken(stack, stream_id) if c["opened_at"] > max(o["opened_at"] for o in old_sockets)]
+        return len(fresh) == len(old_sockets) and fresh
+    fresh = wait_for_row(django_db_blocker, lambda: all_back(), "signaling and every media socket again", timeout=15)
+    gap = (max(c["opened_at"] for c in fresh) - played["at"]) / 1000
+    print(f"\ncase 2 (half-open sockets, only rtms_interrupted tells): {gap:.2f} s without a connection")
+    assert gap < 5
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="active", reconnects__gte=1).exists(), "the stream active again")
+    say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, ["After the half-open interruption"])
+    assert overlapping_live_connections(handshaken(stack, stream_id, "signaling")) == []
+
+
 def test_case_3_a_dropped_media_socket_is_redone_alone(stack, django_db_blocker, held_stream):
     from rtms.models import StreamSession
 
