@@ -10,11 +10,14 @@ import csv
 import io
 import re
 import secrets
+import subprocess
+import sys
 
 import pytest
 import requests
 from django.db import connection
 
+from tests import processes
 from tests.console_support import install_app, post_form, sign_in
 from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
 from rtms.models import StreamSession, TranscriptSegment
@@ -282,6 +285,20 @@ def test_staff_register_an_app_in_the_django_admin_and_its_secrets_are_never_sho
     assert (app.name, app.client_secret, app.webhook_secret_token) == ("Transcriber 2", "s3cret-client",
                                                                       "s3cret-webhook")
     assert "s3cret" not in staff.get(f"{daphne.url}/django-admin/marketplace/zoomapp/", timeout=10).text
+
+
+def test_the_operator_registers_an_app_with_the_management_command(stack_env):
+    client_id = f"cmd{secrets.token_hex(4)}"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "register_zoom_app", "--name", "Summarizer", "--client-id", client_id,
+         "--client-secret", "cmd-s3cret-client", "--webhook-secret-token", "cmd-s3cret-webhook"],
+        cwd=processes.ROOT, env=stack_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Webhook URL: " in result.stdout and "s3cret" not in result.stdout + result.stderr
+    app = ZoomApp.objects.get(client_id=client_id)
+    assert (app.name, app.client_secret, app.webhook_secret_token) == ("Summarizer", "cmd-s3cret-client",
+                                                                       "cmd-s3cret-webhook")
+    assert not any("s3cret" in value for value in stored_secrets(app))
 
 
 def test_a_console_session_gets_nothing_from_the_django_admin(daphne, apps, admins):

@@ -100,6 +100,9 @@ def test_a_web_process_with_no_debug_variable_answers_as_production(production_w
     assert sign_in.status_code == 302
     session_cookie = next(c for c in sign_in.cookies if c.name == "sessionid")
     assert session_cookie.secure and session_cookie.has_nonstandard_attr("HttpOnly")
+    # A page Zoom renders (the install callback) sends the very same value.
+    zoom_page = requests.get(f"{production_web.url}/zoom/oauth/callback/{app.client_id}", headers=proxied, timeout=10)
+    assert zoom_page.headers["Strict-Transport-Security"] == page.headers["Strict-Transport-Security"]
 
     missing = requests.get(f"{production_web.url}/no-such-page", headers=proxied, timeout=10)
     assert missing.status_code == 404
