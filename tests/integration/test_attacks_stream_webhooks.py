@@ -60,8 +60,8 @@ def interrupted(stream_id=STREAM):
 
 
 def stored():
-    return (WebhookDelivery.objects.count(), StreamTransition.objects.count(),
-            list(StreamSession.objects.values_list("rtms_stream_id", "client_id", "state", "stop_reason", "server_urls")))
+    streams = StreamSession.objects.values_list("rtms_stream_id", "client_id", "state", "stop_reason", "server_urls")
+    return WebhookDelivery.objects.count(), StreamTransition.objects.count(), list(streams)
 
 
 @pytest.mark.parametrize("stream_id", TRAVERSALS, ids=repr)
@@ -71,7 +71,8 @@ def test_stream_ids_that_are_paths_are_refused_and_nothing_is_stored(client, app
         response = deliver(client, app_a, document)
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_identifier"
-        assert response.json()["message"].startswith(f"{document['event']}: rtms_stream_id is not a valid rtms stream id")
+        message = response.json()["message"]
+        assert message.startswith(f"{document['event']}: rtms_stream_id is not a valid rtms stream id")
     assert stored() == before
 
 
@@ -184,3 +185,17 @@ def test_without_account_id_in_the_payload_the_apps_account_counts(client, app_a
     assert deliver(client, app_a, started("s2")).status_code == 200
     assert StreamSession.objects.get(rtms_stream_id="s1").account_id == "acctOwnerA"
     assert StreamSession.objects.get(rtms_stream_id="s2").stop_reason_name == "FAILED_ACCOUNT_STREAM_LIMIT"
+
+
+def test_a_refused_stream_shows_in_the_consoles_live_streams_with_its_reason(client, app_a, settings):
+    from zoomapp.console.live import streams_snapshot
+    from zoomapp.consent.models import Meeting
+
+    settings.RTMS_MAX_STREAMS_PER_APP = 1
+    Meeting.objects.create(app=app_a, uuid="4444AAAiAAAAAiAiAiiAii==", account_id="acctShared", topic="Weekly sync")
+    assert deliver(client, app_a, started("held", account_id="acctShared")).status_code == 200
+    assert deliver(client, app_a, started("refused", account_id="acctShared")).status_code == 200
+    rows = {row["stream_id"]: (row["state"], row["stop_reason"], row["meeting"])
+            for row in streams_snapshot("acctShared")["streams"]}
+    assert rows == {"held": ("starting", "", "Weekly sync"),
+                    "refused": ("stopped", "FAILED_APP_STREAM_LIMIT", "Weekly sync")}

@@ -95,11 +95,11 @@ def test_a_second_app_cannot_stop_interrupt_or_erase_the_first_apps_live_stream(
 
     meeting = stack.start_meeting("Targeted")
     stream_id = stack.start_stream(meeting)
-    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(rtms_stream_id=stream_id, state="active").exists(),
-                 "the first app's stream to be held", timeout=30)
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="active").exists(), "the first app's stream to be held", timeout=30)
     stack.speak(meeting, "Before the attack")
-    wait_for_row(django_db_blocker, lambda: MediaFile.objects.filter(stream__rtms_stream_id=stream_id, bytes__gt=0).exists(),
-                 "audio stored")
+    wait_for_row(django_db_blocker, lambda: MediaFile.objects.filter(
+        stream__rtms_stream_id=stream_id, bytes__gt=0).exists(), "audio stored")
     media_dir = stack.media_root / "rtms" / stream_id
     assert media_dir.exists()
 
@@ -117,7 +117,8 @@ def test_a_second_app_cannot_stop_interrupt_or_erase_the_first_apps_live_stream(
         stream__rtms_stream_id=stream_id, text__icontains="after the attack").exists(), "the stream to go on storing")
     with django_db_blocker.unblock():
         stream = StreamSession.objects.get(rtms_stream_id=stream_id)
-        assert (stream.state, stream.media_deleted, stream.server_urls.endswith("/attacker")) == ("active", False, False)
+        assert (stream.state, stream.media_deleted) == ("active", False)
+        assert not stream.server_urls.endswith("/attacker")
         assert TranscriptSegment.objects.filter(stream=stream, text__icontains="before the attack").exists()
     assert media_dir.exists() and any(media_dir.rglob("*.wav"))
 
@@ -191,7 +192,8 @@ def test_a_server_url_nobody_answers_ends_failed_after_bounded_claims(stack, dja
     assert started(stack, stack.app, stream_id, f"ws://127.0.0.1:{closed_port}/signaling").status_code == 200
     failed = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
         rtms_stream_id=stream_id, state="stopped").first(), "the stream to end failed", timeout=90)
-    assert (failed.stop_reason, failed.stop_reason_name, failed.desired_state) == (None, "FAILED_NOT_CONNECTED", "stopped")
+    assert (failed.stop_reason, failed.stop_reason_name, failed.desired_state) == (
+        None, "FAILED_NOT_CONNECTED", "stopped")
     assert failed.connect_claims == MAX_CONNECT_CLAIMS
     assert last_reason(django_db_blocker, failed) == f"not connected after {MAX_CONNECT_CLAIMS} claims"
     time.sleep(2)  # and it stays so: the reconciler leaves it alone

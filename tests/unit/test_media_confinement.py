@@ -17,7 +17,8 @@ def media_root(settings, tmp_path):
 
 
 def test_a_valid_stream_id_is_a_directory_under_media_root(media_root):
-    assert media.stream_dir("03db704592624398931a588dd78200cb") == media_root.resolve() / "rtms" / "03db704592624398931a588dd78200cb"
+    stream_id = "03db704592624398931a588dd78200cb"
+    assert media.stream_dir(stream_id) == media_root.resolve() / "rtms" / stream_id
 
 
 @pytest.mark.parametrize("stream_id", HOSTILE_IDS, ids=repr)
