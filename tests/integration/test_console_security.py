@@ -8,6 +8,7 @@ Registering apps is the operator's: the Django admin for staff, with secrets wri
 
 import csv
 import io
+import json
 import re
 import secrets
 import subprocess
@@ -16,6 +17,8 @@ import sys
 import pytest
 import requests
 from django.db import connection
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests import processes
 from tests.console_support import install_app, post_form, sign_in
@@ -212,6 +215,19 @@ def test_another_apps_row_claiming_a_meeting_for_another_account_opens_nothing_o
     # Account A's admin still sees Notetaker's meeting with its stored transcript.
     page = olive.get(f"{daphne.url}/console/meetings", timeout=10).text
     assert f'data-meeting="{a_meeting.uuid}" data-app="{notetaker.client_id}"' in page and "1 transcript" in page
+
+
+def test_the_live_streams_socket_closes_when_its_session_ends(daphne, apps, admins):
+    olive, _, _ = admins
+    socket_url = daphne.url.replace("http://", "ws://") + "/ws/console/streams"
+    cookie = "; ".join(f"{k}={v}" for k, v in olive.cookies.items())
+    with connect(socket_url, additional_headers={"Cookie": cookie, "Origin": daphne.url}, open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["version"] == 1
+        assert post_form(olive, f"{daphne.url}/console/signout", {}).status_code == 302
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(3):  # a refresh already on its way may still arrive; then it must close
+                ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 4403
 
 
 # --- the audit export ----------------------------------------------------------------------------------------------

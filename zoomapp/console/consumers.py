@@ -1,15 +1,18 @@
 """The console's live-streams socket: the signed-in admin's account only, full table on every change.
 
 Authenticated by the console's session cookie (the console is an ordinary web page, not inside Zoom) and
-checked against the Origin by the router; anyone without an admin session is closed with 4403 before any data.
+checked against the Origin by the router; anyone without an admin session is closed with 4403 before any data,
+and so is an open socket once its session ends (signed out, expired): the session is read again before each push.
 """
 
 import asyncio
 import time
 from collections import deque
+from importlib import import_module
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from zoomapp.console import auth, live
 
@@ -33,6 +36,7 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=NOT_SIGNED_IN)
             return
         self.account_id = admin.account_id
+        self.session_key, self.signed_in_as, self.session_ended = session.session_key, data, False
         self.group = live.account_group(self.account_id)
         self.history, self.version = deque(), 0
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -50,7 +54,8 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
     async def refresh_periodically(self):
         while True:
             await asyncio.sleep(REFRESH_SECONDS)
-            await self.push()
+            if not await self.push():
+                return
 
     async def console_streams_changed(self, message):
         await self.push()
@@ -59,9 +64,21 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
         # The page only listens; anything it sends just asks for a fresh table (e.g. after waking up).
         await self.push()
 
+    def still_signed_in(self):
+        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=self.session_key)
+        return session.get(auth.SESSION_KEY) == self.signed_in_as
+
     async def push(self):
+        """Send the table; False once the socket was closed because its session ended."""
+        if self.session_ended:
+            return False
+        if not await database_sync_to_async(self.still_signed_in)():
+            self.session_ended = True
+            await self.close(code=NOT_SIGNED_IN)
+            return False
         snapshot = await database_sync_to_async(live.streams_snapshot)(self.account_id)
         live.with_rates(snapshot, self.history, time.monotonic())
         self.version += 1
         snapshot["version"] = self.version
         await self.send_json(snapshot)
+        return True
