@@ -8,6 +8,7 @@ import logging
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from rtms import control, leases, live, metrics, signals
 from rtms.client.protocol import StopReason
@@ -159,7 +160,13 @@ def stream_interrupted(rtms_stream_id):
     (docs/STREAMS.md, case 2). A held stream's holder is told and reports its own state (it has usually
     reconnected already; Zoom's word must not mark a reconnected stream interrupted); with no holder, the stream
     is marked interrupted and the claim makes a worker take it."""
-    if leases.holders([rtms_stream_id]).get(rtms_stream_id):
+    try:
+        held = leases.holders([rtms_stream_id]).get(rtms_stream_id)
+    except RedisError as exc:  # the holder cannot be told: Zoom's word is recorded as it stands
+        log.warning("lease not readable, stream marked interrupted", extra={"stream": rtms_stream_id,
+                                                                           "error": repr(exc)})
+        held = None
+    if held:
         transaction.on_commit(lambda: control.send_interrupted(rtms_stream_id))
         return StreamSession.objects.filter(rtms_stream_id=rtms_stream_id).first()
     stream = change_state(rtms_stream_id, StreamState.INTERRUPTED, reason="rtms_interrupted")
