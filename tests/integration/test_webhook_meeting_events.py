@@ -130,24 +130,28 @@ def _without_account():
     return document
 
 
-@pytest.mark.parametrize("document, message", [
-    (_flat_with_role(), "meeting.participant_joined: payload.object is required"),
-    (_without_account(), "meeting.started: payload.account_id is required."),
-    (meeting_event("meeting.participant_joined", person(BEN, "Ben", BEN)),
+@pytest.mark.parametrize("document, error, message", [
+    (_flat_with_role(), "malformed_event", "meeting.participant_joined: payload.object is required"),
+    (_without_account(), "malformed_event", "meeting.started: payload.account_id is required; nothing was stored."),
+    (meeting_event("meeting.participant_joined", person(BEN, "Ben", BEN)), "invalid_identifier",
      "payload.object.participant.user_id is not a valid participant id"),
-    (meeting_event("meeting.participant_joined", person("16779264", "Ben", "../../etc")),
-     "payload.object.participant.id is not a valid zoom user id"),
-    (meeting_event("meeting.started", host_id=""), "payload.object.host_id is not a valid zoom user id"),
-    (meeting_event("meeting.started", uuid="a b"), "payload.object.uuid is not a valid meeting uuid"),
-    (meeting_event("meeting.started", id="12a"), "payload.object.id must be the numeric meeting id"),
-    (meeting_event("meeting.participant_left"), "payload.object.participant is required"),
-    (role_change("16779264", "Ben", BEN, "attendee", "king", 1),
+    (meeting_event("meeting.participant_joined", person("16779264", "Ben", "../../etc")), "invalid_identifier",
+     "payload.object.participant.id is not a valid zoom user id: '../../etc'"),
+    (meeting_event("meeting.started", host_id=""), "invalid_identifier",
+     "payload.object.host_id is not a valid zoom user id"),
+    (meeting_event("meeting.started", uuid="a b"), "invalid_identifier",
+     "payload.object.uuid is not a valid meeting uuid"),
+    (meeting_event("meeting.started", id="12a"), "malformed_event", "payload.object.id must be the numeric meeting id"),
+    (meeting_event("meeting.participant_left"), "malformed_event", "payload.object.participant is required"),
+    (role_change("16779264", "Ben", BEN, "attendee", "king", 1), "malformed_event",
      "payload.object.participant.new_role must be one of host, co-host, attendee"),
-    (meeting_event("meeting.started", topic="a\x00b"), "payload.object.topic must be a string without NUL"),
+    (meeting_event("meeting.started", topic="a\x00b"), "malformed_event",
+     "payload.object.topic must be a string without NUL"),
 ], ids=["flat-with-role", "no-account", "zoom-id-as-participant-id", "path-as-user-id", "empty-host", "bad-uuid",
         "bad-meeting-number", "no-participant", "unknown-role", "nul-topic"])
-def test_malformed_meeting_events_are_refused_and_change_nothing(client, app, typed, document, message):
+def test_malformed_meeting_events_are_refused_and_change_nothing(client, app, typed, document, error, message):
     response = deliver(client, app, document)
     assert response.status_code == 400
-    assert response.json()["error"] == "malformed_event" and message in response.json()["message"]
+    assert response.json()["error"] == error and message in response.json()["message"], response.json()
+    assert response.json()["message"].endswith("; nothing was stored.")
     assert not WebhookDelivery.objects.exists() and not Meeting.objects.exists() and not typed

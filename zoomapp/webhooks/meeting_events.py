@@ -18,7 +18,8 @@ There is no role field: the host is the participant whose Zoom user id is `objec
 `meeting.participant_role_changed` (old_role / new_role: host, co-host, attendee).
 
 Every id is checked with rtms.identifiers; anything missing or malformed raises MalformedMeetingEvent naming the
-field, and the view refuses the delivery with 400 before anything is stored.
+field, and the view refuses the delivery with 400 (`invalid_identifier` for a bad id, else `malformed_event`)
+before anything is stored.
 """
 
 from dataclasses import dataclass
@@ -42,7 +43,12 @@ MAX_MEETING_NUMBER_DIGITS = 20
 
 
 class MalformedMeetingEvent(ValueError):
-    """The payload is not a meeting event we can use; the message names the field."""
+    """The payload is not a meeting event we can use; the message names the field. `error` is the refusal's code:
+    "invalid_identifier" for an id that fails its pattern (as for RTMS events), else "malformed_event"."""
+
+    def __init__(self, message, error="malformed_event"):
+        super().__init__(message)
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -142,10 +148,12 @@ def parse(event, payload):
 
 
 def _identifier(kind, value, field):
+    if value is None:
+        raise MalformedMeetingEvent(f"{field} is required")
     try:
         return validate(kind, value, field)
     except InvalidIdentifier as exc:
-        raise MalformedMeetingEvent(str(exc) if value is not None else f"{field} is required") from None
+        raise MalformedMeetingEvent(str(exc), error="invalid_identifier") from None
 
 
 def _zoom_user_id(person):

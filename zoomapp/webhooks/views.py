@@ -11,8 +11,9 @@ unsigned ones would hand anyone an HMAC oracle over our secret token.
 A verified event is recorded (one row per distinct body, so Zoom's retries are spotted as duplicates), its
 RTMS work done by rtms.services in the same transaction, and after commit it is announced with
 `zoom_event`. The 200 goes back at once; workers do the slow part. Meeting events (nested, unlike the RTMS
-ones) are parsed once by meeting_events.parse before anything is stored: a malformed one is refused with 400,
-a good one is announced as a typed event (`meeting_event=`).
+ones) are parsed once by meeting_events.parse before anything is stored: a malformed one is refused with 400
+(`invalid_identifier` for an id that fails its pattern, else `malformed_event`), a good one is announced as a
+typed event (`meeting_event=`).
 """
 
 import hashlib
@@ -177,7 +178,7 @@ def _accept(app, event, document, payload, body):
         try:
             meeting_event = meeting_events.parse(event, payload)
         except meeting_events.MalformedMeetingEvent as exc:
-            return _refuse(400, "malformed_event", f"{event}: {exc}.", app)
+            return _refuse(400, exc.error, f"{event}: {exc}; nothing was stored.", app)
     # A meeting event is kept whole: its account_id sits beside payload.object.
     fields = payload if meeting_event else _event_fields(payload)
     event_ts = document.get("event_ts")
