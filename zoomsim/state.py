@@ -545,8 +545,8 @@ class Simulator:
         participant.joined_at = self.clock.now_ms()
         participant.left_at = None
         log.info("event=participant_joined meeting_uuid=%s key=%s", meeting.uuid, participant.key)
-        self._meeting_webhook(meeting, "meeting.participant_joined",
-                              {"participant": self._participant_payload(participant, join_time=iso_time(participant.joined_at))})
+        joined = self._participant_payload(participant, join_time=iso_time(participant.joined_at))
+        self._meeting_webhook(meeting, "meeting.participant_joined", {"participant": joined})
         for stream in self.streams_for(meeting):
             stream.send_event(Event.PARTICIPANT_JOIN, participants=[
                 {"user_id": participant.rtms_user_id, "user_name": participant.name}])
@@ -566,8 +566,8 @@ class Simulator:
         if meeting.active_speaker == participant.key:
             meeting.active_speaker = None
         log.info("event=participant_left meeting_uuid=%s key=%s ejected=%s", meeting.uuid, participant.key, ejected)
-        self._meeting_webhook(meeting, "meeting.participant_left",
-                              {"participant": self._participant_payload(participant, leave_time=iso_time(participant.left_at))})
+        left = self._participant_payload(participant, leave_time=iso_time(participant.left_at))
+        self._meeting_webhook(meeting, "meeting.participant_left", {"participant": left})
         for stream in self.streams_for(meeting):
             if was_sharing:
                 stream.send_event(Event.SHARING_STOP)

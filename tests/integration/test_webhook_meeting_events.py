@@ -70,7 +70,8 @@ def test_joins_key_people_by_zoom_user_id_and_recognise_the_host_by_host_id(clie
     assert deliver(client, app, meeting_event("meeting.started")).status_code == 200
     for event_ts, joined in enumerate([person("16778240", "Ana Host", HOST), person("16779264", "Ben", BEN),
                                        person("16780288", "Gus (guest)")], start=1):
-        assert deliver(client, app, meeting_event("meeting.participant_joined", joined, event_ts=event_ts)).status_code == 200
+        response = deliver(client, app, meeting_event("meeting.participant_joined", joined, event_ts=event_ts))
+        assert response.status_code == 200
 
     meeting = Meeting.objects.get(app=app, uuid=UUID)
     assert (meeting.account_id, meeting.zoom_meeting_id, meeting.host_user_id, meeting.topic, meeting.host_present) == (

@@ -55,7 +55,7 @@ def _locked(path):
 def rivet():
     """A directory holding tests/rivet's files and their node_modules (one `npm ci` per lock file)."""
     npm = shutil.which("npm")
-    assert npm and shutil.which("node"), "the Rivet judge needs node and npm on PATH (Debian: apt-get install nodejs npm)"
+    assert npm and shutil.which("node"), "the Rivet judge needs node and npm on PATH (apt-get install nodejs npm)"
     manifest = [(RIVET_SOURCES / name).read_bytes() for name in ("package.json", "package-lock.json")]
     target = CACHE / f"rivet-{hashlib.sha256(b''.join(manifest)).hexdigest()[:16]}"
     CACHE.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ ROLES = {"host": "host", "co-host": "co-host", "attendee": "participant"}
 MAX_TOPIC = 300
 MAX_NAME = 200
 MAX_EMAIL = 254
-MAX_MEETING_NUMBER_DIGITS = 20
+MAX_MEETING_DIGITS = 20
 
 
 class MalformedMeetingEvent(ValueError):
@@ -176,7 +176,7 @@ def _meeting_number(value):
     if value is None or value == "":
         return ""
     value = _digits_text(value)
-    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > MAX_MEETING_NUMBER_DIGITS:
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > MAX_MEETING_DIGITS:
         raise MalformedMeetingEvent("payload.object.id must be the numeric meeting id")
     return value
 
