@@ -146,10 +146,14 @@ def _without_account():
     (meeting_event("meeting.participant_left"), "malformed_event", "payload.object.participant is required"),
     (role_change("16779264", "Ben", BEN, "attendee", "king", 1), "malformed_event",
      "payload.object.participant.new_role must be one of host, co-host, attendee"),
+    (role_change("16779264", "Ben", BEN, {"role": "host"}, "host", 1), "malformed_event",
+     "payload.object.participant.old_role must be one of host, co-host, attendee"),
     (meeting_event("meeting.started", topic="a\x00b"), "malformed_event",
      "payload.object.topic must be a string without NUL"),
+    (meeting_event("meeting.participant_joined", person("16779264", ["Ben"], BEN)), "malformed_event",
+     "payload.object.participant.user_name must be a string"),
 ], ids=["flat-with-role", "no-account", "zoom-id-as-participant-id", "path-as-user-id", "empty-host", "bad-uuid",
-        "bad-meeting-number", "no-participant", "unknown-role", "nul-topic"])
+        "bad-meeting-number", "no-participant", "unknown-role", "object-as-role", "nul-topic", "list-as-name"])
 def test_malformed_meeting_events_are_refused_and_change_nothing(client, app, typed, document, error, message):
     response = deliver(client, app, document)
     assert response.status_code == 400

@@ -192,6 +192,6 @@ def _text(fields, key, field, limit):
 
 def _role(person, key):
     value = person.get(key)
-    if value not in ROLES:
+    if not isinstance(value, str) or value not in ROLES:
         raise MalformedMeetingEvent(f"payload.object.participant.{key} must be one of {', '.join(ROLES)}")
     return ROLES[value]
