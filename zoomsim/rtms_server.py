@@ -81,6 +81,9 @@ class Connection(picows.WSListener):
             self.record["close_reason"] = self.record["close_reason"] or f"client close {int(frame.get_close_code())}"
             transport.send_close(frame.get_close_code())
             transport.disconnect()
+            # Gone for the stream now, not once the close is flushed: a client that closes and reconnects at
+            # once (Zoom's SDK does) is not refused as a duplicate of itself.
+            self.release()
             return
         if msg_type == WSMsgType.CONTINUATION:
             self._fragments.append(frame.get_payload_as_bytes())
@@ -111,6 +114,10 @@ class Connection(picows.WSListener):
         self.record["closed_at"] = self.sim.clock.now_ms()
         if self.record["close_reason"] is None:
             self.record["close_reason"] = "closed by zoomsim" if self.closing else "connection lost"
+        self.release()
+
+    def release(self):
+        """This socket no longer serves its stream; its loss interrupts the stream unless Zoom closed it."""
         stream = self.stream
         if stream is None or not stream.live:
             return

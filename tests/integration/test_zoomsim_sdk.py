@@ -100,3 +100,60 @@ def test_official_rtms_sdk_joins_receives_and_sees_the_stop_reason(tmp_path):
             assert errors == [], "\n".join(errors[:20])
         finally:
             world.close()
+
+
+
+@pytest.mark.parametrize("chaos, reaction", [
+    # SDK 1.1.0 reports the dropped media socket, closes everything and joins again a second later.
+    ({"case": "media_drop", "socket": "audio", "state_update": True}, "media_interrupted"),
+    ({"case": "error_stop", "reason": 13}, "leave"),
+], ids=lambda value: value.get("case") if isinstance(value, dict) else value)
+def test_official_rtms_sdk_reads_the_chaos_cases_without_an_error(tmp_path, chaos, reaction):
+    """Zoom's SDK as the judge of the messages the chaos mode sends (EVENT_UPDATE 7 with STREAM_STATE_UPDATE 2 / 14
+    beside it, an error stop): it reacts to each, and its native log has no ERROR line. Sockets that just die
+    (signaling drop, server failover) send nothing new to judge; SDK 1.1.0 gives up on a lost signaling socket
+    (reason 960, reference §13.7) and cannot hear a re-sent webhook."""
+    pytest.importorskip("rtms")
+    with run_zoomsim(tmp_path / "sim", keepalive_interval=0.5) as sim:
+        world = SimWorld(sim)
+        try:
+            meeting = world.meeting(participants=[{"name": "Ben"}])
+            payload = world.start_stream(meeting)
+            workdir = tmp_path / "sdk"
+            (workdir / "logs").mkdir(parents=True)
+            out = workdir / "callbacks.jsonl"
+            config = workdir / "config.json"
+            config.write_text(json.dumps({"payload": payload, "client_id": world.client_id,
+                                          "client_secret": world.client_secret, "out": str(out),
+                                          "max_seconds": 20}))
+            with open(workdir / "stdout.txt", "wb") as stdout:
+                process = subprocess.Popen([sys.executable, str(RUNNER), str(config)], cwd=workdir, stdout=stdout,
+                                           stderr=subprocess.STDOUT)
+            try:
+                assert _wait_record(out, lambda r: r["kind"] == "join_confirm", "join", process)["reason"] == 0
+                _wait_record(out, lambda r: r["kind"] == "audio", "audio", process)
+                played = sim.post(f"/_sim/streams/{payload['rtms_stream_id']}/chaos", json=chaos)
+                assert played.status_code == 201, played.text
+                seen = _wait_record(out, lambda r: r["kind"] == reaction and r["at"] >= played.json()["at"],
+                                    reaction, process)
+                if chaos["case"] == "error_stop":
+                    assert seen["reason"] == 13
+                if chaos["case"] == "media_drop":
+                    assert seen["timestamp"] >= played.json()["at"] - 1000
+                    world.wait_stream(payload["rtms_stream_id"], lambda s: s["state"] == "active" and sum(
+                        c["kind"] == "signaling" and c["handshake_status"] == 0 for c in s["connections"]) == 2,
+                        what="the SDK to join again")
+                sim.post(f"/_sim/meetings/{meeting['id']}/end")
+                _wait_record(out, lambda r: r["kind"] == "done", "the SDK to finish", process)
+                process.wait(20)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            logs = list((workdir / "logs").iterdir())
+            assert logs, "the SDK wrote no native log"
+            errors = [line for log in logs for line in log.read_bytes().decode("utf-8", "replace").splitlines()
+                      if "\tERROR\t" in line or " ERROR " in line]
+            assert errors == [], "\n".join(errors[:20])
+        finally:
+            world.close()

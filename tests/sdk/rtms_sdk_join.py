@@ -77,6 +77,10 @@ def main():
     @client.on_active_speaker_event
     def speaker(timestamp, user_id, user_name):
         record("active_speaker", timestamp=timestamp, user_id=user_id, user_name=user_name)
+
+    @client.on_media_connection_interrupted
+    def media_interrupted(timestamp):
+        record("media_interrupted", timestamp=timestamp)
     record("started")
     deadline = time.monotonic() + config.get("max_seconds", 30)
     while state["left"] is None and time.monotonic() < deadline:
