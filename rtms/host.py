@@ -562,15 +562,27 @@ class SessionHost:
             log.info("stop message received, closing stream")
             self.loop.create_task(held.client.close())
         elif action == "move" and isinstance(message.get("server_urls"), str):
-            # Zoom's RTMS server failed (docs/STREAMS.md, case 1): the lease stays ours, so moving is fenced
-            # like any hold; the client drops the old sockets before it opens the new ones.
-            server_urls = message["server_urls"]
-            if server_urls != held.server_urls:
-                held.server_urls = server_urls  # a client not built yet starts there
-                if held.client is not None and held.client.move_to(server_urls):
-                    log.info("zoom moved the stream to another rtms server, reconnecting there")
+            if message["server_urls"] != held.server_urls:
+                self.loop.create_task(self._move(held, message["server_urls"]))
         elif action == "interrupted" and held.client is not None:
             held.client.verify_signaling()  # docs/STREAMS.md, case 2
+
+    async def _move(self, held, server_urls):
+        """Zoom's RTMS server failed (docs/STREAMS.md, case 1): connect to the new one at once, fenced as a takeover
+        is: only while the lease is still ours (a holder that lost it is fenced instead), and the client drops the
+        old sockets before it opens new ones, so the stream never has two signaling connections."""
+        log_context.bind(meeting=held.meeting_uuid, stream=held.stream_id)
+        try:
+            ours = await self._leases.holds(held.stream_id, held.lease_value)
+        except Exception as exc:  # noqa: BLE001 - Redis unreachable: the renewal thread fences if it must
+            log.warning("lease not checked before the move", extra={"error": repr(exc)})
+            ours = True
+        if not ours:
+            self._fence(held, "lease taken by another worker (seen before a move)")
+            return
+        held.server_urls = server_urls  # a client not built yet starts there
+        if held.client is not None and held.client.move_to(server_urls):
+            log.info("zoom moved the stream to another rtms server, reconnecting there")
 
     async def _hand_over_all(self):
         held_streams = list(self.streams.values())

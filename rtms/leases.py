@@ -76,7 +76,8 @@ def holders(stream_ids):
 
 
 class AsyncLeases:
-    """The session host's side: release (and its control channel) from its event loop with an asyncio client."""
+    """The session host's side: release, the check before a move (and its control channel) from its event loop
+    with an asyncio client."""
 
     def __init__(self, url):
         import redis.asyncio
@@ -89,3 +90,8 @@ class AsyncLeases:
 
     async def release(self, stream_id, value):
         return bool(await self._release(keys=[lease_key(stream_id)], args=[value]))
+
+    async def holds(self, stream_id, value):
+        """Whether the lease is still `value`'s: checked before the holder connects somewhere new."""
+        current = await self.redis.get(lease_key(stream_id))
+        return current is not None and current.decode() == value

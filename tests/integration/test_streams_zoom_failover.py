@@ -258,3 +258,26 @@ def test_case_4_an_error_stop_is_restarted_through_zoom_a_bounded_number_of_time
     assert share.status == "stopped" and share.stop_reason == 13
     live = [s for s in stack.sim.get("/_sim/streams", params={"meeting": meeting["id"]}).json() if s["state"] != "stopped"]
     assert live == [], "no fourth restart"
+
+
+def test_case_1_a_holder_that_lost_its_lease_does_not_follow_the_move(stack, django_db_blocker, held_stream):
+    import redis
+
+    from rtms.models import StreamSession
+
+    meeting, stream_id = held_stream
+    before = final_state(django_db_blocker, stream_id)[0]
+    # Another worker took the lease over (its value, its ttl) a moment before Zoom's server failed.
+    lease = redis.Redis.from_url(stack.env["REDIS_URL"])
+    lease.set(f"{stack.namespace}:rtms:lease:{stream_id}", "worker-elsewhere:0", px=1500)
+    played = chaos(stack, stream_id, case="server_failover")
+
+    moved = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="active", lease_generation__gt=before.lease_generation,
+        server_urls__startswith=played["to"]).first(), "the stream claimed again on the new server", timeout=20)
+    assert "lease lost, sockets closed" in stack.workers[0].log_text()
+    signaling = handshaken(stack, stream_id, "signaling")
+    assert overlapping_live_connections(signaling) == []
+    assert [c["server"] for c in signaling].count(played["to"]) == 1, "one connection to the new server"
+    say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, ["After the fenced move"])
+    assert moved.owner_worker
