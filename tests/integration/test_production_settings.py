@@ -27,11 +27,11 @@ def env_example():
 
 
 def production_env(**overrides):
-    """This machine's environment without any setting the product reads, plus .env.example's, secrets generated."""
-    example = env_example()
-    base = {k: v for k, v in os.environ.items() if k not in example and k not in ("DEBUG", "DATABASE_TEST_NAME")}
+    """.env.example's environment, its secrets generated, on a clean process environment (nothing the test run set,
+    such as DEBUG or DJANGO_ALLOW_ASYNC_UNSAFE, leaks in)."""
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
     generated = {name: secrets.token_urlsafe(50) for name in SECRETS}
-    return {**base, **example, **generated, **overrides}
+    return {**base, **env_example(), **generated, **overrides}
 
 
 def manage(env, *args):
