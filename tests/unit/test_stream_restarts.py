@@ -1,0 +1,95 @@
+"""Zoom's case 4 (docs/STREAMS.md): which error stops are restarted through Zoom, and the bound, as the audit log
+and the share show them. The REST call itself runs after commit (exercised end to end against the simulator in
+tests/integration/test_streams_zoom_failover.py); here it is only captured."""
+
+import secrets
+
+import pytest
+
+from rtms.models import StreamSession
+from tests.consent_support import make_app, meeting_uuid
+from zoomapp.consent import restarts, services
+from zoomapp.consent.models import AuditEntry, Share
+from zoomapp.consent.services import Actor
+
+pytestmark = pytest.mark.django_db
+
+HOST = Actor("host1", "Ana", "test")
+
+
+@pytest.fixture
+def app():
+    return make_app()
+
+
+@pytest.fixture
+def meeting(app):
+    meeting = services.get_meeting(app, meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
+    services.do_host_joined(meeting, HOST.user_id, "Ana")
+    return meeting
+
+
+def stopped_by_zoom(app, meeting, stop_reason):
+    """A stream the host started, now stopped by Zoom with `stop_reason`, as the receivers leave it."""
+    stream = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=meeting.uuid,
+                                          client_id=app.client_id, operator_id=HOST.user_id, state="stopped",
+                                          stop_reason=stop_reason)
+    services.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "active")
+    services.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped",
+                             stop_reason=stop_reason)
+    return stream
+
+
+def share_of(app, meeting):
+    return Share.objects.get(meeting=meeting, app=app, user_id=HOST.user_id)
+
+
+@pytest.mark.parametrize("stop_reason", [10, 13, 16, 19, 24])
+def test_an_error_stop_is_restarted_through_zoom_and_audited(app, meeting, stop_reason):
+    stream = stopped_by_zoom(app, meeting, stop_reason)
+    restarts.restart_after_error_stop(stream)
+    entry = AuditEntry.objects.get(kind="stream_restart", meeting_uuid=meeting.uuid)
+    assert entry.reason.startswith(f"{services.STOP_REASON_NAMES[stop_reason]} ({stop_reason}): restart 1 of 3")
+    assert entry.rtms_stream_id == stream.rtms_stream_id and entry.subject_user_id == HOST.user_id
+    share = share_of(app, meeting)
+    assert share.status == "starting" and share.start_path == "rest"  # REST start with the host's token, queued
+
+
+@pytest.mark.parametrize("stop_reason", [1, 6, 8, 20, 23, None])
+def test_other_stops_are_not_restarted(app, meeting, stop_reason):
+    stream = stopped_by_zoom(app, meeting, stop_reason)
+    restarts.restart_after_error_stop(stream)
+    assert not AuditEntry.objects.filter(kind__startswith="stream_restart").exists()
+    assert share_of(app, meeting).status != "starting"
+
+
+def test_no_restart_once_the_meeting_ended(app, meeting):
+    stream = stopped_by_zoom(app, meeting, 13)
+    services.do_meeting_ended(meeting)
+    restarts.restart_after_error_stop(stream)
+    assert not AuditEntry.objects.filter(kind="stream_restart").exists()
+
+
+def test_no_restart_of_a_stream_someone_chose_to_stop(app, meeting):
+    stream = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=meeting.uuid,
+                                          client_id=app.client_id, operator_id=HOST.user_id, state="stopped",
+                                          stop_reason=13)
+    services.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "active")
+    services.do_stop(meeting, HOST, share_of(app, meeting).pk)  # the host stops it; Zoom's error arrives anyway
+    services.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped",
+                             stop_reason=13)
+    restarts.restart_after_error_stop(stream)
+    assert not AuditEntry.objects.filter(kind="stream_restart").exists()
+    assert share_of(app, meeting).status == "stopped"
+
+
+def test_the_fourth_error_in_the_window_is_not_restarted(app, meeting):
+    for _ in range(restarts.MAX_RESTARTS):
+        restarts.restart_after_error_stop(stopped_by_zoom(app, meeting, 13))
+    last = stopped_by_zoom(app, meeting, 13)
+    restarts.restart_after_error_stop(last)
+    assert AuditEntry.objects.filter(kind="stream_restart").count() == restarts.MAX_RESTARTS
+    refused = AuditEntry.objects.get(kind="stream_not_restarted")
+    assert refused.rtms_stream_id == last.rtms_stream_id
+    assert refused.reason == "SIGNAL_CONNECTION_INTERRUPTED (13): already restarted 3 times in 10 minutes"
+    assert share_of(app, meeting).status == "stopped"
