@@ -13,6 +13,7 @@ from django.utils import timezone
 from tests.consent_support import make_app, meeting_uuid
 from zoomapp.console import changes
 from zoomapp.console.auth import ConsoleAdmin
+from zoomapp.console.models import AutoStartSetting
 from zoomapp.consent import autostart, services
 from zoomapp.consent.models import AuditEntry, Meeting, Share, ShareRequest
 from zoomapp.marketplace.models import UserAuthorization
@@ -116,7 +117,15 @@ def test_the_hosts_sharing_policy_still_gates_an_auto_start(app):
     assert entry.outcome == "skipped" and "admin policy disables sharing" in entry.reason
 
 
-def test_a_user_named_only_in_a_user_setting_is_known_by_that_row(app):
-    changes.set_auto_start(HOST_ADMIN, app, "user", "newbie", True)  # never authorized any app
-    assert autostart.user_account("newbie") == (HOST_ACCOUNT, [])
-    assert autostart.decide(app, meeting_with_host(app), "newbie", "Nia") == "started"
+def test_a_user_who_hosted_a_meeting_of_the_account_is_known_by_that_meeting(app):
+    changes.set_auto_start(HOST_ADMIN, app, "user", "host1", True)  # the host never authorized any app
+    meeting = meeting_with_host(app)  # Zoom's events say host1 hosts a meeting of HOST_ACCOUNT
+    assert autostart.user_account("host1") == (HOST_ACCOUNT, [])
+    assert autostart.decide(app, meeting, "host1", "Hana") == "started"
+
+
+def test_a_setting_an_admin_wrote_never_makes_a_user_known(app):
+    AutoStartSetting.objects.create(account_id=HOST_ACCOUNT, level="user", target_id="stranger", app=app,
+                                    auto_start=True)  # a row from before the console checked who it names
+    assert autostart.user_account("stranger") == ("", [])
+    assert autostart.decide(app, meeting_with_host(app), "stranger", "Sid") == "off"

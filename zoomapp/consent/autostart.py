@@ -57,13 +57,14 @@ def effective_auto_start(account_id, user_id, group_ids, app):
 
 
 def user_account(user_id):
-    """(account id, group ids) of a Zoom user: from /v2/users/me when they authorized any of our apps, else from a
-    user-level auto-start row an admin wrote for them (then without groups). ("", []) when unknown."""
+    """(account id, group ids) of a Zoom user, from verified sources only (docs/SECURITY.md): /v2/users/me when
+    they authorized any of our apps, else the account of a meeting Zoom's signed events say they hosted (then
+    without groups). Never from a setting an admin wrote. ("", []) when unknown."""
     grant = UserAuthorization.objects.filter(user_id=user_id).exclude(account_id="").order_by("-updated").first()
     if grant is not None:
         return grant.account_id, list(grant.group_ids)
-    row = AutoStartSetting.objects.filter(level=Level.USER, target_id=user_id).order_by("-updated").first()
-    return (row.account_id, []) if row else ("", [])
+    hosted = Meeting.objects.filter(host_user_id=user_id).exclude(account_id="").order_by("-created").first()
+    return (hosted.account_id, []) if hosted else ("", [])
 
 
 # --- deciding, when someone hosts or joins ------------------------------------------------------------------------

@@ -301,9 +301,10 @@ def _lock(meeting):
 
 
 def _audit(kind, meeting, actor, *, app=None, share=None, outcome="", reason="", detail=None):
+    app = app or (share.app if share else meeting.app)  # every entry names its app: the console scopes by it
     AuditEntry.objects.create(
         kind=kind,
-        app=app or (share.app if share else None),
+        app=app,
         meeting_uuid=meeting.uuid,
         actor_user_id=actor.user_id,
         actor_role=role_of(meeting, actor.user_id) if actor is not ZOOM and actor.user_id != "zoom" else "zoom",
@@ -317,8 +318,7 @@ def _audit(kind, meeting, actor, *, app=None, share=None, outcome="", reason="",
     )
     log.info(
         "consent %s", kind,
-        extra={"meeting": meeting.uuid, "client_id": (app or (share.app if share else None) or ZoomApp()).client_id
-               or None, "actor": actor.user_id, "subject": share.user_id if share else None,
+        extra={"meeting": meeting.uuid, "client_id": app.client_id, "actor": actor.user_id, "subject": share.user_id if share else None,
                "outcome": outcome or None, "reason": reason or None, "source": actor.source or None},
     )
 
