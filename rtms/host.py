@@ -258,6 +258,8 @@ class SessionHost:
                 per_participant_audio=held.per_participant, timings=self.timings,
                 single_socket=settings.RTMS_SINGLE_MEDIA_SOCKET, allowed_hosts=self.allowed_hosts,
             )
+            if held.lease_lost:  # fenced while the client was being built
+                held.client.abort()
             log.info("holding stream", extra={"worker": self.worker_id})
             result = await held.client.run()
         except credentials.UnknownApp as exc:
