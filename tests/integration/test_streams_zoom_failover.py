@@ -67,6 +67,22 @@ def say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, lines
     assert len(texts) == len(set(texts)), f"a line was stored twice: {texts}"
 
 
+def audio_after_the_meeting(stack, django_db_blocker, meeting, stream_id):
+    """End the meeting; (frames Zoom sent, frames stored) of the mixed audio. Replays are written once (by their
+    timestamps), so stored never exceeds sent; what is missing was lost in a dying socket and never resent."""
+    from rtms.models import MediaFile, StreamSession
+
+    assert stack.sim.post(f"/_sim/meetings/{meeting['id']}/end").ok
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="stopped").exists(), "the stream to stop")
+    sent = stack.sim_stream(stream_id)["frames_sent"]["audio"]
+    audio = wait_for_row(django_db_blocker, lambda: MediaFile.objects.filter(
+        stream__rtms_stream_id=stream_id, kind="audio_mixed", bytes__gt=0).first(), "the audio index")
+    stored = wait_for_row(django_db_blocker, lambda: (
+        (stack.media_root / audio.path).stat().st_size - 44) // 640 or None, "the WAV file")
+    return sent, stored
+
+
 def final_state(django_db_blocker, stream_id):
     from rtms.models import StreamSession
 
@@ -109,6 +125,9 @@ def test_case_1_a_failed_rtms_server_moves_the_stream_at_once(stack, django_db_b
     assert overlapping_live_connections(handshaken(stack, stream_id, "signaling")) == []
     assert stream.lease_generation == before.lease_generation and stream.owner_worker == before.owner_worker
     assert transitions[-1][0] == "active"
+    sent, stored = audio_after_the_meeting(stack, django_db_blocker, meeting, stream_id)
+    print(f"case 1 audio: {stored} of {sent} frames stored")
+    assert stored <= sent and sent - stored <= 10
 
 
 def test_case_2_rtms_interrupted_redoes_signaling_and_media(stack, django_db_blocker, held_stream):
@@ -138,6 +157,9 @@ def test_case_2_rtms_interrupted_redoes_signaling_and_media(stack, django_db_blo
     assert stream.state == "active", "Zoom's late rtms_interrupted must not mark a reconnected stream interrupted"
     assert [state for state, _ in transitions].count("interrupted") == 1
     assert overlapping_live_connections(handshaken(stack, stream_id, "signaling")) == []
+    sent, stored = audio_after_the_meeting(stack, django_db_blocker, meeting, stream_id)
+    print(f"case 2 audio: {stored} of {sent} frames stored")
+    assert stored <= sent and sent - stored <= 10
 
 
 def test_case_2_rtms_interrupted_while_the_sockets_still_look_open(stack, django_db_blocker, held_stream):
@@ -192,6 +214,9 @@ def test_case_3_a_dropped_media_socket_is_redone_alone(stack, django_db_blocker,
     assert len(handshaken(stack, stream_id, kind)) == 2
     stream, _ = final_state(django_db_blocker, stream_id)
     assert stream.reconnects == 1, "Zoom's two words about one drop made one repair"
+    sent, stored = audio_after_the_meeting(stack, django_db_blocker, meeting, stream_id)
+    print(f"case 3 audio: {stored} of {sent} frames stored")
+    assert stored <= sent and sent - stored <= 10
 
 
 def authorize_host(stack, django_db_blocker, user_id):
