@@ -1,12 +1,8 @@
-"""Channels groups for the console's live view of a stream.
+"""Pushes to Channels groups from synchronous code (views, Celery tasks, the session host's threads), and the one
+way groups are named. The panels' and the console's consumers join these groups.
 
-Messages carry the stream's full state and its version (never a bare delta): `group_send` silently drops
-messages to a full channel, so the next message must repair a missed one.
-
-Message types a consumer receives (`type` is the handler name Channels dispatches to):
-- `{"type": "rtms.stream_state", "stream": <StreamSession.snapshot()>}`
-- `{"type": "rtms.transcript", "stream_id": ..., "version": ..., "segments": [{user_id, user_name,
-  start_time, end_time, language, text}, ...]}`
+Messages carry full state and its version (never a bare delta): `group_send` silently drops messages to a full
+channel, so the next message must repair a missed one (docs/ARCHITECTURE.md "Pushing state").
 """
 
 import asyncio
@@ -87,33 +83,9 @@ def push(group, message):
     _publisher.push(group, message)
 
 
-def stream_group(stream_id):
-    """Group name for one stream: only [a-zA-Z0-9-_.], under 100 characters, in this deployment's namespace."""
-    name = f"{_UNSAFE.sub('_', settings.REDIS_NAMESPACE)}.rtms.stream.{_UNSAFE.sub('_', str(stream_id))}"
-    if len(name) >= 100:
-        digest = hashlib.sha256(str(stream_id).encode()).hexdigest()[:32]
-        name = f"{_UNSAFE.sub('_', settings.REDIS_NAMESPACE)[:40]}.rtms.stream.{digest}"
-    return name
-
-
-def transcript_message(stream, segments):
-    return {
-        "type": "rtms.transcript",
-        "stream_id": stream.rtms_stream_id,
-        "version": stream.version,
-        "segments": [
-            {
-                "user_id": s.user_id,
-                "user_name": s.user_name,
-                "start_time": s.start_time,
-                "end_time": s.end_time,
-                "language": s.language,
-                "text": s.text,
-            }
-            for s in segments
-        ],
-    }
-
-
-def publish_state(stream):
-    push(stream_group(stream.rtms_stream_id), {"type": "rtms.stream_state", "stream": stream.snapshot()})
+def group_name(kind, *parts):
+    """The one way a Channels group is named: this deployment's namespace, what the group is for, and a digest of
+    the ids it is for (group names allow only [a-zA-Z0-9-_.] and under 100 characters; ids such as meeting UUIDs
+    hold '+', '/' and '='). E.g. group_name("meeting", client_id, meeting_uuid)."""
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
+    return f"{_UNSAFE.sub('_', settings.REDIS_NAMESPACE)[:40]}.{kind}.{digest}"

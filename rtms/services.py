@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from rtms import control, leases, live, metrics, signals
+from rtms import control, leases, metrics, signals
 from rtms.client.protocol import StopReason
 from rtms.models import DesiredState, StreamFailure, StreamSession, StreamState, StreamTransition
 
@@ -25,17 +25,13 @@ def stop_reason_name(code):
 
 
 def enqueue_claim(stream_id):
-    from rtms.tasks import claim  # tasks import services: import here, once Celery is configured
-
-    try:
-        claim.delay(stream_id)
-    except Exception as exc:  # noqa: BLE001 - the reconciler re-claims any running stream without a lease
-        log.warning("claim not enqueued, the reconciler will retry", extra={"stream": stream_id, "error": repr(exc)})
+    """Place the stream on the least loaded worker process with room (rtms/placement.py); when none has room
+    or Redis is unreachable, the reconciler places it again."""
+    placement.place(stream_id)
 
 
 def _announce(stream, previous, reason):
     signals.stream_state_changed.send_robust(sender=StreamSession, stream=stream, previous=previous, reason=reason)
-    live.publish_state(stream)
 
 
 class StreamOfAnotherApp(Exception):

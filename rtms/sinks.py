@@ -14,7 +14,7 @@ import time
 
 from django.db import connection, transaction
 
-from rtms import live, media, metrics, signals
+from rtms import media, metrics, signals
 from rtms.client import StreamSink
 from rtms.client.protocol import EventType
 from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
@@ -335,8 +335,6 @@ def _announce_transcripts(per_stream):
     streams = StreamSession.objects.in_bulk(list(with_lines))
     announced = [(streams[pk], segments) for pk, segments in with_lines.items() if pk in streams]
     signals.transcript_received.send_robust(sender=StreamSession, streams=announced)
-    for stream, segments in announced:
-        live.push(live.stream_group(stream.rtms_stream_id), live.transcript_message(stream, segments))
 
 
 def split_batches(batches):
