@@ -13,12 +13,12 @@ through `POST /_sim/streams/{id}/chaos` or at random every few seconds (`POST /_
 - `error_stop`: the stream ends with an error reason (`reason`, 10–19 or 24; default 13).
 """
 
+import asyncio
 import logging
 import random
 
-import asyncio
-
 from zoomsim.protocol import Msg, StopReason, StreamState
+from zoomsim.rtms_server import RtmsServer
 
 log = logging.getLogger("zoomsim.chaos")
 
@@ -59,8 +59,6 @@ class Chaos:
 
     async def _server_failover(self, stream):
         if self.standby is None:
-            from zoomsim.rtms_server import RtmsServer
-
             standby = RtmsServer(self.sim)
             await standby.listen(self.sim.config.host, 0)
             self.standby = standby
