@@ -1,0 +1,83 @@
+"""axe-core (npm, pinned in tests/e2e/axe/package-lock.json) run inside a page or frame the test has open.
+
+`npm ci` installs it into var/cache/ the first time (keyed by the lock file's hash, one install for parallel
+runs); node_modules is never committed. Usage, from any end-to-end test (panel, simulated window, console):
+
+    from tests.e2e.axe_support import axe_script, assert_no_violations  # axe_script is a session fixture
+
+    def test_x(axe_script, page):
+        assert_no_violations(page, axe_script, "console: audit log")
+
+`assert_no_violations` injects axe.min.js with Playwright's add_script_tag (the page's own Content-Security-
+Policy does not apply to it) and fails listing each violation's rule, impact, help text and the offending nodes.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ROOT / "tests" / "e2e" / "axe"
+CACHE = ROOT / "var" / "cache"
+# WCAG 2.1 A and AA plus axe's best practices: what a person using a screen reader or a keyboard runs into.
+TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+
+
+@contextlib.contextmanager
+def _locked(path):
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def axe_script():
+    """The path of axe.min.js from the pinned axe-core package."""
+    npm = shutil.which("npm")
+    assert npm, "the accessibility checks need npm on PATH (apt-get install npm)"
+    manifest = [(SOURCES / name).read_bytes() for name in ("package.json", "package-lock.json")]
+    target = CACHE / f"axe-{hashlib.sha256(b''.join(manifest)).hexdigest()[:16]}"
+    script = target / "node_modules" / "axe-core" / "axe.min.js"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with _locked(CACHE / "axe.lock"):
+        if not script.exists():
+            staging = Path(tempfile.mkdtemp(prefix="axe-", dir=CACHE))
+            for name in ("package.json", "package-lock.json"):
+                shutil.copy(SOURCES / name, staging / name)
+            installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=staging, capture_output=True,
+                                       text=True, timeout=600)
+            assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}\n{installed.stderr}"
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+    return script
+
+
+def violations(target, axe_script, exclude=()):
+    """axe's violations in a Playwright Page or Frame (only that document: a frame inside it is checked on its own,
+    where its own origin's rules apply). `exclude` lists selectors left out, each for a stated reason."""
+    if not target.evaluate("() => typeof window.axe === 'object'"):
+        target.add_script_tag(path=str(axe_script))
+    return target.evaluate(
+        """async ([tags, exclude]) => {
+            const result = await axe.run({include: [document], exclude: exclude.map((s) => [s])},
+                                         {runOnly: {type: "tag", values: tags}, iframes: false});
+            return result.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map((n) => ({target: n.target.join(" "), summary: n.failureSummary}))}));
+        }""",
+        [TAGS, list(exclude)],
+    )
+
+
+def assert_no_violations(target, axe_script, where, exclude=()):
+    found = violations(target, axe_script, exclude)
+    assert not found, f"axe-core found {len(found)} violation(s) on {where}:\n" + json.dumps(found, indent=2)
