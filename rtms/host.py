@@ -1,15 +1,17 @@
 """The session host: one event loop (uvloop by default) per Celery worker process (in a thread started from
 `worker_process_init`) holding many RTMS streams through rtms.client (ARCHITECTURE.md, firm).
 
-- `claim` (a short task) wins a stream's lease and calls `host.hand(stream, lease_value)`; the host runs the
-  stream as an asyncio task and renews the lease every ttl/3. A renewal that finds another holder, or that
-  cannot reach Redis before the lease runs out, aborts the stream's sockets at once (fencing).
+- Placement (rtms/placement.py) pushes a stream onto this process's inbox; the claim thread wins its lease
+  (only while under RTMS_STREAMS_PER_PROCESS) and hands it to the loop, which runs the stream as an asyncio
+  task; the renewal thread renews the lease every ttl/3 and publishes this process's load. A renewal that
+  finds another holder, or that cannot reach Redis before the lease runs out, aborts the stream's sockets at
+  once (fencing). A stream that ended keeps its lease until its row says stopped, so it is never claimed again.
 - Stop is an application message on the Redis control channel (rtms.control); the holder sends
   STREAM_CLOSE_REQ and records Zoom's stop reason. Zoom's own failures arrive the same way (docs/STREAMS.md):
   "move" (a re-sent rtms_started naming a new RTMS server) and "interrupted" (rtms_interrupted).
-- On SIGTERM (`worker_process_shutdown` in the pool process) the host drops its sockets without ending the
-  streams, flushes, releases its leases and re-enqueues a claim per stream, so another worker takes them over
-  inside Zoom's 60 s reconnection window.
+- On SIGTERM (`worker_process_shutdown` in the pool process) the host leaves placement first (no claim
+  reaches it any more), then drops its sockets without ending the streams, flushes, releases its leases and
+  places every stream again, so other processes take them over inside Zoom's 60 s reconnection window.
 - Database work goes through two threads (rows; states in order, batched), short transactions, each on its own
   long-lived connection; files through a third. Once per tick the loop hands what its streams received to the
   file thread, which writes it while the loop waits; from PACED_FROM streams held, and while none is
@@ -28,14 +30,16 @@ import time
 import redis
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db.models import F
+from django.utils import timezone
 
-from rtms import credentials, leases, log_context, metrics, outbound, services, sinks, stats
+from rtms import credentials, leases, log_context, metrics, outbound, placement, services, sinks, stats
 from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, Timings
 from rtms.client.pacing import TICK, Pacer, quiet_garbage_collector
 from rtms.client.protocol import SessionState, Status, StreamState
 from rtms.control import control_channel
 from rtms.identifiers import InvalidIdentifier, validate
-from rtms.models import StreamFailure
+from rtms.models import DesiredState, StreamFailure, StreamSession
 from rtms.models import StreamState as State
 
 log = logging.getLogger("rtms.host")
@@ -116,6 +120,11 @@ def _apply_in_order(changes):
     return len(changes), None
 
 
+def _resolve(future):
+    if not future.done():
+        future.set_result(None)
+
+
 class HeldStream:
     # Slots here and on the sinks' per-stream objects: a worker holds a thousand of each (≤ 64 KiB per stream).
     __slots__ = ("stream_id", "stream_pk", "meeting_uuid", "client_id", "server_urls", "per_participant",
@@ -175,6 +184,8 @@ class SessionHost:
         self._leases = None
         self._thread = None
         self._stopping = threading.Event()
+        self.capacity = settings.RTMS_STREAMS_PER_PROCESS
+        self._adopting = 0  # popped from the inbox, not yet held: counted in the published load
         self.timings = Timings().scaled(settings.RTMS_RECONNECT_SCALE)
         self.allowed_hosts = outbound.allowed_hosts()
 
@@ -190,10 +201,72 @@ class SessionHost:
         metrics.register_host_collector(self._counter_snapshots)
         self._serve_metrics()
         self.accepting = True
+        threading.Thread(target=self._take_placed_streams, name="rtms-claims", daemon=True).start()
         log.info("session host started", extra={"worker": self.worker_id})
 
     def holds(self, stream_id):
         return stream_id in self.streams
+
+    def _take_placed_streams(self):
+        """Claim thread: claim, one by one, the streams placement pushed onto this process's inbox
+        (rtms/placement.py), while it accepts streams."""
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+        inbox = placement.inbox_key(self.worker_id)
+        while self.accepting:
+            try:
+                popped = client.blpop([inbox], timeout=1)
+            except redis.RedisError as exc:
+                log.warning("inbox not readable, retrying", extra={"error": repr(exc)})
+                self._stopping.wait(0.5)
+                continue
+            if popped is None:
+                continue
+            stream_id = popped[1].decode()
+            self._adopting += 1
+            try:
+                outcome = _db(self._claim, stream_id)
+            except Exception:
+                log.exception("claim failed", extra={"stream": stream_id})
+                outcome = "error"
+            finally:
+                self._adopting -= 1
+            if outcome != "claimed":
+                placement.forget(stream_id, client)
+                log.info("claim not taken", extra={"stream": stream_id, "outcome": outcome, "worker": self.worker_id})
+
+    def _claim(self, stream_id):
+        """Win the stream's lease and hold it, unless this process is full or leaving, the stream should not
+        run, or another process holds it. A stream claimed RTMS_MAX_CONNECT_CLAIMS times without connecting
+        once ends FAILED_NOT_CONNECTED instead (the reconciler would re-claim it forever)."""
+        if not self.accepting:
+            return "not_accepting"
+        if stream_id in self.streams:
+            return "already_held"
+        if len(self.streams) >= self.capacity:
+            return "full"
+        stream = StreamSession.objects.filter(rtms_stream_id=stream_id).first()
+        if stream is None or stream.desired_state != DesiredState.RUNNING or stream.state == State.STOPPED:
+            return "not_running"
+        value = leases.new_lease_value(self.worker_id)
+        if not leases.try_acquire(stream_id, value):
+            return "held_elsewhere"
+        if stream.connect_claims >= settings.RTMS_MAX_CONNECT_CLAIMS:
+            services.stream_failed(stream_id, StreamFailure.NOT_CONNECTED,
+                                   f"not connected after {stream.connect_claims} claims", worker=self.worker_id)
+            leases.release(stream_id, value)  # after the row says stopped: never re-claimed
+            return "failed"
+        try:
+            StreamSession.objects.filter(pk=stream.pk).update(
+                lease_generation=F("lease_generation") + 1, connect_claims=F("connect_claims") + 1,
+                owner_worker=self.worker_id, updated=timezone.now())
+            stream.refresh_from_db()
+            self.hand(stream, value)
+        except Exception:
+            leases.release(stream_id, value)
+            raise
+        log.info("stream claimed", extra={"stream": stream_id, "meeting": stream.meeting_uuid,
+                                          "worker": self.worker_id, "generation": stream.lease_generation})
+        return "claimed"
 
     def hand(self, stream, lease_value):
         """From the claim task: start holding `stream` (its lease already won)."""
@@ -207,7 +280,14 @@ class SessionHost:
         """SIGTERM: hand every stream over (sockets dropped, leases released, claims re-enqueued)."""
         if not self.accepting:
             return
-        self.accepting = False
+        self.accepting = False  # no claim is taken from here on, then every held stream goes to the others
+        try:
+            returned = placement.leave(self.worker_id)
+        except redis.RedisError as exc:  # its heartbeat goes stale within a lease ttl: placement skips it
+            log.warning("not taken out of placement", extra={"error": repr(exc)})
+            returned = []
+        if returned:
+            placement.place_many(returned)
         try:
             asyncio.run_coroutine_threadsafe(self._hand_over_all(), self.loop).result(timeout)
         except Exception as exc:  # noqa: BLE001 - exiting anyway; leases expire and the reconciler re-claims
@@ -277,6 +357,8 @@ class SessionHost:
         if revoked and held.store:
             held.store.discard()
         await self._flush_stream(held, final=True)
+        ended = outcome in (Outcome.STOPPED, Outcome.CLOSED, Outcome.NOT_ALLOWED) or (
+            outcome is Outcome.REFUSED and result.status_code in FATAL_STATUSES)
         if outcome in (Outcome.STOPPED, Outcome.CLOSED):
             reason = result.stop_reason if result.stop_reason is not None else (
                 StopReason.RECEIVER_REQUEST_CLOSE if outcome is Outcome.CLOSED else None)
@@ -294,6 +376,10 @@ class SessionHost:
             # reconciler decides what happens next.
             log.warning("stream let go", extra={"outcome": outcome.value, "status": result.status_code,
                                                 "detail": result.detail})
+        if ended and not held.lease_lost:
+            # The lease goes only once the row says stopped: released earlier, the reconciler would see a
+            # running stream with no holder and claim it again (docs/ARCHITECTURE.md, "Several worker machines").
+            await self._states_stored()
         if not held.lease_lost:
             try:
                 await self._leases.release(held.stream_id, held.lease_value)
@@ -323,6 +409,7 @@ class SessionHost:
         # Its own connection, timing out well inside the lease: a hung Redis must not delay the fencing.
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=interval, socket_connect_timeout=interval)
         while not self._stopping.wait(interval):
+            self._publish_load(client)
             held_streams = [held for held in list(self.streams.values()) if not held.lease_lost]
             if not held_streams:
                 continue
@@ -342,6 +429,17 @@ class SessionHost:
                     log.warning("lease re-taken after Redis lost it", extra={"stream": held.stream_id})
                 held.lease_valid_until = renewed_at + ttl
             metrics.lease_renewals.inc(len(held_streams))
+
+    def _publish_load(self, client):
+        """The heartbeat placement reads (rtms/placement.py): streams held and adopting, and the capacity."""
+        if not self.accepting:
+            return
+        try:
+            load = placement.heartbeat(self.worker_id, len(self.streams) + self._adopting, self.capacity, client)
+        except redis.RedisError as exc:  # placement skips this process until the next heartbeat lands
+            log.warning("load not published", extra={"error": repr(exc)})
+            return
+        metrics.placement_load.set(load)
 
     def _fence(self, held, why):
         if held.lease_lost:
@@ -376,6 +474,13 @@ class SessionHost:
 
     def _queue_state(self, fn, *args, **kwargs):
         self._state_queue.put_nowait((fn, args, kwargs))
+
+    async def _states_stored(self):
+        """Wait until every state change queued so far is stored (they are applied in order; the lease is
+        still renewed meanwhile, as the stream is still held)."""
+        stored = self.loop.create_future()
+        self._queue_state(self.loop.call_soon_threadsafe, _resolve, stored)
+        await stored
 
     async def _apply_states(self):
         """State changes in order, on the database thread, every queued one in a single trip there (a thousand

@@ -23,6 +23,10 @@ panel_connections = Counter(
     "panel_connections", "Panel WebSocket connections accepted (incremented by the consent consumer)"
 )
 streams_held = Gauge("rtms_streams_held", "RTMS streams held by this worker process")
+placement_load = Gauge("rtms_placement_load", "Streams held, adopting and queued for this worker process, as "
+                       "published for placement (rtms/placement.py)")
+streams_waiting = Gauge("rtms_streams_waiting_for_capacity", "Streams no worker process had room for "
+                        "(RTMS_STREAMS_PER_PROCESS everywhere), read from Redis at scrape time")
 streams_refused = Counter("rtms_streams_refused", "Streams we ended ourselves (stream limits, never connected, "
                           "a server URL outside the allow list), by reason", ["reason"])
 reconnects = Counter("rtms_reconnects", "RTMS stream reconnects (after a socket drop or keep-alive silence)")
@@ -113,3 +117,12 @@ class HostCollector:
 
 def register_host_collector(counters_source):
     REGISTRY.register(HostCollector(counters_source))
+
+
+def _waiting_for_capacity():
+    from rtms.placement import waiting_count  # placement reads settings: imported once Django is set up
+
+    return waiting_count()
+
+
+streams_waiting.set_function(_waiting_for_capacity)

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from rtms import control, leases, metrics, signals
+from rtms import control, leases, metrics, placement, signals
 from rtms.client.protocol import StopReason
 from rtms.models import DesiredState, StreamFailure, StreamSession, StreamState, StreamTransition
 

@@ -193,6 +193,19 @@ ZOOM_HTTP_TIMEOUT = env_number("ZOOM_HTTP_TIMEOUT", 10.0, float)
 # Media storage (see rtms/sinks.py) and how long it is kept.
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(DATA_DIR / "media")))
 MEDIA_RETENTION_DAYS = env_number("MEDIA_RETENTION_DAYS", 30)
+# Where stored media lives (rtms/storage.py): "local" (MEDIA_ROOT, one machine) or "s3" (any S3-API object store,
+# reachable from every node; credentials from the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+MEDIA_STORAGE = env("MEDIA_STORAGE", "local")
+if MEDIA_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(f"MEDIA_STORAGE must be local or s3, not {MEDIA_STORAGE!r}")
+MEDIA_S3_BUCKET = env("MEDIA_S3_BUCKET", "")
+MEDIA_S3_ENDPOINT_URL = env("MEDIA_S3_ENDPOINT_URL", "")  # empty: AWS itself
+MEDIA_S3_REGION = env("MEDIA_S3_REGION", "us-east-1")
+if MEDIA_STORAGE == "s3" and not MEDIA_S3_BUCKET:
+    raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs MEDIA_S3_BUCKET")
+# Each worker node writes a segment locally, then uploads it (every RTMS_SEGMENT_SECONDS, at the end, at handover).
+RTMS_SPOOL_DIR = Path(env("RTMS_SPOOL_DIR", str(DATA_DIR / "spool")))
+RTMS_SEGMENT_SECONDS = env_number("RTMS_SEGMENT_SECONDS", 60.0, float, minimum=1.0)
 
 # Stream holding (rtms/leases.py, rtms/host.py); the defaults give failover in about 5 s.
 RTMS_LEASE_TTL = env_number("RTMS_LEASE_TTL", 3.0, float, minimum=0.5)
@@ -215,10 +228,14 @@ RTMS_ALLOW_INSECURE_WS = env_bool("RTMS_ALLOW_INSECURE_WS", False)
 # Concurrent streams (not stopped) per app and per Zoom account; Zoom's own default limit is 2,000 per account.
 RTMS_MAX_STREAMS_PER_APP = env_number("RTMS_MAX_STREAMS_PER_APP", 2000, minimum=1)
 RTMS_MAX_STREAMS_PER_ACCOUNT = env_number("RTMS_MAX_STREAMS_PER_ACCOUNT", 2000, minimum=1)
-# Claims a stream may take without ever connecting before it ends FAILED_NOT_CONNECTED (rtms/tasks.py).
+# Claims a stream may take without ever connecting before it ends FAILED_NOT_CONNECTED (rtms/host.py).
 RTMS_MAX_CONNECT_CLAIMS = env_number("RTMS_MAX_CONNECT_CLAIMS", 5, minimum=1)
+# Streams one worker process holds at most (rtms/placement.py). bench/streams_hold.py on a shared 2-core machine:
+# 500 streams took 0.33 of a core, store lag p99 140 ms, no frame lost; the default leaves room for a takeover's
+# burst of handshakes and a slower core (README, "Capacity").
+RTMS_STREAMS_PER_PROCESS = env_number("RTMS_STREAMS_PER_PROCESS", 500, minimum=1)
 CELERY_BEAT_SCHEDULE = {
-    # rtms/tasks.py: re-claim streams that lost their holder, repeat stops; retention of stored media.
+    # rtms/tasks.py: place again streams that lost their holder, repeat stops; retention of stored media.
     "rtms-reconcile": {"task": "rtms.reconcile", "schedule": RTMS_RECONCILE_INTERVAL,
                        "options": {"expires": RTMS_RECONCILE_INTERVAL * 2}},
     "rtms-purge-expired-media": {"task": "rtms.purge_expired_media", "schedule": 3600.0},
