@@ -7,6 +7,7 @@ const CAPABILITIES = [
   "getAppContext", "getUserContext", "getMeetingUUID", "getRunningContext",
   "startRTMS", "stopRTMS", "pauseRTMS", "resumeRTMS", "getRTMSStatus", "onRTMSStatusChange",
   "authorize", "onAuthorized", "promptAuthorize", "onMyUserContextChange", "onMeeting",
+  "sendAppInvitationToMeetingOwner",
 ];
 const TOKEN_RENEW_MS = 10 * 60 * 1000; // the server's panel token lives 15 minutes
 const MAX_TRANSCRIPT_LINES = 50;
@@ -26,6 +27,7 @@ let sdkReady = false;
 const transcripts = new Map(); // share id -> [lines]
 const startedInClient = new Set(); // "share:attempt" already handed to zoomSdk.startRTMS()
 let inClientShare = null; // the share whose in-client start we are watching
+const announcedRequests = new Set(); // request ids Zoom was asked to show the host (docs/REQUESTS.md)
 
 // ---- static labels ----
 $("share-button").textContent = fill(T.SHARE_ACTION, { app: appName });
@@ -166,6 +168,17 @@ function onRtmsStatus(event) {
   }
 }
 
+// A request must reach the host even when her panel is closed, and a closed panel runs no code: Zoom shows the
+// meeting owner an invitation to open the app wherever she is in the meeting (docs/REQUESTS.md).
+async function announceToHost(request) {
+  announcedRequests.add(request.id);
+  try {
+    await zoomSdk.sendAppInvitationToMeetingOwner();
+  } catch (_) {
+    // An older client, or do-not-disturb: the request still waits in the host's panel and the participant sees it.
+  }
+}
+
 async function authorizeInClient() {
   try {
     const { state: oauthState, codeChallenge } = await api("authorize", {});
@@ -254,6 +267,10 @@ function render() {
       startedInClient.add(key);
       startInClient(mine);
     }
+  }
+
+  if (!viewer.is_host && sdkReady) {
+    for (const request of state.requests) if (!announcedRequests.has(request.id)) announceToHost(request);
   }
 
   renderRequests(viewer); // before renderHost: the "open requests" button shows only while the modal is closed

@@ -35,7 +35,7 @@ SUPPORTED_APIS = {
     "config", "getSupportedJsApis", "getRunningContext", "getUserContext", "getMeetingContext", "getMeetingUUID",
     "getMeetingJoinUrl", "getMeetingParticipants", "getAppContext", "authorize", "promptAuthorize", "startRTMS",
     "stopRTMS", "pauseRTMS", "resumeRTMS", "getRTMSStatus", "sendMessage", "showNotification", "expandApp",
-    "closeApp",
+    "closeApp", "sendAppInvitationToMeetingOwner",
 }
 SUPPORTED_EVENTS = {
     "onAuthorized", "onRTMSStatusChange", "onMyUserContextChange", "onParticipantChange", "onMeeting", "onMessage",
@@ -277,6 +277,14 @@ class Bridge:
         self.hub.broadcast_message(session, {"timestamp": self.sim.clock.now_ms() // 1000, "payload": payload,
                                              "participantUUID": participant_uuid(meeting, participant)})
         return "success"
+
+    async def api_sendAppInvitationToMeetingOwner(self, session, meeting, participant, app, data):
+        """Zoom shows the meeting owner a notice naming the sender and the app, with Open and Ignore, wherever
+        they are in the meeting window (their Apps panel need not be open: the client shows it, not the app)."""
+        owner = meeting.participant(meeting.host.user_id)
+        if owner is None or not owner.joined or owner is participant:
+            raise ApiError(10026, "Failed to send the app invitation")
+        return {"invitationUUID": self.hub.invite(meeting, participant, owner, app)}
 
     async def api_showNotification(self, session, meeting, participant, app, data):
         kind = data.get("type") if data.get("type") in ("info", "warning", "error") else "info"

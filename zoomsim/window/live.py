@@ -10,6 +10,7 @@ onParticipantChange, onMyUserContextChange, onMeeting), Zoom's AAN notices and t
 import asyncio
 import json
 import logging
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
@@ -34,6 +35,7 @@ from zoomsim.window.homeurl import check_home_url
 log = logging.getLogger("zoomsim.window")
 
 NOTICE_LIMIT = 20
+INVITATION_LIMIT = 20  # per person: the oldest go first, as notices do
 STOP_OUTCOMES = {StopReason.HOST_DISABLED_APP: "disabled_by_host", StopReason.ALL_APPS_DISABLED: "apps_disabled"}
 
 
@@ -106,6 +108,7 @@ class WindowHub:
         self.panels = {}  # (meeting uuid, key) -> Panel
         self.disclosure_acked = set()  # (meeting uuid, key)
         self.notices = {}  # meeting uuid -> [notice]
+        self.invitations = {}  # (meeting uuid, key) -> [app invitation addressed to that person]
         self.request_outcomes = {}  # request id -> why it ended without a stream (denied, host_cannot_approve…)
         self.self_start = None  # (meeting uuid, key, client id) while a participant's own startRTMS runs
         self._seen_streams = {}  # stream id -> in-client status last reported
@@ -262,6 +265,8 @@ class WindowHub:
             "show_disclosure": sharing and participant.joined
             and (meeting.uuid, participant.key) not in self.disclosure_acked,
             "notices": list(self.notices.get(meeting.uuid, [])) if participant.joined else [],
+            "invitations": list(self.invitations.get((meeting.uuid, participant.key), []))
+            if participant.joined else [],
             "requests": [
                 {"id": r["id"], "client_id": r["client_id"], "app": app_names.get(r["client_id"], r["client_id"]),
                  "user": r.get("user_name", ""), "user_key": r["participant_key"], "source": r["source"]}
@@ -308,6 +313,28 @@ class WindowHub:
     def toast(self, meeting, participant, text, kind="info", title=""):
         self._send_to_person(meeting.uuid, participant.key, {"type": "toast", "text": text, "kind": kind,
                                                               "title": title})
+
+    def invite(self, meeting, sender, recipient, app):
+        """An app invitation shown in the recipient's window until they open the app or ignore it."""
+        invitation = {"id": str(uuid.uuid4()), "client_id": app.client_id, "app": app.name, "from": sender.name,
+                      "text": texts.INVITATION.format(user=sender.name, app=app.name),
+                      "open": texts.INVITATION_OPEN, "ignore": texts.INVITATION_IGNORE}
+        invitations = self.invitations.setdefault((meeting.uuid, recipient.key), [])
+        invitations.append(invitation)
+        del invitations[:-INVITATION_LIMIT]
+        log.info("event=app_invitation meeting_uuid=%s from=%s to=%s client_id=%s", meeting.uuid, sender.key,
+                 recipient.key, app.client_id)
+        self.touch(meeting)
+        return invitation["id"]
+
+    def _take_invitation(self, meeting, participant, invitation_id):
+        invitations = self.invitations.get((meeting.uuid, participant.key), [])
+        invitation = next((i for i in invitations if i["id"] == invitation_id), None)
+        if invitation is None:
+            raise ValueError("This invitation is no longer there.")
+        invitations.remove(invitation)
+        self.touch(meeting)
+        return invitation
 
     # -- app context, OAuth --------------------------------------------------------------------------------------
 
@@ -461,6 +488,13 @@ class WindowHub:
             sim.disable_app(meeting, str(message.get("client_id")))
         elif action == "open_app":
             self.open_panel(meeting, participant, str(message.get("client_id")))
+        elif action == "open_invitation":
+            invitation = self._take_invitation(meeting, participant, message.get("invitation_id"))
+            panel = self.panels.get((meeting.uuid, participant.key))
+            if panel is None or panel.client_id != invitation["client_id"]:  # an open panel is kept as it is
+                self.open_panel(meeting, participant, invitation["client_id"])
+        elif action == "ignore_invitation":
+            self._take_invitation(meeting, participant, message.get("invitation_id"))
         elif action == "close_app":
             self.close_panel(meeting, participant)
         elif action == "ack_disclosure":

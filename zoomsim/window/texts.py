@@ -19,6 +19,12 @@ STATUS_CONNECTING = "Connecting"
 TOGGLE_SHARE_WITH_APPS = "Share real-time meeting content with apps"
 TOGGLE_REQUIRE_APPROVAL = "Require host approval"
 
+# An app invitation (sendAppInvitationToMeetingOwner, reference §9.2): the wording of Zoom's notice is not
+# published; the buttons are the SDK's default primary and secondary button texts.
+INVITATION = "{user} invited you to use {app}."
+INVITATION_OPEN = "Open"
+INVITATION_IGNORE = "Ignore"
+
 NOTICE_AUTO_START = "RTMS set to auto start"
 NOTICE_STARTED_BY_HOST = "RTMS started by host"
 

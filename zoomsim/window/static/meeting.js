@@ -10,6 +10,8 @@ let view = localStorage.getItem("zoomsim.view") || "gallery";
 const dismissedNotices = new Set();
 let panelKey = null; // "<client_id> <src>" of the iframe currently loaded
 let disclosureAcknowledged = false; // Zoom closes its disclosure at once and shows it once per meeting
+let openDialog = null; // {id, returnTo}: the modal up now and where the keyboard focus was before it
+let focusPanelOnLoad = false; // the person opened an app: the keyboard follows into its panel
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -21,6 +23,18 @@ function el(tag, attrs, ...children) {
     if (child !== null && child !== undefined) node.append(child);
   }
   return node;
+}
+
+// Re-rendering a list replaces its nodes; whatever had the keyboard focus in it gets it back (data-focus-key),
+// so a refresh never drops a person's place.
+function keepingFocus(container, draw) {
+  const active = document.activeElement;
+  const key = active && container.contains(active) ? active.dataset.focusKey : undefined;
+  draw();
+  if (key === undefined) return;
+  const again = [...container.querySelectorAll("[data-focus-key]")].find((node) => node.dataset.focusKey === key);
+  if (again) again.focus();
+  else if (container.isConnected) (container.closest("[tabindex]") || $("#apps-button")).focus();
 }
 
 function send(message) {
@@ -85,8 +99,9 @@ function render() {
   $("#meeting-status").textContent = state.meeting.status === "ended" ? "Meeting ended" : state.me.joined ? "" : "Not in the meeting";
   document.body.dataset.role = state.me.role;
   document.body.dataset.view = view;
-  renderAan();
-  renderNotices();
+  keepingFocus($("#aan"), renderAan);
+  keepingFocus($("#notices"), renderNotices);
+  keepingFocus($("#invitations"), renderInvitations);
   renderStage();
   renderToolbar();
   renderHostTools();
@@ -94,6 +109,66 @@ function render() {
   renderPanel();
   renderDisclosure();
   renderRequests();
+  syncDialogFocus();
+}
+
+// --- keyboard -------------------------------------------------------------------------------------
+// A modal takes the focus when it opens (its first button for the disclosure; the dialog itself for a request, so
+// a stray Enter decides nothing), keeps Tab inside, and gives the focus back to where it was when it closes.
+
+const DIALOGS = ["request-multiple", "request-single", "disclosure"];
+
+function syncDialogFocus() {
+  const up = DIALOGS.find((id) => !$(`#${id}`).hidden) || null;
+  if (up === (openDialog && openDialog.id)) return;
+  const returnTo = openDialog ? openDialog.returnTo : document.activeElement;
+  openDialog = up ? { id: up, returnTo } : null;
+  if (up === "disclosure") $("#disclosure-ok").focus();
+  else if (up) $(`#${up} .modal`).focus();
+  else if (returnTo && returnTo.isConnected && returnTo !== document.body && !returnTo.closest("[hidden]")) returnTo.focus();
+  else $("#apps-button").focus();
+}
+
+function focusables(container) {
+  return [...container.querySelectorAll("button, input, [href], iframe")].filter((node) => !node.disabled && !node.closest("[hidden]"));
+}
+
+function onKeydown(event) {
+  if (event.key === "Escape") {
+    if (openDialog && openDialog.id === "disclosure") { event.preventDefault(); acknowledgeDisclosure(); return; }
+    for (const [popover, opener] of [["#apps-menu", "#apps-button"], ["#host-tools", "#host-tools-button"]]) {
+      if (!$(popover).hidden) { event.preventDefault(); $(popover).hidden = true; $(opener).focus(); return; }
+    }
+    if ($("#aan").dataset.open === "1" && $("#aan").contains(document.activeElement)) {
+      $("#aan").dataset.open = "0";
+      keepingFocus($("#aan"), renderAan);
+    }
+    return;
+  }
+  if (event.key !== "Tab" || !openDialog) return;
+  const inside = focusables($(`#${openDialog.id} .modal`));
+  if (!inside.length) return;
+  const [first, last] = [inside[0], inside[inside.length - 1]];
+  const at = document.activeElement;
+  if (event.shiftKey && (at === first || !inside.includes(at))) { event.preventDefault(); last.focus(); }
+  else if (!event.shiftKey && (at === last || !inside.includes(at))) { event.preventDefault(); first.focus(); }
+}
+
+function togglePopover(popover, opener) {
+  const opening = $(popover).hidden;
+  $(popover).hidden = !opening;
+  if (opening) {
+    const first = focusables($(popover))[0];
+    if (first) first.focus();
+  } else {
+    $(opener).focus();
+  }
+}
+
+function openApp(clientId) {
+  $("#apps-menu").hidden = true;
+  focusPanelOnLoad = true;
+  act("open_app", { client_id: clientId });
 }
 
 function renderAan() {
@@ -106,7 +181,7 @@ function renderAan() {
   aan.hidden = false;
   const open = aan.dataset.open === "1";
   aan.append(
-    el("button", { class: "aan-chip", type: "button", "aria-expanded": String(open), onclick: () => { aan.dataset.open = open ? "0" : "1"; renderAan(); } },
+    el("button", { class: "aan-chip", type: "button", "aria-expanded": String(open), "data-focus-key": "chip", onclick: () => { aan.dataset.open = open ? "0" : "1"; keepingFocus(aan, renderAan); } },
       el("span", { class: "aan-dot" }), `Apps (${state.active_apps.length})`),
   );
   const list = el("ul", { class: "aan-list" });
@@ -117,7 +192,7 @@ function renderAan() {
       el("span", { class: "aan-content" }, entry.content),
       el("span", { class: `aan-status status-${entry.status.toLowerCase()}` }, entry.status),
       state.me.is_host && entry.status !== "Connecting"
-        ? el("button", { class: "link", type: "button", onclick: () => act("disable_app", { client_id: entry.client_id }) }, "Disable")
+        ? el("button", { class: "link", type: "button", "data-focus-key": `disable ${entry.client_id} ${entry.user_key}`, "aria-label": `Disable ${entry.app} for ${entry.user}`, onclick: () => act("disable_app", { client_id: entry.client_id }) }, "Disable")
         : null));
   }
   aan.append(list);
@@ -131,8 +206,23 @@ function renderNotices() {
     box.append(el("div", { class: "notice", role: "status", "data-notice": notice.kind },
       el("div", { class: "notice-title" }, notice.text),
       el("div", { class: "notice-body" }, `${notice.app} · ${notice.user}`),
-      el("button", { class: "close", type: "button", "aria-label": "Dismiss", onclick: () => { dismissedNotices.add(notice.id); renderNotices(); } }, "×")));
+      el("button", { class: "close", type: "button", "aria-label": `Dismiss: ${notice.text}, ${notice.app}`, "data-focus-key": `notice ${notice.id}`, onclick: () => { dismissedNotices.add(notice.id); keepingFocus(box, renderNotices); } }, "×")));
   }
+}
+
+// App invitations (sendAppInvitationToMeetingOwner): Zoom's notice, shown wherever the person is in the window,
+// whether or not their Apps panel is open. Announced, never grabbing focus from what the person is doing.
+function renderInvitations() {
+  const box = $("#invitations");
+  box.replaceChildren();
+  for (const invitation of state.invitations) {
+    box.append(el("div", { class: "invitation", role: "group", "aria-label": invitation.text, "data-invitation-id": invitation.id, "data-client-id": invitation.client_id },
+      el("p", { class: "invitation-text" }, invitation.text),
+      el("div", { class: "modal-actions" },
+        el("button", { type: "button", class: "secondary", "data-focus-key": `ignore ${invitation.id}`, onclick: () => act("ignore_invitation", { invitation_id: invitation.id }) }, invitation.ignore),
+        el("button", { type: "button", class: "primary", "data-focus-key": `open ${invitation.id}`, onclick: () => act("open_invitation", { invitation_id: invitation.id }) }, invitation.open))));
+  }
+  box.hidden = !state.invitations.length;
 }
 
 function initials(name) {
@@ -186,10 +276,14 @@ function renderHostTools() {
 }
 
 function renderAppsMenu() {
+  keepingFocus($("#apps-menu-list"), drawAppsMenu);
+}
+
+function drawAppsMenu() {
   const menu = $("#apps-menu-list");
   menu.replaceChildren();
   for (const app of state.apps) {
-    menu.append(el("li", {}, el("button", { type: "button", "data-client-id": app.client_id, onclick: () => { $("#apps-menu").hidden = true; act("open_app", { client_id: app.client_id }); } }, app.name)));
+    menu.append(el("li", {}, el("button", { type: "button", "data-client-id": app.client_id, "data-focus-key": app.client_id, onclick: () => openApp(app.client_id) }, app.name)));
   }
   if (!state.apps.length) menu.append(el("li", { class: "muted" }, "No apps are registered."));
 }
@@ -202,6 +296,8 @@ function renderPanel() {
   if (!info) {
     // Hidden at once; the iframe goes a moment later so the app still gets closeApp's answer.
     if (panelKey) setTimeout(() => { if (!panelKey) $("#panel-body").replaceChildren(); }, 2000);
+    if (panelKey && panel.contains(document.activeElement)) $("#apps-button").focus(); // back to where apps open
+    focusPanelOnLoad = false;
     panelKey = null;
     return;
   }
@@ -220,7 +316,12 @@ function renderPanel() {
     body.append(el("div", { class: "panel-blocked" }, info.checking ? "Loading…" : "This app cannot be displayed."));
     return;
   }
-  body.append(el("iframe", { id: "panel-frame", src: info.src, "data-client-id": info.client_id, "data-origin": info.origin, title: info.name, allow: "clipboard-write" }));
+  const frame = el("iframe", { id: "panel-frame", src: info.src, "data-client-id": info.client_id, "data-origin": info.origin, title: info.name, allow: "clipboard-write" });
+  frame.addEventListener("load", () => {
+    if (focusPanelOnLoad && !openDialog) frame.focus();
+    focusPanelOnLoad = false;
+  });
+  body.append(frame);
 }
 
 function renderDisclosure() {
@@ -230,6 +331,7 @@ function renderDisclosure() {
 function acknowledgeDisclosure() {
   disclosureAcknowledged = true;
   $("#disclosure").hidden = true;
+  syncDialogFocus();
   act("ack_disclosure");
 }
 
@@ -245,18 +347,20 @@ function renderRequests() {
     $("#request-single-text").textContent = `${request.user} would like ${request.app} to access shared real-time meeting content.`;
     $("#request-single-source").textContent = request.source === "auto" ? "Auto-start was set by an admin of another account." : "Requested from the app.";
   }
-  if (requests.length > 1) {
-    const list = $("#request-multiple-list");
-    list.replaceChildren();
-    for (const request of requests) {
-      list.append(el("li", { class: "request-row", "data-request-id": request.id },
-        el("div", { class: "request-who" }, el("strong", {}, request.app), el("span", {}, ` requested by ${request.user}`)),
-        el("div", { class: "request-actions" },
-          el("button", { type: "button", class: "secondary", onclick: () => act("deny_request", { request_id: request.id }) }, "Deny"),
-          el("button", { type: "button", class: "primary", onclick: () => act("approve_request", { request_id: request.id }) }, "Approve"))));
-    }
-    $("#request-multiple-count").textContent = `${requests.length} requests to access shared real-time meeting content`;
+  if (requests.length > 1) keepingFocus($("#request-multiple .modal"), drawRequestList);
+}
+
+function drawRequestList() {
+  const list = $("#request-multiple-list");
+  list.replaceChildren();
+  for (const request of state.requests) {
+    list.append(el("li", { class: "request-row", "data-request-id": request.id },
+      el("div", { class: "request-who" }, el("strong", {}, request.app), el("span", {}, ` requested by ${request.user}`)),
+      el("div", { class: "request-actions" },
+        el("button", { type: "button", class: "secondary", "data-focus-key": `deny ${request.id}`, "aria-label": `Deny ${request.app} for ${request.user}`, onclick: () => act("deny_request", { request_id: request.id }) }, "Deny"),
+        el("button", { type: "button", class: "primary", "data-focus-key": `approve ${request.id}`, "aria-label": `Approve ${request.app} for ${request.user}`, onclick: () => act("approve_request", { request_id: request.id }) }, "Approve"))));
   }
+  $("#request-multiple-count").textContent = `${state.requests.length} requests to access shared real-time meeting content`;
 }
 
 function toast(text, kind, title) {
@@ -277,8 +381,9 @@ function wire() {
     localStorage.setItem("zoomsim.view", view);
     if (state) render();
   });
-  $("#apps-button").addEventListener("click", () => { $("#apps-menu").hidden = !$("#apps-menu").hidden; });
-  $("#host-tools-button").addEventListener("click", () => { $("#host-tools").hidden = !$("#host-tools").hidden; });
+  $("#apps-button").addEventListener("click", () => togglePopover("#apps-menu", "#apps-button"));
+  $("#host-tools-button").addEventListener("click", () => togglePopover("#host-tools", "#host-tools-button"));
+  document.addEventListener("keydown", onKeydown);
   $("#share-with-apps").addEventListener("change", (event) => act("settings", { share_with_apps: event.target.checked }));
   $("#require-approval").addEventListener("change", (event) => act("settings", { require_host_approval: event.target.checked }));
   $("#speak-form").addEventListener("submit", (event) => {
@@ -287,7 +392,7 @@ function wire() {
     if (input.value.trim()) act("speak", { text: input.value.trim() });
     input.value = "";
   });
-  $("#panel-close").addEventListener("click", () => act("close_app"));
+  $("#panel-close").addEventListener("click", () => { act("close_app"); $("#apps-button").focus(); });
   $("#disclosure-ok").addEventListener("click", acknowledgeDisclosure);
   $("#disclosure-view").addEventListener("click", () => { acknowledgeDisclosure(); $("#aan").dataset.open = "1"; if (state) renderAan(); });
   $("#request-single-approve").addEventListener("click", () => act("approve_request", { request_id: $("#request-single").dataset.requestId }));
