@@ -246,7 +246,7 @@ def test_case_4_an_error_stop_is_restarted_through_zoom_a_bounded_number_of_time
                                                                                   held_stream):
     from rtms.models import StreamSession
     from zoomapp.consent.models import AuditEntry, Share
-    from zoomapp.consent.restarts import MAX_RESTARTS
+    from zoomapp.consent.actions.streams import MAX_RESTARTS
 
     meeting, stream_id = held_stream
     host = next(p for p in meeting["participants"] if p["role"] == "host")
@@ -306,3 +306,37 @@ def test_case_1_a_holder_that_lost_its_lease_does_not_follow_the_move(stack, dja
     assert [c["server"] for c in signaling].count(played["to"]) == 1, "one connection to the new server"
     say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, ["After the fenced move"])
     assert moved.owner_worker
+
+
+def test_chaos_mode_on_three_held_streams(stack, django_db_blocker):
+    """Zoom's sample's chaos mode: a random case on a random stream every 0.4 s for a while; afterwards every
+    stream is held, on one signaling connection at a time, and stores what is said once."""
+    import time
+
+    from rtms.models import StreamSession
+
+    meetings = [stack.start_meeting(f"Chaos {n}") for n in range(3)]
+    streams = [stack.start_stream(meeting) for meeting in meetings]
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id__in=streams, state="active").count() == 3, "three streams held", timeout=30)
+    earlier = len(stack.sim.get("/_sim/chaos").json()["played"])
+    started = stack.sim.post("/_sim/chaos", json={
+        "interval_s": 0.4, "cases": ["server_failover", "signaling_drop", "media_drop"]})
+    assert started.status_code == 201, started.text
+    try:
+        time.sleep(6)
+    finally:
+        played = stack.sim.delete("/_sim/chaos").json()["played"][earlier:]
+    print(f"\nchaos mode: {len(played)} cases played on 3 streams in 6 s: "
+          f"{ {case: sum(p['case'] == case for p in played) for case in sorted({p['case'] for p in played})} }")
+    assert len(played) >= 8
+    try:
+        wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+            rtms_stream_id__in=streams, state="active").count() == 3
+            and all(stack.sim_stream(s)["state"] == "active" for s in streams), "every stream held again")
+        for meeting, stream_id in zip(meetings, streams):
+            say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, [f"After the chaos {stream_id[:6]}"])
+            assert overlapping_live_connections(handshaken(stack, stream_id, "signaling")) == []
+    finally:
+        for meeting in meetings:
+            stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
