@@ -174,9 +174,11 @@ def run(args, sim, web, requests, connect):
     host = open_panel("benchHost")
     receive_until(host, lambda state: True)
     # The host's panel makes the host present (as Zoom's context would say).
-    from zoomapp.consent import services
+    from zoomapp.consent import meetings
+    from zoomapp.consent.actions import presence
+    from zoomapp.consent.permissions import Actor
 
-    services.do_panel_opened(app, uuid, "benchHost", "host", "Host", services.Actor("benchHost"))
+    presence.do_panel_opened(meetings.get_meeting(app, uuid), "benchHost", "host", "Host", actor=Actor("benchHost"))
     panels = []
     for person in people:
         socket = open_panel(person["user_id"])

@@ -11,17 +11,10 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from rtms import control, leases, metrics, placement, signals
-from rtms.client.protocol import StopReason
+from rtms.client.protocol import StopReason, stop_reason_name
 from rtms.models import DesiredState, StreamFailure, StreamSession, StreamState, StreamTransition
 
 log = logging.getLogger("rtms.services")
-
-
-def stop_reason_name(code):
-    try:
-        return StopReason(code).name
-    except (ValueError, TypeError):
-        return f"UNKNOWN_{code}" if code is not None else ""
 
 
 def enqueue_claim(stream_id):

@@ -172,6 +172,15 @@ class StopReason(IntEnum):
     STREAMING_NOT_SUPPORTED = 26
 
 
+
+def stop_reason_name(code):
+    """Zoom's stop reason as its name ("MEETING_ENDED"), "UNKNOWN_<code>" for one not in the table, "" for none."""
+    try:
+        return StopReason(code).name
+    except (ValueError, TypeError):
+        return f"UNKNOWN_{code}" if code is not None else ""
+
+
 class StreamState(IntEnum):
     """RTMS_STREAM_STATE (§5.4)."""
 

@@ -10,6 +10,7 @@ import json
 
 import pytest
 import requests
+from django.core.exceptions import PermissionDenied
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -17,7 +18,8 @@ from rtms.models import StreamSession, TranscriptSegment
 from tests.console_support import install_app, post_form, sign_in
 from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
 from zoomapp.console.models import AutoStartSetting
-from zoomapp.consent import services
+from zoomapp.consent import meetings
+from zoomapp.consent.actions import presence
 from zoomapp.consent.models import AuditEntry, SharingPolicy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,8 +44,8 @@ def account_b_data(app):
     SharingPolicy.objects.create(account_id="acctB", level="user", target_id="secretUserB", share_with_apps=False)
     AutoStartSetting.objects.create(account_id="acctB", level="group", target_id="secretGroupB", app=app,
                                     auto_start=True)
-    meeting = services.get_meeting(app, meeting_uuid(), host_user_id="hostB", account_id="acctB", topic="B board")
-    services.do_host_joined(meeting, "hostB", "Hank")
+    meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id="hostB", account_id="acctB", topic="B board")
+    presence.do_host_joined(meeting, "hostB", "Hank")
     stream = StreamSession.objects.create(rtms_stream_id="b" * 32, meeting_uuid=meeting.uuid,
                                           client_id=app.client_id, operator_id="hostB", state="active")
     TranscriptSegment.objects.create(stream=stream, user_id=1, start_time=1, end_time=2, timestamp=1, text="B only")
@@ -121,7 +123,7 @@ def test_an_admin_cannot_see_or_change_another_accounts_settings_or_data(daphne,
     assert not SharingPolicy.objects.filter(account_id="acctA").exists()
 
     # The live-streams socket shows A's streams only.
-    meeting_a = services.get_meeting(console_app, meeting_uuid(), host_user_id="ownerA", account_id="acctA", topic="A standup")
+    meeting_a = meetings.get_meeting(console_app, meeting_uuid(), host_user_id="ownerA", account_id="acctA", topic="A standup")
     StreamSession.objects.create(rtms_stream_id="a" * 32, meeting_uuid=meeting_a.uuid, client_id=console_app.client_id,
                                  operator_id="ownerA", state="active", owner_worker="worker-a@host")
     socket_url = daphne.url.replace("http://", "ws://") + "/ws/console/streams"
@@ -142,10 +144,12 @@ def test_the_streams_socket_refuses_anyone_not_signed_in(daphne):
 
 def test_the_audit_log_cannot_be_changed_through_the_orm(console_app):
     entry = AuditEntry.objects.create(kind="test", detail={"account_id": "acctA"})
-    with pytest.raises(Exception):
+    with pytest.raises(PermissionDenied, match="append-only"):
         AuditEntry.objects.filter(pk=entry.pk).update(kind="edited")
-    with pytest.raises(Exception):
+    with pytest.raises(PermissionDenied, match="append-only"):
         AuditEntry.objects.filter(pk=entry.pk).delete()
+    with pytest.raises(PermissionDenied, match="append-only"):
+        entry.delete()
     assert AuditEntry.objects.get(pk=entry.pk).kind == "test"
 
 

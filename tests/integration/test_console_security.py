@@ -25,7 +25,7 @@ from tests.console_support import install_app, post_form, sign_in
 from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
 from rtms.models import StreamSession, TranscriptSegment
 from zoomapp.console.models import AppRetention, AutoStartSetting
-from zoomapp.consent import services
+from zoomapp.consent import meetings
 from zoomapp.consent.models import AuditEntry, SharingPolicy
 from zoomapp.marketplace.models import ZoomApp
 
@@ -157,7 +157,7 @@ def test_settings_for_the_accounts_own_users_groups_and_meeting_hosts_are_saved(
     notetaker, _ = apps
     olive, _, people = admins
     # Hank hosted one of account A's meetings (a signed webhook of Notetaker said so) but installed nothing.
-    services.get_meeting(notetaker, meeting_uuid(), host_user_id="hankA", account_id="acctA", topic="A weekly")
+    meetings.get_meeting(notetaker, meeting_uuid(), host_user_id="hankA", account_id="acctA", topic="A weekly")
     saved = [
         ("auto-start", {"app": notetaker.client_id, "level": "user", "target_id": people["mia"], "value": "on"}),
         ("auto-start", {"app": notetaker.client_id, "level": "user", "target_id": "hankA", "value": "on"}),
@@ -191,8 +191,8 @@ def test_another_apps_row_claiming_a_meeting_for_another_account_opens_nothing_o
     notetaker, recorder = apps
     olive, bert, _ = admins
     uuid = meeting_uuid()
-    a_meeting = services.get_meeting(notetaker, uuid, host_user_id="hostA", account_id="acctA", topic="A board")
-    services.get_meeting(recorder, uuid, host_user_id="hostB", account_id="acctB", topic="claimed by B")
+    a_meeting = meetings.get_meeting(notetaker, uuid, host_user_id="hostA", account_id="acctA", topic="A board")
+    meetings.get_meeting(recorder, uuid, host_user_id="hostB", account_id="acctB", topic="claimed by B")
     stream = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=uuid,
                                           client_id=notetaker.client_id, operator_id="hostA", state="stopped",
                                           transcript_count=1)

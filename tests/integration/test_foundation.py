@@ -59,12 +59,12 @@ def test_group_message_from_a_celery_task_reaches_a_websocket_on_daphne(daphne, 
     from websockets.sync.client import connect
 
     from tests.consent_support import make_app, meeting_uuid
-    from zoomapp.consent import services, tokens
+    from zoomapp.consent import meetings, tokens
     from zoomapp.consent.models import Share
     from zoomapp.consent.tasks import fail_stuck_starts
 
     app = make_app()
-    meeting = services.get_meeting(app, meeting_uuid(), host_user_id="host1")
+    meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id="host1")
     share = Share.objects.create(meeting=meeting, app=app, user_id="ben1", user_name="Ben", status="starting",
                                  start_attempt=1)
     Share.objects.filter(pk=share.pk).update(updated=timezone.now() - timedelta(hours=1))  # Zoom never started it

@@ -14,7 +14,7 @@ from tests.console_support import post_form, sign_in
 from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
 from zoomapp.console import lifecycle
 from zoomapp.console.models import AppRetention
-from zoomapp.consent import services
+from zoomapp.consent import meetings
 from zoomapp.consent.models import AuditEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,7 +31,7 @@ def admin_session(daphne, zoomsim):
 
 
 def meeting_with_stream(app, topic, state="stopped", stopped_days_ago=0, account_id="acctL"):
-    meeting = services.get_meeting(app, meeting_uuid(), host_user_id="hostL", account_id=account_id, topic=topic)
+    meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id="hostL", account_id=account_id, topic=topic)
     stream = StreamSession.objects.create(
         rtms_stream_id=meeting.uuid.encode().hex()[:32], meeting_uuid=meeting.uuid, client_id=app.client_id,
         operator_id="hostL", state=state, transcript_count=1,

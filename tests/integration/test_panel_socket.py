@@ -11,17 +11,18 @@ from hypothesis import strategies as st
 
 from tests.consent_support import make_app, meeting_uuid
 from zoomapp.asgi import application
-from zoomapp.consent import services, tokens
+from zoomapp.consent import meetings, tokens
+from zoomapp.consent.actions import presence, sharing_requests
 from zoomapp.consent.models import AuditEntry, Meeting
-from zoomapp.consent.services import Actor
+from zoomapp.consent.permissions import Actor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def setup_meeting(app):
-    meeting = services.get_meeting(app, meeting_uuid(), host_user_id="host1")
-    services.do_host_joined(meeting, "host1", "Ana")
-    services.do_participant_joined(meeting, "ben1", "Ben", "participant")
+    meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id="host1")
+    presence.do_host_joined(meeting, "host1", "Ana")
+    presence.do_participant_joined(meeting, "ben1", "Ben", "participant")
     return meeting
 
 
@@ -66,7 +67,7 @@ async def test_snapshot_then_live_pushes_with_rising_versions():
 async def test_participant_host_actions_are_refused_and_change_nothing():
     app = await sync_to_async(make_app)()
     meeting = await sync_to_async(setup_meeting)(app)
-    await sync_to_async(services.do_request)(app, meeting, Actor("ben1", "Ben"))
+    await sync_to_async(sharing_requests.do_request)(meeting, actor=Actor("ben1", "Ben"))
     before = await sync_to_async(lambda: (Meeting.objects.get(pk=meeting.pk).version, AuditEntry.objects.count()))()
     ben = await connect(tokens.mint(app.client_id, meeting.uuid, "ben1"))
     await receive(ben)
@@ -88,7 +89,7 @@ async def test_a_token_for_meeting_a_never_sees_meeting_b():
     watcher = await connect(tokens.mint(app.client_id, meeting_a.uuid, "ben1"))
     snapshot = await receive(watcher)
     assert snapshot["state"]["meeting"]["uuid"] == meeting_a.uuid
-    await sync_to_async(services.do_request)(app, meeting_b, Actor("ben1", "Ben"))
+    await sync_to_async(sharing_requests.do_request)(meeting_b, actor=Actor("ben1", "Ben"))
     assert await watcher.receive_nothing(timeout=0.5)
     # Acting on meeting B's share from meeting A's socket is refused.
     share_b = await sync_to_async(lambda: meeting_b.shares.get().pk)()
@@ -143,7 +144,7 @@ def test_fuzzed_frames_from_a_participant_never_crash_or_change_state(fuzz_meeti
 def fuzz_meeting():
     app = make_app()
     meeting = setup_meeting(app)
-    services.do_request(app, meeting, Actor("ben1", "Ben"))
+    sharing_requests.do_request(meeting, actor=Actor("ben1", "Ben"))
     return app, meeting
 
 

@@ -18,7 +18,8 @@ from django.core import signing
 
 from tests.consent_support import make_app, meeting_uuid, open_panel, panel_action
 from zoomapp.asgi import application
-from zoomapp.consent import receivers, services, tokens
+from zoomapp.consent import meetings, receivers, tokens
+from zoomapp.consent.actions import presence
 from zoomapp.consent.models import AuditEntry, Meeting, Share, ShareRequest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,7 +53,7 @@ def meeting_of_a(client, apps):
     """A's meeting: Hana hosts, Ben asked A to share; what A knows about it, to compare after each attack."""
     app_a, _ = apps
     uuid = meeting_uuid()
-    services.get_meeting(app_a, uuid, host_user_id=HOST_ID, account_id="acctVictim")
+    meetings.get_meeting(app_a, uuid, host_user_id=HOST_ID, account_id="acctVictim")
     host_token, _ = open_panel(client, app_a, uuid, HOST_ID, "host", "Hana")
     ben_token, _ = open_panel(client, app_a, uuid, BEN_ID, "participant", "Ben")
     assert panel_action(client, app_a, ben_token, action="request").status_code == 200
@@ -94,8 +95,8 @@ def test_a_second_apps_events_cannot_move_the_meeting_to_another_account(client,
 def test_identity_fields_are_kept_from_the_first_verified_source_of_the_same_app(apps):
     app_a, _ = apps
     uuid = meeting_uuid()
-    services.get_meeting(app_a, uuid, host_user_id=HOST_ID, account_id="acctVictim")
-    services.get_meeting(app_a, uuid, host_user_id="someoneElse", account_id="acctOther", topic="Renamed")
+    meetings.get_meeting(app_a, uuid, host_user_id=HOST_ID, account_id="acctVictim")
+    meetings.get_meeting(app_a, uuid, host_user_id="someoneElse", account_id="acctOther", topic="Renamed")
     meeting = Meeting.objects.get(app=app_a, uuid=uuid)
     assert (meeting.host_user_id, meeting.account_id, meeting.topic) == (HOST_ID, "acctVictim", "Renamed")
 
@@ -152,7 +153,7 @@ async def test_transcript_lines_reach_only_the_panels_of_the_app_that_holds_the_
 
     def sharing_in_both():
         for app in (app_a, app_b):
-            meeting = services.get_meeting(app, uuid, host_user_id=HOST_ID)
+            meeting = meetings.get_meeting(app, uuid, host_user_id=HOST_ID)
             Share.objects.create(meeting=meeting, app=app, user_id=BEN_ID, user_name="Ben", status="sharing",
                                  rtms_stream_id=stream_id)  # B claims the same stream id as A's
 
@@ -179,7 +180,7 @@ def short_lived_token(app, uuid, user_id, seconds):
 async def test_a_panel_socket_is_closed_when_its_token_expires_unless_renewed(apps):
     app_a, _ = apps
     uuid = meeting_uuid()
-    await sync_to_async(services.get_meeting)(app_a, uuid, host_user_id=HOST_ID)
+    await sync_to_async(meetings.get_meeting)(app_a, uuid, host_user_id=HOST_ID)
     expiring = await connect(short_lived_token(app_a, uuid, BEN_ID, 1))
     renewed = await connect(short_lived_token(app_a, uuid, BEN_ID, 1))
     await renewed.send_to(text_data=json.dumps({"action": "renew", "token": tokens.mint(app_a.client_id, uuid, BEN_ID)}))
@@ -194,13 +195,13 @@ async def test_a_panel_socket_is_closed_when_its_token_expires_unless_renewed(ap
 async def test_a_panel_socket_is_closed_when_zoom_says_its_user_left(apps):
     app_a, _ = apps
     uuid = meeting_uuid()
-    meeting = await sync_to_async(services.get_meeting)(app_a, uuid, host_user_id=HOST_ID)
-    await sync_to_async(services.do_participant_joined)(meeting, BEN_ID, "Ben", "participant")
+    meeting = await sync_to_async(meetings.get_meeting)(app_a, uuid, host_user_id=HOST_ID)
+    await sync_to_async(presence.do_participant_joined)(meeting, BEN_ID, "Ben", "participant")
     ben = await connect(tokens.mint(app_a.client_id, uuid, BEN_ID))
     host = await connect(tokens.mint(app_a.client_id, uuid, HOST_ID))
     await next_message(ben, "state")
     await next_message(host, "state")
-    await sync_to_async(services.do_participant_left)(meeting, BEN_ID)
+    await sync_to_async(presence.do_participant_left)(meeting, BEN_ID)
     refused = await next_message(ben, "refused")
     assert refused["message"] == "you are no longer in this meeting"
     assert (await ben.receive_output(timeout=2))["type"] == "websocket.close"

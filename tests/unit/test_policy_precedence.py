@@ -14,7 +14,9 @@ from tests.consent_support import make_app, meeting_uuid
 from zoomapp import texts
 from zoomapp.console import changes
 from zoomapp.console.auth import ConsoleAdmin
-from zoomapp.consent import autostart, policy, services
+from zoomapp.consent import autostart, meetings, policy
+from zoomapp.consent.actions import presence, sharing_requests
+from zoomapp.consent.permissions import Actor
 from zoomapp.consent.models import AuditEntry, Share
 from zoomapp.marketplace.models import UserAuthorization
 
@@ -60,10 +62,10 @@ def test_host_outcome_follows_the_hosts_effective_setting(account, group, user, 
                                       expires_at=timezone.now() + timedelta(hours=1))
     set_levels(lambda level, target, value: changes.set_sharing_policy(ADMIN, level, target, value),
                account, group, user)
-    meeting = services.get_meeting(app, meeting_uuid(), host_user_id=HOST_ID, account_id=ADMIN.account_id)
-    services.do_host_joined(meeting, HOST_ID, "Hana")
-    services.do_participant_joined(meeting, "partP", "Pat", "participant")
-    services.do_request(app, meeting, services.Actor("partP", "Pat", "test"))
+    meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id=HOST_ID, account_id=ADMIN.account_id)
+    presence.do_host_joined(meeting, HOST_ID, "Hana")
+    presence.do_participant_joined(meeting, "partP", "Pat", "participant")
+    sharing_requests.do_request(meeting, actor=Actor("partP", "Pat", "test"))
     outcome = Share.objects.get(meeting=meeting, app=app, user_id="partP").status
     assert outcome == ("pending" if effective else "host_cannot_approve")
     assert texts.OUTCOME_TEXTS[outcome] == (

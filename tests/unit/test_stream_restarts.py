@@ -8,9 +8,11 @@ import pytest
 
 from rtms.models import StreamSession
 from tests.consent_support import make_app, meeting_uuid
-from zoomapp.consent import restarts, services
+from rtms.client.protocol import stop_reason_name
+from zoomapp.consent import meetings
+from zoomapp.consent.actions import host_controls, presence, streams
 from zoomapp.consent.models import AuditEntry, Share
-from zoomapp.consent.services import Actor
+from zoomapp.consent.permissions import Actor
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +26,8 @@ def app():
 
 @pytest.fixture
 def meeting(app):
-    meeting = services.get_meeting(app, meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
-    services.do_host_joined(meeting, HOST.user_id, "Ana")
+    meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
+    presence.do_host_joined(meeting, HOST.user_id, "Ana")
     return meeting
 
 
@@ -34,9 +36,8 @@ def stopped_by_zoom(app, meeting, stop_reason):
     stream = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=meeting.uuid,
                                           client_id=app.client_id, operator_id=HOST.user_id, state="stopped",
                                           stop_reason=stop_reason)
-    services.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "active")
-    services.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped",
-                             stop_reason=stop_reason)
+    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "active")
+    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped", stop_reason=stop_reason)
     return stream
 
 
@@ -47,9 +48,9 @@ def share_of(app, meeting):
 @pytest.mark.parametrize("stop_reason", [10, 13, 16, 19, 24])
 def test_an_error_stop_is_restarted_through_zoom_and_audited(app, meeting, stop_reason):
     stream = stopped_by_zoom(app, meeting, stop_reason)
-    restarts.restart_after_error_stop(stream)
+    streams.do_restart_after_error_stop(stream)
     entry = AuditEntry.objects.get(kind="stream_restart", meeting_uuid=meeting.uuid)
-    assert entry.reason.startswith(f"{services.STOP_REASON_NAMES[stop_reason]} ({stop_reason}): restart 1 of 3")
+    assert entry.reason.startswith(f"{stop_reason_name(stop_reason)} ({stop_reason}): restart 1 of 3")
     assert entry.rtms_stream_id == stream.rtms_stream_id and entry.subject_user_id == HOST.user_id
     share = share_of(app, meeting)
     assert share.status == "starting" and share.start_path == "rest"  # REST start with the host's token, queued
@@ -58,15 +59,15 @@ def test_an_error_stop_is_restarted_through_zoom_and_audited(app, meeting, stop_
 @pytest.mark.parametrize("stop_reason", [1, 6, 8, 20, 23, None])
 def test_other_stops_are_not_restarted(app, meeting, stop_reason):
     stream = stopped_by_zoom(app, meeting, stop_reason)
-    restarts.restart_after_error_stop(stream)
+    streams.do_restart_after_error_stop(stream)
     assert not AuditEntry.objects.filter(kind__startswith="stream_restart").exists()
     assert share_of(app, meeting).status != "starting"
 
 
 def test_no_restart_once_the_meeting_ended(app, meeting):
     stream = stopped_by_zoom(app, meeting, 13)
-    services.do_meeting_ended(meeting)
-    restarts.restart_after_error_stop(stream)
+    presence.do_meeting_ended(meeting)
+    streams.do_restart_after_error_stop(stream)
     assert not AuditEntry.objects.filter(kind="stream_restart").exists()
 
 
@@ -74,21 +75,20 @@ def test_no_restart_of_a_stream_someone_chose_to_stop(app, meeting):
     stream = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=meeting.uuid,
                                           client_id=app.client_id, operator_id=HOST.user_id, state="stopped",
                                           stop_reason=13)
-    services.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "active")
-    services.do_stop(meeting, HOST, share_of(app, meeting).pk)  # the host stops it; Zoom's error arrives anyway
-    services.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped",
-                             stop_reason=13)
-    restarts.restart_after_error_stop(stream)
+    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "active")
+    host_controls.do_stop(meeting, share_of(app, meeting).pk, actor=HOST)  # the host stops it; Zoom's error arrives anyway
+    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped", stop_reason=13)
+    streams.do_restart_after_error_stop(stream)
     assert not AuditEntry.objects.filter(kind="stream_restart").exists()
     assert share_of(app, meeting).status == "stopped"
 
 
 def test_the_fourth_error_in_the_window_is_not_restarted(app, meeting):
-    for _ in range(restarts.MAX_RESTARTS):
-        restarts.restart_after_error_stop(stopped_by_zoom(app, meeting, 13))
+    for _ in range(streams.MAX_RESTARTS):
+        streams.do_restart_after_error_stop(stopped_by_zoom(app, meeting, 13))
     last = stopped_by_zoom(app, meeting, 13)
-    restarts.restart_after_error_stop(last)
-    assert AuditEntry.objects.filter(kind="stream_restart").count() == restarts.MAX_RESTARTS
+    streams.do_restart_after_error_stop(last)
+    assert AuditEntry.objects.filter(kind="stream_restart").count() == streams.MAX_RESTARTS
     refused = AuditEntry.objects.get(kind="stream_not_restarted")
     assert refused.rtms_stream_id == last.rtms_stream_id
     assert refused.reason == "SIGNAL_CONNECTION_INTERRUPTED (13): already restarted 3 times in 10 minutes"

@@ -20,8 +20,9 @@ from celery import shared_task
 from django.dispatch import receiver
 
 from zoomapp.console.models import AutoStartSetting, Level
-from zoomapp.consent import services
+from zoomapp.consent.actions import sharing_requests
 from zoomapp.consent.models import Meeting, Participant, ShareRequest
+from zoomapp.consent.permissions import Actor, Refused
 from zoomapp.marketplace.models import UserAuthorization, ZoomApp
 from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.signals import zoom_event
@@ -83,14 +84,13 @@ def decide(app, meeting, user_id, name=""):
     detail = {"user_account_id": account_id, "setting_level": setting.level, "setting_target": setting.target_id}
     why = f"auto-start set by {'the host' if same_account else 'another'} account's admin ({setting.level} level)"
     if same_account or not meeting.require_host_approval:
-        share = services.do_auto_start(app, meeting, user_id, name, reason=why, detail=detail)
+        share = sharing_requests.do_auto_start(meeting, user_id, name, reason=why, detail=detail)
         outcome = "started" if share is not None else "gated"
     elif not meeting.host_present:
         # Rule 3: nothing is queued; the host's own join runs this again for everyone present.
         outcome = "waiting_for_host"
     else:
-        services.do_request(app, meeting, services.Actor(user_id, name, "auto_start"),
-                            source=ShareRequest.Source.AUTO)
+        sharing_requests.do_request(meeting, actor=Actor(user_id, name, "auto_start"), source=ShareRequest.Source.AUTO)
         outcome = "requested"
     log.info("auto-start decided", extra={
         "meeting": meeting.uuid, "client_id": app.client_id, "user": user_id, "outcome": outcome,
@@ -113,7 +113,7 @@ def auto_start_on_join(client_id, meeting_uuid, user_id, name, is_host):
     for person, person_name in people.items():
         try:
             results[person] = decide(app, meeting, person, person_name)
-        except services.Refused as refused:
+        except Refused as refused:
             results[person] = refused.code
     return results
 

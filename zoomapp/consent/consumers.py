@@ -2,7 +2,7 @@
 
 Authorise with the signed panel token (minted after the app context was verified), join the app's meeting
 group and the user's group, accept, push the snapshot. The socket is closed when its token expires without a
-renewal and when Zoom tells us its user left or was removed from the meeting (docs/SECURITY.md). Frames are JSON actions by name (see actions.py) plus
+renewal and when Zoom tells us its user left or was removed from the meeting (docs/SECURITY.md). Frames are JSON actions by name (see panel_dispatch.py) plus
 "resync" and "renew"; pushes are the full meeting state with its version, filtered for this viewer.
 A refused action gets {"type": "refused", "action", "code", "message"} and changes nothing.
 """
@@ -16,8 +16,10 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from zoomapp.consent import actions, services, tokens
-from zoomapp.consent.services import Refused
+from zoomapp.consent import panel_dispatch, tokens
+from zoomapp.consent.panel_state import snapshot_for, viewer_state
+from zoomapp.consent.permissions import Refused
+from zoomapp.consent.push import meeting_group, user_group
 
 log = logging.getLogger("zoomapp.consent.ws")
 
@@ -42,8 +44,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.token_groups = [
-            services.meeting_group(self.identity.client_id, self.identity.meeting_uuid),
-            services.user_group(self.identity.client_id, self.identity.meeting_uuid, self.identity.viewer_id),
+            meeting_group(self.identity.client_id, self.identity.meeting_uuid),
+            user_group(self.identity.client_id, self.identity.meeting_uuid, self.identity.viewer_id),
         ]
         for group in self.token_groups:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -71,7 +73,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
 
     async def _send_snapshot(self):
-        state = await database_sync_to_async(services.snapshot_for, **_in_pool)(self.identity)
+        state = await database_sync_to_async(snapshot_for, **_in_pool)(self.identity)
         await self._send({"type": "state", "state": state, "snapshot": True})
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -94,7 +96,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         try:
             # The token was checked at connect; an old socket must still hold a live one to act.
             tokens.read(self.current_token)
-            perform = database_sync_to_async(actions.perform, **_in_pool)
+            perform = database_sync_to_async(panel_dispatch.perform, **_in_pool)
             await perform(self.identity, body, "panel_ws", self._address())
         except tokens.TokenRefused as exc:
             await self._send({"type": "refused", "action": action, "code": "token", "message": exc.reason})
@@ -141,7 +143,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         if self.identity.user_id and self.identity.user_id in event["state"]["departed"]:
             await self._refuse_and_close("you are no longer in this meeting")
             return
-        state = services.viewer_state(event["state"], self.identity.viewer_id)
+        state = viewer_state(event["state"], self.identity.viewer_id)
         await self._send({"type": "state", "state": state})
 
     async def panel_transcript(self, event):

@@ -1,7 +1,7 @@
 """Meetings as the app knows them, who is in them, who asked to share with which app, and the audit log.
 
-The rows here are only changed by zoomapp.consent.services (the do_* functions), which also
-write the audit entry and push the meeting's state to every panel.
+The rows here are only changed by the do_* actions in zoomapp.consent.actions, which also write the audit entry
+(zoomapp.consent.audit, the log's one writer) and push the meeting's state to every panel.
 """
 
 from django.core.exceptions import PermissionDenied
@@ -110,6 +110,13 @@ class Share(models.Model):
     @property
     def is_active(self):
         return self.status in self.ACTIVE
+
+    def set_status(self, status, **fields):
+        """Save a new outcome (and any other fields given) at once; callers hold the row's lock."""
+        self.status = status
+        for key, value in fields.items():
+            setattr(self, key, value)
+        self.save()
 
 
 class ShareRequest(models.Model):

@@ -1,4 +1,4 @@
-"""Zoom's events and our streams' changes, mapped onto the consent services.
+"""Zoom's events and our streams' changes, mapped onto the consent actions (zoomapp.consent.actions).
 
 - `zoom_event` (zoomapp.webhooks.signals): meeting started/ended, participants joined/left, role changes.
 - `stream_state_changed` (rtms.signals): every stream transition, whether it came from a webhook
@@ -10,10 +10,12 @@ Receivers are called with send_robust after commit: they log and swallow their o
 
 from django.dispatch import receiver
 
-from rtms import live
 from rtms.signals import stream_state_changed, transcript_received
-from zoomapp.consent import restarts, services
+from zoomapp.consent.actions import presence, streams
+from zoomapp.consent.meetings import get_meeting
 from zoomapp.consent.models import Participant, Share
+from zoomapp.consent.permissions import role_of
+from zoomapp.consent.push import push_to_user
 from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.signals import zoom_event
 
@@ -25,46 +27,46 @@ def on_zoom_event(sender, meeting_event=None, **kwargs):
     if meeting_event is None:
         return
     facts = meeting_event.meeting
-    meeting = services.get_meeting(
+    meeting = get_meeting(
         sender, facts.uuid, zoom_meeting_id=facts.meeting_id, host_user_id=facts.host_id,
         account_id=facts.account_id, topic=facts.topic,
     )
     if isinstance(meeting_event, meeting_events.MeetingStarted):
-        services.do_host_joined(meeting, meeting.host_user_id)
+        presence.do_host_joined(meeting, meeting.host_user_id)
         return
     if isinstance(meeting_event, meeting_events.MeetingEnded):
-        services.do_meeting_ended(meeting)
+        presence.do_meeting_ended(meeting)
         return
     person = meeting_event.participant
     if person.is_guest:
         return
     user_id = person.zoom_user_id
-    known_role = services.role_of(meeting, user_id)
+    known_role = role_of(meeting, user_id)
     if isinstance(meeting_event, meeting_events.ParticipantJoined):
         if meeting_event.is_host:
-            services.do_host_joined(meeting, user_id, person.name)
+            presence.do_host_joined(meeting, user_id, person.name)
         else:
             # No role field in Zoom's join event: a co-host role learnt earlier (role change, panel) is kept.
             role = known_role if known_role == Participant.Role.CO_HOST else Participant.Role.PARTICIPANT
-            services.do_participant_joined(meeting, user_id, person.name, role)
+            presence.do_participant_joined(meeting, user_id, person.name, role)
     elif isinstance(meeting_event, meeting_events.ParticipantLeft):
         if meeting_event.is_host or known_role == Participant.Role.HOST:
-            services.do_host_left(meeting, user_id)
+            presence.do_host_left(meeting, user_id)
         else:
-            services.do_participant_left(meeting, user_id)
+            presence.do_participant_left(meeting, user_id)
     elif meeting_event.new_role == Participant.Role.HOST:
-        services.do_host_joined(meeting, user_id, person.name)
+        presence.do_host_joined(meeting, user_id, person.name)
     else:
-        services.do_participant_joined(meeting, user_id, person.name, meeting_event.new_role)
+        presence.do_participant_joined(meeting, user_id, person.name, meeting_event.new_role)
 
 
 @receiver(stream_state_changed, dispatch_uid="consent.stream_state")
 def on_stream_state(sender, stream, previous, reason, **kwargs):
-    services.do_stream_state(
+    streams.do_stream_state(
         stream.client_id, stream.meeting_uuid, stream.rtms_stream_id, stream.operator_id, stream.state,
         stop_reason=stream.stop_reason,
     )
-    restarts.restart_after_error_stop(stream)  # Zoom's case 4, docs/STREAMS.md
+    streams.do_restart_after_error_stop(stream)  # Zoom's case 4, docs/STREAMS.md
 
 
 @receiver(transcript_received, dispatch_uid="consent.transcript")
@@ -78,7 +80,4 @@ def on_transcript(sender, streams, **kwargs):
         if segments is None:  # another app's share, or a later share of the same stream
             continue
         lines = [{"user_name": s.user_name, "text": s.text, "start_time": s.start_time} for s in segments]
-        live.push(
-            services.user_group(share.app.client_id, share.meeting.uuid, share.user_id),
-            {"type": "panel.transcript", "share": share.pk, "lines": lines},
-        )
+        push_to_user(share, {"type": "panel.transcript", "share": share.pk, "lines": lines})

@@ -6,7 +6,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from zoomapp.consent import services
+from zoomapp.consent.actions.starting import do_start_failed
 from zoomapp.consent.models import Share
 
 log = logging.getLogger("zoomapp.consent")
@@ -22,8 +22,7 @@ def fail_stuck_starts():
     stuck = Share.objects.filter(status=Share.Status.STARTING, rtms_stream_id="", updated__lt=cutoff)
     failed = 0
     for share_id, attempt in stuck.values_list("id", "start_attempt"):
-        services.do_start_failed(share_id, attempt, Share.Status.HOST_CANNOT_APPROVE,
-                                 reason="Zoom never started the stream")
+        do_start_failed(share_id, attempt, Share.Status.HOST_CANNOT_APPROVE, reason="Zoom never started the stream")
         failed += 1
     if failed:
         log.info("stuck starts failed", extra={"count": failed})

@@ -16,8 +16,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from zoomapp import texts
-from zoomapp.consent import actions, services, tokens
-from zoomapp.consent.services import Actor, Refused
+from zoomapp.consent import panel_dispatch, tokens
+from zoomapp.consent.actions import presence
+from zoomapp.consent.meetings import get_meeting
+from zoomapp.consent.panel_state import snapshot_for
+from zoomapp.consent.permissions import Actor, Refused
 from zoomapp.marketplace import oauth
 from zoomapp.marketplace.app_context import AppContextRefused, verify_app_context
 from zoomapp.marketplace.models import ZoomApp
@@ -44,9 +47,9 @@ def _refusal(code, message, status=None):
 def _bind(app, context_value, name, request):
     """Verify the context and bind this browser: returns (token, identity)."""
     context = verify_app_context(context_value, app)
-    services.do_panel_opened(
-        app, context.meeting_uuid, context.user_id, context.role, name,
-        Actor(context.user_id or "guest", name, "panel_http", _address(request)),
+    presence.do_panel_opened(
+        get_meeting(app, context.meeting_uuid), context.user_id, context.role, name,
+        actor=Actor(context.user_id or "guest", name, "panel_http", _address(request)),
     )
     token = tokens.mint(app.client_id, context.meeting_uuid, context.user_id)
     log.info("panel bound", extra={"meeting": context.meeting_uuid, "client_id": app.client_id,
@@ -128,21 +131,21 @@ def api_context(request, client_id):
         log.warning("app context refused", extra={"client_id": app.client_id, "reason": exc.reason})
         return _refusal("app_context", texts.CONTEXT_REFUSED.format(reason=exc.reason), 403)
     identity = tokens.read(token)
-    return JsonResponse({"token": token, "theme": context.theme, "state": services.snapshot_for(identity)})
+    return JsonResponse({"token": token, "theme": context.theme, "state": snapshot_for(identity)})
 
 
 @require_GET
 @panel_api
 def api_state(request, client_id):
-    return JsonResponse({"state": services.snapshot_for(_identity(request, client_id))})
+    return JsonResponse({"state": snapshot_for(_identity(request, client_id))})
 
 
 @require_POST
 @panel_api
 def api_action(request, client_id):
     identity = _identity(request, client_id)
-    name = actions.perform(identity, _json_body(request), "panel_http", _address(request))
-    return JsonResponse({"done": name, "state": services.snapshot_for(identity)})
+    name = panel_dispatch.perform(identity, _json_body(request), "panel_http", _address(request))
+    return JsonResponse({"done": name, "state": snapshot_for(identity)})
 
 
 @require_POST
@@ -174,4 +177,4 @@ def api_authorize_finish(request, client_id):
     except oauth.OAuthError as exc:
         return _refusal("oauth", str(exc), 400)
     return JsonResponse({"authorization": oauth.authorization_status(app, identity.user_id),
-                         "state": services.snapshot_for(identity)})
+                         "state": snapshot_for(identity)})

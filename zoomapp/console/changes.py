@@ -10,26 +10,17 @@ import logging
 from django.db import transaction
 
 from zoomapp.console.models import AppRetention, AutoStartSetting, Level
-from zoomapp.consent.models import AuditEntry, SharingPolicy
+from zoomapp.consent.audit import record
+from zoomapp.consent.models import SharingPolicy
 
 log = logging.getLogger("zoomapp.console")
 
 
 def audit(admin, kind, *, reason="", address="", app=None, meeting_uuid="", subject_user_id="", detail=None,
           outcome=""):
-    return AuditEntry.objects.create(
-        kind=kind,
-        app=app,
-        meeting_uuid=meeting_uuid,
-        actor_user_id=admin.user_id,
-        actor_role=admin.audit_role,
-        subject_user_id=subject_user_id,
-        outcome=outcome,
-        reason=reason[:300],
-        source="console",
-        source_address=address,
-        detail={"account_id": admin.account_id, **(detail or {})},
-    )
+    return record(kind, app=app, meeting_uuid=meeting_uuid, actor_user_id=admin.user_id,
+                  actor_role=admin.audit_role, subject_user_id=subject_user_id, outcome=outcome, reason=reason,
+                  source="console", address=address, detail={"account_id": admin.account_id, **(detail or {})})
 
 
 def _target(admin, level, target_id):

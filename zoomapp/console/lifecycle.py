@@ -1,10 +1,10 @@
 """The data lifecycle: what is deleted, when, and the audit entry that says so (deletions are never silent).
 
 - `app_deauthorized` (a user removed the app, reference §8.5): that user's tokens for that app go at once, in
-  the webhook's request; the media of every stream the user started with that app goes in a task
+  the webhook's request (console/receivers.py); the media of every stream the user started with that app goes in a task
   (`console.delete_user_data`), and live ones are asked to stop (Zoom stops them with STREAM_REVOKED too).
 - STREAM_REVOKED (rtms deletes that stream's media at once) and retention: rtms erases, announces
-  `stream_content_erased`, and we record it here.
+  `stream_content_erased`, and console/receivers.py records it.
 - An admin deletes one meeting's stored data from the console (`delete_meeting_data`).
 - Per-app retention chosen by each account (`console.purge_by_app_retention`, on beat): shorter than the
   deployment's MEDIA_RETENTION_DAYS, which rtms applies to everything.
@@ -15,17 +15,14 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Count, Sum
-from django.dispatch import receiver
 from django.utils import timezone
 
 from rtms import media, services
 from rtms.models import StreamSession, StreamState
-from rtms.signals import stream_content_erased
-from zoomapp.console.account_data import meeting_account
 from zoomapp.console.models import AppRetention
-from zoomapp.consent.models import AuditEntry, Meeting
+from zoomapp.consent.audit import record
+from zoomapp.consent.models import Meeting
 from zoomapp.marketplace.models import PendingAuthorization, UserAuthorization, ZoomApp
-from zoomapp.webhooks.signals import zoom_event
 
 log = logging.getLogger("zoomapp.lifecycle")
 
@@ -39,27 +36,12 @@ class StillStreaming(Exception):
 # --- deauthorization ----------------------------------------------------------------------------------------------
 
 
-@receiver(zoom_event, dispatch_uid="console.lifecycle.deauthorized")
-def on_zoom_event(sender, app=None, event="", payload=None, delivery=None, **kwargs):
-    if event != DEAUTHORIZED or not isinstance(payload, dict):
-        return
-    user_id = payload.get("user_id")
-    if not isinstance(user_id, str) or not user_id:
-        log.warning("app_deauthorized without user_id ignored", extra={"client_id": app.client_id})
-        return
-    account_id = payload.get("account_id") if isinstance(payload.get("account_id"), str) else ""
-    delete_user_tokens(app, user_id, account_id)
-    from zoomapp.console.tasks import delete_user_data
-
-    delete_user_data.delay(app.client_id, user_id, account_id)
-
-
 @transaction.atomic
 def delete_user_tokens(app, user_id, account_id):
     tokens = UserAuthorization.objects.filter(app=app, user_id=user_id).delete()[0]
     pending = PendingAuthorization.objects.filter(app=app, user_id=user_id).delete()[0]
-    AuditEntry.objects.create(
-        kind="tokens_deleted", app=app, actor_user_id=user_id, actor_role="user", subject_user_id=user_id,
+    record(
+        "tokens_deleted", app=app, actor_user_id=user_id, actor_role="user", subject_user_id=user_id,
         outcome="deleted", reason="the user removed the app (app_deauthorized)", source="webhook",
         detail={"account_id": account_id, "authorizations": tokens, "pending_authorizations": pending},
     )
@@ -77,27 +59,14 @@ def delete_user_data(client_id, user_id, account_id):
             # Zoom stops them itself (STREAM_REVOKED); asking too means nothing more is written meanwhile.
             services.request_stop(stream.rtms_stream_id, reason="app deauthorized")
         media.erase_stream_content(stream, why=DEAUTHORIZED)
-    AuditEntry.objects.create(
-        kind="user_data_deleted", app=app, actor_user_id=user_id, actor_role="user", subject_user_id=user_id,
+    record(
+        "user_data_deleted", app=app, actor_user_id=user_id, actor_role="user", subject_user_id=user_id,
         outcome="deleted", reason="the user removed the app (app_deauthorized)", source="task",
         detail={"account_id": account_id, "streams": [s.rtms_stream_id for s in streams]},
     )
     log.info("user data deleted on deauthorization", extra={"client_id": client_id, "user": user_id,
                                                             "streams": len(streams)})
     return len(streams)
-
-
-# --- every erasure is audited -------------------------------------------------------------------------------------
-
-
-@receiver(stream_content_erased, dispatch_uid="console.lifecycle.erased")
-def on_stream_content_erased(sender, stream=None, why="", counts=None, **kwargs):
-    AuditEntry.objects.create(
-        kind="media_deleted", app=ZoomApp.objects.filter(client_id=stream.client_id).first(),
-        meeting_uuid=stream.meeting_uuid, actor_user_id="system", subject_user_id=stream.operator_id,
-        outcome="deleted", reason=why, source="stream", rtms_stream_id=stream.rtms_stream_id,
-        detail={"account_id": meeting_account(stream.client_id, stream.meeting_uuid), "counts": counts or {}},
-    )
 
 
 # --- an admin deletes a meeting's data ----------------------------------------------------------------------------
@@ -108,10 +77,10 @@ def delete_meeting_data(admin, meeting, address=""):
     streams = list(StreamSession.objects.filter(meeting_uuid=meeting.uuid, client_id=meeting.app.client_id))
     if any(s.state != StreamState.STOPPED for s in streams):
         raise StillStreaming(meeting.uuid)
-    AuditEntry.objects.create(
-        kind="meeting_data_deleted", app=meeting.app, meeting_uuid=meeting.uuid, actor_user_id=admin.user_id,
+    record(
+        "meeting_data_deleted", app=meeting.app, meeting_uuid=meeting.uuid, actor_user_id=admin.user_id,
         actor_role=admin.audit_role, outcome="deleted", reason="an admin deleted this meeting's data",
-        source="console", source_address=address,
+        source="console", address=address,
         detail={"account_id": admin.account_id, "streams": [s.rtms_stream_id for s in streams]},
     )
     for stream in streams:

@@ -1,12 +1,12 @@
-"""Panel actions by name, shared by the WebSocket consumer and the JSON API.
+"""The panel's dispatcher: panel actions by name, shared by the WebSocket consumer and the JSON API.
 
-Bodies come from browsers, so every field is checked here before a do_* function sees it; roles are checked
-inside the do_* functions, against what Zoom told the server, never against what the panel claims.
+Bodies come from browsers, so every field is checked here before a do_* action sees it; roles are checked
+inside the do_* actions, against what Zoom told the server, never against what the panel claims.
 """
 
-from zoomapp.consent import services
+from zoomapp.consent.actions import host_controls, sharing_requests, starting
 from zoomapp.consent.models import Meeting, Share
-from zoomapp.consent.services import Actor, Refused
+from zoomapp.consent.permissions import Actor, Refused
 from zoomapp.marketplace.models import ZoomApp
 
 MAX_IDS = 100
@@ -35,50 +35,50 @@ def _bool(body, name):
     return value
 
 
-def _request(app, meeting, actor, body):
-    services.do_request(app, meeting, actor)
+def _request(meeting, actor, body):
+    sharing_requests.do_request(meeting, actor=actor)
 
 
-def _approve(app, meeting, actor, body):
-    services.do_approve(meeting, actor, _ids(body, "requests"))
+def _approve(meeting, actor, body):
+    sharing_requests.do_approve(meeting, _ids(body, "requests"), actor=actor)
 
 
-def _approve_all(app, meeting, actor, body):
-    services.do_approve(meeting, actor, None)
+def _approve_all(meeting, actor, body):
+    sharing_requests.do_approve(meeting, None, actor=actor)
 
 
-def _deny(app, meeting, actor, body):
-    services.do_deny(meeting, actor, _ids(body, "requests"))
+def _deny(meeting, actor, body):
+    sharing_requests.do_deny(meeting, _ids(body, "requests"), actor=actor)
 
 
-def _deny_all(app, meeting, actor, body):
-    services.do_deny(meeting, actor, None)
+def _deny_all(meeting, actor, body):
+    sharing_requests.do_deny(meeting, None, actor=actor)
 
 
-def _toggles(app, meeting, actor, body):
+def _toggles(meeting, actor, body):
     share, approval = _bool(body, "share_with_apps"), _bool(body, "require_host_approval")
     if share is None and approval is None:
         raise Refused("bad_request", "Nothing to change.")
-    services.do_set_toggles(meeting, actor, share_with_apps=share, require_host_approval=approval)
+    host_controls.do_set_toggles(meeting, share_with_apps=share, require_host_approval=approval, actor=actor)
 
 
-def _disable(app, meeting, actor, body):
-    services.do_disable(meeting, actor, _int(body, "share"))
+def _disable(meeting, actor, body):
+    host_controls.do_disable(meeting, _int(body, "share"), actor=actor)
 
 
-def _pause(app, meeting, actor, body):
-    services.do_pause(meeting, actor, _int(body, "share"))
+def _pause(meeting, actor, body):
+    host_controls.do_pause(meeting, _int(body, "share"), actor=actor)
 
 
-def _resume(app, meeting, actor, body):
-    services.do_resume(meeting, actor, _int(body, "share"))
+def _resume(meeting, actor, body):
+    host_controls.do_resume(meeting, _int(body, "share"), actor=actor)
 
 
-def _stop(app, meeting, actor, body):
-    services.do_stop(meeting, actor, _int(body, "share"))
+def _stop(meeting, actor, body):
+    host_controls.do_stop(meeting, _int(body, "share"), actor=actor)
 
 
-def _in_client_result(app, meeting, actor, body):
+def _in_client_result(meeting, actor, body):
     result = body.get("result")
     if result not in ("started", "failed"):
         raise Refused("bad_request", "'result' must be started or failed.")
@@ -86,7 +86,7 @@ def _in_client_result(app, meeting, actor, body):
     share = Share.objects.filter(pk=_int(body, "share"), meeting=meeting).first()
     if share is None:
         raise Refused("unknown_share", "That app is not in this meeting.")
-    services.do_in_client_result(share, actor, result, detail[:200])
+    starting.do_in_client_result(share, result, detail[:200], actor=actor)
 
 
 ACTIONS = {
@@ -120,5 +120,5 @@ def perform(identity, body, source, address=""):
         raise Refused("unknown_meeting", "This panel's meeting is not known.")
     participant_name = meeting.participants.filter(user_id=identity.user_id).values_list("name", flat=True).first()
     actor = Actor(identity.user_id, participant_name or "", source, address)
-    handler(app, meeting, actor, body)
+    handler(meeting, actor, body)
     return name

@@ -1,0 +1,112 @@
+"""Who is in the meeting: verified panels opening, Zoom's join/leave events, and the meeting ending."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from zoomapp.consent import audit, meetings
+from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
+from zoomapp.consent.permissions import ZOOM
+from zoomapp.consent.push import mark_changed
+
+Status = Share.Status
+
+
+@transaction.atomic
+def do_panel_opened(meeting, user_id, role, name="", *, actor):
+    """A verified app context arrived: bind what Zoom told us about this user (role, presence)."""
+    meeting = meetings.lock(meeting)
+    if not user_id:
+        return meeting
+    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "name").first()
+    known_role, known_name = known or (None, "")
+    # The screen name the panel reports is only a fallback: the name in Zoom's webhooks wins.
+    meetings.upsert_participant(meeting, user_id, "" if known_name else name, role)
+    if role == Participant.Role.HOST and not meeting.host_user_id:
+        Meeting.objects.filter(pk=meeting.pk).update(host_user_id=user_id)
+        meeting.host_user_id = user_id
+    if role == Participant.Role.HOST and not meeting.host_present:
+        _host_joined(meeting, actor)
+    elif known_role != role:
+        mark_changed(meeting)
+    return meeting
+
+
+def _host_joined(meeting, actor):
+    Meeting.objects.filter(pk=meeting.pk).update(host_present=True)
+    meeting.host_present = True
+    # Rule 3: nothing was queued; tell those who were turned away that they can ask now.
+    Share.objects.filter(meeting=meeting, status=Status.HOST_NOT_JOINED).update(
+        status=Status.HOST_JOINED, updated=timezone.now()
+    )
+    audit.record_in_meeting("host_joined", meeting, actor)
+    mark_changed(meeting)
+
+
+@transaction.atomic
+def do_host_joined(meeting, host_user_id, name="", *, actor=ZOOM):
+    meeting = meetings.lock(meeting)
+    if host_user_id:
+        meetings.upsert_participant(meeting, host_user_id, name, Participant.Role.HOST)
+    if not meeting.host_present:
+        _host_joined(meeting, actor)
+    return meeting
+
+
+@transaction.atomic
+def do_host_left(meeting, host_user_id, *, actor=ZOOM):
+    meeting = meetings.lock(meeting)
+    if host_user_id:
+        Participant.objects.filter(meeting=meeting, user_id=host_user_id).update(present=False)
+    still_here = Participant.objects.filter(meeting=meeting, role=Participant.Role.HOST, present=True).exists()
+    if meeting.host_present and not still_here:
+        Meeting.objects.filter(pk=meeting.pk).update(host_present=False)
+        meeting.host_present = False
+        audit.record_in_meeting("host_left", meeting, actor, detail={"user_id": host_user_id})
+        mark_changed(meeting)
+    return meeting
+
+
+@transaction.atomic
+def do_participant_joined(meeting, user_id, name, role, *, actor=ZOOM):
+    meeting = meetings.lock(meeting)
+    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "present").first()
+    meetings.upsert_participant(meeting, user_id, name, role)
+    if known != (role, True):
+        mark_changed(meeting)
+    return meeting
+
+
+@transaction.atomic
+def do_participant_left(meeting, user_id, *, actor=ZOOM):
+    """Continuous meeting sharing (Zoom's default since 2026-10): the user's apps keep running; hosts manage them.
+    Their pending requests are withdrawn, and their panels close (consumers.PanelConsumer)."""
+    meeting = meetings.lock(meeting)
+    Participant.objects.filter(meeting=meeting, user_id=user_id).update(present=False)
+    withdrawn = ShareRequest.objects.filter(
+        share__meeting=meeting, share__user_id=user_id, status=ShareRequest.Status.PENDING
+    ).update(status=ShareRequest.Status.WITHDRAWN, decided_at=timezone.now(), decided_by="zoom")
+    if withdrawn:
+        Share.objects.filter(meeting=meeting, user_id=user_id, status=Status.PENDING).update(status=Status.STOPPED)
+    audit.record_in_meeting("participant_left", meeting, actor,
+                            detail={"user_id": user_id, "requests_withdrawn": withdrawn})
+    mark_changed(meeting)
+    return meeting
+
+
+@transaction.atomic
+def do_meeting_ended(meeting, *, actor=ZOOM):
+    meeting = meetings.lock(meeting)
+    if meeting.ended_at is not None:
+        return meeting
+    now = timezone.now()
+    Meeting.objects.filter(pk=meeting.pk).update(ended_at=now, host_present=False)
+    meeting.ended_at = now
+    ShareRequest.objects.filter(share__meeting=meeting, status=ShareRequest.Status.PENDING).update(
+        status=ShareRequest.Status.WITHDRAWN, decided_at=now, decided_by="zoom"
+    )
+    Share.objects.filter(meeting=meeting, status__in=(*Share.ACTIVE, Status.PENDING)).update(
+        status=Status.STOPPED, stop_reason=6, updated=now
+    )
+    audit.record_in_meeting("meeting_ended", meeting, actor)
+    mark_changed(meeting)
+    return meeting

@@ -1,0 +1,146 @@
+"""Asking to share the meeting's content with an app, auto-start, and the host's decisions (docs/CONSENT.md rules
+1–6 and 9)."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from zoomapp.consent import audit, meetings, policy
+from zoomapp.consent.actions.starting import begin_start
+from zoomapp.consent.models import Share, ShareRequest
+from zoomapp.consent.permissions import ZOOM, Refused, is_host, require_host, require_live
+from zoomapp.consent.push import mark_changed
+
+Status = Share.Status
+
+
+def _sharing_gate(meeting):
+    """Rules 1 and 2: why nothing may start in this meeting now (outcome, reason), or None."""
+    if meeting.host_user_id and not policy.sharing_allowed_for_host(meeting.app, meeting.host_user_id,
+                                                                    meeting.account_id):
+        return Status.HOST_CANNOT_APPROVE, "admin policy disables sharing with apps for the host"
+    if not meeting.share_with_apps:
+        return Status.APPS_DISABLED, "the host turned off sharing with apps"
+    return None
+
+
+@transaction.atomic
+def do_request(meeting, *, actor, source=ShareRequest.Source.PARTICIPANT):
+    """A user asks to share the meeting's content with the meeting's app (rules 1-5). Returns the Share."""
+    if not actor.user_id:
+        raise Refused("guest", "Sign in to Zoom to share meeting content with apps.")
+    meeting = meetings.lock(meeting)
+    require_live(meeting)
+    share = meetings.share_for(meeting, actor.user_id, actor.name)
+    if share.status in (Status.PENDING, *Share.ACTIVE):
+        return share  # already asked or already sharing: asking twice changes nothing
+
+    def refuse(outcome, reason):
+        share.set_status(outcome, started_by="", start_path="")
+        audit.record_in_meeting("request", meeting, actor, share=share, outcome=outcome, reason=reason)
+        mark_changed(meeting)
+        return share
+
+    gate = _sharing_gate(meeting)
+    if gate:
+        return refuse(*gate)
+    if not meeting.host_present:
+        return refuse(Status.HOST_NOT_JOINED, "the host has not joined")
+    requester_is_host = is_host(meeting, actor.user_id)
+    if not meeting.require_host_approval or requester_is_host:
+        audit.record_in_meeting("request", meeting, actor, share=share, outcome=Status.STARTING,
+                                reason="requester is a host" if requester_is_host else "host approval not required")
+        begin_start(meeting, share, actor.user_id if requester_is_host else meeting.host_user_id)
+        return share
+    ShareRequest.objects.create(share=share, source=source)
+    share.set_status(Status.PENDING, started_by="", start_path="")
+    audit.record_in_meeting("request", meeting, actor, share=share, outcome=Status.PENDING, detail={"source": source})
+    mark_changed(meeting)
+    return share
+
+
+@transaction.atomic
+def do_auto_start(meeting, user_id, name="", *, reason="", detail=None, actor=ZOOM):
+    """Rule 9 without a request (the user is in the host's account, or the host does not require approval): the app
+    starts now and the host's panel says "RTMS set to auto start". Rules 1 and 2 still gate it; nothing is shown to
+    a user who never asked when they do. Returns the Share, or None when gated (consent/autostart.py decides)."""
+    meeting = meetings.lock(meeting)
+    require_live(meeting)
+    share = meetings.share_for(meeting, user_id, name)
+    if share.status in (Status.PENDING, *Share.ACTIVE):
+        return share
+    gate = _sharing_gate(meeting)
+    if gate:
+        audit.record_in_meeting("auto_start", meeting, actor, share=share, outcome="skipped",
+                                reason=f"{reason}; {gate[1]}", detail=detail)
+        return None
+    audit.record_in_meeting("auto_start", meeting, actor, share=share, outcome=Status.STARTING, reason=reason,
+                            detail=detail)
+    begin_start(meeting, share, meeting.host_user_id or user_id)
+    share.set_status(Status.STARTING, started_by=Share.StartedBy.AUTO)
+    return share
+
+
+def _pending(meeting, request_ids):
+    qs = ShareRequest.objects.select_for_update().filter(
+        share__meeting=meeting, status=ShareRequest.Status.PENDING
+    ).select_related("share", "share__app")
+    if request_ids is not None:
+        qs = qs.filter(id__in=request_ids)
+    return list(qs)
+
+
+def _decide(meeting, request_ids, status, *, actor):
+    """Record the host's decision on pending requests; returns (request, locked share) pairs."""
+    requests = _pending(meeting, request_ids)
+    if request_ids is not None and len(requests) != len(set(request_ids)):
+        raise Refused("unknown_request", "That request is no longer waiting for a decision.")
+    now = timezone.now()
+    decided = []
+    for request in requests:
+        request.status, request.decided_at, request.decided_by = status, now, actor.user_id
+        request.save()
+        decided.append((request, Share.objects.select_for_update().get(pk=request.share_id)))
+    return decided
+
+
+def approve_pending(meeting, request_ids, *, actor, reason=""):
+    """The one approval path (approve, approve all, and approval no longer required): each approved share starts
+    with the approving host's token, and an admin's auto-start keeps its "set to auto start" notice. Returns how
+    many were approved; the caller publishes."""
+    decided = _decide(meeting, request_ids, ShareRequest.Status.APPROVED, actor=actor)
+    for request, share in decided:
+        audit.record_in_meeting("approve", meeting, actor, share=share, outcome=Status.STARTING, reason=reason,
+                                detail={"request": request.id})
+        if not meeting.share_with_apps:
+            share.set_status(Status.APPS_DISABLED)
+            continue
+        begin_start(meeting, share, actor.user_id, publish=False)
+        if request.source == ShareRequest.Source.AUTO:
+            share.set_status(share.status, started_by=Share.StartedBy.AUTO)  # the host's AAN: "set to auto start"
+    return len(decided)
+
+
+@transaction.atomic
+def do_approve(meeting, request_ids=None, *, actor):
+    """The host approves some pending requests (all when request_ids is None). Returns how many."""
+    meeting = meetings.lock(meeting)
+    require_host(meeting, actor)
+    require_live(meeting)
+    approved = approve_pending(meeting, request_ids, actor=actor)
+    if approved:
+        mark_changed(meeting)
+    return approved
+
+
+@transaction.atomic
+def do_deny(meeting, request_ids=None, *, actor):
+    meeting = meetings.lock(meeting)
+    require_host(meeting, actor)
+    decided = _decide(meeting, request_ids, ShareRequest.Status.DENIED, actor=actor)
+    for request, share in decided:
+        share.set_status(Status.DENIED)
+        audit.record_in_meeting("deny", meeting, actor, share=share, outcome=Status.DENIED,
+                                detail={"request": request.id})
+    if decided:
+        mark_changed(meeting)
+    return len(decided)

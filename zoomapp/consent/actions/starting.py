@@ -1,0 +1,109 @@
+"""Asking Zoom to start or stop an app's stream, and what Zoom or the requester's panel answered.
+
+A start goes to Zoom after commit, with the approving host's token (REST rtms_app/status); when REST cannot (no
+grant, or Zoom's 2308), the requester's panel calls zoomSdk.startRTMS() so that Zoom's own approval runs
+(docs/CONSENT.md "Starting"). Zoom's meeting.rtms_started webhook then confirms (actions.streams).
+"""
+
+import logging
+
+from django.db import transaction
+
+from rtms import services as rtms_services
+from zoomapp.consent import audit, meetings, zoom_calls
+from zoomapp.consent.models import Share
+from zoomapp.consent.permissions import Actor, Refused
+from zoomapp.consent.push import mark_changed
+
+log = logging.getLogger("zoomapp.consent")
+
+Status = Share.Status
+APP = Actor("app", source="task")
+
+
+def begin_start(meeting, share, token_user_id, *, publish=True):
+    """Mark the share starting, and after commit ask Zoom to start it with `token_user_id`'s token."""
+    share.set_status(Status.STARTING, started_by=Share.StartedBy.HOST, start_path=Share.StartPath.REST,
+                     stop_intent="", stop_reason=None, rtms_stream_id="", start_attempt=share.start_attempt + 1)
+    if publish:
+        mark_changed(meeting)
+    zoom_calls.after_commit(start_via_rest, share.pk, share.start_attempt, token_user_id)
+
+
+def start_via_rest(share_id, attempt, token_user_id):
+    """Start an approved share with the approving host's token; fall back to the requester's panel."""
+    share = Share.objects.select_related("meeting", "meeting__app", "app").filter(pk=share_id).first()
+    if share is None or share.start_attempt != attempt or share.status != Status.STARTING:
+        return
+    meeting = share.meeting
+    try:
+        outcome, detail = zoom_calls.rtms_app_status(
+            meeting, "start", [token_user_id, meeting.host_user_id], participant_user_id=share.user_id
+        )
+    except Exception as exc:  # noqa: BLE001 - the share must not stay "starting" forever
+        log.exception("REST start failed", extra={"meeting": meeting.uuid, "share": share_id})
+        outcome, detail = "refused", repr(exc)[:200]
+    if outcome == "ok":
+        _record(share, "start_requested", outcome=Status.STARTING, reason=f"REST start with {detail}'s token")
+    elif outcome in ("not_allowed", "no_token"):
+        do_fall_back_to_in_client(share_id, attempt, reason=detail)
+    else:
+        do_start_failed(share_id, attempt, Status.HOST_CANNOT_APPROVE, reason=f"Zoom refused the start: {detail}")
+
+
+@transaction.atomic
+def _record(share, kind, outcome="", reason=""):
+    audit.record_in_meeting(kind, share.meeting, APP, share=share, outcome=outcome, reason=reason)
+
+
+@transaction.atomic
+def do_fall_back_to_in_client(share_id, attempt, *, reason):
+    """REST cannot start it: the requester's panel calls zoomSdk.startRTMS(), so Zoom's own host approval runs."""
+    share = Share.objects.select_for_update().select_related("meeting", "app").get(pk=share_id)
+    if share.start_attempt != attempt or share.status != Status.STARTING:
+        return share
+    meeting = meetings.lock(share.meeting)
+    share.set_status(Status.STARTING, start_path=Share.StartPath.IN_CLIENT)
+    audit.record_in_meeting("start_in_client", meeting, APP, share=share, outcome=Status.STARTING, reason=reason)
+    mark_changed(meeting)
+    return share
+
+
+@transaction.atomic
+def do_start_failed(share_id, attempt, outcome, *, reason, actor=APP):
+    share = Share.objects.select_for_update().select_related("meeting", "app").get(pk=share_id)
+    if share.start_attempt != attempt or share.status != Status.STARTING or share.rtms_stream_id:
+        return share
+    meeting = meetings.lock(share.meeting)
+    share.set_status(outcome, started_by="", start_path="")
+    audit.record_in_meeting("start_failed", meeting, actor, share=share, outcome=outcome, reason=reason)
+    mark_changed(meeting)
+    return share
+
+
+def do_in_client_result(share, result, detail="", *, actor):
+    """What the requester's panel saw after zoomSdk.startRTMS(): "started" (Zoom's webhook confirms) or "failed"
+    (rule 7: the in-client fallback was refused → the host cannot approve)."""
+    if share.user_id != actor.user_id:
+        raise Refused("not_your_app", "Only the app's user can report this.")
+    if result == "failed":
+        return do_start_failed(share.pk, share.start_attempt, Status.HOST_CANNOT_APPROVE,
+                               reason=f"in-client start refused: {detail}"[:300], actor=actor)
+    return share
+
+
+def stop_after_commit(share, actor):
+    zoom_calls.after_commit(stop_via_rest, share.pk, [actor.user_id])
+
+
+def stop_via_rest(share_id, token_user_ids):
+    """Ask Zoom to stop the stream; when nobody's token can, our worker closes it (STREAM_CLOSE_REQ)."""
+    share = Share.objects.select_related("meeting", "meeting__app", "app").filter(pk=share_id).first()
+    if share is None or not share.rtms_stream_id:
+        return
+    outcome, detail = zoom_calls.rtms_app_status(
+        share.meeting, "stop", [*token_user_ids, share.meeting.host_user_id], participant_user_id=share.user_id,
+    )
+    if outcome != "ok":
+        rtms_services.request_stop(share.rtms_stream_id, reason=f"consent stop, REST {outcome}: {detail}")
+    _record(share, "stop_requested", outcome=share.status, reason=f"REST stop: {outcome} {detail}")

@@ -1,0 +1,152 @@
+"""What Zoom and our workers report about an app's streams, mapped onto the share's outcome; and Zoom's
+reconnection case 4, a restart after an error stop (docs/CONSENT.md "Streams", docs/STREAMS.md)."""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from rtms.client.protocol import StopReason, stop_reason_name
+from zoomapp.consent import audit, meetings
+from zoomapp.consent.actions.starting import begin_start, stop_after_commit
+from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, ShareRequest
+from zoomapp.consent.permissions import ZOOM, Actor
+from zoomapp.consent.push import mark_changed
+from zoomapp.marketplace.models import ZoomApp
+
+log = logging.getLogger("zoomapp.consent")
+
+Status = Share.Status
+
+# Zoom's stop reason -> the participant's outcome (everything else: "stopped").
+STOP_REASON_OUTCOMES = {
+    StopReason.HOST_DISABLED_APP: Status.DISABLED_BY_HOST,
+    StopReason.ALL_APPS_DISABLED: Status.APPS_DISABLED,
+    StopReason.ADMIN_DISABLED_APP: Status.HOST_CANNOT_APPROVE,
+}
+# Outcomes the host (or the app's user) chose; Zoom's later stop reason does not overwrite them.
+CHOSEN_STOPS = (Status.DISABLED_BY_HOST, Status.APPS_DISABLED, Status.STOPPED)
+FINAL = (Status.DENIED, Status.HOST_CANNOT_APPROVE, Status.DISABLED_BY_HOST, Status.APPS_DISABLED, Status.STOPPED)
+
+# Case 4: Zoom ended the stream with an error; the meeting still wants it, so it is started again, a few times.
+ERROR_STOP_REASONS = frozenset((*range(10, 20), StopReason.KEEP_ALIVE_TIMEOUT))
+MAX_RESTARTS = 3
+RESTART_WINDOW = timedelta(minutes=10)
+RESTARTER = Actor("app", "Stream restart", "stream")
+
+
+@transaction.atomic
+def do_stream_paused(meeting, stream_id, paused, *, actor=ZOOM):
+    share = Share.objects.select_for_update().select_related("app").filter(
+        meeting=meeting, rtms_stream_id=stream_id).first()
+    if share is None or not share.is_active:
+        return share
+    status = Status.PAUSED if paused else Status.SHARING
+    if share.status != status:
+        meeting = meetings.lock(meeting)
+        share.set_status(status)
+        audit.record_in_meeting("paused" if paused else "resumed", meeting, actor, share=share, outcome=status)
+        mark_changed(meeting)
+    return share
+
+
+@transaction.atomic
+def do_stream_state(client_id, meeting_uuid, stream_id, operator_id, state, stop_reason=None):
+    """A stream of ours changed state (rtms.signals.stream_state_changed): map it to the share's outcome."""
+    app = ZoomApp.objects.filter(client_id=client_id).first()
+    if app is None:
+        return None
+    meeting = meetings.lock(meetings.get_meeting(app, meeting_uuid))
+    share = Share.objects.select_for_update().filter(meeting=meeting, rtms_stream_id=stream_id).first()
+    if share is None and operator_id:
+        # Zoom started it with no request of ours (e.g. its own auto-start): name the user as Zoom told us.
+        name = Participant.objects.filter(meeting=meeting, user_id=operator_id).values_list("name", flat=True).first()
+        share = meetings.share_for(meeting, operator_id, name or "")
+    if share is None:
+        return None
+    if state == "stopped":
+        if share.rtms_stream_id in (stream_id, ""):
+            _stream_stopped(meeting, share, stop_reason)
+    elif share.rtms_stream_id != stream_id:
+        _stream_began(meeting, share, stream_id, state)
+    elif share.status not in FINAL:
+        status = {"active": Status.SHARING, "paused": Status.PAUSED, "interrupted": Status.INTERRUPTED}.get(
+            state, Status.STARTING)
+        if status != share.status:
+            share.set_status(status)
+            audit.record_in_meeting(f"stream_{state}", meeting, ZOOM, share=share, outcome=status)
+            mark_changed(meeting)
+    return share
+
+
+def _stream_began(meeting, share, stream_id, state):
+    """A new stream for this app and user. With no request behind it, Zoom auto-started it."""
+    if share.status in CHOSEN_STOPS and share.stop_intent and share.status != Status.STOPPED:
+        # The host disabled it while Zoom was still starting it: the decision stands, the stream goes.
+        share.rtms_stream_id = stream_id
+        share.save()
+        audit.record_in_meeting("stream_started", meeting, ZOOM, share=share, outcome=share.status,
+                                reason="stopped: host decided")
+        stop_after_commit(share, Actor(meeting.host_user_id, source="stream"))
+        return
+    if share.status in (Status.STARTING, Status.PENDING):
+        started_by = share.started_by or Share.StartedBy.HOST  # an admin's auto-start (do_auto_start) stays "auto"
+    else:
+        started_by = Share.StartedBy.AUTO  # no request behind it: Zoom auto-started it
+    pending = ShareRequest.objects.filter(share=share, status=ShareRequest.Status.PENDING)
+    pending.update(status=ShareRequest.Status.APPROVED, decided_at=timezone.now(), decided_by="zoom")
+    status = Status.SHARING if state == "active" else Status.STARTING
+    share.set_status(status, rtms_stream_id=stream_id, started_by=started_by, stop_intent="", stop_reason=None,
+                     start_path=share.start_path or "")
+    audit.record_in_meeting("stream_started", meeting, ZOOM, share=share, outcome=status,
+                            detail={"started_by": started_by})
+    mark_changed(meeting)
+
+
+def _stream_stopped(meeting, share, stop_reason):
+    if share.status in CHOSEN_STOPS and share.stop_intent:
+        outcome = share.status  # the host's or the user's choice stands; Zoom's reason is recorded
+    else:
+        outcome = STOP_REASON_OUTCOMES.get(stop_reason, Status.STOPPED)
+    if outcome == Status.APPS_DISABLED and meeting.share_with_apps:
+        # Zoom's own "share with apps" went off: our toggle follows it.
+        Meeting.objects.filter(pk=meeting.pk).update(share_with_apps=False)
+        meeting.share_with_apps = False
+    if share.status == outcome and share.stop_reason == stop_reason:
+        return
+    share.set_status(outcome, stop_reason=stop_reason)
+    audit.record_in_meeting("stream_stopped", meeting, ZOOM, share=share, outcome=outcome,
+                            reason=stop_reason_name(stop_reason))
+    mark_changed(meeting)
+
+
+@transaction.atomic
+def do_restart_after_error_stop(stream):
+    """Case 4: after the share took Zoom's error stop, start it again through Zoom (REST with the host's token,
+    else the user's panel) when the meeting still wants it; at most MAX_RESTARTS per meeting and app within
+    RESTART_WINDOW, so an error that comes back every time (an entitlement, reason 18) ends after a few tries.
+    Each decision is in the audit log with Zoom's reason: stream_restart, or stream_not_restarted."""
+    if stream.state != "stopped" or stream.stop_reason not in ERROR_STOP_REASONS:
+        return None
+    app = ZoomApp.objects.filter(client_id=stream.client_id).first()
+    if app is None:
+        return None
+    meeting = meetings.lock(meetings.get_meeting(app, stream.meeting_uuid))
+    share = Share.objects.select_for_update().filter(meeting=meeting, rtms_stream_id=stream.rtms_stream_id).first()
+    if share is None or meeting.ended_at is not None or not meeting.share_with_apps or share.stop_intent \
+            or share.status != Status.STOPPED:
+        return None  # the meeting no longer wants it: someone chose to stop it, or sharing went off
+    reason = f"{stop_reason_name(stream.stop_reason)} ({stream.stop_reason})"
+    restarts = AuditEntry.objects.filter(kind="stream_restart", app=app, meeting_uuid=meeting.uuid,
+                                         created__gte=timezone.now() - RESTART_WINDOW).count()
+    if restarts >= MAX_RESTARTS:
+        audit.record_in_meeting("stream_not_restarted", meeting, RESTARTER, share=share, outcome=share.status,
+                                reason=f"{reason}: already restarted {restarts} times in "
+                                       f"{int(RESTART_WINDOW.total_seconds() // 60)} minutes")
+        return None
+    audit.record_in_meeting("stream_restart", meeting, RESTARTER, share=share, outcome=Status.STARTING,
+                            reason=f"{reason}: restart {restarts + 1} of {MAX_RESTARTS}",
+                            detail={"stopped_stream": stream.rtms_stream_id, "stop_reason": stream.stop_reason})
+    begin_start(meeting, share, meeting.host_user_id)
+    return share

@@ -1,0 +1,38 @@
+"""The audit log's one writer: every consent decision, stream transition and admin change goes through record().
+
+The log is append-only (models.AuditEntry refuses updates and deletes); each entry names its app, so an account's
+admins see only their apps' entries (docs/SECURITY.md "Tenancy").
+"""
+
+import logging
+
+from zoomapp.consent.models import AuditEntry
+from zoomapp.consent.permissions import ZOOM, role_of
+
+log = logging.getLogger("zoomapp.audit")
+
+
+def record(kind, *, app=None, meeting_uuid="", actor_user_id="", actor_role="", subject_user_id="", outcome="",
+           reason="", source="", address="", rtms_stream_id="", detail=None):
+    entry = AuditEntry.objects.create(
+        kind=kind, app=app, meeting_uuid=meeting_uuid, actor_user_id=actor_user_id, actor_role=actor_role,
+        subject_user_id=subject_user_id, outcome=outcome, reason=reason[:300], source=source,
+        source_address=address[:100], rtms_stream_id=rtms_stream_id, detail=detail or {},
+    )
+    log.info("audit %s", kind, extra={
+        "meeting": meeting_uuid or None, "client_id": app.client_id if app else None, "actor": actor_user_id or None,
+        "subject": subject_user_id or None, "outcome": outcome or None, "reason": reason or None,
+        "source": source or None, "stream": rtms_stream_id or None})
+    return entry
+
+
+def record_in_meeting(kind, meeting, actor, *, share=None, outcome="", reason="", detail=None):
+    """An entry about one meeting of one app: the actor's role as the server knows it, the share's user and
+    stream when the entry is about a share."""
+    is_zoom = actor is ZOOM or actor.user_id == "zoom"
+    return record(
+        kind, app=share.app if share else meeting.app, meeting_uuid=meeting.uuid, actor_user_id=actor.user_id,
+        actor_role="zoom" if is_zoom else role_of(meeting, actor.user_id),
+        subject_user_id=share.user_id if share else "", outcome=outcome, reason=reason, source=actor.source,
+        address=actor.address, rtms_stream_id=share.rtms_stream_id if share else "", detail=detail,
+    )

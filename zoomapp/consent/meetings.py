@@ -1,0 +1,69 @@
+"""This app's rows for a meeting: finding or creating them, locking them, and the people and shares in them.
+
+Used by every action in zoomapp.consent.actions; each meeting row belongs to one app (docs/SECURITY.md "Tenancy").
+"""
+
+import logging
+
+from zoomapp.consent.models import Meeting, Participant, Share
+from zoomapp.consent.permissions import Refused
+
+log = logging.getLogger("zoomapp.consent")
+
+# Who the meeting belongs to: set by the first verified input of this app and never overwritten after
+# (docs/SECURITY.md "Tenancy"); a later event that disagrees is logged, not applied.
+IDENTITY_FIELDS = ("account_id", "host_user_id")
+
+
+def get_meeting(app, uuid, **known):
+    """This app's row for the meeting, created on first sight; fills in facts (host, numeric id…) we did not
+    know. `app` is the app whose verified input (webhook, app context, panel token) is asking."""
+    meeting, _ = Meeting.objects.get_or_create(app=app, uuid=uuid)
+    updates = {}
+    for key, value in known.items():
+        if not value or getattr(meeting, key) == value:
+            continue
+        if key in IDENTITY_FIELDS and getattr(meeting, key):
+            log.warning("meeting identity kept", extra={"meeting": uuid, "client_id": app.client_id,
+                                                        "field": key, "kept": getattr(meeting, key), "offered": value})
+            continue
+        updates[key] = value
+    if updates:
+        Meeting.objects.filter(pk=meeting.pk).update(**updates)
+        for key, value in updates.items():
+            setattr(meeting, key, value)
+    return meeting
+
+
+def lock(meeting):
+    """Serialise changes to one meeting (a no-op lock on SQLite, whose IMMEDIATE transactions serialise anyway)."""
+    return Meeting.objects.select_for_update().select_related("app").get(pk=meeting.pk)
+
+
+def upsert_participant(meeting, user_id, name="", role=None, present=True):
+    defaults = {"present": present}
+    if name:
+        defaults["name"] = name[:200]
+    if role:
+        defaults["role"] = role
+    participant, _ = Participant.objects.update_or_create(meeting=meeting, user_id=user_id, defaults=defaults)
+    return participant
+
+
+def share_for(meeting, user_id, name=""):
+    """The meeting's app's share for this user, locked; created (stopped) on first use."""
+    share, _ = Share.objects.select_for_update().get_or_create(
+        meeting=meeting, app_id=meeting.app_id, user_id=user_id,
+        defaults={"user_name": name[:200], "status": Share.Status.STOPPED},
+    )
+    if name and share.user_name != name:
+        share.user_name = name[:200]
+    return share
+
+
+def share_in(meeting, share_id):
+    """A share of THIS meeting (a panel of meeting A, or of another app, can never reach other rows)."""
+    share = Share.objects.select_for_update().select_related("app").filter(pk=share_id, meeting=meeting).first()
+    if share is None:
+        raise Refused("unknown_share", "That app is not in this meeting.")
+    return share

@@ -1,0 +1,154 @@
+"""The read model: the full state every panel of one app in one meeting renders, and what one viewer may see.
+
+Pushed whole with a version (zoomapp.consent.push), never as a delta; a panel that reconnects asks for
+snapshot_for(). docs/CONSENT.md says what each part means; docs/SECURITY.md why other apps' requests are shown
+read-only and only to a host of both.
+"""
+
+from rtms.models import TranscriptSegment
+from zoomapp.consent.meetings import get_meeting
+from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
+from zoomapp.consent.permissions import HOST_ROLES
+from zoomapp.marketplace import oauth
+from zoomapp.marketplace.models import ZoomApp
+
+Status = Share.Status
+
+
+def hosts_of(meeting):
+    hosts = sorted(
+        Participant.objects.filter(meeting=meeting, role__in=HOST_ROLES).values_list("user_id", flat=True)
+    )
+    if meeting.host_user_id and meeting.host_user_id not in hosts:
+        # The original host keeps host rights unless Zoom told us their role changed.
+        if not Participant.objects.filter(meeting=meeting, user_id=meeting.host_user_id).exists():
+            hosts.append(meeting.host_user_id)
+    return hosts
+
+
+def pending_requests(meeting):
+    return list(
+        ShareRequest.objects.filter(share__meeting=meeting, status=ShareRequest.Status.PENDING).select_related(
+            "share", "share__app"
+        )
+    )
+
+
+def _other_apps(meeting):
+    """The same Zoom meeting as the deployment's other apps see it: whether any of them is sharing (the
+    disclosure is for the meeting, not for one app) and their pending requests, each with the hosts that app's
+    own verified inputs name. viewer_state shows requests only to a viewer who is a host in both apps' rows."""
+    others = Meeting.objects.filter(uuid=meeting.uuid, ended_at__isnull=True).exclude(pk=meeting.pk)
+    entries = []
+    for other in others.select_related("app"):
+        requests = pending_requests(other)
+        sharing = other.shares.filter(status__in=(Status.SHARING, Status.PAUSED)).exists()
+        if requests or sharing:
+            entries.append({
+                "app": other.app.client_id,
+                "app_name": other.app.name,
+                "sharing": sharing,
+                "hosts": hosts_of(other),
+                "requests": [{"user_id": r.share.user_id, "user_name": r.share.user_name} for r in requests],
+            })
+    return entries
+
+
+def meeting_state(meeting):
+    """The full state every panel of this app in the meeting renders (filtered per viewer by viewer_state)."""
+    shares = list(meeting.shares.select_related("app"))
+    requests = pending_requests(meeting)
+    other_apps = _other_apps(meeting)
+    return {
+        "version": meeting.version,
+        "meeting": {
+            "uuid": meeting.uuid,
+            "topic": meeting.topic,
+            "host_present": meeting.host_present,
+            "share_with_apps": meeting.share_with_apps,
+            "require_host_approval": meeting.require_host_approval,
+            "ended": meeting.ended_at is not None,
+        },
+        "hosts": hosts_of(meeting),
+        # Whose panels must close: they left or were removed (consumers.PanelConsumer; never sent to a panel).
+        "departed": sorted(
+            Participant.objects.filter(meeting=meeting, present=False).values_list("user_id", flat=True)
+        ),
+        "other_apps": other_apps,
+        "disclosure": any(s.status in (Status.SHARING, Status.PAUSED) for s in shares)
+        or any(entry["sharing"] for entry in other_apps),
+        "shares": [
+            {
+                "id": s.id,
+                "app": s.app.client_id,
+                "app_name": s.app.name,
+                "user_id": s.user_id,
+                "user_name": s.user_name,
+                "status": s.status,
+                "active": s.is_active,
+                "started_by": s.started_by,
+                "start_path": s.start_path,
+                "start_attempt": s.start_attempt,
+                "has_stream": bool(s.rtms_stream_id),
+            }
+            for s in shares
+        ],
+        "requests": [
+            {
+                "id": r.id,
+                "share": r.share_id,
+                "app": r.share.app.client_id,
+                "app_name": r.share.app.name,
+                "user_id": r.share.user_id,
+                "user_name": r.share.user_name,
+                "source": r.source,
+            }
+            for r in requests
+        ],
+        # App Activity Notifications (host only): who started what, and how.
+        "notices": [
+            {"share": s.id, "kind": s.started_by, "app_name": s.app.name, "user_name": s.user_name or s.user_id}
+            for s in shares
+            if s.is_active and s.started_by
+        ],
+    }
+
+
+def viewer_state(state, viewer_id):
+    """What one panel may see: hosts get everything; others get their own requests and no AAN."""
+    viewer_is_host = viewer_id in state["hosts"]
+    filtered = dict(state)
+    del filtered["departed"]
+    filtered["other_apps"] = [
+        {"app": entry["app"], "app_name": entry["app_name"], "requests": entry["requests"]}
+        for entry in state["other_apps"] if entry["requests"] and viewer_is_host and viewer_id in entry["hosts"]
+    ]
+    if not viewer_is_host:
+        filtered["requests"] = [r for r in state["requests"] if r["user_id"] == viewer_id]
+        filtered["notices"] = []
+    filtered["viewer"] = {"user_id": viewer_id, "is_host": viewer_is_host}
+    return filtered
+
+
+def recent_transcript(meeting, viewer_id, limit=30):
+    """The last lines each of the viewer's apps received, for a panel that (re)connects."""
+    lines = {}
+    for share in Share.objects.filter(meeting=meeting, user_id=viewer_id).exclude(rtms_stream_id=""):
+        segments = TranscriptSegment.objects.filter(
+            stream__client_id=meeting.app.client_id, stream__rtms_stream_id=share.rtms_stream_id).order_by("-id")[:limit]
+        lines[share.pk] = [
+            {"user_name": s.user_name, "text": s.text, "start_time": s.start_time} for s in reversed(segments)
+        ]
+    return lines
+
+
+def snapshot_for(identity):
+    """Everything a panel needs when it (re)connects: its filtered state, transcript and authorization."""
+    app = ZoomApp.objects.get(client_id=identity.client_id)
+    meeting = get_meeting(app, identity.meeting_uuid)
+    state = viewer_state(meeting_state(meeting), identity.viewer_id)
+    state["transcript"] = {str(k): v for k, v in recent_transcript(meeting, identity.viewer_id).items()}
+    state["viewer"]["authorization"] = (
+        oauth.authorization_status(app, identity.user_id) if identity.user_id else "unauthorized"
+    )
+    return state

@@ -1,0 +1,62 @@
+"""Who acts, and what they may do: the actor of a change, the refusal, and the role checks every action makes.
+
+A role is never taken from the client: role_of() reads what Zoom told us (its signed meeting events and verified
+app contexts) for this app's row of the meeting (docs/CONSENT.md "Who may do what").
+"""
+
+from dataclasses import dataclass
+
+from zoomapp.consent.models import Participant
+
+HOST_ROLES = (Participant.Role.HOST, Participant.Role.CO_HOST)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts and from where (for the audit log). The role is never taken from here: see role_of()."""
+
+    user_id: str
+    name: str = ""
+    source: str = ""  # panel_ws | panel_http | webhook | stream | task | auto_start
+    address: str = ""
+
+
+ZOOM = Actor("zoom", "Zoom", "webhook")
+
+
+class Refused(Exception):
+    """A refused action: `code` for the API, `message` for people. Nothing was changed."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def role_of(meeting, user_id):
+    """The user's role now, from what Zoom told us (webhooks and verified app contexts), never from the client."""
+    if not user_id:
+        return Participant.Role.PARTICIPANT
+    participant = Participant.objects.filter(meeting=meeting, user_id=user_id).only("role").first()
+    if participant is not None:
+        return participant.role
+    return Participant.Role.HOST if user_id == meeting.host_user_id else Participant.Role.PARTICIPANT
+
+
+def is_host(meeting, user_id):
+    return role_of(meeting, user_id) in HOST_ROLES
+
+
+def require_host(meeting, actor):
+    if not is_host(meeting, actor.user_id):
+        raise Refused("not_host", "Only the meeting's host or a co-host can do this.")
+
+
+def require_owner_or_host(meeting, actor, share):
+    if share.user_id != actor.user_id and not is_host(meeting, actor.user_id):
+        raise Refused("not_your_app", "Only the app's user or a host can do this.")
+
+
+def require_live(meeting):
+    if meeting.ended_at is not None:
+        raise Refused("meeting_ended", "The meeting has ended.")

@@ -1,0 +1,52 @@
+"""Pushing a meeting's state to its panels: the groups they join, and the one way a change is announced.
+
+Every action that changes what a panel shows calls mark_changed() under the meeting's lock: the version goes up
+and, after commit, the full state goes to every panel of that app in the meeting (docs/ARCHITECTURE.md
+"Pushing state"). Panels apply a state only when its version is newer, so a dropped push is repaired by the next.
+"""
+
+from django.db import transaction
+from django.db.models import F
+
+from rtms import live
+from zoomapp.consent.models import Meeting
+from zoomapp.consent.panel_state import meeting_state
+
+
+def meeting_group(client_id, meeting_uuid):
+    """The panels of one app in one meeting (docs/SECURITY.md "Tenancy": pushes never cross apps)."""
+    return live.group_name("meeting", client_id, meeting_uuid)
+
+
+def user_group(client_id, meeting_uuid, viewer_id):
+    """One viewer's panels of one app: transcript lines and SDK calls meant for that user only."""
+    return live.group_name("user", client_id, meeting_uuid, viewer_id)
+
+
+def push_to_user(share, message):
+    live.push(user_group(share.app.client_id, share.meeting.uuid, share.user_id), message)
+
+
+def publish_meeting_state(meeting_id):
+    """Read the committed state and push it to every panel of this app in the meeting, and to the other apps'
+    panels of the same Zoom meeting too, whose hosts see this app's pending requests (panel_state._other_apps)."""
+    meeting = Meeting.objects.filter(pk=meeting_id).select_related("app").first()
+    if meeting is None:
+        return None
+    state = meeting_state(meeting)
+    live.push(meeting_group(meeting.app.client_id, meeting.uuid), {"type": "panel.state", "state": state})
+    for other in Meeting.objects.filter(uuid=meeting.uuid).exclude(pk=meeting.pk).select_related("app"):
+        # Panels apply only newer versions: the other app's state changed too (its other_apps part).
+        Meeting.objects.filter(pk=other.pk).update(version=F("version") + 1)
+        other.refresh_from_db(fields=["version"])
+        live.push(meeting_group(other.app.client_id, other.uuid), {"type": "panel.state", "state": meeting_state(other)})
+    return state
+
+
+def mark_changed(meeting, *, publish=True):
+    """Bump the version under the meeting's row lock and push after commit."""
+    Meeting.objects.filter(pk=meeting.pk).update(version=F("version") + 1)
+    meeting.refresh_from_db(fields=["version"])
+    if publish:
+        meeting_id = meeting.pk
+        transaction.on_commit(lambda: publish_meeting_state(meeting_id), robust=True)

@@ -1,0 +1,39 @@
+"""What the console reacts to: a user removing an app (Zoom's app_deauthorized), and every erasure of stored media
+(rtms's stream_content_erased), each recorded in the audit log. Connected in ConsoleConfig.ready()."""
+
+import logging
+
+from django.dispatch import receiver
+
+from rtms.signals import stream_content_erased
+from zoomapp.console import lifecycle, tasks
+from zoomapp.console.account_data import meeting_account
+from zoomapp.consent.audit import record
+from zoomapp.marketplace.models import ZoomApp
+from zoomapp.webhooks.signals import zoom_event
+
+log = logging.getLogger("zoomapp.lifecycle")
+
+
+@receiver(zoom_event, dispatch_uid="console.lifecycle.deauthorized")
+def on_zoom_event(sender, app=None, event="", payload=None, delivery=None, **kwargs):
+    """The user's tokens go in the webhook's request; their streams' media in a task (late ack, redelivered)."""
+    if event != lifecycle.DEAUTHORIZED or not isinstance(payload, dict):
+        return
+    user_id = payload.get("user_id")
+    if not isinstance(user_id, str) or not user_id:
+        log.warning("app_deauthorized without user_id ignored", extra={"client_id": app.client_id})
+        return
+    account_id = payload.get("account_id") if isinstance(payload.get("account_id"), str) else ""
+    lifecycle.delete_user_tokens(app, user_id, account_id)
+    tasks.delete_user_data.delay(app.client_id, user_id, account_id)
+
+
+@receiver(stream_content_erased, dispatch_uid="console.lifecycle.erased")
+def on_stream_content_erased(sender, stream=None, why="", counts=None, **kwargs):
+    record(
+        "media_deleted", app=ZoomApp.objects.filter(client_id=stream.client_id).first(),
+        meeting_uuid=stream.meeting_uuid, actor_user_id="system", subject_user_id=stream.operator_id,
+        outcome="deleted", reason=why, source="stream", rtms_stream_id=stream.rtms_stream_id,
+        detail={"account_id": meeting_account(stream.client_id, stream.meeting_uuid), "counts": counts or {}},
+    )
