@@ -70,6 +70,8 @@ LABEL_DECIDE_IN_OTHER_APP = "Open {app} to approve or deny."
 LABEL_HOST_CONTROLS = "Meeting controls"
 LABEL_GUEST = "Guest"
 LABEL_HOST = "Host"
+LABEL_LOADING = "Loading…"
+LABEL_CANCEL_REQUEST = "Cancel request"
 
 # Short status label (PRODUCT.md's compact set) -> the sentence the app's user reads.
 OUTCOME_TEXTS = {

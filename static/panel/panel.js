@@ -31,6 +31,7 @@ const announcedRequests = new Set(); // request ids Zoom was asked to show the h
 
 // ---- static labels ----
 $("share-button").textContent = fill(T.SHARE_ACTION, { app: appName });
+$("cancel-button").textContent = T.LABEL_CANCEL_REQUEST;
 $("pause-button").textContent = T.LABEL_PAUSE;
 $("resume-button").textContent = T.LABEL_RESUME;
 $("stop-button").textContent = T.LABEL_STOP;
@@ -55,6 +56,18 @@ function fatal(message) {
   for (const id of ["mine", "host", "active", "transcript-box"]) show($(id), false);
   root.dataset.ready = "true";
   root.dataset.failed = "true";
+  root.removeAttribute("aria-busy");
+}
+
+// Lists are redrawn from each state; the button that had the keyboard focus gets it back (data-focus-key), so a
+// push never drops a person's place.
+function keepingFocus(container, draw) {
+  const active = document.activeElement;
+  const key = active && container.contains(active) ? active.dataset.focusKey : undefined;
+  draw();
+  if (key === undefined) return;
+  const again = [...container.querySelectorAll("[data-focus-key]")].find((node) => node.dataset.focusKey === key);
+  if (again) again.focus();
 }
 
 function flashError(message) {
@@ -203,11 +216,12 @@ function statusLabel(status) {
   return T.OUTCOME_TEXTS[status] || status;
 }
 
-function button(label, onClick, className = "") {
+function button(label, onClick, className = "", focusKey = "") {
   const el = document.createElement("button");
   el.type = "button";
   el.textContent = label;
   if (className) el.className = className;
+  if (focusKey) el.dataset.focusKey = focusKey;
   el.addEventListener("click", onClick);
   return el;
 }
@@ -225,6 +239,10 @@ function apply(next, isSnapshot) {
     for (const [share, lines] of Object.entries(next.transcript)) transcripts.set(Number(share), lines);
   }
   render();
+  if (root.dataset.loaded !== "true") {
+    root.dataset.loaded = "true";
+    root.removeAttribute("aria-busy");
+  }
   root.dataset.version = String(state.version);
   if (socket && socket.readyState === WebSocket.OPEN) root.dataset.ready = "true";
 }
@@ -252,8 +270,16 @@ function render() {
   // This user's own app.
   show($("mine"), !guest);
   const busy = mine && (mine.status === "pending" || mine.active);
-  $("share-button").disabled = Boolean(busy) || state.meeting.ended;
+  // Why sharing cannot start now, said before the person tries (the server refuses the same cases anyway).
+  const blocked = state.meeting.ended ? T.MEETING_ENDED
+    : !state.meeting.share_with_apps ? T.APPS_DISABLED
+    : !state.meeting.host_present ? T.HOST_NOT_JOINED : "";
+  $("share-button").disabled = Boolean(busy) || Boolean(blocked);
   show($("share-button"), !(mine && mine.active));
+  $("share-reason").textContent = busy || blocked === outcome ? "" : blocked;
+  show($("share-reason"), Boolean($("share-reason").textContent));
+  show($("cancel-button"), Boolean(mine && mine.status === "pending"));
+  $("cancel-button").dataset.share = mine ? mine.id : "";
   show($("own-controls"), Boolean(mine && mine.active));
   if (mine && mine.active) {
     show($("pause-button"), mine.status === "sharing");
@@ -273,9 +299,9 @@ function render() {
     for (const request of state.requests) if (!announcedRequests.has(request.id)) announceToHost(request);
   }
 
-  renderRequests(viewer); // before renderHost: the "open requests" button shows only while the modal is closed
+  keepingFocus($("requests-modal"), () => renderRequests(viewer)); // before renderHost: see its "open requests"
   renderHost(viewer);
-  renderActive(viewer);
+  keepingFocus($("active-apps"), () => renderActive(viewer));
   renderTranscript(viewer);
 }
 
@@ -320,7 +346,11 @@ function renderActive(viewer) {
     li.append(who, badge);
     // Everyone sees which apps started by themselves (an admin's or Zoom's auto-start), not just the host's AAN.
     if (s.started_by === "auto") li.append(Object.assign(document.createElement("span"), { className: "badge auto-started", textContent: T.LABEL_AUTO_STARTED }));
-    if (viewer.is_host) li.append(button(T.LABEL_DISABLE, () => act("disable", { share: s.id }), "danger small"));
+    if (viewer.is_host) {
+      const disable = button(T.LABEL_DISABLE, () => act("disable", { share: s.id }), "danger small", `disable ${s.id}`);
+      disable.setAttribute("aria-label", `${T.LABEL_DISABLE}: ${who.textContent}`);
+      li.append(disable);
+    }
     return li;
   }));
   show($("no-active"), active.length === 0);
@@ -380,8 +410,8 @@ function renderRequests(viewer) {
       row.textContent = fill(T.LABEL_DECIDE_IN_OTHER_APP, { app: r.app_name });
     } else {
       row.append(
-        button(T.LABEL_APPROVE, () => act("approve", { requests: [r.id] }), "primary"),
-        button(T.LABEL_DENY, () => act("deny", { requests: [r.id] })),
+        button(T.LABEL_APPROVE, () => act("approve", { requests: [r.id] }), "primary", `approve ${r.id}`),
+        button(T.LABEL_DENY, () => act("deny", { requests: [r.id] }), "", `deny ${r.id}`),
       );
     }
     li.append(row);
@@ -393,6 +423,7 @@ function renderRequests(viewer) {
 
 // ---- wiring ----
 $("share-button").addEventListener("click", () => act("request"));
+$("cancel-button").addEventListener("click", (event) => act("withdraw", { share: Number(event.currentTarget.dataset.share) }));
 for (const id of ["pause-button", "resume-button", "stop-button"]) {
   $(id).addEventListener("click", (event) => act(event.currentTarget.dataset.action, { share: Number(event.currentTarget.dataset.share) }));
 }

@@ -179,8 +179,7 @@ def test_host_controls_pause_resume_stop_disable_and_turning_sharing_off(stack, 
     cleo.wait_outcome("sharing")
     ana.click("#toggle-share")
     assert cleo.wait_outcome("apps_disabled") == texts.APPS_DISABLED
-    request(dan)
-    assert dan.wait_outcome("apps_disabled") == texts.APPS_DISABLED
+    assert share_refused_before_asking(dan) == texts.APPS_DISABLED
     cleo.screenshot("participant-7-apps-disabled")
     ana.screenshot("host-6-sharing-off")
 
@@ -193,11 +192,11 @@ def test_host_not_joined_then_host_cannot_approve(stack, people):  # noqa: F811
     stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/leave", {"key": stack.key(meeting, "Ana")})
     ben.frame.wait_for_function("document.getElementById('panel').dataset.version > '0'")
     wait_for(lambda: _host_absent(meeting), what="the host to have left")
-    request(ben)
-    assert ben.wait_outcome("host_not_joined") == texts.HOST_NOT_JOINED
+    assert share_refused_before_asking(ben) == texts.HOST_NOT_JOINED
     ben.screenshot("participant-8-host-not-joined")
     stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/join", {"key": stack.key(meeting, "Ana")})
-    assert ben.wait_outcome("host_joined") == texts.HOST_JOINED_CAN_REQUEST
+    ben.frame.locator("#share-button:enabled").wait_for()
+    assert ben.frame.locator("#share-reason").is_hidden()
 
     # Rule 1: the host's effective admin policy (user level) disables sharing with apps.
     host_id = stack.user_id(meeting, "Ana")
@@ -208,6 +207,14 @@ def test_host_not_joined_then_host_cannot_approve(stack, people):  # noqa: F811
     assert ben.wait_outcome("host_cannot_approve") == texts.HOST_CANNOT_APPROVE
     ben.screenshot("participant-9-host-cannot-approve")
     policy.delete()
+
+
+def share_refused_before_asking(person):
+    """The Share button is disabled and says why, before the person tries (issue 14, item 5)."""
+    person.frame.locator("#share-button:disabled").wait_for()
+    person.frame.locator("#share-reason:not([hidden])").wait_for()
+    assert person.frame.locator("#share-button").get_attribute("aria-describedby") == "share-reason"
+    return person.frame.locator("#share-reason").inner_text()
 
 
 def _host_absent(meeting):

@@ -1,0 +1,100 @@
+"""The panel's states as a person meets them (issue 14, item 5): loading without a flash of the wrong theme or of a
+made-up "nothing is sharing", Share disabled with the reason when sharing cannot start, a pending request the
+participant cancels, and pending requests withdrawn when the host leaves or the meeting ends. Each person in their
+own browser context, against daphne, a Celery worker, Redis and the simulator."""
+
+import time
+
+import pytest
+
+from tests.e2e.panel_support import Person, stack  # noqa: F401 - fixtures
+from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
+from zoomapp import texts
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+# Runs in every frame from its first script: what the panel painted on each frame until its first state arrived.
+RECORD_LOADING = """
+if (location.pathname.startsWith("/panel/")) {
+  window.__painted = [];
+  const sample = () => {
+    const panel = document.getElementById("panel");
+    if (panel && document.body) {
+      const noActive = document.getElementById("no-active");
+      window.__painted.push({
+        background: getComputedStyle(document.body).backgroundColor,
+        loaded: panel.dataset.loaded,
+        spinner: Boolean(document.getElementById("loading")?.checkVisibility()),
+        nothingSharing: Boolean(noActive && noActive.textContent && noActive.checkVisibility()),
+      });
+      if (panel.dataset.loaded === "true") return;
+    }
+    requestAnimationFrame(sample);
+  };
+  requestAnimationFrame(sample);
+}
+"""
+
+
+@pytest.fixture
+def people(browser, stack):  # noqa: F811
+    opened = []
+
+    def open_for(meeting, *names):
+        result = [Person(browser, stack, meeting, name).open_panel() for name in names]
+        opened.extend(result)
+        return result
+
+    yield open_for
+    for person in opened:
+        person.close()
+
+
+def test_the_panel_loads_with_a_spinner_then_its_state_never_a_light_flash(browser, stack):  # noqa: F811
+    meeting = stack.meeting(host="Hana", participants=("Pat",))
+    pat = Person(browser, stack, meeting, "Pat")
+    try:
+        pat.context.add_init_script(RECORD_LOADING)
+
+        def slow_context(route):  # the panel's binding answers late, as on a slow network
+            time.sleep(0.8)
+            route.continue_()
+
+        pat.context.route("**/api/context", slow_context)
+        pat.open_panel()
+        painted = pat.frame.evaluate("window.__painted")
+        loading = [frame for frame in painted if frame["loaded"] != "true"]
+        assert len(loading) > 5 and all(frame["spinner"] for frame in loading)
+        assert not any(frame["nothingSharing"] for frame in loading)
+        assert {frame["background"] for frame in loading} == {"rgba(0, 0, 0, 0)"}  # Zoom's dark panel shows through
+        assert pat.frame.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(27, 29, 33)"  # dark
+        assert pat.frame.locator("#loading").is_hidden()
+        assert pat.frame.locator("#panel").get_attribute("aria-busy") is None
+        assert pat.frame.locator("#no-active").inner_text() == texts.LABEL_NO_ACTIVE_APPS
+    finally:
+        pat.close()
+
+
+def test_share_is_disabled_with_the_reason_while_sharing_cannot_start(stack, people):  # noqa: F811
+    meeting = stack.meeting(host="Hana", participants=("Pat",))
+    hana, pat = people(meeting, "Hana", "Pat")
+    share, reason = pat.frame.locator("#share-button"), pat.frame.locator("#share-reason")
+    assert share.is_enabled() and reason.is_hidden()
+
+    hana.click("#toggle-share")  # Hana turns sharing with apps off
+    pat.frame.locator("#share-button:disabled").wait_for()
+    assert reason.inner_text() == texts.APPS_DISABLED
+    assert share.get_attribute("aria-describedby") == "share-reason"
+    pat.screenshot("participant-10-share-disabled-apps-off")
+    hana.click("#toggle-share")
+    pat.frame.locator("#share-button:enabled").wait_for()
+    assert reason.is_hidden()
+
+    hana.page.locator("#leave").click()  # Hana steps out of the meeting
+    pat.frame.locator("#share-button:disabled").wait_for()
+    assert reason.inner_text() == texts.HOST_NOT_JOINED
+    assert pat.frame.locator("#outcome").is_hidden()  # said once, where the button is: no refusal to repeat
+    hana.page.locator("#join").click()
+    pat.frame.locator("#share-button:enabled").wait_for()
+    pat.click("#share-button")
+    assert pat.wait_outcome("pending") == texts.REQUEST_SENT
