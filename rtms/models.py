@@ -7,6 +7,8 @@ insert). Every state change goes through `rtms.services.change_state`, which als
 
 from django.db import models
 
+from rtms.client.protocol import StopReason
+
 
 class StreamState(models.TextChoices):
     STARTING = "starting"
@@ -24,6 +26,61 @@ class StreamFailure(models.TextChoices):
     ACCOUNT_STREAM_LIMIT = "FAILED_ACCOUNT_STREAM_LIMIT", "the account holds RTMS_MAX_STREAMS_PER_ACCOUNT already"
     NOT_CONNECTED = "FAILED_NOT_CONNECTED", "not connected after RTMS_MAX_CONNECT_CLAIMS claims"
     SERVER_URL_NOT_ALLOWED = "FAILED_SERVER_URL_NOT_ALLOWED", "a server URL outside RTMS_ALLOWED_HOSTS"
+
+
+# What a person reads for a stop reason (Zoom's RTMS_STOP_REASON, reference §5.3, or one of ours above): the console
+# shows these instead of numbers or enum names.
+ZOOM_STOP_LABELS = {
+    StopReason.UNDEFINED: "No reason given",
+    StopReason.HOST_TRIGGERED: "Stopped by the host",
+    StopReason.USER_TRIGGERED: "Stopped by the app's user",
+    StopReason.USER_LEFT: "The app's user left",
+    StopReason.USER_EJECTED: "The app's user was removed from the meeting",
+    StopReason.HOST_DISABLED_APP: "The host turned the app off",
+    StopReason.MEETING_ENDED: "Meeting ended",
+    StopReason.STREAM_CANCELED: "Stream canceled",
+    StopReason.STREAM_REVOKED: "Access revoked",
+    StopReason.ALL_APPS_DISABLED: "The host turned sharing with apps off",
+    StopReason.INTERNAL_EXCEPTION: "Zoom internal error",
+    StopReason.CONNECTION_TIMEOUT: "Connection timed out",
+    StopReason.INSTANCE_CONNECTION_INTERRUPTED: "Meeting connection interrupted",
+    StopReason.SIGNAL_CONNECTION_INTERRUPTED: "Signaling connection interrupted",
+    StopReason.DATA_CONNECTION_INTERRUPTED: "Media connection interrupted",
+    StopReason.SIGNAL_CONNECTION_CLOSED_ABNORMALLY: "Signaling connection closed abnormally",
+    StopReason.DATA_CONNECTION_CLOSED_ABNORMALLY: "Media connection closed abnormally",
+    StopReason.EXIT_SIGNAL: "Zoom's media server shut down",
+    StopReason.AUTHENTICATION_FAILURE: "Zoom refused the app's credentials",
+    StopReason.AWAIT_RECONNECTION_TIMEOUT: "No reconnection in time",
+    StopReason.RECEIVER_REQUEST_CLOSE: "Closed at the app's request",
+    StopReason.CUSTOMER_DISCONNECTED: "Customer disconnected",
+    StopReason.AGENT_DISCONNECTED: "Agent disconnected",
+    StopReason.ADMIN_DISABLED_APP: "An account admin turned the app off",
+    StopReason.KEEP_ALIVE_TIMEOUT: "Keep-alive timed out",
+    StopReason.MANUAL_API_TRIGGERED: "Stopped through Zoom's API",
+    StopReason.STREAMING_NOT_SUPPORTED: "Streaming not supported",
+}
+FAILURE_LABELS = {
+    StreamFailure.APP_STREAM_LIMIT: "Refused: the app's stream limit is reached",
+    StreamFailure.ACCOUNT_STREAM_LIMIT: "Refused: the account's stream limit is reached",
+    StreamFailure.NOT_CONNECTED: "Never connected to Zoom's media server",
+    StreamFailure.SERVER_URL_NOT_ALLOWED: "Refused: Zoom's server address is not on the allow list",
+}
+
+
+def stop_reason_label(reason):
+    """A stop reason as a person reads it: Zoom's code (6, "6") or name ("MEETING_ENDED") → "Meeting ended (6)", one
+    of ours (FAILED_NOT_CONNECTED) → its sentence; "" for none, and anything unknown as it came."""
+    if reason is None or reason == "":
+        return ""
+    if reason in FAILURE_LABELS:
+        return FAILURE_LABELS[reason]
+    text = str(reason)
+    code = int(text) if text.isdigit() else StopReason.__members__.get(text, text.removeprefix("UNKNOWN_"))
+    try:
+        stop = StopReason(int(code))
+    except ValueError:
+        return f"Unknown reason ({code})" if str(code).isdigit() else text
+    return f"{ZOOM_STOP_LABELS[stop]} ({stop.value})"
 
 
 class DesiredState(models.TextChoices):
@@ -168,7 +225,8 @@ class ParticipantEvent(models.Model):
 
 
 class MediaFile(models.Model):
-    """One stored media file (WAV) or frame directory, with what it holds; the index of a stream's media."""
+    """One segment of a stream's media (a WAV, or a directory of frames), with what it holds: the index of a
+    stream's media across every holder (rtms/sinks.py StreamFiles)."""
 
     class Kind(models.TextChoices):
         AUDIO_MIXED = "audio_mixed"
@@ -179,8 +237,11 @@ class MediaFile(models.Model):
     stream = models.ForeignKey(StreamSession, on_delete=models.CASCADE, related_name="media_files")
     kind = models.CharField(max_length=32, choices=Kind.choices)
     user_id = models.BigIntegerField(null=True, blank=True)
-    # Relative to MEDIA_ROOT. Video/deskshare: a directory of frames plus `index.jsonl` (one line per frame).
+    # Its storage key (rtms/storage.py; under MEDIA_ROOT for the local backend). Video/deskshare: a prefix of
+    # frames plus `index.jsonl` (one line per frame).
     path = models.CharField(max_length=500)
+    stored = models.BooleanField(default=False, help_text="uploaded to storage; false while in a worker's spool")
+    node = models.CharField(max_length=200, blank=True, help_text="the worker process that wrote it")
     sample_rate = models.PositiveIntegerField(null=True, blank=True)
     channels = models.PositiveSmallIntegerField(null=True, blank=True)
     bytes = models.PositiveBigIntegerField(default=0)

@@ -4,9 +4,10 @@ const table = document.getElementById("streams");
 const body = table.querySelector("tbody");
 const status = document.getElementById("live-status");
 
-function cell(text, className) {
+function cell(text, className, title) {
   const td = document.createElement("td");
   if (className) td.className = className;
+  if (title) td.title = title;
   td.textContent = text;
   return td;
 }
@@ -28,8 +29,12 @@ function render(snapshot) {
     badge.className = `badge state-${row.state}`;
     badge.textContent = row.state;
     state.append(badge);
-    if (row.stop_reason) state.append(" ", Object.assign(document.createElement("span"), { className: "muted", textContent: row.stop_reason }));
-    tr.append(cell(row.meeting), cell(row.app), cell(row.app_user), state, cell(row.owner_worker || "—"),
+    if (row.stop_reason_label) {
+      state.append(" ", Object.assign(document.createElement("span"),
+                                      { className: "muted stop-reason", textContent: row.stop_reason_label }));
+    }
+    tr.append(cell(row.meeting, "", `Meeting UUID ${row.meeting_uuid}`), cell(row.app), cell(row.app_user), state,
+              cell(row.worker || "—", "worker", row.owner_worker ? `Worker id ${row.owner_worker}` : ""),
               cell(row.since.slice(0, 19).replace("T", " "), "nowrap"), cell(rates(row), "rates"));
     return tr;
   });

@@ -6,10 +6,16 @@ from dataclasses import dataclass, field
 from django.db.models import Exists, OuterRef, Q
 
 from rtms.models import StreamSession, StreamState
-from zoomapp.console.models import AutoStartSetting, Level
 from zoomapp.consent.autostart import effective_auto_start
-from zoomapp.consent.models import AuditEntry, Meeting, Participant, SharingPolicy
+from zoomapp.consent.models import (
+    AuditEntry,
+    Meeting,
+    Participant,
+    Share,
+    SharingPolicy,
+)
 from zoomapp.consent.policy import effective_sharing_policy
+from zoomapp.console.models import AutoStartSetting, Level
 from zoomapp.marketplace.models import UserAuthorization, ZoomApp
 
 
@@ -57,8 +63,10 @@ def account_users(account_id):
     named = set(_account_hosts(account_id)) | set(
         SharingPolicy.objects.filter(account_id=account_id, level=Level.USER).values_list("target_id", flat=True)
     ) | set(AutoStartSetting.objects.filter(account_id=account_id, level=Level.USER).values_list("target_id", flat=True))
-    for user_id in named - set(users):
-        users[user_id] = AccountUser(user_id)
+    unnamed = named - set(users)
+    names = user_names(account_id, unnamed)
+    for user_id in unnamed:
+        users[user_id] = AccountUser(user_id, names.get(user_id, ""))
     return sorted(users.values(), key=lambda u: (u.name or u.user_id).lower())
 
 
@@ -140,14 +148,28 @@ def account_streams(account_id, recent=None):
     return streams.filter(live | Q(stopped_at__gte=recent) if recent else live).order_by("-created")
 
 
-def names_for(meetings, user_ids):
-    """Display names of users in those meeting rows (panel or webhook told us), for the streams table."""
-    names = dict(
-        Participant.objects.filter(meeting__in=list(meetings), user_id__in=user_ids).values_list("user_id", "name")
-    )
-    for grant in UserAuthorization.objects.filter(user_id__in=set(user_ids) - set(names)):
-        names.setdefault(grant.user_id, grant.display_name)
+def user_names(account_id, user_ids):
+    """Display names of Zoom user ids as the account's own data knows them: the name a share was requested under,
+    the participant's name in one of the account's meetings, and (preferred, Zoom's /v2/users/me said it) the
+    name on the user's grant in this account. An id no such row names is left out."""
+    user_ids = {user_id for user_id in user_ids if user_id}
+    if not user_ids:
+        return {}
+    names = {}
+    for source in (
+        Share.objects.filter(meeting__account_id=account_id, user_id__in=user_ids).values_list("user_id", "user_name"),
+        Participant.objects.filter(meeting__account_id=account_id, user_id__in=user_ids).values_list("user_id", "name"),
+        UserAuthorization.objects.filter(account_id=account_id, user_id__in=user_ids).values_list("user_id",
+                                                                                                 "display_name"),
+    ):
+        names.update((user_id, name) for user_id, name in source if name)
     return names
+
+
+def meeting_topics(account_id, uuids):
+    """Topics of the account's meetings by UUID (every app's row of a meeting has Zoom's one topic)."""
+    rows = Meeting.objects.filter(account_id=account_id, uuid__in=set(uuids)).exclude(topic="")
+    return dict(rows.values_list("uuid", "topic"))
 
 
 def apps_by_client_id():

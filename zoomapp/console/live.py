@@ -13,8 +13,9 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from rtms import live
+from rtms.models import stop_reason_label
 from rtms.signals import stream_state_changed
-from zoomapp.console import account_data
+from zoomapp.console import account_data, display
 
 RECENTLY_STOPPED = timedelta(minutes=30)
 
@@ -33,7 +34,7 @@ def streams_snapshot(account_id):
         (m.app.client_id, m.uuid): m
         for m in account_data.account_meetings(account_id).filter(uuid__in={s.meeting_uuid for s in streams})
     }
-    names = account_data.names_for(meetings.values(), [s.operator_id for s in streams])
+    names = account_data.user_names(account_id, {s.operator_id for s in streams})
     apps = account_data.apps_by_client_id()
     rows = []
     for stream in streams:
@@ -48,7 +49,9 @@ def streams_snapshot(account_id):
             "app_user": names.get(stream.operator_id) or stream.operator_id,
             "state": stream.state,
             "stop_reason": stream.stop_reason_name,
+            "stop_reason_label": stop_reason_label(stream.stop_reason_name or stream.stop_reason),
             "owner_worker": stream.owner_worker,
+            "worker": display.worker_label(stream.owner_worker),
             "since": since.isoformat(),
             "version": stream.version,
             "counters": {

@@ -15,9 +15,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from zoomapp import texts
-from zoomapp.console import account_data, auth, changes, forms, lifecycle, live
-from zoomapp.console.models import AppRetention, AutoStartSetting, Level
 from zoomapp.consent.models import SharingPolicy
+from zoomapp.console import account_data, auth, changes, display, forms, lifecycle, live
+from zoomapp.console.models import AppRetention, AutoStartSetting, Level
 from zoomapp.marketplace import oauth
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.marketplace.registration import app_urls
@@ -180,6 +180,9 @@ def auto_start(request):
     account_rows = {row.app_id: row.auto_start for row in settings_rows if row.level == Level.ACCOUNT}
     overrides = [row for row in settings_rows if row.level != Level.ACCOUNT]
     users = account_data.users_with_effective_settings(account_id, apps)
+    names = {user.user_id: user.name for user in users if user.name}
+    for row in overrides:
+        row.target_name = names.get(row.target_id, row.target_id) if row.level == Level.USER else row.target_id
     return _page(request, "console/auto_start.html", "auto_start", apps=apps, users=users, overrides=overrides,
                  app_rows=[(app, account_rows.get(app.id)) for app in apps],
                  groups=account_data.account_groups(account_id, users), status=status)
@@ -199,7 +202,8 @@ def audit(request):
     form, filters = _audit_filters(request)
     account_id = request.admin.account_id
     entries = account_data.audit_entries(account_id, **filters).select_related("app")
-    return _page(request, "console/audit.html", "audit", form=form, entries=entries[:AUDIT_PAGE_SIZE],
+    return _page(request, "console/audit.html", "audit", form=form,
+                 rows=display.audit_rows(account_id, entries[:AUDIT_PAGE_SIZE]),
                  apps=account_data.installed_apps(account_id), kinds=account_data.audit_kinds(account_id),
                  query=request.GET.urlencode(), page_size=AUDIT_PAGE_SIZE, filters=filters)
 
@@ -262,7 +266,11 @@ def streams(request):
 @console_page
 @require_GET
 def meetings(request):
-    rows = lifecycle.meeting_data_summary(account_data.account_meetings(request.admin.account_id)[:200])
+    account_id = request.admin.account_id
+    rows = lifecycle.meeting_data_summary(account_data.account_meetings(account_id)[:200])
+    hosts = account_data.user_names(account_id, {meeting.host_user_id for meeting, *_ in rows})
+    rows = [(meeting, stats, live, kept, hosts.get(meeting.host_user_id, meeting.host_user_id))
+            for meeting, stats, live, kept in rows]
     return _page(request, "console/meetings.html", "meetings", rows=rows)
 
 

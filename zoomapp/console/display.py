@@ -1,0 +1,141 @@
+"""What the console shows a person instead of raw ids and codes: names of users, meetings and apps, a label for a
+worker process, readable stop reasons and outcomes, and what each change in the audit log changed.
+
+The raw values stay one click away (a title on hover, the audit row's details): an admin comparing with Zoom's
+own pages or the logs still finds every id.
+"""
+
+import re
+from dataclasses import dataclass
+
+from rtms.models import stop_reason_label
+from zoomapp import texts
+from zoomapp.console import account_data
+
+KINDS = {
+    "request": "Request to share",
+    "approve": "Approved by the host",
+    "deny": "Denied by the host",
+    "auto_start": "Auto-start",
+    "start_in_client": "Started in the Zoom client",
+    "start_failed": "Start failed",
+    "set_toggles": "Host changed meeting settings",
+    "disable_all": "Host turned sharing off",
+    "paused": "Paused",
+    "resumed": "Resumed",
+    "stream_started": "Stream started",
+    "stream_stopped": "Stream stopped",
+    "stream_restart": "Stream restarted through Zoom",
+    "stream_not_restarted": "Stream not restarted",
+    "host_joined": "Host joined",
+    "host_left": "Host left",
+    "participant_left": "Participant left",
+    "meeting_ended": "Meeting ended",
+    "console_sign_in": "Signed in to the console",
+    "sharing_policy_changed": "Sharing setting changed",
+    "auto_start_changed": "Auto-start setting changed",
+    "retention_changed": "Retention changed",
+    "meeting_data_deleted": "Meeting data deleted",
+    "media_deleted": "Media deleted",
+    "user_data_deleted": "User's data deleted",
+    "tokens_deleted": "Authorization removed",
+}
+TOGGLES = {"share_with_apps": texts.TOGGLE_SHARE_WITH_APPS, "require_host_approval": texts.TOGGLE_REQUIRE_APPROVAL}
+# Who acted when no person did (zoomapp/consent: ZOOM for webhooks, "app" for the app's own tasks).
+ACTORS = {"zoom": "Zoom", "app": "the app"}
+# Audit reasons name Zoom's stop reasons by their enum names, with or without the number after them
+# ("INTERNAL_EXCEPTION (10): restart 1 of 3"); each such name is shown as its label.
+STOP_REASON_IN_TEXT = re.compile(r"\b([A-Z][A-Z0-9_]{3,})\b(?: \(\d+\))?")
+
+
+def kind_label(kind):
+    return KINDS.get(kind, kind.replace("_", " ").capitalize())
+
+
+def worker_label(worker_id):
+    """A session host's id is "<host name>:<process id>" (rtms.host.start_host): "process 4242 on web-1"."""
+    host, _, pid = worker_id.rpartition(":")
+    return f"process {pid} on {host}" if host and pid.isdigit() else worker_id
+
+
+def readable_reason(text):
+    def label(match):
+        readable = stop_reason_label(match.group(1))
+        return match.group(0) if readable == match.group(1) else readable
+
+    return STOP_REASON_IN_TEXT.sub(label, text)
+
+
+def _on_off(value):
+    return {True: "on", False: "off", None: "not set"}[value]
+
+
+def _target(detail, users):
+    level, target = detail.get("level"), detail.get("target_id", "")
+    if level == "account":
+        return "the account"
+    if level == "group":
+        return f"group {target}"
+    return users.get(target, target)
+
+
+def change_text(entry, users):
+    """What a change row changed, from the detail it recorded ("Require host approval: on → off")."""
+    detail = entry.detail or {}
+    if entry.kind == "set_toggles":
+        # The host's toggles are recorded only when they change: the previous value is the other one.
+        return "; ".join(f"{TOGGLES[key]}: {_on_off(not value)} → {_on_off(value)}"
+                         for key, value in detail.items() if key in TOGGLES)
+    if entry.kind in ("sharing_policy_changed", "auto_start_changed") and "level" in detail:
+        setting = texts.TOGGLE_SHARE_WITH_APPS if entry.kind == "sharing_policy_changed" else "Auto-start"
+        return (f"{setting} for {_target(detail, users)}: "
+                f"{_on_off(detail.get('previous'))} → {_on_off(detail.get('value'))}")
+    if entry.kind == "retention_changed" and "value" in detail:
+        def days(value):
+            return f"{value} days" if value else "the deployment's default"
+
+        return f"Media kept: {days(detail.get('previous'))} → {days(detail.get('value'))}"
+    return ""
+
+
+@dataclass
+class AuditRow:
+    entry: object
+    what: str
+    change: str
+    why: str
+    outcome: str
+    meeting: str
+    actor: str
+    actor_role: str
+    subject: str
+    subject_user_id: str
+
+
+def audit_rows(account_id, entries):
+    """The entries as the audit table shows them: names for users and meetings, labels for kinds, outcomes and
+    stop reasons, and what changed; entries whose change is spelled out do not repeat it as their reason."""
+    entries = list(entries)
+    subjects = {entry.pk: entry.subject_user_id or (entry.detail or {}).get("user_id", "") for entry in entries}
+    setting_targets = {(entry.detail or {}).get("target_id", "") for entry in entries
+                       if (entry.detail or {}).get("level") == "user"}
+    users = account_data.user_names(
+        account_id, {entry.actor_user_id for entry in entries} | set(subjects.values()) | setting_targets)
+    topics = account_data.meeting_topics(account_id, {entry.meeting_uuid for entry in entries if entry.meeting_uuid})
+    rows = []
+    for entry in entries:
+        change = change_text(entry, users)
+        subject = subjects[entry.pk]
+        rows.append(AuditRow(
+            entry=entry,
+            what=kind_label(entry.kind),
+            change=change,
+            why="" if change else readable_reason(entry.reason),
+            outcome=entry.outcome.replace("_", " ").capitalize(),
+            meeting=topics.get(entry.meeting_uuid, ""),
+            actor=ACTORS.get(entry.actor_user_id) or users.get(entry.actor_user_id, entry.actor_user_id),
+            actor_role="" if entry.actor_role in ("zoom", entry.actor_user_id) else entry.actor_role,
+            subject=users.get(subject, subject),
+            subject_user_id=subject,
+        ))
+    return rows
