@@ -33,7 +33,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models import F
 from django.utils import timezone
 
-from rtms import credentials, leases, log_context, metrics, outbound, placement, services, sinks, stats
+from rtms import credentials, leases, log_context, metrics, outbound, placement, services, sinks, spool, stats
 from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, Timings
 from rtms.client.pacing import TICK, Pacer, quiet_garbage_collector
 from rtms.client.protocol import SessionState, Status, StreamState
@@ -46,6 +46,7 @@ log = logging.getLogger("rtms.host")
 
 MEDIA = MediaType.AUDIO | MediaType.VIDEO | MediaType.DESKSHARE | MediaType.TRANSCRIPT | MediaType.CHAT
 PACED_FROM = 100  # streams held
+SPOOL_RECOVERY_INTERVAL = 5.0  # seconds between looks for the spool of a dead process of this node
 # Handshake refusals that no retry can fix: the stream is over for us.
 FATAL_STATUSES = {Status.INVALID_RTMS_STREAM_ID, Status.INVALID_SIGNATURE}
 
@@ -96,12 +97,15 @@ def new_event_loop(kind):
 
 def _write_media(work, held_files):
     """File thread: append what each stream received; every INDEX_INTERVAL (`held_files` given) also sync the
-    headers and return the media index of every held stream."""
+    headers, upload the segments RTMS_SEGMENT_SECONDS old, and return the media index of every held stream."""
     for files, audio, frames in work:
         sinks.write_media(files, audio, frames)
     index = []
     for files in held_files:
-        files.sync()
+        if files.segment_due(settings.RTMS_SEGMENT_SECONDS):
+            files.roll()
+        else:
+            files.sync()
         index.append((files.stream_pk, list(files.index_rows())))
     return index
 
@@ -131,7 +135,7 @@ class HeldStream:
                  "lease_value", "client", "store", "files", "task", "lease_lost", "handing_over", "rate_base",
                  "lease_valid_until")
 
-    def __init__(self, stream, lease_value):
+    def __init__(self, stream, lease_value, spool, node):
         self.stream_id = stream.rtms_stream_id
         self.stream_pk = stream.pk
         self.meeting_uuid = stream.meeting_uuid
@@ -141,7 +145,7 @@ class HeldStream:
         self.lease_value = lease_value
         self.client = None
         self.store = None
-        self.files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id)
+        self.files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, stream.lease_generation, spool, node)
         self.task = None
         self.lease_lost = False
         self.handing_over = False
@@ -185,6 +189,7 @@ class SessionHost:
         self._thread = None
         self._stopping = threading.Event()
         self.capacity = settings.RTMS_STREAMS_PER_PROCESS
+        self.spool, self._spool_lock = spool.open_process_spool(settings.RTMS_SPOOL_DIR)
         self._adopting = 0  # popped from the inbox, not yet held: counted in the published load
         self.timings = Timings().scaled(settings.RTMS_RECONNECT_SCALE)
         self.allowed_hosts = outbound.allowed_hosts()
@@ -202,7 +207,21 @@ class SessionHost:
         self._serve_metrics()
         self.accepting = True
         threading.Thread(target=self._take_placed_streams, name="rtms-claims", daemon=True).start()
+        threading.Thread(target=self._recover_spool, name="rtms-spool-recovery", daemon=True).start()
         log.info("session host started", extra={"worker": self.worker_id})
+
+    def _recover_spool(self):
+        """Recovery thread: what processes of this node that died (kill -9, out of memory) left in their spool
+        goes to storage (rtms/spool.py), at start and every SPOOL_RECOVERY_INTERVAL after."""
+        while True:
+            try:
+                _db(sinks.recover_spool, settings.RTMS_SPOOL_DIR, self.worker_id)
+            except Exception:
+                log.exception("spool not recovered yet, retrying")
+            finally:
+                connection.close()
+            if self._stopping.wait(SPOOL_RECOVERY_INTERVAL):
+                return
 
     def holds(self, stream_id):
         return stream_id in self.streams
@@ -312,7 +331,7 @@ class SessionHost:
         if stream.rtms_stream_id in self.streams:
             await self._leases.release(stream.rtms_stream_id, lease_value)
             return
-        held = HeldStream(stream, lease_value)
+        held = HeldStream(stream, lease_value, self.spool, self.worker_id)
         self.streams[held.stream_id] = held
         self._connecting.add(held.stream_id)
         metrics.streams_held.set(len(self.streams))
@@ -523,12 +542,13 @@ class SessionHost:
         if transcripts or chats or events:
             self._pending_rows.append(sinks.RowBatch(held.stream_pk, held.stream_id, transcripts, chats, events))
         files = held.files
+        keep = not held.store.discarded  # STREAM_REVOKED: the spooled segments are deleted, never uploaded
 
         def write():
             if audio or frames:
                 sinks.write_media(files, audio, frames)
             if final:
-                files.close()
+                files.close(upload=keep)
                 return list(files.index_rows())
             return None
 

@@ -1,16 +1,16 @@
 """Media files on disk: where a stream's media lives, WAV files that are valid after every write, frame
 directories with an index, and erasing a stream's content (STREAM_REVOKED, retention).
 
-Layout under MEDIA_ROOT: `rtms/<stream id>/audio/mixed.wav`, `audio/user-<id>.wav` (per participant),
-`video/<timestamp>-<user>.jpg` + `video/index.jsonl`, the same for `deskshare/`. Every path starts from
-`stream_dir`, the one place a stream id becomes a path (docs/SECURITY.md "Identifiers checked at the edge"); file
-names below it are built from integers only.
+Layout under a worker's spool and in storage (rtms/storage.py), one segment per file:
+`rtms/<stream id>/audio/mixed-<first timestamp>-g<lease generation>.wav`, `audio/user-<id>-<ts>-g<n>.wav` (per
+participant), `video-<ts>-g<n>/<timestamp>-<user>.jpg` + `index.jsonl`, the same for `deskshare-`. Every path
+starts from `stream_dir`, the one place a stream id becomes a path (docs/SECURITY.md "Identifiers checked at the
+edge"); names below it are built from integers only.
 """
 
 import json
 import logging
 import os
-import shutil
 import struct
 from pathlib import Path
 
@@ -34,22 +34,18 @@ def _media_root():
     return Path(settings.MEDIA_ROOT).resolve()
 
 
-def stream_dir(stream_id):
-    """MEDIA_ROOT/rtms/<stream id>, from a valid stream id and checked to resolve to a direct child of
-    MEDIA_ROOT/rtms (symlinks followed), else OutsideMediaRoot."""
+def stream_dir(stream_id, root=None):
+    """<root>/rtms/<stream id> (root: MEDIA_ROOT, or a worker's spool), from a valid stream id and checked to
+    resolve to a direct child of <root>/rtms (symlinks followed), else OutsideMediaRoot."""
     try:
         validate("rtms_stream_id", stream_id)
     except InvalidIdentifier as exc:
         raise OutsideMediaRoot(str(exc)) from None
-    parent = _media_root() / "rtms"
+    parent = (Path(root).resolve() if root is not None else _media_root()) / "rtms"
     path = (parent / stream_id).resolve()
     if path.parent != parent or path.name != stream_id:
         raise OutsideMediaRoot(f"the media directory of stream {stream_id!r} resolves outside {parent}")
     return path
-
-
-def relative(path):
-    return str(Path(path).relative_to(_media_root()))
 
 
 def _wav_header(data_bytes, sample_rate, channels):
@@ -146,8 +142,10 @@ def erase_stream_content(stream, why):
     from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
     from rtms.signals import stream_content_erased
 
+    from rtms.storage import storage
+
     try:
-        shutil.rmtree(stream_dir(stream.rtms_stream_id), ignore_errors=True)
+        storage().delete_stream(stream.rtms_stream_id)  # by prefix: from any node (docs/ARCHITECTURE.md)
     except OutsideMediaRoot as exc:  # rows from before ids were checked: their rows go, no file is touched
         log.error("media directory refused, no file deleted", extra={
             "stream": stream.rtms_stream_id[:64], "meeting": stream.meeting_uuid, "error": str(exc)})

@@ -1,7 +1,7 @@
 """Media sinks: what the RTMS client delivers is buffered per stream on the event loop (appends only), then the
 session host writes it in batches, once per tick of its loop (rtms/client/pacing.py, 0.08 s), from two threads:
-files (audio every tick, so a crash loses at most that much; WAV headers and the media index every
-INDEX_INTERVAL) and database rows (transcript, chat, events: one transaction for every stream's new rows).
+files (audio every tick into the process's spool, so a crash loses at most that much; WAV headers and the media
+index every INDEX_INTERVAL; segments uploaded to storage every RTMS_SEGMENT_SECONDS) and database rows (transcript, chat, events: one transaction for every stream's new rows).
 Never one database write per 20 ms frame.
 
 When PostgreSQL is unreachable the row batches are kept and retried in order; nothing is dropped. Audio
@@ -10,7 +10,9 @@ stored for that participant is skipped.
 """
 
 import logging
+import shutil
 import time
+from pathlib import Path
 
 from django.db import connection, transaction
 
@@ -18,6 +20,7 @@ from rtms import media, metrics, signals
 from rtms.client import StreamSink
 from rtms.client.protocol import EventType
 from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
+from rtms.storage import storage
 
 log = logging.getLogger("rtms.sinks")
 
@@ -165,44 +168,77 @@ class StreamStore(StreamSink):
 
 
 class StreamFiles:
-    """The open files of one stream (file thread only)."""
+    """One holder's open segments of one stream, in this process's spool (file thread only). Every
+    RTMS_SEGMENT_SECONDS, at the end and at a handover, `roll` closes them and uploads them to storage
+    (rtms/storage.py), so any node reads them and the next holder starts segments of its own."""
 
-    __slots__ = ("stream_pk", "stream_id", "wavs", "frame_dirs", "last_ts", "first_ts", "audio_frames",
-                 "last_lag_ms")
+    __slots__ = ("stream_pk", "stream_id", "generation", "spool", "node", "wavs", "frame_dirs", "spans", "done",
+                 "segment_started", "last_ts", "first_ts", "audio_frames", "last_lag_ms")
 
-    def __init__(self, stream_pk, stream_id):
+    def __init__(self, stream_pk, stream_id, generation, spool, node=""):
         self.stream_pk = stream_pk
         self.stream_id = stream_id
-        self.wavs = {}      # key -> WavFile
-        self.frame_dirs = {}
+        self.generation = generation  # the lease generation: segments of two holders never share a name
+        self.spool = Path(spool)
+        self.node = node
+        self.wavs = {}      # key (0 = mixed, else user id) -> WavFile of the open segment
+        self.frame_dirs = {}  # kind -> FrameDir of the open segment
+        self.spans = {}     # (kind, key) -> [first, last] timestamp of the open segment
+        self.done = []      # index rows of the segments this holder closed and uploaded
+        self.segment_started = time.monotonic()
         self.last_ts = {}   # (kind, key) -> newest timestamp written
         self.first_ts = {}  # (kind, key) -> oldest timestamp written by this process
         self.audio_frames = {}  # key -> audio frames written by this process
         self.last_lag_ms = None  # send→store lag of the newest frame written
 
-    def wav(self, key):
+    def _dir(self):
+        return media.stream_dir(self.stream_id, root=self.spool)
+
+    def key_of(self, path):
+        """The storage key of a spooled file: its path under the spool (`rtms/<stream id>/...`)."""
+        return Path(path).relative_to(self.spool.resolve()).as_posix()
+
+    def wav(self, key, first_ts):
         wav = self.wavs.get(key)
         if wav is None:
-            name = "mixed.wav" if key == 0 else f"user-{key}.wav"
-            wav = self.wavs[key] = media.WavFile(media.stream_dir(self.stream_id) / "audio" / name)
+            who = "mixed" if key == 0 else f"user-{int(key)}"
+            name = f"{who}-{int(first_ts)}-g{self.generation}.wav"
+            wav = self.wavs[key] = media.WavFile(self._dir() / "audio" / name)
         return wav
 
-    def frame_dir(self, kind):
+    def frame_dir(self, kind, first_ts):
         directory = self.frame_dirs.get(kind)
         if directory is None:
-            directory = self.frame_dirs[kind] = media.FrameDir(media.stream_dir(self.stream_id) / kind)
+            directory = self.frame_dirs[kind] = media.FrameDir(
+                self._dir() / f"{kind}-{int(first_ts)}-g{self.generation}")
         return directory
 
-    def index_rows(self):
+    def note(self, kind, key, first_ts, last_ts):
+        span = self.spans.setdefault((kind, key), [first_ts, last_ts])
+        span[1] = last_ts
+        self.first_ts.setdefault((kind, key), first_ts)
+        self.last_ts[(kind, key)] = last_ts
+
+    def _open_rows(self, stored):
         for key, wav in self.wavs.items():
             kind = MediaFile.Kind.AUDIO_MIXED if key == 0 else MediaFile.Kind.AUDIO_PARTICIPANT
-            yield dict(kind=kind, user_id=key or None, path=media.relative(wav.path), sample_rate=wav.sample_rate,
+            first, last = self.spans.get(("audio", key), (None, None))
+            yield dict(kind=kind, user_id=key or None, path=self.key_of(wav.path), sample_rate=wav.sample_rate,
                        channels=wav.channels, bytes=wav.data_bytes, frames=wav.data_bytes // 640,
-                       first_timestamp=self.first_ts.get(("audio", key)), last_timestamp=self.last_ts.get(("audio", key)))
+                       first_timestamp=first, last_timestamp=last, stored=stored, node=self.node)
         for kind, directory in self.frame_dirs.items():
-            yield dict(kind=kind, user_id=None, path=media.relative(directory.path), sample_rate=None,
+            first, last = self.spans.get((kind, None), (None, None))
+            yield dict(kind=kind, user_id=None, path=self.key_of(directory.path), sample_rate=None,
                        channels=None, bytes=directory.bytes, frames=directory.frames,
-                       first_timestamp=self.first_ts.get((kind, None)), last_timestamp=self.last_ts.get((kind, None)))
+                       first_timestamp=first, last_timestamp=last, stored=stored, node=self.node)
+
+    def index_rows(self):
+        """Every segment of this holder: uploaded ones (stored) and the open ones (still in the spool)."""
+        yield from self.done
+        yield from self._open_rows(stored=False)
+
+    def segment_due(self, segment_seconds):
+        return time.monotonic() - self.segment_started >= segment_seconds and (self.wavs or self.frame_dirs)
 
     def sync(self):
         for wav in self.wavs.values():
@@ -210,77 +246,172 @@ class StreamFiles:
         for directory in self.frame_dirs.values():
             directory.sync()
 
-    def close(self):
+    def roll(self, upload=True):
+        """Close the open segments and upload them (`upload=False`: STREAM_REVOKED, they are deleted instead).
+        A segment that fails to upload stays in the spool, where `recover_spool` finds it after a restart."""
+        rows = list(self._open_rows(stored=True))
+        paths = [wav.path for wav in self.wavs.values()] + [d.path for d in self.frame_dirs.values()]
         for wav in self.wavs.values():
             wav.close()
         for directory in self.frame_dirs.values():
             directory.close()
+        self.wavs, self.frame_dirs, self.spans = {}, {}, {}
+        self.segment_started = time.monotonic()
+        for row, path in zip(rows, paths):
+            if not upload:
+                _remove(path)
+                continue
+            try:
+                _upload(self.spool, path)
+            except Exception as exc:  # noqa: BLE001 - kept in the spool; indexed as not stored
+                metrics.sink_write_failures.labels(what="upload").inc()
+                log.error("segment not uploaded, kept in the spool", extra={"stream": self.stream_id,
+                                                                            "key": row["path"], "error": repr(exc)})
+                row["stored"] = False
+            self.done.append(row)
+
+    def close(self, upload=True):
+        self.roll(upload)
+
+
+def _remove(path):
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _upload(spool, path):
+    """Upload a spooled segment (a WAV, or a frame directory file by file) and remove it from the spool."""
+    root = spool.resolve()
+    for item in sorted(path.iterdir()) if path.is_dir() else [path]:
+        storage().put_file(item.relative_to(root).as_posix(), item)
+    _remove(path)
 
 
 def write_media(files, audio, frames):
     """File thread: append a stream's audio and frames; record the send→store lag of what was written."""
     for key, (chunks, first_ts, last_ts) in audio.items():
         count = len(chunks)
-        files.wav(key).append(chunks)
-        files.first_ts.setdefault(("audio", key), first_ts)
-        files.last_ts[("audio", key)] = last_ts
+        files.wav(key, first_ts).append(chunks)
+        files.note("audio", key, first_ts, last_ts)
         files.audio_frames[key] = files.audio_frames.get(key, 0) + count
         now = _now_ms()
         metrics.store_lag.record(now, first_ts, last_ts, count)
         files.last_lag_ms = now - last_ts
     for kind, user_id, timestamp, data in frames:
-        files.frame_dir(kind).add(timestamp, user_id, data)
-        files.first_ts.setdefault((kind, None), timestamp)
-        files.last_ts[(kind, None)] = timestamp
+        files.frame_dir(kind, timestamp).add(timestamp, user_id, data)
+        files.note(kind, None, timestamp, timestamp)
         metrics.store_lag.record(_now_ms(), timestamp, timestamp, 1)
 
 
-# What a later index write refreshes; first_timestamp is left as its creator wrote it (a takeover continues a
-# file it did not start).
-_INDEX_UPDATED = ["kind", "user_id", "sample_rate", "channels", "bytes", "frames", "last_timestamp", "updated"]
+_INDEX_UPDATED = ["kind", "user_id", "sample_rate", "channels", "bytes", "frames", "first_timestamp",
+                  "last_timestamp", "stored", "node", "updated"]
 
 
 def write_index(streams_index):
-    """Database thread: the media index and the streams' media counters, from the files' own figures
-    (absolute values, so a takeover or a retried write never double counts). Two statements for every stream
-    held, however many: it runs every INDEX_INTERVAL for all of them."""
-    index, totals = [], []
-    for stream_pk, rows in streams_index:
-        audio_bytes = video_frames = deskshare_frames = 0
-        for row in rows:
-            index.append(MediaFile(stream_id=stream_pk, **row))
-            if row["kind"] == MediaFile.Kind.VIDEO:
-                video_frames += row["frames"]
-            elif row["kind"] == MediaFile.Kind.DESKSHARE:
-                deskshare_frames += row["frames"]
-            else:
-                audio_bytes += row["bytes"]
-        totals.append((stream_pk, audio_bytes, video_frames, deskshare_frames))
-    if not totals:
+    """Database thread: the media index (a row per segment) and the streams' media counters summed over every
+    segment of every holder, so a takeover or a retried write never double counts. Two statements for every
+    stream held, however many: it runs every INDEX_INTERVAL for all of them."""
+    index = [MediaFile(stream_id=stream_pk, **row) for stream_pk, rows in streams_index for row in rows]
+    pks = [stream_pk for stream_pk, _ in streams_index]
+    if not pks:
         return
     with transaction.atomic():
         if index:
             MediaFile.objects.bulk_create(index, update_conflicts=True, unique_fields=["stream", "path"],
                                           update_fields=_INDEX_UPDATED)
-        _update_streams(("audio_bytes", "video_frames", "deskshare_frames"), totals)
+        _count_media(pks)
 
 
-def _update_streams(columns, rows, add=False):
-    """One UPDATE for many streams: `rows` are (stream pk, a value per column); the values replace the
-    columns, or are added to them with `add`. Plain SQL with CASE, so it runs on PostgreSQL and SQLite alike:
-    compiling Django's Case/When for a thousand streams was ~14% of a busy worker's CPU (py-spy)."""
+def _count_media(stream_pks):
+    """The streams' audio_bytes, video_frames and deskshare_frames from their index, in one UPDATE."""
+    quote = connection.ops.quote_name
+    media_table, streams_table = quote(MediaFile._meta.db_table), quote(StreamSession._meta.db_table)
+
+    def total(column, kinds):
+        marks = ", ".join(["%s"] * len(kinds))
+        return (f"COALESCE((SELECT SUM(m.{quote(column)}) FROM {media_table} m WHERE m.{quote('stream_id')} = "
+                f"{streams_table}.{quote('id')} AND m.{quote('kind')} IN ({marks})), 0)"), list(kinds)
+
+    audio, audio_params = total("bytes", [MediaFile.Kind.AUDIO_MIXED, MediaFile.Kind.AUDIO_PARTICIPANT])
+    video, video_params = total("frames", [MediaFile.Kind.VIDEO])
+    share, share_params = total("frames", [MediaFile.Kind.DESKSHARE])
+    sql = (f"UPDATE {streams_table} SET {quote('audio_bytes')} = {audio}, {quote('video_frames')} = {video}, "
+           f"{quote('deskshare_frames')} = {share} WHERE {quote('id')} IN ({', '.join(['%s'] * len(stream_pks))})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, audio_params + video_params + share_params + list(stream_pks))
+
+
+def _update_streams(columns, rows):
+    """One UPDATE for many streams: `rows` are (stream pk, a value per column), added to the columns. Plain SQL
+    with CASE, so it runs on PostgreSQL and SQLite alike: compiling Django's Case/When for a thousand streams was
+    ~14% of a busy worker's CPU (py-spy)."""
     quote = connection.ops.quote_name
     whens = " ".join(["WHEN %s THEN %s"] * len(rows))
     assignments, params = [], []
     for position, column in enumerate(columns, start=1):
         value = f"CASE {quote('id')} {whens} ELSE 0 END"
-        assignments.append(f"{quote(column)} = {quote(column) + ' + ' if add else ''}{value}")
+        assignments.append(f"{quote(column)} = {quote(column)} + {value}")
         params.extend(item for row in rows for item in (row[0], row[position]))
     pks = [row[0] for row in rows]
     sql = (f"UPDATE {quote(StreamSession._meta.db_table)} SET {', '.join(assignments)} "
            f"WHERE {quote('id')} IN ({', '.join(['%s'] * len(pks))})")
     with connection.cursor() as cursor:
         cursor.execute(sql, params + pks)
+
+
+def _described(row):
+    """An index row for a recovered segment never indexed (killed within INDEX_INTERVAL of its start), from its
+    name: `<who>-<first timestamp>-g<generation>` (rtms/media.py)."""
+    name = row["path"].rsplit("/", 1)[1].removesuffix(".wav")
+    who, first, _ = name.rsplit("-", 2)
+    if row["path"].split("/")[2] != "audio":
+        return dict(row, kind=who, first_timestamp=int(first))
+    if who == "mixed":
+        return dict(row, kind=MediaFile.Kind.AUDIO_MIXED, first_timestamp=int(first), sample_rate=16000, channels=1)
+    return dict(row, kind=MediaFile.Kind.AUDIO_PARTICIPANT, user_id=int(who.removeprefix("user-")),
+                first_timestamp=int(first), sample_rate=16000, channels=1)
+
+
+def recover_spool(spool_root, node=""):
+    """At a process's start: upload what processes of this node that died (kill -9, a crash) left in their
+    spool, and mark those segments stored in the index. A directory is abandoned when no process holds its
+    lock (rtms/spool.py). Returns how many segments were uploaded."""
+    from rtms import spool
+
+    uploaded = 0
+    for directory in spool.abandoned(spool_root):
+        stream_dirs = sorted((directory / "rtms").iterdir()) if (directory / "rtms").exists() else []
+        for stream_dir in stream_dirs:
+            stream = StreamSession.objects.filter(rtms_stream_id=stream_dir.name).first()
+            if stream is None or stream.media_deleted:
+                shutil.rmtree(stream_dir, ignore_errors=True)  # erased meanwhile: never uploaded
+                continue
+            files = StreamFiles(stream.pk, stream.rtms_stream_id, 0, directory, node)
+            rows = []
+            for path in sorted(stream_dir.glob("audio/*.wav")):
+                wav = media.WavFile(path)  # drops a torn last sample, and its close() writes the real sizes
+                wav.close()
+                # Its last timestamp after the last index write is not known: Zoom sends a frame every 20 ms.
+                first = int(path.stem.rsplit("-", 2)[1])
+                rows.append(dict(path=files.key_of(path), bytes=wav.data_bytes, frames=wav.data_bytes // 640,
+                                 last_timestamp=first + 20 * (wav.data_bytes // 640 - 1)))
+            for frame_dir in sorted(p for p in stream_dir.iterdir() if p.is_dir() and p.name != "audio"):
+                frames = media.FrameDir(frame_dir)
+                frames.close()
+                rows.append(dict(path=files.key_of(frame_dir), bytes=frames.bytes, frames=frames.frames))
+            for row in rows:
+                _upload(directory, directory.resolve() / row["path"])
+                if not MediaFile.objects.filter(stream=stream, path=row["path"]).update(stored=True, **row):
+                    MediaFile.objects.create(stream=stream, stored=True, node=node, **_described(row))
+                uploaded += 1
+            _count_media([stream.pk])
+            shutil.rmtree(stream_dir, ignore_errors=True)
+        spool.discard(directory)
+    if uploaded:
+        log.info("spool recovered", extra={"segments": uploaded, "node": node})
+    return uploaded
 
 
 class RowBatch:
@@ -320,7 +451,7 @@ def write_rows(batches):
         ParticipantEvent.objects.bulk_create(events)
         _update_streams(("transcript_count", "chat_count", "event_count"), [
             (stream_pk, len(segments), chat_count, event_count)
-            for stream_pk, (_, segments, chat_count, event_count) in per_stream.items()], add=True)
+            for stream_pk, (_, segments, chat_count, event_count) in per_stream.items()])
         transaction.on_commit(lambda: _announce_transcripts(per_stream))
     committed_at = _now_ms()
     for segment in transcripts:

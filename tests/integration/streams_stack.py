@@ -30,6 +30,13 @@ class Stack:
         self.media_root = Path(env["MEDIA_ROOT"])
         self.namespace = env["REDIS_NAMESPACE"]
 
+    # what a stream stored ---------------------------------------------------------------------------------------
+
+    def stream_files(self, stream_id):
+        """Every file of the stream: uploaded (under MEDIA_ROOT) or still in a worker's spool."""
+        roots = [self.media_root / "rtms" / stream_id, *Path(self.env["RTMS_SPOOL_DIR"]).glob(f"*/rtms/{stream_id}")]
+        return [path for root in roots if root.exists() for path in root.rglob("*") if path.is_file()]
+
     # processes ------------------------------------------------------------------------------------------------
 
     def start_worker(self, name):
@@ -95,7 +102,7 @@ def streams_stack(stack_env, tmp_path, name, django_db_blocker, workers=("worker
         env.update({
             "ZOOM_OAUTH_URL": sim.http_url, "ZOOM_API_URL": f"{sim.http_url}/v2",
             "REDIS_NAMESPACE": f"{os.environ['REDIS_NAMESPACE']}-{name}",
-            "MEDIA_ROOT": str(tmp_path / "media"),
+            "MEDIA_ROOT": str(tmp_path / "media"), "RTMS_SPOOL_DIR": str(tmp_path / "spool"),
             "RTMS_RECONNECT_SCALE": str(SCALE), "RTMS_LEASE_TTL": "1.5", "RTMS_RECONCILE_INTERVAL": "0.5",
         })
         env.update(env_overrides)

@@ -100,8 +100,7 @@ def test_a_second_app_cannot_stop_interrupt_or_erase_the_first_apps_live_stream(
     stack.speak(meeting, "Before the attack")
     wait_for_row(django_db_blocker, lambda: MediaFile.objects.filter(
         stream__rtms_stream_id=stream_id, bytes__gt=0).exists(), "audio stored")
-    media_dir = stack.media_root / "rtms" / stream_id
-    assert media_dir.exists()
+    assert stack.stream_files(stream_id)
 
     for response in (revoked(stack, second_app, stream_id, meeting["uuid"]),
                      send(stack, second_app, "meeting.rtms_interrupted", meeting_uuid=meeting["uuid"],
@@ -120,11 +119,11 @@ def test_a_second_app_cannot_stop_interrupt_or_erase_the_first_apps_live_stream(
         assert (stream.state, stream.media_deleted) == ("active", False)
         assert not stream.server_urls.endswith("/attacker")
         assert TranscriptSegment.objects.filter(stream=stream, text__icontains="before the attack").exists()
-    assert media_dir.exists() and any(media_dir.rglob("*.wav"))
+    assert any(path.suffix == ".wav" for path in stack.stream_files(stream_id))
 
     # The owner's own revoking stop still erases (so the refusals above are what kept the files).
     assert stack.sim.post(f"/_sim/streams/{stream_id}/stop", json={"reason": "STREAM_REVOKED"}).ok
-    processes.wait_for(lambda: not media_dir.exists(), 15, "the owner's revoke to erase the files")
+    processes.wait_for(lambda: not stack.stream_files(stream_id), 15, "the owner's revoke to erase the files")
     stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
 
 

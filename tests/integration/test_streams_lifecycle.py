@@ -177,7 +177,7 @@ def test_stream_revoked_deletes_its_stored_content_at_once(stack, django_db_bloc
     wait_for_row(django_db_blocker, lambda: TranscriptSegment.objects.filter(stream__rtms_stream_id=stream_id).exists()
                  and MediaFile.objects.filter(stream__rtms_stream_id=stream_id, bytes__gt=0).exists(),
                  "transcript and audio stored")
-    assert (stack.media_root / "rtms" / stream_id).exists()
+    assert stack.stream_files(stream_id)
 
     assert stack.sim.post(f"/_sim/streams/{stream_id}/stop", json={"reason": "STREAM_REVOKED"}).ok
     revoked = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
@@ -186,5 +186,5 @@ def test_stream_revoked_deletes_its_stored_content_at_once(stack, django_db_bloc
     with django_db_blocker.unblock():
         assert not TranscriptSegment.objects.filter(stream__rtms_stream_id=stream_id).exists()
         assert not MediaFile.objects.filter(stream__rtms_stream_id=stream_id).exists()
-    processes.wait_for(lambda: not (stack.media_root / "rtms" / stream_id).exists(), 10, "the media files to be gone")
+    processes.wait_for(lambda: not stack.stream_files(stream_id), 10, "the media files to be gone")
     stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")

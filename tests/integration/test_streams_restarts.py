@@ -25,8 +25,9 @@ def worker_log_mentions(stack, text):
 def audio_frames_stored(stack, stream_id, using="default"):
     from rtms.models import MediaFile
 
-    audio = MediaFile.objects.using(using).filter(stream__rtms_stream_id=stream_id, kind="audio_mixed").first()
-    return ((stack.media_root / audio.path).stat().st_size - 44) // 640 if audio else 0
+    """Mixed audio frames in the media index, over every segment (uploaded or still in the spool)."""
+    return sum(MediaFile.objects.using(using).filter(stream__rtms_stream_id=stream_id, kind="audio_mixed")
+               .values_list("frames", flat=True))
 
 
 def test_redis_restart_keeps_the_stream_and_its_lease(stack_env, tmp_path, django_db_blocker):

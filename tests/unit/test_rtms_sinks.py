@@ -54,10 +54,10 @@ def test_audio_replayed_after_a_reconnect_is_stored_once(stream, tmp_path, setti
     client = client_for(store)
     for ts in (1000, 1020, 1040, 1020, 1040, 1060):  # Zoom replays its buffer with the original timestamps
         client.on_text(FakeConnection(), audio(ts))
-    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id)
+    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool")
     sinks.write_media(files, *store.take_media())
     files.close()
-    assert files.wavs[0].data_bytes == 4 * 640
+    assert [row["bytes"] for row in files.done] == [4 * 640]
     assert store.replayed_frames == 2
 
 

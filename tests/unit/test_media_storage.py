@@ -1,0 +1,115 @@
+"""Media in storage (rtms/storage.py), against the local filesystem and a real S3-API server (moto's, on
+127.0.0.1): a stream's audio written in segments by two holders is complete across them and readable from any
+node, deleting a stream removes its whole prefix and nothing else, a killed process's spool is uploaded by the
+next process of its node, and keys come only from valid stream ids."""
+
+import io
+import wave
+
+import pytest
+
+from rtms import media, sinks, storage
+from rtms.models import MediaFile, StreamSession
+from tests.s3_server import s3_bucket, s3_server  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.django_db
+
+FRAME = b"\x01\x00" * 320  # 20 ms of 16 kHz mono L16
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    if request.param == "s3":
+        settings.MEDIA_STORAGE = "s3"
+        settings.MEDIA_S3_BUCKET = request.getfixturevalue("s3_bucket")
+        settings.MEDIA_S3_ENDPOINT_URL = request.getfixturevalue("s3_server")
+    return request.param
+
+
+def make_stream(stream_id="a" * 32):
+    return StreamSession.objects.create(rtms_stream_id=stream_id, meeting_uuid="m==", client_id="app")
+
+
+def speak(files, first_ts, frames):
+    """`frames` audio frames from `first_ts`, 20 ms apart, as the host hands them to the file thread."""
+    for n in range(frames):
+        ts = first_ts + 20 * n
+        sinks.write_media(files, {0: [[FRAME], ts, ts]}, [])
+
+
+def read_wav(key):
+    with storage.storage().open(key) as body:
+        data = body.read()
+    with wave.open(io.BytesIO(data)) as wav:
+        return wav.getnframes() // 320, wav.getframerate()  # 320 samples in a 20 ms frame
+
+
+def test_audio_in_segments_of_two_holders_is_complete_in_storage(backend, tmp_path):
+    stream = make_stream()
+    first = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "node-a", "node-a:1")
+    speak(first, 1000, 30)
+    first.roll()  # RTMS_SEGMENT_SECONDS passed
+    speak(first, 1600, 20)
+    sinks.write_index([(stream.pk, list(first.index_rows()))])
+    first.close()  # the handover: the open segment is uploaded
+    sinks.write_index([(stream.pk, list(first.index_rows()))])
+    second = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 2, tmp_path / "node-b", "node-b:2")
+    speak(second, 2000, 50)
+    second.close()
+    sinks.write_index([(stream.pk, list(second.index_rows()))])
+
+    segments = list(MediaFile.objects.filter(stream=stream, kind="audio_mixed").order_by("first_timestamp"))
+    assert [(s.first_timestamp, s.last_timestamp, s.frames, s.node) for s in segments] == [
+        (1000, 1580, 30, "node-a:1"), (1600, 1980, 20, "node-a:1"), (2000, 2980, 50, "node-b:2")]
+    assert all(s.stored for s in segments)
+    assert [read_wav(s.path) for s in segments] == [(30, 16000), (20, 16000), (50, 16000)]
+    with storage.open_media(segments[2]) as body:  # what the console serves
+        assert body.read()[44:] == FRAME * 50
+    stream.refresh_from_db()
+    assert stream.audio_bytes == 100 * 640
+    assert not any((tmp_path / "node-a").rglob("*.wav")) and not any((tmp_path / "node-b").rglob("*.wav"))
+
+
+def test_erasing_a_stream_deletes_its_prefix_from_any_node(backend, tmp_path):
+    erased, kept = make_stream("b" * 32), make_stream("c" * 32)
+    for stream, spool in ((erased, "node-a"), (kept, "node-b")):
+        files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / spool)
+        speak(files, 1000, 5)
+        sinks.write_media(files, {}, [(MediaFile.Kind.VIDEO, 7, 1010, b"\xff\xd8jpeg")])
+        files.close()
+        sinks.write_index([(stream.pk, list(files.index_rows()))])
+    assert len(storage.storage().keys(erased.rtms_stream_id)) == 3  # a WAV, a frame and its index
+
+    storage._storage.cache_clear()  # another node: its own client, the same storage
+    media.erase_stream_content(erased, why="stream_revoked")
+    assert storage.storage().keys(erased.rtms_stream_id) == []
+    assert len(storage.storage().keys(kept.rtms_stream_id)) == 3
+    assert not MediaFile.objects.filter(stream=erased).exists()
+
+
+def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(backend, tmp_path):
+    stream = make_stream()
+    spool_root = tmp_path / "spool"
+    dead = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 3, spool_root / "p999999", "node-a:999999")
+    speak(dead, 5000, 40)
+    dead.sync()
+    sinks.write_index([(stream.pk, list(dead.index_rows()))])
+    assert not MediaFile.objects.get(stream=stream).stored  # kill -9 here: the segment is only in the spool
+
+    assert sinks.recover_spool(spool_root, "node-a:1000") == 1
+    segment = MediaFile.objects.get(stream=stream)
+    assert (segment.stored, segment.frames, segment.first_timestamp) == (True, 40, 5000)
+    assert read_wav(segment.path) == (40, 16000)
+    assert not (spool_root / "p999999").exists()
+
+
+def test_storage_keys_come_only_from_valid_stream_ids(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    for bad in ("../x", "a/b", "x\x00", "a" * 10_240, ""):
+        with pytest.raises(media.OutsideMediaRoot):
+            storage.stream_key(bad, "audio")
+    local = storage.LocalStorage(tmp_path / "media")
+    for key in ("rtms/../../etc/passwd", "rtms/" + "a" * 32 + "/../x", "other/key", "/etc/passwd"):
+        with pytest.raises(media.OutsideMediaRoot):
+            local.open(key)
