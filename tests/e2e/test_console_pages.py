@@ -1,19 +1,16 @@
 """The admin console in headless Chromium: a real sign-in through Zoom's OAuth (the simulator), every page, the
 live-streams table following a real stream held by a real worker, and screenshots for a person to look at.
-
-Zoom redirects to our SITE_URL; in the test that is the session daphne on a free port, so the browser is sent
-on to it (one route rule) exactly as the real redirect would land.
 """
 
 import secrets
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from rtms.models import StreamSession
-from tests.console_support import end_meeting_and_settle
 from tests.consent_support import add_sim_user, make_app, register_with_sim
+from tests.console_support import end_meeting_and_settle
+from tests.e2e.console_browser import console_context
 from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
 from tests.processes import wait_for
 from zoomapp.console import changes
@@ -31,12 +28,7 @@ def console(browser, daphne, worker, zoomsim, settings):  # noqa: F811
     tag = secrets.token_hex(3)
     admin_id = f"olive{tag}"
     add_sim_user(zoomsim, admin_id, "Olive Owner", account_id="acctConsole", role="owner", group_id="sales")
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    # The simulator's OAuth signs in whoever its cookie names (zoomsim/README.md): Olive at her computer.
-    context.add_cookies([{"name": "zoomsim_user", "value": admin_id, "url": zoomsim.http_url}])
-    site = urlsplit(settings.SITE_URL)
-    context.route(f"{site.scheme}://{site.netloc}/**", lambda route: route.fulfill(
-        status=302, headers={"Location": daphne.url + route.request.url[len(settings.SITE_URL):]}))
+    context = console_context(browser, daphne, zoomsim, settings, admin_id, {"width": 1360, "height": 900})
     page = context.new_page()
     meetings = []
     yield page, app, admin_id, tag, meetings
@@ -106,13 +98,15 @@ def test_console_pages_signed_in_through_zoom(console, daphne, zoomsim):
         timeout=45000)
     texts = row.locator("td").all_inner_texts()
     assert texts[0:3] == ["Quarterly planning", "Notetaker", "Sam Seller"]
-    holder = StreamSession.objects.get(rtms_stream_id=started["id"]).owner_worker
-    assert holder and texts[4] == holder
+    holder = StreamSession.objects.get(rtms_stream_id=started["id"]).owner_worker  # "<host name>:<process id>"
+    host, _, pid = holder.rpartition(":")
+    assert texts[4] == f"process {pid} on {host}"
+    assert row.locator("td.worker").get_attribute("title") == f"Worker id {holder}"
     shot(page, "console-3-live-streams")
 
     zoomsim.post(f"/_sim/streams/{started['id']}/stop", json={"reason": "STREAM_CANCELED"})
     row.and_(page.locator("[data-state='stopped']")).wait_for(timeout=15000)
-    assert "STREAM_CANCELED" in row.inner_text()
+    assert "stopped Stream canceled (7)" in row.inner_text()
 
     page.goto(f"{daphne.url}/console/audit?meeting={meeting['uuid'].replace('+', '%2B')}")
     wait_for(lambda: (page.reload(), page.locator("tr[data-kind='stream_stopped']").count())[1], 15,
@@ -126,6 +120,10 @@ def test_console_pages_signed_in_through_zoom(console, daphne, zoomsim):
     page.locator(f"tr[data-meeting='{meeting['uuid']}']").wait_for()
     shot(page, "console-5-meetings")
     page.goto(f"{daphne.url}/console/apps")
+    listed = page.locator(f"tr[data-app='{app.client_id}']").inner_text()  # signing in with it installed it
+    assert "Notetaker" in listed and f"/panel/{app.client_id}/" in listed and app.webhook_path in listed
+    assert "deployment default" in listed
+    assert app.client_secret not in page.content() and app.webhook_secret_token not in page.content()
     shot(page, "console-6-apps")
 
 
@@ -134,11 +132,7 @@ def test_a_member_signing_in_is_refused_in_the_browser(browser, daphne, zoomsim,
     register_with_sim(zoomsim, daphne.url, app)
     member_id = f"mia{secrets.token_hex(3)}"
     add_sim_user(zoomsim, member_id, "Mia Member", account_id="acctConsole", role="member")
-    context = browser.new_context(viewport={"width": 1360, "height": 700})
-    context.add_cookies([{"name": "zoomsim_user", "value": member_id, "url": zoomsim.http_url}])
-    site = urlsplit(settings.SITE_URL)
-    context.route(f"{site.scheme}://{site.netloc}/**", lambda route: route.fulfill(
-        status=302, headers={"Location": daphne.url + route.request.url[len(settings.SITE_URL):]}))
+    context = console_context(browser, daphne, zoomsim, settings, member_id, {"width": 1360, "height": 700})
     page = context.new_page()
     page.goto(f"{daphne.url}/console/signin")
     page.click("text=Sign in with Zoom (Notetaker)")
