@@ -141,7 +141,8 @@ function onKeydown(event) {
     }
     if ($("#aan").dataset.open === "1" && $("#aan").contains(document.activeElement)) {
       $("#aan").dataset.open = "0";
-      keepingFocus($("#aan"), renderAan);
+      renderAan();
+      $("#aan .aan-chip").focus();
     }
     return;
   }
