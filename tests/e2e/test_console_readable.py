@@ -136,6 +136,13 @@ def test_the_audit_log_names_people_meetings_and_apps_and_says_what_changed(acco
         "Share real-time meeting content with apps for Pat Participant: not set → off")
     assert _cells(policy)[3] == "Olive Owner owner for Pat Participant"
     assert "acctReadable" not in page.locator("tbody").inner_text()
+    kinds = page.locator("select[name='kind'] option")
+    assert kinds.filter(has_text="Host changed meeting settings").get_attribute("value") == "set_toggles"
+
+    link.click()  # the meeting's entries, the filter named as the admin knows the meeting
+    assert page.locator("[data-testid='filtered-by']").inner_text() == (
+        "Showing entries of meeting “Quarterly planning”. Show all")
+    assert page.locator("tr[data-kind='sharing_policy_changed']").count() == 0
 
 
 def test_the_audit_log_fits_a_1024_px_window(account, daphne):

@@ -18,6 +18,8 @@ KINDS = {
     "deny": "Denied by the host",
     "auto_start": "Auto-start",
     "start_in_client": "Started in the Zoom client",
+    "start_requested": "Start asked of Zoom",
+    "zoom_request_status": "Zoom's answer to a request",
     "start_failed": "Start failed",
     "set_toggles": "Host changed meeting settings",
     "disable_all": "Host turned sharing off",
@@ -58,12 +60,16 @@ def worker_label(worker_id):
     return f"process {pid} on {host}" if host and pid.isdigit() else worker_id
 
 
-def readable_reason(text):
+def readable_reason(text, users):
+    """A recorded reason with stop reasons as labels and the user ids it names as their names."""
     def label(match):
         readable = stop_reason_label(match.group(1))
         return match.group(0) if readable == match.group(1) else readable
 
-    return STOP_REASON_IN_TEXT.sub(label, text)
+    text = STOP_REASON_IN_TEXT.sub(label, text)
+    for user_id, name in users.items():
+        text = text.replace(user_id, name)
+    return text
 
 
 def _on_off(value):
@@ -130,12 +136,27 @@ def audit_rows(account_id, entries):
             entry=entry,
             what=kind_label(entry.kind),
             change=change,
-            why="" if change else readable_reason(entry.reason),
+            why="" if change else readable_reason(entry.reason, users),
             outcome=entry.outcome.replace("_", " ").capitalize(),
             meeting=topics.get(entry.meeting_uuid, ""),
             actor=ACTORS.get(entry.actor_user_id) or users.get(entry.actor_user_id, entry.actor_user_id),
-            actor_role="" if entry.actor_role in ("zoom", entry.actor_user_id) else entry.actor_role,
+            actor_role="" if entry.actor_user_id in ACTORS or entry.actor_role == entry.actor_user_id
+            else entry.actor_role,
             subject=users.get(subject, subject),
             subject_user_id=subject,
         ))
     return rows
+
+
+def filters_in_words(account_id, filters):
+    """The audit log's active filters by name ("meeting “Quarterly planning”, user Pat Participant")."""
+    words = []
+    if filters.get("meeting"):
+        topic = account_data.meeting_topics(account_id, [filters["meeting"]]).get(filters["meeting"])
+        words.append(f"meeting “{topic}”" if topic else f"meeting {filters['meeting']}")
+    if filters.get("user"):
+        words.append("user " + account_data.user_names(account_id, [filters["user"]]).get(filters["user"],
+                                                                                          filters["user"]))
+    if filters.get("kind"):
+        words.append(f"“{kind_label(filters['kind'])}”")
+    return ", ".join(words)

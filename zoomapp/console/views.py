@@ -202,9 +202,11 @@ def audit(request):
     form, filters = _audit_filters(request)
     account_id = request.admin.account_id
     entries = account_data.audit_entries(account_id, **filters).select_related("app")
+    kinds = [(kind, display.kind_label(kind)) for kind in account_data.audit_kinds(account_id)]
     return _page(request, "console/audit.html", "audit", form=form,
                  rows=display.audit_rows(account_id, entries[:AUDIT_PAGE_SIZE]),
-                 apps=account_data.installed_apps(account_id), kinds=account_data.audit_kinds(account_id),
+                 filtered_by=display.filters_in_words(account_id, filters),
+                 apps=account_data.installed_apps(account_id), kinds=kinds,
                  query=request.GET.urlencode(), page_size=AUDIT_PAGE_SIZE, filters=filters)
 
 
