@@ -4,6 +4,7 @@ Each process gets its own log file under the test's temporary directory; when a 
 times out, the error includes the tail of that log so a failure explains itself.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -72,13 +73,16 @@ class Process:
             os.killpg(self.popen.pid, sig)
 
     def stop(self, timeout=15):
+        """SIGTERM to the process itself, as an operator stops it: a Celery worker then shuts its pool processes
+        down the graceful way (the session host leaves its streams, coverage saves each process's data). Whatever
+        of its group is still running after `timeout` is killed."""
         if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
+            self.popen.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
+        with contextlib.suppress(ProcessLookupError):  # nothing of the group is left
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
         self._log.close()
 
 
