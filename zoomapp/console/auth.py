@@ -73,8 +73,10 @@ def sign_out(request):
     request.session.flush()
 
 
-def current_admin(request):
-    data = request.session.get(SESSION_KEY)
+def admin_in_session(session):
+    """The account owner or admin signed in on this session, or None: the one admin check, for the console's
+    pages (`current_admin`) and its live-streams socket alike."""
+    data = session.get(SESSION_KEY)
     if not isinstance(data, dict):
         return None
     try:
@@ -82,6 +84,10 @@ def current_admin(request):
     except TypeError:
         return None
     return admin if admin.role in ADMIN_ROLES and admin.account_id else None
+
+
+def current_admin(request):
+    return admin_in_session(request.session)
 
 
 def client_address(request):

@@ -23,20 +23,14 @@ NOT_SIGNED_IN = 4403
 class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         session = self.scope.get("session")
-        data = await database_sync_to_async(session.get)(auth.SESSION_KEY) if session is not None else None
-        admin = None
-        if isinstance(data, dict):
-            try:
-                admin = auth.ConsoleAdmin(**data)
-            except TypeError:
-                admin = None
-        if admin is None or admin.role not in auth.ADMIN_ROLES or not admin.account_id:
+        admin = await database_sync_to_async(auth.admin_in_session)(session) if session is not None else None
+        if admin is None:
             # Accepted only to close with a code the page understands ("signed out: reload"), sending nothing.
             await self.accept()
             await self.close(code=NOT_SIGNED_IN)
             return
         self.account_id = admin.account_id
-        self.session_key, self.signed_in_as, self.session_ended = session.session_key, data, False
+        self.session_key, self.signed_in_as, self.session_ended = session.session_key, admin, False
         self.group = live.account_group(self.account_id)
         self.history, self.version = deque(), 0
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -66,7 +60,7 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
 
     def still_signed_in(self):
         session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=self.session_key)
-        return session.get(auth.SESSION_KEY) == self.signed_in_as
+        return auth.admin_in_session(session) == self.signed_in_as
 
     async def push(self):
         """Send the table; False once the socket was closed because its session ended."""
