@@ -7,6 +7,7 @@ the reference alone, so our decoder is checked against an independent implementa
 import secrets
 import time
 
+from tests.zoomsim_client import register_app
 from zoomsim.window.appcontext import build_app_context, encrypt_app_context
 
 
@@ -49,19 +50,17 @@ def panel_action(client, app, token, **body):
                        HTTP_AUTHORIZATION=f"Bearer {token}")
 
 
-def register_with_sim(sim, web_url, app, account_id="acctOwner"):
-    """Register our app with the simulator: its webhook endpoint (validated by Zoom's challenge, so the app row
-    must be committed), Home URL and OAuth redirect (our SITE_URL-based callback, prefix-matched by Zoom)."""
+def register_with_sim(sim, web_url, app, account_id="acctOwner", redirect_url=None):
+    """Register our app row with the simulator: its webhook endpoint on the daphne at `web_url` (validated by
+    Zoom's challenge, so the row must be committed), its panel as Home URL and our OAuth callback (by default
+    SITE_URL-based, as the console's and the install's redirects are; Zoom prefix-matches it)."""
     from django.conf import settings
 
-    response = sim.post("/_sim/apps", json={
-        "name": app.name, "client_id": app.client_id, "client_secret": app.client_secret,
-        "webhook_secret_token": app.webhook_secret_token, "event_url": web_url + app.webhook_path,
-        "home_url": f"{web_url}/panel/{app.client_id}/",
-        "redirect_url": f"{settings.SITE_URL}/zoom/oauth/callback/{app.client_id}", "account_id": account_id,
-    })
-    assert response.status_code in (200, 201), response.text
-    return response.json()
+    return register_app(
+        sim, name=app.name, client_id=app.client_id, client_secret=app.client_secret,
+        webhook_secret_token=app.webhook_secret_token, event_url=web_url + app.webhook_path,
+        home_url=f"{web_url}/panel/{app.client_id}/",
+        redirect_url=redirect_url or f"{settings.SITE_URL}/zoom/oauth/callback/{app.client_id}", account_id=account_id)
 
 
 def add_sim_user(sim, user_id, name, account_id="acct1", role="member", group_id=None):

@@ -22,6 +22,7 @@ from aiohttp import ClientSession, WSMsgType, web
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tests.processes import free_port
+from tests.zoomsim_client import register_app
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_FILE = ROOT / "zoomsim/window/static/appssdk/0.16.41/sdk.es.js"
@@ -214,8 +215,7 @@ def browser():
 
 
 def register(zoomsim, app):
-    response = zoomsim.post("/_sim/apps", json=app.registration())
-    assert response.status_code in (200, 201), response.text
+    register_app(zoomsim, **app.registration())
     return app
 
 

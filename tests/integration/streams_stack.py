@@ -10,8 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
-
 from tests import processes
+from tests.consent_support import register_with_sim
 from tests.zoomsim_process import run_zoomsim
 
 # Zoom's 10 s keep-alive becomes 1 s, its 60 s reconnection window 6 s.
@@ -119,13 +119,8 @@ def streams_stack(stack_env, tmp_path, name, django_db_blocker, workers=("worker
                 stack.beat = processes.start_beat(env, tmp_path)
                 processes.wait_for(lambda: "is starting." in stack.beat.log_text(), 30,  # its banner
                                    "beat to start", process=stack.beat)
-            response = sim.post("/_sim/apps", json={
-                "name": app.name, "client_id": app.client_id, "client_secret": app.client_secret,
-                "webhook_secret_token": app.webhook_secret_token, "event_url": stack.web.url + app.webhook_path,
-                "home_url": stack.web.url + "/", "redirect_url": stack.web.url + "/zoom/oauth/callback",
-                "account_id": "acctRecorder",
-            })
-            assert response.status_code in (200, 201), response.text
+            register_with_sim(sim, stack.web.url, app, account_id="acctRecorder",
+                              redirect_url=stack.web.url + "/zoom/oauth/callback")
             yield stack
         finally:
             stack.stop_all()

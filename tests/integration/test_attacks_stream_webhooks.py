@@ -3,15 +3,13 @@ ids that are paths, server URLs outside the allow list, a second app aiming at t
 streams than the limits. In process (Django test client) against the real database; the same attacks against
 a real worker and its files are in test_attacks_streams.py."""
 
-import hashlib
-import hmac
-import json
 import time
 
 import pytest
 from prometheus_client import REGISTRY
 
 from rtms.models import StreamSession, StreamTransition
+from tests.webhook_support import deliver
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks.models import WebhookDelivery
 
@@ -32,14 +30,6 @@ def app_b():
     """A second registered app: its admin holds its webhook secret token and signs what they like."""
     return ZoomApp.objects.create(name="Attacker", client_id="clientEvilB", client_secret="cs-b",
                                   webhook_secret_token="whsec-b", account_id="acctEvil")
-
-
-def deliver(client, app, document):
-    body = json.dumps(document).encode()
-    timestamp = str(int(time.time()))
-    digest = hmac.new(app.webhook_secret_token.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
-    return client.post(app.webhook_path, data=body, content_type="application/json",
-                       headers={"x-zm-request-timestamp": timestamp, "x-zm-signature": f"v0={digest.hexdigest()}"})
 
 
 def started(stream_id=STREAM, server_urls="ws://127.0.0.1:9/signaling", account_id=None, **overrides):

@@ -3,20 +3,17 @@ reconciler, the simulator and the files under MEDIA_ROOT: signed webhooks whose 
 app's signed stop with reason 8 (STREAM_REVOKED) on the first app's live stream, an RTMS server whose signaling
 reply sends the media sockets to a host outside the allow list, and a server_url nobody answers."""
 
-import hashlib
-import hmac
-import json
 import secrets
 import socket
 import threading
 import time
 
 import pytest
-import requests
 
 from tests import processes
 from tests.hostile_rtms_server import HostileRtmsServer
 from tests.integration.streams_stack import streams_stack, wait_for_row
+from tests.webhook_support import event, post_signed
 
 MAX_CONNECT_CLAIMS = 2
 
@@ -38,13 +35,8 @@ def second_app(stack, django_db_blocker):
                                       client_secret=secrets.token_hex(16), webhook_secret_token=secrets.token_hex(16))
 
 
-def send(stack, app, event, **fields):
-    body = json.dumps({"event": event, "event_ts": int(time.time() * 1000), "payload": fields}).encode()
-    timestamp = str(int(time.time()))
-    signature = hmac.new(app.webhook_secret_token.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
-    return requests.post(stack.web.url + app.webhook_path, data=body, timeout=5, headers={
-        "content-type": "application/json", "x-zm-request-timestamp": timestamp,
-        "x-zm-signature": "v0=" + signature.hexdigest()})
+def send(stack, app, name, **fields):
+    return post_signed(stack.web.url, app, event(name, fields))
 
 
 def started(stack, app, stream_id, server_urls, meeting_uuid="attackMeeting00000000A=="):

@@ -2,10 +2,6 @@
 participant events stored → Zoom stops it → the stop reason recorded. Against the simulator, daphne, a Celery
 worker, Redis and the database."""
 
-import hashlib
-import hmac
-import json
-import time
 import wave
 
 import subprocess
@@ -16,6 +12,7 @@ import requests
 
 from tests import processes
 from tests.integration.streams_stack import streams_stack, wait_for_row
+from tests.webhook_support import event, post_signed
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +96,8 @@ def test_same_webhook_three_times_makes_one_signaling_connection(stack, django_d
     # Zoom's retry: the very same event once more, signed afresh, on top of the simulator's duplicate.
     delivery = next(d for d in stack.sim.get(f"/_sim/webhooks?event=meeting.rtms_started&client_id={stack.app.client_id}").json()
                     if d["payload"].get("rtms_stream_id") == stream_id)
-    body = json.dumps({"event": "meeting.rtms_started", "event_ts": delivery["created_at"],
-                       "payload": delivery["payload"]}).encode()
-    timestamp = str(int(time.time()))
-    signature = hmac.new(stack.app.webhook_secret_token.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
-    response = requests.post(stack.web.url + stack.app.webhook_path, data=body, timeout=5, headers={
-        "content-type": "application/json", "x-zm-request-timestamp": timestamp,
-        "x-zm-signature": "v0=" + signature.hexdigest()})
+    response = post_signed(stack.web.url, stack.app,
+                           event("meeting.rtms_started", delivery["payload"], event_ts=delivery["created_at"]))
     assert response.status_code == 200
     with django_db_blocker.unblock():
         received = WebhookDelivery.objects.filter(rtms_stream_id=stream_id, event="meeting.rtms_started")

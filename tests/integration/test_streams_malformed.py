@@ -1,17 +1,14 @@
 """Malformed RTMS frames from the server are refused and skipped: the worker keeps the stream, stores every
 well-formed line between them, and still records Zoom's stop reason."""
 
-import hashlib
-import hmac
-import json
 import secrets
 import time
 
 import pytest
-import requests
 
 from tests.hostile_rtms_server import MALFORMED, HostileRtmsServer, valid_transcript
 from tests.integration.streams_stack import streams_stack, wait_for_row
+from tests.webhook_support import event, post_signed
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +19,9 @@ def stack(stack_env, tmp_path_factory, django_db_blocker):
 
 
 def deliver_started(stack, stream_id, server_urls):
-    body = json.dumps({"event": "meeting.rtms_started", "event_ts": int(time.time() * 1000), "payload": {
+    response = post_signed(stack.web.url, stack.app, event("meeting.rtms_started", {
         "meeting_uuid": "hostileMeeting0000000A==", "operator_id": "opHostile", "rtms_stream_id": stream_id,
-        "server_urls": server_urls}}).encode()
-    timestamp = str(int(time.time()))
-    signature = hmac.new(stack.app.webhook_secret_token.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
-    response = requests.post(stack.web.url + stack.app.webhook_path, data=body, timeout=5, headers={
-        "content-type": "application/json", "x-zm-request-timestamp": timestamp,
-        "x-zm-signature": "v0=" + signature.hexdigest()})
+        "server_urls": server_urls}))
     assert response.status_code == 200, response.text
 
 

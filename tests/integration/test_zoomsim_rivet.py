@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.zoomsim_client import SimWorld, zoom_signature
+from tests.webhook_support import zoom_signature
+from tests.zoomsim_client import SimWorld
 from tests.zoomsim_process import run_zoomsim
 
 ROOT = Path(__file__).resolve().parents[2]
