@@ -72,6 +72,7 @@ LABEL_GUEST = "Guest"
 LABEL_HOST = "Host"
 LABEL_LOADING = "Loading…"
 LABEL_CANCEL_REQUEST = "Cancel request"
+REQUEST_CANCELLED = "You cancelled your request. Nothing was shared."
 
 # Short status label (PRODUCT.md's compact set) -> the sentence the app's user reads.
 OUTCOME_TEXTS = {

@@ -262,6 +262,8 @@ function render() {
   let outcome = "";
   if (state.meeting.ended) outcome = T.MEETING_ENDED;
   else if (guest) outcome = fill(T.GUEST_MODE, { app: appName });
+  // Stopped before any stream existed: the person cancelled their request (a stop of a stream keeps its id).
+  else if (mine && mine.status === "stopped" && !mine.has_stream) outcome = T.REQUEST_CANCELLED;
   else if (mine) outcome = statusLabel(mine.status);
   $("outcome").textContent = outcome;
   $("outcome").dataset.status = mine ? mine.status : "";

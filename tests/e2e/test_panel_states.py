@@ -98,3 +98,67 @@ def test_share_is_disabled_with_the_reason_while_sharing_cannot_start(stack, peo
     pat.frame.locator("#share-button:enabled").wait_for()
     pat.click("#share-button")
     assert pat.wait_outcome("pending") == texts.REQUEST_SENT
+
+
+def requests_of(meeting, name):
+    from zoomapp.consent.models import ShareRequest
+
+    return list(ShareRequest.objects.filter(share__meeting__uuid=meeting["uuid"], share__user_name=name)
+                .values_list("status", "decided_by"))
+
+
+def test_pat_cancels_his_pending_request_and_hanas_modal_drops_it(stack, people):  # noqa: F811
+    from zoomapp.consent.models import AuditEntry
+
+    meeting = stack.meeting(host="Hana", participants=("Pat",))
+    hana, pat = people(meeting, "Hana", "Pat")
+    pat.click("#share-button")
+    assert pat.wait_outcome("pending") == texts.REQUEST_SENT
+    hana.frame.wait_for_selector("#requests-modal[data-kind='single'][open]")
+    cancel = pat.frame.locator("#cancel-button")
+    assert cancel.inner_text() == texts.LABEL_CANCEL_REQUEST
+    pat.screenshot("participant-11-pending-with-cancel")
+
+    cancel.click()
+    assert pat.wait_outcome("stopped") == texts.REQUEST_CANCELLED
+    assert cancel.is_hidden() and pat.frame.locator("#share-button").is_enabled()  # he may ask again
+    hana.frame.locator("#requests-modal").wait_for(state="hidden")
+    assert hana.frame.locator("#open-requests").is_hidden()
+    pat_id = stack.user_id(meeting, "Pat")
+    assert requests_of(meeting, "Pat") == [("withdrawn", pat_id)]
+    assert AuditEntry.objects.filter(meeting_uuid=meeting["uuid"], kind="withdraw", actor_user_id=pat_id).exists()
+
+    pat.click("#share-button")  # and asks again: a new request reaches Hana
+    assert pat.wait_outcome("pending") == texts.REQUEST_SENT
+    hana.frame.wait_for_selector("#requests-modal[data-kind='single'][open]")
+
+
+def test_a_pending_request_is_withdrawn_when_the_host_leaves_and_pat_may_ask_when_she_is_back(stack, people):  # noqa: F811
+    meeting = stack.meeting(host="Hana", participants=("Pat",))
+    hana, pat = people(meeting, "Hana", "Pat")
+    pat.click("#share-button")
+    pat.wait_outcome("pending")
+
+    hana.page.locator("#leave").click()
+    assert pat.wait_outcome("host_not_joined") == texts.HOST_NOT_JOINED
+    assert pat.frame.locator("#cancel-button").is_hidden()
+    assert pat.frame.locator("#share-button").is_disabled()
+    assert pat.frame.locator("#share-reason").is_hidden()  # the outcome line says it once
+    assert requests_of(meeting, "Pat") == [("withdrawn", "zoom")]
+
+    hana.page.locator("#join").click()
+    assert pat.wait_outcome("host_joined") == texts.HOST_JOINED_CAN_REQUEST
+    pat.frame.locator("#share-button:enabled").wait_for()
+
+
+def test_a_pending_request_is_withdrawn_when_the_meeting_ends(stack, people):  # noqa: F811
+    meeting = stack.meeting(host="Hana", participants=("Pat",))
+    hana, pat = people(meeting, "Hana", "Pat")
+    pat.click("#share-button")
+    pat.wait_outcome("pending")
+
+    hana.page.locator("#end").click()
+    pat.frame.locator("#outcome", has_text=texts.MEETING_ENDED).wait_for()
+    assert pat.frame.locator("#cancel-button").is_hidden()
+    assert pat.frame.locator("#share-button").is_disabled()
+    assert requests_of(meeting, "Pat") == [("withdrawn", "zoom")]

@@ -39,6 +39,10 @@ def _request(meeting, actor, body):
     sharing_requests.do_request(meeting, actor=actor)
 
 
+def _withdraw(meeting, actor, body):
+    sharing_requests.do_withdraw(meeting, _int(body, "share"), actor=actor)
+
+
 def _approve(meeting, actor, body):
     sharing_requests.do_approve(meeting, _ids(body, "requests"), actor=actor)
 
@@ -91,6 +95,7 @@ def _in_client_result(meeting, actor, body):
 
 ACTIONS = {
     "request": _request,
+    "withdraw": _withdraw,
     "approve": _approve,
     "approve_all": _approve_all,
     "deny": _deny,

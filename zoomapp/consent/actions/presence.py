@@ -61,7 +61,14 @@ def do_host_left(meeting, host_user_id, *, actor=ZOOM):
     if meeting.host_present and not still_here:
         Meeting.objects.filter(pk=meeting.pk).update(host_present=False)
         meeting.host_present = False
-        audit.record_in_meeting("host_left", meeting, actor, detail={"user_id": host_user_id})
+        # Nobody is left to decide: pending requests are withdrawn and their requesters told, in rule 3's words,
+        # that a request waits for the host; when she is back they hear they can ask again (_host_joined).
+        withdrawn = ShareRequest.objects.filter(share__meeting=meeting, status=ShareRequest.Status.PENDING).update(
+            status=ShareRequest.Status.WITHDRAWN, decided_at=timezone.now(), decided_by="zoom")
+        Share.objects.filter(meeting=meeting, status=Status.PENDING).update(
+            status=Status.HOST_NOT_JOINED, updated=timezone.now())
+        audit.record_in_meeting("host_left", meeting, actor,
+                                detail={"user_id": host_user_id, "requests_withdrawn": withdrawn})
         mark_changed(meeting)
     return meeting
 

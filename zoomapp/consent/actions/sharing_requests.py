@@ -144,3 +144,22 @@ def do_deny(meeting, request_ids=None, *, actor):
     if decided:
         mark_changed(meeting)
     return len(decided)
+
+
+@transaction.atomic
+def do_withdraw(meeting, share_id, *, actor):
+    """The requester cancels their own request before the host decides: nothing starts, the host's request modal
+    loses it at the next push, and the requester may ask again."""
+    meeting = meetings.lock(meeting)
+    share = meetings.share_in(meeting, share_id)
+    if share.user_id != actor.user_id:
+        raise Refused("not_your_app", "Only the person who asked can cancel this request.")
+    if share.status != Status.PENDING:
+        raise Refused("not_pending", "This request is no longer waiting for the host.")
+    withdrawn = ShareRequest.objects.filter(share=share, status=ShareRequest.Status.PENDING).update(
+        status=ShareRequest.Status.WITHDRAWN, decided_at=timezone.now(), decided_by=actor.user_id)
+    share.set_status(Status.STOPPED, started_by="", start_path="")
+    audit.record_in_meeting("withdraw", meeting, actor, share=share, outcome=Status.STOPPED,
+                            reason="the requester cancelled", detail={"requests": withdrawn})
+    mark_changed(meeting)
+    return share
