@@ -33,6 +33,7 @@ STATUS_STARTING = "Starting…"
 STATUS_INTERRUPTED = "Connection interrupted, reconnecting…"
 STOPPED = "Your app stopped sharing meeting content."
 MEETING_ENDED = "The meeting has ended."
+STREAM_LIMIT = "Zoom's limit of apps sharing at once is reached. Try again later."
 GUEST_MODE = "Sign in to Zoom to share meeting content with {app}."
 NOT_IN_ZOOM = "Open this app from the Apps panel of a Zoom meeting."
 CONTEXT_REFUSED = "This panel could not confirm who you are in this meeting ({reason}). Close and reopen the app."
@@ -62,6 +63,8 @@ LABEL_PAUSE = "Pause"
 LABEL_RESUME = "Resume"
 LABEL_STOP = "Stop"
 LABEL_AUTHORIZE = "Authorize"
+APPROVE_NEEDS_AUTHORIZATION = "You have not authorized {app} yet, so Zoom would ask you to approve a second time. " \
+    "Authorize it first and one approval starts it."
 LABEL_NOTICES = "App activity"
 LABEL_AUTO_STARTED = "Auto-started"
 LABEL_APP_USER = "{app} for {user}"
@@ -88,6 +91,7 @@ OUTCOME_TEXTS = {
     "interrupted": STATUS_INTERRUPTED,
     "stopped": STOPPED,
     "host_joined": HOST_JOINED_CAN_REQUEST,
+    "stream_limit": STREAM_LIMIT,
 }
 
 AAN_TEXTS = {"auto": AAN_AUTO_START, "host": AAN_STARTED_BY_HOST}

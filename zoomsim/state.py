@@ -914,6 +914,15 @@ class Simulator:
         self.notify("request", meeting)
         return stream
 
+    def report_request_status(self, meeting, app, participant, status):
+        """Zoom's rtms.request_status (docs/ZOOM.md §2.1: announced 2026-10-30, payload our decision): the
+        outcome of a participant's in-client request, so the app can say its real cause. `status` is one of
+        pending, approved, denied, host_not_joined, apps_disabled, host_cannot_approve."""
+        if participant is None or not participant.user_id:
+            return None  # a guest: Zoom has no user to name
+        return self.webhooks.send(app, "rtms.request_status", {
+            "meeting_uuid": meeting.uuid, "operator_id": participant.user_id, "request_status": status})
+
     def deny_request(self, meeting, request_id):
         request = self._take_request(meeting, request_id)
         log.info("event=stream_denied meeting_uuid=%s client_id=%s", meeting.uuid, request["client_id"])

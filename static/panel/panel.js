@@ -39,6 +39,7 @@ $("host-title").textContent = T.LABEL_HOST_CONTROLS;
 $("toggle-share-label").textContent = T.TOGGLE_SHARE_WITH_APPS;
 $("toggle-approval-label").textContent = T.TOGGLE_REQUIRE_APPROVAL;
 $("authorize-button").textContent = T.LABEL_AUTHORIZE;
+$("requests-authorize-button").textContent = T.LABEL_AUTHORIZE;
 $("notices-title").textContent = T.LABEL_NOTICES;
 $("active-title").textContent = T.LABEL_ACTIVE_APPS;
 $("no-active").textContent = T.LABEL_NO_ACTIVE_APPS;
@@ -333,7 +334,8 @@ function renderHost(viewer) {
 }
 
 function renderActive(viewer) {
-  const active = state.shares.filter((s) => s.active);
+  // "Apps actively sharing": one that is only starting is not listed until Zoom says data flows.
+  const active = state.shares.filter((s) => ["sharing", "paused", "interrupted"].includes(s.status));
   $("active-apps").replaceChildren(...active.map((s) => {
     const li = document.createElement("li");
     li.dataset.share = s.id;
@@ -420,6 +422,10 @@ function renderRequests(viewer) {
     return li;
   }));
   show($("requests-all"), own.length > 1);
+  // Approving starts the app with the host's own grant; without one, Zoom would ask her a second time.
+  const authorized = (viewer.authorization || "unauthorized") === "authorized";
+  show($("requests-authorize"), own.length > 0 && !authorized);
+  $("requests-authorize-text").textContent = fill(T.APPROVE_NEEDS_AUTHORIZATION, { app: appName });
   if (!modal.open) modal.showModal();
 }
 
@@ -432,6 +438,7 @@ for (const id of ["pause-button", "resume-button", "stop-button"]) {
 $("toggle-share").addEventListener("change", (event) => act("set_toggles", { share_with_apps: event.target.checked }));
 $("toggle-approval").addEventListener("change", (event) => act("set_toggles", { require_host_approval: event.target.checked }));
 $("authorize-button").addEventListener("click", authorizeInClient);
+$("requests-authorize-button").addEventListener("click", authorizeInClient);
 $("approve-all").addEventListener("click", () => act("approve_all"));
 $("deny-all").addEventListener("click", () => act("deny_all"));
 $("open-requests").addEventListener("click", () => { if (state) { $("requests-modal").showModal(); render(); } });

@@ -232,8 +232,9 @@ def services_meeting_account(meeting):
 
 
 def test_in_client_fallback_runs_zooms_host_approval(stack, people):  # noqa: F811
-    """The host never authorized our app: approving in our modal makes Ben's panel call zoomSdk.startRTMS(), and
-    Zoom's own host modal decides. Refused there → "Host cannot approve…"; approved → Sharing."""
+    """The host never authorized our app: her modal says so before she approves; approving anyway makes Ben's
+    panel call zoomSdk.startRTMS(), and Zoom's own host modal decides. Denied there → "…denied by host" (Zoom's
+    rtms.request_status names the cause); approved → Sharing."""
     meeting = stack.meeting(participants=("Ben", "Cleo"))
     ana, ben, cleo = people(meeting, "Ana", "Ben", "Cleo")
     ana.frame.locator("#authorize").wait_for()
@@ -242,11 +243,14 @@ def test_in_client_fallback_runs_zooms_host_approval(stack, people):  # noqa: F8
 
     request(ben)
     ben.wait_outcome("pending")
+    ana.frame.locator("#requests-authorize").wait_for()
+    assert ana.frame.locator("#requests-authorize-text").inner_text() == texts.APPROVE_NEEDS_AUTHORIZATION.format(
+        app="Notes Bot")
     ana.frame.locator("#requests-list button", has_text=texts.LABEL_APPROVE).click()
     zoom_modal = ana.page.locator("#request-single:not([hidden])")
     zoom_modal.wait_for(timeout=10000)
     ana.page.click("#request-single-deny")
-    assert ben.wait_outcome("host_cannot_approve") == texts.HOST_CANNOT_APPROVE
+    assert ben.wait_outcome("denied") == texts.REQUEST_DENIED
 
     request(cleo)
     cleo.wait_outcome("pending")
@@ -261,20 +265,24 @@ def test_in_client_fallback_runs_zooms_host_approval(stack, people):  # noqa: F8
 
 
 def test_zoom_rest_answers_become_outcomes(stack, people):  # noqa: F811
-    """The host authorized the app, but Zoom refuses the REST start: 2310 → "Host cannot approve…";
-    2308 → the requester's panel starts it in-client and Zoom's own host approval runs."""
+    """The host authorized the app, but Zoom refuses the REST start: 2310 names no cause, so the requester's
+    panel asks Zoom itself and Zoom's answer names it (here Zoom's sharing is off: "Apps sharing … disabled", and
+    the host's toggle follows Zoom's); 2308 → the in-client start runs Zoom's own host approval."""
     meeting = stack.meeting(participants=("Ben", "Cleo"))
     stack.authorize(stack.user_id(meeting, "Ana"))
     ana, ben, cleo = people(meeting, "Ana", "Ben", "Cleo")
     rest_path = f"/live_meetings/{meeting['id']}/rtms_app/status"
 
-    stack.sim_call("POST", "/_sim/faults", {"kind": "rest_error", "method": "PATCH", "path_contains": rest_path,
-                                            "status": 400, "code": 2310,
-                                            "message": "Failed to perform RTMS app operation"})
     request(ben)
     ben.wait_outcome("pending")
-    ana.frame.locator("#requests-list button", has_text=texts.LABEL_APPROVE).click()
-    assert ben.wait_outcome("host_cannot_approve") == texts.HOST_CANNOT_APPROVE
+    # Zoom's own "share with apps" goes off in Zoom's host tools; our panel cannot see it yet.
+    stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/settings", {"share_with_apps": False})
+    assert ana.frame.locator("#toggle-share").is_checked()
+    ana.frame.locator("#requests-list button", has_text=texts.LABEL_APPROVE).click()  # REST: 2310
+    assert ben.wait_outcome("apps_disabled", timeout=15000) == texts.APPS_DISABLED
+    wait_for(lambda: not ana.frame.locator("#toggle-share").is_checked(), timeout=10)
+    stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/settings", {"share_with_apps": True})
+    ana.frame.locator("#toggle-share").check()
 
     stack.sim_call("POST", "/_sim/faults", {"kind": "rest_error", "method": "PATCH", "path_contains": rest_path,
                                             "status": 403, "code": 2308, "message": "Not allowed to start RTMS app"})

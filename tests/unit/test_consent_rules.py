@@ -62,7 +62,49 @@ def test_rule4_no_approval_needed_starts_at_once(app, meeting):
     host_controls.do_set_toggles(meeting, require_host_approval=False, actor=HOST)
     sharing_requests.do_request(meeting, actor=BEN)
     share = Share.objects.get(meeting=meeting, user_id=BEN.user_id)
-    assert (share.status, share.started_by, share.start_path) == ("starting", "host", "rest")
+    # No host's token is used for what the host did not approve: Ben's own panel asks Zoom (rule 10).
+    assert (share.status, share.started_by, share.start_path) == ("starting", "host", "in_client")
+
+
+@pytest.mark.parametrize("zoom_says, outcome, toggles", [
+    ("denied", "denied", (True, True)),  # Zoom asked the host: its approval is on, whatever our panel said
+    ("apps_disabled", "apps_disabled", (False, False)),  # Zoom's sharing is off: the meeting's toggle follows
+    ("host_cannot_approve", "host_cannot_approve", (True, False)),
+    ("concurrency_limited", "stream_limit", (True, False)),
+])
+def test_zooms_answer_to_an_in_client_request_names_its_real_cause(app, meeting, zoom_says, outcome, toggles):
+    joined(meeting)
+    share = _in_client_start(meeting, BEN)
+    sharing_requests.do_zoom_request_status(meeting, BEN.user_id, zoom_says)
+    share.refresh_from_db()
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert share.status == outcome
+    assert (state["meeting"]["share_with_apps"], state["meeting"]["require_host_approval"]) == toggles
+
+
+def test_zoom_waiting_for_the_host_means_zoom_requires_approval_and_the_panel_says_so(app, meeting):
+    joined(meeting)
+    share = _in_client_start(meeting, BEN)  # our panel said no approval
+    sharing_requests.do_zoom_request_status(meeting, BEN.user_id, "pending")
+    share.refresh_from_db()
+    assert share.status == "pending"
+    assert Meeting.objects.get(pk=meeting.pk).require_host_approval  # Zoom's setting, mirrored
+    entry = AuditEntry.objects.filter(kind="set_toggles", meeting_uuid=meeting.uuid).first()  # newest first
+    assert entry.detail == {"require_host_approval": True} and entry.reason == "Zoom's host settings"
+
+
+def test_zooms_answer_never_rewrites_a_stream_that_runs(app, meeting):
+    joined(meeting)
+    _in_client_start(meeting, BEN)
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "active")
+    sharing_requests.do_zoom_request_status(meeting, BEN.user_id, "denied")
+    assert status(meeting, app, BEN) == "sharing"
+
+
+def _in_client_start(meeting, actor):
+    host_controls.do_set_toggles(meeting, require_host_approval=False, actor=HOST)
+    sharing_requests.do_request(meeting, actor=actor)
+    return Share.objects.get(meeting=meeting, user_id=actor.user_id)
 
 
 def test_rule4_a_host_requesting_starts_at_once(app, meeting):

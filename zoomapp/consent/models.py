@@ -75,6 +75,7 @@ class Share(models.Model):
         DISABLED_BY_HOST = "disabled_by_host"
         APPS_DISABLED = "apps_disabled"
         STOPPED = "stopped"
+        STREAM_LIMIT = "stream_limit"  # Zoom refused the start: the app owner's concurrent-stream limit
 
     ACTIVE = (Status.STARTING, Status.SHARING, Status.PAUSED, Status.INTERRUPTED)
 

@@ -11,12 +11,12 @@ Receivers are called with send_robust after commit: they log and swallow their o
 from django.dispatch import receiver
 
 from rtms.signals import stream_state_changed, transcript_received
-from zoomapp.consent.actions import presence, streams
+from zoomapp.consent.actions import presence, sharing_requests, streams
 from zoomapp.consent.meetings import get_meeting
 from zoomapp.consent.models import Participant, Share
 from zoomapp.consent.permissions import role_of
 from zoomapp.consent.push import push_to_user
-from zoomapp.webhooks import meeting_events
+from zoomapp.webhooks import meeting_events, request_status
 from zoomapp.webhooks.signals import zoom_event
 
 
@@ -24,7 +24,7 @@ from zoomapp.webhooks.signals import zoom_event
 def on_zoom_event(sender, meeting_event=None, **kwargs):
     """Meeting events, typed once by zoomapp.webhooks.meeting_events. Participants are keyed by their Zoom user id
     (what app contexts carry as `uid`); a guest has none, so no panel or share of theirs can be bound."""
-    if meeting_event is None:
+    if not isinstance(meeting_event, meeting_events.MEETING_EVENT_TYPES):
         return
     facts = meeting_event.meeting
     meeting = get_meeting(
@@ -58,6 +58,14 @@ def on_zoom_event(sender, meeting_event=None, **kwargs):
         presence.do_host_joined(meeting, user_id, person.name)
     else:
         presence.do_participant_joined(meeting, user_id, person.name, meeting_event.new_role)
+
+
+@receiver(zoom_event, dispatch_uid="consent.request_status")
+def on_request_status(sender, meeting_event=None, **kwargs):
+    """Zoom's answer to a participant's in-client request (zoomapp.webhooks.request_status)."""
+    if isinstance(meeting_event, request_status.RequestStatus):
+        meeting = get_meeting(sender, meeting_event.meeting_uuid)
+        sharing_requests.do_zoom_request_status(meeting, meeting_event.requester_id, meeting_event.status)
 
 
 @receiver(stream_state_changed, dispatch_uid="consent.stream_state")

@@ -110,6 +110,9 @@ class ParticipantRoleChanged:
     new_role: str
 
 
+MEETING_EVENT_TYPES = (MeetingStarted, MeetingEnded, ParticipantJoined, ParticipantLeft, ParticipantRoleChanged)
+
+
 def parse(event, payload):
     """The typed event for one of EVENTS; raises MalformedMeetingEvent."""
     if event not in EVENTS:

@@ -33,7 +33,7 @@ from rtms import metrics, outbound, services
 from rtms.client.allowlist import URLNotAllowed
 from rtms.identifiers import InvalidIdentifier, validate
 from zoomapp.marketplace.models import ZoomApp
-from zoomapp.webhooks import meeting_events
+from zoomapp.webhooks import meeting_events, request_status
 from zoomapp.webhooks.models import WebhookDelivery
 from zoomapp.webhooks.signals import zoom_event
 
@@ -174,13 +174,15 @@ def zoom_webhook(request, client_id):
 
 def _accept(app, event, document, payload, body):
     meeting_event = None
-    if event in meeting_events.EVENTS:
-        try:
+    try:
+        if event in meeting_events.EVENTS:
             meeting_event = meeting_events.parse(event, payload)
-        except meeting_events.MalformedMeetingEvent as exc:
-            return _refuse(400, exc.error, f"{event}: {exc}; nothing was stored.", app)
+        elif event == request_status.EVENT:
+            meeting_event = request_status.parse(payload)
+    except meeting_events.MalformedMeetingEvent as exc:
+        return _refuse(400, exc.error, f"{event}: {exc}; nothing was stored.", app)
     # A meeting event is kept whole: its account_id sits beside payload.object.
-    fields = payload if meeting_event else _event_fields(payload)
+    fields = payload if meeting_event and event in meeting_events.EVENTS else _event_fields(payload)
     event_ts = document.get("event_ts")
     is_rtms = any(_is_rtms(event, suffix) for suffix in ("rtms_started", "rtms_stopped", "rtms_interrupted"))
     outcome = WebhookDelivery.Outcome.ACCEPTED if is_rtms or event in KNOWN_EVENTS else WebhookDelivery.Outcome.UNKNOWN_EVENT
@@ -192,7 +194,8 @@ def _accept(app, event, document, payload, body):
                 app=app, event=event, event_ts=event_ts if type(event_ts) is int and abs(event_ts) < 2**62 else None,
                 body_sha256=digest, payload=fields, outcome=outcome,
                 rtms_stream_id=_text(fields, "rtms_stream_id")[:64],
-                meeting_uuid=(meeting_event.meeting.uuid if meeting_event else _meeting_uuid(fields))[:128],
+                meeting_uuid=_meeting_uuid(fields)[:128] if event not in meeting_events.EVENTS
+                else meeting_event.meeting.uuid,
             )
             if rtms_work:
                 rtms_work()

@@ -233,11 +233,13 @@ class Bridge:
             log.info("event=sdk_start_refused meeting_uuid=%s key=%s client_id=%s outcome=%s", meeting.uuid,
                      participant.key, app.client_id, refused.outcome)
             self.hub.toast(meeting, participant, texts.OUTCOMES.get(refused.outcome, refused.message), "warning")
+            self.sim.report_request_status(meeting, app, participant, refused.outcome)
             return "Failure"
         finally:
             self.hub.self_start = None
         if outcome == "pending":
             self.hub.toast(meeting, participant, texts.OUTCOMES["pending"])
+            self.sim.report_request_status(meeting, app, participant, "pending")
         return "Success"
 
     async def api_stopRTMS(self, session, meeting, participant, app, data):

@@ -216,6 +216,9 @@ class WindowHub:
         if outcome not in texts.OUTCOMES:
             return  # approved (a stream exists), or the meeting ended
         self.toast(meeting, requester, texts.OUTCOMES[outcome], "warning")
+        app = self.sim.apps.get(request["client_id"])
+        if app is not None:
+            self.sim.report_request_status(meeting, app, requester, outcome)
         self.emit_to_app(meeting, request["client_id"], "onRTMSStatusChange", {
             "rtmsSessionId": "", "displayName": requester.name, "status": "stopped",
             "timestamp": self.sim.clock.now_ms() // 1000}, keys={requester.key})

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from zoomapp.consent import audit, meetings, policy
 from zoomapp.consent.actions.starting import begin_start
-from zoomapp.consent.models import Share, ShareRequest
+from zoomapp.consent.models import Meeting, Share, ShareRequest
 from zoomapp.consent.permissions import ZOOM, Refused, is_host, require_host, require_live
 from zoomapp.consent.push import mark_changed
 
@@ -45,16 +45,70 @@ def do_request(meeting, *, actor, source=ShareRequest.Source.PARTICIPANT):
         return refuse(*gate)
     if not meeting.host_present:
         return refuse(Status.HOST_NOT_JOINED, "the host has not joined")
-    requester_is_host = is_host(meeting, actor.user_id)
-    if not meeting.require_host_approval or requester_is_host:
+    if is_host(meeting, actor.user_id):
         audit.record_in_meeting("request", meeting, actor, share=share, outcome=Status.STARTING,
-                                reason="requester is a host" if requester_is_host else "host approval not required")
-        begin_start(meeting, share, actor.user_id if requester_is_host else meeting.host_user_id)
+                                reason="requester is a host")
+        begin_start(meeting, share, actor.user_id)
+        return share
+    if not meeting.require_host_approval:
+        # Our panel says no approval, but only Zoom knows whether its own setting asks the host: Zoom decides.
+        audit.record_in_meeting("request", meeting, actor, share=share, outcome=Status.STARTING,
+                                reason="host approval not required here: Zoom's own setting decides")
+        begin_in_client_start(meeting, share, actor=actor, reason="host approval not required in the panel")
         return share
     ShareRequest.objects.create(share=share, source=source)
     share.set_status(Status.PENDING, started_by="", start_path="")
     audit.record_in_meeting("request", meeting, actor, share=share, outcome=Status.PENDING, detail={"source": source})
     mark_changed(meeting)
+    return share
+
+
+def begin_in_client_start(meeting, share, *, actor, reason):
+    """The requester's own panel calls zoomSdk.startRTMS(), so Zoom applies its own settings: it starts at once
+    when Zoom does not require the host's approval, else Zoom asks the host in its modal (docs/CONSENT.md rule 10:
+    the app never starts with a host's token what the host did not approve)."""
+    share.set_status(Status.STARTING, started_by=Share.StartedBy.HOST, start_path=Share.StartPath.IN_CLIENT,
+                     stop_intent="", stop_reason=None, rtms_stream_id="", start_attempt=share.start_attempt + 1)
+    audit.record_in_meeting("start_in_client", meeting, actor, share=share, outcome=Status.STARTING, reason=reason)
+    mark_changed(meeting)
+
+
+# Zoom's answer to an in-client request (rtms.request_status) -> the requester's outcome.
+ZOOM_REQUEST_OUTCOMES = {
+    "pending": Status.PENDING,
+    "denied": Status.DENIED,
+    "host_not_joined": Status.HOST_NOT_JOINED,
+    "apps_disabled": Status.APPS_DISABLED,
+    "host_cannot_approve": Status.HOST_CANNOT_APPROVE,
+    "not_eligible": Status.HOST_CANNOT_APPROVE,
+    "concurrency_limited": Status.STREAM_LIMIT,
+}
+
+
+@transaction.atomic
+def do_zoom_request_status(meeting, requester_id, status, *, actor=ZOOM):
+    """Zoom told us how it answered a participant's in-client request (rtms.request_status): the outcome names its
+    real cause, and where it reveals Zoom's own host settings, the meeting's toggles follow them (rule 10)."""
+    meeting = meetings.lock(meeting)
+    share = Share.objects.select_for_update().filter(meeting=meeting, user_id=requester_id).first()
+    outcome = ZOOM_REQUEST_OUTCOMES.get(status)
+    if share is None or outcome is None or share.is_active and share.rtms_stream_id:
+        return share  # approved (Zoom's rtms_started follows), or a stream already runs: nothing to say
+    mirrored = {}
+    if status == "apps_disabled" and meeting.share_with_apps:
+        mirrored["share_with_apps"] = False
+    if status in ("pending", "denied") and not meeting.require_host_approval:  # Zoom asked the host
+        mirrored["require_host_approval"] = True
+    if mirrored:
+        Meeting.objects.filter(pk=meeting.pk).update(**mirrored)
+        audit.record_in_meeting("set_toggles", meeting, actor, reason="Zoom's host settings", detail=mirrored)
+    changed = share.status != outcome
+    if changed:
+        share.set_status(outcome, started_by="" if outcome != Status.PENDING else share.started_by)
+        audit.record_in_meeting("zoom_request_status", meeting, actor, share=share, outcome=outcome,
+                                reason=f"Zoom answered the in-client request: {status}")
+    if changed or mirrored:
+        mark_changed(meeting)
     return share
 
 

@@ -1,8 +1,9 @@
 """Asking Zoom to start or stop an app's stream, and what Zoom or the requester's panel answered.
 
-A start goes to Zoom after commit, with the approving host's token (REST rtms_app/status); when REST cannot (no
-grant, or Zoom's 2308), the requester's panel calls zoomSdk.startRTMS() so that Zoom's own approval runs
-(docs/CONSENT.md "Starting"). Zoom's meeting.rtms_started webhook then confirms (actions.streams).
+A start goes to Zoom after commit, with the approving host's token (REST rtms_app/status); when REST does not
+start it (no grant, Zoom's 2308, or a 2310 that names no cause), the requester's panel calls zoomSdk.startRTMS() so
+that Zoom's own settings and approval run, and Zoom's rtms.request_status names the outcome (docs/CONSENT.md
+"Starting and stopping"). Zoom's meeting.rtms_started webhook confirms a start (actions.streams).
 """
 
 import logging
@@ -45,10 +46,10 @@ def start_via_rest(share_id, attempt, token_user_id):
         outcome, detail = "refused", repr(exc)[:200]
     if outcome == "ok":
         _record(share, "start_requested", outcome=Status.STARTING, reason=f"REST start with {detail}'s token")
-    elif outcome in ("not_allowed", "no_token"):
-        do_fall_back_to_in_client(share_id, attempt, reason=detail)
     else:
-        do_start_failed(share_id, attempt, Status.HOST_CANNOT_APPROVE, reason=f"Zoom refused the start: {detail}")
+        # REST's refusals name no cause (2310 covers sharing off, eligibility and the stream limit alike); the
+        # requester's own start does: Zoom shows its modal or answers with rtms.request_status.
+        do_fall_back_to_in_client(share_id, attempt, reason=f"REST start {outcome}: {detail}")
 
 
 @transaction.atomic
