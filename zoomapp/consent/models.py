@@ -53,10 +53,6 @@ class Participant(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["meeting", "user_id"], name="one_participant_per_user")]
 
-    @property
-    def is_host(self):
-        return self.role in (self.Role.HOST, self.Role.CO_HOST)
-
 
 class Share(models.Model):
     """One app's access to the meeting's content on behalf of one user: its current outcome and stream."""
