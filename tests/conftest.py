@@ -1,9 +1,12 @@
-"""Shared fixtures: the migrated test database and the real processes (daphne, workers, beat, simulator).
+"""Shared fixtures: the migrated test database, the real processes (daphne, workers, beat, simulator), an app, and
+what the code pushes to panels.
 
 The run's own Redis namespace and database name are set by tests/environment.py.
 """
 
 import os
+import threading
+import time
 
 import pytest
 
@@ -80,3 +83,58 @@ def beat(stack_env, logs_dir, worker):
     proc = processes.start_beat(stack_env, logs_dir)
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def app():
+    """One of our registered Zoom apps (a row; register it with the simulator with consent_support.register_with_sim
+    when the test needs Zoom's side too)."""
+    from tests.consent_support import make_app
+
+    return make_app()
+
+
+class Pushes:
+    """What was pushed to Channels groups through rtms.live.push, in order: (group, message) pairs."""
+
+    def __init__(self):
+        self.sent = []
+        self._changed = threading.Condition()
+
+    def record(self, group, message):
+        with self._changed:
+            self.sent.append((group, message))
+            self._changed.notify_all()
+
+    def to(self, group, kind=None):
+        """The messages pushed to `group` (of type `kind`, e.g. "panel.state"), oldest first."""
+        with self._changed:
+            return [m for g, m in self.sent if g == group and (kind is None or m.get("type") == kind)]
+
+    def wait_for(self, group, kind, timeout=10.0):
+        """The first message of type `kind` pushed to `group`, waiting for it (pushes made after commit by Zoom
+        calls run on another thread)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not (found := [m for g, m in self.sent if g == group and m.get("type") == kind]):
+                left = deadline - time.monotonic()
+                assert left > 0, f"nothing of type {kind} pushed to {group}; pushed: {self.sent}"
+                self._changed.wait(left)
+            return found[0]
+
+
+@pytest.fixture
+def pushes(monkeypatch):
+    """Captures every push to panels and the console (as zulip's capture_send_event_calls): rtms.live.push is
+    wrapped, not replaced, so each push still goes through the real channel layer."""
+    from rtms import live
+
+    captured = Pushes()
+    send = live.push
+
+    def push(group, message):
+        captured.record(group, message)
+        send(group, message)
+
+    monkeypatch.setattr(live, "push", push)
+    return captured
