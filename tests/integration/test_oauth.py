@@ -46,7 +46,7 @@ def test_install_with_our_state_stores_encrypted_tokens(daphne, zoomsim, sim_app
         cursor.execute("SELECT access_token, refresh_token FROM marketplace_userauthorization WHERE id = %s",
                        [grant.pk])
         stored = cursor.fetchone()
-    assert grant.access_token not in stored and grant.refresh_token not in stored[1]
+    assert grant.access_token not in stored[0] and grant.refresh_token not in stored[1]
 
 
 def test_marketplace_add_without_state_is_accepted(daphne, zoomsim, sim_app):

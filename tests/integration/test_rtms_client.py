@@ -310,9 +310,15 @@ def test_a_transient_refusal_is_retried(world, held_streams, stage):
     try:
         held = hold(world, held_streams, payload)
         held.wait_ready()
+        assert world.sim.get("/_sim/faults").json() == []  # the refusal was served, and the client came back
     finally:
         world.sim.delete("/_sim/faults")
     wait_for(lambda: held.sink.audio, what="audio after the retried handshake")
+    if stage != "upgrade":  # a refused upgrade leaves no connection record: only the handshakes do
+        statuses = [c["handshake_status"] for c in world.stream(payload["rtms_stream_id"])["connections"]
+                    if (c["kind"] == "signaling") == (stage == "signaling")]
+        assert 45 in statuses and statuses[-1] == 0, statuses
+    assert held.client.phase is Phase.READY
     held.close()
 
 

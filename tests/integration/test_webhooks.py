@@ -8,6 +8,7 @@ import time
 import pytest
 
 from rtms.models import StreamSession, StreamTransition
+from tests.webhook_support import deliver, signed_headers
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks.models import WebhookDelivery
 from zoomapp.webhooks.signals import zoom_event
@@ -34,19 +35,6 @@ def announced():
     zoom_event.connect(receiver)
     yield received
     zoom_event.disconnect(receiver)
-
-
-def signed_headers(body, secret=SECRET_TOKEN, timestamp=None):
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    return {"x-zm-request-timestamp": ts, "x-zm-signature": f"v0={digest}"}
-
-
-def deliver(client, app, document, headers=None, raw=None):
-    body = raw if raw is not None else json.dumps(document).encode()
-    return client.post(
-        app.webhook_path, data=body, content_type="application/json", headers=signed_headers(body) if headers is None else headers
-    )
 
 
 def started(stream_id="03db704592624398931a588dd78200cb", nested=False):
@@ -109,6 +97,14 @@ def test_interrupted_then_started_again_keeps_one_stream(client, app):
     assert deliver(client, app, interrupted).status_code == 200
     assert StreamSession.objects.get().state == "interrupted"
 
+    # Zoom sends rtms_started again for the same stream, on another RTMS server (docs/STREAMS.md, case 1).
+    again = started()
+    again["payload"]["server_urls"] = "ws://127.0.0.1:9/signaling/moved"
+    assert deliver(client, app, again).status_code == 200
+    stream = StreamSession.objects.get()
+    assert stream.server_urls == "ws://127.0.0.1:9/signaling/moved"
+    assert list(stream.transitions.values_list("state", flat=True)) == ["starting", "interrupted"]
+
 
 def test_every_verified_event_is_announced_after_commit(client, app, announced):
     joined = {"event": "meeting.participant_joined", "event_ts": 1, "payload": {
@@ -132,9 +128,9 @@ def test_unknown_event_is_acknowledged_and_recorded(client, app, announced):
     "tamper, status, error",
     [
         (lambda body, h: {**h, "x-zm-signature": "v0=" + "0" * 64}, 401, "bad_signature"),
-        (lambda body, h: signed_headers(body, secret="another-apps-token"), 401, "bad_signature"),
-        (lambda body, h: signed_headers(body, timestamp=int(time.time()) - 301), 401, "stale_timestamp"),
-        (lambda body, h: signed_headers(body, timestamp=int(time.time()) + 3600), 401, "stale_timestamp"),
+        (lambda body, h: signed_headers("another-apps-token", body), 401, "bad_signature"),
+        (lambda body, h: signed_headers(SECRET_TOKEN, body, timestamp=int(time.time()) - 301), 401, "stale_timestamp"),
+        (lambda body, h: signed_headers(SECRET_TOKEN, body, timestamp=int(time.time()) + 3600), 401, "stale_timestamp"),
         (lambda body, h: {**h, "x-zm-request-timestamp": "soon"}, 400, "bad_timestamp"),
         (lambda body, h: {}, 401, "unsigned"),
     ],
@@ -144,7 +140,7 @@ def test_bad_deliveries_are_refused_and_change_nothing(client, app, announced, t
     deliver(client, app, started("aaaa0000aaaa0000aaaa0000aaaa0000"))
     before = (StreamSession.objects.count(), StreamTransition.objects.count(), WebhookDelivery.objects.count())
     body = json.dumps(started("bbbb1111bbbb1111bbbb1111bbbb1111")).encode()
-    response = deliver(client, app, None, headers=tamper(body, signed_headers(body)), raw=body)
+    response = deliver(client, app, None, headers=tamper(body, signed_headers(SECRET_TOKEN, body)), raw=body)
     assert response.status_code == status
     assert response.json()["error"] == error and response.json()["message"]
     after = (StreamSession.objects.count(), StreamTransition.objects.count(), WebhookDelivery.objects.count())
@@ -154,7 +150,7 @@ def test_bad_deliveries_are_refused_and_change_nothing(client, app, announced, t
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'{"payload": {}}', b'{"event": 5}', b"\xff\xfe"])
 def test_malformed_bodies_are_refused(client, app, raw):
-    response = deliver(client, app, None, headers=signed_headers(raw), raw=raw)
+    response = deliver(client, app, None, headers=signed_headers(SECRET_TOKEN, raw), raw=raw)
     assert response.status_code == 400
     assert response.json()["error"] in ("malformed_json", "malformed_event")
     assert not WebhookDelivery.objects.exists()
@@ -172,3 +168,22 @@ def test_unknown_app_is_404(client):
     response = client.post("/zoom/webhooks/nobody", data=b"{}", content_type="application/json")
     assert response.status_code == 404
     assert response.json()["error"] == "unknown_app"
+
+
+def test_a_body_over_256_kib_is_refused_with_413_and_changes_nothing(client, app, announced):
+    limit = 256 * 1024
+    document = started()
+    document["payload"]["padding"] = ""
+    room = limit - len(json.dumps(document).encode())
+    document["payload"]["padding"] = "x" * room
+    at_the_limit = json.dumps(document).encode()
+    assert len(at_the_limit) == limit
+    over = at_the_limit[:-1] + b' }'  # one byte more, still valid JSON and correctly signed
+
+    response = deliver(client, app, raw=over)
+    assert response.status_code == 413
+    assert response.json() == {"error": "too_large", "message": "The request body is too large."}
+    assert not WebhookDelivery.objects.exists() and not StreamSession.objects.exists() and not announced
+
+    assert deliver(client, app, raw=at_the_limit).status_code == 200  # the limit itself is accepted
+    assert StreamSession.objects.get().rtms_stream_id == document["payload"]["rtms_stream_id"]
