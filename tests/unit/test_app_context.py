@@ -14,11 +14,6 @@ pytestmark = pytest.mark.django_db
 OWASP = ("Strict-Transport-Security", "X-Content-Type-Options", "Content-Security-Policy", "Referrer-Policy")
 
 
-@pytest.fixture
-def app():
-    return make_app()
-
-
 def test_context_binds_user_meeting_and_role(app):
     meeting = meeting_uuid()
     context = verify_app_context(context_for(app, meeting, "userA", "cohost"), app)

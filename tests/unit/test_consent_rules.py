@@ -15,11 +15,6 @@ HOST, BEN, CLEO = Actor("host1", "Ana", "test"), Actor("ben1", "Ben", "test"), A
 
 
 @pytest.fixture
-def app():
-    return make_app()
-
-
-@pytest.fixture
 def meeting(app):
     meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
     presence.do_participant_joined(meeting, BEN.user_id, "Ben", "participant")

@@ -13,11 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def app():
-    return make_app()
-
-
-@pytest.fixture
 def meeting(client, app):
     uuid = meeting_uuid()
     host_token, _ = open_panel(client, app, uuid, "host1", "host", "Ana")

@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from rtms.models import StreamSession
-from tests.consent_support import make_app, meeting_uuid
+from tests.consent_support import meeting_uuid
 from rtms.client.protocol import stop_reason_name
 from zoomapp.consent import meetings
 from zoomapp.consent.actions import host_controls, presence, streams
@@ -17,11 +17,6 @@ from zoomapp.consent.permissions import Actor
 pytestmark = pytest.mark.django_db
 
 HOST = Actor("host1", "Ana", "test")
-
-
-@pytest.fixture
-def app():
-    return make_app()
 
 
 @pytest.fixture

@@ -4,17 +4,12 @@ waits for her."""
 
 import pytest
 
-from tests.consent_support import make_app, meeting_uuid, open_panel, panel_action
+from tests.consent_support import meeting_uuid, open_panel, panel_action
 from zoomapp.consent import meetings
 from zoomapp.consent.actions import presence
 from zoomapp.consent.models import AuditEntry, Share, ShareRequest
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def app():
-    return make_app()
 
 
 @pytest.fixture
