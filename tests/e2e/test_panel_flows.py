@@ -2,31 +2,18 @@
 Celery worker + Redis + the simulator: every participant outcome of PRODUCT.md reached through the flow that
 causes it, the host's single and multiple request modals, and screenshots of each state."""
 
+from datetime import UTC
+
 import pytest
 
-from tests.e2e.panel_support import Person, stack  # noqa: F401 - fixtures
-from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
+from tests.e2e.panel_support import Person
 from tests.processes import wait_for
 from zoomapp import texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def people(browser, stack):  # noqa: F811
-    opened = []
-
-    def open_for(meeting, *names):
-        result = [Person(browser, stack, meeting, name).open_panel() for name in names]
-        opened.extend(result)
-        return result
-
-    yield open_for
-    for person in opened:
-        person.close()
-
-
-def test_approved_request_shows_sharing_within_a_second_then_transcript(stack, people):  # noqa: F811
+def test_approved_request_shows_sharing_within_a_second_then_transcript(stack, people):
     """Cleo's approval goes first and is not timed: the first stream a freshly started worker holds also pays
     for its process's first connections (database, Redis, Zoom). Ben's is timed, as a running deployment's is."""
     meeting = stack.meeting()
@@ -86,24 +73,25 @@ def breakdown(meeting, person, clicked_at, seen_at):
     user_id = Share.objects.filter(meeting__uuid=meeting["uuid"], user_name=person.name).values_list(
         "user_id", flat=True).first()
     entries = AuditEntry.objects.filter(meeting_uuid=meeting["uuid"], subject_user_id=user_id).order_by("id")
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    start = datetime.fromtimestamp(clicked_at, timezone.utc)
+    start = datetime.fromtimestamp(clicked_at, UTC)
     marks = [(e.kind, e.created) for e in entries if e.created >= start]
-    marks.append(("shown in the panel", datetime.fromtimestamp(seen_at, timezone.utc)))
+    marks.append(("shown in the panel", datetime.fromtimestamp(seen_at, UTC)))
     share = Share.objects.get(meeting__uuid=meeting["uuid"], user_id=user_id)
     stream = StreamSession.objects.filter(rtms_stream_id=share.rtms_stream_id).first()
     if stream:
         marks.append(("stream row", stream.created))
         marks += [(f"stream {t.state}", t.at) for t in StreamTransition.objects.filter(stream=stream)]
-    return ", ".join(f"{name} +{(at - start).total_seconds() * 1000:.0f} ms" for name, at in sorted(marks, key=lambda m: m[1]))
+    marks.sort(key=lambda mark: mark[1])
+    return ", ".join(f"{name} +{(at - start).total_seconds() * 1000:.0f} ms" for name, at in marks)
 
 
 def request(person):
     person.click("#share-button")
 
 
-def test_multiple_requests_modal_deny_one_approve_all(stack, people):  # noqa: F811
+def test_multiple_requests_modal_deny_one_approve_all(stack, people):
     meeting = stack.meeting(participants=("Ben", "Cleo", "Dan"))
     stack.authorize(stack.user_id(meeting, "Ana"))
     ana, ben, cleo, dan = people(meeting, "Ana", "Ben", "Cleo", "Dan")
@@ -144,7 +132,7 @@ def test_multiple_requests_modal_deny_one_approve_all(stack, people):  # noqa: F
         eve.close()
 
 
-def test_host_controls_pause_resume_stop_disable_and_turning_sharing_off(stack, people):  # noqa: F811
+def test_host_controls_pause_resume_stop_disable_and_turning_sharing_off(stack, people):
     meeting = stack.meeting(participants=("Ben", "Cleo", "Dan"))
     stack.authorize(stack.user_id(meeting, "Ana"))
     ana, ben, cleo, dan = people(meeting, "Ana", "Ben", "Cleo", "Dan")
@@ -184,7 +172,7 @@ def test_host_controls_pause_resume_stop_disable_and_turning_sharing_off(stack, 
     ana.screenshot("host-6-sharing-off")
 
 
-def test_host_not_joined_then_host_cannot_approve(stack, people):  # noqa: F811
+def test_host_not_joined_then_host_cannot_approve(stack, people):
     from zoomapp.consent.models import SharingPolicy
 
     meeting = stack.meeting(participants=("Ben", "Cleo"))
@@ -231,7 +219,7 @@ def services_meeting_account(meeting):
              what="meeting.started to be received")
 
 
-def test_in_client_fallback_runs_zooms_host_approval(stack, people):  # noqa: F811
+def test_in_client_fallback_runs_zooms_host_approval(stack, people):
     """The host never authorized our app: her modal says so before she approves; approving anyway makes Ben's
     panel call zoomSdk.startRTMS(), and Zoom's own host modal decides. Denied there → "…denied by host" (Zoom's
     rtms.request_status names the cause); approved → Sharing."""
@@ -264,7 +252,7 @@ def test_in_client_fallback_runs_zooms_host_approval(stack, people):  # noqa: F8
     ana.frame.locator("#authorize").wait_for(state="hidden")
 
 
-def test_zoom_rest_answers_become_outcomes(stack, people):  # noqa: F811
+def test_zoom_rest_answers_become_outcomes(stack, people):
     """The host authorized the app, but Zoom refuses the REST start: 2310 names no cause, so the requester's
     panel asks Zoom itself and Zoom's answer names it (here Zoom's sharing is off: "Apps sharing … disabled", and
     the host's toggle follows Zoom's); 2308 → the in-client start runs Zoom's own host approval."""

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.panel_support import Person, stack  # noqa: F401 - fixtures
-from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
+from tests.e2e.panel_support import Person
 from zoomapp import texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -36,21 +35,7 @@ if (location.pathname.startsWith("/panel/")) {
 """
 
 
-@pytest.fixture
-def people(browser, stack):  # noqa: F811
-    opened = []
-
-    def open_for(meeting, *names):
-        result = [Person(browser, stack, meeting, name).open_panel() for name in names]
-        opened.extend(result)
-        return result
-
-    yield open_for
-    for person in opened:
-        person.close()
-
-
-def test_the_panel_loads_with_a_spinner_then_its_state_never_a_light_flash(browser, stack):  # noqa: F811
+def test_the_panel_loads_with_a_spinner_then_its_state_never_a_light_flash(browser, stack):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     pat = Person(browser, stack, meeting, "Pat")
     try:
@@ -75,7 +60,7 @@ def test_the_panel_loads_with_a_spinner_then_its_state_never_a_light_flash(brows
         pat.close()
 
 
-def test_share_is_disabled_with_the_reason_while_sharing_cannot_start(stack, people):  # noqa: F811
+def test_share_is_disabled_with_the_reason_while_sharing_cannot_start(stack, people):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     hana, pat = people(meeting, "Hana", "Pat")
     share, reason = pat.frame.locator("#share-button"), pat.frame.locator("#share-reason")
@@ -107,7 +92,7 @@ def requests_of(meeting, name):
                 .values_list("status", "decided_by"))
 
 
-def test_pat_cancels_his_pending_request_and_hanas_modal_drops_it(stack, people):  # noqa: F811
+def test_pat_cancels_his_pending_request_and_hanas_modal_drops_it(stack, people):
     from zoomapp.consent.models import AuditEntry
 
     meeting = stack.meeting(host="Hana", participants=("Pat",))
@@ -133,7 +118,7 @@ def test_pat_cancels_his_pending_request_and_hanas_modal_drops_it(stack, people)
     hana.frame.wait_for_selector("#requests-modal[data-kind='single'][open]")
 
 
-def test_a_pending_request_is_withdrawn_when_the_host_leaves_and_pat_may_ask_when_she_is_back(stack, people):  # noqa: F811
+def test_a_pending_request_is_withdrawn_when_the_host_leaves_and_pat_may_ask_when_she_is_back(stack, people):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     hana, pat = people(meeting, "Hana", "Pat")
     pat.click("#share-button")
@@ -151,7 +136,7 @@ def test_a_pending_request_is_withdrawn_when_the_host_leaves_and_pat_may_ask_whe
     pat.frame.locator("#share-button:enabled").wait_for()
 
 
-def test_a_pending_request_is_withdrawn_when_the_meeting_ends(stack, people):  # noqa: F811
+def test_a_pending_request_is_withdrawn_when_the_meeting_ends(stack, people):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     hana, pat = people(meeting, "Hana", "Pat")
     pat.click("#share-button")

@@ -7,29 +7,13 @@ what she decides there is what Pat reads, with its real cause. Our panel's toggl
 
 import pytest
 
-from tests.e2e.panel_support import Person, stack  # noqa: F401 - fixtures
-from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
 from tests.processes import wait_for
 from zoomapp import texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def people(browser, stack):  # noqa: F811
-    opened = []
-
-    def open_for(meeting, *names):
-        result = [Person(browser, stack, meeting, name).open_panel() for name in names]
-        opened.extend(result)
-        return result
-
-    yield open_for
-    for person in opened:
-        person.close()
-
-
-def test_approval_off_in_our_panel_still_asks_the_host_when_zoom_requires_it(stack, people):  # noqa: F811
+def test_approval_off_in_our_panel_still_asks_the_host_when_zoom_requires_it(stack, people):
     meeting = stack.meeting(participants=("Pat", "Quinn"))  # Zoom's settings: approval required
     stack.authorize(stack.user_id(meeting, "Ana"))  # the host authorized the app
     ana, pat, quinn = people(meeting, "Ana", "Pat", "Quinn")
@@ -55,7 +39,7 @@ def test_approval_off_in_our_panel_still_asks_the_host_when_zoom_requires_it(sta
     ana.frame.locator("#active-apps li[data-status='sharing']", has_text="Notes Bot for Quinn").wait_for()
 
 
-def test_an_app_only_starting_is_not_listed_as_sharing(stack, people):  # noqa: F811
+def test_an_app_only_starting_is_not_listed_as_sharing(stack, people):
     """Zoom refuses the worker's first signaling handshakes for the approved start: the app is starting, and
     nobody's panel may list it among the apps actively sharing until data flows."""
     meeting = stack.meeting(participants=("Ben",))
