@@ -10,6 +10,7 @@ import pytest
 from rtms.models import StreamSession
 from tests.consent_support import add_sim_user, make_app, register_with_sim
 from tests.console_support import end_meeting_and_settle
+from tests.e2e.axe_support import assert_no_violations, axe_script  # noqa: F401 - fixture
 from tests.e2e.console_browser import console_context
 from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
 from tests.processes import wait_for
@@ -72,7 +73,8 @@ def test_console_pages_signed_in_through_zoom(console, daphne, zoomsim):
     form.locator("select[name='level']").select_option("group")
     form.locator("input[name='target_id']").fill("sales")
     form.locator("button[type='submit']").click()
-    cell = page.locator(f"[data-testid='auto-start-effective'] tr[data-user='{admin_id}'] td[data-app='{app.client_id}']")
+    cell = page.locator(f"[data-testid='auto-start-effective'] tr[data-user='{admin_id}'] "
+                        f"td[data-app='{app.client_id}']")
     assert (cell.get_attribute("data-effective"), cell.get_attribute("data-source")) == ("on", "group")
     shot(page, "console-2-auto-start")
 
@@ -127,7 +129,7 @@ def test_console_pages_signed_in_through_zoom(console, daphne, zoomsim):
     shot(page, "console-6-apps")
 
 
-def test_a_member_signing_in_is_refused_in_the_browser(browser, daphne, zoomsim, settings):  # noqa: F811
+def test_a_member_signing_in_is_refused_in_the_browser(browser, daphne, zoomsim, settings, axe_script):  # noqa: F811
     app = make_app("Notetaker")
     register_with_sim(zoomsim, daphne.url, app)
     member_id = f"mia{secrets.token_hex(3)}"
@@ -139,6 +141,7 @@ def test_a_member_signing_in_is_refused_in_the_browser(browser, daphne, zoomsim,
     refusal = page.locator("[data-testid='refusal']")
     assert refusal.inner_text() == ("The admin console is for account owners and admins. Zoom says your role is "
                                     "Member.")
+    assert_no_violations(page, axe_script, "console: sign-in refused")
     shot(page, "console-7-member-refused")
     page.goto(f"{daphne.url}/console/audit")
     assert page.locator("h1").inner_text() == "Sign in"

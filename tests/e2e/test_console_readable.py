@@ -207,7 +207,8 @@ def test_meetings_and_settings_name_their_people(account, daphne):
     assert world["pat"] not in users.inner_text()
 
 
-def test_the_sign_in_page_offers_only_apps_that_can_sign_in(browser, daphne, zoomsim, settings):  # noqa: F811
+def test_the_sign_in_page_offers_only_apps_that_can_sign_in(
+        browser, daphne, zoomsim, settings, axe_script):  # noqa: F811
     app = make_app("Notetaker")
     register_with_sim(zoomsim, daphne.url, app, account_id=ACCOUNT)
     draft = ZoomApp.objects.create(name="Draft app", client_id=f"cid{secrets.token_hex(5)}", client_secret="",
@@ -216,6 +217,7 @@ def test_the_sign_in_page_offers_only_apps_that_can_sign_in(browser, daphne, zoo
     page = context.new_page()
     page.goto(f"{daphne.url}/console/signin")
     assert page.locator("main a.button").all_inner_texts() == ["Sign in with Zoom (Notetaker)"]
+    assert_no_violations(page, axe_script, "console: sign-in, signed out")
     assert page.goto(f"{daphne.url}/console/signin/{draft.client_id}").status == 404
     context.close()
 

@@ -60,9 +60,10 @@ def account_users(account_id):
     users = {}
     for grant in UserAuthorization.objects.filter(account_id=account_id).order_by("updated"):
         users[grant.user_id] = AccountUser(grant.user_id, grant.display_name, grant.role_name, list(grant.group_ids))
-    named = set(_account_hosts(account_id)) | set(
-        SharingPolicy.objects.filter(account_id=account_id, level=Level.USER).values_list("target_id", flat=True)
-    ) | set(AutoStartSetting.objects.filter(account_id=account_id, level=Level.USER).values_list("target_id", flat=True))
+    user_rows = {"account_id": account_id, "level": Level.USER}
+    named = (set(_account_hosts(account_id))
+             | set(SharingPolicy.objects.filter(**user_rows).values_list("target_id", flat=True))
+             | set(AutoStartSetting.objects.filter(**user_rows).values_list("target_id", flat=True)))
     unnamed = named - set(users)
     names = user_names(account_id, unnamed)
     for user_id in unnamed:

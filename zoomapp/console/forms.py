@@ -14,7 +14,8 @@ VALUES = {"on": True, "off": False, "unset": None}
 
 class ConsoleForm(forms.Form):
     def error_text(self):
-        return " ".join(f"{'' if name == '__all__' else name + ': '}{' '.join(errs)}" for name, errs in self.errors.items())
+        return " ".join(f"{'' if name == '__all__' else name + ': '}{' '.join(errs)}"
+                        for name, errs in self.errors.items())
 
 
 class LevelSettingForm(ConsoleForm):

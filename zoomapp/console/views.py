@@ -229,7 +229,8 @@ def _csv_cell(value):
 
 
 def _audit_row(entry):
-    values = [entry.id, entry.created.isoformat(), entry.kind, entry.app.client_id if entry.app_id and entry.app else "",
+    values = [entry.id, entry.created.isoformat(), entry.kind,
+              entry.app.client_id if entry.app_id and entry.app else "",
               entry.meeting_uuid, entry.actor_user_id, entry.actor_role, entry.subject_user_id, entry.outcome,
               entry.reason, entry.source, entry.source_address, entry.rtms_stream_id]
     return [_csv_cell(value) for value in values]
@@ -291,7 +292,8 @@ def delete_meeting_data(request):
     except lifecycle.StillStreaming:
         messages.error(request, "Streams are still running in this meeting; their data can be deleted once they stop.")
         return redirect("console:meetings")
-    messages.success(request, f"Deleted the stored data of {erased} stream(s) of “{meeting}”. The audit log records it.")
+    messages.success(request,
+                     f"Deleted the stored data of {erased} stream(s) of “{meeting}”. The audit log records it.")
     return redirect("console:meetings")
 
 
