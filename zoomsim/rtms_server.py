@@ -4,9 +4,9 @@ picows was chosen by measurement: sending a 700-byte text frame costs a few micr
 than aiohttp or websockets, which matters when one process feeds hundreds of 20 ms audio streams.
 """
 
+import asyncio
 import json
 import logging
-import asyncio
 import secrets
 
 import picows

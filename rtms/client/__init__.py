@@ -49,8 +49,7 @@ for good), else websockets; ``backend=backend_named("websockets")`` forces the f
 """
 
 from .allowlist import HostAllowList, URLNotAllowed
-from .protocol import (EventType, MediaType, MsgType, SessionState, Status, StopReason, StreamState,
-                       handshake_signature)
+from .protocol import EventType, MediaType, MsgType, SessionState, Status, StopReason, StreamState, handshake_signature
 from .stream import Outcome, Phase, StreamClient, StreamCounters, StreamResult, StreamSink, Timings
 from .transport import backend_named, default_backend
 

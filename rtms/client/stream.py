@@ -7,8 +7,9 @@ import enum
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from . import protocol as p
 from .allowlist import HostAllowList, URLNotAllowed
@@ -52,7 +53,7 @@ class StreamSink:
         """STREAM_STATE_UPDATE/RESP (``session_state`` None) or SESSION_STATE_UPDATE/RESP (``stream_state`` None);
         ``reason`` is the stop reason when the server gave one."""
 
-    def on_connection(self, phase: "Phase", detail: str) -> None:
+    def on_connection(self, phase: Phase, detail: str) -> None:
         """The client's own connection phase changed (connecting, ready, reconnecting, finished)."""
 
 
@@ -97,7 +98,7 @@ class Timings:
     duplicate_tries: int = 3
     close_timeout: float = 5.0            # close(): wait this long for STREAM_CLOSE_RESP and the state update
 
-    def scaled(self, factor: float) -> "Timings":
+    def scaled(self, factor: float) -> Timings:
         return replace(self, **{name: getattr(self, name) * factor for name in (
             "keepalive_interval", "signaling_window", "media_window", "handshake_timeout", "backoff_base",
             "backoff_cap", "media_interrupt_grace", "duplicate_backoff", "close_timeout")})
@@ -252,7 +253,7 @@ class StreamClient:
             return None
         try:
             return await asyncio.wait_for(asyncio.shield(self._finished), self.timings.close_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._wake("close_timeout")
             return await self._finished
 
@@ -331,7 +332,7 @@ class StreamClient:
                 self._drop_all()
                 self._log("server_url_not_allowed", logging.WARNING, detail=str(refused))
                 return StreamResult(Outcome.NOT_ALLOWED, detail=str(refused))
-            except Exception as exc:  # socket errors, timeouts, transient statuses: retry inside the window
+            except Exception as exc:  # noqa: BLE001 - socket errors, timeouts, transient statuses: retry in the window
                 self._drop_all()
                 if self._aborted or self._moved:
                     continue
@@ -373,7 +374,6 @@ class StreamClient:
                 await self._close_sockets()
 
     async def _connect(self, signature: str) -> None:
-        t = self.timings
         loop = asyncio.get_running_loop()
         self._interrupt = loop.create_future()
         if self._allowed_hosts is not None:
@@ -493,7 +493,7 @@ class StreamClient:
         self._interrupt = loop.create_future()
         try:
             await asyncio.wait_for(asyncio.shield(self._interrupt), delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         return False
 
@@ -569,7 +569,7 @@ class StreamClient:
             self._nudge = loop.create_future()
             try:
                 await asyncio.wait_for(self._nudge, remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return
 
     def _stop_repair(self) -> None:
@@ -685,7 +685,7 @@ class StreamClient:
             handler(self, conn, message)
         except MalformedFrame as refused:
             self._refuse(conn.label, refused.kind, refused.msg_type)
-        except Exception as exc:  # a sink bug must not cost the stream its connection
+        except Exception as exc:  # noqa: BLE001 - a sink bug must not cost the stream its connection
             self._sink_failed(exc)
 
     def on_refused(self, conn: Connection, kind: str) -> None:
@@ -828,7 +828,7 @@ class StreamClient:
     def _notify_phase(self, phase: Phase, detail: str) -> None:
         try:
             self._sink.on_connection(phase, detail)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a sink bug must not cost the stream its connection
             self._sink_failed(exc)
 
     def _log(self, event: str, level: int = logging.INFO, **fields: Any) -> None:
@@ -863,10 +863,10 @@ _DISPATCH: dict[int, Callable[[StreamClient, Connection, dict[str, Any]], None]]
 _DISPATCH = {int(key): value for key, value in _DISPATCH.items()}
 
 
-def _discard_connection(connecting: "asyncio.Future[Connection]") -> None:
+def _discard_connection(connecting: asyncio.Future[Connection]) -> None:
     """Give up on a connect in flight; whenever it settles, drop the socket it made and swallow its error."""
 
-    def settle(done: "asyncio.Future[Connection]") -> None:
+    def settle(done: asyncio.Future[Connection]) -> None:
         if not done.cancelled() and done.exception() is None:
             done.result().abort()
 

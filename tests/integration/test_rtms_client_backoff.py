@@ -4,23 +4,23 @@ The attempts are read from the simulator's own connection records (each refused 
 
 from dataclasses import replace
 
-from tests.integration.test_rtms_client import TIMINGS, hold, held_streams, world  # noqa: F401 - fixtures
+from tests.integration.test_rtms_client import TIMINGS, held_streams, hold, world  # noqa: F401 - fixtures
 from tests.processes import wait_for
 
 BASE = 0.2
 CAP = 0.8
 
 
-def signaling_attempts_after(world, stream_id, after_ms):
-    return sorted(c["opened_at"] for c in world.stream(stream_id)["connections"]
+def signaling_attempts_after(sim_world, stream_id, after_ms):
+    return sorted(c["opened_at"] for c in sim_world.stream(stream_id)["connections"]
                   if c["kind"] == "signaling" and c["opened_at"] > after_ms)
 
 
-def refuse_then_drop(world, stream_id, refusals):
-    world.sim.post("/_sim/faults", json={"kind": "refuse_handshake", "stage": "signaling", "status_code": 45,
-                                         "count": refusals})
-    dropped_at = world.stream(stream_id)["connections"][-1]["opened_at"]
-    world.sim.post("/_sim/faults", json={"kind": "drop_socket", "stream_id": stream_id, "socket": "signaling"})
+def refuse_then_drop(sim_world, stream_id, refusals):
+    sim_world.sim.post("/_sim/faults", json={"kind": "refuse_handshake", "stage": "signaling",
+                                             "status_code": 45, "count": refusals})
+    dropped_at = sim_world.stream(stream_id)["connections"][-1]["opened_at"]
+    sim_world.sim.post("/_sim/faults", json={"kind": "drop_socket", "stream_id": stream_id, "socket": "signaling"})
     return dropped_at
 
 

@@ -245,8 +245,8 @@ def authorize_host(stack, django_db_blocker, user_id):
 def test_case_4_an_error_stop_is_restarted_through_zoom_a_bounded_number_of_times(stack, django_db_blocker,
                                                                                   held_stream):
     from rtms.models import StreamSession
-    from zoomapp.consent.models import AuditEntry, Share
     from zoomapp.consent.actions.streams import MAX_RESTARTS
+    from zoomapp.consent.models import AuditEntry, Share
 
     meeting, stream_id = held_stream
     host = next(p for p in meeting["participants"] if p["role"] == "host")
@@ -281,7 +281,8 @@ def test_case_4_an_error_stop_is_restarted_through_zoom_a_bounded_number_of_time
     assert [entry.rtms_stream_id for entry in restarts] == streams[:-1]
     assert all(entry.reason.startswith("SIGNAL_CONNECTION_INTERRUPTED (13)") for entry in restarts)
     assert share.status == "stopped" and share.stop_reason == 13
-    live = [s for s in stack.sim.get("/_sim/streams", params={"meeting": meeting["id"]}).json() if s["state"] != "stopped"]
+    live = [s for s in stack.sim.get("/_sim/streams", params={"meeting": meeting["id"]}).json()
+            if s["state"] != "stopped"]
     assert live == [], "no fourth restart"
 
 

@@ -8,12 +8,12 @@ import pytest
 import requests
 
 from rtms.client import Outcome, Phase
-from tests.integration.test_rtms_client import hold, held_streams, world  # noqa: F401 - fixtures
+from tests.integration.test_rtms_client import held_streams, hold, world  # noqa: F401 - fixtures
 from tests.processes import wait_for
 
 
-def chaos(world, stream_id, **body):
-    return world.sim.post(f"/_sim/streams/{stream_id}/chaos", json=body)
+def chaos(sim_world, stream_id, **body):
+    return sim_world.sim.post(f"/_sim/streams/{stream_id}/chaos", json=body)
 
 
 def test_server_failover_resends_rtms_started_and_the_failed_server_refuses(world, held_streams):  # noqa: F811
@@ -109,7 +109,7 @@ def test_chaos_refusals(world, held_streams, body, message):  # noqa: F811
     held.close()
 
 
-def test_chaos_mode_refusals_and_unknown_streams(world):
+def test_chaos_mode_refusals_and_unknown_streams(world):  # noqa: F811
     assert chaos(world, "0" * 32, case="error_stop").status_code == 404
     response = world.sim.post("/_sim/chaos", json={"interval_s": -1})
     assert response.status_code == 400 and "interval_s" in response.json()["message"]

@@ -6,9 +6,9 @@ import secrets
 
 import pytest
 
+from rtms.client.protocol import stop_reason_name
 from rtms.models import StreamSession
 from tests.consent_support import meeting_uuid
-from rtms.client.protocol import stop_reason_name
 from zoomapp.consent import meetings
 from zoomapp.consent.actions import host_controls, presence, streams
 from zoomapp.consent.models import AuditEntry, Share
@@ -32,7 +32,8 @@ def stopped_by_zoom(app, meeting, stop_reason):
                                           client_id=app.client_id, operator_id=HOST.user_id, state="stopped",
                                           stop_reason=stop_reason)
     streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "active")
-    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped", stop_reason=stop_reason)
+    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped",
+                            stop_reason=stop_reason)
     return stream
 
 
@@ -71,8 +72,10 @@ def test_no_restart_of_a_stream_someone_chose_to_stop(app, meeting):
                                           client_id=app.client_id, operator_id=HOST.user_id, state="stopped",
                                           stop_reason=13)
     streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "active")
-    host_controls.do_stop(meeting, share_of(app, meeting).pk, actor=HOST)  # the host stops it; Zoom's error arrives anyway
-    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped", stop_reason=13)
+    # The host stops it; Zoom's error arrives anyway.
+    host_controls.do_stop(meeting, share_of(app, meeting).pk, actor=HOST)
+    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped",
+                            stop_reason=13)
     streams.do_restart_after_error_stop(stream)
     assert not AuditEntry.objects.filter(kind="stream_restart").exists()
     assert share_of(app, meeting).status == "stopped"
