@@ -205,6 +205,9 @@ def test_meetings_and_settings_name_their_people(account, daphne):
     assert _cells(users.locator(f"tr[data-user='{world['pat']}']"))[0] == "Pat Participant"
     assert _cells(users.locator(f"tr[data-user='{world['olive']}']"))[0] == "Olive Owner Owner"
     assert world["pat"] not in users.inner_text()
+    # Adding a user's setting: the id field suggests the account's people by name.
+    suggestion = page.locator(f"#known-users option[value='{world['pat']}']")
+    assert suggestion.text_content() == "Pat Participant"
 
 
 def test_the_sign_in_page_offers_only_apps_that_can_sign_in(
