@@ -1,8 +1,9 @@
 """Pushes to Channels groups from synchronous code (views, Celery tasks, the session host's threads), and the one
 way groups are named. The panels' and the console's consumers join these groups.
 
-Messages carry full state and its version (never a bare delta): `group_send` silently drops messages to a full
-channel, so the next message must repair a missed one (docs/ARCHITECTURE.md "Pushing state").
+Messages carry full state and its version (never a bare delta): a push reaches only the sockets listening at that
+moment (Redis pub/sub, zoomapp/settings.py CHANNEL_LAYERS), so the next message must repair a missed one
+(docs/ARCHITECTURE.md "Pushing state").
 """
 
 import asyncio

@@ -161,11 +161,12 @@ REDIS_NAMESPACE = env("REDIS_NAMESPACE", "zoomapp")
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s channels_redis blocks in BZPOPMIN:
-        # every consumer idle for 5 s would die with "Timeout reading". Read longer than that block.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": f"{REDIS_NAMESPACE}:asgi",
-                   "capacity": 1000, "expiry": 30},
+        # Redis pub/sub: a push to a group is one PUBLISH, received once by each web process, which hands it to
+        # its own sockets in the group. The list-based layer wrote one copy per socket and popped them one by one
+        # (1,000 panels of one meeting: 1,000 writes and 1,000 reads per push; docs/ARCHITECTURE.md "Pushing
+        # state"). Nothing is queued for a socket that is gone; pushes carry full state, so none needs to be.
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": f"{REDIS_NAMESPACE}:asgi"},
     }
 }
 

@@ -13,11 +13,12 @@ import logging
 import time
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from zoomapp.consent import panel_dispatch, tokens
-from zoomapp.consent.panel_state import snapshot_for, viewer_state
+from zoomapp.consent.panel_state import StateFrames, snapshot_for
 from zoomapp.consent.permissions import Refused
 from zoomapp.consent.push import meeting_group, user_group
 
@@ -28,10 +29,21 @@ MAX_FRAME_CHARS = 4096
 # (the webhook that confirms the start runs there too).
 _in_pool = dict(thread_sensitive=False)
 CLOSE_UNAUTHORIZED = 4401
+# Every panel of this process shares the encodings of the states pushed to its meetings.
+_state_frames = StateFrames()
 
 
 class PanelConsumer(AsyncWebsocketConsumer):
     identity = None
+
+    async def dispatch(self, message):
+        """As Channels' own, without its close_old_connections() before each message: that runs on daphne's one
+        shared sync thread, so a push to 1,000 panels queued 1,000 hops there, in front of the webhooks. This
+        consumer's database work goes through database_sync_to_async, which closes old connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -143,8 +155,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         if self.identity.user_id and self.identity.user_id in event["state"]["departed"]:
             await self._refuse_and_close("you are no longer in this meeting")
             return
-        state = viewer_state(event["state"], self.identity.viewer_id)
-        await self._send({"type": "state", "state": state})
+        await self.send(text_data=_state_frames.frame(event["state"], self.identity.viewer_id))
 
     async def panel_transcript(self, event):
         await self._send({"type": "transcript", "share": event["share"], "lines": event["lines"]})

@@ -5,6 +5,9 @@ snapshot_for(). docs/CONSENT.md says what each part means; docs/SECURITY.md why 
 read-only and only to a host of both.
 """
 
+import json
+from collections import OrderedDict
+
 from rtms.models import TranscriptSegment
 from zoomapp.consent.meetings import get_meeting
 from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
@@ -128,6 +131,50 @@ def viewer_state(state, viewer_id):
         filtered["notices"] = []
     filtered["viewer"] = {"user_id": viewer_id, "is_host": viewer_is_host}
     return filtered
+
+
+class StateFrames:
+    """The pushed state's text for each panel, encoded once per viewer kind rather than once per panel.
+
+    Every panel of a meeting receives the same state; what differs is only which requests, other apps' requests and
+    notices it may see (viewer_state), and its own "viewer" part. Panels that see the same parts share one
+    encoding of the state; only the small "viewer" part is encoded per panel. The text equals
+    json.dumps({"type": "state", "state": viewer_state(state, viewer_id)}) in compact form.
+    """
+
+    def __init__(self, remembered=8):
+        self._remembered = remembered
+        self._recent = OrderedDict()  # (meeting uuid, version) -> (state, {what the viewer sees: encoded prefix})
+
+    def frame(self, state, viewer_id):
+        viewer_is_host = viewer_id in state["hosts"]
+        if viewer_is_host:
+            sees = (True, tuple(i for i, entry in enumerate(state["other_apps"])
+                                if entry["requests"] and viewer_id in entry["hosts"]))
+        else:
+            sees = (False, tuple(i for i, r in enumerate(state["requests"]) if r["user_id"] == viewer_id))
+        encodings = self._encodings(state)
+        prefix = encodings.get(sees)
+        if prefix is None:
+            filtered = viewer_state(state, viewer_id)
+            del filtered["viewer"]
+            # The state's closing brace is dropped so that each panel's "viewer" part closes it.
+            prefix = encodings[sees] = '{"type":"state","state":' + _compact(filtered)[:-1] + ',"viewer":'
+        return prefix + _compact({"user_id": viewer_id, "is_host": viewer_is_host}) + "}}"
+
+    def _encodings(self, state):
+        key = (state["meeting"]["uuid"], state["version"])
+        remembered = self._recent.get(key)
+        # Two apps' rows of one Zoom meeting may share a version: the same key holds only an equal state.
+        if remembered is None or remembered[0] != state:
+            remembered = self._recent[key] = (state, {})
+            while len(self._recent) > self._remembered:
+                self._recent.popitem(last=False)
+        return remembered[1]
+
+
+def _compact(value):
+    return json.dumps(value, separators=(",", ":"))
 
 
 def recent_transcript(meeting, viewer_id, limit=30):

@@ -1,0 +1,368 @@
+"""Panel fan-out: N panel WebSockets open in one meeting, through the real daphne, Channels layer and Redis.
+
+    .venv/bin/python bench/panel_fanout.py 200 500 1000        # one stack, the panel counts in turn
+    .venv/bin/python bench/panel_fanout.py 1000 --rounds 10 --profile var/panel_fanout.svg
+
+For each N: N panels open at once (a large meeting's start; the panel's token check and snapshot on connect),
+then a few of the meeting's participants take turns: each asks to share (their panel's "request"), the host
+approves from her panel (the real chain: REST to the simulator, its signed webhook, the worker's stream), and the
+participant stops from their panel. Every panel is a real WebSocket client; each records when each state version
+reached it.
+
+Prints, each line with the machine's load average:
+- opening: wall time for all N, per-panel connect → snapshot p50/p99, and the web process's CPU per panel, at
+  once (the burst) and one at a time (a late joiner in a full meeting);
+- per change (request, approve → "starting", stream active → "sharing", stop): p50/p99 from the action sent to
+  the LAST panel holding the new state, and the web process's CPU per change (from /proc of the daphne pid);
+- the bytes of one push per panel (a host's and a participant's) and in all.
+
+--profile FILE records the web process with py-spy (installed into the venv if missing) while the panels open
+and while the changes run, one file each.
+Needs PostgreSQL (a database `bench_fanout_<pid>` is created and dropped) and Redis on 127.0.0.1.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RUN = f"bench{os.getpid()}"
+DB_NAME = f"bench_fanout_{os.getpid()}"
+PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+os.environ.update({
+    "DATABASE_URL": f"{PG}/{DB_NAME}", "REDIS_NAMESPACE": RUN, "LOG_LEVEL": "WARNING",
+    # As deployed: DEBUG off (Django's debug cursor would keep and format every query), so a real secret key.
+    "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(32), "FIELD_ENCRYPTION_KEY": secrets.token_urlsafe(32),
+    "DATA_DIR": tempfile.mkdtemp(prefix="bench-fanout-"), "DJANGO_SETTINGS_MODULE": "zoomapp.settings",
+    # The simulator's RTMS servers are ws://127.0.0.1: outside production's outbound allow list.
+    "RTMS_ALLOWED_HOSTS": "127.0.0.1", "RTMS_ALLOW_INSECURE_WS": "true",
+    "SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false",
+})
+
+ACTORS = 5  # participants taking turns to share; every other panel only watches
+VERSION = re.compile(rb'"version":(\d+)')  # a state frame's first "version" is the state's own
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def load():
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f} on {os.cpu_count()} cores"
+
+
+def cpu_seconds(pid):
+    """User + system CPU of one process so far (/proc/<pid>/stat utime and stime, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database(action):
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        if action == "create":
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+class Panel:
+    """One panel's socket. Watchers only note when each state version arrived (no JSON parsing, so the bench's
+    own CPU stays small next to the web process's); the panels that act also keep the last state parsed."""
+
+    def __init__(self, socket, parse):
+        self.socket, self.parse = socket, parse
+        self.arrivals = {}  # version -> (perf_counter, bytes)
+        self.version = 0
+        self.state = None
+        self.refused = None
+        self.changed = asyncio.Event()
+
+    async def read(self):
+        async for frame in self.socket:
+            data = frame.encode() if isinstance(frame, str) else frame
+            now = time.perf_counter()
+            if data.startswith(b'{"type":"state"'):
+                version = int(VERSION.search(data).group(1))
+                self.arrivals.setdefault(version, (now, len(data)))
+                self.version = max(self.version, version)
+                if self.parse:
+                    self.state = json.loads(data)["state"]
+            elif self.parse and data.startswith(b'{"type":"refused"'):
+                self.refused = json.loads(data)
+            self.changed.set()
+
+    async def until(self, predicate, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while not (self.state is not None and predicate(self.state)):
+            if self.refused:
+                raise SystemExit(f"refused: {self.refused}")
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), max(0.01, deadline - time.monotonic()))
+        return self.state
+
+
+def share_of(state, user_id):
+    return next((s for s in state["shares"] if s["user_id"] == user_id), None)
+
+
+def status_is(user_id, status):
+    return lambda state: (share_of(state, user_id) or {}).get("status") == status
+
+
+async def open_panels(url, tokens_, parse=False, at_once=100):
+    """Open one panel per token, at most `at_once` connecting at a time; returns panels and connect→snapshot."""
+    from websockets.asyncio.client import connect
+
+    gate = asyncio.Semaphore(at_once)
+    seconds = []
+
+    async def one(token):
+        async with gate:
+            began = time.perf_counter()
+            socket = await connect(url + token, open_timeout=60, max_size=None, ping_interval=None,
+                                   compression=None)
+            panel = Panel(socket, parse)
+            panel.reader = asyncio.get_running_loop().create_task(panel.read())
+            while not panel.arrivals:
+                panel.changed.clear()
+                await asyncio.wait_for(panel.changed.wait(), 60)
+            seconds.append(time.perf_counter() - began)
+            return panel
+
+    panels = await asyncio.gather(*(one(t) for t in tokens_))
+    return panels, seconds
+
+
+async def reached_all(panels, version, timeout=60.0):
+    """Wait until every panel holds `version` or newer; returns (first, last) arrival times."""
+    deadline = time.monotonic() + timeout
+    while any(p.version < version for p in panels):
+        if time.monotonic() > deadline:
+            behind = sum(p.version < version for p in panels)
+            raise SystemExit(f"{behind} panels never received version {version}")
+        await asyncio.sleep(0.002)
+    times = [min(t for v, (t, _) in p.arrivals.items() if v >= version) for p in panels]
+    return min(times), max(times)
+
+
+def start_profiler(args, web, phase):
+    """py-spy on the web process, into the --profile file's name with the phase added."""
+    if not args.profile:
+        return None
+    out = Path(args.profile).with_name(f"{Path(args.profile).stem}-{phase}{Path(args.profile).suffix}")
+    profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(web.pid),
+                                 "--rate", "200", "--output", str(out), "--format",
+                                 {".json": "speedscope", ".txt": "raw"}.get(out.suffix, "flamegraph")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attached
+    return profiler
+
+
+def stop_profiler(profiler):
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(30)
+
+
+async def one_size(args, n, ctx):
+    from zoomapp.consent import tokens
+
+    app, uuid, ws_url, web = ctx["app"], ctx["uuid"], ctx["ws_url"], ctx["web"]
+    watchers = n - 1 - ACTORS
+    # Watchers: participants who only look (half signed in, half guests, as a webinar's audience would be).
+    watcher_tokens = [tokens.mint(app.client_id, uuid, f"watcher{n}x{i}" if i % 2 else "") for i in range(watchers)]
+
+    profiler = start_profiler(args, web, f"open-{n}")
+    cpu0, began = cpu_seconds(web.pid), time.perf_counter()
+    watching, connect_seconds = await open_panels(ws_url, watcher_tokens, at_once=args.at_once)
+    burst_wall, burst_cpu = time.perf_counter() - began, cpu_seconds(web.pid) - cpu0
+    host = (await open_panels(ws_url, [tokens.mint(app.client_id, uuid, "benchHost")], parse=True))[0][0]
+    actors = [(await open_panels(ws_url, [tokens.mint(app.client_id, uuid, f"benchUser{i}")], parse=True))[0][0]
+              for i in range(ACTORS)]
+    everyone = watching + [host] + actors
+    print(f"N={n:<5} opening {watchers} panels at once ({args.at_once} connecting at a time): "
+          f"{burst_wall:.2f} s wall, connect→snapshot p50 {percentile(connect_seconds, 50) * 1000:.0f} ms "
+          f"p99 {percentile(connect_seconds, 99) * 1000:.0f} ms, web CPU {burst_cpu / watchers * 1000:.2f} ms/panel "
+          f"  [{load()}]", flush=True)
+
+    # A late joiner in a full meeting, one at a time: the token check and snapshot alone.
+    late_tokens = [tokens.mint(app.client_id, uuid, f"late{n}x{i}") for i in range(args.late)]
+    cpu0 = cpu_seconds(web.pid)
+    late_seconds = []
+    for token in late_tokens:
+        panels, seconds = await open_panels(ws_url, [token])
+        late_seconds += seconds
+        everyone += panels
+    late_cpu = cpu_seconds(web.pid) - cpu0
+    stop_profiler(profiler)
+    print(f"N={n:<5} opening one more panel, one at a time ×{args.late}: connect→snapshot p50 "
+          f"{percentile(late_seconds, 50) * 1000:.1f} ms p99 {percentile(late_seconds, 99) * 1000:.1f} ms, "
+          f"web CPU {late_cpu / args.late * 1000:.2f} ms/panel   [{load()}]", flush=True)
+
+    profiler = start_profiler(args, web, f"changes-{n}")
+    kinds = {"request": [], "approve → starting": [], "stream active → sharing": [], "stop": []}
+    cpu = {kind: [] for kind in kinds}
+    sizes = {"host": [], "participant": [], "guest": []}
+
+    async def change(kind, panel, frame, user_id, status):
+        cpu_before, sent = cpu_seconds(web.pid), time.perf_counter()
+        if frame is not None:
+            await panel.socket.send(json.dumps(frame))
+        state = await panel.until(status_is(user_id, status))
+        first, last = await reached_all(everyone, state["version"])
+        await asyncio.sleep(0.05)  # the web process's last sends are counted in its CPU
+        if round_ >= args.warmup:
+            kinds[kind].append((last - sent) * 1000)
+            cpu[kind].append(cpu_seconds(web.pid) - cpu_before)
+            for label, who in (("host", host), ("participant", watching[1]), ("guest", watching[0])):
+                sizes[label].append(who.arrivals[min(v for v in who.arrivals if v >= state["version"])][1])
+        return state
+
+    for round_ in range(args.warmup + args.rounds):
+        i = round_ % ACTORS
+        user_id, actor = f"benchUser{i}", actors[i]
+        await change("request", actor, {"action": "request"}, user_id, "pending")
+        asking = await host.until(lambda s: any(r["user_id"] == user_id for r in s["requests"]))
+        request_id = next(r["id"] for r in asking["requests"] if r["user_id"] == user_id)
+        await change("approve → starting", host, {"action": "approve", "requests": [request_id]}, user_id,
+                     "starting")
+        sharing = await change("stream active → sharing", actor, None, user_id, "sharing")
+        share_id = share_of(sharing, user_id)["id"]
+        await change("stop", actor, {"action": "stop", "share": share_id}, user_id, "stopped")
+        await asyncio.to_thread(ctx["wait_stopped"], share_id)
+
+    stop_profiler(profiler)
+    for kind, values in kinds.items():
+        if not values:
+            continue
+        per_change = sum(cpu[kind]) / len(cpu[kind]) * 1000
+        print(f"N={n:<5} {kind:<24} action → last panel p50 {percentile(values, 50):6.0f} ms "
+              f"p99 {percentile(values, 99):6.0f} ms   web CPU {per_change:6.1f} ms/change "
+              f"({per_change * 1000 / len(everyone):.0f} µs/panel)   [{load()}]", flush=True)
+    watchers_bytes = sum(sizes["participant"]) / len(sizes["participant"])
+    print(f"N={n:<5} bytes per push: host {sum(sizes['host']) / len(sizes['host']):.0f}, participant "
+          f"{watchers_bytes:.0f}, guest {sum(sizes['guest']) / len(sizes['guest']):.0f}; "
+          f"≈{watchers_bytes * len(everyone) / 1024:.0f} KiB to all {len(everyone)} panels   [{load()}]", flush=True)
+    for panel in everyone:
+        await panel.socket.close()
+        panel.reader.cancel()
+    await asyncio.sleep(1.0)
+    return kinds
+
+
+def setup_meeting(sim, web, requests):
+    from django.conf import settings
+
+    from zoomapp.consent import meetings
+    from zoomapp.consent.actions import presence
+    from zoomapp.consent.permissions import Actor
+    from zoomapp.marketplace.models import ZoomApp
+
+    app = ZoomApp.objects.create(name="Bench Bot", client_id=f"bench{secrets.token_hex(4)}",
+                                 client_secret=secrets.token_hex(16), webhook_secret_token=secrets.token_hex(16))
+    response = sim.post("/_sim/apps", json={
+        "name": app.name, "client_id": app.client_id, "client_secret": app.client_secret,
+        "webhook_secret_token": app.webhook_secret_token, "event_url": web.url + app.webhook_path,
+        "home_url": f"{web.url}/panel/{app.client_id}/", "account_id": "acctBench",
+        "redirect_url": f"{settings.SITE_URL}/zoom/oauth/callback/{app.client_id}",
+    })
+    assert response.status_code in (200, 201), response.text
+    people = [{"name": f"P{i}", "user_id": f"benchUser{i}", "account_id": "acctBench"} for i in range(ACTORS)]
+    meeting = sim.post("/_sim/meetings", json={
+        "topic": "Fan-out bench", "host": {"name": "Host", "user_id": "benchHost", "account_id": "acctBench"},
+        "participants": people, "settings": {"share_with_apps": True, "require_host_approval": True},
+        "start": True,
+    }).json()
+    # The host installs the app (authorization code flow through our install link), so approvals can start.
+    start = requests.get(f"{web.url}/zoom/install/{app.client_id}", allow_redirects=False, timeout=10)
+    consent = requests.get(start.headers["Location"], params={"user_id": "benchHost"}, allow_redirects=False,
+                           timeout=10)
+    query = parse_qs(urlsplit(consent.headers["Location"]).query)
+    assert requests.get(f"{web.url}/zoom/oauth/callback/{app.client_id}", timeout=10,
+                        params={"code": query["code"][0], "state": query["state"][0]}).status_code == 200
+    presence.do_panel_opened(meetings.get_meeting(app, meeting["uuid"]), "benchHost", "host", "Host",
+                             actor=Actor("benchHost"))
+    return app, meeting["uuid"]
+
+
+def wait_stopped(share_id):
+    from rtms.models import StreamSession
+    from zoomapp.consent.models import Share
+
+    stream_id = Share.objects.get(pk=share_id).rtms_stream_id
+    deadline = time.monotonic() + 10
+    while StreamSession.objects.filter(rtms_stream_id=stream_id).exclude(state="stopped").exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"stream {stream_id} did not stop")
+        time.sleep(0.02)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("panels", type=int, nargs="*", default=[200, 500, 1000])
+    parser.add_argument("--rounds", type=int, default=10, help="request/approve/stop rounds counted per N")
+    parser.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
+    parser.add_argument("--late", type=int, default=50, help="panels opened one at a time after the burst")
+    parser.add_argument("--at-once", type=int, default=100, help="panels connecting at the same time")
+    parser.add_argument("--profile", help="record the web process with py-spy into this file (.svg, .json or .txt: collapsed stacks)")
+    args = parser.parse_args()
+    if args.profile and not (Path(sys.executable).parent / "py-spy").exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True)
+
+    database("create")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    import requests
+
+    from tests import processes
+    from tests.zoomsim_process import run_zoomsim
+
+    workdir = Path(os.environ["DATA_DIR"])
+    print(f"panel fan-out, one meeting, panel counts {args.panels}   [{load()}]", flush=True)
+    with run_zoomsim(workdir / "zoomsim", retry_scale=0.001) as sim:
+        env = dict(os.environ, ZOOM_OAUTH_URL=sim.http_url, ZOOM_API_URL=f"{sim.http_url}/v2", PYTHONUNBUFFERED="1")
+        os.environ.update(ZOOM_OAUTH_URL=sim.http_url, ZOOM_API_URL=f"{sim.http_url}/v2")
+        web = processes.start_daphne(env, workdir)
+        worker = processes.start_worker(env, workdir, "bench-worker", concurrency=2)
+        try:
+            app, uuid = setup_meeting(sim, web, requests)
+            ctx = {"app": app, "uuid": uuid, "web": web, "wait_stopped": wait_stopped,
+                   "ws_url": web.url.replace("http", "ws") + "/ws/panel/?token="}
+            results = {}
+            for n in args.panels:
+                results[n] = asyncio.run(one_size(args, n, ctx))
+        finally:
+            worker.stop()
+            web.stop()
+    from django.db import connections
+
+    connections.close_all()
+    database("drop")
+    if 1000 in results:
+        worst = max(percentile(v, 99) for v in results[1000].values() if v)
+        print(f"goal: p99 action → last panel under 1 s at 1,000 panels → {'met' if worst < 1000 else 'NOT met'} "
+              f"(worst kind {worst:.0f} ms)   [{load()}]")
+
+
+if __name__ == "__main__":
+    main()
