@@ -16,9 +16,9 @@ from tests.processes import free_port
 
 
 def valid_transcript(text, timestamp, user_id=16778240, user_name="Ana"):
-    return json.dumps({"msg_type": 17, "content": {"user_id": user_id, "user_name": user_name, "start_time": timestamp - 500,
-                                                   "end_time": timestamp, "timestamp": timestamp, "language": 9,
-                                                   "data": text}})
+    return json.dumps({"msg_type": 17, "content": {"user_id": user_id, "user_name": user_name,
+                                                   "start_time": timestamp - 500, "end_time": timestamp,
+                                                   "timestamp": timestamp, "language": 9, "data": text}})
 
 
 MALFORMED = [
@@ -93,7 +93,8 @@ class HostileRtmsServer:
     def finish(self, stop_reason=6):
         async def stop():
             if self.signaling is not None:
-                await self.signaling.send(json.dumps({"msg_type": 8, "state": 4, "reason": stop_reason, "timestamp": 2}))
+                await self.signaling.send(json.dumps({"msg_type": 8, "state": 4, "reason": stop_reason,
+                                                      "timestamp": 2}))
                 await self.signaling.send(json.dumps({"msg_type": 9, "state": 5, "stop_reason": stop_reason,
                                                       "timestamp": 2, "rtms_session_id": "s1"}))
                 await self.signaling.close()

@@ -37,7 +37,8 @@ def wait_for(predicate, timeout=20.0, what="condition", interval=0.05, process=N
         except Exception as exc:  # noqa: BLE001 - keep polling, report the last error
             last_error = exc
         if process is not None and process.poll() is not None:
-            raise AssertionError(f"{process.name} exited with {process.poll()} while waiting for {what}\n{process.tail()}")
+            raise AssertionError(
+                f"{process.name} exited with {process.poll()} while waiting for {what}\n{process.tail()}")
         time.sleep(interval)
     detail = f" (last error: {last_error!r})" if last_error else ""
     tail = f"\n{process.tail()}" if process is not None else ""
@@ -88,11 +89,11 @@ class Process:
 
 def start_daphne(env, log_dir):
     port = free_port()
-    proc = Process(
-        "daphne", [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "zoomapp.asgi:application"], env, log_dir
-    )
+    argv = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "zoomapp.asgi:application"]
+    proc = Process("daphne", argv, env, log_dir)
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{url}/healthz", timeout=2).status_code in (200, 503), 30, "daphne to answer", process=proc)
+    wait_for(lambda: requests.get(f"{url}/healthz", timeout=2).status_code in (200, 503), 30, "daphne to answer",
+             process=proc)
     proc.url = url
     return proc
 
@@ -113,6 +114,5 @@ def start_worker(env, log_dir, name="worker1", concurrency=1):
 
 def start_beat(env, log_dir):
     schedule = Path(log_dir) / "celerybeat-schedule"
-    return Process(
-        "beat", [str(VENV_BIN / "celery"), "-A", "zoomapp", "beat", "--loglevel=INFO", "-s", str(schedule)], env, log_dir
-    )
+    argv = [str(VENV_BIN / "celery"), "-A", "zoomapp", "beat", "--loglevel=INFO", "-s", str(schedule)]
+    return Process("beat", argv, env, log_dir)

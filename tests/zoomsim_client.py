@@ -201,7 +201,7 @@ class RtmsClient:
         for sock in list(self.media.values()) + ([self.signaling] if self.signaling else []):
             try:
                 sock.close()
-            except Exception:  # noqa: BLE001 - best effort on teardown
+            except Exception:  # noqa: BLE001, S110 - best effort on teardown
                 pass
 
 

@@ -9,5 +9,5 @@ class ConsoleConfig(AppConfig):
     def ready(self):
         # Auto-start decisions, the data lifecycle and the live-streams push react to Zoom's webhooks and to
         # stream state changes; connected here so the consent and rtms apps need not know about them.
-        from zoomapp.console import live, receivers  # noqa: F401
         from zoomapp.consent import autostart  # noqa: F401
+        from zoomapp.console import live, receivers  # noqa: F401

@@ -9,9 +9,9 @@ import logging
 
 from django.db import transaction
 
-from zoomapp.console.models import AppRetention, AutoStartSetting, Level
 from zoomapp.consent.audit import record
 from zoomapp.consent.models import SharingPolicy
+from zoomapp.console.models import AppRetention, AutoStartSetting, Level
 
 log = logging.getLogger("zoomapp.console")
 
@@ -41,7 +41,8 @@ def set_sharing_policy(admin, level, target_id, value, address=""):
         SharingPolicy.objects.filter(**key).delete()
     else:
         SharingPolicy.objects.update_or_create(**key, defaults={"share_with_apps": value, "updated_by": admin.user_id})
-    audit(admin, "sharing_policy_changed", address=address, reason=f"{level} setting {_word(previous)} -> {_word(value)}",
+    audit(admin, "sharing_policy_changed", address=address,
+          reason=f"{level} setting {_word(previous)} -> {_word(value)}",
           subject_user_id=target_id if level == Level.USER else "",
           detail={"level": level, "target_id": target_id, "previous": previous, "value": value})
     log.info("sharing policy changed", extra={"account": admin.account_id, "setting_level": level, "target": target_id,
@@ -62,8 +63,9 @@ def set_auto_start(admin, app, level, target_id, value, address=""):
           reason=f"{level} setting {_word(previous)} -> {_word(value)}",
           subject_user_id=target_id if level == Level.USER else "",
           detail={"level": level, "target_id": target_id, "previous": previous, "value": value})
-    log.info("auto-start changed", extra={"account": admin.account_id, "client_id": app.client_id, "setting_level": level,
-                                          "target": target_id, "value": value, "admin": admin.user_id})
+    log.info("auto-start changed", extra={"account": admin.account_id, "client_id": app.client_id,
+                                          "setting_level": level, "target": target_id, "value": value,
+                                          "admin": admin.user_id})
 
 
 @transaction.atomic

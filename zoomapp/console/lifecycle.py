@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from rtms import media, services
 from rtms.models import StreamSession, StreamState
-from zoomapp.console.models import AppRetention
 from zoomapp.consent.audit import record
 from zoomapp.consent.models import Meeting
+from zoomapp.console.models import AppRetention
 from zoomapp.marketplace.models import PendingAuthorization, UserAuthorization, ZoomApp
 
 log = logging.getLogger("zoomapp.lifecycle")

@@ -6,9 +6,9 @@ import logging
 from django.dispatch import receiver
 
 from rtms.signals import stream_content_erased
+from zoomapp.consent.audit import record
 from zoomapp.console import lifecycle, tasks
 from zoomapp.console.account_data import meeting_account
-from zoomapp.consent.audit import record
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks.signals import zoom_event
 
