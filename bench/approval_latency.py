@@ -13,6 +13,12 @@ participant asks.
 Prints p50/p95/p99/max of the total, and of its parts from the rows written on the way (approve audit entry →
 stream row created by the webhook → stream active → push received).
 
+Then what a person sees (`--browser-approvals`, 50 by default, 0 to skip): Chromium (Debian's /usr/bin/chromium,
+through Playwright, as the end-to-end tests) opens the simulated Zoom window of a host and two participants with
+the app's panel in each; a participant clicks Share, the host clicks Approve in her panel's modal, and the time is
+taken in the browsers, from the click landing in the host's panel to "Sharing" rendered in the participant's panel
+(one machine, one clock). The same approvals' server-side stages are printed beside it, with the load average.
+
 Needs PostgreSQL (a database `bench_approval_<pid>` is created and dropped) and Redis on 127.0.0.1.
 """
 
@@ -88,6 +94,8 @@ def main():
     parser.add_argument("--approvals", type=int, default=200)
     parser.add_argument("--participants", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=5, help="approvals run first and not counted")
+    parser.add_argument("--browser-approvals", type=int, default=50,
+                        help="approvals clicked in Chromium, measured as a person sees them (0: skip)")
     args = parser.parse_args()
 
     create_database()
@@ -112,6 +120,9 @@ def main():
         worker = processes.start_worker(env, workdir, "bench-worker", concurrency=2)
         try:
             results = run(args, sim, web, requests, connect)
+            load_sockets = os.getloadavg()
+            in_browsers = run_in_browsers(args, sim, web, requests) if args.browser_approvals else None
+            load_browsers = os.getloadavg()
         finally:
             worker.stop()
             web.stop()
@@ -129,15 +140,128 @@ def main():
     print(summary("  webhook → stream active", to_active))
     print(summary("  active → panel push", to_push))
     print(f"goal: p99 under 150 ms → {'met' if percentile(total, 99) < 150 else 'NOT met'}"
-          f"   (load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+          f"   (load average during the run: {load_text(load_sockets)} on {os.cpu_count()} cores)")
+    if in_browsers:
+        shown, click_to_approve, rest, webhook, active, push = in_browsers
+        print(f"\nin the browsers: click in the host's panel → \"Sharing\" rendered in the participant's panel, "
+              f"{len(shown)} approvals (Chromium, {args.warmup} warm-up approvals not counted)")
+        print(summary("total (click → Sharing shown)", shown))
+        print(summary("  click → approve row", click_to_approve))
+        print(summary("  approve → REST answered", rest))
+        print(summary("  approve → webhook row", webhook))
+        print(summary("  webhook → stream active", active))
+        print(summary("  active → Sharing shown", push))
+        print(f"load average: {load_text(load_browsers)} on {os.cpu_count()} cores (1, 5, 15 minutes)")
+
+
+def load_text(load):
+    return "/".join(f"{value:.2f}" for value in load)
+
+
+def authorize(web, requests, app, user_id):
+    """The host installs the app (authorization code flow through our install link)."""
+    start = requests.get(f"{web.url}/zoom/install/{app.client_id}", allow_redirects=False, timeout=10)
+    consent = requests.get(start.headers["Location"], params={"user_id": user_id}, allow_redirects=False, timeout=10)
+    query = parse_qs(urlsplit(consent.headers["Location"]).query)
+    assert requests.get(f"{web.url}/zoom/oauth/callback/{app.client_id}", timeout=10,
+                        params={"code": query["code"][0], "state": query["state"][0]}).status_code == 200
+
+
+def server_stages(user_id, share):
+    """When the approval was recorded, REST answered, Zoom's webhook made the stream row, and the stream went active
+    (database clock, the machine's)."""
+    from rtms.models import StreamSession, StreamTransition
+    from zoomapp.consent.models import AuditEntry
+
+    approve_at = AuditEntry.objects.filter(kind="approve", subject_user_id=user_id).order_by("-id")[0].created
+    stream = StreamSession.objects.get(rtms_stream_id=share.rtms_stream_id)
+    active_at = StreamTransition.objects.filter(stream=stream, state="active").order_by("id")[0].at
+    rest_at = AuditEntry.objects.filter(kind="start_requested", subject_user_id=user_id).order_by("-id")[0].created
+    return approve_at, rest_at, stream.created, active_at
+
+
+def wait_stream_stopped(share):
+    from rtms.models import StreamSession
+
+    deadline = time.monotonic() + 10
+    while StreamSession.objects.filter(rtms_stream_id=share.rtms_stream_id).exclude(state="stopped").exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"stream {share.rtms_stream_id} did not stop")
+        time.sleep(0.02)
+
+
+# Both instants are taken in the browsers: the host's click as it lands in her panel, and the participant's panel
+# rendering "Sharing" (not when Playwright's polling notices either).
+MARK_CLICK = """() => document.addEventListener("click", () => { window.__clickedAt = Date.now(); },
+                                              {capture: true, once: true})"""
+MARK_SHARING = """() => { window.__sharingAt = null; new MutationObserver((changes, observer) => {
+    if (document.getElementById("outcome").dataset.status === "sharing") {
+        window.__sharingAt = Date.now(); observer.disconnect();
+    }
+}).observe(document.getElementById("outcome"), {attributes: true}); }"""
+
+
+def run_in_browsers(args, sim, web, requests):
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.panel_support import Person, Stack
+    from tests.e2e.zoom_window_fixtures import CHROMIUM_ARGS
+    from zoomapp.consent.models import Share
+    from zoomapp.marketplace.models import ZoomApp
+
+    # Playwright's sync API runs an event loop in this thread; the ORM reads here are this bench's own, as in the
+    # end-to-end tests (tests/e2e/conftest.py). daphne and the worker were started without it.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    app = ZoomApp.objects.get(name="Bench Bot")
+    names = ("Hana", "Pat", "Quinn")
+    people = {name: {"name": name, "user_id": f"bench{name}", "account_id": "acctBench"} for name in names}
+    meeting = sim.post("/_sim/meetings", json={
+        "topic": "Approval bench in browsers", "host": people["Hana"], "start": True,
+        "participants": [people["Pat"], people["Quinn"]],
+        "settings": {"share_with_apps": True, "require_host_approval": True},
+    }).json()
+    authorize(web, requests, app, "benchHana")
+    stack = Stack(sim, web, app)
+    shown_ms, click_to_approve, rest, webhook, active, push = [], [], [], [], [], []
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        hana = Person(chromium, stack, meeting, "Hana").open_panel()
+        participants = [Person(chromium, stack, meeting, name).open_panel() for name in names[1:]]
+        for i in range(args.warmup + args.browser_approvals):
+            person = participants[i % len(participants)]
+            person.click("#share-button")
+            person.wait_outcome("pending")
+            hana.frame.wait_for_selector("#requests-modal[data-kind='single'][open]")
+            hana.frame.evaluate(MARK_CLICK)
+            person.frame.evaluate(MARK_SHARING)
+            hana.frame.locator("#requests-list button", has_text="Approve").click()
+            person.wait_outcome("sharing", timeout=15000)
+            clicked_at = hana.frame.evaluate("window.__clickedAt") / 1000
+            sharing_at = person.frame.evaluate("window.__sharingAt") / 1000
+            user_id = people[person.name]["user_id"]
+            share = Share.objects.get(meeting__uuid=meeting["uuid"], user_id=user_id)
+            if i >= args.warmup:
+                approve_at, rest_at, webhook_at, active_at = server_stages(user_id, share)
+                shown_ms.append((sharing_at - clicked_at) * 1000)
+                click_to_approve.append((approve_at.timestamp() - clicked_at) * 1000)
+                rest.append((rest_at - approve_at).total_seconds() * 1000)
+                webhook.append((webhook_at - approve_at).total_seconds() * 1000)
+                active.append((active_at - webhook_at).total_seconds() * 1000)
+                push.append((sharing_at - active_at.timestamp()) * 1000)
+            person.click("#stop-button")
+            person.wait_outcome("stopped")
+            wait_stream_stopped(share)
+        for person in (hana, *participants):
+            person.close()
+        chromium.close()
+    return shown_ms, click_to_approve, rest, webhook, active, push
 
 
 def run(args, sim, web, requests, connect):
     from django.conf import settings
 
-    from rtms.models import StreamSession, StreamTransition
     from zoomapp.consent import tokens
-    from zoomapp.consent.models import AuditEntry, Share
+    from zoomapp.consent.models import Share
     from zoomapp.marketplace.models import ZoomApp
 
     app = ZoomApp.objects.create(name="Bench Bot", client_id=f"bench{secrets.token_hex(4)}",
@@ -155,13 +279,7 @@ def run(args, sim, web, requests, connect):
         "participants": people, "settings": {"share_with_apps": True, "require_host_approval": True},
         "start": True,
     }).json()
-    # The host installs the app (authorization code flow through our install link).
-    start = requests.get(f"{web.url}/zoom/install/{app.client_id}", allow_redirects=False, timeout=10)
-    consent = requests.get(start.headers["Location"], params={"user_id": "benchHost"}, allow_redirects=False,
-                           timeout=10)
-    query = parse_qs(urlsplit(consent.headers["Location"]).query)
-    assert requests.get(f"{web.url}/zoom/oauth/callback/{app.client_id}", timeout=10,
-                        params={"code": query["code"][0], "state": query["state"][0]}).status_code == 200
+    authorize(web, requests, app, "benchHost")
 
     ws_base = web.url.replace("http", "ws") + "/ws/panel/?token="
     uuid = meeting["uuid"]
@@ -198,22 +316,15 @@ def run(args, sim, web, requests, connect):
         received = time.time()
         share = Share.objects.get(pk=my_share(shown)["id"])
         if i >= args.warmup:
-            approve_at = AuditEntry.objects.filter(kind="approve", subject_user_id=user_id).order_by("-id")[0].created
-            stream = StreamSession.objects.get(rtms_stream_id=share.rtms_stream_id)
-            active_at = StreamTransition.objects.filter(stream=stream, state="active").order_by("id")[0].at
-            rest_at = AuditEntry.objects.filter(kind="start_requested", subject_user_id=user_id).order_by("-id")[0].created
+            approve_at, rest_at, webhook_at, active_at = server_stages(user_id, share)
             total.append((received - clicked) * 1000)
             to_rest.append((rest_at - approve_at).total_seconds() * 1000)
-            to_webhook.append((stream.created - approve_at).total_seconds() * 1000)
-            to_active.append((active_at - stream.created).total_seconds() * 1000)
+            to_webhook.append((webhook_at - approve_at).total_seconds() * 1000)
+            to_active.append((active_at - webhook_at).total_seconds() * 1000)
             to_push.append((received - active_at.timestamp()) * 1000)
         panel.send(json.dumps({"action": "stop", "share": share.pk}))
         receive_until(panel, lambda s: (my_share(s) or {}).get("status") == "stopped")
-        deadline = time.monotonic() + 10
-        while StreamSession.objects.filter(rtms_stream_id=share.rtms_stream_id).exclude(state="stopped").exists():
-            if time.monotonic() > deadline:
-                raise SystemExit(f"stream {share.rtms_stream_id} did not stop")
-            time.sleep(0.02)
+        wait_stream_stopped(share)
     sockets.close()
     return total, to_rest, to_webhook, to_active, to_push
 

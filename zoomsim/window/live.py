@@ -35,7 +35,7 @@ from zoomsim.window.homeurl import check_home_url
 log = logging.getLogger("zoomsim.window")
 
 NOTICE_LIMIT = 20
-INVITATION_LIMIT = 20  # per person: the oldest go first, as notices do
+INVITATION_LIMIT = 20  # per person, one per app: the oldest go first, as notices do
 STOP_OUTCOMES = {StopReason.HOST_DISABLED_APP: "disabled_by_host", StopReason.ALL_APPS_DISABLED: "apps_disabled"}
 
 
@@ -322,9 +322,11 @@ class WindowHub:
         invitation = {"id": str(uuid.uuid4()), "client_id": app.client_id, "app": app.name, "from": sender.name,
                       "text": texts.INVITATION.format(user=sender.name, app=app.name),
                       "open": texts.INVITATION_OPEN, "ignore": texts.INVITATION_IGNORE}
-        invitations = self.invitations.setdefault((meeting.uuid, recipient.key), [])
+        # One notice per app: a newer invitation to the same app replaces the older one instead of piling up.
+        invitations = [i for i in self.invitations.get((meeting.uuid, recipient.key), [])
+                       if i["client_id"] != app.client_id]
         invitations.append(invitation)
-        del invitations[:-INVITATION_LIMIT]
+        self.invitations[(meeting.uuid, recipient.key)] = invitations[-INVITATION_LIMIT:]
         log.info("event=app_invitation meeting_uuid=%s from=%s to=%s client_id=%s", meeting.uuid, sender.key,
                  recipient.key, app.client_id)
         self.touch(meeting)
