@@ -100,6 +100,7 @@ def notice(host, kind, text):
 def test_same_account_auto_start_needs_no_request_and_the_host_sees_set_to_auto_start(
         stack, people, meeting):  # noqa: F811
     m = meeting(guests=["Ben"])
+    stack.authorize(stack.user_id(m, "Ben"))  # Ben installed the app: his account is known from Zoom
     changes.set_auto_start(HOST_ADMIN, stack.app, "user", stack.user_id(m, "Ben"), True)
     ana = people(m, "Ana")
     join(stack, m, "Ben")
@@ -116,6 +117,7 @@ def test_same_account_auto_start_needs_no_request_and_the_host_sees_set_to_auto_
 
 def test_another_accounts_auto_start_asks_a_host_who_requires_approval(stack, people, meeting):  # noqa: F811
     m = meeting(visitors=["Olga"])
+    stack.authorize(stack.user_id(m, "Olga"))  # Olga installed the app: her account is known from Zoom
     changes.set_auto_start(OTHER_ADMIN, stack.app, "user", stack.user_id(m, "Olga"), True)
     ana = people(m, "Ana")
     join(stack, m, "Olga")
@@ -139,7 +141,9 @@ def test_two_apps_auto_starting_for_two_users_at_once_make_the_multiple_apps_mod
     register_with_sim(stack.sim, stack.web.url, recorder, account_id=HOST_ACCOUNT)
     m = meeting(visitors=["Olga", "Pete"])
     Stack(stack.sim, stack.web, recorder).authorize(stack.user_id(m, "Ana"))  # the host authorized both apps
+    stack.authorize(stack.user_id(m, "Olga"))  # Olga installed the app: her account is known from Zoom
     changes.set_auto_start(OTHER_ADMIN, stack.app, "user", stack.user_id(m, "Olga"), True)
+    Stack(stack.sim, stack.web, recorder).authorize(stack.user_id(m, "Pete"))
     changes.set_auto_start(OTHER_ADMIN, recorder, "user", stack.user_id(m, "Pete"), True)
     ana = people(m, "Ana")
     join(stack, m, "Olga", "Pete")
@@ -187,6 +191,7 @@ def test_zoom_portal_refusing_the_start_ends_as_host_cannot_approve(stack, peopl
     """Our setting says auto-start, but Zoom's portal disables sharing for the host: Zoom refuses the REST start."""
     m = meeting(guests=["Ben"])
     stack.sim_call("PUT", f"/_sim/settings/user/{stack.user_id(m, 'Ana')}", {"share_with_apps": False})
+    stack.authorize(stack.user_id(m, "Ben"))  # Ben installed the app: his account is known from Zoom
     changes.set_auto_start(HOST_ADMIN, stack.app, "user", stack.user_id(m, "Ben"), True)
     join(stack, m, "Ben")
     ben = people(m, "Ben")
