@@ -2,6 +2,7 @@
 a webhook endpoint that checks Zoom's signature itself, and a minimal RTMS wire client.
 """
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -14,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.webhook_support import zoom_signature
+from tests.zoomsim_process import run_zoomsim
 
 
 def rtms_signature(client_id, client_secret, meeting_uuid, stream_id):
@@ -280,3 +282,15 @@ class SimWorld:
 
     def close(self):
         self.hook.close()
+
+
+@contextlib.contextmanager
+def sim_world(tmp_path, app_fields=None, **simulator_options):
+    """The simulator on free ports (`simulator_options` go to run_zoomsim) with one registered app (SimWorld's
+    defaults, or `app_fields`) whose webhook endpoint is a WebhookReceiver."""
+    with run_zoomsim(tmp_path, **simulator_options) as sim:
+        world = SimWorld(sim, **(app_fields or {}))
+        try:
+            yield world
+        finally:
+            world.close()

@@ -14,8 +14,7 @@ import pytest
 from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, StreamSink, Timings, backend_named
 from rtms.client.protocol import EventType, SessionState, StreamState
 from tests.processes import wait_for
-from tests.zoomsim_client import SimWorld
-from tests.zoomsim_process import run_zoomsim
+from tests.zoomsim_client import sim_world
 
 KEEPALIVE = 0.2
 RECONNECT_SCALE = 0.05
@@ -26,11 +25,10 @@ TIMINGS = Timings(keepalive_interval=KEEPALIVE, keepalive_misses=3.5, signaling_
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-client"), keepalive_interval=KEEPALIVE,
-                     reconnect_scale=RECONNECT_SCALE, retry_scale=0.0005) as sim:
-        world = SimWorld(sim, client_id="client-test-id", client_secret="client-test-secret")
+    with sim_world(tmp_path_factory.mktemp("zoomsim-client"),
+                   {"client_id": "client-test-id", "client_secret": "client-test-secret"},
+                   keepalive_interval=KEEPALIVE, reconnect_scale=RECONNECT_SCALE, retry_scale=0.0005) as world:
         yield world
-        world.close()
 
 
 class RecordingSink(StreamSink):

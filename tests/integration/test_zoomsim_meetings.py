@@ -7,16 +7,14 @@ from urllib.parse import quote
 import pytest
 
 from tests.processes import wait_for
-from tests.zoomsim_client import SimWorld, WebhookReceiver
+from tests.zoomsim_client import SimWorld, WebhookReceiver, sim_world
 from tests.zoomsim_process import run_zoomsim
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-meetings"), retry_scale=0.0005) as sim:
-        world = SimWorld(sim)
+    with sim_world(tmp_path_factory.mktemp("zoomsim-meetings"), retry_scale=0.0005) as world:
         yield world
-        world.close()
 
 
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
-from tests.zoomsim_client import SimWorld
+from tests.zoomsim_client import SimWorld, sim_world
 from tests.zoomsim_process import run_zoomsim
 
 REDIRECT = "http://127.0.0.1:9/oauth/callback"
@@ -18,10 +18,8 @@ REDIRECT = "http://127.0.0.1:9/oauth/callback"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-oauth"), retry_scale=0.0005) as sim:
-        world = SimWorld(sim)
+    with sim_world(tmp_path_factory.mktemp("zoomsim-oauth"), retry_scale=0.0005) as world:
         yield world
-        world.close()
 
 
 def _authorize(world, user_id, **params):

@@ -26,8 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.webhook_support import zoom_signature
-from tests.zoomsim_client import SimWorld
-from tests.zoomsim_process import run_zoomsim
+from tests.zoomsim_client import sim_world
 
 ROOT = Path(__file__).resolve().parents[2]
 RIVET_SOURCES = ROOT / "tests" / "rivet"
@@ -109,10 +108,9 @@ def signed(body, secret=SECRET):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-rivet"), retry_scale=0.0005) as sim:
-        world = SimWorld(sim, webhook_secret_token=SECRET)
+    with sim_world(tmp_path_factory.mktemp("zoomsim-rivet"), {"webhook_secret_token": SECRET},
+                   retry_scale=0.0005) as world:
         yield world
-        world.close()
 
 
 def test_rivet_verifies_every_delivery_and_its_types_accept_every_meeting_event(world, rivet):

@@ -7,17 +7,14 @@ import random
 
 import pytest
 
-from tests.zoomsim_client import SimWorld, Socket
-from tests.zoomsim_process import run_zoomsim
+from tests.zoomsim_client import SimWorld, Socket, sim_world
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-rtms"), keepalive_interval=0.25, reconnect_scale=0.05,
-                     retry_scale=0.0005) as sim:
-        world = SimWorld(sim)
+    with sim_world(tmp_path_factory.mktemp("zoomsim-rtms"), keepalive_interval=0.25, reconnect_scale=0.05,
+                   retry_scale=0.0005) as world:
         yield world
-        world.close()
 
 
 def _signaling_request(client, **overrides):

@@ -7,17 +7,14 @@ import time
 
 import pytest
 
-from tests.zoomsim_client import SimWorld, Socket
-from tests.zoomsim_process import run_zoomsim
+from tests.zoomsim_client import Socket, sim_world
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-life"), keepalive_interval=0.2, reconnect_scale=0.04,
-                     retry_scale=0.0005) as sim:
-        world = SimWorld(sim)
+    with sim_world(tmp_path_factory.mktemp("zoomsim-life"), keepalive_interval=0.2, reconnect_scale=0.04,
+                   retry_scale=0.0005) as world:
         yield world
-        world.close()
 
 
 def _stopped_webhook(world, stream_id):

@@ -8,19 +8,15 @@ import time
 
 import pytest
 
-from tests.zoomsim_client import SimWorld, WebhookReceiver
-from tests.zoomsim_process import run_zoomsim
+from tests.zoomsim_client import WebhookReceiver, sim_world
 
 RETRY_SCALE = 0.0005  # 5 min -> 0.15 s, 20 min -> 0.6 s, 60 min -> 1.8 s
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with run_zoomsim(tmp_path_factory.mktemp("zoomsim-hooks"), retry_scale=RETRY_SCALE,
-                     reconnect_scale=0.02) as sim:
-        world = SimWorld(sim)
+    with sim_world(tmp_path_factory.mktemp("zoomsim-hooks"), retry_scale=RETRY_SCALE, reconnect_scale=0.02) as world:
         yield world
-        world.close()
 
 
 def meeting_of(payload):
