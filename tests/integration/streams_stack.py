@@ -66,6 +66,16 @@ class Stack:
         assert response.status_code in (200, 201), response.text
         return response.json()["id"]
 
+    def hold_stream(self, django_db_blocker, topic="Weekly sync"):
+        """A new meeting whose stream a worker holds: (the simulator's meeting, our stream row, active)."""
+        from rtms.models import StreamSession
+
+        meeting = self.start_meeting(topic)
+        stream_id = self.start_stream(meeting)
+        row = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+            rtms_stream_id=stream_id, state="active").first(), "the stream to be held", timeout=30)
+        return meeting, row
+
     def speak(self, meeting, text, who="host"):
         key = next(p["key"] for p in meeting["participants"] if p["role"] == who or p["name"] == who)
         response = self.sim.post(f"/_sim/meetings/{meeting['id']}/speak", json={"key": key, "text": text})

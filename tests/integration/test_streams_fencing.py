@@ -8,7 +8,7 @@ import pytest
 
 from rtms import leases
 from rtms.redis_connection import redis_client
-from tests.integration.streams_stack import streams_stack, wait_for_row
+from tests.integration.streams_stack import streams_stack
 from tests.processes import wait_for
 
 
@@ -24,13 +24,9 @@ def live_connections(stack, stream_id):
 
 
 def test_a_holder_whose_lease_is_taken_closes_its_sockets_at_once(stack, django_db_blocker, settings):
-    from rtms.models import StreamSession
-
     settings.REDIS_NAMESPACE = stack.namespace  # the stack's leases
-    meeting = stack.start_meeting("Fenced")
-    stream_id = stack.start_stream(meeting)
-    held = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
-        rtms_stream_id=stream_id, state="active").first(), "the stream to be held", timeout=30)
+    meeting, held = stack.hold_stream(django_db_blocker, "Fenced")
+    stream_id = held.rtms_stream_id
     assert live_connections(stack, stream_id)
     holder = redis_client().get(leases.lease_key(stream_id)).decode()
     assert holder.startswith(held.owner_worker)

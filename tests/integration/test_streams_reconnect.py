@@ -16,19 +16,6 @@ def stack(stack_env, tmp_path_factory, django_db_blocker):
         yield stack
 
 
-@pytest.fixture
-def held_stream(stack, django_db_blocker):
-    from rtms.models import StreamSession
-
-    meeting = stack.start_meeting("Reconnects")
-    stream_id = stack.start_stream(meeting)
-    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(rtms_stream_id=stream_id, state="active").exists(),
-                 "the stream to be held", timeout=30)
-    yield meeting, stream_id
-    stack.sim.delete("/_sim/faults")
-    stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
-
-
 def assert_data_flows_after(stack, django_db_blocker, meeting, stream_id, line):
     from rtms.models import StreamSession, TranscriptSegment
 
@@ -56,7 +43,7 @@ def test_keepalive_stall_is_noticed_and_reconnected(stack, django_db_blocker, he
     meeting, stream_id = held_stream
     stack.fault(kind="stall_keepalive", stream_id=stream_id, socket="signaling")
     # 3.5 silent keep-alive intervals (1 s here) and the worker re-handshakes.
-    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(rtms_stream_id=stream_id, reconnects__gte=1).exists(),
-                 "the silence to be noticed", timeout=15)
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, reconnects__gte=1).exists(), "the silence to be noticed", timeout=15)
     stack.sim.delete("/_sim/faults")
     assert_data_flows_after(stack, django_db_blocker, meeting, stream_id, "Back after the silence")

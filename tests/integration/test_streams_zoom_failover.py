@@ -21,19 +21,6 @@ def stack(stack_env, tmp_path_factory, django_db_blocker):
         yield stack
 
 
-@pytest.fixture
-def held_stream(stack, django_db_blocker):
-    from rtms.models import StreamSession
-
-    meeting = stack.start_meeting("Zoom's side fails")
-    stream_id = stack.start_stream(meeting)
-    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
-        rtms_stream_id=stream_id, state="active").exists(), "the stream to be held", timeout=30)
-    yield meeting, stream_id
-    stack.sim.delete("/_sim/faults")
-    stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
-
-
 def chaos(stack, stream_id, **body):
     response = stack.sim.post(f"/_sim/streams/{stream_id}/chaos", json=body)
     assert response.status_code == 201, response.text
