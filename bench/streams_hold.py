@@ -73,7 +73,7 @@ def _hold(args):
     for stream in rows:
         value = leases.new_lease_value(host.worker_id)
         assert leases.try_acquire(stream.rtms_stream_id, value), "lease already held: stale bench namespace?"
-        host.hand(stream, value)
+        host.hand([(stream, value)])
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -5,7 +5,9 @@ host subscribes to; the host holding the stream acts, the others ignore it.
   should not run but still has a lease);
 - move: Zoom re-sent rtms_started with new server_urls, its RTMS server failed: reconnect there at once
   (docs/STREAMS.md, case 1; a lost one costs Zoom's window, after which the reconciler claims with the new URLs);
-- interrupted: Zoom sent rtms_interrupted: check the signaling socket still answers (docs/STREAMS.md, case 2).
+- interrupted: Zoom sent rtms_interrupted: check the signaling socket still answers (docs/STREAMS.md, case 2);
+- drain: a worker node got SIGTERM: each of its pool processes hands every stream over (a lost one waits for
+  Celery's warm shutdown to reach the pool processes, which then hand over all the same).
 """
 
 import json
@@ -24,7 +26,7 @@ def _publish(message):
     try:
         redis_client().publish(control_channel(), json.dumps(message))
     except Exception as exc:  # noqa: BLE001 - see the module docstring for what repairs each
-        log.warning("control message not published", extra={"stream": message["stream_id"],
+        log.warning("control message not published", extra={"stream": message.get("stream_id"),
                                                              "action": message["action"], "error": repr(exc)})
 
 
@@ -38,3 +40,7 @@ def send_move(stream_id, server_urls):
 
 def send_interrupted(stream_id):
     _publish({"action": "interrupted", "stream_id": stream_id})
+
+
+def send_drain(node):
+    _publish({"action": "drain", "node": node})

@@ -46,6 +46,8 @@ log = logging.getLogger("rtms.host")
 
 MEDIA = MediaType.AUDIO | MediaType.VIDEO | MediaType.DESKSHARE | MediaType.TRANSCRIPT | MediaType.CHAT
 PACED_FROM = 100  # streams held
+UPLOAD_THREADS = 8
+CLAIM_BATCH = 50  # streams claimed together from the inbox
 SPOOL_RECOVERY_INTERVAL = 5.0  # seconds between looks for the spool of a dead process of this node
 # Handshake refusals that no retry can fix: the stream is over for us.
 FATAL_STATUSES = {Status.INVALID_RTMS_STREAM_ID, Status.INVALID_SIGNATURE}
@@ -57,10 +59,11 @@ def current_host():
     return _host
 
 
-def start_host(worker_id=None):
+def start_host(worker_id=None, node=""):
+    """`node`: the Celery worker's host name, whose SIGTERM drains this host (rtms.control send_drain)."""
     global _host
     if _host is None:
-        _host = SessionHost(worker_id or f"{socket.gethostname()}:{os.getpid()}")
+        _host = SessionHost(worker_id or f"{socket.gethostname()}:{os.getpid()}", node)
         _host.start()
     return _host
 
@@ -95,15 +98,16 @@ def new_event_loop(kind):
     return asyncio.new_event_loop()
 
 
-def _write_media(work, held_files):
+def _write_media(work, held_files, uploader):
     """File thread: append what each stream received; every INDEX_INTERVAL (`held_files` given) also sync the
-    headers, upload the segments RTMS_SEGMENT_SECONDS old, and return the media index of every held stream."""
+    headers, close the segments RTMS_SEGMENT_SECONDS old (uploaded on `uploader`), and return the media index
+    of every held stream."""
     for files, audio, frames in work:
         sinks.write_media(files, audio, frames)
     index = []
     for files in held_files:
         if files.segment_due(settings.RTMS_SEGMENT_SECONDS):
-            files.roll()
+            files.roll(uploader=uploader)
         else:
             files.sync()
         index.append((files.stream_pk, list(files.index_rows())))
@@ -133,7 +137,7 @@ class HeldStream:
     # Slots here and on the sinks' per-stream objects: a worker holds a thousand of each (≤ 64 KiB per stream).
     __slots__ = ("stream_id", "stream_pk", "meeting_uuid", "client_id", "server_urls", "per_participant",
                  "lease_value", "client", "store", "files", "task", "lease_lost", "handing_over", "rate_base",
-                 "lease_valid_until")
+                 "lease_valid_until", "closing")
 
     def __init__(self, stream, lease_value, spool, node):
         self.stream_id = stream.rtms_stream_id
@@ -151,6 +155,7 @@ class HeldStream:
         self.handing_over = False
         self.rate_base = (time.monotonic(), 0, 0)  # (when, frames, bytes) at the last stats publish
         self.lease_valid_until = time.monotonic() + settings.RTMS_LEASE_TTL
+        self.closing = False
 
 
 def _checked_session_id(held):
@@ -164,8 +169,11 @@ def _checked_session_id(held):
 
 
 class SessionHost:
-    def __init__(self, worker_id):
+    def __init__(self, worker_id, node=""):
         self.worker_id = worker_id
+        self.node = node
+        self._shutdown_lock = threading.Lock()
+        self._drained = threading.Event()
         self.loop = new_event_loop(settings.RTMS_EVENT_LOOP)
         self.streams = {}
         self.accepting = False
@@ -174,6 +182,8 @@ class SessionHost:
         self._db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-db-rows")
         self._state_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-db-states")
         self._file_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtms-files")
+        # Segments go to storage from their own threads: an upload never holds up the audio written each tick.
+        self._upload_pool = concurrent.futures.ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="rtms-uploads")
         self._pending_rows = []
         self._connecting = set()  # ids of held streams handshaking or reconnecting: the loop must not wait then
         # Polls the sockets once per TICK (rtms/client/pacing.py) only when it saves real CPU, at PACED_FROM
@@ -227,77 +237,97 @@ class SessionHost:
         return stream_id in self.streams
 
     def _take_placed_streams(self):
-        """Claim thread: claim, one by one, the streams placement pushed onto this process's inbox
-        (rtms/placement.py), while it accepts streams."""
+        """Claim thread: claim the streams placement pushed onto this process's inbox (rtms/placement.py), up to
+        CLAIM_BATCH at a time (a takeover brings hundreds at once), while it accepts streams."""
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
         inbox = placement.inbox_key(self.worker_id)
         while self.accepting:
             try:
                 popped = client.blpop([inbox], timeout=1)
+                more = client.lpop(inbox, CLAIM_BATCH - 1) if popped else None
             except redis.RedisError as exc:
                 log.warning("inbox not readable, retrying", extra={"error": repr(exc)})
                 self._stopping.wait(0.5)
                 continue
             if popped is None:
                 continue
-            stream_id = popped[1].decode()
-            self._adopting += 1
+            stream_ids = list(dict.fromkeys(s.decode() for s in [popped[1], *(more or [])]))
+            self._adopting += len(stream_ids)
             try:
-                outcome = _db(self._claim, stream_id)
+                outcomes = _db(self._claim, stream_ids)
             except Exception:
-                log.exception("claim failed", extra={"stream": stream_id})
-                outcome = "error"
+                log.exception("claims failed", extra={"streams": len(stream_ids)})
+                outcomes = dict.fromkeys(stream_ids, "error")
             finally:
-                self._adopting -= 1
-            if outcome != "claimed":
-                placement.forget(stream_id, client)
-                log.info("claim not taken", extra={"stream": stream_id, "outcome": outcome, "worker": self.worker_id})
+                self._adopting -= len(stream_ids)
+            for stream_id, outcome in outcomes.items():
+                if outcome != "claimed":
+                    placement.forget(stream_id, client)
+                    log.info("claim not taken", extra={"stream": stream_id, "outcome": outcome,
+                                                       "worker": self.worker_id})
 
-    def _claim(self, stream_id):
-        """Win the stream's lease and hold it, unless this process is full or leaving, the stream should not
-        run, or another process holds it. A stream claimed RTMS_MAX_CONNECT_CLAIMS times without connecting
-        once ends FAILED_NOT_CONNECTED instead (the reconciler would re-claim it forever)."""
-        if not self.accepting:
-            return "not_accepting"
-        if stream_id in self.streams:
-            return "already_held"
-        if len(self.streams) >= self.capacity:
-            return "full"
-        stream = StreamSession.objects.filter(rtms_stream_id=stream_id).first()
-        if stream is None or stream.desired_state != DesiredState.RUNNING or stream.state == State.STOPPED:
-            return "not_running"
-        value = leases.new_lease_value(self.worker_id)
-        if not leases.try_acquire(stream_id, value):
-            return "held_elsewhere"
-        if stream.connect_claims >= settings.RTMS_MAX_CONNECT_CLAIMS:
+    def _claim(self, stream_ids):
+        """Win the streams' leases and hold them, each unless this process is full or leaving, the stream should
+        not run, or another process holds it; returns {stream_id: outcome}. A stream claimed
+        RTMS_MAX_CONNECT_CLAIMS times without connecting once ends FAILED_NOT_CONNECTED instead (the reconciler
+        would re-claim it forever). A few statements for the whole batch, however many streams."""
+        outcomes = {}
+        room = self.capacity - len(self.streams)
+        rows = {s.rtms_stream_id: s for s in StreamSession.objects.filter(rtms_stream_id__in=stream_ids)}
+        wanted = []
+        for stream_id in stream_ids:
+            stream = rows.get(stream_id)
+            if not self.accepting:
+                outcomes[stream_id] = "not_accepting"
+            elif stream_id in self.streams:
+                outcomes[stream_id] = "already_held"
+            elif stream is None or stream.desired_state != DesiredState.RUNNING or stream.state == State.STOPPED:
+                outcomes[stream_id] = "not_running"
+            elif len(wanted) >= room:
+                outcomes[stream_id] = "full"
+            else:
+                wanted.append(stream_id)
+        values = {s: leases.new_lease_value(self.worker_id) for s in wanted}
+        won = [s for s, taken in zip(wanted, leases.try_acquire_many(values)) if taken]
+        outcomes.update((s, "held_elsewhere") for s in wanted if s not in won)
+        for stream_id in [s for s in won if rows[s].connect_claims >= settings.RTMS_MAX_CONNECT_CLAIMS]:
             services.stream_failed(stream_id, StreamFailure.NOT_CONNECTED,
-                                   f"not connected after {stream.connect_claims} claims", worker=self.worker_id)
-            leases.release(stream_id, value)  # after the row says stopped: never re-claimed
-            return "failed"
+                                   f"not connected after {rows[stream_id].connect_claims} claims",
+                                   worker=self.worker_id)
+            leases.release(stream_id, values[stream_id])  # after the row says stopped: never re-claimed
+            outcomes[stream_id] = "failed"
+            won.remove(stream_id)
+        if not won:
+            return outcomes
         try:
-            StreamSession.objects.filter(pk=stream.pk).update(
+            StreamSession.objects.filter(rtms_stream_id__in=won).update(
                 lease_generation=F("lease_generation") + 1, connect_claims=F("connect_claims") + 1,
                 owner_worker=self.worker_id, updated=timezone.now())
-            stream.refresh_from_db()
-            self.hand(stream, value)
+            claimed = list(StreamSession.objects.filter(rtms_stream_id__in=won))
+            self.hand([(stream, values[stream.rtms_stream_id]) for stream in claimed])
         except Exception:
-            leases.release(stream_id, value)
+            for stream_id in won:
+                leases.release(stream_id, values[stream_id])
             raise
-        log.info("stream claimed", extra={"stream": stream_id, "meeting": stream.meeting_uuid,
-                                          "worker": self.worker_id, "generation": stream.lease_generation})
-        return "claimed"
+        for stream in claimed:
+            outcomes[stream.rtms_stream_id] = "claimed"
+            log.info("stream claimed", extra={"stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid,
+                                              "worker": self.worker_id, "generation": stream.lease_generation})
+        return outcomes
 
-    def hand(self, stream, lease_value):
-        """From the claim task: start holding `stream` (its lease already won)."""
+    def hand(self, claimed):
+        """From the claim thread: start holding each (stream, lease value) of `claimed` (its lease already won)."""
         if not self.accepting:
             raise RuntimeError("session host is shutting down")
-        adopted = asyncio.run_coroutine_threadsafe(self._adopt(stream, lease_value), self.loop)
+        adopted = asyncio.run_coroutine_threadsafe(self._adopt_all(claimed), self.loop)
         self._pacer.wake()
         adopted.result(10)
 
-    def shutdown(self, timeout=10.0):
-        """SIGTERM: hand every stream over (sockets dropped, leases released, claims re-enqueued)."""
-        if not self.accepting:
+    def shutdown(self, timeout=30.0):
+        """SIGTERM: hand every stream over (sockets dropped, leases released, placed again). Called by the drain
+        message and by Celery's process shutdown: the second caller waits for the first to finish."""
+        if not self._shutdown_lock.acquire(blocking=False):
+            self._drained.wait(timeout)
             return
         self.accepting = False  # no claim is taken from here on, then every held stream goes to the others
         try:
@@ -314,6 +344,7 @@ class SessionHost:
         self._stopping.set()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._pacer.wake()
+        self._drained.set()
 
     # The loop -------------------------------------------------------------------------------------------------
 
@@ -327,15 +358,16 @@ class SessionHost:
         self.loop.call_soon(ready.set)
         self.loop.run_forever()
 
-    async def _adopt(self, stream, lease_value):
-        if stream.rtms_stream_id in self.streams:
-            await self._leases.release(stream.rtms_stream_id, lease_value)
-            return
-        held = HeldStream(stream, lease_value, self.spool, self.worker_id)
-        self.streams[held.stream_id] = held
-        self._connecting.add(held.stream_id)
+    async def _adopt_all(self, claimed):
+        for stream, lease_value in claimed:
+            if stream.rtms_stream_id in self.streams:
+                await self._leases.release(stream.rtms_stream_id, lease_value)
+                continue
+            held = HeldStream(stream, lease_value, self.spool, self.worker_id)
+            self.streams[held.stream_id] = held
+            self._connecting.add(held.stream_id)
+            held.task = self.loop.create_task(self._hold(held))
         metrics.streams_held.set(len(self.streams))
-        held.task = self.loop.create_task(self._hold(held))
 
     async def _hold(self, held):
         log_context.bind(meeting=held.meeting_uuid, stream=held.stream_id)
@@ -375,7 +407,13 @@ class SessionHost:
         revoked = result is not None and result.stop_reason == StopReason.STREAM_REVOKED
         if revoked and held.store:
             held.store.discard()
-        await self._flush_stream(held, final=True)
+        handed_over = held.handing_over and not held.lease_lost
+        if handed_over:
+            # SIGTERM: out of the renewal first (it would take the released lease back), then another process
+            # takes the stream at once, while this one stores and uploads what it received.
+            self.streams.pop(held.stream_id, None)
+            await self._release(held)
+            await self.loop.run_in_executor(None, services.enqueue_claim, held.stream_id)
         ended = outcome in (Outcome.STOPPED, Outcome.CLOSED, Outcome.NOT_ALLOWED) or (
             outcome is Outcome.REFUSED and result.status_code in FATAL_STATUSES)
         if outcome in (Outcome.STOPPED, Outcome.CLOSED):
@@ -395,15 +433,13 @@ class SessionHost:
             # reconciler decides what happens next.
             log.warning("stream let go", extra={"outcome": outcome.value, "status": result.status_code,
                                                 "detail": result.detail})
+        await self._flush_stream(held)  # the row already on its way to "stopped" meanwhile
         if ended and not held.lease_lost:
             # The lease goes only once the row says stopped: released earlier, the reconciler would see a
             # running stream with no holder and claim it again (docs/ARCHITECTURE.md, "Several worker machines").
             await self._states_stored()
-        if not held.lease_lost:
-            try:
-                await self._leases.release(held.stream_id, held.lease_value)
-            except Exception as exc:  # noqa: BLE001 - it expires by itself within the ttl
-                log.warning("lease release failed", extra={"error": repr(exc)})
+        if not held.lease_lost and not handed_over:
+            await self._release(held)
         self.streams.pop(held.stream_id, None)
         self._connecting.discard(held.stream_id)
         try:
@@ -417,6 +453,12 @@ class SessionHost:
         log.info("stream released", extra={"outcome": outcome.value if outcome else "error",
                                            "stop_reason": result.stop_reason if result else None,
                                            "handover": held.handing_over, "lease_lost": held.lease_lost})
+
+    async def _release(self, held):
+        try:
+            await self._leases.release(held.stream_id, held.lease_value)
+        except Exception as exc:  # noqa: BLE001 - it expires by itself within the ttl
+            log.warning("lease release failed", extra={"error": repr(exc)})
 
     def _renew_leases(self):
         """Renewal thread: every ttl/3, every held stream's lease in one pipelined round trip. Its own thread, so
@@ -534,7 +576,8 @@ class SessionHost:
 
     # Storage ----------------------------------------------------------------------------------------------------
 
-    async def _flush_stream(self, held, final=False):
+    async def _flush_stream(self, held):
+        """The stream is no longer held: store what it received, close its segments and upload them."""
         if held.store is None:
             return
         audio, frames = held.store.take_media()
@@ -547,13 +590,13 @@ class SessionHost:
         def write():
             if audio or frames:
                 sinks.write_media(files, audio, frames)
-            if final:
-                files.close(upload=keep)
-                return list(files.index_rows())
-            return None
+            return files.close(upload=keep, uploader=self._upload_pool)
 
-        index = await self._in_thread(self._file_pool, write)
-        if final and index and not held.store.discarded:
+        uploads = await self._in_thread(self._file_pool, write)
+        if uploads:
+            await asyncio.wait([asyncio.wrap_future(upload, loop=self.loop) for upload in uploads])
+        index = list(files.index_rows()) if keep else []
+        if index:
             self._queue_state(sinks.write_index, [(held.stream_pk, index)])
 
     def _hand_media_to_files(self):
@@ -570,7 +613,7 @@ class SessionHost:
         held_files = [held.files for held in self.streams.values()] if sync_index else []
         if work or held_files:
             # Submitted now, not from a task: the write then runs while the loop waits out the tick.
-            written = self._file_pool.submit(_write_media, work, held_files)
+            written = self._file_pool.submit(_write_media, work, held_files, self._upload_pool)
             written.add_done_callback(lambda done: self.loop.call_soon_threadsafe(self._media_written, done))
 
     def _media_written(self, written):
@@ -678,14 +721,20 @@ class SessionHost:
     def _on_control(self, data):
         try:
             message = json.loads(data)
+            if message.get("action") == "drain":
+                if self.node and message.get("node") == self.node:
+                    log.info("drain requested: handing every stream over", extra={"node": self.node})
+                    threading.Thread(target=self.shutdown, name="rtms-drain", daemon=True).start()
+                return
             held = self.streams.get(message["stream_id"])
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             return
         if held is None:
             return
         action = message.get("action")
         log_context.bind(meeting=held.meeting_uuid, stream=held.stream_id)
-        if action == "stop" and held.client is not None:
+        if action == "stop" and held.client is not None and not held.closing:
+            held.closing = True  # the reconciler repeats the stop every tick until the stream is released
             log.info("stop message received, closing stream")
             self.loop.create_task(held.client.close())
         elif action == "move" and isinstance(message.get("server_urls"), str):
@@ -719,7 +768,7 @@ class SessionHost:
                 held.client.abort()
         tasks = [held.task for held in held_streams if held.task]
         if tasks:
-            await asyncio.wait(tasks, timeout=5)
+            await asyncio.wait(tasks, timeout=20)  # each is taken over at once; this bounds its last upload
         if self._pending_rows:
             try:
                 for chunk in list(sinks.split_batches(self._pending_rows)):
@@ -732,9 +781,8 @@ class SessionHost:
         if error is not None:
             log.error("state changes lost at shutdown: database unreachable",
                       extra={"lost": len(changes) - done, "error": repr(error)[:300]})
-        for held in held_streams:
-            await self.loop.run_in_executor(None, services.enqueue_claim, held.stream_id)
-        log.info("streams handed over", extra={"count": len(held_streams), "worker": self.worker_id})
+        log.info("streams handed over", extra={"count": len(held_streams), "worker": self.worker_id,
+                                               "not_finished": len(self.streams)})
 
     # Metrics ----------------------------------------------------------------------------------------------------
 

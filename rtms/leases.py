@@ -51,6 +51,14 @@ def try_acquire(stream_id, value):
     return bool(redis_client().set(lease_key(stream_id), value, nx=True, px=ttl_ms()))
 
 
+def try_acquire_many(values):
+    """SET NX PX for {stream_id: value, ...} in one pipelined round trip; [True when now held, ...] in order."""
+    pipe = redis_client().pipeline(transaction=False)
+    for stream_id, value in values.items():
+        pipe.set(lease_key(stream_id), value, nx=True, px=ttl_ms())
+    return [bool(taken) for taken in pipe.execute()] if values else []
+
+
 def release(stream_id, value):
     """Drop the lease only if it is still ours."""
     return bool(redis_client().eval(RELEASE, 1, lease_key(stream_id), value))

@@ -246,10 +246,11 @@ class StreamFiles:
         for directory in self.frame_dirs.values():
             directory.sync()
 
-    def roll(self, upload=True):
-        """Close the open segments and upload them (`upload=False`: STREAM_REVOKED, they are deleted instead).
-        A segment that fails to upload stays in the spool, where `recover_spool` finds it after a restart."""
-        rows = list(self._open_rows(stored=True))
+    def roll(self, upload=True, uploader=None):
+        """Close the open segments and upload them: on `uploader` (an executor; returns the futures) or here
+        (`upload=False`: STREAM_REVOKED, they are deleted instead). A segment that fails to upload stays in the
+        spool, indexed as not stored, where `recover_spool` finds it after a restart."""
+        rows = list(self._open_rows(stored=False))
         paths = [wav.path for wav in self.wavs.values()] + [d.path for d in self.frame_dirs.values()]
         for wav in self.wavs.values():
             wav.close()
@@ -257,21 +258,29 @@ class StreamFiles:
             directory.close()
         self.wavs, self.frame_dirs, self.spans = {}, {}, {}
         self.segment_started = time.monotonic()
-        for row, path in zip(rows, paths):
-            if not upload:
+        if not upload:
+            for path in paths:
                 _remove(path)
-                continue
-            try:
-                _upload(self.spool, path)
-            except Exception as exc:  # noqa: BLE001 - kept in the spool; indexed as not stored
-                metrics.sink_write_failures.labels(what="upload").inc()
-                log.error("segment not uploaded, kept in the spool", extra={"stream": self.stream_id,
-                                                                            "key": row["path"], "error": repr(exc)})
-                row["stored"] = False
-            self.done.append(row)
+            return []
+        self.done.extend(rows)
+        if uploader is None:
+            for row, path in zip(rows, paths):
+                self._upload(row, path)
+            return []
+        return [uploader.submit(self._upload, row, path) for row, path in zip(rows, paths)]
 
-    def close(self, upload=True):
-        self.roll(upload)
+    def _upload(self, row, path):
+        try:
+            _upload(self.spool, path)
+        except Exception as exc:  # noqa: BLE001 - kept in the spool; indexed as not stored
+            metrics.sink_write_failures.labels(what="upload").inc()
+            log.error("segment not uploaded, kept in the spool", extra={"stream": self.stream_id,
+                                                                        "key": row["path"], "error": repr(exc)})
+        else:
+            row["stored"] = True
+
+    def close(self, upload=True, uploader=None):
+        return self.roll(upload, uploader)
 
 
 def _remove(path):

@@ -146,8 +146,10 @@ def storage():
 
 
 def open_media(media_file):
-    """A stored media object of the index (rtms.models.MediaFile) as a binary file object, for the console;
-    FileNotFoundError while its segment is still in a worker's spool or after it was deleted."""
+    """A segment of the media index (rtms.models.MediaFile) from storage, for the console: (binary file object,
+    file name); a frame segment gives its index (one JSON line per frame). FileNotFoundError while the segment
+    is still in a worker's spool, or after it was deleted."""
     if not media_file.stored:
         raise FileNotFoundError(media_file.path)
-    return storage().open(media_file.path)
+    key = media_file.path if media_file.path.endswith(".wav") else f"{media_file.path}/index.jsonl"
+    return storage().open(key), key.rsplit("/", 1)[-1]

@@ -64,8 +64,9 @@ def test_audio_in_segments_of_two_holders_is_complete_in_storage(backend, tmp_pa
         (1000, 1580, 30, "node-a:1"), (1600, 1980, 20, "node-a:1"), (2000, 2980, 50, "node-b:2")]
     assert all(s.stored for s in segments)
     assert [read_wav(s.path) for s in segments] == [(30, 16000), (20, 16000), (50, 16000)]
-    with storage.open_media(segments[2]) as body:  # what the console serves
-        assert body.read()[44:] == FRAME * 50
+    body, name = storage.open_media(segments[2])  # what the console serves
+    with body:
+        assert body.read()[44:] == FRAME * 50 and name == "mixed-2000-g2.wav"
     stream.refresh_from_db()
     assert stream.audio_bytes == 100 * 640
     assert not any((tmp_path / "node-a").rglob("*.wav")) and not any((tmp_path / "node-b").rglob("*.wav"))
