@@ -149,6 +149,11 @@ def account_streams(account_id, recent=None):
     return streams.filter(live | Q(stopped_at__gte=recent) if recent else live).order_by("-created")
 
 
+def account_stream(account_id, rtms_stream_id):
+    """One stream of the account's meetings (live or not), or None."""
+    return StreamSession.objects.filter(_stream_of_account_meeting(account_id), rtms_stream_id=rtms_stream_id).first()
+
+
 def user_names(account_id, user_ids):
     """Display names of Zoom user ids as the account's own data knows them: the name a share was requested under,
     the participant's name in one of the account's meetings, and (preferred, Zoom's /v2/users/me said it) the

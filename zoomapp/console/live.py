@@ -11,8 +11,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.dispatch import receiver
 from django.utils import timezone
+from redis.exceptions import RedisError
 
-from rtms import live
+from rtms import live, placement
 from rtms.models import stop_reason_label
 from rtms.signals import stream_state_changed
 from zoomapp.console import account_data, display
@@ -36,6 +37,7 @@ def streams_snapshot(account_id):
     }
     names = account_data.user_names(account_id, {s.operator_id for s in streams})
     apps = account_data.apps_by_client_id()
+    waiting = _waiting_for_capacity()
     rows = []
     for stream in streams:
         meeting = meetings.get((stream.client_id, stream.meeting_uuid))
@@ -51,7 +53,9 @@ def streams_snapshot(account_id):
             "stop_reason": stream.stop_reason_name,
             "stop_reason_label": stop_reason_label(stream.stop_reason_name or stream.stop_reason),
             "owner_worker": stream.owner_worker,
-            "worker": display.worker_label(stream.owner_worker),
+            # Every worker process full (rtms/placement.py): the stream waits for room, shown where its holder is.
+            "worker": ("Waiting for a worker with room" if stream.rtms_stream_id in waiting
+                       else display.worker_label(stream.owner_worker)),
             "since": since.isoformat(),
             "version": stream.version,
             "counters": {
@@ -62,6 +66,13 @@ def streams_snapshot(account_id):
             },
         })
     return {"at": timezone.now().isoformat(), "streams": rows}
+
+
+def _waiting_for_capacity():
+    try:
+        return placement.waiting_streams()
+    except RedisError:  # the table shows without it; the metric rtms_streams_waiting_for_capacity says NaN
+        return {}
 
 
 RATE_WINDOW_SECONDS = 10.0

@@ -10,10 +10,12 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, StreamingHttpResponse
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from rtms import storage
+from rtms.models import MediaFile
 from zoomapp import texts
 from zoomapp.consent.models import SharingPolicy
 from zoomapp.console import account_data, auth, changes, display, forms, lifecycle, live
@@ -261,6 +263,23 @@ def audit_csv(request):
 def streams(request):
     return _page(request, "console/streams.html", "streams", snapshot=live.streams_snapshot(request.admin.account_id),
                  concurrency_alerts=concurrency.recent_alerts(request.admin.account_id))
+
+
+@console_page
+@require_GET
+def stream_media(request, stream_id, media_id):
+    """One stored media segment (a WAV, or a frame segment's index) of a stream of the account's meetings, read
+    from storage (rtms/storage.py: the filesystem or S3), whichever node wrote it."""
+    stream = account_data.account_stream(request.admin.account_id, stream_id)
+    media_file = stream and MediaFile.objects.filter(pk=media_id, stream=stream).first()
+    if not media_file:
+        raise Http404("No such media in your account's streams.")
+    try:
+        body, name = storage.open_media(media_file)
+    except FileNotFoundError:
+        raise Http404("This segment is not in storage: still being recorded, or deleted.") from None
+    return FileResponse(body, as_attachment=True, filename=name,
+                        content_type="audio/wav" if name.endswith(".wav") else "application/x-ndjson")
 
 
 # --- meetings and their data --------------------------------------------------------------------------------------

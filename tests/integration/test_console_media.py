@@ -1,0 +1,65 @@
+"""The console serves a stream's stored media from storage (rtms/storage.py), to the admins of the account whose
+meeting it is, and says so when a segment is not in storage yet; a stream waiting for a worker with room shows so
+in the live streams."""
+
+import secrets
+import wave
+from io import BytesIO
+
+import pytest
+import redis
+from django.conf import settings
+
+from rtms import placement, sinks
+from rtms.models import MediaFile, StreamSession
+from rtms.redis_connection import key
+from tests.integration.test_console_security import admins, apps  # noqa: F401 - fixtures
+from zoomapp.consent import meetings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def stream(apps, tmp_path):  # noqa: F811
+    notetaker, _ = apps
+    uuid = f"{secrets.token_hex(11)}=="
+    meetings.get_meeting(notetaker, uuid, host_user_id="hostA", account_id="acctA", topic="Board")
+    stream = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=uuid,
+                                          client_id=notetaker.client_id, operator_id="hostA", state="stopped")
+    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool", "node-a:1")
+    sinks.write_media(files, {0: [[b"\x01\x00" * 320] * 10, 1000, 1180]}, [])
+    files.close()
+    sinks.write_index([(stream.pk, list(files.index_rows()))])
+    return stream
+
+
+def test_an_admin_downloads_a_streams_stored_audio_and_another_account_cannot(daphne, admins, stream):  # noqa: F811
+    olive, bert, _ = admins
+    segment = MediaFile.objects.get(stream=stream)
+    url = f"{daphne.url}/console/streams/{stream.rtms_stream_id}/media/{segment.pk}"
+
+    response = olive.get(url, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/wav"
+    with wave.open(BytesIO(response.content)) as wav:
+        assert (wav.getframerate(), wav.getnframes()) == (16000, 3200)
+
+    refused = bert.get(url, timeout=10)
+    assert refused.status_code == 404 and "No such media in your account" in refused.text
+
+    MediaFile.objects.filter(pk=segment.pk).update(stored=False)  # still in a worker's spool
+    pending = olive.get(url, timeout=10)
+    assert pending.status_code == 404 and "still being recorded, or deleted" in pending.text
+
+
+def test_a_stream_waiting_for_capacity_says_so_in_the_live_streams(daphne, admins, stream):  # noqa: F811
+    olive, _, _ = admins
+    StreamSession.objects.filter(pk=stream.pk).update(state="starting", stopped_at=None)
+    # Placement found every worker process full (tests/integration/test_placement.py shows how it decides).
+    redis.Redis.from_url(settings.REDIS_URL).zadd(key("rtms", "fleet", "waiting"), {stream.rtms_stream_id: 1})
+    try:
+        assert stream.rtms_stream_id in placement.waiting_streams()
+        page = olive.get(f"{daphne.url}/console/streams", timeout=10).text
+        assert "Waiting for a worker with room" in page
+    finally:
+        placement.stop_waiting([stream.rtms_stream_id])
