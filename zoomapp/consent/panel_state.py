@@ -6,7 +6,10 @@ read-only and only to a host of both.
 """
 
 import json
+import time
 from collections import OrderedDict
+
+from django.db.models import Q
 
 from rtms.models import TranscriptSegment
 from zoomapp.consent.meetings import get_meeting
@@ -18,15 +21,19 @@ from zoomapp.marketplace.models import ZoomApp
 Status = Share.Status
 
 
-def hosts_of(meeting):
-    hosts = sorted(
-        Participant.objects.filter(meeting=meeting, role__in=HOST_ROLES).values_list("user_id", flat=True)
+def hosts_and_departed(meeting):
+    """The meeting's hosts, and who left or was removed, from one read of only the participants that matter for
+    either (a large meeting's attendees who are present are not read)."""
+    rows = list(
+        Participant.objects.filter(meeting=meeting)
+        .filter(Q(role__in=HOST_ROLES) | Q(present=False) | Q(user_id=meeting.host_user_id))
+        .values_list("user_id", "role", "present")
     )
-    if meeting.host_user_id and meeting.host_user_id not in hosts:
+    hosts = sorted(user_id for user_id, role, _ in rows if role in HOST_ROLES)
+    if meeting.host_user_id and not any(user_id == meeting.host_user_id for user_id, _, _ in rows):
         # The original host keeps host rights unless Zoom told us their role changed.
-        if not Participant.objects.filter(meeting=meeting, user_id=meeting.host_user_id).exists():
-            hosts.append(meeting.host_user_id)
-    return hosts
+        hosts.append(meeting.host_user_id)
+    return hosts, sorted(user_id for user_id, _, present in rows if not present)
 
 
 def pending_requests(meeting):
@@ -51,7 +58,7 @@ def _other_apps(meeting):
                 "app": other.app.client_id,
                 "app_name": other.app.name,
                 "sharing": sharing,
-                "hosts": hosts_of(other),
+                "hosts": hosts_and_departed(other)[0],
                 "requests": [{"user_id": r.share.user_id, "user_name": r.share.user_name} for r in requests],
             })
     return entries
@@ -62,6 +69,7 @@ def meeting_state(meeting):
     shares = list(meeting.shares.select_related("app"))
     requests = pending_requests(meeting)
     other_apps = _other_apps(meeting)
+    hosts, departed = hosts_and_departed(meeting)
     return {
         "version": meeting.version,
         "meeting": {
@@ -72,11 +80,9 @@ def meeting_state(meeting):
             "require_host_approval": meeting.require_host_approval,
             "ended": meeting.ended_at is not None,
         },
-        "hosts": hosts_of(meeting),
+        "hosts": hosts,
         # Whose panels must close: they left or were removed (consumers.PanelConsumer; never sent to a panel).
-        "departed": sorted(
-            Participant.objects.filter(meeting=meeting, present=False).values_list("user_id", flat=True)
-        ),
+        "departed": departed,
         "other_apps": other_apps,
         "disclosure": any(s.status in (Status.SHARING, Status.PAUSED) for s in shares)
         or any(entry["sharing"] for entry in other_apps),
@@ -189,13 +195,40 @@ def recent_transcript(meeting, viewer_id, limit=30):
     return lines
 
 
+# A meeting's start opens hundreds of panels on one version: each reads the state once, the others reuse it for a
+# second (a version names one state: every change bumps it, and pushes the newer one).
+_REUSE_SECONDS = 1.0
+_states_read = {}  # meeting pk -> (version, monotonic time read, state)
+
+
+def _state_at_version(meeting):
+    now = time.monotonic()
+    read = _states_read.get(meeting.pk)
+    if read is not None and read[0] == meeting.version and now - read[1] < _REUSE_SECONDS:
+        return read[2]
+    state = meeting_state(meeting)
+    if len(_states_read) > 1000:  # forget meetings not opened in the last second
+        for pk, (_, at, _) in list(_states_read.items()):
+            if now - at >= _REUSE_SECONDS:
+                _states_read.pop(pk, None)
+    _states_read[meeting.pk] = (meeting.version, now, state)
+    return state
+
+
 def snapshot_for(identity):
     """Everything a panel needs when it (re)connects: its filtered state, transcript and authorization."""
-    app = ZoomApp.objects.get(client_id=identity.client_id)
-    meeting = get_meeting(app, identity.meeting_uuid)
-    state = viewer_state(meeting_state(meeting), identity.viewer_id)
-    state["transcript"] = {str(k): v for k, v in recent_transcript(meeting, identity.viewer_id).items()}
+    meeting = Meeting.objects.select_related("app").filter(
+        app__client_id=identity.client_id, uuid=identity.meeting_uuid).first()
+    if meeting is None:  # the first panel of a meeting no webhook has told us about yet
+        meeting = get_meeting(ZoomApp.objects.get(client_id=identity.client_id), identity.meeting_uuid)
+    full = _state_at_version(meeting)
+    state = viewer_state(full, identity.viewer_id)
+    # Most panels of a large meeting have no stream of their own: no transcript to read.
+    viewer_streams = any(s["user_id"] == identity.viewer_id and s["has_stream"] for s in full["shares"])
+    state["transcript"] = (
+        {str(k): v for k, v in recent_transcript(meeting, identity.viewer_id).items()} if viewer_streams else {}
+    )
     state["viewer"]["authorization"] = (
-        oauth.authorization_status(app, identity.user_id) if identity.user_id else "unauthorized"
+        oauth.authorization_status(meeting.app, identity.user_id) if identity.user_id else "unauthorized"
     )
     return state
