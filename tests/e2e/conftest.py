@@ -8,8 +8,9 @@ import os
 
 import pytest
 
+from tests.e2e.axe_support import axe_script  # noqa: F401 - a fixture of the layer
 from tests.e2e.panel_support import Person, stack  # noqa: F401 - a fixture of the layer
-from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - a fixture of the layer
+from tests.e2e.zoom_window_fixtures import app_server, browser  # noqa: F401 - fixtures of the layer
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 

@@ -127,7 +127,7 @@ class Person:
     def wait_outcome(self, status, timeout=10000):
         try:
             self.frame.wait_for_selector(f"#outcome[data-status='{status}']", timeout=timeout)
-        except Exception:
+        except PlaywrightError:
             shown = self.frame.locator("#outcome").get_attribute("data-status")
             error = self.frame.locator("#error").inner_text()
             raise AssertionError(f"{self.name}'s panel shows {shown!r} ({self.outcome()!r}), not {status!r}"

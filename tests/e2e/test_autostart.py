@@ -13,10 +13,9 @@ import secrets
 
 import pytest
 
-from tests.console_support import end_meeting_and_settle
 from tests.consent_support import register_with_sim
-from tests.e2e.panel_support import Person, Stack, stack  # noqa: F401 - fixture
-from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
+from tests.console_support import end_meeting_and_settle
+from tests.e2e.panel_support import Person, Stack
 from zoomapp import texts
 from zoomapp.console import changes
 from zoomapp.console.auth import ConsoleAdmin
@@ -30,7 +29,7 @@ OTHER_ADMIN = ConsoleAdmin("admVis", OTHER_ACCOUNT, "Owner", "Vera", "")
 
 
 @pytest.fixture
-def people(browser, stack):  # noqa: F811
+def people(browser, stack):
     opened = []
 
     def open_for(meeting, name):
@@ -59,7 +58,7 @@ def people_with_app(browser):
 
 
 @pytest.fixture
-def meeting(stack):  # noqa: F811
+def meeting(stack):
     """Ana hosts (already in); `guests` (Ana's account) and `visitors` (another account) are invited, not joined.
     Each meeting ends with its test, so no stream outlives it on the shared worker."""
     made = []
@@ -86,7 +85,7 @@ def meeting(stack):  # noqa: F811
         end_meeting_and_settle(stack.sim, m)
 
 
-def join(stack, meeting, *names):  # noqa: F811
+def join(stack, meeting, *names):
     for name in names:
         stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/join", {"key": stack.key(meeting, name)})
 
@@ -98,7 +97,7 @@ def notice(host, kind, text):
 
 
 def test_same_account_auto_start_needs_no_request_and_the_host_sees_set_to_auto_start(
-        stack, people, meeting):  # noqa: F811
+        stack, people, meeting):
     m = meeting(guests=["Ben"])
     stack.authorize(stack.user_id(m, "Ben"))  # Ben installed the app: his account is known from Zoom
     changes.set_auto_start(HOST_ADMIN, stack.app, "user", stack.user_id(m, "Ben"), True)
@@ -115,7 +114,7 @@ def test_same_account_auto_start_needs_no_request_and_the_host_sees_set_to_auto_
     ben.screenshot("autostart-1-user-sharing")
 
 
-def test_another_accounts_auto_start_asks_a_host_who_requires_approval(stack, people, meeting):  # noqa: F811
+def test_another_accounts_auto_start_asks_a_host_who_requires_approval(stack, people, meeting):
     m = meeting(visitors=["Olga"])
     stack.authorize(stack.user_id(m, "Olga"))  # Olga installed the app: her account is known from Zoom
     changes.set_auto_start(OTHER_ADMIN, stack.app, "user", stack.user_id(m, "Olga"), True)
@@ -132,7 +131,7 @@ def test_another_accounts_auto_start_asks_a_host_who_requires_approval(stack, pe
 
 
 def test_two_apps_auto_starting_for_two_users_at_once_make_the_multiple_apps_modal(
-        stack, people, people_with_app, meeting):  # noqa: F811
+        stack, people, people_with_app, meeting):
     from zoomapp.marketplace.models import ZoomApp
 
     recorder = ZoomApp.objects.create(name="Recorder", client_id=f"rec{secrets.token_hex(4)}",
@@ -172,7 +171,7 @@ def test_two_apps_auto_starting_for_two_users_at_once_make_the_multiple_apps_mod
     assert notice(ana_in_recorder, "auto", "Recorder for Pete").startswith(texts.AAN_AUTO_START)
 
 
-def test_zoom_performed_auto_start_shows_as_auto_started(stack, people, meeting):  # noqa: F811
+def test_zoom_performed_auto_start_shows_as_auto_started(stack, people, meeting):
     """No setting of ours: Zoom's own portal setting starts it. A meeting.rtms_started with no request behind it."""
     m = meeting(guests=["Ben"])
     stack.sim_call("PUT", f"/_sim/settings/user/{stack.user_id(m, 'Ben')}", {"auto_start_apps": [stack.app.client_id]})
@@ -187,7 +186,7 @@ def test_zoom_performed_auto_start_shows_as_auto_started(stack, people, meeting)
     ben.screenshot("autostart-5-zoom-auto-start-participant")
 
 
-def test_zoom_portal_refusing_the_start_ends_as_host_cannot_approve(stack, people, meeting):  # noqa: F811
+def test_zoom_portal_refusing_the_start_ends_as_host_cannot_approve(stack, people, meeting):
     """Our setting says auto-start, but Zoom's portal disables sharing for the host: Zoom refuses the REST start."""
     m = meeting(guests=["Ben"])
     stack.sim_call("PUT", f"/_sim/settings/user/{stack.user_id(m, 'Ana')}", {"share_with_apps": False})

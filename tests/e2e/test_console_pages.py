@@ -10,9 +10,8 @@ import pytest
 from rtms.models import StreamSession
 from tests.consent_support import add_sim_user, make_app, register_with_sim
 from tests.console_support import end_meeting_and_settle
-from tests.e2e.axe_support import assert_no_violations, axe_script  # noqa: F401 - fixture
+from tests.e2e.axe_support import assert_no_violations
 from tests.e2e.console_browser import console_context
-from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
 from tests.processes import wait_for
 from zoomapp.console import changes
 from zoomapp.console.auth import ConsoleAdmin
@@ -23,7 +22,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts/screenshots"
 
 
 @pytest.fixture
-def console(browser, daphne, worker, zoomsim, settings):  # noqa: F811
+def console(browser, daphne, worker, zoomsim, settings):
     app = make_app("Notetaker")
     register_with_sim(zoomsim, daphne.url, app, account_id="acctConsole")
     tag = secrets.token_hex(3)
@@ -129,7 +128,7 @@ def test_console_pages_signed_in_through_zoom(console, daphne, zoomsim):
     shot(page, "console-6-apps")
 
 
-def test_a_member_signing_in_is_refused_in_the_browser(browser, daphne, zoomsim, settings, axe_script):  # noqa: F811
+def test_a_member_signing_in_is_refused_in_the_browser(browser, daphne, zoomsim, settings, axe_script):
     app = make_app("Notetaker")
     register_with_sim(zoomsim, daphne.url, app)
     member_id = f"mia{secrets.token_hex(3)}"

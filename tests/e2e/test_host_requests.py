@@ -4,8 +4,7 @@ their own browser context, against daphne, a Celery worker, Redis and the simula
 
 import pytest
 
-from tests.e2e.panel_support import Person, stack  # noqa: F401 - fixtures
-from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
+from tests.e2e.panel_support import Person
 from zoomapp import texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -19,7 +18,7 @@ MARK_INVITATION = """() => new MutationObserver((changes, observer) => {
 
 
 @pytest.fixture
-def people(browser, stack):  # noqa: F811
+def people(browser, stack):
     opened = []
 
     def open_for(meeting, *names):
@@ -32,7 +31,7 @@ def people(browser, stack):  # noqa: F811
         person.close()
 
 
-def test_hana_with_her_panel_closed_sees_pats_request_within_a_second_and_approves_it(stack, people):  # noqa: F811
+def test_hana_with_her_panel_closed_sees_pats_request_within_a_second_and_approves_it(stack, people):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     stack.authorize(stack.user_id(meeting, "Hana"))
     hana, pat = people(meeting, "Hana", "Pat")
@@ -61,7 +60,7 @@ def test_hana_with_her_panel_closed_sees_pats_request_within_a_second_and_approv
     assert pat.wait_outcome("sharing", timeout=15000) == texts.STATUS_SHARING
 
 
-def test_hana_can_ignore_the_invitation_and_the_request_still_waits_in_her_panel(stack, people):  # noqa: F811
+def test_hana_can_ignore_the_invitation_and_the_request_still_waits_in_her_panel(stack, people):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     hana, pat = people(meeting, "Hana", "Pat")
     pat.open_panel()
@@ -77,7 +76,7 @@ def test_hana_can_ignore_the_invitation_and_the_request_still_waits_in_her_panel
     assert pat.wait_outcome("denied") == texts.REQUEST_DENIED
 
 
-def test_an_open_panel_gets_the_request_and_the_invitation_does_not_reload_it(stack, people):  # noqa: F811
+def test_an_open_panel_gets_the_request_and_the_invitation_does_not_reload_it(stack, people):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     hana, pat = people(meeting, "Hana", "Pat")
     hana.open_panel()

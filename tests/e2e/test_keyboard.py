@@ -4,9 +4,9 @@ disclosure, the panel's request dialog) and not a decision Zoom asks for; nothin
 window or the panel refreshes. Keys are pressed as a person presses them; the checks read document.activeElement."""
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
-from tests.e2e.panel_support import Person, stack  # noqa: F401 - fixtures
-from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
+from tests.e2e.panel_support import Person
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -22,7 +22,7 @@ def wait_focus(target, check, what):
     try:
         target.wait_for_function(f"() => {{ const a = document.activeElement; return Boolean(a && ({check})); }}",
                                  timeout=5000)
-    except Exception:
+    except PlaywrightError:
         raise AssertionError(f"focus is on {focused(target)!r}, not on {what}") from None
 
 
@@ -56,7 +56,7 @@ class Window:
 
 
 @pytest.fixture
-def windows(browser, stack):  # noqa: F811
+def windows(browser, stack):
     opened = []
 
     def open_for(meeting, *names):
@@ -69,7 +69,7 @@ def windows(browser, stack):  # noqa: F811
         window.context.close()
 
 
-def test_apps_menu_and_panel_take_the_focus_and_give_it_back(stack, windows):  # noqa: F811
+def test_apps_menu_and_panel_take_the_focus_and_give_it_back(stack, windows):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     hana, = windows(meeting, "Hana")
     page = hana.page
@@ -97,7 +97,7 @@ def test_apps_menu_and_panel_take_the_focus_and_give_it_back(stack, windows):  #
     wait_focus(page, "a.id === 'apps-button'", "the Apps button the app was opened from")
 
 
-def test_zooms_request_modal_takes_the_focus_traps_tab_and_returns_it(stack, windows):  # noqa: F811
+def test_zooms_request_modal_takes_the_focus_traps_tab_and_returns_it(stack, windows):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     hana, = windows(meeting, "Hana")
     page = hana.page
@@ -121,7 +121,7 @@ def test_zooms_request_modal_takes_the_focus_traps_tab_and_returns_it(stack, win
     assert page.locator("#speak-text").input_value() == "Hello"
 
 
-def test_disclosure_closes_on_escape_and_the_notifier_keeps_the_focus_on_refresh(stack, windows):  # noqa: F811
+def test_disclosure_closes_on_escape_and_the_notifier_keeps_the_focus_on_refresh(stack, windows):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     hana, = windows(meeting, "Hana")
     page = hana.page
@@ -155,7 +155,7 @@ def test_disclosure_closes_on_escape_and_the_notifier_keeps_the_focus_on_refresh
     wait_focus(page, "a.classList.contains('aan-chip')", "the notifier, its list closed")
 
 
-def test_the_panels_request_dialog_takes_the_focus_and_escape_closes_it(browser, stack):  # noqa: F811
+def test_the_panels_request_dialog_takes_the_focus_and_escape_closes_it(browser, stack):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     stack.authorize(stack.user_id(meeting, "Hana"))
     hana, pat = Window(browser, stack, meeting, "Hana"), Person(browser, stack, meeting, "Pat").open_panel()

@@ -8,7 +8,6 @@ import pytest
 
 from tests.consent_support import context_for, meeting_uuid
 from tests.e2e.panel_support import SCREENSHOTS
-from tests.e2e.zoom_window_fixtures import browser  # noqa: F401 - fixture
 from zoomapp import texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -23,7 +22,7 @@ def app(daphne):
                                   client_secret=secrets.token_hex(16), webhook_secret_token=secrets.token_hex(16))
 
 
-def open_as(browser, daphne, app, meeting, user_id, role, theme="light"):  # noqa: F811
+def open_as(browser, daphne, app, meeting, user_id, role, theme="light"):
     context = browser.new_context(viewport=PANEL_WIDTH, color_scheme=theme)
     context.set_extra_http_headers({"X-Zoom-App-Context": context_for(app, meeting, user_id, role, theme=theme)})
     page = context.new_page()
@@ -31,7 +30,7 @@ def open_as(browser, daphne, app, meeting, user_id, role, theme="light"):  # noq
     return context, page
 
 
-def test_bound_from_the_header_usable_by_keyboard_in_light_theme(browser, daphne, app):  # noqa: F811
+def test_bound_from_the_header_usable_by_keyboard_in_light_theme(browser, daphne, app):
     from zoomapp.consent.models import Share
 
     meeting = meeting_uuid()
@@ -66,7 +65,7 @@ def test_bound_from_the_header_usable_by_keyboard_in_light_theme(browser, daphne
         ben_context.close()
 
 
-def test_guest_sees_guest_mode(browser, daphne, app):  # noqa: F811
+def test_guest_sees_guest_mode(browser, daphne, app):
     context, page = open_as(browser, daphne, app, meeting_uuid(), None, "participant", theme="dark")
     try:
         page.wait_for_selector("#panel[data-ready='true']")
@@ -76,7 +75,7 @@ def test_guest_sees_guest_mode(browser, daphne, app):  # noqa: F811
         context.close()
 
 
-def test_tampered_context_is_refused_with_a_clear_message(browser, daphne, app):  # noqa: F811
+def test_tampered_context_is_refused_with_a_clear_message(browser, daphne, app):
     context = browser.new_context(viewport=PANEL_WIDTH)
     value = context_for(app, meeting_uuid(), "eve", "host")
     context.set_extra_http_headers({"X-Zoom-App-Context": value[:-10] + "A" * 8 + "=="})
@@ -86,7 +85,8 @@ def test_tampered_context_is_refused_with_a_clear_message(browser, daphne, app):
         assert response.status == 403
         page.wait_for_selector("#panel[data-failed='true']")
         message = page.locator("#fatal").inner_text()
-        assert message == texts.CONTEXT_REFUSED.format(reason="the app context was not made for this app or was altered")
+        refused = "the app context was not made for this app or was altered"
+        assert message == texts.CONTEXT_REFUSED.format(reason=refused)
         assert not page.locator("#host").is_visible() and not page.locator("#mine").is_visible()
         page.screenshot(path=str(SCREENSHOTS / "refused-tampered-context.png"))
     finally:

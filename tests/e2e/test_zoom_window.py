@@ -8,16 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.e2e.zoom_window_fixtures import (  # noqa: F401 - fixtures
-    Window,
-    app_server,
-    browser,
-    create_meeting,
-    keep_screenshot,
-    register,
-    sdk,
-    sdk_events,
-)
+from tests.e2e.zoom_window_fixtures import Window, create_meeting, keep_screenshot, register, sdk, sdk_events
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -148,8 +139,8 @@ def test_host_toggles_gate_requests(zoomsim, apps, windows):
     host.screenshot("host-tools")
     keep_screenshot("host-tools")
     host.page.get_by_role("switch", name="Require host approval").uncheck()
-    wait_for(lambda: zoomsim.get(f"/_sim/meetings/{meeting['id']}").json()["settings"]["require_host_approval"] is False,
-             what="approval setting off")
+    wait_for(lambda: zoomsim.get(f"/_sim/meetings/{meeting['id']}").json()["settings"]["require_host_approval"]
+             is False, what="approval setting off")
     panel = request_sharing(ivo, notes)
     ivo.page.locator(f".tile[data-key='{ivo.person['key']}']").get_by_text("Notes Bot · Sharing").wait_for()
     assert host.page.locator("#request-single").is_hidden()

@@ -2,15 +2,7 @@
 
 import pytest
 
-from tests.e2e.zoom_window_fixtures import (  # noqa: F401 - fixtures
-    SCREENSHOTS,
-    Window,
-    app_server,
-    keep_screenshot,
-    browser,
-    register,
-    sdk,
-)
+from tests.e2e.zoom_window_fixtures import SCREENSHOTS, Window, keep_screenshot, register, sdk
 
 pytestmark = pytest.mark.e2e
 

@@ -10,15 +10,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.e2e.zoom_window_fixtures import (  # noqa: F401 - fixtures
-    Window,
-    app_server,
-    browser,
-    decrypt_app_context,
-    register,
-    sdk,
-    sdk_events,
-)
+from tests.e2e.zoom_window_fixtures import Window, decrypt_app_context, register, sdk, sdk_events
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.e2e

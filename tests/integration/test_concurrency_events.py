@@ -6,8 +6,8 @@ them on /metrics, and show them to the admins of the account that owns the app o
 import pytest
 import requests
 
-from tests.console_support import sign_in
 from tests.consent_support import add_sim_user, make_app, register_with_sim
+from tests.console_support import sign_in
 from tests.processes import wait_for
 from zoomapp.webhooks.models import WebhookDelivery
 

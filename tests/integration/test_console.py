@@ -15,12 +15,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from rtms.models import StreamSession, TranscriptSegment
-from tests.console_support import install_app, post_form, sign_in
 from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
-from zoomapp.console.models import AutoStartSetting
+from tests.console_support import install_app, post_form, sign_in
 from zoomapp.consent import meetings
 from zoomapp.consent.actions import presence
 from zoomapp.consent.models import AuditEntry, SharingPolicy
+from zoomapp.console.models import AutoStartSetting
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -123,7 +123,8 @@ def test_an_admin_cannot_see_or_change_another_accounts_settings_or_data(daphne,
     assert not SharingPolicy.objects.filter(account_id="acctA").exists()
 
     # The live-streams socket shows A's streams only.
-    meeting_a = meetings.get_meeting(console_app, meeting_uuid(), host_user_id="ownerA", account_id="acctA", topic="A standup")
+    meeting_a = meetings.get_meeting(console_app, meeting_uuid(), host_user_id="ownerA", account_id="acctA",
+                                     topic="A standup")
     StreamSession.objects.create(rtms_stream_id="a" * 32, meeting_uuid=meeting_a.uuid, client_id=console_app.client_id,
                                  operator_id="ownerA", state="active", owner_worker="worker-a@host")
     socket_url = daphne.url.replace("http://", "ws://") + "/ws/console/streams"
@@ -131,7 +132,8 @@ def test_an_admin_cannot_see_or_change_another_accounts_settings_or_data(daphne,
     with connect(socket_url, additional_headers={"Cookie": cookie, "Origin": daphne.url}, open_timeout=10) as ws:
         snapshot = json.loads(ws.recv(timeout=10))
     assert [row["stream_id"] for row in snapshot["streams"]] == ["a" * 32]
-    assert snapshot["streams"][0]["meeting"] == "A standup" and snapshot["streams"][0]["owner_worker"] == "worker-a@host"
+    row = snapshot["streams"][0]
+    assert row["meeting"] == "A standup" and row["owner_worker"] == "worker-a@host"
 
 
 def test_the_streams_socket_refuses_anyone_not_signed_in(daphne):

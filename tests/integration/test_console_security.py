@@ -20,13 +20,13 @@ from django.db import connection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests import processes
-from tests.console_support import install_app, post_form, sign_in
-from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
 from rtms.models import StreamSession, TranscriptSegment
-from zoomapp.console.models import AppRetention, AutoStartSetting
+from tests import processes
+from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
+from tests.console_support import install_app, post_form, sign_in
 from zoomapp.consent import meetings
 from zoomapp.consent.models import AuditEntry, SharingPolicy
+from zoomapp.console.models import AppRetention, AutoStartSetting
 from zoomapp.marketplace.models import ZoomApp
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -39,8 +39,9 @@ def past_stream(stack, user_id, media_root):
     from rtms.models import ChatMessage, MediaFile, StreamSession, TranscriptSegment
 
     stream = StreamSession.objects.create(
-        rtms_stream_id=secrets.token_hex(16), meeting_uuid=f"past-{secrets.token_hex(4)}==", client_id=stack.app.client_id,
-        operator_id=user_id, state="stopped", stopped_at=timezone.now(), transcript_count=1, chat_count=1)
+        rtms_stream_id=secrets.token_hex(16), meeting_uuid=f"past-{secrets.token_hex(4)}==",
+        client_id=stack.app.client_id, operator_id=user_id, state="stopped", stopped_at=timezone.now(),
+        transcript_count=1, chat_count=1)
     TranscriptSegment.objects.create(stream=stream, user_id=1, start_time=1, end_time=2, timestamp=1, text="old line")
     ChatMessage.objects.create(stream=stream, timestamp=1, text="old chat")
     wav = media.stream_dir(stream.rtms_stream_id) / "audio" / "mixed.wav"

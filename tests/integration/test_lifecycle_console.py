@@ -10,12 +10,12 @@ import pytest
 from django.utils import timezone
 
 from rtms.models import ChatMessage, StreamSession, TranscriptSegment
-from tests.console_support import post_form, sign_in
 from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
-from zoomapp.console import lifecycle
-from zoomapp.console.models import AppRetention
+from tests.console_support import post_form, sign_in
 from zoomapp.consent import meetings
 from zoomapp.consent.models import AuditEntry
+from zoomapp.console import lifecycle
+from zoomapp.console.models import AppRetention
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

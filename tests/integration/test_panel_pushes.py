@@ -30,7 +30,7 @@ def meeting(client, app):
     uuid = meeting_uuid()
     people = {"ana": ("ana1", "host", "Ana"), "cora": ("cora1", "cohost", "Cora"),
               "ben": ("ben1", "participant", "Ben"), "dee": ("dee1", "participant", "Dee")}
-    tokens = {who: open_panel(client, app, uuid, user_id, role, name)[0] for who, (user_id, role, name) in people.items()}
+    tokens = {who: open_panel(client, app, uuid, *person)[0] for who, person in people.items()}
     return {"uuid": uuid, **tokens}
 
 

@@ -157,7 +157,8 @@ async def test_renew_keeps_the_socket_only_for_the_same_panel():
     await ben.send_to(text_data=json.dumps({"action": "renew",
                                             "token": tokens.mint(app.client_id, other.uuid, "ben1")}))
     assert (await receive(ben, "refused"))["message"] == "That token is for another panel."
-    await ben.send_to(text_data=json.dumps({"action": "renew", "token": tokens.mint(app.client_id, meeting.uuid, "ben1")}))
+    await ben.send_to(text_data=json.dumps({"action": "renew",
+                                            "token": tokens.mint(app.client_id, meeting.uuid, "ben1")}))
     assert (await receive(ben, "done"))["action"] == "renew"
     await ben.send_to(text_data=json.dumps({"action": "resync"}))
     assert (await receive(ben))["snapshot"] is True

@@ -72,9 +72,9 @@ def production_web(stack_env, tmp_path_factory):
     from django.conf import settings
 
     # The test's own key for secrets at rest, so this process reads the apps the test stores.
-    env = production_env(FIELD_ENCRYPTION_KEY=settings.FIELD_ENCRYPTION_KEY, DATABASE_URL=stack_env["DATABASE_URL"], REDIS_URL=stack_env["REDIS_URL"],
-                         REDIS_NAMESPACE=stack_env["REDIS_NAMESPACE"], DATA_DIR=stack_env["DATA_DIR"],
-                         ALLOWED_HOSTS="rtms.example.com,127.0.0.1")
+    env = production_env(FIELD_ENCRYPTION_KEY=settings.FIELD_ENCRYPTION_KEY, DATABASE_URL=stack_env["DATABASE_URL"],
+                         REDIS_URL=stack_env["REDIS_URL"], REDIS_NAMESPACE=stack_env["REDIS_NAMESPACE"],
+                         DATA_DIR=stack_env["DATA_DIR"], ALLOWED_HOSTS="rtms.example.com,127.0.0.1")
     env.pop("DEBUG")
     web = processes.start_daphne(env, tmp_path_factory.mktemp("production-web"))
     yield web

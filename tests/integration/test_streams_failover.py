@@ -32,10 +32,8 @@ def worker_holding(stack, owner):
 def test_kill_9_of_the_holder_moves_the_stream_without_loss(stack, django_db_blocker):
     from rtms.models import MediaFile, StreamSession, TranscriptSegment
 
-    meeting = stack.start_meeting("Failover")
-    stream_id = stack.start_stream(meeting)
-    held = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(rtms_stream_id=stream_id, state="active").first(),
-                        "the stream to be held", timeout=30)
+    meeting, held = stack.hold_stream(django_db_blocker, "Failover")
+    stream_id = held.rtms_stream_id
     first_owner = held.owner_worker
     stack.speak(meeting, "Before the crash")
     wait_for_row(django_db_blocker, lambda: TranscriptSegment.objects.filter(
@@ -50,7 +48,8 @@ def test_kill_9_of_the_holder_moves_the_stream_without_loss(stack, django_db_blo
         return stream.owner_worker != first_owner and stream.state == "active" and stream
     moved = wait_for_row(django_db_blocker, taken_over, "another worker to hold the stream", timeout=20)
     takeover_seconds = time.monotonic() - killed_at
-    print(f"\nfailover: stream held again by {moved.owner_worker} {takeover_seconds:.2f} s after kill -9 of {first_owner}")
+    print(f"\nfailover: stream held again by {moved.owner_worker} {takeover_seconds:.2f} s "
+          f"after kill -9 of {first_owner}")
     assert moved.lease_generation > held.lease_generation
 
     lines = [f"After the takeover line {n}" for n in range(3)]
@@ -90,10 +89,8 @@ def test_sigterm_hands_the_stream_over_at_once(stack, django_db_blocker):
     live_workers = [w for w in stack.workers if w.poll() is None]
     if len(live_workers) < 2:
         stack.start_worker(f"worker-{len(stack.workers) + 1}")
-    meeting = stack.start_meeting("Deploy")
-    stream_id = stack.start_stream(meeting)
-    held = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(rtms_stream_id=stream_id, state="active").first(),
-                        "the stream to be held", timeout=30)
+    meeting, held = stack.hold_stream(django_db_blocker, "Deploy")
+    stream_id = held.rtms_stream_id
     holder = worker_holding(stack, held.owner_worker)
 
     stopped_at = time.monotonic()

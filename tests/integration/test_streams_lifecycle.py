@@ -2,10 +2,9 @@
 participant events stored → Zoom stops it → the stop reason recorded. Against the simulator, daphne, a Celery
 worker, Redis and the database."""
 
-import wave
-
 import subprocess
 import sys
+import wave
 
 import pytest
 import requests
@@ -57,7 +56,8 @@ def test_stream_is_held_stored_and_stopped_with_zoom_reason(stack, django_db_blo
                  lambda: ParticipantEvent.objects.filter(stream__rtms_stream_id=stream_id, kind="join").exists(),
                  "a participant join event")
     wait_for_row(django_db_blocker,
-                 lambda: MediaFile.objects.filter(stream__rtms_stream_id=stream_id, kind="video", frames__gt=0).exists(),
+                 lambda: MediaFile.objects.filter(stream__rtms_stream_id=stream_id, kind="video",
+                                                  frames__gt=0).exists(),
                  "video frames indexed")
 
     assert stack.sim.post(f"/_sim/meetings/{meeting['id']}/end").ok
@@ -66,7 +66,8 @@ def test_stream_is_held_stored_and_stopped_with_zoom_reason(stack, django_db_blo
     assert (stopped.stop_reason, stopped.stop_reason_name) == (6, "MEETING_ENDED")
 
     def closed_audio():
-        """The mixed audio's index row once it agrees with the closed WAV file (the final flush lands after "stopped")."""
+        """The mixed audio's index row once it agrees with the closed WAV file (the final flush lands after
+        "stopped")."""
         audio = MediaFile.objects.filter(stream__rtms_stream_id=stream_id, kind="audio_mixed", bytes__gt=0).first()
         if audio:
             with wave.open(str(stack.media_root / audio.path)) as wav:
@@ -94,8 +95,9 @@ def test_same_webhook_three_times_makes_one_signaling_connection(stack, django_d
     wait_for_row(django_db_blocker, stream_row(django_db_blocker, stream_id, state="active"), "the stream to be held")
 
     # Zoom's retry: the very same event once more, signed afresh, on top of the simulator's duplicate.
-    delivery = next(d for d in stack.sim.get(f"/_sim/webhooks?event=meeting.rtms_started&client_id={stack.app.client_id}").json()
-                    if d["payload"].get("rtms_stream_id") == stream_id)
+    deliveries = stack.sim.get("/_sim/webhooks", params={"event": "meeting.rtms_started",
+                                                         "client_id": stack.app.client_id}).json()
+    delivery = next(d for d in deliveries if d["payload"].get("rtms_stream_id") == stream_id)
     response = post_signed(stack.web.url, stack.app,
                            event("meeting.rtms_started", delivery["payload"], event_ts=delivery["created_at"]))
     assert response.status_code == 200
@@ -149,8 +151,9 @@ def test_operator_sees_the_live_stream_in_the_command_and_the_metrics(stack, dja
     assert metric(text, "rtms_streams_held") == 1
     assert metric(text, "rtms_bytes_total", media="audio") > 0
     assert metric(text, "rtms_store_lag_seconds_count") > 0
-    processes.wait_for(lambda: (metric(requests.get(worker_metrics, timeout=5).text, "rtms_lease_renewals_total") or 0) > 0,
-                       10, "lease renewals counted")
+    processes.wait_for(
+        lambda: (metric(requests.get(worker_metrics, timeout=5).text, "rtms_lease_renewals_total") or 0) > 0,
+        10, "lease renewals counted")
 
     web = requests.get(stack.web.url + "/metrics", timeout=5).text
     assert metric(web, "zoom_webhook_deliveries_total", outcome="accepted") >= 1

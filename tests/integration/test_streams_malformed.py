@@ -40,7 +40,8 @@ def test_malformed_frames_are_skipped_and_nothing_is_lost(stack, django_db_block
         wait_for_row(django_db_blocker, lambda: TranscriptSegment.objects.filter(
             stream__rtms_stream_id=stream_id).count() == len(lines), "every well-formed line to be stored", timeout=30)
         with django_db_blocker.unblock():
-            stored = list(TranscriptSegment.objects.filter(stream__rtms_stream_id=stream_id).values_list("text", flat=True))
+            stored = list(TranscriptSegment.objects.filter(stream__rtms_stream_id=stream_id)
+                          .values_list("text", flat=True))
             assert StreamSession.objects.get(rtms_stream_id=stream_id).state == "active"
         assert sorted(stored) == sorted(lines)
         assert stack.workers[0].poll() is None

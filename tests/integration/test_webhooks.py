@@ -45,7 +45,8 @@ def started(stream_id="03db704592624398931a588dd78200cb", nested=False):
 
 
 def test_url_validation_answers_the_challenge(client, app):
-    response = deliver(client, app, {"event": "endpoint.url_validation", "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}})
+    response = deliver(client, app, {"event": "endpoint.url_validation",
+                                     "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}})
     assert response.status_code == 200
     expected = hmac.new(SECRET_TOKEN.encode(), b"qgg8vlvZRS6UYooatFL8Aw", hashlib.sha256).hexdigest()
     assert response.json() == {"plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": expected}
@@ -81,8 +82,8 @@ def test_nested_payload_object_is_accepted(client, app, announced):
 def test_rtms_stopped_records_the_stop_reason(client, app):
     deliver(client, app, started())
     stopped = {"event": "meeting.rtms_stopped", "event_ts": 1732520600000,
-               "payload": {"meeting_uuid": "4444AAAiAAAAAiAiAiiAii==", "rtms_stream_id": "03db704592624398931a588dd78200cb",
-                           "stop_reason": 6}}
+               "payload": {"meeting_uuid": "4444AAAiAAAAAiAiAiiAii==",
+                           "rtms_stream_id": "03db704592624398931a588dd78200cb", "stop_reason": 6}}
     assert deliver(client, app, stopped).status_code == 200
     stream = StreamSession.objects.get()
     assert (stream.state, stream.stop_reason, stream.stop_reason_name) == ("stopped", 6, "MEETING_ENDED")

@@ -39,3 +39,19 @@ async def test_bad_input_and_host_actions_from_a_participant_change_nothing(zoom
 
     after = zoomsim.get(f"/_sim/meetings/{meeting['id']}").json()
     assert after["status"] == "started" and after["settings"]["share_with_apps"] is True
+
+
+async def test_an_invitation_that_is_not_there_is_refused_and_nothing_opens(zoomsim):
+    meeting = zoomsim.post("/_sim/meetings", json={
+        "topic": "Invitations", "host": {"name": "Ada"}, "participants": [{"name": "Bo"}], "start": True}).json()
+    url = f"{zoomsim.http_url}/meetings/{meeting['id']}/as/p1/ws".replace("http", "ws", 1)
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        assert (await receive(ws, "state"))["state"]["invitations"] == []
+        for action in ("open_invitation", "ignore_invitation"):
+            for invitation_id in ("no-such-invitation", None, ["x"]):
+                await ws.send_json({"type": "action", "action": action, "invitation_id": invitation_id})
+                toast = await receive(ws, "toast")
+                assert toast == {"type": "toast", "text": "This invitation is no longer there.", "kind": "error"}
+        await ws.send_json({"type": "action", "action": "close_app"})  # a change: the next state is pushed
+        state = (await receive(ws, "state"))["state"]
+        assert state["invitations"] == [] and state["panel"] is None

@@ -18,8 +18,9 @@ import rtms
 
 
 def main():
-    config = json.load(open(sys.argv[1]))
-    out = open(config["out"], "a", buffering=1)
+    with open(sys.argv[1]) as config_file:
+        config = json.load(config_file)
+    out = open(config["out"], "a", buffering=1)  # noqa: SIM115 - written until the process ends
     state = {"left": None}
 
     def record(kind, **fields):

@@ -11,13 +11,13 @@ import pytest
 from django.utils import timezone
 
 from tests.consent_support import make_app, meeting_uuid
+from zoomapp.consent import autostart, meetings, panel_state
+from zoomapp.consent.actions import host_controls, presence, sharing_requests
+from zoomapp.consent.models import AuditEntry, Meeting, Share, ShareRequest
+from zoomapp.consent.permissions import Actor
 from zoomapp.console import changes
 from zoomapp.console.auth import ConsoleAdmin
 from zoomapp.console.models import AutoStartSetting
-from zoomapp.consent import autostart, meetings, panel_state
-from zoomapp.consent.actions import host_controls, presence, sharing_requests
-from zoomapp.consent.permissions import Actor
-from zoomapp.consent.models import AuditEntry, Meeting, Share, ShareRequest
 from zoomapp.marketplace.models import UserAuthorization
 
 pytestmark = pytest.mark.django_db

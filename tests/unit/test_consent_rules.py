@@ -173,7 +173,8 @@ def test_a_participant_cannot_decide_and_nothing_changes(app, meeting):
     joined(meeting)
     sharing_requests.do_request(meeting, actor=BEN)
     before = (Meeting.objects.get(pk=meeting.pk).version, AuditEntry.objects.count())
-    for attempt in (lambda: sharing_requests.do_approve(meeting, actor=CLEO), lambda: sharing_requests.do_deny(meeting, actor=BEN),
+    for attempt in (lambda: sharing_requests.do_approve(meeting, actor=CLEO),
+                    lambda: sharing_requests.do_deny(meeting, actor=BEN),
                     lambda: host_controls.do_set_toggles(meeting, share_with_apps=False, actor=BEN)):
         with pytest.raises(Refused) as refused:
             attempt()

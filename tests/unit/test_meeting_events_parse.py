@@ -24,7 +24,8 @@ meeting_objects = st.fixed_dictionaries({}, optional={
     "uuid": maybe, "id": maybe, "host_id": maybe, "topic": st.text(max_size=20) | json_values,
     "participant": participants | json_values,
 })
-payloads = st.fixed_dictionaries({}, optional={"account_id": maybe, "object": meeting_objects | json_values}) | json_values
+payloads = st.fixed_dictionaries(
+    {}, optional={"account_id": maybe, "object": meeting_objects | json_values}) | json_values
 
 
 @settings(max_examples=1500, deadline=None)

@@ -12,12 +12,12 @@ from django.utils import timezone
 
 from tests.consent_support import make_app, meeting_uuid
 from zoomapp import texts
-from zoomapp.console import changes
-from zoomapp.console.auth import ConsoleAdmin
 from zoomapp.consent import autostart, meetings, policy
 from zoomapp.consent.actions import presence, sharing_requests
-from zoomapp.consent.permissions import Actor
 from zoomapp.consent.models import AuditEntry, Share
+from zoomapp.consent.permissions import Actor
+from zoomapp.console import changes
+from zoomapp.console.auth import ConsoleAdmin
 from zoomapp.marketplace.models import UserAuthorization
 
 pytestmark = pytest.mark.django_db

@@ -38,14 +38,15 @@ def client_for(store):
 
 
 def transcript(text, timestamp, user_id=16778240):
-    return json.dumps({"msg_type": 17, "content": {"user_id": user_id, "user_name": "Ana", "start_time": timestamp - 100,
-                                                   "end_time": timestamp, "timestamp": timestamp, "language": 9,
-                                                   "data": text}})
+    return json.dumps({"msg_type": 17, "content": {"user_id": user_id, "user_name": "Ana",
+                                                   "start_time": timestamp - 100, "end_time": timestamp,
+                                                   "timestamp": timestamp, "language": 9, "data": text}})
 
 
 def audio(timestamp, user_id=0):
-    return json.dumps({"msg_type": 14, "content": {"user_id": user_id, "data": base64.b64encode(b"\x01\x00" * 320).decode(),
-                                                   "length": 640, "timestamp": timestamp}})
+    pcm = base64.b64encode(b"\x01\x00" * 320).decode()
+    return json.dumps({"msg_type": 14, "content": {"user_id": user_id, "data": pcm, "length": 640,
+                                                   "timestamp": timestamp}})
 
 
 def test_audio_replayed_after_a_reconnect_is_stored_once(stream, tmp_path, settings):
