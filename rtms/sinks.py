@@ -384,13 +384,15 @@ def _described(row):
 
 
 def recover_spool(spool_root, node=""):
-    """At a process's start: upload what processes of this node that died (kill -9, a crash) left in their
-    spool, and mark those segments stored in the index. A directory is abandoned when no process holds its
-    lock (rtms/spool.py). Returns how many segments were uploaded."""
+    """Upload what processes of this node that died (kill -9, a crash) left in their spool, and mark those
+    segments stored in the index (a segment never indexed is indexed as written by the dead process). A directory
+    is abandoned when no process holds its lock (rtms/spool.py). `node`: the recovering process, for the log.
+    Returns how many segments were uploaded."""
     from rtms import spool
 
     uploaded = 0
     for directory in spool.abandoned(spool_root):
+        writer = spool.writer_of(directory)
         stream_dirs = sorted((directory / "rtms").iterdir()) if (directory / "rtms").exists() else []
         for stream_dir in stream_dirs:
             stream = StreamSession.objects.filter(rtms_stream_id=stream_dir.name).first()
@@ -413,7 +415,7 @@ def recover_spool(spool_root, node=""):
             for row in rows:
                 _upload(directory, directory.resolve() / row["path"])
                 if not MediaFile.objects.filter(stream=stream, path=row["path"]).update(stored=True, **row):
-                    MediaFile.objects.create(stream=stream, stored=True, node=node, **_described(row))
+                    MediaFile.objects.create(stream=stream, stored=True, node=writer, **_described(row))
                 uploaded += 1
             _count_media([stream.pk])
             shutil.rmtree(stream_dir, ignore_errors=True)

@@ -7,6 +7,7 @@ kernel drops its lock) from one still writing, and upload what it left (`rtms.si
 import fcntl
 import os
 import shutil
+import socket
 from pathlib import Path
 
 
@@ -38,6 +39,11 @@ def abandoned(root):
             except BlockingIOError:
                 continue  # a live process of this node
             yield directory
+
+
+def writer_of(directory):
+    """The worker id (rtms/host.py: `<host>:<pid>`) of the process that wrote a spool directory of this node."""
+    return f"{socket.gethostname()}:{Path(directory).name.split('-')[0].removeprefix('p')}"
 
 
 def discard(directory):
