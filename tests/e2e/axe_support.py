@@ -12,54 +12,23 @@ runs); node_modules is never committed. Usage, from any end-to-end test (panel, 
 does not apply to it) and fails listing each violation's rule, impact, help text and the offending nodes.
 """
 
-import contextlib
-import fcntl
-import hashlib
 import json
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ROOT / "tests" / "e2e" / "axe"
-CACHE = ROOT / "var" / "cache"
+from tests.npm_support import npm_installed
+
+SOURCES = Path(__file__).resolve().parent / "axe"
+AXE_SCRIPT = "node_modules/axe-core/axe.min.js"
 # WCAG 2.1 A and AA plus axe's best practices: what a person using a screen reader or a keyboard runs into.
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
-
-
-@contextlib.contextmanager
-def _locked(path):
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
 def axe_script():
     """The path of axe.min.js from the pinned axe-core package."""
-    npm = shutil.which("npm")
-    assert npm, "the accessibility checks need npm on PATH (apt-get install npm)"
-    manifest = [(SOURCES / name).read_bytes() for name in ("package.json", "package-lock.json")]
-    target = CACHE / f"axe-{hashlib.sha256(b''.join(manifest)).hexdigest()[:16]}"
-    script = target / "node_modules" / "axe-core" / "axe.min.js"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with _locked(CACHE / "axe.lock"):
-        if not script.exists():
-            staging = Path(tempfile.mkdtemp(prefix="axe-", dir=CACHE))
-            for name in ("package.json", "package-lock.json"):
-                shutil.copy(SOURCES / name, staging / name)
-            installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=staging, capture_output=True,
-                                       text=True, timeout=600)
-            assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}\n{installed.stderr}"
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
-    return script
+    return npm_installed(SOURCES, "axe", AXE_SCRIPT) / AXE_SCRIPT
 
 
 def violations(target, axe_script, exclude=()):

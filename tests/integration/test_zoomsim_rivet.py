@@ -12,25 +12,21 @@ Node dependencies: tests/rivet/package.json and package-lock.json, installed wit
 time (keyed by the lock file's hash); node_modules is never committed.
 """
 
-import contextlib
-import fcntl
-import hashlib
 import json
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.npm_support import npm_installed
 from tests.webhook_support import zoom_signature
 from tests.zoomsim_client import sim_world
 
 ROOT = Path(__file__).resolve().parents[2]
 RIVET_SOURCES = ROOT / "tests" / "rivet"
-CACHE = ROOT / "var" / "cache"
 RIVET_TYPES = {
     "meeting.started": "MeetingStartedEvent",
     "meeting.ended": "MeetingEndedEvent",
@@ -41,36 +37,11 @@ RIVET_TYPES = {
 SECRET = "rivet-judge-secret"
 
 
-@contextlib.contextmanager
-def _locked(path):
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def rivet():
     """A directory holding tests/rivet's files and their node_modules (one `npm ci` per lock file)."""
-    npm = shutil.which("npm")
-    assert npm and shutil.which("node"), "the Rivet judge needs node and npm on PATH (apt-get install nodejs npm)"
-    manifest = [(RIVET_SOURCES / name).read_bytes() for name in ("package.json", "package-lock.json")]
-    target = CACHE / f"rivet-{hashlib.sha256(b''.join(manifest)).hexdigest()[:16]}"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with _locked(CACHE / "rivet.lock"):  # parallel test runs install once
-        if not (target / "node_modules" / "@zoom" / "rivet" / "package.json").exists():
-            staging = Path(tempfile.mkdtemp(prefix="rivet-", dir=CACHE))
-            for name in ("package.json", "package-lock.json"):
-                shutil.copy(RIVET_SOURCES / name, staging / name)
-            installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=staging, capture_output=True,
-                                       text=True, timeout=600)
-            assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}\n{installed.stderr}"
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
-        shutil.copy(RIVET_SOURCES / "judge.mjs", target / "judge.mjs")
-    return target
+    assert shutil.which("node"), "the Rivet judge needs node on PATH (apt-get install nodejs npm)"
+    return npm_installed(RIVET_SOURCES, "rivet", "node_modules/@zoom/rivet/package.json", also_copy=("judge.mjs",))
 
 
 def judge(rivet, deliveries, secret=SECRET):
