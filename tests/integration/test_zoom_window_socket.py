@@ -52,6 +52,6 @@ async def test_an_invitation_that_is_not_there_is_refused_and_nothing_opens(zoom
                 await ws.send_json({"type": "action", "action": action, "invitation_id": invitation_id})
                 toast = await receive(ws, "toast")
                 assert toast == {"type": "toast", "text": "This invitation is no longer there.", "kind": "error"}
-        await ws.send_json({"type": "action", "action": "close_app"})  # a change: the next state is pushed
+        await ws.send_json({"type": "action", "action": "ack_disclosure"})  # a window change: a state is pushed
         state = (await receive(ws, "state"))["state"]
         assert state["invitations"] == [] and state["panel"] is None
