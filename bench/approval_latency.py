@@ -4,9 +4,9 @@
     .venv/bin/python bench/approval_latency.py --approvals 50 --participants 5
 
 The whole real chain runs: the host's panel socket (daphne) → do_approve → REST rtms_app/status with the host's
-OAuth token (simulator) → signed `meeting.rtms_started` webhook (daphne) → claim task (Celery worker) → RTMS
-signaling + media handshakes and CLIENT_READY_ACK (worker's session host ↔ simulator) → stream active →
-do_stream_state → channel layer (Redis) → the participant's panel socket. Both sockets are real WebSocket clients
+OAuth token (simulator) → signed `meeting.rtms_started` webhook (daphne) → placement and claim (a worker's
+session host) → RTMS signaling + media handshakes and CLIENT_READY_ACK (worker's session host ↔ simulator) →
+stream active → do_stream_state → channel layer (Redis) → the participant's panel socket. Both sockets are real WebSocket clients
 connected to daphne. After each approval the stream is stopped (the app's user presses Stop) and the next
 participant asks.
 
