@@ -9,6 +9,7 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 from tests import processes
 from tests.consent_support import register_with_sim
@@ -75,6 +76,18 @@ class Stack:
         row = wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
             rtms_stream_id=stream_id, state="active").first(), "the stream to be held", timeout=30)
         return meeting, row
+
+    def oauth_tokens(self, user_id):
+        """`user_id` installs the app through the simulator's OAuth (authorization code, then the token request):
+        Zoom's answer, with access_token, refresh_token and expires_in."""
+        redirect = self.web.url + "/zoom/oauth/callback"
+        response = self.sim.get("/oauth/authorize", params={"response_type": "code", "client_id": self.app.client_id,
+                                                            "redirect_uri": redirect, "user_id": user_id},
+                                allow_redirects=False)
+        code = parse_qs(urlparse(response.headers["location"]).query)["code"][0]
+        return self.sim.post("/oauth/token", data={"grant_type": "authorization_code", "code": code,
+                                                   "redirect_uri": redirect},
+                             auth=(self.app.client_id, self.app.client_secret)).json()
 
     def speak(self, meeting, text, who="host"):
         key = next(p["key"] for p in meeting["participants"] if p["role"] == who or p["name"] == who)

@@ -1,7 +1,6 @@
 """rtms.zoom_rest against the simulator's REST API: start/pause/resume/stop, one refresh on 401, Zoom's errors
 as named exceptions."""
 
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -14,18 +13,6 @@ def stack(stack_env, tmp_path_factory, django_db_blocker):
     with streams_stack(stack_env, tmp_path_factory.mktemp("rest"), "rest", django_db_blocker, workers=(),
                        beat=False) as stack:
         yield stack
-
-
-def access_token(stack, user_id):
-    redirect = stack.web.url + "/zoom/oauth/callback"
-    response = stack.sim.get("/oauth/authorize", params={"response_type": "code", "client_id": stack.app.client_id,
-                                                         "redirect_uri": redirect, "user_id": user_id},
-                             allow_redirects=False)
-    code = parse_qs(urlparse(response.headers["location"]).query)["code"][0]
-    token = stack.sim.post("/oauth/token", data={"grant_type": "authorization_code", "code": code,
-                                                 "redirect_uri": redirect},
-                           auth=(stack.app.client_id, stack.app.client_secret))
-    return token.json()["access_token"]
 
 
 def participant(meeting, name):
@@ -41,7 +28,7 @@ def meeting(stack):
 
 def test_host_starts_pauses_resumes_and_stops(stack, meeting, settings):
     settings.ZOOM_API_URL = f"{stack.sim.http_url}/v2"
-    token = access_token(stack, participant(meeting, "Ana")["user_id"])
+    token = stack.oauth_tokens(participant(meeting, "Ana")["user_id"])["access_token"]
 
     def provider(force_refresh=False):
         return token
@@ -57,7 +44,7 @@ def test_host_starts_pauses_resumes_and_stops(stack, meeting, settings):
 
 def test_expired_token_is_refreshed_once(stack, meeting, settings):
     settings.ZOOM_API_URL = f"{stack.sim.http_url}/v2"
-    token = access_token(stack, participant(meeting, "Ana")["user_id"])
+    token = stack.oauth_tokens(participant(meeting, "Ana")["user_id"])["access_token"]
     asked = []
 
     def provider(force_refresh=False):
@@ -70,7 +57,7 @@ def test_expired_token_is_refreshed_once(stack, meeting, settings):
 
 def test_participant_gets_2308(stack, meeting, settings):
     settings.ZOOM_API_URL = f"{stack.sim.http_url}/v2"
-    token = access_token(stack, participant(meeting, "Ben")["user_id"])
+    token = stack.oauth_tokens(participant(meeting, "Ben")["user_id"])["access_token"]
     with pytest.raises(zoom_rest.NotAllowedToStartRtms) as refused:
         zoom_rest.update_rtms_app_status(meeting["id"], "start", stack.app.client_id,
                                          token_provider=lambda force_refresh=False: token)
@@ -80,7 +67,7 @@ def test_participant_gets_2308(stack, meeting, settings):
 
 def test_unknown_meeting_and_ineligible_account(stack, meeting, settings):
     settings.ZOOM_API_URL = f"{stack.sim.http_url}/v2"
-    token = access_token(stack, participant(meeting, "Ana")["user_id"])
+    token = stack.oauth_tokens(participant(meeting, "Ana")["user_id"])["access_token"]
 
     def provider(force_refresh=False):
         return token

@@ -209,20 +209,12 @@ def test_case_3_a_dropped_media_socket_is_redone_alone(stack, django_db_blocker,
 def authorize_host(stack, django_db_blocker, user_id):
     """The host installed the app: a real token pair from the simulator's OAuth server, stored as the app would."""
     from datetime import timedelta
-    from urllib.parse import parse_qs, urlparse
 
     from django.utils import timezone
 
     from zoomapp.marketplace.models import UserAuthorization
 
-    redirect = stack.web.url + "/zoom/oauth/callback"
-    response = stack.sim.get("/oauth/authorize", params={"response_type": "code", "client_id": stack.app.client_id,
-                                                         "redirect_uri": redirect, "user_id": user_id},
-                             allow_redirects=False)
-    code = parse_qs(urlparse(response.headers["location"]).query)["code"][0]
-    tokens = stack.sim.post("/oauth/token", data={"grant_type": "authorization_code", "code": code,
-                                                  "redirect_uri": redirect},
-                            auth=(stack.app.client_id, stack.app.client_secret)).json()
+    tokens = stack.oauth_tokens(user_id)
     with django_db_blocker.unblock():
         UserAuthorization.objects.update_or_create(app=stack.app, user_id=user_id, defaults={
             "access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"],
