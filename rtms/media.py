@@ -137,6 +137,25 @@ class FrameDir:
             self._index.close()
 
 
+def export_text(stream):
+    """Write the stream's transcript and chat to storage as JSON lines, beside its media (any node reads them);
+    returns {"transcript": lines, "chat": lines}."""
+    from rtms.storage import storage, stream_key
+
+    exported = {}
+    for name, rows, fields in (
+        ("transcript", stream.transcript.all(), ("user_id", "user_name", "start_time", "end_time", "timestamp",
+                                                 "language", "text")),
+        ("chat", stream.chat.all(), ("user_id", "user_name", "timestamp", "text")),
+    ):
+        lines = [json.dumps(dict(zip(fields, values)), ensure_ascii=False) for values in rows.values_list(*fields)]
+        storage().put_bytes(stream_key(stream.rtms_stream_id, f"{name}.jsonl"),
+                            "".join(line + "\n" for line in lines).encode())
+        exported[name] = len(lines)
+    log.info("stream text exported", extra={"stream": stream.rtms_stream_id, **exported})
+    return exported
+
+
 def erase_stream_content(stream, why):
     """Delete everything stored for a stream: media files and their index, transcript, chat, events."""
     from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment

@@ -174,6 +174,11 @@ def stream_stopped(rtms_stream_id, stop_reason, reason="rtms_stopped", worker=""
         from rtms.tasks import delete_stream_media
 
         transaction.on_commit(lambda: delete_stream_media.delay(rtms_stream_id))
+    else:
+        from rtms.tasks import TEXT_EXPORT_DELAY, export_stream_text
+
+        # Once the holder's last rows are committed (they follow within a tick or two).
+        transaction.on_commit(lambda: export_stream_text.apply_async((rtms_stream_id,), countdown=TEXT_EXPORT_DELAY))
     return stream
 
 

@@ -5,6 +5,8 @@
   process with room claims them: rtms/placement.py), repeat the stop for streams that should not run but still
   have one.
 - `rtms.delete_stream_media(stream_id)`: STREAM_REVOKED — the stream's stored content goes at once.
+- `rtms.export_stream_text(stream_id)`: after a stream stopped, its transcript and chat go to storage beside its
+  media (`rtms/<stream id>/transcript.jsonl`, `chat.jsonl`).
 - `rtms.purge_expired_media()` (beat, hourly): retention (MEDIA_RETENTION_DAYS).
 """
 
@@ -57,6 +59,16 @@ def delete_stream_media(stream_id):
     stream = StreamSession.objects.filter(rtms_stream_id=stream_id).first()
     if stream is not None:
         media.erase_stream_content(stream, why="stream_revoked")
+
+
+TEXT_EXPORT_DELAY = 10  # seconds after a stream stopped
+
+
+@shared_task(name="rtms.export_stream_text", **_SHORT)
+def export_stream_text(stream_id):
+    """A stopped stream's transcript and chat, exported to storage beside its media (rtms/media.py)."""
+    stream = StreamSession.objects.filter(rtms_stream_id=stream_id, media_deleted=False).first()
+    return media.export_text(stream) if stream is not None else None
 
 
 @shared_task(name="rtms.purge_expired_media", acks_late=False, ignore_result=True, time_limit=600)

@@ -4,6 +4,7 @@ node, deleting a stream removes its whole prefix and nothing else, a killed proc
 next process of its node, and keys come only from valid stream ids."""
 
 import io
+import json
 import wave
 
 import pytest
@@ -114,3 +115,19 @@ def test_storage_keys_come_only_from_valid_stream_ids(settings, tmp_path):
     for key in ("rtms/../../etc/passwd", "rtms/" + "a" * 32 + "/../x", "other/key", "/etc/passwd"):
         with pytest.raises(media.OutsideMediaRoot):
             local.open(key)
+
+
+def test_a_stopped_streams_transcript_and_chat_are_exported_beside_its_media(backend):
+    from rtms import tasks
+    from rtms.models import ChatMessage, TranscriptSegment
+
+    stream = make_stream("d" * 32)
+    TranscriptSegment.objects.create(stream=stream, user_id=7, user_name="Ana", start_time=1, end_time=2,
+                                     timestamp=2, language=9, text="Numbers look good")
+    ChatMessage.objects.create(stream=stream, user_id=8, user_name="Ben", timestamp=3, text="agreed")
+    assert tasks.export_stream_text(stream.rtms_stream_id) == {"transcript": 1, "chat": 1}
+    with storage.storage().open(f"rtms/{'d' * 32}/transcript.jsonl") as body:
+        assert json.loads(body.read()) == {"user_id": 7, "user_name": "Ana", "start_time": 1, "end_time": 2,
+                                           "timestamp": 2, "language": 9, "text": "Numbers look good"}
+    media.erase_stream_content(stream, why="retention")  # the prefix takes the text too
+    assert storage.storage().keys(stream.rtms_stream_id) == []
