@@ -47,7 +47,8 @@ def past_stream(stack, user_id, media_root):
     wav = media.stream_dir(stream.rtms_stream_id) / "audio" / "mixed.wav"
     wav.parent.mkdir(parents=True, exist_ok=True)
     wav.write_bytes(b"RIFF" + bytes(40))
-    MediaFile.objects.create(stream=stream, kind="audio_mixed", path=media.relative(wav), bytes=44)
+    MediaFile.objects.create(stream=stream, kind="audio_mixed", path=f"rtms/{stream.rtms_stream_id}/audio/mixed.wav",
+                             bytes=44, stored=True)
     return stream, wav
 
 
