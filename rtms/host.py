@@ -407,7 +407,8 @@ class SessionHost:
         revoked = result is not None and result.stop_reason == StopReason.STREAM_REVOKED
         if revoked and held.store:
             held.store.discard()
-        handed_over = held.handing_over and not held.lease_lost
+        # Only a stream the handover itself cut off: one that ended meanwhile keeps its lease until it is stopped.
+        handed_over = held.handing_over and not held.lease_lost and outcome is Outcome.ABORTED
         if handed_over:
             # SIGTERM: out of the renewal first (it would take the released lease back), then another process
             # takes the stream at once, while this one stores and uploads what it received.
