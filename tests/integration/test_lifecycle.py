@@ -16,8 +16,7 @@ from tests.integration.streams_stack import streams_stack, wait_for_row
 
 @pytest.fixture(scope="module")
 def stack(stack_env, tmp_path_factory, django_db_blocker):
-    with streams_stack(stack_env, tmp_path_factory.mktemp("datalife"), "datalife", django_db_blocker,
-                       beat=False) as stack:
+    with streams_stack(stack_env, tmp_path_factory.mktemp("datalife"), "datalife", django_db_blocker) as stack:
         yield stack
 
 

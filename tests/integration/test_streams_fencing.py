@@ -14,8 +14,7 @@ from tests.processes import wait_for
 
 @pytest.fixture(scope="module")
 def stack(stack_env, tmp_path_factory, django_db_blocker):
-    with streams_stack(stack_env, tmp_path_factory.mktemp("fencing"), "fencing", django_db_blocker,
-                       beat=False) as stack:
+    with streams_stack(stack_env, tmp_path_factory.mktemp("fencing"), "fencing", django_db_blocker) as stack:
         yield stack
 
 

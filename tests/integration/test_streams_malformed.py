@@ -13,8 +13,7 @@ from tests.webhook_support import event, post_signed
 
 @pytest.fixture(scope="module")
 def stack(stack_env, tmp_path_factory, django_db_blocker):
-    with streams_stack(stack_env, tmp_path_factory.mktemp("malformed"), "malformed", django_db_blocker,
-                       beat=False) as stack:
+    with streams_stack(stack_env, tmp_path_factory.mktemp("malformed"), "malformed", django_db_blocker) as stack:
         yield stack
 
 
