@@ -168,6 +168,11 @@ class WindowHub:
         for key, (joined, role) in people.items():
             was_joined, was_role = before.get(key, (False, role))
             participant = meeting.participants[key]
+            if was_joined and not joined and meeting.status != "ended":
+                # Leaving the meeting closes its window, and with it the apps open in it: a panel of someone who
+                # left runs no more code (it cannot bind again as if still in the meeting). When the meeting ends,
+                # panels stay to receive onMeeting "ended" and say so.
+                self.panels.pop((meeting.uuid, key), None)
             if joined != was_joined:
                 entry = participant_entry(meeting, participant)
                 entry["participantId"] = participant.rtms_user_id  # a number in this event (§9.2)
