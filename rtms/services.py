@@ -144,22 +144,27 @@ def stream_failed(rtms_stream_id, failure, detail, worker=""):
     return stream
 
 
+@transaction.atomic
 def stream_interrupted(rtms_stream_id):
     """`meeting.rtms_interrupted`: Zoom saw the signaling socket break and waits 60 s for a reconnect
-    (docs/STREAMS.md, case 2). A held stream's holder is told and reports its own state (it has usually
-    reconnected already; Zoom's word must not mark a reconnected stream interrupted); with no holder, the stream
-    is marked interrupted and the claim makes a worker take it."""
+    (docs/STREAMS.md, case 2). An active stream with a holder is left to the holder, which is told and reports
+    its own state (it has usually reconnected already: Zoom's word must not mark a reconnected stream
+    interrupted); any other stream is marked interrupted and the claim makes a worker take it. The row is locked
+    while deciding, so the holder's own report cannot land in between."""
+    stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=rtms_stream_id).first()
+    if stream is None:
+        return None
     try:
-        held = leases.holders([rtms_stream_id]).get(rtms_stream_id)
+        held = stream.state == StreamState.ACTIVE and leases.holders([rtms_stream_id]).get(rtms_stream_id)
     except RedisError as exc:  # the holder cannot be told: Zoom's word is recorded as it stands
         log.warning("lease not readable, stream marked interrupted", extra={"stream": rtms_stream_id,
                                                                            "error": repr(exc)})
         held = None
     if held:
         transaction.on_commit(lambda: control.send_interrupted(rtms_stream_id))
-        return StreamSession.objects.filter(rtms_stream_id=rtms_stream_id).first()
+        return stream
     stream = change_state(rtms_stream_id, StreamState.INTERRUPTED, reason="rtms_interrupted")
-    if stream is not None and stream.desired_state == DesiredState.RUNNING:
+    if stream.desired_state == DesiredState.RUNNING:
         transaction.on_commit(lambda: enqueue_claim(rtms_stream_id))
     return stream
 

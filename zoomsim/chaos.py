@@ -1,6 +1,6 @@
-"""Chaos: Zoom's four reconnection cases played on live streams (reference §6.2b; README "Chaos"), one at a time
-through `POST /_sim/streams/{id}/chaos` or at random every few seconds (`POST /_sim/chaos`), as Zoom's own
-`reconnection_and_chaos_mode_js` sample does.
+"""Chaos: Zoom's four reconnection cases played on live streams (docs/ZOOM.md §6.2b; zoomsim/README.md
+"Chaos"), one at a time through `POST /_sim/streams/{id}/chaos` or at random every few seconds
+(`POST /_sim/chaos`), as Zoom's own `reconnection_and_chaos_mode_js` sample does.
 
 - `server_failover`: the RTMS server holding the stream fails. Its sockets die without a word, the stream moves to
   the other RTMS server (a second listener, started on first use), and `meeting.rtms_started` is sent again with

@@ -1,4 +1,4 @@
-"""RTMS signaling and media WebSocket servers (reference §3, §4, §6) on picows.
+"""RTMS signaling and media WebSocket servers (docs/ZOOM.md §3, §4, §6) on picows.
 
 picows was chosen by measurement: sending a 700-byte text frame costs a few microseconds, several times less
 than aiohttp or websockets, which matters when one process feeds hundreds of 20 ms audio streams.

@@ -4,7 +4,7 @@ Usage: python rtms_sdk_join.py CONFIG.json   (run with the working directory in 
 `logs/` subfolder: the SDK writes its native log there). CONFIG: {"payload": <meeting.rtms_started payload>,
 "client_id", "client_secret", "out": path, "max_seconds": float}.
 
-The SDK's C core must see alloc, join, poll and release on one thread (reference §13.3, §13.7), and `leave()`
+The SDK's C core must see alloc, join, poll and release on one thread (docs/ZOOM.md §13.3, §13.7), and `leave()`
 must not run inside a callback: so this script polls the client itself on the main thread and leaves between
 polls, after the stream's stop has been reported.
 """
