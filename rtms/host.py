@@ -1,5 +1,5 @@
 """The session host: one event loop (uvloop by default) per Celery worker process (in a thread started from
-`worker_process_init`) holding many RTMS streams through rtms.client (ARCHITECTURE.md, firm).
+`worker_process_init`) holding many RTMS streams through rtms.client (docs/ARCHITECTURE.md, "Holding RTMS streams").
 
 - Placement (rtms/placement.py) pushes a stream onto this process's inbox; the claim thread wins its lease
   (only while under RTMS_STREAMS_PER_PROCESS) and hands it to the loop, which runs the stream as an asyncio

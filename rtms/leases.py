@@ -1,4 +1,4 @@
-"""Stream leases in Redis, with fencing (ARCHITECTURE.md, "Holding RTMS streams", firm).
+"""Stream leases in Redis, with fencing (docs/ARCHITECTURE.md, "Holding RTMS streams").
 
 A lease is the key `<ns>:rtms:lease:<stream_id>` holding `<worker id>:<token>`, taken with SET NX PX ttl. Its
 holder renews it every ttl/3 with a compare-value-then-set-fresh-expiry script; a holder whose renewal finds
