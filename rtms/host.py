@@ -498,6 +498,10 @@ class SessionHost:
             return
         try:
             load = placement.heartbeat(self.worker_id, len(self.streams) + self._adopting, self.capacity, client)
+            # Streams that found every process full are placed as soon as there is room, not a reconcile later.
+            waiting = list(placement.waiting_streams(client))[:max(0, self.capacity - load)]
+            if waiting:
+                placement.place_many(waiting, client)
         except redis.RedisError as exc:  # placement skips this process until the next heartbeat lands
             log.warning("load not published", extra={"error": repr(exc)})
             return

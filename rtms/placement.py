@@ -6,7 +6,8 @@ Each session host publishes its load (streams held + claims waiting in its inbox
 least loaded process whose heartbeat is fresh and whose load is under its capacity gets the stream pushed onto
 its own inbox (a Redis list its host pops and claims from), its load counted up at once so two placements never
 overfill it. When every process is full the stream is recorded as waiting (`waiting_streams()`, the console and
-the metric rtms_streams_waiting_for_capacity); the reconciler places it again on its next tick.
+the metric rtms_streams_waiting_for_capacity); a process with room places it at its next heartbeat, and the
+reconciler on its next tick.
 
 A placement is remembered for a lease ttl, so the reconciler, Zoom's retried webhooks and a handover place a
 stream once; the lease (rtms.leases) still decides who holds it, so a stream placed twice is held once.
