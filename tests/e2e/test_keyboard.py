@@ -174,7 +174,7 @@ def test_the_panels_request_dialog_takes_the_focus_and_escape_closes_it(browser,
         hana.press("Escape")
         frame.locator("#requests-modal").wait_for(state="hidden")
         wait_focus(frame, "a.id === 'share-button'", "where Hana was before the dialog")
-        assert frame.locator("#open-requests").is_visible()  # the request waits behind this button
+        frame.locator("#open-requests").wait_for()  # the request waits behind this button
 
         frame.locator("#open-requests").focus()
         hana.press("Enter")
