@@ -139,7 +139,7 @@ def main():
     print(summary("  approve → webhook row", to_webhook))
     print(summary("  webhook → stream active", to_active))
     print(summary("  active → panel push", to_push))
-    print(f"goal: p99 under 150 ms → {'met' if percentile(total, 99) < 150 else 'NOT met'}"
+    print(f"goal: p99 under 100 ms → {'met' if percentile(total, 99) < 100 else 'NOT met'}"
           f"   (load average during the run: {load_text(load_sockets)} on {os.cpu_count()} cores)")
     if in_browsers:
         shown, click_to_approve, rest, webhook, active, push = in_browsers
