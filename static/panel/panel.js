@@ -121,6 +121,7 @@ function connect() {
   socket.onclose = (event) => {
     root.dataset.connected = "false";
     if (root.dataset.failed === "true") return;
+    if (event.code === 4410) return fatal(T.LEFT_MEETING); // Zoom says we left: never bind again
     if (event.code === 4401) {
       // Token refused (expired): bind again from a fresh app context, then reconnect.
       (sdkReady ? bindFromSdk().then(connect) : Promise.reject()).catch(() => fatal(T.SESSION_EXPIRED));
@@ -136,7 +137,7 @@ function receive(message) {
   else if (message.type === "transcript") addTranscript(message.share, message.lines);
   else if (message.type === "sdk_call") callSdk(message.api);
   else if (message.type === "refused") {
-    if (message.code === "token" && message.action === undefined) return; // the close handler rebinds
+    if (["token", "departed"].includes(message.code) && message.action === undefined) return; // see onclose
     flashError(message.message);
   }
 }

@@ -204,8 +204,9 @@ async def test_a_panel_socket_is_closed_when_zoom_says_its_user_left(apps):
     await next_message(host, "state")
     await sync_to_async(presence.do_participant_left)(meeting, BEN_ID)
     refused = await next_message(ben, "refused")
-    assert refused["message"] == "you are no longer in this meeting"
-    assert (await ben.receive_output(timeout=2))["type"] == "websocket.close"
+    assert (refused["code"], refused["message"]) == ("departed", "you are no longer in this meeting")
+    closed = await ben.receive_output(timeout=2)
+    assert (closed["type"], closed["code"]) == ("websocket.close", 4410)  # the panel stops; it never binds again
     assert "departed" not in (await next_message(host, "state"))["state"]  # who left is never sent to a panel
     await host.disconnect()
     entries = await sync_to_async(lambda: list(AuditEntry.objects.filter(kind="participant_left",

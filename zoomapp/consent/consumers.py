@@ -28,7 +28,8 @@ MAX_FRAME_CHARS = 4096
 # Off daphne's one shared sync thread: a host's Approve must not queue behind other requests' database work
 # (the webhook that confirms the start runs there too).
 _in_pool = dict(thread_sensitive=False)
-CLOSE_UNAUTHORIZED = 4401
+CLOSE_UNAUTHORIZED = 4401  # the token was refused or expired: the panel binds again from a fresh app context
+CLOSE_DEPARTED = 4410  # Zoom says this user left or was removed: the panel stops, it does not bind again
 # Every panel of this process shares the encodings of the states pushed to its meetings.
 _state_frames = StateFrames()
 
@@ -75,11 +76,11 @@ class PanelConsumer(AsyncWebsocketConsumer):
         await asyncio.sleep(max(0.0, expires_at - time.time()))
         await self._refuse_and_close("the panel token has expired")
 
-    async def _refuse_and_close(self, reason):
+    async def _refuse_and_close(self, reason, code="token", close_code=CLOSE_UNAUTHORIZED):
         log.info("panel socket closed", extra={"meeting": self.identity.meeting_uuid,
                                                "client_id": self.identity.client_id, "reason": reason})
-        await self._send({"type": "refused", "code": "token", "message": reason})
-        await self.close(code=CLOSE_UNAUTHORIZED)
+        await self._send({"type": "refused", "code": code, "message": reason})
+        await self.close(code=close_code)
 
     async def _send(self, message):
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
@@ -153,7 +154,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
 
     async def panel_state(self, event):
         if self.identity.user_id and self.identity.user_id in event["state"]["departed"]:
-            await self._refuse_and_close("you are no longer in this meeting")
+            await self._refuse_and_close("you are no longer in this meeting", "departed", CLOSE_DEPARTED)
             return
         await self.send(text_data=_state_frames.frame(event["state"], self.identity.viewer_id))
 
