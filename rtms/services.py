@@ -200,13 +200,6 @@ def request_stop(rtms_stream_id, reason="stop requested"):
     return bool(updated)
 
 
-def record_owner(rtms_stream_id, worker, generation):
-    """The lease winner writes itself as owner, unless a newer generation already did (fencing in the row)."""
-    return StreamSession.objects.filter(
-        rtms_stream_id=rtms_stream_id, lease_generation__lt=generation
-    ).update(owner_worker=worker, lease_generation=generation, updated=timezone.now())
-
-
 def count_reconnect(rtms_stream_id):
     from django.db.models import F
 

@@ -1,6 +1,5 @@
 """Short Celery tasks (early ack, short time limits): streams live in the session host, never in a task.
 
-- `rtms.stop(stream_id, reason)`: desired state stopped + an application message to the holder.
 - `rtms.reconcile()` (beat, every RTMS_RECONCILE_INTERVAL): place again running streams with no lease (a
   process with room claims them: rtms/placement.py), repeat the stop for streams that should not run but still
   have one.
@@ -18,17 +17,12 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from rtms import control, leases, media, placement, services
+from rtms import control, leases, media, placement
 from rtms.models import DesiredState, StreamSession, StreamState
 
 log = logging.getLogger("rtms.tasks")
 
 _SHORT = {"acks_late": False, "ignore_result": True, "time_limit": 30, "soft_time_limit": 20}
-
-
-@shared_task(name="rtms.stop", **_SHORT)
-def stop(stream_id, reason="stop requested"):
-    return services.request_stop(stream_id, reason)
 
 
 @shared_task(name="rtms.reconcile", **_SHORT)

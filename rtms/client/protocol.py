@@ -410,15 +410,6 @@ def stream_state_request(rtms_stream_id: str) -> bytes:
     return _json_dumps({"msg_type": MsgType.STREAM_STATE_REQ, "rtms_stream_id": rtms_stream_id})
 
 
-def session_state_request(rtms_session_id: str) -> bytes:
-    return _json_dumps({"msg_type": MsgType.SESSION_STATE_REQ, "rtms_session_id": rtms_session_id})
-
-
-def video_subscription_request(user_id: int, subscribe: bool, timestamp_ms: int) -> bytes:
-    return _json_dumps({"msg_type": MsgType.VIDEO_SUBSCRIPTION_REQ, "user_id": user_id, "subscribe": subscribe,
-                        "timestamp": timestamp_ms})
-
-
 def pick_signaling_url(server_urls: str) -> str:
     """First ``ws://``/``wss://`` URL of the webhook's comma-separated ``server_urls`` (§3.0)."""
     for candidate in server_urls.split(","):
