@@ -5,8 +5,10 @@ the push. Synchronous (the host calls them through `sync_to_async`), short trans
 
 import logging
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -15,6 +17,13 @@ from rtms.client.protocol import StopReason, stop_reason_name
 from rtms.models import DesiredState, StreamFailure, StreamSession, StreamState, StreamTransition
 
 log = logging.getLogger("rtms.services")
+
+TEXT_EXPORT_DELAY = 10  # seconds after a stream stopped
+
+
+def _queue(task_name, rtms_stream_id, countdown=None):
+    """Work for the workers, queued by task name (rtms/tasks.py): the domain layer never imports the Celery module."""
+    current_app.send_task(task_name, args=(rtms_stream_id,), countdown=countdown)
 
 
 def enqueue_claim(stream_id):
@@ -176,14 +185,10 @@ def stream_stopped(rtms_stream_id, stop_reason, reason="rtms_stopped", worker=""
         return None
     transaction.on_commit(lambda: control.send_stop(rtms_stream_id))
     if stop_reason == StopReason.STREAM_REVOKED:
-        from rtms.tasks import delete_stream_media
-
-        transaction.on_commit(lambda: delete_stream_media.delay(rtms_stream_id))
+        transaction.on_commit(lambda: _queue("rtms.delete_stream_media", rtms_stream_id))
     else:
-        from rtms.tasks import TEXT_EXPORT_DELAY, export_stream_text
-
         # Once the holder's last rows are committed (they follow within a tick or two).
-        transaction.on_commit(lambda: export_stream_text.apply_async((rtms_stream_id,), countdown=TEXT_EXPORT_DELAY))
+        transaction.on_commit(lambda: _queue("rtms.export_stream_text", rtms_stream_id, countdown=TEXT_EXPORT_DELAY))
     return stream
 
 
@@ -201,6 +206,4 @@ def request_stop(rtms_stream_id, reason="stop requested"):
 
 
 def count_reconnect(rtms_stream_id):
-    from django.db.models import F
-
     StreamSession.objects.filter(rtms_stream_id=rtms_stream_id).update(reconnects=F("reconnects") + 1)

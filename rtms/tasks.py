@@ -55,9 +55,6 @@ def delete_stream_media(stream_id):
         media.erase_stream_content(stream, why="stream_revoked")
 
 
-TEXT_EXPORT_DELAY = 10  # seconds after a stream stopped
-
-
 @shared_task(name="rtms.export_stream_text", **_SHORT)
 def export_stream_text(stream_id):
     """A stopped stream's transcript and chat, exported to storage beside its media (rtms/media.py)."""
