@@ -1,5 +1,5 @@
-"""Media files on disk: where a stream's media lives, WAV files that are valid after every write, frame
-directories with an index, and erasing a stream's content (STREAM_REVOKED, retention).
+"""Media files on disk: where a stream's media lives, WAV files that are valid after every write and frame
+directories with an index (a stream's content as a whole, exported or erased: rtms/stream_content.py).
 
 Layout under a worker's spool and in storage (rtms/storage.py), one segment per file:
 `rtms/<stream id>/audio/mixed-<first timestamp>-g<lease generation>.wav`, `audio/user-<id>-<ts>-g<n>.wav` (per
@@ -15,7 +15,6 @@ import struct
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 
 from rtms.identifiers import InvalidIdentifier, validate
 
@@ -135,47 +134,3 @@ class FrameDir:
     def close(self):
         if not self._index.closed:
             self._index.close()
-
-
-def export_text(stream):
-    """Write the stream's transcript and chat to storage as JSON lines, beside its media (any node reads them);
-    returns {"transcript": lines, "chat": lines}."""
-    from rtms.storage import storage, stream_key
-
-    exported = {}
-    for name, rows, fields in (
-        ("transcript", stream.transcript.all(), ("user_id", "user_name", "start_time", "end_time", "timestamp",
-                                                 "language", "text")),
-        ("chat", stream.chat.all(), ("user_id", "user_name", "timestamp", "text")),
-    ):
-        lines = [json.dumps(dict(zip(fields, values)), ensure_ascii=False) for values in rows.values_list(*fields)]
-        storage().put_bytes(stream_key(stream.rtms_stream_id, f"{name}.jsonl"),
-                            "".join(line + "\n" for line in lines).encode())
-        exported[name] = len(lines)
-    log.info("stream text exported", extra={"stream": stream.rtms_stream_id, **exported})
-    return exported
-
-
-def erase_stream_content(stream, why):
-    """Delete everything stored for a stream: media files and their index, transcript, chat, events."""
-    from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
-    from rtms.signals import stream_content_erased
-
-    from rtms.storage import storage
-
-    try:
-        storage().delete_stream(stream.rtms_stream_id)  # by prefix: from any node (docs/ARCHITECTURE.md)
-    except OutsideMediaRoot as exc:  # rows from before ids were checked: their rows go, no file is touched
-        log.error("media directory refused, no file deleted", extra={
-            "stream": stream.rtms_stream_id[:64], "meeting": stream.meeting_uuid, "error": str(exc)})
-    with transaction.atomic():
-        counts = {
-            "media_files": MediaFile.objects.filter(stream=stream).delete()[0],
-            "transcript_segments": TranscriptSegment.objects.filter(stream=stream).delete()[0],
-            "chat_messages": ChatMessage.objects.filter(stream=stream).delete()[0],
-            "participant_events": ParticipantEvent.objects.filter(stream=stream).delete()[0],
-        }
-        StreamSession.objects.filter(pk=stream.pk).update(media_deleted=True)
-    log.info("stream content erased", extra={"stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "why": why})
-    stream_content_erased.send_robust(sender=StreamSession, stream=stream, why=why, counts=counts)
-    return counts

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from rtms import control, leases, media, placement
+from rtms import control, leases, placement, stream_content
 from rtms.models import DesiredState, StreamSession, StreamState
 
 log = logging.getLogger("rtms.tasks")
@@ -52,14 +52,14 @@ def reconcile():
 def delete_stream_media(stream_id):
     stream = StreamSession.objects.filter(rtms_stream_id=stream_id).first()
     if stream is not None:
-        media.erase_stream_content(stream, why="stream_revoked")
+        stream_content.erase_stream_content(stream, why="stream_revoked")
 
 
 @shared_task(name="rtms.export_stream_text", **_SHORT)
 def export_stream_text(stream_id):
-    """A stopped stream's transcript and chat, exported to storage beside its media (rtms/media.py)."""
+    """A stopped stream's transcript and chat, exported to storage beside its media (rtms/stream_content.py)."""
     stream = StreamSession.objects.filter(rtms_stream_id=stream_id, media_deleted=False).first()
-    return media.export_text(stream) if stream is not None else None
+    return stream_content.export_text(stream) if stream is not None else None
 
 
 @shared_task(name="rtms.purge_expired_media", acks_late=False, ignore_result=True, time_limit=600)
@@ -68,6 +68,6 @@ def purge_expired_media():
     expired = StreamSession.objects.filter(state=StreamState.STOPPED, stopped_at__lt=cutoff, media_deleted=False)
     count = 0
     for stream in expired.iterator():
-        media.erase_stream_content(stream, why="retention")
+        stream_content.erase_stream_content(stream, why="retention")
         count += 1
     return count

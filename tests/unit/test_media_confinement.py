@@ -3,7 +3,7 @@ to a direct child of MEDIA_ROOT/rtms; erasing a stream whose row holds anything 
 
 import pytest
 
-from rtms import media
+from rtms import media, stream_content
 from rtms.models import StreamSession
 
 HOSTILE_IDS = ["../x", "..", "/etc", "%2e%2e", "a\x00b", "a" * 10_240, "x/../../y", "..\\x", ""]
@@ -44,7 +44,7 @@ def test_erasing_a_stream_whose_id_leads_outside_deletes_no_file(media_root, tmp
     (media_root / "rtms" / "planted").symlink_to(victim)
     # A row written before ids were checked at the edge.
     stream = StreamSession.objects.create(rtms_stream_id=stream_id, meeting_uuid="m==", client_id="app")
-    media.erase_stream_content(stream, why="stream_revoked")
+    stream_content.erase_stream_content(stream, why="stream_revoked")
     assert (victim / "keep.txt").read_text() == "sentinel"
     stream.refresh_from_db()
     assert stream.media_deleted  # its rows are gone all the same

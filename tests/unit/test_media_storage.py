@@ -9,7 +9,7 @@ import wave
 
 import pytest
 
-from rtms import media, sinks, storage
+from rtms import media, sinks, storage, stream_content
 from rtms.models import MediaFile, StreamSession
 from tests.s3_server import s3_bucket, s3_server  # noqa: F401 - fixtures
 
@@ -84,7 +84,7 @@ def test_erasing_a_stream_deletes_its_prefix_from_any_node(backend, tmp_path):
     assert len(storage.storage().keys(erased.rtms_stream_id)) == 3  # a WAV, a frame and its index
 
     storage._storage.cache_clear()  # another node: its own client, the same storage
-    media.erase_stream_content(erased, why="stream_revoked")
+    stream_content.erase_stream_content(erased, why="stream_revoked")
     assert storage.storage().keys(erased.rtms_stream_id) == []
     assert len(storage.storage().keys(kept.rtms_stream_id)) == 3
     assert not MediaFile.objects.filter(stream=erased).exists()
@@ -129,5 +129,5 @@ def test_a_stopped_streams_transcript_and_chat_are_exported_beside_its_media(bac
     with storage.storage().open(f"rtms/{'d' * 32}/transcript.jsonl") as body:
         assert json.loads(body.read()) == {"user_id": 7, "user_name": "Ana", "start_time": 1, "end_time": 2,
                                            "timestamp": 2, "language": 9, "text": "Numbers look good"}
-    media.erase_stream_content(stream, why="retention")  # the prefix takes the text too
+    stream_content.erase_stream_content(stream, why="retention")  # the prefix takes the text too
     assert storage.storage().keys(stream.rtms_stream_id) == []

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from rtms import media, services
+from rtms import services, stream_content
 from rtms.models import StreamSession, StreamState
 from zoomapp.consent.audit import record
 from zoomapp.consent.models import Meeting
@@ -58,7 +58,7 @@ def delete_user_data(client_id, user_id, account_id):
         if stream.state != StreamState.STOPPED:
             # Zoom stops them itself (STREAM_REVOKED); asking too means nothing more is written meanwhile.
             services.request_stop(stream.rtms_stream_id, reason="app deauthorized")
-        media.erase_stream_content(stream, why=DEAUTHORIZED)
+        stream_content.erase_stream_content(stream, why=DEAUTHORIZED)
     record(
         "user_data_deleted", app=app, actor_user_id=user_id, actor_role="user", subject_user_id=user_id,
         outcome="deleted", reason="the user removed the app (app_deauthorized)", source="task",
@@ -84,7 +84,7 @@ def delete_meeting_data(admin, meeting, address=""):
         detail={"account_id": admin.account_id, "streams": [s.rtms_stream_id for s in streams]},
     )
     for stream in streams:
-        media.erase_stream_content(stream, why="admin_deleted_meeting_data")
+        stream_content.erase_stream_content(stream, why="admin_deleted_meeting_data")
     log.info("meeting data deleted", extra={"meeting": meeting.uuid, "admin": admin.user_id, "streams": len(streams)})
     return len(streams)
 
@@ -119,6 +119,6 @@ def purge_by_app_retention(now=None):
             meeting_uuid__in=Meeting.objects.filter(account_id=setting.account_id, app=setting.app).values("uuid"),
         )
         for stream in expired.iterator():
-            media.erase_stream_content(stream, why=f"retention ({setting.days} days, set by the account)")
+            stream_content.erase_stream_content(stream, why=f"retention ({setting.days} days, set by the account)")
             erased += 1
     return erased

@@ -1,0 +1,53 @@
+"""A stream's stored content as a whole: its transcript and chat exported to storage beside its media, and
+everything stored for it erased (STREAM_REVOKED, retention, an uninstall). Above both rtms/media.py (paths and
+files) and rtms/storage.py (where the files live), so neither imports the other back.
+"""
+
+import json
+import logging
+
+from django.db import transaction
+
+from rtms import media
+from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
+from rtms.signals import stream_content_erased
+from rtms.storage import storage, stream_key
+
+log = logging.getLogger("rtms.media")
+
+
+def export_text(stream):
+    """Write the stream's transcript and chat to storage as JSON lines, beside its media (any node reads them);
+    returns {"transcript": lines, "chat": lines}."""
+    exported = {}
+    for name, rows, fields in (
+        ("transcript", stream.transcript.all(), ("user_id", "user_name", "start_time", "end_time", "timestamp",
+                                                 "language", "text")),
+        ("chat", stream.chat.all(), ("user_id", "user_name", "timestamp", "text")),
+    ):
+        lines = [json.dumps(dict(zip(fields, values)), ensure_ascii=False) for values in rows.values_list(*fields)]
+        storage().put_bytes(stream_key(stream.rtms_stream_id, f"{name}.jsonl"),
+                            "".join(line + "\n" for line in lines).encode())
+        exported[name] = len(lines)
+    log.info("stream text exported", extra={"stream": stream.rtms_stream_id, **exported})
+    return exported
+
+
+def erase_stream_content(stream, why):
+    """Delete everything stored for a stream: media files and their index, transcript, chat, events."""
+    try:
+        storage().delete_stream(stream.rtms_stream_id)  # by prefix: from any node (docs/ARCHITECTURE.md)
+    except media.OutsideMediaRoot as exc:  # rows from before ids were checked: their rows go, no file is touched
+        log.error("media directory refused, no file deleted", extra={
+            "stream": stream.rtms_stream_id[:64], "meeting": stream.meeting_uuid, "error": str(exc)})
+    with transaction.atomic():
+        counts = {
+            "media_files": MediaFile.objects.filter(stream=stream).delete()[0],
+            "transcript_segments": TranscriptSegment.objects.filter(stream=stream).delete()[0],
+            "chat_messages": ChatMessage.objects.filter(stream=stream).delete()[0],
+            "participant_events": ParticipantEvent.objects.filter(stream=stream).delete()[0],
+        }
+        StreamSession.objects.filter(pk=stream.pk).update(media_deleted=True)
+    log.info("stream content erased", extra={"stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "why": why})
+    stream_content_erased.send_robust(sender=StreamSession, stream=stream, why=why, counts=counts)
+    return counts
