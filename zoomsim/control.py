@@ -4,10 +4,11 @@ import json
 
 from aiohttp import web
 
+from zoomsim import scripts
 from zoomsim.chaos import CASES, Chaos, ChaosError
+from zoomsim.errors import StreamRefused
 from zoomsim.faults import FaultError
 from zoomsim.protocol import stop_reason_from
-from zoomsim.state import StreamRefused
 
 
 class ControlError(web.HTTPException):
@@ -233,11 +234,9 @@ async def disable_app(request):
 
 
 async def run_script(request):
-    from zoomsim.scripts import run_script
-
     body = await _body(request)
     try:
-        meeting = run_script(request.app["sim"], body)
+        meeting = scripts.run_script(request.app["sim"], body)
     except (KeyError, ValueError) as exc:
         raise ControlError(400, "bad_script", str(exc)) from None
     return web.json_response(meeting.public(), status=201)

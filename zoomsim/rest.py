@@ -6,8 +6,8 @@ import logging
 from aiohttp import web
 
 from zoomsim.oauth import ApiError
+from zoomsim.errors import StreamRefused
 from zoomsim.protocol import StopReason
-from zoomsim.state import StreamRefused
 
 log = logging.getLogger("zoomsim.rest")
 

@@ -4,7 +4,7 @@ import asyncio
 import json
 import logging
 
-from zoomsim.state import StreamRefused
+from zoomsim.errors import StreamRefused
 
 log = logging.getLogger("zoomsim.scripts")
 

@@ -10,6 +10,7 @@ import signal
 from aiohttp import web
 
 from zoomsim import control, oauth, rest
+from zoomsim.state import Simulator
 
 log = logging.getLogger("zoomsim")
 
@@ -28,8 +29,6 @@ def build_http_app(sim):
 
 
 async def serve(config):
-    from zoomsim.state import Simulator
-
     sim = Simulator(config)
     await sim.start()
     app = build_http_app(sim)

@@ -12,7 +12,14 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+from zoomsim import scripts
+from zoomsim.errors import StreamRefused
+from zoomsim.faults import Faults
+from zoomsim.media import MediaTicker, MeetingMedia, Voices
+from zoomsim.oauth import TokenStore
 from zoomsim.protocol import Event, Msg, SessionState, StopReason, StreamState
+from zoomsim.rtms_server import RtmsServer
+from zoomsim.webhooks import Webhooks
 
 log = logging.getLogger("zoomsim.state")
 
@@ -59,18 +66,6 @@ class SimClock:
 
     def real_seconds(self, sim_seconds):
         return sim_seconds / self.scale
-
-
-class StreamRefused(Exception):
-    """A start/stop/pause/resume that Zoom refuses. `code`/`http_status` as REST returns them; `outcome` is the
-    participant-facing short label (PRODUCT.md) the window shows."""
-
-    def __init__(self, code, message, outcome="failed", http_status=400):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.outcome = outcome
-        self.http_status = http_status
 
 
 @dataclass
@@ -310,12 +305,6 @@ class Stream:
 
 class Simulator:
     def __init__(self, config):
-        from zoomsim.faults import Faults
-        from zoomsim.media import MediaTicker, Voices
-        from zoomsim.oauth import TokenStore
-        from zoomsim.rtms_server import RtmsServer
-        from zoomsim.webhooks import Webhooks
-
         self.config = config
         self.clock = SimClock(config.clock_scale)
         self.apps = {}  # client_id -> App
@@ -346,8 +335,6 @@ class Simulator:
         self.http_url, self.rtms_url = http_url, rtms_url
 
     async def after_listening(self):
-        from zoomsim import scripts
-
         if self.config.apps_file:
             scripts.load_apps_file(self, self.config.apps_file)
         if self.config.script:
@@ -478,8 +465,6 @@ class Simulator:
                 return number
 
     def create_meeting(self, fields):
-        from zoomsim.media import MeetingMedia
-
         host_fields = dict(fields.get("host") or {})
         host_fields.setdefault("role", "owner")
         host = self.add_user(host_fields)

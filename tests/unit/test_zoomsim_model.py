@@ -4,7 +4,8 @@ flow with its refusals, and auto-start decisions."""
 import pytest
 
 from zoomsim.config import parse_config
-from zoomsim.state import Simulator, StreamRefused
+from zoomsim.errors import StreamRefused
+from zoomsim.state import Simulator
 
 
 @pytest.fixture

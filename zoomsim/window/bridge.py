@@ -22,8 +22,8 @@ import hashlib
 import json
 import logging
 
+from zoomsim.errors import StreamRefused
 from zoomsim.protocol import StopReason
-from zoomsim.state import StreamRefused
 from zoomsim.window import texts
 
 log = logging.getLogger("zoomsim.window.bridge")

@@ -15,8 +15,8 @@ import zlib
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
+from zoomsim.errors import StreamRefused
 from zoomsim.protocol import StopReason
-from zoomsim.state import StreamRefused
 from zoomsim.window import texts
 from zoomsim.window.appcontext import build_app_context, encrypt_app_context
 from zoomsim.window.bridge import (
