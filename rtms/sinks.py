@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.db import connection, transaction
 
-from rtms import media, metrics, signals
+from rtms import media, metrics, signals, spool
 from rtms.client import StreamSink
 from rtms.client.protocol import EventType
 from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
@@ -388,8 +388,6 @@ def recover_spool(spool_root, node=""):
     segments stored in the index (a segment never indexed is indexed as written by the dead process). A directory
     is abandoned when no process holds its lock (rtms/spool.py). `node`: the recovering process, for the log.
     Returns how many segments were uploaded."""
-    from rtms import spool
-
     uploaded = 0
     for directory in spool.abandoned(spool_root):
         writer = spool.writer_of(directory)
