@@ -95,7 +95,7 @@ def app():
 
 
 class Pushes:
-    """What was pushed to Channels groups through rtms.live.push, in order: (group, message) pairs."""
+    """What was pushed to Channels groups through rtms.pushes.push, in order: (group, message) pairs."""
 
     def __init__(self):
         self.sent = []
@@ -125,16 +125,16 @@ class Pushes:
 
 @pytest.fixture
 def pushes(monkeypatch):
-    """Captures every push to panels and the console (as zulip's capture_send_event_calls): rtms.live.push is
+    """Captures every push to panels and the console (as zulip's capture_send_event_calls): rtms.pushes.push is
     wrapped, not replaced, so each push still goes through the real channel layer."""
-    from rtms import live
+    import rtms.pushes
 
     captured = Pushes()
-    send = live.push
+    send = rtms.pushes.push
 
     def push(group, message):
         captured.record(group, message)
         send(group, message)
 
-    monkeypatch.setattr(live, "push", push)
+    monkeypatch.setattr(rtms.pushes, "push", push)
     return captured

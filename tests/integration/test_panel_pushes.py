@@ -7,7 +7,7 @@ a pause or resume that Zoom's REST API cannot do goes to the app user's own pane
 
 import pytest
 
-from rtms import live
+from rtms import pushes
 from tests.consent_support import meeting_uuid, open_panel, panel_action
 from tests.processes import wait_for
 from zoomapp.consent.models import AuditEntry, Share
@@ -16,11 +16,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def meeting_group(app, uuid):
-    return live.group_name("meeting", app.client_id, uuid)
+    return pushes.group_name("meeting", app.client_id, uuid)
 
 
 def user_group(app, uuid, user_id):
-    return live.group_name("user", app.client_id, uuid, user_id)
+    return pushes.group_name("user", app.client_id, uuid, user_id)
 
 
 @pytest.fixture

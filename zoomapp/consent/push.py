@@ -8,23 +8,23 @@ and, after commit, the full state goes to every panel of that app in the meeting
 from django.db import transaction
 from django.db.models import F
 
-from rtms import live
+from rtms import pushes
 from zoomapp.consent.models import Meeting
 from zoomapp.consent.panel_state import meeting_state
 
 
 def meeting_group(client_id, meeting_uuid):
     """The panels of one app in one meeting (docs/SECURITY.md "Tenancy": pushes never cross apps)."""
-    return live.group_name("meeting", client_id, meeting_uuid)
+    return pushes.group_name("meeting", client_id, meeting_uuid)
 
 
 def user_group(client_id, meeting_uuid, viewer_id):
     """One viewer's panels of one app: transcript lines and SDK calls meant for that user only."""
-    return live.group_name("user", client_id, meeting_uuid, viewer_id)
+    return pushes.group_name("user", client_id, meeting_uuid, viewer_id)
 
 
 def push_to_user(share, message):
-    live.push(user_group(share.app.client_id, share.meeting.uuid, share.user_id), message)
+    pushes.push(user_group(share.app.client_id, share.meeting.uuid, share.user_id), message)
 
 
 def publish_meeting_state(meeting_id):
@@ -34,12 +34,12 @@ def publish_meeting_state(meeting_id):
     if meeting is None:
         return None
     state = meeting_state(meeting)
-    live.push(meeting_group(meeting.app.client_id, meeting.uuid), {"type": "panel.state", "state": state})
+    pushes.push(meeting_group(meeting.app.client_id, meeting.uuid), {"type": "panel.state", "state": state})
     for other in Meeting.objects.filter(uuid=meeting.uuid).exclude(pk=meeting.pk).select_related("app"):
         # Panels apply only newer versions: the other app's state changed too (its other_apps part).
         Meeting.objects.filter(pk=other.pk).update(version=F("version") + 1)
         other.refresh_from_db(fields=["version"])
-        live.push(meeting_group(other.app.client_id, other.uuid), {"type": "panel.state", "state": meeting_state(other)})
+        pushes.push(meeting_group(other.app.client_id, other.uuid), {"type": "panel.state", "state": meeting_state(other)})
     return state
 
 

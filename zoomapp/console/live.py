@@ -13,7 +13,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from rtms import live, placement
+from rtms import placement, pushes
 from rtms.models import stop_reason_label
 from rtms.signals import stream_state_changed
 from zoomapp.console import account_data, display
@@ -108,4 +108,4 @@ def on_stream_state_changed(sender, stream=None, **kwargs):
     account_id = account_data.meeting_account(stream.client_id, stream.meeting_uuid)
     if not account_id:
         return
-    live.push(account_group(account_id), {"type": "console.streams_changed"})
+    pushes.push(account_group(account_id), {"type": "console.streams_changed"})

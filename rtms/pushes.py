@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
-log = logging.getLogger("rtms.live")
+log = logging.getLogger("rtms.pushes")
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9\-_.]")
 
