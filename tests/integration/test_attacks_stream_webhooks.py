@@ -179,7 +179,7 @@ def test_without_account_id_in_the_payload_the_apps_account_counts(client, app_a
 
 def test_a_refused_stream_shows_in_the_consoles_live_streams_with_its_reason(client, app_a, settings):
     from zoomapp.consent.models import Meeting
-    from zoomapp.console.live import streams_snapshot
+    from zoomapp.console.streams_feed import streams_snapshot
 
     settings.RTMS_MAX_STREAMS_PER_APP = 1
     Meeting.objects.create(app=app_a, uuid="4444AAAiAAAAAiAiAiiAii==", account_id="acctShared", topic="Weekly sync")

@@ -52,7 +52,7 @@ def test_an_admin_downloads_a_streams_stored_audio_and_another_account_cannot(da
 
 
 def test_a_stream_waiting_for_capacity_says_so_in_the_live_streams(stream, settings):
-    from zoomapp.console import live
+    from zoomapp.console import streams_feed
 
     # A namespace of its own: a worker of this test run with room would place the stream at its next heartbeat.
     settings.REDIS_NAMESPACE = f"{settings.REDIS_NAMESPACE}-waiting{secrets.token_hex(3)}"
@@ -60,7 +60,7 @@ def test_a_stream_waiting_for_capacity_says_so_in_the_live_streams(stream, setti
     # Placement found every worker process full (tests/integration/test_placement.py shows how it decides).
     redis.Redis.from_url(settings.REDIS_URL).zadd(key("rtms", "fleet", "waiting"), {stream.rtms_stream_id: 1})
     try:
-        rows = live.streams_snapshot("acctA")["streams"]  # what the page and its socket show
+        rows = streams_feed.streams_snapshot("acctA")["streams"]  # what the page and its socket show
         row = next(row for row in rows if row["stream_id"] == stream.rtms_stream_id)
         assert row["worker"] == "Waiting for a worker with room"
     finally:

@@ -2,7 +2,7 @@
 
 from collections import deque
 
-from zoomapp.console.live import with_rates
+from zoomapp.console.streams_feed import with_rates
 
 
 def snapshot(audio_bytes, transcript=0, state="active"):

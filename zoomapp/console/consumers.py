@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from zoomapp.console import auth, live
+from zoomapp.console import auth, streams_feed
 
 REFRESH_SECONDS = 2.0
 NOT_SIGNED_IN = 4403
@@ -31,7 +31,7 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
             return
         self.account_id = admin.account_id
         self.session_key, self.signed_in_as, self.session_ended = session.session_key, admin, False
-        self.group = live.account_group(self.account_id)
+        self.group = streams_feed.account_group(self.account_id)
         self.history, self.version = deque(), 0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -70,8 +70,8 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
             self.session_ended = True
             await self.close(code=NOT_SIGNED_IN)
             return False
-        snapshot = await database_sync_to_async(live.streams_snapshot)(self.account_id)
-        live.with_rates(snapshot, self.history, time.monotonic())
+        snapshot = await database_sync_to_async(streams_feed.streams_snapshot)(self.account_id)
+        streams_feed.with_rates(snapshot, self.history, time.monotonic())
         self.version += 1
         snapshot["version"] = self.version
         await self.send_json(snapshot)

@@ -18,7 +18,7 @@ from rtms import storage
 from rtms.models import MediaFile
 from zoomapp import texts
 from zoomapp.consent.models import SharingPolicy
-from zoomapp.console import account_data, auth, changes, display, forms, lifecycle, live
+from zoomapp.console import account_data, auth, changes, display, forms, lifecycle, streams_feed
 from zoomapp.console.models import AppRetention, AutoStartSetting, Level
 from zoomapp.marketplace import oauth
 from zoomapp.marketplace.models import ZoomApp
@@ -261,7 +261,7 @@ def audit_csv(request):
 @console_page
 @require_GET
 def streams(request):
-    return _page(request, "console/streams.html", "streams", snapshot=live.streams_snapshot(request.admin.account_id),
+    return _page(request, "console/streams.html", "streams", snapshot=streams_feed.streams_snapshot(request.admin.account_id),
                  concurrency_alerts=concurrency.recent_alerts(request.admin.account_id))
 
 

@@ -103,7 +103,7 @@ def with_rates(snapshot, history, now):
     return snapshot
 
 
-@receiver(stream_state_changed, dispatch_uid="console.live.stream_state")
+@receiver(stream_state_changed, dispatch_uid="console.streams_feed.stream_state")
 def on_stream_state_changed(sender, stream=None, **kwargs):
     account_id = account_data.meeting_account(stream.client_id, stream.meeting_uuid)
     if not account_id:
