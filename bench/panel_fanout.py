@@ -27,6 +27,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -249,7 +250,7 @@ async def one_size(args, n, ctx):
         i = round_ % ACTORS
         user_id, actor = f"benchUser{i}", actors[i]
         await change("request", actor, {"action": "request"}, user_id, "pending")
-        asking = await host.until(lambda s: any(r["user_id"] == user_id for r in s["requests"]))
+        asking = await host.until(lambda s, asker=user_id: any(r["user_id"] == asker for r in s["requests"]))
         request_id = next(r["id"] for r in asking["requests"] if r["user_id"] == user_id)
         await change("approve → starting", host, {"action": "approve", "requests": [request_id]}, user_id,
                      "starting")
@@ -324,19 +325,8 @@ def wait_stopped(share_id):
         time.sleep(0.02)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("panels", type=int, nargs="*", default=[200, 500, 1000])
-    parser.add_argument("--rounds", type=int, default=10, help="request/approve/stop rounds counted per N")
-    parser.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
-    parser.add_argument("--late", type=int, default=50, help="panels opened one at a time after the burst")
-    parser.add_argument("--at-once", type=int, default=50, help="panels connecting at the same time")
-    parser.add_argument("--profile", help="record the web process with py-spy into this file (.svg, .json or .txt: collapsed stacks)")
-    args = parser.parse_args()
-    if args.profile and not (Path(sys.executable).parent / "py-spy").exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True)
-
-    database("create")
+def run_stack(args):
+    """The simulator, daphne and a worker against this run's database; each panel count in turn."""
     import django
 
     django.setup()
@@ -360,16 +350,38 @@ def main():
             app, uuid = setup_meeting(sim, web, requests)
             ctx = {"app": app, "uuid": uuid, "web": web, "wait_stopped": wait_stopped,
                    "ws_url": web.url.replace("http", "ws") + "/ws/panel/?token="}
-            results = {}
-            for n in args.panels:
-                results[n] = asyncio.run(one_size(args, n, ctx))
+            return {n: asyncio.run(one_size(args, n, ctx)) for n in args.panels}
         finally:
             worker.stop()
             web.stop()
-    from django.db import connections
 
-    connections.close_all()
-    database("drop")
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("panels", type=int, nargs="*", default=[200, 500, 1000])
+    parser.add_argument("--rounds", type=int, default=10, help="request/approve/stop rounds counted per N")
+    parser.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
+    parser.add_argument("--late", type=int, default=50, help="panels opened one at a time after the burst")
+    parser.add_argument("--at-once", type=int, default=50, help="panels connecting at the same time")
+    parser.add_argument("--profile", help="record the web process with py-spy into this file "
+                                          "(.svg, .json, or .txt for collapsed stacks)")
+    args = parser.parse_args()
+    if args.profile and not (Path(sys.executable).parent / "py-spy").exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True)
+
+    database("create")
+    try:
+        results = run_stack(args)
+    except BaseException:
+        print(f"the processes' logs are in {os.environ['DATA_DIR']}", file=sys.stderr)
+        raise
+    else:
+        shutil.rmtree(os.environ["DATA_DIR"], ignore_errors=True)
+    finally:  # a failed run leaves no database behind either
+        from django.db import connections
+
+        connections.close_all()
+        database("drop")
     if 1000 in results:
         worst = max(percentile(v, 99) for v in results[1000].values() if v)
         print(f"goal: p99 action → last panel under 1 s at 1,000 panels → {'met' if worst < 1000 else 'NOT met'} "
