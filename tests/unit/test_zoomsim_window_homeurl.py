@@ -5,7 +5,7 @@ from types import SimpleNamespace
 from aiohttp import web
 
 from zoomsim.window.homeurl import check_home_url
-from zoomsim.window.live import home_url_for
+from zoomsim.window.hub import home_url_for
 from zoomsim.window.texts import owasp_console_message
 
 SECURE = {"Strict-Transport-Security": "max-age=31536000", "X-Content-Type-Options": "nosniff",

@@ -3,7 +3,7 @@ Zoom Apps SDK, and the web portal's Zoom Apps settings. Mounted by the simulator
 
 from pathlib import Path
 
-from zoomsim.window.live import WindowHub
+from zoomsim.window.hub import WindowHub
 from zoomsim.window.pages import Pages
 
 STATIC = Path(__file__).parent / "static"
