@@ -2,8 +2,9 @@
 
 Authorise with the signed panel token (minted after the app context was verified), join the app's meeting
 group and the user's group, accept, push the snapshot. The socket is closed when its token expires without a
-renewal and when Zoom tells us its user left or was removed from the meeting (docs/SECURITY.md). Frames are JSON actions by name (see panel_dispatch.py) plus
-"resync" and "renew"; pushes are the full meeting state with its version, filtered for this viewer.
+renewal and when Zoom tells us its user left or was removed from the meeting (docs/SECURITY.md). Frames are JSON
+actions by name (see panel_dispatch.py) plus "resync" and "renew"; pushes are the full meeting state with its
+version, filtered for this viewer.
 A refused action gets {"type": "refused", "action", "code", "message"} and changes nothing.
 """
 
@@ -115,8 +116,9 @@ class PanelConsumer(AsyncWebsocketConsumer):
             await self._send({"type": "refused", "action": action, "code": "token", "message": exc.reason})
             await self.close(code=CLOSE_UNAUTHORIZED)
         except Refused as exc:
-            log.info("panel action refused", extra={"meeting": self.identity.meeting_uuid, "user":
-                                                    self.identity.viewer_id, "action": str(action)[:40], "code": exc.code})
+            log.info("panel action refused", extra={"meeting": self.identity.meeting_uuid,
+                                                    "user": self.identity.viewer_id, "action": str(action)[:40],
+                                                    "code": exc.code})
             await self._send({"type": "refused", "action": action, "code": exc.code, "message": exc.message})
         else:
             await self._send({"type": "done", "action": action})

@@ -188,7 +188,8 @@ def recent_transcript(meeting, viewer_id, limit=30):
     lines = {}
     for share in Share.objects.filter(meeting=meeting, user_id=viewer_id).exclude(rtms_stream_id=""):
         segments = TranscriptSegment.objects.filter(
-            stream__client_id=meeting.app.client_id, stream__rtms_stream_id=share.rtms_stream_id).order_by("-id")[:limit]
+            stream__client_id=meeting.app.client_id, stream__rtms_stream_id=share.rtms_stream_id
+        ).order_by("-id")[:limit]
         lines[share.pk] = [
             {"user_name": s.user_name, "text": s.text, "start_time": s.start_time} for s in reversed(segments)
         ]
