@@ -14,7 +14,7 @@ def _start_session_host(sender=None, **kwargs):
 def _drain_node(sender=None, **kwargs):
     """The worker's main process got SIGTERM: its pool processes hand their streams over now, not after Celery's
     warm shutdown reaches them (seconds later)."""
-    from rtms.control import send_drain
+    from rtms.holder_messages import send_drain
 
     send_drain(str(sender or ""))
     log.info("drain published", extra={"node": str(sender or "")})

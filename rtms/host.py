@@ -6,7 +6,7 @@
   task; the renewal thread renews the lease every ttl/3 and publishes this process's load. A renewal that
   finds another holder, or that cannot reach Redis before the lease runs out, aborts the stream's sockets at
   once (fencing). A stream that ended keeps its lease until its row says stopped, so it is never claimed again.
-- Stop is an application message on the Redis control channel (rtms.control); the holder sends
+- Stop is an application message on the Redis control channel (rtms/holder_messages.py); the holder sends
   STREAM_CLOSE_REQ and records Zoom's stop reason. Zoom's own failures arrive the same way (docs/STREAMS.md):
   "move" (a re-sent rtms_started naming a new RTMS server) and "interrupted" (rtms_interrupted).
 - On SIGTERM (`worker_process_shutdown` in the pool process) the host leaves placement first (no claim
@@ -37,7 +37,7 @@ from rtms import credentials, leases, log_context, metrics, outbound, placement,
 from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, Timings
 from rtms.client.pacing import TICK, Pacer, quiet_garbage_collector
 from rtms.client.protocol import SessionState, Status, StreamState
-from rtms.control import control_channel
+from rtms.holder_messages import control_channel
 from rtms.identifiers import InvalidIdentifier, validate
 from rtms.models import DesiredState, StreamFailure, StreamSession
 from rtms.models import StreamState as State
@@ -60,7 +60,7 @@ def current_host():
 
 
 def start_host(worker_id=None, node=""):
-    """`node`: the Celery worker's host name, whose SIGTERM drains this host (rtms.control send_drain)."""
+    """`node`: the Celery worker's host name, whose SIGTERM drains this host (rtms.holder_messages.send_drain)."""
     global _host
     if _host is None:
         _host = SessionHost(worker_id or f"{socket.gethostname()}:{os.getpid()}", node)

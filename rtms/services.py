@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from rtms import control, leases, metrics, placement, signals
+from rtms import holder_messages, leases, metrics, placement, signals
 from rtms.client.protocol import StopReason, stop_reason_name
 from rtms.models import DesiredState, StreamFailure, StreamSession, StreamState, StreamTransition
 
@@ -137,7 +137,7 @@ def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operato
         stream.server_urls = server_urls
         stream.save(update_fields=["server_urls", "updated"])
         log.info("stream moved to a new rtms server", extra={"stream": rtms_stream_id, "meeting": meeting_uuid})
-        transaction.on_commit(lambda: control.send_move(rtms_stream_id, server_urls))
+        transaction.on_commit(lambda: holder_messages.send_move(rtms_stream_id, server_urls))
     transaction.on_commit(lambda: enqueue_claim(rtms_stream_id))
     return stream
 
@@ -149,7 +149,7 @@ def stream_failed(rtms_stream_id, failure, detail, worker=""):
         metrics.streams_refused.labels(reason=failure).inc()
         log.warning("stream failed", extra={"stream": rtms_stream_id, "meeting": stream.meeting_uuid,
                                             "failure": failure, "detail": detail})
-        transaction.on_commit(lambda: control.send_stop(rtms_stream_id))
+        transaction.on_commit(lambda: holder_messages.send_stop(rtms_stream_id))
     return stream
 
 
@@ -170,7 +170,7 @@ def stream_interrupted(rtms_stream_id):
                                                                            "error": repr(exc)})
         held = None
     if held:
-        transaction.on_commit(lambda: control.send_interrupted(rtms_stream_id))
+        transaction.on_commit(lambda: holder_messages.send_interrupted(rtms_stream_id))
         return stream
     stream = change_state(rtms_stream_id, StreamState.INTERRUPTED, reason="rtms_interrupted")
     if stream.desired_state == DesiredState.RUNNING:
@@ -183,7 +183,7 @@ def stream_stopped(rtms_stream_id, stop_reason, reason="rtms_stopped", worker=""
     stream = change_state(rtms_stream_id, StreamState.STOPPED, reason=reason, stop_reason=stop_reason, worker=worker)
     if stream is None:
         return None
-    transaction.on_commit(lambda: control.send_stop(rtms_stream_id))
+    transaction.on_commit(lambda: holder_messages.send_stop(rtms_stream_id))
     if stop_reason == StopReason.STREAM_REVOKED:
         transaction.on_commit(lambda: _queue("rtms.delete_stream_media", rtms_stream_id))
     else:
@@ -201,7 +201,7 @@ def request_stop(rtms_stream_id, reason="stop requested"):
     )
     if updated:
         log.info("stream stop requested", extra={"stream": rtms_stream_id, "reason": reason})
-        transaction.on_commit(lambda: control.send_stop(rtms_stream_id))
+        transaction.on_commit(lambda: holder_messages.send_stop(rtms_stream_id))
     return bool(updated)
 
 

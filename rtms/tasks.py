@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from rtms import control, leases, placement, stream_content
+from rtms import holder_messages, leases, placement, stream_content
 from rtms.models import DesiredState, StreamSession, StreamState
 
 log = logging.getLogger("rtms.tasks")
@@ -42,7 +42,7 @@ def reconcile():
     placement.stop_waiting(set(placement.waiting_streams()) - set(running))
     lingering = [s for s in ending if held.get(s)]
     for stream_id in lingering:
-        control.send_stop(stream_id)
+        holder_messages.send_stop(stream_id)
     if orphans or lingering:
         log.info("reconciled", extra={"reclaimed": len(orphans), "stops_repeated": len(lingering)})
     return {"reclaimed": len(orphans), "stops_repeated": len(lingering)}

@@ -15,7 +15,7 @@ import logging
 
 from rtms.redis_connection import key, redis_client
 
-log = logging.getLogger("rtms.control")
+log = logging.getLogger("rtms.holder_messages")
 
 
 def control_channel():
