@@ -9,7 +9,7 @@ import signal
 
 from aiohttp import web
 
-from zoomsim import control, oauth, rest
+from zoomsim import control_api, oauth, rest
 from zoomsim.state import Simulator
 
 log = logging.getLogger("zoomsim")
@@ -20,7 +20,7 @@ def build_http_app(sim):
     app["sim"] = sim
     oauth.add_routes(app)
     rest.add_routes(app)
-    control.add_routes(app)
+    control_api.add_routes(app)
     if importlib.util.find_spec("zoomsim.window") is not None:
         window = importlib.import_module("zoomsim.window")
         if hasattr(window, "add_routes"):
