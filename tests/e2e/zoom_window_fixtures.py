@@ -25,7 +25,7 @@ from tests.processes import free_port
 from tests.zoomsim_client import register_app
 
 ROOT = Path(__file__).resolve().parents[2]
-SDK_FILE = ROOT / "zoomsim/window/static/appssdk/0.16.41/sdk.es.js"
+SDK_FILE = ROOT / "static/panel/vendor/appssdk-0.16.41/sdk.es.js"  # the one vendored copy, the panel's
 SCREENSHOTS = ROOT / "artifacts/screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
