@@ -124,7 +124,8 @@ class FrameDir:
         extension = "png" if data[:4] == b"\x89PNG" else "jpg" if data[:2] == b"\xff\xd8" else "bin"
         name = f"{timestamp}-{user_id}.{extension}"
         (self.path / name).write_bytes(data)
-        self._index.write(json.dumps({"timestamp": timestamp, "user_id": user_id, "file": name, "bytes": len(data)}) + "\n")
+        entry = {"timestamp": timestamp, "user_id": user_id, "file": name, "bytes": len(data)}
+        self._index.write(json.dumps(entry) + "\n")
         self.frames += 1
         self.bytes += len(data)
 

@@ -16,7 +16,8 @@ from prometheus_client.registry import REGISTRY
 
 webhook_deliveries = Counter("zoom_webhook_deliveries", "Webhook deliveries by outcome", ["outcome"])
 rtms_concurrency_events = Counter("zoom_rtms_concurrency_events", "Zoom's rtms.concurrency_near_limit and "
-                                  "rtms.concurrency_limited events received (zoomapp/webhooks/concurrency.py)", ["event"])
+                                  "rtms.concurrency_limited events received (zoomapp/webhooks/concurrency.py)",
+                                  ["event"])
 rtms_concurrency_number = Gauge("zoom_rtms_concurrency_number", "concurrency_number of the last rtms.concurrency_* "
                                 "event, by app and event", ["client_id", "event"])
 panel_connections = Counter(

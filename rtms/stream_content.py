@@ -48,6 +48,7 @@ def erase_stream_content(stream, why):
             "participant_events": ParticipantEvent.objects.filter(stream=stream).delete()[0],
         }
         StreamSession.objects.filter(pk=stream.pk).update(media_deleted=True)
-    log.info("stream content erased", extra={"stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "why": why})
+    log.info("stream content erased", extra={"stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid,
+                                             "why": why})
     stream_content_erased.send_robust(sender=StreamSession, stream=stream, why=why, counts=counts)
     return counts

@@ -107,6 +107,7 @@ def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, par
         payload = {}
     code = payload.get("code") if isinstance(payload.get("code"), int) else 0
     message = payload.get("message") if isinstance(payload.get("message"), str) else response.reason
-    log.warning("rtms_app status refused", extra={"action": action, "client_id": client_id, "status":
-                                                  response.status_code, "code": code, "zoom_meeting_id": str(meeting_id)})
+    log.warning("rtms_app status refused", extra={"action": action, "client_id": client_id,
+                                                  "status": response.status_code, "code": code,
+                                                  "zoom_meeting_id": str(meeting_id)})
     raise error_class(response.status_code, code)(response.status_code, code, message)

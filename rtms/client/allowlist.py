@@ -8,7 +8,7 @@ any name under zoom.us, not zoom.us itself). Only `wss://` unless insecure `ws:/
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 __all__ = ["HostAllowList", "URLNotAllowed"]

@@ -18,8 +18,7 @@ import asyncio
 import gc
 import threading
 import time
-from typing import Callable
-
+from collections.abc import Callable
 
 TICK = 0.08  # seconds; the session host also hands what its streams received to the file thread once per tick
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+from collections.abc import Iterable
 from enum import IntEnum, IntFlag
-from typing import Any, Iterable
+from typing import Any
 
 try:  # orjson is the measured fast path; the standard library keeps the codec usable without it.
     import orjson

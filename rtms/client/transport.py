@@ -23,9 +23,9 @@ log = logging.getLogger("rtms.client")
 
 
 class FrameHandler(Protocol):
-    def on_text(self, conn: "Connection", payload: Any) -> None: ...
-    def on_refused(self, conn: "Connection", kind: str) -> None: ...
-    def on_closed(self, conn: "Connection") -> None: ...
+    def on_text(self, conn: Connection, payload: Any) -> None: ...
+    def on_refused(self, conn: Connection, kind: str) -> None: ...
+    def on_closed(self, conn: Connection) -> None: ...
 
 
 class Connection(Protocol):
@@ -115,7 +115,7 @@ if picows is not None:
             transport.send_close(WSCloseCode.OK)
             try:
                 await asyncio.wait_for(transport.wait_disconnected(), timeout)
-            except (asyncio.TimeoutError, Exception):  # the peer did not finish the close: drop it
+            except Exception:  # noqa: BLE001 - the peer did not finish the close (timed out or failed): drop it
                 transport.disconnect(graceful=False)
 
     class _CappedReads(asyncio.BufferedProtocol):
@@ -215,7 +215,7 @@ class _WebsocketsConnection:
                     self._handler.on_refused(self, "binary_frame")
         except _WebsocketsClosed:
             pass
-        except Exception as exc:  # a handler bug must not leave the socket half-dead
+        except Exception as exc:  # noqa: BLE001 - a handler bug must not leave the socket half-dead
             log.warning("event=socket_reader_failed socket=%s error=%s", self.label, type(exc).__name__)
         finally:
             self.closed = True
@@ -243,7 +243,7 @@ class _WebsocketsConnection:
             return
         try:
             await asyncio.wait_for(self._ws.close(), timeout)
-        except (asyncio.TimeoutError, Exception):
+        except Exception:  # noqa: BLE001 - the peer did not finish the close (timed out or failed): drop it
             self._ws.transport.abort()
 
 

@@ -39,7 +39,8 @@ class Command(BaseCommand):
             live = stats.get(stream.rtms_stream_id, {})
             rows.append({
                 "stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "app": stream.client_id,
-                "user": stream.operator_id, "state": stream.state + (f" ({stream.stop_reason_name})" if stream.stop_reason_name else ""),
+                "user": stream.operator_id,
+                "state": stream.state + (f" ({stream.stop_reason_name})" if stream.stop_reason_name else ""),
                 "owner worker": live.get("worker") or (stream.owner_worker if stream.is_live else ""),
                 "frames/s": live.get("frames_per_s", ""), "lag ms": live.get("lag_ms", ""),
                 "transcript": stream.transcript_count, "since": stream.created.strftime("%Y-%m-%d %H:%M:%S"),
