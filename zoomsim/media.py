@@ -361,10 +361,12 @@ class MediaTicker:
     def _skip_overload(self, done, now_tick):
         """The simulator itself fell behind (CPU starved): streams that were up to date skip the missed frames
         instead of catching up, so an overload shows as gaps (counted) rather than as ever-growing lag. Streams
-        replaying a reconnect buffer keep replaying."""
+        replaying a reconnect buffer keep replaying, and a stream whose audio socket is down keeps buffering: its
+        cursor may look up to date (the socket dropped since the last tick), but Zoom replays what it missed."""
         self.overload_skips += 1
         for stream in self.streams:
-            if stream.audio_next_tick >= done:
+            audio = stream.media.get("audio") if stream.media else None
+            if audio is not None and audio.ready and stream.audio_next_tick >= done:
                 self.skipped_frames += now_tick - stream.audio_next_tick
                 stream.audio_next_tick = now_tick
         if now_tick - self._last_overload_log >= 250:  # at most one line per 5 s

@@ -4,11 +4,12 @@ formats, speech-like audio, and the JPEG/PNG frames."""
 import array
 import struct
 import zlib
+from types import SimpleNamespace
 
 import pytest
 
 from zoomsim.images import jpeg, png
-from zoomsim.media import AudioFormat, _tone_speech
+from zoomsim.media import AudioFormat, MediaTicker, _tone_speech
 from zoomsim.media_params import MediaParamError, confirm_media_params, parse_media_type
 from zoomsim.protocol import handshake_signature, stop_reason_from
 
@@ -103,3 +104,13 @@ def test_stop_reason_names():
     assert stop_reason_from("STOP_BC_MEETING_ENDED") == 6 == stop_reason_from("meeting_ended") == stop_reason_from(6)
     with pytest.raises(KeyError):
         stop_reason_from("NOPE")
+
+
+def test_an_overloaded_ticker_skips_live_audio_but_keeps_the_buffer_of_a_dropped_audio_socket():
+    ticker = MediaTicker(SimpleNamespace(config=SimpleNamespace(clock_scale=1, max_catchup=1.0)))
+    live = SimpleNamespace(audio_next_tick=101, media={"audio": SimpleNamespace(ready=True)})
+    dropped = SimpleNamespace(audio_next_tick=101, media={})  # its audio socket closed since the last tick
+    ticker.streams = [live, dropped]
+    ticker._skip_overload(done=100, now_tick=200)  # the simulator was starved for 2 s
+    assert live.audio_next_tick == 200 and ticker.skipped_frames == 99
+    assert dropped.audio_next_tick == 101  # replayed from where it dropped once the socket is back
