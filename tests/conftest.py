@@ -13,6 +13,16 @@ import pytest
 from tests import processes
 
 
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Calls to Zoom still running on the consent pool finish before the test's database is flushed: a flush that
+    races their writes deadlocks in PostgreSQL."""
+    from zoomapp.consent import zoom_calls
+
+    zoom_calls.drain()
+    yield
+
+
 @pytest.fixture(scope="session")
 def logs_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("process-logs")

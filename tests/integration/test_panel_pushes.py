@@ -117,3 +117,14 @@ def test_a_resume_rest_cannot_do_is_sent_to_the_apps_users_panel(client, app, me
     assert response.status_code == 200, response.content
     call = pushes.wait_for(user_group(app, meeting["uuid"], "ben1"), "panel.sdk_call")
     assert call == {"type": "panel.sdk_call", "api": "resumeRTMS", "share": ben.pk}
+
+
+def test_an_attendee_opening_the_app_pushes_nothing_but_a_co_host_or_a_returning_one_does(client, app, meeting, pushes):
+    """A large meeting's start opens the app everywhere: an attendee's panel changes what no other panel shows."""
+    group = meeting_group(app, meeting["uuid"])
+    before = len(pushes.to(group, "panel.state"))
+    open_panel(client, app, meeting["uuid"], "eve1", "participant", "Eve")
+    open_panel(client, app, meeting["uuid"], "ben1", "participant", "Ben")  # Ben again: a renewed context
+    assert len(pushes.to(group, "panel.state")) == before
+    open_panel(client, app, meeting["uuid"], "fay1", "cohost", "Fay")  # a new co-host: every panel's hosts change
+    wait_for(lambda: len(pushes.to(group, "panel.state")) == before + 1, timeout=5)

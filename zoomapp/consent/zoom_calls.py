@@ -5,8 +5,10 @@ webhook for the very start we asked for must not wait behind our call; so calls 
 answer comes back through a do_* action (zoomapp.consent.actions.starting).
 """
 
+import atexit
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from django.db import connection, transaction
 
@@ -16,6 +18,8 @@ from zoomapp.marketplace import oauth
 log = logging.getLogger("zoomapp.consent")
 
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zoom-rest")
+_running = set()  # futures handed to the pool and not done yet (drain)
+_running_lock = threading.Lock()
 
 
 def after_commit(fn, *args):
@@ -24,12 +28,35 @@ def after_commit(fn, *args):
     def run():
         try:
             fn(*args)
-        except Exception:  # noqa: BLE001 - logged; the share's own timeout (tasks.fail_stuck_starts) repairs it
+        except Exception:  # logged; the share's own timeout (tasks.fail_stuck_starts) repairs it
             log.exception("call to Zoom failed", extra={"call": fn.__name__})
         finally:
             connection.close()  # this pool thread's own connection
 
-    transaction.on_commit(lambda: _pool.submit(run))
+    def submit():
+        future = _pool.submit(run)
+        with _running_lock:
+            _running.add(future)
+        future.add_done_callback(_forget)
+
+    transaction.on_commit(submit)
+
+
+def _forget(future):
+    with _running_lock:
+        _running.discard(future)
+
+
+def drain(timeout=5.0):
+    """Wait until the calls already handed to the pool are done (a process exiting, or a test about to reset the
+    database, must not cut a call to Zoom and the change it records in half). Returns whether all finished."""
+    with _running_lock:
+        pending = list(_running)
+    _, not_done = wait(pending, timeout=timeout)
+    return not not_done
+
+
+atexit.register(drain, 2.0)
 
 
 def _meeting_ref(meeting):

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from zoomapp.consent import audit, meetings
 from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
-from zoomapp.consent.permissions import ZOOM
+from zoomapp.consent.permissions import HOST_ROLES, ZOOM
 from zoomapp.consent.push import mark_changed
 
 Status = Share.Status
@@ -17,16 +17,19 @@ def do_panel_opened(meeting, user_id, role, name="", *, actor):
     meeting = meetings.lock(meeting)
     if not user_id:
         return meeting
-    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "name").first()
-    known_role, known_name = known or (None, "")
+    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "name", "present").first()
+    known_role, known_name, was_present = known or (None, "", True)
     # The screen name the panel reports is only a fallback: the name in Zoom's webhooks wins.
     meetings.upsert_participant(meeting, user_id, "" if known_name else name, role)
     if role == Participant.Role.HOST and not meeting.host_user_id:
         Meeting.objects.filter(pk=meeting.pk).update(host_user_id=user_id)
         meeting.host_user_id = user_id
+    # Panels show who the hosts are and close the departed ones: an attendee opening the app changes neither,
+    # so a meeting's start with a thousand panels opening pushes nothing for them.
+    hosts_changed = (known_role in HOST_ROLES) != (role in HOST_ROLES) or user_id == meeting.host_user_id
     if role == Participant.Role.HOST and not meeting.host_present:
         _host_joined(meeting, actor)
-    elif known_role != role:
+    elif known_role != role and hosts_changed or not was_present:
         mark_changed(meeting)
     return meeting
 
