@@ -81,5 +81,5 @@ def stop_heartbeat(sender, **kwargs):
     _stop_heartbeat.set()
     try:
         redis_client().delete(key("worker", sender.hostname))
-    except Exception:  # noqa: BLE001 - best effort; the key expires anyway
+    except Exception:  # noqa: BLE001, S110 - best effort; the key expires anyway
         pass

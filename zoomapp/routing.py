@@ -2,8 +2,8 @@ from channels.security.websocket import AllowedHostsOriginValidator
 from channels.sessions import SessionMiddlewareStack
 from django.urls import path
 
-from zoomapp.console.consumers import LiveStreamsConsumer
 from zoomapp.consent.consumers import PanelConsumer
+from zoomapp.console.consumers import LiveStreamsConsumer
 
 websocket_urlpatterns = [
     path("ws/panel/", PanelConsumer.as_asgi()),

@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 
 import rtms.views
-from zoomapp.console import views as console
 from zoomapp.consent import views as panel
+from zoomapp.console import views as console
 from zoomapp.marketplace import views as marketplace
 from zoomapp.operator_access import operator_only
 from zoomapp.views import health

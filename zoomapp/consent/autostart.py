@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from celery import shared_task
 from django.dispatch import receiver
 
-from zoomapp.console.models import AutoStartSetting, Level
 from zoomapp.consent.actions import sharing_requests
 from zoomapp.consent.models import Meeting, Participant, ShareRequest
 from zoomapp.consent.permissions import Actor, Refused
+from zoomapp.console.models import AutoStartSetting, Level
 from zoomapp.marketplace.models import UserAuthorization, ZoomApp
 from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.signals import zoom_event

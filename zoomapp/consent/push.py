@@ -39,7 +39,8 @@ def publish_meeting_state(meeting_id):
         # Panels apply only newer versions: the other app's state changed too (its other_apps part).
         Meeting.objects.filter(pk=other.pk).update(version=F("version") + 1)
         other.refresh_from_db(fields=["version"])
-        pushes.push(meeting_group(other.app.client_id, other.uuid), {"type": "panel.state", "state": meeting_state(other)})
+        pushes.push(meeting_group(other.app.client_id, other.uuid),
+                    {"type": "panel.state", "state": meeting_state(other)})
     return state
 
 

@@ -54,7 +54,8 @@ def read(token, max_age=TOKEN_MAX_AGE):
         raise TokenRefused("the panel token has expired") from None
     except signing.BadSignature:
         raise TokenRefused("the panel token is not valid") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "amug") or type(data.get("e")) is not int:
+    if (not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "amug")
+            or type(data.get("e")) is not int):
         raise TokenRefused("the panel token is not valid")
     return PanelIdentity(client_id=data["a"], meeting_uuid=data["m"], user_id=data["u"], guest_id=data["g"],
                          expires_at=data["e"])

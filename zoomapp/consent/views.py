@@ -75,7 +75,8 @@ def home(request, client_id):
     return render(
         request,
         "panel/panel.html",
-        {"app": app, "page": page, "texts": texts.panel_texts(), "sdk_version": SDK_VERSION, "refused": page["refused"]},
+        {"app": app, "page": page, "texts": texts.panel_texts(), "sdk_version": SDK_VERSION,
+         "refused": page["refused"]},
         status=status,
     )
 

@@ -261,8 +261,9 @@ def audit_csv(request):
 @console_page
 @require_GET
 def streams(request):
-    return _page(request, "console/streams.html", "streams", snapshot=streams_feed.streams_snapshot(request.admin.account_id),
-                 concurrency_alerts=concurrency.recent_alerts(request.admin.account_id))
+    account_id = request.admin.account_id
+    return _page(request, "console/streams.html", "streams", snapshot=streams_feed.streams_snapshot(account_id),
+                 concurrency_alerts=concurrency.recent_alerts(account_id))
 
 
 @console_page

@@ -4,7 +4,8 @@ Reference §10: base64 of [ivLen u8][iv][aadLen u16 LE][aad][ctLen i32 LE][ciphe
 AES-256-GCM with key SHA-256(client secret), UTF-8 JSON inside. We accept both base64 alphabets and missing
 padding (§10.3 leaves the alphabet open), then require aud = our client id, iss = marketplace.zoom.us, an
 unexpired exp, a fresh ts (made in the last MAX_CONTEXT_AGE_MS, so a captured context cannot be replayed for
-as long as its exp allows) and well-formed uid and mid (rtms.identifiers). Every refusal is an AppContextRefused whose `reason` is short and safe to show.
+as long as its exp allows) and well-formed uid and mid (rtms.identifiers). Every refusal is an AppContextRefused
+whose `reason` is short and safe to show.
 """
 
 import base64

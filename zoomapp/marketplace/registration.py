@@ -38,7 +38,8 @@ def save_app(*, name, client_id, client_secret=None, webhook_secret_token=None, 
     app.home_url = home_url or app.home_url
     app.account_id = account_id or app.account_id
     app.client_secret = client_secret or getattr(app, "client_secret", None) or secrets.token_urlsafe(24)
-    app.webhook_secret_token = webhook_secret_token or getattr(app, "webhook_secret_token", None) or secrets.token_urlsafe(24)
+    app.webhook_secret_token = (webhook_secret_token or getattr(app, "webhook_secret_token", None)
+                                or secrets.token_urlsafe(24))
     app.save()
     log.info("zoom app saved", extra={"client_id": client_id, "app_name": name})
     return app
@@ -58,7 +59,9 @@ def register_with_simulator(app, simulator_url=None):
     try:
         response = requests.post(f"{simulator_url}/_sim/apps", json=body, timeout=settings.ZOOM_HTTP_TIMEOUT)
     except requests.RequestException as exc:
-        raise SimulatorRegistrationError(f"the simulator at {simulator_url} did not answer ({exc}); is it running?") from exc
+        raise SimulatorRegistrationError(
+            f"the simulator at {simulator_url} did not answer ({exc}); is it running?") from exc
     if response.status_code >= 400:
-        raise SimulatorRegistrationError(f"the simulator refused the app: HTTP {response.status_code} {response.text[:300]}")
+        raise SimulatorRegistrationError(
+            f"the simulator refused the app: HTTP {response.status_code} {response.text[:300]}")
     return response.json()

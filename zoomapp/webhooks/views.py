@@ -54,7 +54,8 @@ KNOWN_EVENTS = meeting_events.EVENTS | {
 
 def _refuse(status, error, message, app=None, outcome=None):
     metrics.webhook_deliveries.labels(outcome=outcome or error).inc()
-    log.warning("webhook refused", extra={"error": error, "status": status, "client_id": app.client_id if app else None})
+    log.warning("webhook refused", extra={"error": error, "status": status,
+                                          "client_id": app.client_id if app else None})
     return JsonResponse({"error": error, "message": message}, status=status)
 
 
@@ -185,7 +186,8 @@ def _accept(app, event, document, payload, body):
     fields = payload if meeting_event and event in meeting_events.EVENTS else _event_fields(payload)
     event_ts = document.get("event_ts")
     is_rtms = any(_is_rtms(event, suffix) for suffix in ("rtms_started", "rtms_stopped", "rtms_interrupted"))
-    outcome = WebhookDelivery.Outcome.ACCEPTED if is_rtms or event in KNOWN_EVENTS else WebhookDelivery.Outcome.UNKNOWN_EVENT
+    known = is_rtms or event in KNOWN_EVENTS
+    outcome = WebhookDelivery.Outcome.ACCEPTED if known else WebhookDelivery.Outcome.UNKNOWN_EVENT
     digest = hashlib.sha256(body).hexdigest()
     try:
         rtms_work = _checked_rtms(app, event, fields, payload) if is_rtms else None
@@ -213,7 +215,8 @@ def _accept(app, event, document, payload, body):
         return JsonResponse({"status": "duplicate"})
     metrics.webhook_deliveries.labels(outcome=outcome).inc()
     log.info("webhook accepted", extra={"client_id": app.client_id, "event": event, "outcome": outcome,
-                                        "meeting": delivery.meeting_uuid or None, "stream": delivery.rtms_stream_id or None})
+                                        "meeting": delivery.meeting_uuid or None,
+                                        "stream": delivery.rtms_stream_id or None})
     return JsonResponse({"status": "ok"})
 
 

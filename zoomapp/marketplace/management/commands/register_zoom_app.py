@@ -4,17 +4,20 @@ from zoomapp.marketplace import registration
 
 
 class Command(BaseCommand):
-    help = "Register (or update) a Zoom app served by this deployment; --simulator also registers it with the Zoom simulator."
+    help = ("Register (or update) a Zoom app served by this deployment; "
+            "--simulator also registers it with the Zoom simulator.")
 
     def add_arguments(self, parser):
         parser.add_argument("--name")
         parser.add_argument("--client-id")
         parser.add_argument("--client-secret", help="OAuth client secret (generated when omitted for a new app)")
-        parser.add_argument("--webhook-secret-token", help="webhook Secret Token (generated when omitted for a new app)")
+        parser.add_argument("--webhook-secret-token",
+                            help="webhook Secret Token (generated when omitted for a new app)")
         parser.add_argument("--home-url", default="")
         parser.add_argument("--account-id", default="", help="the Zoom account that owns the app")
         parser.add_argument("--simulator", action="store_true", help="also register it with the Zoom simulator")
-        parser.add_argument("--demo", action="store_true", help="the demo app 'Notetaker', registered with the simulator")
+        parser.add_argument("--demo", action="store_true",
+                            help="the demo app 'Notetaker', registered with the simulator")
 
     def handle(self, *args, **options):
         fields = dict(registration.DEMO_APP) if options["demo"] else {}
