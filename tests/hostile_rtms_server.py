@@ -1,4 +1,4 @@
-"""A minimal RTMS server (reference §3–§4 wire format) whose media sockets send whatever frames a test scripts,
+"""A minimal RTMS server (docs/ZOOM.md §3–§4 wire format) whose media sockets send whatever frames a test scripts,
 malformed ones included; the simulator only sends well-formed frames. Runs its own asyncio loop in a thread.
 
     server = HostileRtmsServer(frames=[b"not json", valid_transcript("hi"), ...]).start()

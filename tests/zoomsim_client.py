@@ -19,7 +19,7 @@ from tests.zoomsim_process import run_zoomsim
 
 
 def rtms_signature(client_id, client_secret, meeting_uuid, stream_id):
-    """Reference §3.1."""
+    """docs/ZOOM.md §3.1."""
     return hmac.new(client_secret.encode(), f"{client_id},{meeting_uuid},{stream_id}".encode(),
                     hashlib.sha256).hexdigest()
 
@@ -153,7 +153,7 @@ class Socket:
 
 
 class RtmsClient:
-    """Minimal RTMS client following reference §3–§6."""
+    """Minimal RTMS client following docs/ZOOM.md §3–§6."""
 
     def __init__(self, started_payload, client_id, client_secret):
         self.payload = started_payload

@@ -67,7 +67,7 @@ document.body.dataset.loaded = "1";
 
 
 def decrypt_app_context(value, client_secret):
-    """Reference §10.2/§10.3, written independently of the simulator: walk the bytes, AES-256-GCM decrypt."""
+    """docs/ZOOM.md §10.2/§10.3, written independently of the simulator: walk the bytes, AES-256-GCM decrypt."""
     raw = base64.b64decode(value + "=" * (-len(value) % 4))
     iv_length = raw[0]
     iv = raw[1 : 1 + iv_length]

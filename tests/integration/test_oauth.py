@@ -1,4 +1,4 @@
-"""OAuth against the simulator's OAuth server (reference §8): Marketplace install with and without our state,
+"""OAuth against the simulator's OAuth server (docs/ZOOM.md §8): Marketplace install with and without our state,
 in-client PKCE, encrypted tokens, refresh with rotation, and re-authorization when a refresh is refused."""
 
 from urllib.parse import parse_qs, urlsplit

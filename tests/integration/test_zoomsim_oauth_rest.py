@@ -1,4 +1,4 @@
-"""The simulator's OAuth server and REST API (reference §7, §8): authorization code with and without PKCE S256,
+"""The simulator's OAuth server and REST API (docs/ZOOM.md §7, §8): authorization code with and without PKCE S256,
 refresh-token rotation, Basic client auth, expiry, /v2/users/me, and rtms_app/status with Zoom's gating."""
 
 import base64

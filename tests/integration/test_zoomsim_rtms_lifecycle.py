@@ -1,4 +1,4 @@
-"""Stream lifecycle on the simulator (reference §5.3, §6): keep-alive and the 3-miss rule, interruption and
+"""Stream lifecycle on the simulator (docs/ZOOM.md §5.3, §6): keep-alive and the 3-miss rule, interruption and
 reconnection windows, buffered audio replay, pause/resume, STREAM_CLOSE_REQ, stop reasons, and fault injection.
 Windows are scaled down (--keepalive-interval 0.2, --reconnect-scale 0.04: 60 s -> 2.4 s, 65 s -> 2.6 s)."""
 

@@ -1,4 +1,4 @@
-"""Webhooks from the simulator (reference §2): signatures checked by an independent implementation of Zoom's
+"""Webhooks from the simulator (docs/ZOOM.md §2): signatures checked by an independent implementation of Zoom's
 scheme (tests/zoomsim_client.py), compact bodies, RTMS events flat and meeting events in Zoom's nested shape
 (§2.2b), URL validation on registration, the retry policy with scaled delays, the delivery log, and the webhook
 faults."""

@@ -1,4 +1,4 @@
-"""App context (reference §10): decrypted, verified (aud, iss, exp), and every bad value refused clearly."""
+"""App context (docs/ZOOM.md §10): decrypted, verified (aud, iss, exp), and every bad value refused clearly."""
 
 import base64
 import time

@@ -1,4 +1,4 @@
-"""The simulator's X-Zoom-App-Context, checked by a decoder written from reference §10 alone."""
+"""The simulator's X-Zoom-App-Context, checked by a decoder written from docs/ZOOM.md §10 alone."""
 
 import base64
 import hashlib
