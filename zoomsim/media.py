@@ -14,8 +14,8 @@ import io
 import json
 import logging
 import math
-import wave
 import warnings
+import wave
 
 from zoomsim.images import jpeg, png
 from zoomsim.media_params import G711, JPG, RESOLUTIONS, SAMPLE_RATES_HZ
@@ -100,7 +100,7 @@ class Voices:
                 if wav.getnchannels() == 2:
                     frames = audioop.tomono(frames, 2, 0.5, 0.5)
                 return frames, wav.getframerate()
-        except (OSError, asyncio.TimeoutError, wave.Error, EOFError):
+        except (TimeoutError, OSError, wave.Error, EOFError):
             log.warning("event=espeak_failed fallback=tones")
             return None
 

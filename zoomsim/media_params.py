@@ -54,9 +54,11 @@ def _audio(params):
     result = {"content_type": 2, "sample_rate": 1, "channel": 1, "codec": L16, "data_opt": 1, "send_rate": 20}
     result.update({k: v for k, v in params.items() if v is not None})
     if result["content_type"] not in (1, 2):
-        raise MediaParamError(Status.INVALID_MEDIA_AUDIO_CONTENT_TYPE, "audio content_type must be 1 (RTP) or 2 (RAW_AUDIO)")
+        raise MediaParamError(Status.INVALID_MEDIA_AUDIO_CONTENT_TYPE,
+                              "audio content_type must be 1 (RTP) or 2 (RAW_AUDIO)")
     if not _is_int(result["sample_rate"]) or result["sample_rate"] not in SAMPLE_RATES_HZ:
-        raise MediaParamError(Status.INVALID_MEDIA_AUDIO_SAMPLE_RATE, "audio sample_rate must be 0 (8k), 1 (16k), 2 (32k) or 3 (48k)")
+        raise MediaParamError(Status.INVALID_MEDIA_AUDIO_SAMPLE_RATE,
+                              "audio sample_rate must be 0 (8k), 1 (16k), 2 (32k) or 3 (48k)")
     if result["channel"] not in (1, 2) or not _is_int(result["channel"]):
         raise MediaParamError(Status.INVALID_MEDIA_AUDIO_CHANNEL, "audio channel must be 1 (mono) or 2 (stereo)")
     codec = result["codec"]
@@ -70,7 +72,8 @@ def _audio(params):
     if codec == G711 and result["channel"] != 1:
         raise MediaParamError(Status.INVALID_MEDIA_AUDIO_CHANNEL, "G711 audio is mono only")
     if result["data_opt"] not in (1, 2) or not _is_int(result["data_opt"]):
-        raise MediaParamError(Status.INVALID_MEDIA_AUDIO_DATA_OPT, "audio data_opt must be 1 (mixed) or 2 (per participant)")
+        raise MediaParamError(Status.INVALID_MEDIA_AUDIO_DATA_OPT,
+                              "audio data_opt must be 1 (mixed) or 2 (per participant)")
     send_rate = result["send_rate"]
     if not _is_int(send_rate) or send_rate < 20 or send_rate % 20:
         raise MediaParamError(Status.INVALID_MEDIA_AUDIO_SEND_RATE, "audio send_rate must be a multiple of 20 ms")
@@ -115,7 +118,8 @@ def _picture(params, kind):
     if result["fps"] > max_image_fps:
         raise MediaParamError(bad_fps, f"{kind} JPG/PNG allow at most {max_image_fps} fps")
     if kind == "video" and result["data_opt"] not in (3, 4, 5):
-        raise MediaParamError(Status.INVALID_MEDIA_VIDEO_DATA_OPT, "video data_opt must be 3 (active speaker) or 4 (individual)")
+        raise MediaParamError(Status.INVALID_MEDIA_VIDEO_DATA_OPT,
+                              "video data_opt must be 3 (active speaker) or 4 (individual)")
     return result
 
 

@@ -5,8 +5,8 @@ import logging
 
 from aiohttp import web
 
-from zoomsim.oauth import ApiError
 from zoomsim.errors import StreamRefused
+from zoomsim.oauth import ApiError
 from zoomsim.protocol import StopReason
 
 log = logging.getLogger("zoomsim.rest")

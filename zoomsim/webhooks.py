@@ -129,7 +129,7 @@ class Webhooks:
             async with self.session.post(delivery.url, data=delivery.body, headers=headers) as response:
                 await response.read()
                 record["status_code"] = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             record["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         record["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
         ok = record["status_code"] in (200, 204)
@@ -150,7 +150,7 @@ class Webhooks:
             async with self.session.post(app.event_url, data=body, headers=headers) as response:
                 text = await response.text()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return f"endpoint.url_validation to {app.event_url} failed: {type(exc).__name__} {exc}".strip()
         if status != 200:
             return f"endpoint.url_validation: {app.event_url} answered HTTP {status}, expected 200"

@@ -134,7 +134,7 @@ class WindowHub:
     def _flush(self):
         self._flush_handle = None
         dirty, self._dirty = self._dirty, set()
-        for (meeting_uuid, key), connections in self.connections.items():
+        for (meeting_uuid, _key), connections in self.connections.items():
             if meeting_uuid in dirty:
                 for connection in connections:
                     self.push_state(connection)
@@ -432,7 +432,7 @@ class WindowHub:
             reply = {"jsCallId": call_id, "result": result}
         except ApiError as error:
             reply = {"jsCallId": call_id, "errorCode": error.code, "errorMessage": error.message}
-        except Exception:  # noqa: BLE001 - a bad call must answer, not end this window's connection
+        except Exception:  # logged: a bad call must answer, not end this window's connection
             log.exception("event=sdk_call_failed meeting_uuid=%s key=%s api=%s", meeting.uuid, connection.key,
                           api_name)
             reply = {"jsCallId": call_id, "errorCode": "10001",

@@ -127,8 +127,8 @@ class Pages:
         def names(users):
             return ", ".join(escape(u.name) for u in users)
 
-        account_rows = "".join(f'<tr><td><a href="/portal/account/{escape(a)}">{escape(a)}</a></td><td>{names(u)}</td></tr>'
-                               for a, u in accounts.items())
+        account_rows = "".join(f'<tr><td><a href="/portal/account/{escape(a)}">{escape(a)}</a></td>'
+                               f'<td>{names(u)}</td></tr>' for a, u in accounts.items())
         group_rows = "".join(f'<tr><td><a href="/portal/group/{escape(g)}">{escape(g)}</a></td><td>{names(u)}</td></tr>'
                              for g, u in groups.items())
         user_rows = "".join(f'<tr><td><a href="/portal/user/{escape(u.user_id)}">{escape(u.name)}</a></td>'
@@ -139,7 +139,8 @@ class Pages:
 <h2>Account settings</h2><div class="card"><table><tr><th>Account</th><th>Users</th></tr>{account_rows}</table></div>
 <h2>Group settings</h2><div class="card"><table><tr><th>Group</th><th>Members</th></tr>
 {group_rows or '<tr><td colspan="2" class="muted">No groups.</td></tr>'}</table></div>
-<h2>User settings</h2><div class="card"><table><tr><th>User</th><th>Role</th><th>Account</th></tr>{user_rows}</table></div>"""
+<h2>User settings</h2><div class="card"><table><tr><th>User</th><th>Role</th><th>Account</th></tr>
+{user_rows}</table></div>"""
         return page("Zoom web portal (simulated)", body)
 
     def _level(self, request):
@@ -175,7 +176,8 @@ class Pages:
             title = f"{user.name} ({ident})"
             policy = self.sim.effective_policy(user)
             auto = ", ".join(self._app_name(cid) for cid in policy["auto_start_apps"] or []) or "none"
-            effective = (f'<p class="muted">Effective for this user: sharing {"On" if policy["share_with_apps"] else "Off"};'
+            sharing = "On" if policy["share_with_apps"] else "Off"
+            effective = (f'<p class="muted">Effective for this user: sharing {sharing};'
                          f' auto-start: {escape(auto)}</p>')
         body = f"""
 <p><a href="/portal">Admin</a> › {level.title()} settings › <strong>{escape(title)}</strong></p>
@@ -186,8 +188,10 @@ class Pages:
    meetings hosted by these users.</div></div>
    <form method="post" action="{base}/share" class="inline"><span class="share-state">{share_state}</span>
    <button name="value" value="on" class="secondary"{" disabled" if share is True else ""}>On</button>
-   <button name="value" value="off" class="secondary"{" disabled" if share is False else ""}>Off</button>{inherit}</form></div>
- <div class="setting" id="auto-start-setting"><div style="flex:1"><div class="setting-title">{texts.PORTAL_AUTO_START}</div>
+   <button name="value" value="off" class="secondary"{" disabled" if share is False else ""}>Off</button>{inherit}
+   </form></div>
+ <div class="setting" id="auto-start-setting"><div style="flex:1">
+   <div class="setting-title">{texts.PORTAL_AUTO_START}</div>
    <div class="setting-help">Chosen apps start by themselves when these users host or join a meeting.</div>
    <form method="post" action="{base}/auto-start" class="inline" style="margin-top:10px">
    <label for="choose-app">{texts.PORTAL_CHOOSE_APP}</label>
