@@ -6,9 +6,9 @@
 The whole real chain runs: the host's panel socket (daphne) → do_approve → REST rtms_app/status with the host's
 OAuth token (simulator) → signed `meeting.rtms_started` webhook (daphne) → placement and claim (a worker's
 session host) → RTMS signaling + media handshakes and CLIENT_READY_ACK (worker's session host ↔ simulator) →
-stream active → do_stream_state → channel layer (Redis) → the participant's panel socket. Both sockets are real WebSocket clients
-connected to daphne. After each approval the stream is stopped (the app's user presses Stop) and the next
-participant asks.
+stream active → do_stream_state → channel layer (Redis) → the participant's panel socket. Both sockets are real
+WebSocket clients connected to daphne. After each approval the stream is stopped (the app's user presses Stop)
+and the next participant asks.
 
 Prints p50/p95/p99/max of the total, and of its parts from the rows written on the way (approve audit entry →
 stream row created by the webhook → stream active → push received).
@@ -59,7 +59,8 @@ def percentile(values, q):
 
 def summary(name, values_ms):
     return (f"{name:<28} p50 {percentile(values_ms, 50):7.1f} ms   p95 {percentile(values_ms, 95):7.1f} ms   "
-            f"p99 {percentile(values_ms, 99):7.1f} ms   max {max(values_ms):7.1f} ms   mean {statistics.mean(values_ms):7.1f}")
+            f"p99 {percentile(values_ms, 99):7.1f} ms   max {max(values_ms):7.1f} ms   "
+            f"mean {statistics.mean(values_ms):7.1f}")
 
 
 def create_database():
@@ -273,7 +274,8 @@ def run(args, sim, web, requests, connect):
         "redirect_url": f"{settings.SITE_URL}/zoom/oauth/callback/{app.client_id}",
     })
     assert response.status_code in (200, 201), response.text
-    people = [{"name": f"P{i}", "user_id": f"benchUser{i}", "account_id": "acctBench"} for i in range(args.participants)]
+    people = [{"name": f"P{i}", "user_id": f"benchUser{i}", "account_id": "acctBench"}
+              for i in range(args.participants)]
     meeting = sim.post("/_sim/meetings", json={
         "topic": "Approval bench", "host": {"name": "Host", "user_id": "benchHost", "account_id": "acctBench"},
         "participants": people, "settings": {"share_with_apps": True, "require_host_approval": True},

@@ -113,7 +113,7 @@ def _serve(args: argparse.Namespace) -> None:
             try:
                 msg = orjson.loads(frame.get_payload_as_bytes())
                 msg_type = msg["msg_type"]
-            except Exception:
+            except Exception:  # noqa: BLE001 - not an RTMS JSON message: skipped, as the SDK does
                 return
             stream = self.stream
             if msg_type == 13:

@@ -104,7 +104,7 @@ def _hold(args):
     # Frames lost = holes in each stream's stored timeline over the measured window (the server stamps every
     # frame on a strict 20 ms grid).
     lost = expected = 0
-    for stream_id, (first, last, frames) in spans_after.items():
+    for stream_id, (_first, last, frames) in spans_after.items():
         before = spans_before.get(stream_id)
         if before is None:
             continue
@@ -207,8 +207,8 @@ def _run(args, n, env, workdir):
             subprocess.run(_pinned(holder_core, [sys.executable, str(RECEIVE_BENCH), "_sdk", "--streams", str(n),
                                                  "--ready-file", str(ready_file), "--result-file", str(sdk_file),
                                                  "--duration", str(args.duration), "--warmup", str(args.warmup)]),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=args.duration + args.warmup + 240,
-                           check=False, cwd=workdir)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=args.duration + args.warmup + 240, check=False, cwd=workdir)
             results["sdk"] = json.loads(sdk_file.read_text()) if sdk_file.exists() else {"error": "SDK run failed"}
     finally:
         server.send_signal(signal.SIGTERM)
@@ -263,15 +263,18 @@ def main():
             ratio = (f"{ours['cpu_per_stream_minute'] / sdk['cpu_per_stream_minute']:.2f}x"
                      if sdk and "error" not in sdk and sdk.get("cpu_per_stream_minute") else "n/a")
             print(f"{n:>5} ours  {ours['cpu_per_stream_minute']:>16.4f} {ours['cores']:>6.2f} "
-                  f"{ours['rss_per_stream_kib']:>15.1f} {ours['audio_frames_lost']:>6} {ours['audio_frames_expected']:>10} "
+                  f"{ours['rss_per_stream_kib']:>15.1f} {ours['audio_frames_lost']:>6} "
+                  f"{ours['audio_frames_expected']:>10} "
                   f"{ours['lag_p50_ms']:>10} {ours['lag_p99_ms']:>7} {ratio:>7}")
             print(f"{'':>5} ours  reconnects {ours['reconnects']}, malformed {ours['malformed']}, row batches pending "
                   f"{ours['pending_row_batches']}, state changes queued when all were ready "
-                  f"{ours['states_backlog_when_ready']} (all streams active in the database {ours['states_drain_s']:.1f} s "
+                  f"{ours['states_backlog_when_ready']} (all streams active in the database "
+                  f"{ours['states_drain_s']:.1f} s "
                   f"after all were ready; pending at the end "
                   f"{ours['states_pending_at_end']}); "
                   f"load server late ticks {results.get('server', {}).get('late_ticks')}, "
-                  f"max {results.get('server', {}).get('max_late_ms')} ms; {ours['gc_collections']} garbage collections, "
+                  f"max {results.get('server', {}).get('max_late_ms')} ms; "
+                  f"{ours['gc_collections']} garbage collections, "
                   f"longest {ours['gc_max_ms']:.0f} ms, {ours['gc_total_ms']:.0f} ms in all")
             if sdk and "error" not in sdk:
                 print(f"{n:>5} sdk   {sdk['cpu_per_stream_minute']:>16.4f} {sdk['cores']:>6.2f} "

@@ -27,7 +27,7 @@ import psutil
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.zoomsim_process import run_zoomsim  # noqa: E402
+from tests.zoomsim_process import run_zoomsim
 
 CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET = "bench-app", "bench-secret", "bench-webhook-secret"
 LINES = ["Let's go over the quarterly numbers", "Revenue is up eleven percent", "Can everyone hear me",
@@ -113,8 +113,9 @@ async def _connect_stream(payload, stats, ready_event):
                                     "send_rate": 20}}),
             ("transcript", 8, {"transcript": {"content_type": 5, "src_language": 9}})):
         media_answers = asyncio.Queue()
-        _, sock = await picows.ws_connect(lambda: RtmsSocket(stats, media_answers.put_nowait, kind == "audio"),
-                                          urls[kind], websocket_handshake_timeout=30)
+        _, sock = await picows.ws_connect(
+            lambda answers=media_answers, audio=kind == "audio": RtmsSocket(stats, answers.put_nowait, audio),
+            urls[kind], websocket_handshake_timeout=30)
         sock.send({"msg_type": 3, "protocol_version": 1, "sequence": 2, "media_type": media_type,
                    "media_params": params, **ids})
         while (await media_answers.get()).get("msg_type") != 4:

@@ -102,10 +102,11 @@ def main():
     sim_ready = data_dir / "zoomsim-ready.json"
     sim_ready.unlink(missing_ok=True)
     commands += [
-        ("zoomsim", [sys.executable, "-m", "zoomsim", "--port", str(args.sim_port), "--rtms-port", str(args.sim_rtms_port),
-                     "--ready-file", str(sim_ready)]),
+        ("zoomsim", [sys.executable, "-m", "zoomsim", "--port", str(args.sim_port),
+                     "--rtms-port", str(args.sim_rtms_port), "--ready-file", str(sim_ready)]),
         ("web", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(args.web_port), "zoomapp.asgi:application"]),
-        ("worker", [str(BIN / "celery"), "-A", "zoomapp", "worker", "--pool=prefork", "--concurrency=2", "--loglevel=INFO"]),
+        ("worker", [str(BIN / "celery"), "-A", "zoomapp", "worker", "--pool=prefork", "--concurrency=2",
+                    "--loglevel=INFO"]),
         ("beat", [str(BIN / "celery"), "-A", "zoomapp", "beat", "--loglevel=INFO",
                   "-s", str(data_dir / "celerybeat-schedule")]),
     ]
@@ -179,7 +180,8 @@ def main():
     say("setup", "")
     say("setup", f"Open the simulated Zoom (meetings, people, the Apps panel): {sim_url}/")
     for person in meeting.get("participants", []):
-        say("setup", f"  {meeting['topic']}, as {person['name']:<16} {sim_url}/meetings/{meeting['id']}/as/{person['key']}")
+        window = f"{sim_url}/meetings/{meeting['id']}/as/{person['key']}"
+        say("setup", f"  {meeting['topic']}, as {person['name']:<16} {window}")
     say("setup", f"Admin console of the app:                             {site_url}/console/")
     say("setup", f"Health:                                               {site_url}/healthz")
     say("setup", "Press Ctrl-C to stop everything.")
