@@ -506,7 +506,7 @@ def _run_sdk(args: argparse.Namespace) -> None:
     Path(args.result_file).write_text(json.dumps(result))
     sys.stdout.flush()
     shutil.rmtree(workdir, ignore_errors=True)
-    os._exit(0)  # leave() from outside the SDK thread hangs or sends nothing (reference §13.7)
+    os._exit(0)  # leave() from outside the SDK thread hangs or sends nothing (docs/ZOOM.md §13.7)
 
 
 # ================================================================================================================

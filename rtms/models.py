@@ -28,7 +28,7 @@ class StreamFailure(models.TextChoices):
     SERVER_URL_NOT_ALLOWED = "FAILED_SERVER_URL_NOT_ALLOWED", "a server URL outside RTMS_ALLOWED_HOSTS"
 
 
-# What a person reads for a stop reason (Zoom's RTMS_STOP_REASON, reference §5.3, or one of ours above): the console
+# What a person reads for a stop reason (Zoom's RTMS_STOP_REASON, docs/ZOOM.md §5.3, or one of ours above): the console
 # shows these instead of numbers or enum names.
 ZOOM_STOP_LABELS = {
     StopReason.UNDEFINED: "No reason given",
@@ -99,7 +99,7 @@ class StreamSession(models.Model):
     rtms_session_id = models.CharField(max_length=64, blank=True)
     desired_state = models.CharField(max_length=16, choices=DesiredState.choices, default=DesiredState.RUNNING)
     state = models.CharField(max_length=16, choices=StreamState.choices, default=StreamState.STARTING)
-    stop_reason = models.IntegerField(null=True, blank=True, help_text="RTMS_STOP_REASON (reference §5.3)")
+    stop_reason = models.IntegerField(null=True, blank=True, help_text="RTMS_STOP_REASON (docs/ZOOM.md §5.3)")
     stop_reason_name = models.CharField(max_length=64, blank=True)
     # Version of the published state: panels keep the highest they have seen.
     version = models.PositiveIntegerField(default=0)

@@ -1,4 +1,4 @@
-"""Zoom's REST control of RTMS: PATCH /v2/live_meetings/{meetingId}/rtms_app/status (reference §7).
+"""Zoom's REST control of RTMS: PATCH /v2/live_meetings/{meetingId}/rtms_app/status (docs/ZOOM.md §7).
 
 The caller supplies a token provider, `token_provider(force_refresh=False) -> access token`, so this module knows
 nothing about how tokens are stored (rtms never imports zoomapp). A 401 gets one retry with a refreshed token.

@@ -1,9 +1,9 @@
 """Every sentence a person reads in the panel, in one module so it can be translated later.
 
-The first group is PRODUCT.md's "Exact texts", verbatim; the panel never spells these itself.
+The first group is docs/CONSENT.md's "Exact texts", verbatim; the panel never spells these itself.
 """
 
-# --- PRODUCT.md, verbatim -------------------------------------------------------------------
+# --- docs/CONSENT.md, verbatim ---------------------------------------------------------------
 DISCLOSURE = "The content of this meeting is being shared with one or more apps."
 
 REQUEST_SENT = "Request sent to the host."
@@ -26,7 +26,7 @@ ADMIN_AUTO_START_SWITCH = "Auto-start"
 AAN_AUTO_START = "RTMS set to auto start"
 AAN_STARTED_BY_HOST = "RTMS started by host"
 
-# --- Our own wording for the places PRODUCT.md leaves open ------------------------------------
+# --- Our own wording for the places docs/CONSENT.md leaves open -------------------------------
 SHARE_ACTION = "Share meeting content with {app}"
 HOST_JOINED_CAN_REQUEST = "The host has joined the meeting. You can send your request now."
 STATUS_STARTING = "Starting…"
@@ -78,7 +78,7 @@ LABEL_LOADING = "Loading…"
 LABEL_CANCEL_REQUEST = "Cancel request"
 REQUEST_CANCELLED = "You cancelled your request. Nothing was shared."
 
-# Short status label (PRODUCT.md's compact set) -> the sentence the app's user reads.
+# Short status label (docs/CONSENT.md's short labels) -> the sentence the app's user reads.
 OUTCOME_TEXTS = {
     "pending": REQUEST_SENT,
     "denied": REQUEST_DENIED,

@@ -1,4 +1,4 @@
-"""DATA_HAND_SHAKE_REQ validation: media_type bitmask and media_params against the enums (reference §4.1, §5)."""
+"""DATA_HAND_SHAKE_REQ validation: media_type bitmask and media_params against the enums (docs/ZOOM.md §4.1, §5)."""
 
 from zoomsim.protocol import MEDIA_ALL, MEDIA_BITS, MEDIA_TYPES, NOT_SUPPORTED_STATUS, Status
 

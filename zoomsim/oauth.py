@@ -1,4 +1,4 @@
-"""OAuth authorization server (reference §8): auto-consent authorize page, token endpoint, bearer checks."""
+"""OAuth authorization server (docs/ZOOM.md §8): auto-consent authorize page, token endpoint, bearer checks."""
 
 import base64
 import hashlib

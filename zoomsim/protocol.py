@@ -1,4 +1,4 @@
-"""RTMS wire constants (reference §5) and the handshake signature (§3.1)."""
+"""RTMS wire constants (docs/ZOOM.md §5) and the handshake signature (§3.1)."""
 
 import hashlib
 import hmac

@@ -1,4 +1,4 @@
-"""Zoom REST API under /v2 (reference §7, §8.1): users/me and the RTMS app status endpoint."""
+"""Zoom REST API under /v2 (docs/ZOOM.md §7, §8.1): users/me and the RTMS app status endpoint."""
 
 import json
 import logging

@@ -951,7 +951,7 @@ class Simulator:
     # -- webhooks about meetings ----------------------------------------------------------------------------------
 
     def _participant_payload(self, participant, **fields):
-        """Zoom's participant object (reference §2.2b): `user_id` is the per-meeting participant id (digits, the
+        """Zoom's participant object (docs/ZOOM.md §2.2b): `user_id` is the per-meeting participant id (digits, the
         same number the RTMS messages carry); the Zoom user id is `id` and `participant_user_id`, both absent
         for guests. There is no role: the host is the participant whose `id` is `object.host_id`."""
         payload = {"user_id": str(participant.rtms_user_id), "user_name": participant.name,
@@ -968,8 +968,8 @@ class Simulator:
         self._meeting_webhook(meeting, "meeting.participant_role_changed", {"participant": person})
 
     def _meeting_webhook(self, meeting, event, extra):
-        """Meeting events nest under `payload.object`, with the host's `account_id` beside it (reference §2.2b;
-        the RTMS events stay flat, §2.2)."""
+        """Meeting events nest under `payload.object`, with the host's `account_id` beside it (docs/ZOOM.md §2.2b;
+        the RTMS events stay flat, docs/ZOOM.md §2.2)."""
         meeting_object = {"id": str(meeting.id), "uuid": meeting.uuid, "host_id": meeting.host.user_id,
                           "topic": meeting.topic, "type": MEETING_TYPE_SCHEDULED,
                           "start_time": iso_time(meeting.started_at or meeting.created_at), "timezone": "UTC",

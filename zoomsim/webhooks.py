@@ -1,4 +1,4 @@
-"""Signed webhook deliveries with Zoom's retry policy (reference §2.3–2.5) and a queryable delivery log."""
+"""Signed webhook deliveries with Zoom's retry policy (docs/ZOOM.md §2.3–2.5) and a queryable delivery log."""
 
 import asyncio
 import hashlib

@@ -1,6 +1,6 @@
 """RTMS wire format: enumerations, the handshake signature, request builders and a tolerant frame parser.
 
-Everything here follows /work/shared/reference/zoom-platform.md §3–§6. Every RTMS message is a JSON text
+Everything here follows docs/ZOOM.md §3–§6. Every RTMS message is a JSON text
 frame whose integer ``msg_type`` selects its shape. Requests are built as ``bytes`` (orjson), ready to be sent.
 
 Parsing is split in two so the hot path stays cheap:

@@ -94,7 +94,7 @@ class Timings:
     backoff_base: float = 3.0             # Zoom's advice for cases 2 and 3 (docs/STREAMS.md): 3 s doubling to 30 s
     backoff_cap: float = 30.0
     media_interrupt_grace: float = 1.0    # after Zoom's MEDIA_CONNECTION_INTERRUPTED, wait this long for the close
-    duplicate_backoff: float = 1.5        # status 8: retry after 1.5 s·2ⁿ, at most duplicate_tries times (§6.3)
+    duplicate_backoff: float = 1.5        # status 8: retry in 1.5 s·2ⁿ, up to duplicate_tries times (docs/ZOOM.md §6.3)
     duplicate_tries: int = 3
     close_timeout: float = 5.0            # close(): wait this long for STREAM_CLOSE_RESP and the state update
 
@@ -856,7 +856,7 @@ _DISPATCH: dict[int, Callable[[StreamClient, Connection, dict[str, Any]], None]]
     MsgType.STREAM_CLOSE_RESP: StreamClient._on_close_response,
     MsgType.VIDEO_SUBSCRIPTION_RESP: StreamClient._on_ignored,
     MsgType.KEEP_ALIVE_RESP: StreamClient._on_ignored,
-    # META_DATA_* formats are unconfirmed (§4.3): known and accepted, not used.
+    # META_DATA_* formats are unconfirmed (docs/ZOOM.md §4.3): known and accepted, not used.
     **{meta: StreamClient._on_ignored for meta in range(MsgType.META_DATA_AUDIO, MsgType.META_DATA_CHAT + 1)},
 }
 # Plain int keys: a lookup with the int from orjson then needs no IntEnum hashing detour.

@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('rtms_session_id', models.CharField(blank=True, max_length=64)),
                 ('desired_state', models.CharField(choices=[('running', 'Running'), ('stopped', 'Stopped')], default='running', max_length=16)),
                 ('state', models.CharField(choices=[('starting', 'Starting'), ('active', 'Active'), ('paused', 'Paused'), ('interrupted', 'Interrupted'), ('stopped', 'Stopped')], default='starting', max_length=16)),
-                ('stop_reason', models.IntegerField(blank=True, help_text='RTMS_STOP_REASON (reference §5.3)', null=True)),
+                ('stop_reason', models.IntegerField(blank=True, help_text='RTMS_STOP_REASON (docs/ZOOM.md §5.3)', null=True)),
                 ('stop_reason_name', models.CharField(blank=True, max_length=64)),
                 ('version', models.PositiveIntegerField(default=0)),
                 ('owner_worker', models.CharField(blank=True, max_length=200)),

@@ -260,7 +260,7 @@ function render() {
 
   show($("disclosure"), state.disclosure);
 
-  // The outcome line: the current state of this user's request, in PRODUCT.md's words.
+  // The outcome line: the current state of this user's request, in docs/CONSENT.md's words.
   let outcome = "";
   if (state.meeting.ended) outcome = T.MEETING_ENDED;
   else if (guest) outcome = fill(T.GUEST_MODE, { app: appName });

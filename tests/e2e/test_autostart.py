@@ -1,4 +1,4 @@
-"""Auto-start (PRODUCT.md rule 9) end to end: Zoom's participant_joined webhook → our auto-start decision in a
+"""Auto-start (docs/CONSENT.md rule 9) end to end: Zoom's participant_joined webhook → our auto-start decision in a
 real Celery worker → REST start with the host's token (or the host's request modal) → the stream held by the
 worker → every panel in the simulated Zoom window, each person in their own Chromium context.
 

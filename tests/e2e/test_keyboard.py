@@ -1,4 +1,4 @@
-"""The meeting with the keyboard only (issue 14, item 7): focus goes into the Apps menu, the app's panel and Zoom's
+"""The meeting with the keyboard only: focus goes into the Apps menu, the app's panel and Zoom's
 request modal when they open and comes back when they close; Escape closes what may be dismissed (the menu, the
 disclosure, the panel's request dialog) and not a decision Zoom asks for; nothing steals or drops the focus when the
 window or the panel refreshes. Keys are pressed as a person presses them; the checks read document.activeElement."""

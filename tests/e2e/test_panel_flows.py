@@ -1,5 +1,5 @@
 """Our panel in the simulated Zoom window, each person in their own browser context, against daphne + a real
-Celery worker + Redis + the simulator: every participant outcome of PRODUCT.md reached through the flow that
+Celery worker + Redis + the simulator: every participant outcome of docs/CONSENT.md reached through the flow that
 causes it, the host's single and multiple request modals, and screenshots of each state."""
 
 from datetime import UTC
@@ -202,7 +202,7 @@ def test_host_not_joined_then_host_cannot_approve(stack, people):
 
 
 def share_refused_before_asking(person):
-    """The Share button is disabled and says why, before the person tries (issue 14, item 5)."""
+    """The Share button is disabled and says why, before the person tries."""
     person.frame.locator("#share-button:disabled").wait_for()
     person.frame.locator("#share-reason:not([hidden])").wait_for()
     assert person.frame.locator("#share-button").get_attribute("aria-describedby") == "share-reason"

@@ -1,4 +1,4 @@
-"""The panel's states as a person meets them (issue 14, item 5): loading without a flash of the wrong theme or of a
+"""The panel's states as a person meets them: loading without a flash of the wrong theme or of a
 made-up "nothing is sharing", Share disabled with the reason when sharing cannot start, a pending request the
 participant cancels, and pending requests withdrawn when the host leaves or the meeting ends. Each person in their
 own browser context, against daphne, a Celery worker, Redis and the simulator."""

@@ -125,7 +125,7 @@ def test_app_context_decrypts_with_the_documented_scheme(panels, meeting, probe)
     # The Home URL request the client makes itself carries the same kind of value as a header.
     header = [r["X-Zoom-App-Context"] for r in probe.home_requests if "X-Zoom-App-Context" in r][-1]
     assert decrypt_app_context(header, probe.client_secret)["aud"] == probe.client_id
-    # Home URL template parameters are filled in (§10.5).
+    # Home URL template parameters are filled in (docs/ZOOM.md §10.5).
     assert f"ctx=inMeeting&mid={quote(meeting['uuid'], safe='')}" in ben_frame.url
 
 

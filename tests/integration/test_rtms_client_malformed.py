@@ -1,7 +1,7 @@
 """A misbehaving RTMS server: after correct handshakes it sends malformed frames mixed with good ones.
 
 The simulator has no fault that corrupts frames, so this test plays Zoom's side itself with a few lines written
-from the reference (§3–§4). The client must skip every bad frame, keep its connection (no reconnect), deliver
+from docs/ZOOM.md (§3–§4). The client must skip every bad frame, keep its connection (no reconnect), deliver
 every good frame, keep answering keep-alives, and log refusals at a bounded rate, not once per frame.
 """
 

@@ -1,4 +1,4 @@
-"""Conformance of the simulator's RTMS servers with the reference (§3 signaling, §4 media, §5 enums), message by
+"""Conformance of the simulator's RTMS servers with docs/ZOOM.md (§3 signaling, §4 media, §5 enums), message by
 message, including every refusal. The client side is tests/zoomsim_client.py, written from the reference only."""
 
 import base64

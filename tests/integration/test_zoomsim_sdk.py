@@ -88,9 +88,9 @@ def test_official_rtms_sdk_joins_receives_and_sees_the_stop_reason(tmp_path):
             assert total["voiced"] >= 10 and total["peak"] > 1000, "the SDK received real sound"
             stream = world.stream(payload["rtms_stream_id"])
             kinds = {c["kind"] for c in stream["connections"] if c["handshake_status"] == 0}
-            assert kinds == {"signaling", "audio", "transcript"}  # one media socket per type (§13.7)
+            assert kinds == {"signaling", "audio", "transcript"}  # one media socket per type (docs/ZOOM.md §13.7)
             assert all(c["client_agent"] for c in stream["connections"] if c["kind"] == "signaling")
-            # What the real client sends on every upgrade (§13.7) was accepted.
+            # What the real client sends on every upgrade (docs/ZOOM.md §13.7) was accepted.
             assert all(c["subprotocol_offered"] == "websocket" and c["has_websocket_token"]
                        and c["user_agent"] == "Mozilla/5.0 Zoom.App" for c in stream["connections"])
             logs = list((workdir / "logs").iterdir())

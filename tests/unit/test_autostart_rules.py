@@ -1,4 +1,4 @@
-"""PRODUCT.md rule 9, decided for one joining user (zoomapp.consent.autostart.decide).
+"""docs/CONSENT.md rule 9, decided for one joining user (zoomapp.consent.autostart.decide).
 
 Same account, or a host who does not require approval → the app starts with no request and the host's AAN
 is "RTMS set to auto start"; another account's admin + approval required → the host's request modal.

@@ -1,4 +1,4 @@
-"""PRODUCT.md's rules, through the do_* services: outcomes, who may act, the audit log, and the policy table."""
+"""docs/CONSENT.md's rules, through the do_* services: outcomes, who may act, the audit log, and the policy table."""
 
 import pytest
 from django.core.exceptions import PermissionDenied

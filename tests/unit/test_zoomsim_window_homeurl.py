@@ -1,4 +1,5 @@
-"""The simulated client's Home URL handling: template parameters (§10.5) and the OWASP header check (§11.1)."""
+"""The simulated client's Home URL handling (docs/ZOOM.md §10.5, §11.1): template parameters and the OWASP
+header check."""
 
 from types import SimpleNamespace
 

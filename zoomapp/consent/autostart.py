@@ -1,4 +1,4 @@
-"""Auto-start (PRODUCT.md rule 9): apps an admin set to start by themselves for a user.
+"""Auto-start (docs/CONSENT.md rule 9): apps an admin set to start by themselves for a user.
 
 The setting ("Auto-start apps that access shared real-time meeting content", per app, at account, group or
 user level; zoomapp.console.models.AutoStartSetting) belongs to the *user's* account: the admin of the account

@@ -22,7 +22,7 @@ class Meeting(models.Model):
     host_user_id = models.CharField(max_length=100, blank=True)
     account_id = models.CharField(max_length=100, blank=True)
     host_present = models.BooleanField(default=False)
-    # The host's two in-meeting toggles (PRODUCT.md "Host toggles").
+    # The host's two in-meeting toggles (docs/CONSENT.md rule 10).
     share_with_apps = models.BooleanField(default=True)
     require_host_approval = models.BooleanField(default=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -58,7 +58,7 @@ class Share(models.Model):
     """One app's access to the meeting's content on behalf of one user: its current outcome and stream."""
 
     class Status(models.TextChoices):
-        # PRODUCT.md's short labels, plus host_joined ("you can ask now").
+        # docs/CONSENT.md's short labels, plus host_joined ("you can ask now").
         PENDING = "pending"
         STARTING = "starting"
         SHARING = "sharing"
@@ -127,7 +127,7 @@ class ShareRequest(models.Model):
 
     class Source(models.TextChoices):
         PARTICIPANT = "participant"
-        AUTO = "auto"  # auto-start set by another account's admin (issue 7)
+        AUTO = "auto"  # auto-start set by another account's admin (docs/CONSENT.md rule 9)
 
     share = models.ForeignKey(Share, on_delete=models.CASCADE, related_name="requests")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -144,7 +144,7 @@ class SharingPolicy(models.Model):
     """Admin setting "Share real-time meeting content with apps" at account, group or user level.
 
     The effective value for a user is the most specific row: user, else group, else account
-    (see zoomapp.consent.policy). The admin console (issue 7) edits these rows.
+    (see zoomapp.consent.policy). The admin console (zoomapp/console) edits these rows.
     """
 
     class Level(models.TextChoices):

@@ -1,8 +1,8 @@
-"""The host's effective admin policy for sharing meeting content with apps (PRODUCT.md rule 1).
+"""The host's effective admin policy for sharing meeting content with apps (docs/CONSENT.md rule 1).
 
 Most specific level first: the user's row, else the first of the user's groups that has a row,
 else the account's row; with no row at all, sharing is allowed (Zoom's default).
-The admin console (zoomapp/console, issue 7) edits SharingPolicy rows; everything else asks here.
+The admin console (zoomapp/console) edits SharingPolicy rows; everything else asks here.
 """
 
 from dataclasses import dataclass

@@ -1,6 +1,6 @@
 """Who may use the admin console: account owners and admins, signed in with Zoom OAuth.
 
-Sign-in runs Zoom's authorization-code flow with one of the registered apps (reference §8.1), then asks
+Sign-in runs Zoom's authorization-code flow with one of the registered apps (docs/ZOOM.md §8.1), then asks
 `/v2/users/me` who the user is. Only `role_name` Owner or Admin gets a console session, and the session is
 bound to that user's `account_id`: every page reads and writes that account's rows only.
 

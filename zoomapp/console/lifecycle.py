@@ -1,6 +1,6 @@
 """The data lifecycle: what is deleted, when, and the audit entry that says so (deletions are never silent).
 
-- `app_deauthorized` (a user removed the app, reference §8.5): that user's tokens for that app go at once, in
+- `app_deauthorized` (a user removed the app, docs/ZOOM.md §8.5): that user's tokens for that app go at once, in
   the webhook's request (console/receivers.py); the media of every stream the user started with that app goes in a task
   (`console.delete_user_data`), and live ones are asked to stop (Zoom stops them with STREAM_REVOKED too).
 - STREAM_REVOKED (rtms deletes that stream's media at once) and retention: rtms erases, announces

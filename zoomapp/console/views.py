@@ -44,7 +44,7 @@ def content_security_policy(request):
 
 
 def secure_headers(view):
-    """Zoom's four headers (reference §11.1) on every console response; CSP without inline scripts."""
+    """Zoom's four headers (docs/ZOOM.md §11.1) on every console response; CSP without inline scripts."""
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):

@@ -1,6 +1,6 @@
 """`X-Zoom-App-Context` (and zoomSdk.getAppContext()'s value): decrypt, verify, and read who is looking.
 
-Reference §10: base64 of [ivLen u8][iv][aadLen u16 LE][aad][ctLen i32 LE][ciphertext][tag 16],
+docs/ZOOM.md §10: base64 of [ivLen u8][iv][aadLen u16 LE][aad][ctLen i32 LE][ciphertext][tag 16],
 AES-256-GCM with key SHA-256(client secret), UTF-8 JSON inside. We accept both base64 alphabets and missing
 padding (§10.3 leaves the alphabet open), then require aud = our client id, iss = marketplace.zoom.us, an
 unexpired exp, a fresh ts (made in the last MAX_CONTEXT_AGE_MS, so a captured context cannot be replayed for
@@ -24,7 +24,7 @@ from rtms.identifiers import InvalidIdentifier, validate
 ISSUER = "marketplace.zoom.us"
 TAG_LENGTH = 16
 MAX_CONTEXT_CHARS = 8192
-# Zoom spells roles differently per API (reference §9.2); one internal set.
+# Zoom spells roles differently per API (docs/ZOOM.md §9.2); one internal set.
 ROLE_NAMES = {
     "host": "host",
     "co-host": "co-host",

@@ -1,4 +1,4 @@
-"""OAuth with Zoom (reference §8): Marketplace install, in-client PKCE, and tokens kept fresh.
+"""OAuth with Zoom (docs/ZOOM.md §8): Marketplace install, in-client PKCE, and tokens kept fresh.
 
 - Install: /zoom/install/<client_id> sends the user to Zoom's authorize page with a signed `state`; the
   callback accepts a missing `state` too, because Zoom's Marketplace "Add" flow does not carry ours (§8.1

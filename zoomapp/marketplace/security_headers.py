@@ -1,4 +1,4 @@
-"""The four headers Zoom's client requires on every HTML page it renders (reference §11.1), plus framing.
+"""The four headers Zoom's client requires on every HTML page it renders (docs/ZOOM.md §11.1), plus framing.
 
 The CSP allows scripts from our own origin only (no inline scripts): the panel loads our pinned copy of
 @zoom/appssdk as a static file. Zoom hosts the panel in its client (and the simulated window in an iframe),

@@ -1,4 +1,4 @@
-"""Marketplace install (reference §8.1): /zoom/install/<client_id> → Zoom's authorize page → callback."""
+"""Marketplace install (docs/ZOOM.md §8.1): /zoom/install/<client_id> → Zoom's authorize page → callback."""
 
 import logging
 

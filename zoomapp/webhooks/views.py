@@ -1,6 +1,6 @@
 """Zoom's event endpoint, one per registered app: POST /zoom/webhooks/<client_id>.
 
-Order of checks (reference §2.3–§2.5), each refusal a JSON `{"error", "message"}` that changes nothing:
+Order of checks (docs/ZOOM.md §2.3–§2.5), each refusal a JSON `{"error", "message"}` that changes nothing:
 unknown app 404 → missing/garbled signature headers 401/400 → timestamp more than 5 minutes off 401 →
 signature (HMAC-SHA256 over the raw body with the app's webhook secret token, constant-time) 401 →
 body not a JSON object with an `event` 400 → for RTMS events: an id that fails its pattern 400 `invalid_identifier`,
@@ -42,7 +42,7 @@ log = logging.getLogger("zoomapp.webhooks")
 MAX_CLOCK_SKEW_SECONDS = 300
 MAX_BODY_BYTES = 256 * 1024
 
-# Zoom spells the meeting id key per product (reference §2.2); first one present wins.
+# Zoom spells the meeting id key per product (docs/ZOOM.md §2.2); first one present wins.
 _ID_KEYS = ("meeting_uuid", "webinar_uuid", "session_id", "engagement_id")
 _RTMS_PREFIXES = ("meeting.", "webinar.", "session.", "contact_center.voice_")
 # Events we have no handler for but expect (announced, recorded as accepted, not "unknown").
@@ -65,7 +65,7 @@ def _signature_ok(secret, timestamp, body, signature):
 
 
 def _event_fields(payload):
-    """Flat (`payload{…}`) and nested (`payload.object{…}`) shapes both accepted (reference §2.2 decision)."""
+    """Flat (`payload{…}`) and nested (`payload.object{…}`) shapes both accepted (docs/ZOOM.md §2.2 decision)."""
     if not isinstance(payload, dict):
         return {}
     inner = payload.get("object")

@@ -1,4 +1,4 @@
-"""The `X-Zoom-App-Context` value, encrypted the way Zoom does it (reference §10).
+"""The `X-Zoom-App-Context` value, encrypted the way Zoom does it (docs/ZOOM.md §10).
 
 Layout of the base64-decoded value (§10.2):
     [ivLength: 1 byte][iv][aadLength: uint16 LE][aad][cipherTextLength: int32 LE][cipherText][tag: 16 bytes]

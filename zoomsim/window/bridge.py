@@ -1,4 +1,4 @@
-"""The native side of Zoom's client for the real `@zoom/appssdk` (reference §9, §9.x).
+"""The native side of Zoom's client for the real `@zoom/appssdk` (docs/ZOOM.md §9, §9.x).
 
 The panel's SDK posts `{jsCallId, apiName, data}`; the meeting window relays it here and sends back
 `{jsCallId, result}` or `{jsCallId, errorCode, errorMessage}`. Events go the other way through `WindowHub`.
@@ -45,7 +45,7 @@ HOST_ONLY = {"getMeetingContext", "getMeetingParticipants", "getMeetingJoinUrl",
 NO_GUEST_MODE = {"startRTMS", "stopRTMS", "pauseRTMS", "resumeRTMS", "getRTMSStatus", "onRTMSStatusChange"}
 MESSAGE_LIMIT_BYTES = 1024
 
-# In-client RTMS status of a stream (reference §9.3): what getRTMSStatus and onRTMSStatusChange report.
+# In-client RTMS status of a stream (docs/ZOOM.md §9.3): what getRTMSStatus and onRTMSStatusChange report.
 RTMS_STATUS = {"starting": "connecting", "interrupted": "connecting", "active": "started", "paused": "paused",
                "stopped": "stopped"}
 

@@ -1,4 +1,4 @@
-"""The Zoom client's check of an app's Home URL response (reference §11.1).
+"""The Zoom client's check of an app's Home URL response (docs/ZOOM.md §11.1).
 
 The desktop client sends `X-Zoom-App-Context` on the Home URL request and refuses to render a 200 `text/html`
 response that lacks any of the four OWASP headers. The simulated window's panel is an iframe, which cannot send

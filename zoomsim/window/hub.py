@@ -74,7 +74,7 @@ class Connection:
 
 
 def home_url_for(app, meeting, participant):
-    """The Home URL with Zoom's template parameters filled in; unavailable ones become `none` (§10.5)."""
+    """The Home URL with Zoom's template parameters filled in; unavailable ones become `none` (docs/ZOOM.md §10.5)."""
     values = {
         "accountId": participant.account_id or "none", "runningContext": "inMeeting", "meetingUUID": meeting.uuid,
         "breakoutRoomUUID": "none", "collaborationId": "none", "invitationId": "none", "action": "none",
@@ -175,7 +175,7 @@ class WindowHub:
                 self.panels.pop((meeting.uuid, key), None)
             if joined != was_joined:
                 entry = participant_entry(meeting, participant)
-                entry["participantId"] = participant.rtms_user_id  # a number in this event (§9.2)
+                entry["participantId"] = participant.rtms_user_id  # a number in this event (docs/ZOOM.md §9.2)
                 changes.append({"status": "join" if joined else "leave", **entry})
             if role != was_role:
                 self.emit_to_person(meeting, key, "onMyUserContextChange", {
@@ -359,7 +359,7 @@ class WindowHub:
                    for record in self.sim.tokens.refresh.values())
 
     def issue_authorization_code(self, app, user, code_challenge):
-        # S256 is the method this project decided on for in-client PKCE (reference §8.2).
+        # S256 is the method this project decided on for in-client PKCE (docs/ZOOM.md §8.2).
         return self.sim.tokens.issue_code(app, user, app.redirect_url, code_challenge, "S256")
 
     # -- the Apps panel ------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Every sentence the simulated Zoom window shows, in one place (the product brief's wording, PRODUCT.md)."""
+"""Every sentence the simulated Zoom window shows, in one place (the product's wording, docs/ZOOM.md §12.3)."""
 
 DISCLOSURE = "The content of this meeting is being shared with one or more apps."
 
-# Outcome shown to the participant whose app asked to share (keys: PRODUCT.md short status labels).
+# Outcome shown to the participant whose app asked to share (keys: docs/CONSENT.md short status labels).
 OUTCOMES = {
     "pending": "Request sent to the host.",
     "denied": "Request for app to share meeting content denied by host.",
@@ -19,7 +19,7 @@ STATUS_CONNECTING = "Connecting"
 TOGGLE_SHARE_WITH_APPS = "Share real-time meeting content with apps"
 TOGGLE_REQUIRE_APPROVAL = "Require host approval"
 
-# An app invitation (sendAppInvitationToMeetingOwner, reference §9.2): the wording of Zoom's notice is not
+# An app invitation (sendAppInvitationToMeetingOwner, docs/ZOOM.md §9.2): the wording of Zoom's notice is not
 # published; the buttons are the SDK's default primary and secondary button texts.
 INVITATION = "{user} invited you to use {app}."
 INVITATION_OPEN = "Open"
@@ -36,5 +36,5 @@ OWASP_HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "Content
 
 
 def owasp_console_message(missing, url):
-    """The Zoom client's console line for a Home URL response without the OWASP headers (reference §11.1)."""
+    """The Zoom client's console line for a Home URL response without the OWASP headers (docs/ZOOM.md §11.1)."""
     return "Missing OWASP Secure Headers:" + "".join(f'"{name}"' for name in missing) + f"for URL {url}"

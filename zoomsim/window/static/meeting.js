@@ -1,5 +1,5 @@
 // The simulated Zoom meeting window: renders the state the simulator pushes, relays the Apps panel's
-// Zoom Apps SDK messages (reference §9.x) to the simulator and its answers back into the panel.
+// Zoom Apps SDK messages (docs/ZOOM.md §9.x) to the simulator and its answers back into the panel.
 "use strict";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
