@@ -1,5 +1,6 @@
 """What Zoom and our workers report about an app's streams, mapped onto the share's outcome; and Zoom's
-reconnection case 4, a restart after an error stop (docs/CONSENT.md "Streams", docs/STREAMS.md)."""
+reconnection case 4, a restart after an error stop (docs/CONSENT.md rule 8 and "Starting and stopping";
+docs/STREAMS.md)."""
 
 import logging
 from datetime import timedelta
