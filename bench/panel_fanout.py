@@ -31,7 +31,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -39,18 +38,9 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-RUN = f"bench{os.getpid()}"
-DB_NAME = f"bench_fanout_{os.getpid()}"
-PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
-os.environ.update({
-    "DATABASE_URL": f"{PG}/{DB_NAME}", "REDIS_NAMESPACE": RUN, "LOG_LEVEL": "WARNING",
-    # As deployed: DEBUG off (Django's debug cursor would keep and format every query), so a real secret key.
-    "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(32), "FIELD_ENCRYPTION_KEY": secrets.token_urlsafe(32),
-    "DATA_DIR": tempfile.mkdtemp(prefix="bench-fanout-"), "DJANGO_SETTINGS_MODULE": "zoomapp.settings",
-    # The simulator's RTMS servers are ws://127.0.0.1: outside production's outbound allow list.
-    "RTMS_ALLOWED_HOSTS": "127.0.0.1", "RTMS_ALLOW_INSECURE_WS": "true",
-    "SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false",
-})
+from bench.deployed_env import PG, set_up  # noqa: E402 - after sys.path, before Django reads it
+
+RUN, DB_NAME = set_up("fanout")
 
 ACTORS = 5  # participants taking turns to share; every other panel only watches
 VERSION = re.compile(rb'"version":(\d+)')  # a state frame's first "version" is the state's own

@@ -1,0 +1,24 @@
+"""The environment a benchmark's own web and worker processes run in: as deployed (DEBUG off, real keys), on a
+database and Redis namespace of its own, with the simulator's ws://127.0.0.1 allowed as an RTMS host."""
+
+import os
+import secrets
+import tempfile
+
+PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+
+
+def set_up(name):
+    """Set this process's environment for the bench `name`; returns (redis namespace, database name)."""
+    run, db_name = f"bench{os.getpid()}", f"bench_{name}_{os.getpid()}"
+    os.environ.update({
+        "DATABASE_URL": f"{PG}/{db_name}", "REDIS_NAMESPACE": run, "LOG_LEVEL": "WARNING",
+        # As deployed: DEBUG off (Django's debug cursor would keep and format every query), so real keys.
+        "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(32), "FIELD_ENCRYPTION_KEY": secrets.token_urlsafe(32),
+        "DATA_DIR": tempfile.mkdtemp(prefix=f"bench-{name}-"), "DJANGO_SETTINGS_MODULE": "zoomapp.settings",
+        # The simulator's RTMS servers are ws://127.0.0.1: outside production's outbound allow list.
+        "RTMS_ALLOWED_HOSTS": "127.0.0.1", "RTMS_ALLOW_INSECURE_WS": "true",
+        # Plain http on 127.0.0.1 (production redirects http to https and sends cookies over https only).
+        "SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false",
+    })
+    return run, db_name
