@@ -181,12 +181,12 @@ async def test_a_panel_socket_is_closed_when_its_token_expires_unless_renewed(ap
     app_a, _ = apps
     uuid = meeting_uuid()
     await sync_to_async(meetings.get_meeting)(app_a, uuid, host_user_id=HOST_ID)
-    expiring = await connect(short_lived_token(app_a, uuid, BEN_ID, 1))
-    renewed = await connect(short_lived_token(app_a, uuid, BEN_ID, 1))
+    expiring = await connect(short_lived_token(app_a, uuid, BEN_ID, 3))
+    renewed = await connect(short_lived_token(app_a, uuid, BEN_ID, 3))
     await renewed.send_to(text_data=json.dumps({"action": "renew",
                                                 "token": tokens.mint(app_a.client_id, uuid, BEN_ID)}))
     assert (await next_message(renewed, "done"))["action"] == "renew"
-    refused = await next_message(expiring, "refused", timeout=5)
+    refused = await next_message(expiring, "refused", timeout=10)
     assert refused["message"] == "the panel token has expired"
     assert (await expiring.receive_output(timeout=2))["type"] == "websocket.close"
     assert await renewed.receive_nothing(timeout=1.5)  # still open past the first token's expiry
