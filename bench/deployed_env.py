@@ -22,3 +22,17 @@ def set_up(name):
         "SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false",
     })
     return run, db_name
+
+
+def register_bench_app(sim, web_url, site_url):
+    """The bench's app, saved here and registered with the simulator the one way the tests do it."""
+    from tests.zoomsim_client import register_app
+    from zoomapp.marketplace.models import ZoomApp
+
+    app = ZoomApp.objects.create(name="Bench Bot", client_id=f"bench{secrets.token_hex(4)}",
+                                 client_secret=secrets.token_hex(16), webhook_secret_token=secrets.token_hex(16))
+    register_app(sim, name=app.name, client_id=app.client_id, client_secret=app.client_secret,
+                 webhook_secret_token=app.webhook_secret_token, event_url=web_url + app.webhook_path,
+                 home_url=f"{web_url}/panel/{app.client_id}/", account_id="acctBench",
+                 redirect_url=f"{site_url}/zoom/oauth/callback/{app.client_id}")
+    return app

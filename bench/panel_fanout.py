@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -38,7 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.deployed_env import PG, set_up  # noqa: E402 - after sys.path, before Django reads it
+from bench.deployed_env import PG, register_bench_app, set_up  # noqa: E402 - after sys.path, before Django reads it
 
 RUN, DB_NAME = set_up("fanout")
 
@@ -274,17 +273,8 @@ def setup_meeting(sim, web, requests):
     from zoomapp.consent import meetings
     from zoomapp.consent.actions import presence
     from zoomapp.consent.permissions import Actor
-    from zoomapp.marketplace.models import ZoomApp
 
-    app = ZoomApp.objects.create(name="Bench Bot", client_id=f"bench{secrets.token_hex(4)}",
-                                 client_secret=secrets.token_hex(16), webhook_secret_token=secrets.token_hex(16))
-    response = sim.post("/_sim/apps", json={
-        "name": app.name, "client_id": app.client_id, "client_secret": app.client_secret,
-        "webhook_secret_token": app.webhook_secret_token, "event_url": web.url + app.webhook_path,
-        "home_url": f"{web.url}/panel/{app.client_id}/", "account_id": "acctBench",
-        "redirect_url": f"{settings.SITE_URL}/zoom/oauth/callback/{app.client_id}",
-    })
-    assert response.status_code in (200, 201), response.text
+    app = register_bench_app(sim, web.url, settings.SITE_URL)
     people = [{"name": f"P{i}", "user_id": f"benchUser{i}", "account_id": "acctBench"} for i in range(ACTORS)]
     meeting = sim.post("/_sim/meetings", json={
         "topic": "Fan-out bench", "host": {"name": "Host", "user_id": "benchHost", "account_id": "acctBench"},
