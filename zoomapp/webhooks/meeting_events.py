@@ -83,23 +83,24 @@ class MeetingEnded:
 
 
 @dataclass(frozen=True)
-class ParticipantJoined:
+class _ParticipantEvent:
     meeting: MeetingFacts
     participant: Person
 
     @property
     def is_host(self):
+        """Zoom sends no role: the host is the participant whose Zoom user id is the meeting's host_id."""
         return bool(self.participant.zoom_user_id) and self.participant.zoom_user_id == self.meeting.host_id
 
 
 @dataclass(frozen=True)
-class ParticipantLeft:
-    meeting: MeetingFacts
-    participant: Person
+class ParticipantJoined(_ParticipantEvent):
+    pass
 
-    @property
-    def is_host(self):
-        return bool(self.participant.zoom_user_id) and self.participant.zoom_user_id == self.meeting.host_id
+
+@dataclass(frozen=True)
+class ParticipantLeft(_ParticipantEvent):
+    pass
 
 
 @dataclass(frozen=True)
