@@ -6,8 +6,6 @@ event URL, app contexts encrypted with B's secret posted to B's panel API, and B
 the refusal and that A's rows are exactly as before.
 """
 
-import hashlib
-import hmac
 import json
 import time
 
@@ -17,6 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.core import signing
 
 from tests.consent_support import make_app, meeting_uuid, open_panel, panel_action
+from tests.webhook_support import deliver, event
 from zoomapp.asgi import application
 from zoomapp.consent import meetings, receivers, tokens
 from zoomapp.consent.actions import presence
@@ -27,20 +26,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 HOST_ID, BEN_ID = "hanaHost01", "benUser001"
 
 
-def signed_delivery(client, app, document):
-    body = json.dumps(document, separators=(",", ":")).encode()
-    ts = str(int(time.time()))
-    digest = hmac.new(app.webhook_secret_token.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    return client.post(app.webhook_path, data=body, content_type="application/json",
-                       headers={"x-zm-request-timestamp": ts, "x-zm-signature": f"v0={digest}"})
-
-
-def meeting_event(event, uuid, account_id, host_id, **object_fields):
+def meeting_event(name, uuid, account_id, host_id, **object_fields):
     """A meeting event in Zoom's nested shape: account_id beside object, ids inside it."""
-    return {"event": event, "event_ts": int(time.time() * 1000),
-            "payload": {"account_id": account_id,
+    return event(name, {"account_id": account_id,
                         "object": {"uuid": uuid, "id": 85212345678, "host_id": host_id, "topic": "Board review",
-                                   **object_fields}}}
+                                   **object_fields}})
 
 
 @pytest.fixture
@@ -73,7 +63,7 @@ def rows_of(app, uuid):
 def test_a_second_apps_signed_meeting_ended_does_not_end_the_first_apps_meeting(client, apps, meeting_of_a):
     app_a, app_b = apps
     before = rows_of(app_a, meeting_of_a["uuid"])
-    response = signed_delivery(client, app_b, meeting_event("meeting.ended", meeting_of_a["uuid"], "acctAttacker",
+    response = deliver(client, app_b, meeting_event("meeting.ended", meeting_of_a["uuid"], "acctAttacker",
                                                             "attackerHost"))
     assert response.status_code == 200  # a valid event for B: B's own view of the meeting ends
     assert Meeting.objects.get(app=app_b, uuid=meeting_of_a["uuid"]).ended_at is not None
@@ -83,9 +73,9 @@ def test_a_second_apps_signed_meeting_ended_does_not_end_the_first_apps_meeting(
 def test_a_second_apps_events_cannot_move_the_meeting_to_another_account(client, apps, meeting_of_a):
     app_a, app_b = apps
     before = rows_of(app_a, meeting_of_a["uuid"])
-    for event in ("meeting.started", "meeting.participant_joined"):
-        response = signed_delivery(client, app_b, meeting_event(
-            event, meeting_of_a["uuid"], "acctAttacker", "attackerHost",
+    for name in ("meeting.started", "meeting.participant_joined"):
+        response = deliver(client, app_b, meeting_event(
+            name, meeting_of_a["uuid"], "acctAttacker", "attackerHost",
             participant={"user_id": "16778240", "id": "attackerHost", "user_name": "Mallory"}))
         assert response.status_code == 200
     assert rows_of(app_a, meeting_of_a["uuid"]) == before
