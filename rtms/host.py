@@ -55,10 +55,6 @@ FATAL_STATUSES = {Status.INVALID_RTMS_STREAM_ID, Status.INVALID_SIGNATURE}
 _host = None
 
 
-def current_host():
-    return _host
-
-
 def start_host(worker_id=None, node=""):
     """`node`: the Celery worker's host name, whose SIGTERM drains this host (rtms.holder_messages.send_drain)."""
     global _host
