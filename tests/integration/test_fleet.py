@@ -28,12 +28,11 @@ def bound(seconds, load):
     return seconds * (2 if load > OVERLOADED else 1)
 
 
-# Run alone (`bin/test tests/integration/test_fleet.py`), not in the full run: the fleet's rows live in the run's
-# shared database, so the run's own beat (another Redis namespace, so it sees no lease of the fleet's) reconciles
-# them as orphans and the run's worker joins in, claiming fleet streams and writing into the next test's flush
-# (a deadlock, twice in three full runs). bench/fleet.py measures the same takeovers on a database of its own.
-pytestmark = pytest.mark.skipif(os.environ.get("CI") == "true",
-                                reason="run alone: the run's own beat would reconcile the fleet's streams")
+# In a pytest run of its own (bin/test runs the `alone` tests after the rest): the fleet's rows must not live in a
+# database that a run's session-wide beat reconciles (it sees none of the fleet's leases, which are in another Redis
+# namespace, and would hand the fleet's streams to the run's worker).
+pytestmark = pytest.mark.alone
+
 
 @pytest.fixture
 def fleet(stack_env, tmp_path, s3_server, s3_bucket, django_db_blocker):  # noqa: F811
