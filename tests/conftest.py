@@ -51,9 +51,20 @@ def test_database(django_db_setup, django_db_blocker):
         with django_db_blocker.unblock():
             created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     yield
-    if created:
-        with django_db_blocker.unblock():
+    with django_db_blocker.unblock():
+        _end_other_sessions(connection)
+        if created:
             teardown_databases(created, verbosity=0)
+
+
+def _end_other_sessions(connection):
+    """A subprocess killed at the end of the run leaves its PostgreSQL backend alive for a moment, and dropping the
+    test database then fails ("being accessed by other users"): end those sessions first."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture(scope="session")
