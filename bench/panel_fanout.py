@@ -13,7 +13,9 @@ Prints, each line with the machine's load average:
 - opening: wall time for all N, per-panel connect → snapshot p50/p99, and the web process's CPU per panel, at
   once (the burst) and one at a time (a late joiner in a full meeting);
 - per change (request, approve → "starting", stream active → "sharing", stop): p50/p99 from the action sent to
-  the LAST panel holding the new state, and the web process's CPU per change (from /proc of the daphne pid);
+  the LAST panel holding the new state, the web process's CPU per change (from /proc of the daphne pid), and how
+  many states a watching panel received since the previous change (several pushes, or fewer when the newest
+  overtook older ones);
 - the bytes of one push per panel (a host's and a participant's) and in all.
 
 --profile FILE records the web process with py-spy (installed into the venv if missing) while the panels open
@@ -220,6 +222,9 @@ async def one_size(args, n, ctx):
     kinds = {"request": [], "approve → starting": [], "stream active → sharing": [], "stop": []}
     cpu = {kind: [] for kind in kinds}
     sizes = {"host": [], "participant": [], "guest": []}
+    # States a watcher received per change: one push each, unless a newer one overtook it on the way.
+    pushes = {kind: [] for kind in kinds}
+    seen = {"version": watching[0].version}
 
     async def change(kind, panel, frame, user_id, status):
         cpu_before, sent = cpu_seconds(web.pid), time.perf_counter()
@@ -230,9 +235,11 @@ async def one_size(args, n, ctx):
         await asyncio.sleep(0.05)  # the web process's last sends are counted in its CPU
         if round_ >= args.warmup:
             kinds[kind].append((last - sent) * 1000)
+            pushes[kind].append(sum(seen["version"] < v <= state["version"] for v in watching[0].arrivals))
             cpu[kind].append(cpu_seconds(web.pid) - cpu_before)
             for label, who in (("host", host), ("participant", watching[1]), ("guest", watching[0])):
                 sizes[label].append(who.arrivals[min(v for v in who.arrivals if v >= state["version"])][1])
+        seen["version"] = state["version"]
         return state
 
     for round_ in range(args.warmup + args.rounds):
@@ -255,7 +262,8 @@ async def one_size(args, n, ctx):
         per_change = sum(cpu[kind]) / len(cpu[kind]) * 1000
         print(f"N={n:<5} {kind:<24} action → last panel p50 {percentile(values, 50):6.0f} ms "
               f"p99 {percentile(values, 99):6.0f} ms   web CPU {per_change:6.1f} ms/change "
-              f"({per_change * 1000 / len(everyone):.0f} µs/panel)   [{load()}]", flush=True)
+              f"({per_change * 1000 / len(everyone):.0f} µs/panel), "
+              f"{sum(pushes[kind]) / len(pushes[kind]):.1f} states received per panel   [{load()}]", flush=True)
     watchers_bytes = sum(sizes["participant"]) / len(sizes["participant"])
     print(f"N={n:<5} bytes per push: host {sum(sizes['host']) / len(sizes['host']):.0f}, participant "
           f"{watchers_bytes:.0f}, guest {sum(sizes['guest']) / len(sizes['guest']):.0f}; "

@@ -4,7 +4,7 @@ Authorise with the signed panel token (minted after the app context was verified
 group and the user's group, accept, push the snapshot. The socket is closed when its token expires without a
 renewal and when Zoom tells us its user left or was removed from the meeting (docs/SECURITY.md). Frames are JSON
 actions by name (see panel_dispatch.py) plus "resync" and "renew"; pushes are the full meeting state with its
-version, filtered for this viewer.
+version, filtered for this viewer, written by the meeting's one fan-out task in this process (MeetingPanels).
 A refused action gets {"type": "refused", "action", "code", "message"} and changes nothing.
 """
 
@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -33,6 +34,101 @@ CLOSE_UNAUTHORIZED = 4401  # the token was refused or expired: the panel binds a
 CLOSE_DEPARTED = 4410  # Zoom says this user left or was removed: the panel stops, it does not bind again
 # Every panel of this process shares the encodings of the states pushed to its meetings.
 _state_frames = StateFrames()
+# Panels written to before the fan-out lets the loop run (the Redis reader, other sockets' frames, new panels).
+_PANELS_PER_TURN = 64
+
+
+class MeetingPanels:
+    """The panels of one app in one meeting open in this web process, and the one task that writes each pushed
+    state to them.
+
+    The meeting's group is joined once per process, not once per panel: a state pushed to 1,000 panels is read
+    once, encoded once per viewer kind (StateFrames) and written to each socket in turn, instead of waking 1,000
+    consumers through 1,000 channel-layer queues. Pushes carry the full state with its version
+    (docs/ARCHITECTURE.md "Pushing state"), so the newest wins: a state that arrives while an older one is being
+    written goes to the panels not written yet, then to those that had the older one, and the older one to no one
+    else; a burst of changes (an approval, then its stream starting) costs one pass, not one per change.
+    """
+
+    _open = {}  # meeting group -> MeetingPanels of the running event loop
+
+    @classmethod
+    async def join(cls, group, panel):
+        meeting = cls._open.get(group)
+        if meeting is None or meeting.loop is not asyncio.get_running_loop():
+            meeting = cls._open[group] = cls(group, panel.channel_layer)
+        meeting.panels[panel] = None
+        try:
+            await asyncio.shield(meeting.subscribed)
+        except BaseException:
+            await meeting.leave(panel)
+            raise
+        return meeting
+
+    def __init__(self, group, channel_layer):
+        self.group, self.channel_layer = group, channel_layer
+        self.loop = asyncio.get_running_loop()
+        self.panels = {}  # the open panels, in the order they joined (a dict as an ordered set)
+        self.channel = None
+        self.latest = None  # the newest state received
+        self.arrived = asyncio.Event()
+        self.subscribed = self.loop.create_future()
+        self.listening = self.loop.create_task(self._listen())
+        self.writing = self.loop.create_task(self._write_states())
+
+    async def leave(self, panel):
+        self.panels.pop(panel, None)
+        if self.panels or self._open.get(self.group) is not self:
+            return
+        del self._open[self.group]
+        self.writing.cancel()
+        self.listening.cancel()  # the channel layer unsubscribes the channel when its receive is cancelled
+        if self.channel is not None:
+            await self.channel_layer.group_discard(self.group, self.channel)
+
+    async def _listen(self):
+        try:
+            self.channel = await self.channel_layer.new_channel()
+            await self.channel_layer.group_add(self.group, self.channel)
+        except Exception as exc:  # noqa: BLE001 - the panels waiting to join get it (Redis unreachable)
+            self.subscribed.set_exception(exc)
+            return
+        self.subscribed.set_result(None)
+        while True:
+            message = await self.channel_layer.receive(self.channel)
+            state = message.get("state") if message.get("type") == "panel.state" else None
+            if state is None:
+                log.warning("unexpected message to a meeting's panels", extra={"type": str(message.get("type"))})
+            elif self.latest is None or state["version"] > self.latest["version"]:
+                self.latest = state
+                self.arrived.set()
+
+    async def _write_states(self):
+        while True:
+            await self.arrived.wait()
+            waiting = deque()
+            written = 0
+            while True:
+                if self.arrived.is_set():  # a newer state: the panels not written yet first, then the others
+                    self.arrived.clear()
+                    state, departed = self.latest, frozenset(self.latest["departed"])
+                    queued = set(waiting)
+                    waiting.extend(panel for panel in self.panels if panel not in queued)
+                if not waiting:
+                    break
+                panel = waiting.popleft()
+                if panel in self.panels:
+                    await self._write(panel, state, departed)
+                written += 1
+                if written % _PANELS_PER_TURN == 0:
+                    await asyncio.sleep(0)
+
+    @staticmethod
+    async def _write(panel, state, departed):
+        try:
+            await panel.send_state(state, departed)
+        except Exception:  # one broken socket must not stop the others' states
+            log.exception("panel state not sent", extra={"meeting": panel.identity.meeting_uuid})
 
 
 class PanelConsumer(AsyncWebsocketConsumer):
@@ -57,12 +153,11 @@ class PanelConsumer(AsyncWebsocketConsumer):
             await self._send({"type": "refused", "code": "token", "message": exc.reason})
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        self.token_groups = [
-            meeting_group(self.identity.client_id, self.identity.meeting_uuid),
-            user_group(self.identity.client_id, self.identity.meeting_uuid, self.identity.viewer_id),
-        ]
+        self.token_groups = [user_group(self.identity.client_id, self.identity.meeting_uuid, self.identity.viewer_id)]
         for group in self.token_groups:
             await self.channel_layer.group_add(group, self.channel_name)
+        self.meeting = await MeetingPanels.join(
+            meeting_group(self.identity.client_id, self.identity.meeting_uuid), self)
         await self.accept()
         self._expiry = asyncio.get_running_loop().create_task(self._close_at(self.identity.expires_at))
         await self._send_snapshot()
@@ -70,6 +165,8 @@ class PanelConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if getattr(self, "_expiry", None) is not None:
             self._expiry.cancel()
+        if getattr(self, "meeting", None) is not None:
+            await self.meeting.leave(self)
         for group in getattr(self, "token_groups", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -152,13 +249,15 @@ class PanelConsumer(AsyncWebsocketConsumer):
         client = self.scope.get("client") or ("", 0)
         return str(client[0] or "")
 
-    # --- pushes from the channel layer ---
-
-    async def panel_state(self, event):
-        if self.identity.user_id and self.identity.user_id in event["state"]["departed"]:
+    async def send_state(self, state, departed):
+        """A state pushed to the meeting (from MeetingPanels); `departed` is the state's departed as a set."""
+        if self.identity.user_id and self.identity.user_id in departed:
             await self._refuse_and_close("you are no longer in this meeting", "departed", CLOSE_DEPARTED)
+            await self.meeting.leave(self)  # no second refusal while the close handshake runs
             return
-        await self.send(text_data=_state_frames.frame(event["state"], self.identity.viewer_id))
+        await self.send(text_data=_state_frames.frame(state, self.identity.viewer_id))
+
+    # --- pushes to the viewer's group, from the channel layer ---
 
     async def panel_transcript(self, event):
         await self._send({"type": "transcript", "share": event["share"], "lines": event["lines"]})
