@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/panel_fanout.py 200 500 1000        # one stack, the panel counts in turn
     .venv/bin/python bench/panel_fanout.py 1000 --rounds 10 --profile var/panel_fanout.svg
+    .venv/bin/python bench/panel_fanout.py 1000 --web 2         # two daphne processes, the panels spread over both
 
 For each N: N panels open at once (a large meeting's start; the panel's token check and snapshot on connect),
 then a few of the meeting's participants take turns: each asks to share (their panel's "request"), the host
@@ -10,21 +11,25 @@ participant stops from their panel. Every panel is a real WebSocket client; each
 reached it.
 
 Prints, each line with the machine's load average:
-- opening: wall time for all N, per-panel connect → snapshot p50/p99, and the web process's CPU per panel, at
+--web N starts N daphne processes and spreads the panels over them in turn, as the proxy in front of the web
+processes does (docs/DEPLOY.md); every "web CPU" is then the sum over them.
+
+- opening: wall time for all N, per-panel connect → snapshot p50/p99, and the web processes' CPU per panel, at
   once (the burst) and one at a time (a late joiner in a full meeting);
 - per change (request, approve → "starting", stream active → "sharing", stop): p50/p99 from the action sent to
-  the LAST panel holding the new state, the web process's CPU per change (from /proc of the daphne pid), and how
+  the LAST panel holding the new state, the web processes' CPU per change (from /proc of the daphne pids), and how
   many states a watching panel received since the previous change (several pushes, or fewer when the newest
   overtook older ones);
 - the bytes of one push per panel (a host's and a participant's) and in all.
 
---profile FILE records the web process with py-spy (installed into the venv if missing) while the panels open
+--profile FILE records the (first) web process with py-spy (installed into the venv if missing) while the panels open
 and while the changes run, one file each.
 Needs PostgreSQL (a database `bench_fanout_<pid>` is created and dropped) and Redis on 127.0.0.1.
 """
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -57,10 +62,13 @@ def load():
     return f"load {one:.1f}/{five:.1f} on {os.cpu_count()} cores"
 
 
-def cpu_seconds(pid):
-    """User + system CPU of one process so far (/proc/<pid>/stat utime and stime, in clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(processes_):
+    """User + system CPU of these processes so far (/proc/<pid>/stat utime and stime, in clock ticks)."""
+    ticks = 0
+    for process in processes_:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def database(action):
@@ -116,9 +124,13 @@ def status_is(user_id, status):
     return lambda state: (share_of(state, user_id) or {}).get("status") == status
 
 
-async def open_panels(url, tokens_, parse=False, at_once=100):
-    """Open one panel per token, at most `at_once` connecting at a time; returns the panels, each one's
-    connect→snapshot seconds, and how many connections were dropped before they opened."""
+_opened = itertools.count()  # panels opened so far: the next one goes to the next web process
+
+
+async def open_panels(urls, tokens_, parse=False, at_once=100):
+    """Open one panel per token on the web processes' `urls` in turn, at most `at_once` connecting at a time;
+    returns the panels, each one's connect→snapshot seconds, and how many connections were dropped before they
+    opened."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidHandshake
 
@@ -126,6 +138,7 @@ async def open_panels(url, tokens_, parse=False, at_once=100):
     seconds, retries = [], []
 
     async def one(token):
+        url = urls[next(_opened) % len(urls)]
         async with gate:
             began = time.perf_counter()
             for attempt in range(5):
@@ -185,15 +198,15 @@ def stop_profiler(profiler):
 async def one_size(args, n, ctx):
     from zoomapp.consent import tokens
 
-    app, uuid, ws_url, web = ctx["app"], ctx["uuid"], ctx["ws_url"], ctx["web"]
+    app, uuid, ws_url, webs = ctx["app"], ctx["uuid"], ctx["ws_urls"], ctx["webs"]
     watchers = n - 1 - ACTORS
     # Watchers: participants who only look (half signed in, half guests, as a webinar's audience would be).
     watcher_tokens = [tokens.mint(app.client_id, uuid, f"watcher{n}x{i}" if i % 2 else "") for i in range(watchers)]
 
-    profiler = start_profiler(args, web, f"open-{n}")
-    cpu0, began = cpu_seconds(web.pid), time.perf_counter()
+    profiler = start_profiler(args, webs[0], f"open-{n}")
+    cpu0, began = cpu_seconds(webs), time.perf_counter()
     watching, connect_seconds, retried = await open_panels(ws_url, watcher_tokens, at_once=args.at_once)
-    burst_wall, burst_cpu = time.perf_counter() - began, cpu_seconds(web.pid) - cpu0
+    burst_wall, burst_cpu = time.perf_counter() - began, cpu_seconds(webs) - cpu0
     host = (await open_panels(ws_url, [tokens.mint(app.client_id, uuid, "benchHost")], parse=True))[0][0]
     actors = [(await open_panels(ws_url, [tokens.mint(app.client_id, uuid, f"benchUser{i}")], parse=True))[0][0]
               for i in range(ACTORS)]
@@ -206,19 +219,19 @@ async def one_size(args, n, ctx):
 
     # A late joiner in a full meeting, one at a time: the token check and snapshot alone.
     late_tokens = [tokens.mint(app.client_id, uuid, f"late{n}x{i}") for i in range(args.late)]
-    cpu0 = cpu_seconds(web.pid)
+    cpu0 = cpu_seconds(webs)
     late_seconds = []
     for token in late_tokens:
         panels, seconds, _ = await open_panels(ws_url, [token])
         late_seconds += seconds
         everyone += panels
-    late_cpu = cpu_seconds(web.pid) - cpu0
+    late_cpu = cpu_seconds(webs) - cpu0
     stop_profiler(profiler)
     print(f"N={n:<5} opening one more panel, one at a time ×{args.late}: connect→snapshot p50 "
           f"{percentile(late_seconds, 50) * 1000:.1f} ms p99 {percentile(late_seconds, 99) * 1000:.1f} ms, "
           f"web CPU {late_cpu / args.late * 1000:.2f} ms/panel   [{load()}]", flush=True)
 
-    profiler = start_profiler(args, web, f"changes-{n}")
+    profiler = start_profiler(args, webs[0], f"changes-{n}")
     kinds = {"request": [], "approve → starting": [], "stream active → sharing": [], "stop": []}
     cpu = {kind: [] for kind in kinds}
     sizes = {"host": [], "participant": [], "guest": []}
@@ -227,7 +240,7 @@ async def one_size(args, n, ctx):
     seen = {"version": watching[0].version}
 
     async def change(kind, panel, frame, user_id, status):
-        cpu_before, sent = cpu_seconds(web.pid), time.perf_counter()
+        cpu_before, sent = cpu_seconds(webs), time.perf_counter()
         if frame is not None:
             await panel.socket.send(json.dumps(frame))
         state = await panel.until(status_is(user_id, status))
@@ -236,7 +249,7 @@ async def one_size(args, n, ctx):
         if round_ >= args.warmup:
             kinds[kind].append((last - sent) * 1000)
             pushes[kind].append(sum(seen["version"] < v <= state["version"] for v in watching[0].arrivals))
-            cpu[kind].append(cpu_seconds(web.pid) - cpu_before)
+            cpu[kind].append(cpu_seconds(webs) - cpu_before)
             for label, who in (("host", host), ("participant", watching[1]), ("guest", watching[0])):
                 sizes[label].append(who.arrivals[min(v for v in who.arrivals if v >= state["version"])][1])
         seen["version"] = state["version"]
@@ -328,20 +341,23 @@ def run_stack(args):
     from tests.zoomsim_process import run_zoomsim
 
     workdir = Path(os.environ["DATA_DIR"])
-    print(f"panel fan-out, one meeting, panel counts {args.panels}   [{load()}]", flush=True)
+    print(f"panel fan-out, one meeting, panel counts {args.panels}, {args.web} web process(es)   [{load()}]",
+          flush=True)
     with run_zoomsim(workdir / "zoomsim", retry_scale=0.001) as sim:
         env = dict(os.environ, ZOOM_OAUTH_URL=sim.http_url, ZOOM_API_URL=f"{sim.http_url}/v2", PYTHONUNBUFFERED="1")
         os.environ.update(ZOOM_OAUTH_URL=sim.http_url, ZOOM_API_URL=f"{sim.http_url}/v2")
-        web = processes.start_daphne(env, workdir)
+        webs = [processes.start_daphne(env, workdir) for _ in range(args.web)]
+        web = webs[0]  # Zoom's webhooks and the OAuth callback go to one of them
         worker = processes.start_worker(env, workdir, "bench-worker", concurrency=2)
         try:
             app, uuid = setup_meeting(sim, web, requests)
-            ctx = {"app": app, "uuid": uuid, "web": web, "wait_stopped": wait_stopped,
-                   "ws_url": web.url.replace("http", "ws") + "/ws/panel/?token="}
+            ctx = {"app": app, "uuid": uuid, "webs": webs, "wait_stopped": wait_stopped,
+                   "ws_urls": [w.url.replace("http", "ws") + "/ws/panel/?token=" for w in webs]}
             return {n: asyncio.run(one_size(args, n, ctx)) for n in args.panels}
         finally:
             worker.stop()
-            web.stop()
+            for w in webs:
+                w.stop()
 
 
 def main():
@@ -351,6 +367,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     parser.add_argument("--late", type=int, default=50, help="panels opened one at a time after the burst")
     parser.add_argument("--at-once", type=int, default=50, help="panels connecting at the same time")
+    parser.add_argument("--web", type=int, default=1, help="daphne processes the panels are spread over")
     parser.add_argument("--profile", help="record the web process with py-spy into this file "
                                           "(.svg, .json, or .txt for collapsed stacks)")
     args = parser.parse_args()

@@ -133,6 +133,10 @@ class MeetingPanels:
 
 class PanelConsumer(AsyncWebsocketConsumer):
     identity = None
+    # From joining the meeting's panels until the snapshot is sent, the newest state pushed is held here, so that
+    # nothing reaches the socket before it is accepted and its snapshot, and nothing pushed meanwhile is lost.
+    held_state = None
+    snapshot_sent = False
 
     async def dispatch(self, message):
         """As Channels' own, without its close_old_connections() before each message: that runs on daphne's one
@@ -160,7 +164,11 @@ class PanelConsumer(AsyncWebsocketConsumer):
             meeting_group(self.identity.client_id, self.identity.meeting_uuid), self)
         await self.accept()
         self._expiry = asyncio.get_running_loop().create_task(self._close_at(self.identity.expires_at))
-        await self._send_snapshot()
+        snapshot_version = await self._send_snapshot()
+        self.snapshot_sent = True
+        held, self.held_state = self.held_state, None
+        if held is not None and held[0]["version"] > snapshot_version:
+            await self.send_state(*held)
 
     async def disconnect(self, code):
         if getattr(self, "_expiry", None) is not None:
@@ -186,6 +194,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
     async def _send_snapshot(self):
         state = await database_sync_to_async(snapshot_for, **_in_pool)(self.identity)
         await self._send({"type": "state", "state": state, "snapshot": True})
+        return state["version"]
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.identity is None:
@@ -251,6 +260,9 @@ class PanelConsumer(AsyncWebsocketConsumer):
 
     async def send_state(self, state, departed):
         """A state pushed to the meeting (from MeetingPanels); `departed` is the state's departed as a set."""
+        if not self.snapshot_sent:
+            self.held_state = (state, departed)  # MeetingPanels writes each panel newer states only
+            return
         if self.identity.user_id and self.identity.user_id in departed:
             await self._refuse_and_close("you are no longer in this meeting", "departed", CLOSE_DEPARTED)
             await self.meeting.leave(self)  # no second refusal while the close handshake runs

@@ -166,7 +166,8 @@ class StateFrames:
             del filtered["viewer"]
             # The state's closing brace is dropped so that each panel's "viewer" part closes it.
             prefix = encodings[sees] = '{"type":"state","state":' + _compact(filtered)[:-1] + ',"viewer":'
-        return prefix + _compact({"user_id": viewer_id, "is_host": viewer_is_host}) + "}}"
+        return prefix + '{"user_id":' + _compact(viewer_id) + (',"is_host":true}}}' if viewer_is_host
+                                                                else ',"is_host":false}}}')
 
     def _encodings(self, state):
         key = (state["meeting"]["uuid"], state["version"])
@@ -179,8 +180,8 @@ class StateFrames:
         return remembered[1]
 
 
-def _compact(value):
-    return json.dumps(value, separators=(",", ":"))
+# One encoder: json.dumps() with separators builds a new one on every call, once per panel per push.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def recent_transcript(meeting, viewer_id, limit=30):
