@@ -7,8 +7,8 @@ import logging
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -89,35 +89,35 @@ def change_state(stream_id, state, reason="", stop_reason=None, worker="", sessi
 
 def _over_stream_limit(client_id, account_id):
     """The StreamFailure when the app or the account already has its limit of streams not stopped, else ''.
-    Counted at each start: starts arriving in the same instant may pass it by the few in flight."""
-    live = StreamSession.objects.exclude(state=StreamState.STOPPED)
-    if live.filter(client_id=client_id).count() >= settings.RTMS_MAX_STREAMS_PER_APP:
+    Counted at each start, both in one query: starts arriving in the same instant may pass it by the few in
+    flight."""
+    mine = Q(client_id=client_id) | Q(account_id=account_id) if account_id else Q(client_id=client_id)
+    counts = StreamSession.objects.exclude(state=StreamState.STOPPED).filter(mine).aggregate(
+        app=Count("pk", filter=Q(client_id=client_id)), account=Count("pk", filter=Q(account_id=account_id)))
+    if counts["app"] >= settings.RTMS_MAX_STREAMS_PER_APP:
         return StreamFailure.APP_STREAM_LIMIT
-    if account_id and live.filter(account_id=account_id).count() >= settings.RTMS_MAX_STREAMS_PER_ACCOUNT:
+    if account_id and counts["account"] >= settings.RTMS_MAX_STREAMS_PER_ACCOUNT:
         return StreamFailure.ACCOUNT_STREAM_LIMIT
     return ""
 
 
-@transaction.atomic
+# No savepoint of its own: the webhook's transaction is rolled back whole when this raises (every round trip on
+# this path delays the claim, docs/ARCHITECTURE.md "Holding RTMS streams").
+@transaction.atomic(savepoint=False)
 def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operator_id="", account_id=""):
     """`meeting.rtms_started`: upsert (Zoom retries deliveries), want it running, and after commit ask a worker
     to claim it. A retry for a stream that already stopped changes nothing; a stream id of another app raises
     StreamOfAnotherApp; over the app's or the account's stream limit the stream is recorded stopped with the
     limit as its reason and never claimed."""
-    failure = ""
-    if not StreamSession.objects.filter(rtms_stream_id=rtms_stream_id).exists():
-        failure = _over_stream_limit(client_id, account_id)
-    now = timezone.now()
-    stream, created = StreamSession.objects.select_for_update().get_or_create(
-        rtms_stream_id=rtms_stream_id,
-        defaults={"meeting_uuid": meeting_uuid, "client_id": client_id, "server_urls": server_urls,
-                  "operator_id": operator_id or "", "account_id": account_id or "",
-                  **({"state": StreamState.STOPPED, "desired_state": DesiredState.STOPPED, "stopped_at": now,
-                      "stop_reason_name": failure} if failure else {})},
-    )
+    stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=rtms_stream_id).first()
+    created = stream is None
+    if created:
+        stream, created = _create_stream(client_id, meeting_uuid, rtms_stream_id, server_urls, operator_id,
+                                         account_id)
     if stream.client_id != client_id:
         raise StreamOfAnotherApp(f"rtms_stream_id {rtms_stream_id} belongs to another app; nothing changed")
-    if created and failure:
+    if created and stream.state == StreamState.STOPPED:
+        failure = stream.stop_reason_name
         StreamTransition.objects.create(stream=stream, previous="", state=StreamState.STOPPED,
                                         reason=StreamFailure(failure).label)
         metrics.streams_refused.labels(reason=failure).inc()
@@ -126,11 +126,15 @@ def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operato
             "failure": failure})
         transaction.on_commit(lambda: _announce(stream, "", failure))
         return stream
+    if stream.state == StreamState.STOPPED:
+        return stream
+    # The claim is queued before the state is announced: the panels' update (a transaction and a full state read)
+    # must not hold up the worker's handshake; consent maps announcements that arrive late by the stream's
+    # current state (zoomapp/consent/actions/streams.py).
+    transaction.on_commit(lambda: enqueue_claim(rtms_stream_id))
     if created:
         StreamTransition.objects.create(stream=stream, previous="", state=StreamState.STARTING, reason="rtms_started")
         transaction.on_commit(lambda: _announce(stream, "", "rtms_started"))
-    elif stream.state == StreamState.STOPPED:
-        return stream
     elif server_urls and stream.server_urls != server_urls:
         # Zoom's RTMS server failed (docs/STREAMS.md, case 1): the holder moves at once; an identical re-send is
         # only Zoom's retry and changes nothing.
@@ -138,8 +142,23 @@ def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operato
         stream.save(update_fields=["server_urls", "updated"])
         log.info("stream moved to a new rtms server", extra={"stream": rtms_stream_id, "meeting": meeting_uuid})
         transaction.on_commit(lambda: holder_messages.send_move(rtms_stream_id, server_urls))
-    transaction.on_commit(lambda: enqueue_claim(rtms_stream_id))
     return stream
+
+
+def _create_stream(client_id, meeting_uuid, rtms_stream_id, server_urls, operator_id, account_id):
+    """A new stream row (stopped at once when over a stream limit); returns (stream, created). A delivery of the
+    same stream committed meanwhile wins: its row is returned, locked."""
+    failure = _over_stream_limit(client_id, account_id)
+    stopped = {"state": StreamState.STOPPED, "desired_state": DesiredState.STOPPED, "stopped_at": timezone.now(),
+               "stop_reason_name": failure} if failure else {}
+    try:
+        with transaction.atomic():
+            return StreamSession.objects.create(
+                rtms_stream_id=rtms_stream_id, meeting_uuid=meeting_uuid, client_id=client_id,
+                server_urls=server_urls, operator_id=operator_id or "", account_id=account_id or "", **stopped,
+            ), True
+    except IntegrityError:
+        return StreamSession.objects.select_for_update().get(rtms_stream_id=rtms_stream_id), False
 
 
 def stream_failed(rtms_stream_id, failure, detail, worker=""):

@@ -3,6 +3,7 @@
 import pytest
 from django.core.exceptions import PermissionDenied
 
+from rtms.models import StreamSession
 from tests.consent_support import make_app, meeting_uuid
 from zoomapp.consent import meetings, panel_state, policy
 from zoomapp.consent.actions import host_controls, presence, sharing_requests, streams
@@ -203,6 +204,19 @@ def test_sharing_once_data_flows_then_disclosure(app, meeting):
     assert status(meeting, app, BEN) == "sharing" and state["disclosure"]
     assert state["notices"] == [{"share": state["shares"][0]["id"], "kind": "host", "app_name": "Notes Bot",
                                  "user_name": "Ben"}]
+
+
+def test_a_late_starting_announcement_does_not_undo_sharing(app, meeting):
+    """The worker's claim goes out before the webhook announces "starting": the worker's "active" can land first."""
+    joined(meeting)
+    sharing_requests.do_request(meeting, actor=BEN)
+    sharing_requests.do_approve(meeting, actor=HOST)
+    StreamSession.objects.create(rtms_stream_id="s1", meeting_uuid=meeting.uuid, client_id=app.client_id,
+                                 operator_id=BEN.user_id, state="active")
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "active")
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "starting")
+    assert status(meeting, app, BEN) == "sharing"
+    assert panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))["disclosure"]
 
 
 def test_rule8_host_disables_one_app_and_zoom_reason_does_not_overwrite_it(app, meeting):

@@ -28,10 +28,22 @@ def meeting(app):
 
 def stopped_by_zoom(app, meeting, stop_reason):
     """A stream the host started, now stopped by Zoom with `stop_reason`, as the receivers leave it."""
+    stream = active_stream(app, meeting)
+    return stopped(app, meeting, stream, stop_reason)
+
+
+def active_stream(app, meeting):
+    """A stream of the host's, active, announced as the receivers do."""
     stream = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=meeting.uuid,
-                                          client_id=app.client_id, operator_id=HOST.user_id, state="stopped",
-                                          stop_reason=stop_reason)
+                                          client_id=app.client_id, operator_id=HOST.user_id, state="active")
     streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "active")
+    return stream
+
+
+def stopped(app, meeting, stream, stop_reason):
+    """Zoom stopped `stream` with `stop_reason`: the row says so, then it is announced."""
+    StreamSession.objects.filter(pk=stream.pk).update(state="stopped", stop_reason=stop_reason)
+    stream.refresh_from_db()
     streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped",
                             stop_reason=stop_reason)
     return stream
@@ -68,14 +80,10 @@ def test_no_restart_once_the_meeting_ended(app, meeting):
 
 
 def test_no_restart_of_a_stream_someone_chose_to_stop(app, meeting):
-    stream = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=meeting.uuid,
-                                          client_id=app.client_id, operator_id=HOST.user_id, state="stopped",
-                                          stop_reason=13)
-    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "active")
+    stream = active_stream(app, meeting)
     # The host stops it; Zoom's error arrives anyway.
     host_controls.do_stop(meeting, share_of(app, meeting).pk, actor=HOST)
-    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "stopped",
-                            stop_reason=13)
+    stream = stopped(app, meeting, stream, 13)
     streams.do_restart_after_error_stop(stream)
     assert not AuditEntry.objects.filter(kind="stream_restart").exists()
     assert share_of(app, meeting).status == "stopped"

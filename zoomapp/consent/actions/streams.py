@@ -6,9 +6,11 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from rtms.client.protocol import StopReason, stop_reason_name
+from rtms.models import StreamSession
 from zoomapp.consent import audit, meetings
 from zoomapp.consent.actions.starting import begin_start, stop_after_commit
 from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, ShareRequest
@@ -54,16 +56,25 @@ def do_stream_paused(meeting, stream_id, paused, *, actor=ZOOM):
 
 @transaction.atomic
 def do_stream_state(client_id, meeting_uuid, stream_id, operator_id, state, stop_reason=None):
-    """A stream of ours changed state (rtms.signals.stream_state_changed): map it to the share's outcome."""
-    app = ZoomApp.objects.filter(client_id=client_id).first()
-    if app is None:
+    """A stream of ours changed state (rtms.signals.stream_state_changed): map it to the share's outcome.
+
+    Announcements can arrive out of order: the webhook queues the worker's claim before it announces "starting"
+    (rtms.services.stream_started), and the worker and Zoom's webhooks announce from different processes. So,
+    under the meeting's lock, an announcement whose state is no longer the stream's is skipped: the newer
+    state's own announcement maps it, before or after this one."""
+    meeting = Meeting.objects.select_for_update(of=("self",)).select_related("app").filter(
+        app__client_id=client_id, uuid=meeting_uuid).first()
+    if meeting is None:
+        app = ZoomApp.objects.filter(client_id=client_id).first()
+        if app is None:
+            return None
+        meeting = meetings.lock(meetings.get_meeting(app, meeting_uuid))
+    current = StreamSession.objects.filter(rtms_stream_id=stream_id).values_list("state", flat=True).first()
+    if current not in (None, state):
+        log.info("stream state announced late, skipped", extra={"meeting": meeting_uuid, "stream": stream_id,
+                                                                "announced": state, "current": current})
         return None
-    meeting = meetings.lock(meetings.get_meeting(app, meeting_uuid))
-    share = Share.objects.select_for_update().filter(meeting=meeting, rtms_stream_id=stream_id).first()
-    if share is None and operator_id:
-        # Zoom started it with no request of ours (e.g. its own auto-start): name the user as Zoom told us.
-        name = Participant.objects.filter(meeting=meeting, user_id=operator_id).values_list("name", flat=True).first()
-        share = meetings.share_for(meeting, operator_id, name or "")
+    share = _share_of_stream(meeting, stream_id, operator_id)
     if share is None:
         return None
     if state == "stopped":
@@ -78,6 +89,19 @@ def do_stream_state(client_id, meeting_uuid, stream_id, operator_id, state, stop
             share.set_status(status)
             audit.record_in_meeting(f"stream_{state}", meeting, ZOOM, share=share, outcome=status)
             mark_changed(meeting)
+    return share
+
+
+def _share_of_stream(meeting, stream_id, operator_id):
+    """The share holding the stream, else its operator's share (created when Zoom started it with no request of
+    ours, e.g. its own auto-start, named as Zoom told us); locked. Both looked up in one query."""
+    wanted = Q(rtms_stream_id=stream_id) | Q(user_id=operator_id) if operator_id else Q(rtms_stream_id=stream_id)
+    found = list(Share.objects.select_for_update(of=("self",)).select_related("app").filter(wanted,
+                                                                                             meeting=meeting))
+    share = next((s for s in found if s.rtms_stream_id == stream_id), None) or next(iter(found), None)
+    if share is None and operator_id:
+        name = Participant.objects.filter(meeting=meeting, user_id=operator_id).values_list("name", flat=True).first()
+        share = meetings.share_for(meeting, operator_id, name or "")
     return share
 
 
