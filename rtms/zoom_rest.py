@@ -14,6 +14,7 @@ subclass that names Zoom's answer (status, code and message kept on it):
 """
 
 import logging
+import threading
 from urllib.parse import quote
 
 import requests
@@ -22,6 +23,18 @@ from django.conf import settings
 log = logging.getLogger("rtms.zoom_rest")
 
 ACTIONS = ("start", "stop", "pause", "resume")
+
+# One HTTP session per calling thread: its connection to Zoom is kept open between calls, so a start does not pay
+# a new TCP and TLS handshake with Zoom's API first (the callers are a few long-lived threads,
+# zoomapp/consent/zoom_calls.py).
+_sessions = threading.local()
+
+
+def _session():
+    session = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = requests.Session()
+    return session
 
 
 class ZoomRestError(Exception):
@@ -89,8 +102,8 @@ def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, par
     for attempt in (1, 2):
         token = token_provider(force_refresh=attempt == 2)
         try:
-            response = requests.patch(url, json=body, headers={"Authorization": f"Bearer {token}"},
-                                      timeout=settings.ZOOM_HTTP_TIMEOUT)
+            response = _session().patch(url, json=body, headers={"Authorization": f"Bearer {token}"},
+                                        timeout=settings.ZOOM_HTTP_TIMEOUT)
         except requests.RequestException as exc:
             raise ZoomUnavailable(0, 0, f"Zoom could not be reached: {exc.__class__.__name__}") from None
         if response.status_code != 401:

@@ -10,7 +10,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from rtms import zoom_rest
 from zoomapp.marketplace import oauth
@@ -28,10 +28,13 @@ def after_commit(fn, *args):
     def run():
         try:
             fn(*args)
+        except (OperationalError, InterfaceError):
+            # The pool thread keeps its own connection between calls (a new PostgreSQL backend per call cost more
+            # than the call); one that failed (PostgreSQL restarted) is dropped, so the next call reconnects.
+            connection.close()
+            log.exception("call to Zoom failed", extra={"call": fn.__name__})
         except Exception:  # logged; the share's own timeout (tasks.fail_stuck_starts) repairs it
             log.exception("call to Zoom failed", extra={"call": fn.__name__})
-        finally:
-            connection.close()  # this pool thread's own connection
 
     def submit():
         future = _pool.submit(run)
