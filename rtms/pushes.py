@@ -15,7 +15,6 @@ import re
 import threading
 
 from channels.layers import get_channel_layer
-from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
 log = logging.getLogger("rtms.pushes")
@@ -76,25 +75,6 @@ class _Publisher:
 
 
 _publisher = _Publisher()
-
-
-class PubSubChannelLayer(RedisPubSubChannelLayer):
-    """channels_redis' pub/sub layer (zoomapp/settings.py CHANNEL_LAYERS), decoding each group message once per
-    process: it hands the same bytes to every socket of the group here, and a push to 1,000 panels decoded 1,000
-    times was an eighth of the web process's CPU for that push. The sockets share the decoded message and only
-    read it."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._last_decoded = None
-
-    def deserialize(self, message):
-        last = self._last_decoded
-        if last is not None and last[0] is message:
-            return last[1]
-        decoded = super().deserialize(message)
-        self._last_decoded = (message, decoded)
-        return decoded
 
 
 def push(group, message):

@@ -165,7 +165,7 @@ CHANNEL_LAYERS = {
         # its own sockets in the group. The list-based layer wrote one copy per socket and popped them one by one
         # (1,000 panels of one meeting: 1,000 writes and 1,000 reads per push; docs/ARCHITECTURE.md "Pushing
         # state"). Nothing is queued for a socket that is gone; pushes carry full state, so none needs to be.
-        "BACKEND": "rtms.pushes.PubSubChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": f"{REDIS_NAMESPACE}:asgi"},
     }
 }
