@@ -4,6 +4,7 @@ under a temporary MEDIA_ROOT, transcript rows in PostgreSQL, leases in Redis.
 
     .venv/bin/python bench/streams_hold.py                              # N = 200, 500, 1000; 60 s measured each
     .venv/bin/python bench/streams_hold.py --streams 200 --duration 20 --warmup 5
+    .venv/bin/python bench/streams_hold.py --capacity                   # N = 200 … 1200, 15 s each: capacity
 
 The load server is bench/rtms_receive.py's built-in RTMS server (the client engineer's raw receive benchmark),
 pinned to core 0; the holder runs pinned to core 1. In the same run, Zoom's official SDK (`rtms` 1.1.0, one
@@ -12,6 +13,10 @@ printed is our full hold-and-store cost against the SDK's receive cost.
 
 Per N it prints: CPU seconds per stream-minute, cores used, RSS per stream, audio frames lost (gaps in the stored
 timeline), p50/p99 lag from the server's send time to storage (file write / row commit), and the SDK ratio.
+With --capacity it steps N up and prints, for ours and for the SDK on the same load, whether each held every
+stream in real time (all connected, no frame lost, p99 lag <= --max-p99-ms, 250 by default), then the capacity of
+each (the largest N held), their ratio and the memory per stream there, with the load average on each line; an
+implementation stops at its first miss.
 Needs PostgreSQL (DATABASE_URL or the local server; a scratch database is created and dropped) and Redis.
 """
 
@@ -127,6 +132,8 @@ def _hold(args):
         "states_pending_at_end": host._state_queue.qsize(),
         "gc_collections": len(gc_pauses), "gc_max_ms": max(gc_pauses, default=0) * 1000,
         "gc_total_ms": sum(gc_pauses) * 1000,
+        # The pacer's choice at the end (rtms/client/pacing.py): its tick and the load it measured.
+        "tick_ms": host._pacer.period * 1000, "process_load": host._pacer.load,
     }
     Path(args.result_file).write_text(json.dumps(result))
     os._exit(0)  # the streams die with the process; the scratch database is dropped by the parent
@@ -158,6 +165,8 @@ def _audio_spans(host):
     return spans
 
 
+CAPACITY_STEPS = "200,400,600,800,1000,1200"
+
 # ================================================================================================================
 # The parent: scratch database, load server, holder, SDK, figures
 
@@ -184,7 +193,8 @@ def _drop_database(admin, name):
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def _run(args, n, env, workdir):
+def _run(args, n, env, workdir, skip_ours=False, skip_sdk=False):
+    """One load server of `n` streams; our holder on it, then Zoom's SDK on the same server (unless skipped)."""
     server_core, holder_core = (0, 1) if (os.cpu_count() or 1) > 1 else (None, None)
     ready_file = workdir / f"server-{n}.json"
     server = subprocess.Popen(_pinned(server_core, [sys.executable, str(RECEIVE_BENCH), "_serve", "--streams", str(n),
@@ -194,15 +204,16 @@ def _run(args, n, env, workdir):
         deadline = time.monotonic() + 30
         while not ready_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        hold_env = dict(env, REDIS_NAMESPACE=f"bench{os.getpid()}n{n}", MEDIA_ROOT=str(workdir / f"media-{n}"),
-                        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
-        result_file = workdir / f"hold-{n}.json"
-        subprocess.run(_pinned(holder_core, [sys.executable, __file__, "_hold", "--ready-file", str(ready_file),
-                                             "--result-file", str(result_file), "--duration", str(args.duration),
-                                             "--warmup", str(args.warmup)]),
-                       env=hold_env, timeout=args.duration + args.warmup + 240, check=False)
-        results["ours"] = json.loads(result_file.read_text()) if result_file.exists() else {"error": "no result"}
-        if not args.no_sdk:
+        if not skip_ours:
+            hold_env = dict(env, REDIS_NAMESPACE=f"bench{os.getpid()}n{n}", MEDIA_ROOT=str(workdir / f"media-{n}"),
+                            LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
+            result_file = workdir / f"hold-{n}.json"
+            subprocess.run(_pinned(holder_core, [sys.executable, __file__, "_hold", "--ready-file", str(ready_file),
+                                                 "--result-file", str(result_file), "--duration", str(args.duration),
+                                                 "--warmup", str(args.warmup)]),
+                           env=hold_env, timeout=args.duration + args.warmup + 240, check=False)
+            results["ours"] = json.loads(result_file.read_text()) if result_file.exists() else {"error": "no result"}
+        if not skip_sdk:
             sdk_file = workdir / f"sdk-{n}.json"
             subprocess.run(_pinned(holder_core, [sys.executable, str(RECEIVE_BENCH), "_sdk", "--streams", str(n),
                                                  "--ready-file", str(ready_file), "--result-file", str(sdk_file),
@@ -222,16 +233,118 @@ def _run(args, n, env, workdir):
     return results
 
 
+def _load_average():
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _print_run(n, results):
+    ours, sdk = results.get("ours", {}), results.get("sdk")
+    if "error" in ours:
+        print(f"{n:>5} ours  {ours['error']}")
+        return
+    ratio = (f"{ours['cpu_per_stream_minute'] / sdk['cpu_per_stream_minute']:.2f}x"
+             if sdk and "error" not in sdk and sdk.get("cpu_per_stream_minute") else "n/a")
+    print(f"{n:>5} ours  {ours['cpu_per_stream_minute']:>16.4f} {ours['cores']:>6.2f} "
+          f"{ours['rss_per_stream_kib']:>15.1f} {ours['audio_frames_lost']:>6} "
+          f"{ours['audio_frames_expected']:>10} "
+          f"{ours['lag_p50_ms']:>10} {ours['lag_p99_ms']:>7} {ratio:>7}")
+    print(f"{'':>5} ours  reconnects {ours['reconnects']}, malformed {ours['malformed']}, row batches pending "
+          f"{ours['pending_row_batches']}, state changes queued when all were ready "
+          f"{ours['states_backlog_when_ready']} (all streams active in the database "
+          f"{ours['states_drain_s']:.1f} s "
+          f"after all were ready; pending at the end "
+          f"{ours['states_pending_at_end']}); "
+          f"load server late ticks {results.get('server', {}).get('late_ticks')}, "
+          f"max {results.get('server', {}).get('max_late_ms')} ms; "
+          f"{ours['gc_collections']} garbage collections, "
+          f"longest {ours['gc_max_ms']:.0f} ms, {ours['gc_total_ms']:.0f} ms in all; "
+          f"tick {ours['tick_ms']:.0f} ms at a measured load of {ours['process_load']:.2f} core; "
+          f"load average {_load_average()}")
+    if sdk and "error" not in sdk:
+        print(f"{n:>5} sdk   {sdk['cpu_per_stream_minute']:>16.4f} {sdk['cores']:>6.2f} "
+              f"{sdk['rss_per_stream_kib']:>15.1f} {sdk['lost_frames']:>6} {sdk['expected_frames']:>10} "
+              f"{sdk['lag_p50_ms']:>10} {sdk['lag_p99_ms']:>7}   (receive only)")
+    elif sdk:
+        print(f"{n:>5} sdk   {sdk['error']}")
+
+
+def _real_time(impl, n, result, bound_ms):
+    """Whether `impl` held all `n` streams in real time: every one connected, no frame lost, p99 lag within the
+    bound. Returns (held, the figures of its line)."""
+    if not result or "error" in result:
+        return False, {"why": (result or {}).get("error", "not run")}
+    if impl == "ours":
+        lost, expected, ready = result["audio_frames_lost"], result["audio_frames_expected"], result["ready"]
+    else:
+        lost, expected, ready = result["lost_frames"], result["expected_frames"], result["ready"]
+    p99 = result["lag_p99_ms"]
+    held = ready == n and lost == 0 and expected > 0 and p99 is not None and p99 <= bound_ms
+    return held, {"cpu": result["cpu_per_stream_minute"], "cores": result["cores"],
+                  "kib": result["rss_per_stream_kib"], "lost": lost, "ready": ready,
+                  "p50": result["lag_p50_ms"], "p99": p99}
+
+
+def _capacity(args, env, workdir):
+    """Step N up; each implementation runs until it first misses the real-time bound (it would miss it at every
+    larger N too). The capacity of each is the largest N it held."""
+    bound = args.max_p99_ms
+    print(f"capacity: the most streams one core holds with every stream connected, no audio frame lost and p99 "
+          f"lag <= {bound:g} ms (ours: held and stored end to end; sdk: Zoom's SDK receiving only)")
+    print(f"{'N':>5} {'impl':<5} {'held':<5} {'CPU s/stream-min':>16} {'cores':>6} {'KiB/stream':>10} "
+          f"{'ready':>6} {'lost':>6} {'p50 ms':>7} {'p99 ms':>7}  load average")
+    capacity = {"ours": None, "sdk": None}
+    failed = {"ours": False, "sdk": args.no_sdk}
+    for n in [int(x) for x in args.streams.split(",")]:
+        if all(failed.values()):
+            break
+        results = _run(args, n, env, workdir, skip_ours=failed["ours"], skip_sdk=failed["sdk"])
+        load = _load_average()
+        for impl in ("ours", "sdk"):
+            if impl not in results:
+                continue
+            held, f = _real_time(impl, n, results[impl], bound)
+            if "why" in f:
+                print(f"{n:>5} {impl:<5} {'no':<5} {f['why']}  {load}")
+            else:
+                print(f"{n:>5} {impl:<5} {'yes' if held else 'no':<5} {f['cpu']:>16.4f} {f['cores']:>6.2f} "
+                      f"{f['kib']:>10.1f} {f['ready']:>6} {f['lost']:>6} {f['p50'] or 0:>7.0f} {f['p99'] or 0:>7.0f}"
+                      f"  {load}")
+            if held:
+                capacity[impl] = (n, f["kib"])
+            else:
+                failed[impl] = True
+        sys.stdout.flush()
+    ours, sdk = capacity["ours"], capacity["sdk"]
+    describe = {impl: f"{c[0]} streams ({c[1]:.1f} KiB per stream)" if c else "none of the steps"
+                for impl, c in capacity.items()}
+    ratio = f"{ours[0] / sdk[0]:.2f}x" if ours and sdk else "n/a"
+    print(f"capacity at p99 <= {bound:g} ms, nothing lost: ours {describe['ours']}, "
+          f"sdk {describe['sdk'] if not args.no_sdk else 'not run'}; ours / sdk {ratio}; "
+          f"load average {_load_average()}")
+    for impl in ("ours", "sdk"):
+        if capacity[impl] and not failed[impl]:
+            print(f"  ({impl} held every step: its capacity is at least the last one; add larger steps)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", default="bench", choices=["bench", "_hold"])
-    parser.add_argument("--streams", default="200,500,1000")
-    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--streams", help="N to run, comma separated (default 200,500,1000; with --capacity "
+                        f"{CAPACITY_STEPS})")
+    parser.add_argument("--duration", type=float, help="seconds measured per N (default 60; with --capacity 15)")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--no-sdk", action="store_true", help="skip Zoom's SDK side-by-side run")
+    parser.add_argument("--capacity", action="store_true",
+                        help="step N up until each of ours and the SDK misses the real-time bound; print both "
+                             "capacities and their ratio")
+    parser.add_argument("--max-p99-ms", type=float, default=250.0, help="the real-time bound of --capacity")
     parser.add_argument("--ready-file")
     parser.add_argument("--result-file")
     args = parser.parse_args()
+    if args.streams is None:
+        args.streams = CAPACITY_STEPS if args.capacity else "200,500,1000"
+    if args.duration is None:
+        args.duration = 15.0 if args.capacity else 60.0
     if args.mode == "_hold":
         _hold(args)
         return
@@ -252,41 +365,17 @@ def main():
                 subprocess.run([*migrate, app], env=env, check=True, cwd=ROOT)
         load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         print(f"streams_hold: {args.duration:g} s measured per N after {args.warmup:g} s warm-up; machine: {load}")
+        if args.capacity:
+            _capacity(args, env, workdir)
+            return
         print(f"{'N':>5} {'impl':<5} {'CPU s/stream-min':>16} {'cores':>6} {'RSS KiB/stream':>15} {'lost':>6} "
               f"{'of frames':>10} {'lag p50 ms':>10} {'p99 ms':>7} {'vs SDK':>7}")
         for n in [int(x) for x in args.streams.split(",")]:
-            results = _run(args, n, env, workdir)
-            ours, sdk = results.get("ours", {}), results.get("sdk")
-            if "error" in ours:
-                print(f"{n:>5} ours  {ours['error']}")
-                continue
-            ratio = (f"{ours['cpu_per_stream_minute'] / sdk['cpu_per_stream_minute']:.2f}x"
-                     if sdk and "error" not in sdk and sdk.get("cpu_per_stream_minute") else "n/a")
-            print(f"{n:>5} ours  {ours['cpu_per_stream_minute']:>16.4f} {ours['cores']:>6.2f} "
-                  f"{ours['rss_per_stream_kib']:>15.1f} {ours['audio_frames_lost']:>6} "
-                  f"{ours['audio_frames_expected']:>10} "
-                  f"{ours['lag_p50_ms']:>10} {ours['lag_p99_ms']:>7} {ratio:>7}")
-            print(f"{'':>5} ours  reconnects {ours['reconnects']}, malformed {ours['malformed']}, row batches pending "
-                  f"{ours['pending_row_batches']}, state changes queued when all were ready "
-                  f"{ours['states_backlog_when_ready']} (all streams active in the database "
-                  f"{ours['states_drain_s']:.1f} s "
-                  f"after all were ready; pending at the end "
-                  f"{ours['states_pending_at_end']}); "
-                  f"load server late ticks {results.get('server', {}).get('late_ticks')}, "
-                  f"max {results.get('server', {}).get('max_late_ms')} ms; "
-                  f"{ours['gc_collections']} garbage collections, "
-                  f"longest {ours['gc_max_ms']:.0f} ms, {ours['gc_total_ms']:.0f} ms in all")
-            if sdk and "error" not in sdk:
-                print(f"{n:>5} sdk   {sdk['cpu_per_stream_minute']:>16.4f} {sdk['cores']:>6.2f} "
-                      f"{sdk['rss_per_stream_kib']:>15.1f} {sdk['lost_frames']:>6} {sdk['expected_frames']:>10} "
-                      f"{sdk['lag_p50_ms']:>10} {sdk['lag_p99_ms']:>7}   (receive only)")
-            elif sdk:
-                print(f"{n:>5} sdk   {sdk['error']}")
+            _print_run(n, _run(args, n, env, workdir, skip_sdk=args.no_sdk))
             sys.stdout.flush()
     finally:
         _drop_database(admin, name)
         shutil.rmtree(workdir, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

@@ -14,8 +14,10 @@
   places every stream again, so other processes take them over inside Zoom's 60 s reconnection window.
 - Database work goes through two threads (rows; states in order, batched), short transactions, each on its own
   long-lived connection; files through a third. Once per tick the loop hands what its streams received to the
-  file thread, which writes it while the loop waits; from PACED_FROM streams held, and while none is
-  handshaking, the loop polls its sockets only once per tick (rtms/client/pacing.py).
+  file thread, which writes it while the loop waits, and the row thread commits the new rows. The tick follows
+  the process's load (rtms/client/pacing.py): one audio frame (20 ms) and sockets read as data arrives while the
+  process is lightly loaded, up to 80 ms with the sockets polled once per tick when it is busy (never while a
+  stream is handshaking).
 """
 
 import asyncio
@@ -45,7 +47,6 @@ from rtms.models import StreamState as State
 log = logging.getLogger("rtms.host")
 
 MEDIA = MediaType.AUDIO | MediaType.VIDEO | MediaType.DESKSHARE | MediaType.TRANSCRIPT | MediaType.CHAT
-PACED_FROM = 100  # streams held
 UPLOAD_THREADS = 8
 CLAIM_BATCH = 50  # streams claimed together from the inbox
 SPOOL_RECOVERY_INTERVAL = 5.0  # seconds between looks for the spool of a dead process of this node
@@ -182,12 +183,11 @@ class SessionHost:
         self._upload_pool = concurrent.futures.ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="rtms-uploads")
         self._pending_rows = []
         self._connecting = set()  # ids of held streams handshaking or reconnecting: the loop must not wait then
-        # Polls the sockets once per TICK (rtms/client/pacing.py) only when it saves real CPU, at PACED_FROM
-        # streams, and while no stream is handshaking and no state change waits to be stored: a stop message,
-        # a handshake or "Sharing" on the panels must not wait out a tick.
+        # Polls the sockets once per tick (rtms/client/pacing.py) only when the load makes it pay, and while no
+        # stream is handshaking and no state change waits to be stored: a stop message, a handshake or "Sharing"
+        # on the panels must not wait out a tick.
         self._pacer = Pacer(self.loop, TICK, self._hand_media_to_files,
-                            lambda: len(self.streams) >= PACED_FROM and not self._connecting
-                            and self._state_queue.empty())
+                            lambda: not self._connecting and self._state_queue.empty())
         self._last_index_sync = time.monotonic()
         self._secrets = {}
         self._state_queue = None
@@ -629,7 +629,9 @@ class SessionHost:
             self.loop.create_task(self._publish_stats())
 
     async def _flush_rows(self):
-        delay = TICK
+        """Every tick (as long as the pacer's: short when the process is lightly loaded), the new rows of every
+        stream in one transaction per chunk."""
+        delay = self._pacer.period
         while True:
             await asyncio.sleep(delay)
             for held in list(self.streams.values()):
@@ -639,13 +641,13 @@ class SessionHost:
                         self._pending_rows.append(
                             sinks.RowBatch(held.stream_pk, held.stream_id, transcripts, chats, events))
             if not self._pending_rows:
-                delay = TICK
+                delay = self._pacer.period
                 continue
             try:
                 for chunk in list(sinks.split_batches(self._pending_rows)):
                     await self._write_chunk(chunk)
                     del self._pending_rows[: len(chunk)]
-                delay = TICK
+                delay = self._pacer.period
             except Exception as exc:  # noqa: BLE001 - keep every row and retry: nothing is dropped
                 metrics.sink_write_failures.labels(what="rows").inc()
                 delay = min(delay * 2, 2.0)

@@ -1,15 +1,23 @@
-"""How a process that holds many streams runs: paced polling of its sockets, and a quieter garbage collector.
+"""How a process that holds many streams runs: polling paced to its load, and a quieter garbage collector.
 
-Paced polling: the event loop reads its sockets at most once per tick while nothing needs it sooner.
+Paced polling: once per tick the owner's `on_tick` runs (the session host hands what its streams received to
+its file thread) and, when the owner allows it, the loop then blocks for the rest of the tick, so the frames of
+that tick queue in each socket's kernel buffer and the next pass reads them together.
 
 At a thousand streams a frame arrives every 20 µs; served one by one, each costs a wake-up and a read system
-call (40% of the receive path's CPU, measured with py-spy). When the loop instead waits out the rest of a tick
-after each pass, a tick's frames queue in each socket's kernel buffer and are read together:
-bench/rtms_receive.py measured 0.048 → 0.030 CPU-s per stream-minute at 1,000 streams with a 0.1 s tick.
-The tick is 0.08 s: the send→store lag is up to a tick plus one pass over every socket and file, and 0.1 s
-left too little of the 250 ms p99 goal at 1,000 streams (bench/streams_hold.py). Since waiting costs latency,
-the owner says when it is allowed (not while a handshake is under way) and `wake()` cuts a wait short (work
-handed over from another thread). Other threads have the interpreter to themselves while the loop waits.
+call (40% of the receive path's CPU, measured with py-spy). With a 0.1 s tick bench/rtms_receive.py measured
+0.048 → 0.030 CPU-s per stream-minute at 1,000 streams. But a tick is also latency: the send→store lag is up to
+a tick plus one pass over every socket and file. So the tick follows the load. Every half second the pacer
+measures the share of one core the process used (every thread: the loop, the file and database threads share
+one interpreter) and the share of wall time the loop was late for its ticks or running them (a core shared with
+other processes shows there, not in the CPU time), and picks the tick from the larger: SHORTEST_TICK (one audio
+frame) below LIGHT_LOAD, where the loop also reads its sockets as data arrives; TICK (0.08 s) from BUSY_LOAD,
+where batching saves the most; in between, proportionally. A longer tick lowers the load it measures, so the
+load is smoothed and the tick moves at most a quarter of its range per measurement, which keeps it from swinging.
+
+Since waiting costs latency, the owner says when it is allowed (not while a handshake is under way) and `wake()`
+cuts a wait short (work handed over from another thread). Other threads have the interpreter to themselves while
+the loop waits.
 """
 
 from __future__ import annotations
@@ -20,21 +28,35 @@ import threading
 import time
 from collections.abc import Callable
 
-TICK = 0.08  # seconds; the session host also hands what its streams received to the file thread once per tick
+TICK = 0.08  # seconds: the longest tick, when the process is busy
+SHORTEST_TICK = 0.02  # one 20 ms audio frame: the files still get a write per frame at most
+LIGHT_LOAD = 0.25  # share of one core below which the loop reads on readiness and ticks every SHORTEST_TICK
+BUSY_LOAD = 0.6  # from here on the full TICK
+LOAD_WINDOW = 0.5  # seconds of CPU and wall time per load measurement
+SMOOTHING = 0.5  # weight of the newest measurement in the smoothed load
 
 
 class Pacer:
-    """Calls `on_tick()` on `loop` once per `period` seconds; after it, blocks the loop for what is left of the
-    period when `may_wait()` says so, else lets the loop run freely until the next tick."""
+    """Calls `on_tick()` on `loop` once per tick; after it, blocks the loop for what is left of the tick when
+    the process is loaded enough for batching to pay and `may_wait()` says so, else lets the loop run freely
+    until the next tick. The tick lies between `shortest` and `longest`, by the measured load."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, period: float, on_tick: Callable[[], None],
-                 may_wait: Callable[[], bool]) -> None:
-        self.period = period
+    def __init__(self, loop: asyncio.AbstractEventLoop, longest: float, on_tick: Callable[[], None],
+                 may_wait: Callable[[], bool], shortest: float = SHORTEST_TICK,
+                 cpu_seconds: Callable[[], float] = time.process_time) -> None:
+        self.longest = longest
+        self.shortest = min(shortest, longest)
+        self.period = self.shortest
+        self.load = 0.0  # smoothed share of one core used by this process
         self._loop = loop
         self._on_tick = on_tick
         self._may_wait = may_wait
+        self._cpu_seconds = cpu_seconds
         self._woken = threading.Event()
         self._last_tick = 0.0
+        self._due = time.monotonic()  # when the next tick should run
+        self._behind = 0.0  # seconds of this window the loop spent late for a tick or running one
+        self._window = (time.monotonic(), cpu_seconds())
 
     def start(self) -> None:
         self._loop.call_soon(self._tick)
@@ -43,17 +65,41 @@ class Pacer:
         """From any thread: end the current wait now (callbacks scheduled before this call run next)."""
         self._woken.set()
 
+    @property
+    def batching(self) -> bool:
+        """Whether the loop is worth pacing: the process is past LIGHT_LOAD."""
+        return self.period > self.shortest
+
+    def _measure(self, now: float) -> None:
+        started, cpu_started = self._window
+        if now - started < LOAD_WINDOW:
+            return
+        cpu = self._cpu_seconds()
+        sample = max(cpu - cpu_started, self._behind) / (now - started)
+        self._window, self._behind = (now, cpu), 0.0
+        self.load += SMOOTHING * (sample - self.load)
+        share = min(1.0, max(0.0, (self.load - LIGHT_LOAD) / (BUSY_LOAD - LIGHT_LOAD)))
+        target = self.shortest + share * (self.longest - self.shortest)
+        step = (self.longest - self.shortest) / 4
+        self.period = min(max(target, self.period - step), self.period + step)
+
     def _tick(self) -> None:
+        started = time.monotonic()
         self._on_tick()
-        if self._may_wait():
-            rest = self._last_tick + self.period - time.monotonic()
+        now = time.monotonic()
+        # Paced, the tick is due right after the wait: what it was late by is the pass over the sockets.
+        self._behind += now - min(self._due, started)
+        self._measure(now)
+        if self.batching and self._may_wait():
+            rest = self._last_tick + self.period - now
             if rest > 0:
                 self._woken.wait(rest)
                 self._woken.clear()
-            self._last_tick = time.monotonic()
+            self._last_tick = self._due = time.monotonic()
             self._loop.call_soon(self._tick)  # after the poll the loop makes next
         else:
-            self._last_tick = time.monotonic()
+            self._last_tick = now
+            self._due = now + self.period
             self._loop.call_later(self.period, self._tick)
 
 
