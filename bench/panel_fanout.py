@@ -120,8 +120,8 @@ def share_of(state, user_id):
     return next((s for s in state["shares"] if s["user_id"] == user_id), None)
 
 
-def status_is(user_id, status):
-    return lambda state: (share_of(state, user_id) or {}).get("status") == status
+def status_in(user_id, statuses):
+    return lambda state: (share_of(state, user_id) or {}).get("status") in statuses
 
 
 _opened = itertools.count()  # panels opened so far: the next one goes to the next web process
@@ -239,11 +239,11 @@ async def one_size(args, n, ctx):
     pushes = {kind: [] for kind in kinds}
     seen = {"version": watching[0].version}
 
-    async def change(kind, panel, frame, user_id, status):
+    async def change(kind, panel, frame, user_id, *statuses):
         cpu_before, sent = cpu_seconds(webs), time.perf_counter()
         if frame is not None:
             await panel.socket.send(json.dumps(frame))
-        state = await panel.until(status_is(user_id, status))
+        state = await panel.until(status_in(user_id, statuses))
         first, last = await reached_all(everyone, state["version"])
         await asyncio.sleep(0.05)  # the web process's last sends are counted in its CPU
         if round_ >= args.warmup:
@@ -262,7 +262,7 @@ async def one_size(args, n, ctx):
         asking = await host.until(lambda s, asker=user_id: any(r["user_id"] == asker for r in s["requests"]))
         request_id = next(r["id"] for r in asking["requests"] if r["user_id"] == user_id)
         await change("approve → starting", host, {"action": "approve", "requests": [request_id]}, user_id,
-                     "starting")
+                     "starting", "sharing")  # a state newer than "starting" may overtake it
         sharing = await change("stream active → sharing", actor, None, user_id, "sharing")
         share_id = share_of(sharing, user_id)["id"]
         await change("stop", actor, {"action": "stop", "share": share_id}, user_id, "stopped")
@@ -346,7 +346,9 @@ def run_stack(args):
     with run_zoomsim(workdir / "zoomsim", retry_scale=0.001) as sim:
         env = dict(os.environ, ZOOM_OAUTH_URL=sim.http_url, ZOOM_API_URL=f"{sim.http_url}/v2", PYTHONUNBUFFERED="1")
         os.environ.update(ZOOM_OAUTH_URL=sim.http_url, ZOOM_API_URL=f"{sim.http_url}/v2")
-        webs = [processes.start_daphne(env, workdir) for _ in range(args.web)]
+        for i in range(args.web):
+            (workdir / f"web{i}").mkdir()  # each daphne's own log
+        webs = [processes.start_daphne(env, workdir / f"web{i}") for i in range(args.web)]
         web = webs[0]  # Zoom's webhooks and the OAuth callback go to one of them
         worker = processes.start_worker(env, workdir, "bench-worker", concurrency=2)
         try:

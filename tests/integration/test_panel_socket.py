@@ -64,6 +64,31 @@ async def test_snapshot_then_live_pushes_with_rising_versions():
     await ben.disconnect()
 
 
+async def test_every_panel_ends_on_the_newest_state_after_a_burst_of_changes():
+    """A web process writes a meeting's states to its panels from one task, the newest overtaking older ones still
+    being written: each panel still sees versions only rise, and ends on the newest."""
+    app = await sync_to_async(make_app)()
+    meeting = await sync_to_async(setup_meeting)(app)
+    panels = [await connect(tokens.mint(app.client_id, meeting.uuid, viewer)) for viewer in ("host1", "ben1", "")]
+    snapshots = [await receive(panel) for panel in panels]
+
+    def co_hosts_join():
+        for i in range(8):
+            presence.do_participant_joined(meeting, f"cohost{i}", f"Co-host {i}", "co-host")
+        return Meeting.objects.get(pk=meeting.pk).version
+
+    newest = await sync_to_async(co_hosts_join)()
+    for panel, snapshot in zip(panels, snapshots):
+        versions, state = [snapshot["state"]["version"]], snapshot["state"]
+        while versions[-1] < newest:
+            state = (await receive(panel))["state"]
+            versions.append(state["version"])
+        assert versions == sorted(set(versions)) and versions[-1] == newest
+        assert {f"cohost{i}" for i in range(8)} <= set(state["hosts"])
+    for panel in panels:
+        await panel.disconnect()
+
+
 async def test_participant_host_actions_are_refused_and_change_nothing():
     app = await sync_to_async(make_app)()
     meeting = await sync_to_async(setup_meeting)(app)
