@@ -505,8 +505,10 @@ class MediaTicker:
     def _pump_picture(self, stream, conn, tick, kind):
         params = conn.params[kind]
         every = max(1, round(1000 / TICK_MS / params["fps"]))
-        if tick % every:
+        # Due on every `every`-th tick, or on the first tick after it when a late ticker skipped past it.
+        if tick < stream.picture_next_tick.get(kind, 0):
             return
+        stream.picture_next_tick[kind] = tick - tick % every + every
         meeting = stream.meeting
         source = None
         if kind == "deskshare":

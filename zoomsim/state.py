@@ -223,6 +223,7 @@ class Stream:
         self.rtms_url = sim.rtms_url  # the RTMS server it lives on (zoomsim/chaos.py fails it over to another)
         # Audio is produced from the meeting timeline, so "buffering" is only a cursor: the next tick to send.
         self.audio_next_tick = sim.ticker.tick_index()
+        self.picture_next_tick = {}  # video / deskshare: the tick the next picture is due
         self.text_backlog = []  # transcript/chat messages waiting for their socket (bytes, media type)
 
     @property

@@ -367,12 +367,13 @@ def test_video_and_share_frames_are_jpeg(world):
     meeting = world.meeting()
     payload, client = world.connected(meeting, media=("video", "deskshare"))
     world.sim.post(f"/_sim/meetings/{meeting['id']}/video", json={"key": "p2", "on": True})
-    frame = client.media["video"].recv_type(15)["content"]
+    # The simulator encodes each new picture in pure Python, which takes seconds on a loaded machine.
+    frame = client.media["video"].recv_type(15, timeout=30)["content"]
     data = base64.b64decode(frame["data"])
     assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9" and frame["length"] == len(data)
     assert frame["user_name"] == "Ben"
     world.sim.post(f"/_sim/meetings/{meeting['id']}/share", json={"key": "p1", "on": True})
-    share = client.media["deskshare"].recv_type(16)["content"]
+    share = client.media["deskshare"].recv_type(16, timeout=30)["content"]
     assert base64.b64decode(share["data"])[:2] == b"\xff\xd8" and share["user_name"] == "Ana Host"
     client.close()
 
