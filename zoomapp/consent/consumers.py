@@ -47,7 +47,9 @@ class MeetingPanels:
     consumers through 1,000 channel-layer queues. Pushes carry the full state with its version
     (docs/ARCHITECTURE.md "Pushing state"), so the newest wins: a state that arrives while an older one is being
     written goes to the panels not written yet, then to those that had the older one, and the older one to no one
-    else; a burst of changes (an approval, then its stream starting) costs one pass, not one per change.
+    else; a burst of changes (an approval, then its stream starting) costs one pass, not one per change. A state
+    that differs from the last one taken only by its version (a change no panel shows, such as a stream's stop
+    confirmed after its share stopped) is not written: every panel already shows it.
     """
 
     _open = {}  # meeting group -> MeetingPanels of the running event loop
@@ -70,7 +72,8 @@ class MeetingPanels:
         self.loop = asyncio.get_running_loop()
         self.panels = {}  # the open panels, in the order they joined (a dict as an ordered set)
         self.channel = None
-        self.latest = None  # the newest state received
+        self.latest = None  # the newest state received that panels show differently from the one before
+        self.newest_version = -1  # of any state received: an older one arriving late is never written
         self.arrived = asyncio.Event()
         self.subscribed = self.loop.create_future()
         self.listening = self.loop.create_task(self._listen())
@@ -99,9 +102,11 @@ class MeetingPanels:
             state = message.get("state") if message.get("type") == "panel.state" else None
             if state is None:
                 log.warning("unexpected message to a meeting's panels", extra={"type": str(message.get("type"))})
-            elif self.latest is None or state["version"] > self.latest["version"]:
-                self.latest = state
-                self.arrived.set()
+            elif state["version"] > self.newest_version:
+                self.newest_version = state["version"]
+                if not _same_but_version(state, self.latest):
+                    self.latest = state
+                    self.arrived.set()
 
     async def _write_states(self):
         while True:
@@ -129,6 +134,11 @@ class MeetingPanels:
             await panel.send_state(state, departed)
         except Exception:  # one broken socket must not stop the others' states
             log.exception("panel state not sent", extra={"meeting": panel.identity.meeting_uuid})
+
+
+def _same_but_version(state, other):
+    return other is not None and state.keys() == other.keys() and all(
+        state[key] == other[key] for key in state if key != "version")
 
 
 class PanelConsumer(AsyncWebsocketConsumer):
