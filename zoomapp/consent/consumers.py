@@ -15,9 +15,10 @@ import time
 from collections import deque
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import InterfaceError, OperationalError, connection
 
 from zoomapp.consent import panel_dispatch, tokens
 from zoomapp.consent.panel_state import StateFrames, snapshot_for
@@ -27,15 +28,28 @@ from zoomapp.consent.push import meeting_group, user_group
 log = logging.getLogger("zoomapp.consent.ws")
 
 MAX_FRAME_CHARS = 4096
-# Off daphne's one shared sync thread: a host's Approve must not queue behind other requests' database work
-# (the webhook that confirms the start runs there too).
-_in_pool = dict(thread_sensitive=False)
 CLOSE_UNAUTHORIZED = 4401  # the token was refused or expired: the panel binds again from a fresh app context
 CLOSE_DEPARTED = 4410  # Zoom says this user left or was removed: the panel stops, it does not bind again
 # Every panel of this process shares the encodings of the states pushed to its meetings.
 _state_frames = StateFrames()
 # Panels written to before the fan-out lets the loop run (the Redis reader, other sockets' frames, new panels).
 _PANELS_PER_TURN = 64
+
+
+async def _in_pool(fn, *args):
+    """fn(*args) off daphne's one shared sync thread (a host's Approve must not queue behind other requests'
+    database work; the webhook that confirms the start runs there too), on a pool thread that keeps its database
+    connection between calls: a new PostgreSQL connection per call was a fifth of a panel's opening. A connection
+    that failed (PostgreSQL restarted) is dropped, so that thread's next call connects again."""
+    return await sync_to_async(_keeping_connection, thread_sensitive=False)(fn, *args)
+
+
+def _keeping_connection(fn, *args):
+    try:
+        return fn(*args)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        raise
 
 
 class MeetingPanels:
@@ -151,7 +165,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message):
         """As Channels' own, without its close_old_connections() before each message: that runs on daphne's one
         shared sync thread, so a push to 1,000 panels queued 1,000 hops there, in front of the webhooks. This
-        consumer's database work goes through database_sync_to_async, which closes old connections itself."""
+        consumer's database work goes through _in_pool."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -202,7 +216,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
 
     async def _send_snapshot(self):
-        state = await database_sync_to_async(snapshot_for, **_in_pool)(self.identity)
+        state = await _in_pool(snapshot_for, self.identity)
         await self._send({"type": "state", "state": state, "snapshot": True})
         return state["version"]
 
@@ -226,8 +240,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         try:
             # The token was checked at connect; an old socket must still hold a live one to act.
             tokens.read(self.current_token)
-            perform = database_sync_to_async(panel_dispatch.perform, **_in_pool)
-            await perform(self.identity, body, "panel_ws", self._address())
+            await _in_pool(panel_dispatch.perform, self.identity, body, "panel_ws", self._address())
         except tokens.TokenRefused as exc:
             await self._send({"type": "refused", "action": action, "code": "token", "message": exc.reason})
             await self.close(code=CLOSE_UNAUTHORIZED)
