@@ -18,6 +18,9 @@ through Playwright, as the end-to-end tests) opens the simulated Zoom window of 
 the app's panel in each; a participant clicks Share, the host clicks Approve in her panel's modal, and the time is
 taken in the browsers, from the click landing in the host's panel to "Sharing" rendered in the participant's panel
 (one machine, one clock). The same approvals' server-side stages are printed beside it, with the load average.
+And a request reaching a host whose panel is closed (`--invitations`, 30 by default): a participant clicks Share,
+and the time is taken from the click to Zoom's app invitation shown in the host's window; she ignores it and the
+participant cancels before the next one.
 
 Needs PostgreSQL (a database `bench_approval_<pid>` is created and dropped) and Redis on 127.0.0.1.
 """
@@ -85,6 +88,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=5, help="approvals run first and not counted")
     parser.add_argument("--browser-approvals", type=int, default=50,
                         help="approvals clicked in Chromium, measured as a person sees them (0: skip)")
+    parser.add_argument("--invitations", type=int, default=30,
+                        help="requests to a host whose panel is closed, in Chromium, click → Zoom's invitation shown")
     args = parser.parse_args()
 
     create_database()
@@ -110,7 +115,8 @@ def main():
         try:
             results = run(args, sim, web, requests, connect)
             load_sockets = os.getloadavg()
-            in_browsers = run_in_browsers(args, sim, web, requests) if args.browser_approvals else None
+            in_browsers = run_in_browsers(args, sim, web, requests) \
+                if args.browser_approvals or args.invitations else None
             load_browsers = os.getloadavg()
         finally:
             worker.stop()
@@ -131,15 +137,20 @@ def main():
     print(f"goal: p99 under 100 ms → {'met' if percentile(total, 99) < 100 else 'NOT met'}"
           f"   (load average during the run: {load_text(load_sockets)} on {os.cpu_count()} cores)")
     if in_browsers:
-        shown, click_to_approve, rest, webhook, active, push = in_browsers
-        print(f"\nin the browsers: click in the host's panel → \"Sharing\" rendered in the participant's panel, "
-              f"{len(shown)} approvals (Chromium, {args.warmup} warm-up approvals not counted)")
-        print(summary("total (click → Sharing shown)", shown))
-        print(summary("  click → approve row", click_to_approve))
-        print(summary("  approve → REST answered", rest))
-        print(summary("  approve → webhook row", webhook))
-        print(summary("  webhook → stream active", active))
-        print(summary("  active → Sharing shown", push))
+        (shown, click_to_approve, rest, webhook, active, push), invited = in_browsers
+        if shown:
+            print(f"\nin the browsers: click in the host's panel → \"Sharing\" rendered in the participant's panel, "
+                  f"{len(shown)} approvals (Chromium, {args.warmup} warm-up approvals not counted)")
+            print(summary("total (click → Sharing shown)", shown))
+            print(summary("  click → approve row", click_to_approve))
+            print(summary("  approve → REST answered", rest))
+            print(summary("  approve → webhook row", webhook))
+            print(summary("  webhook → stream active", active))
+            print(summary("  active → Sharing shown", push))
+        if invited:
+            print(f"\nin the browsers: a participant's Share click → Zoom's invitation shown in the window of a host "
+                  f"whose panel is closed, {len(invited)} requests")
+            print(summary("total (click → invitation)", invited))
         print(f"load average: {load_text(load_browsers)} on {os.cpu_count()} cores (1, 5, 15 minutes)")
 
 
@@ -188,6 +199,9 @@ MARK_SHARING = """() => { window.__sharingAt = null; new MutationObserver((chang
         window.__sharingAt = Date.now(); observer.disconnect();
     }
 }).observe(document.getElementById("outcome"), {attributes: true}); }"""
+MARK_INVITATION = """() => { window.__invitedAt = null; new MutationObserver((changes, observer) => {
+    if (document.querySelector("#invitations .invitation")) { window.__invitedAt = Date.now(); observer.disconnect(); }
+}).observe(document.getElementById("invitations"), {childList: true, subtree: true}); }"""
 
 
 def run_in_browsers(args, sim, web, requests):
@@ -216,7 +230,7 @@ def run_in_browsers(args, sim, web, requests):
         chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         hana = Person(chromium, stack, meeting, "Hana").open_panel()
         participants = [Person(chromium, stack, meeting, name).open_panel() for name in names[1:]]
-        for i in range(args.warmup + args.browser_approvals):
+        for i in range(args.warmup + args.browser_approvals if args.browser_approvals else 0):
             person = participants[i % len(participants)]
             person.click("#share-button")
             person.wait_outcome("pending")
@@ -242,8 +256,40 @@ def run_in_browsers(args, sim, web, requests):
             wait_stream_stopped(share)
         for person in (hana, *participants):
             person.close()
+        invited_ms = time_invitations(args, sim, chromium, stack)
         chromium.close()
-    return shown_ms, click_to_approve, rest, webhook, active, push
+    return (shown_ms, click_to_approve, rest, webhook, active, push), invited_ms
+
+
+def time_invitations(args, sim, chromium, stack):
+    """Ivy hosts with no app open; Otto's request reaches her as Zoom's invitation (docs/REQUESTS.md)."""
+    from tests.e2e.panel_support import Person
+
+    if not args.invitations:
+        return []
+    people = {name: {"name": name, "user_id": f"bench{name}", "account_id": "acctBench"} for name in ("Ivy", "Otto")}
+    meeting = sim.post("/_sim/meetings", json={
+        "topic": "Invitation bench in browsers", "host": people["Ivy"], "start": True, "participants": [people["Otto"]],
+        "settings": {"share_with_apps": True, "require_host_approval": True},
+    }).json()
+    ivy, otto = Person(chromium, stack, meeting, "Ivy"), Person(chromium, stack, meeting, "Otto").open_panel()
+    invited_ms = []
+    for i in range(args.warmup + args.invitations):
+        otto.frame.evaluate(MARK_CLICK)
+        ivy.page.evaluate(MARK_INVITATION)
+        otto.click("#share-button")
+        invitation = ivy.page.locator("#invitations .invitation")
+        invitation.wait_for(timeout=15000)
+        if i >= args.warmup:
+            invited_ms.append(ivy.page.evaluate("window.__invitedAt") - otto.frame.evaluate("window.__clickedAt"))
+        invitation.get_by_role("button", name="Ignore").click()
+        invitation.wait_for(state="detached")
+        otto.wait_outcome("pending")
+        otto.click("#cancel-button")
+        otto.wait_outcome("stopped")
+    for person in (ivy, otto):
+        person.close()
+    return invited_ms
 
 
 def run(args, sim, web, requests, connect):
