@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
@@ -36,15 +37,19 @@ _state_frames = StateFrames()
 _PANELS_PER_TURN = 64
 
 
+# The panel sockets' database work, off daphne's one shared sync thread (a host's Approve must not queue behind
+# other requests' database work; the webhook that confirms the start runs there too). The process's own threads
+# (as many as asyncio's default executor), each keeping its PostgreSQL connection between calls: a new connection
+# per call was a fifth of a panel's opening.
+_database_pool = ThreadPoolExecutor(thread_name_prefix="panel-db")
+
+
 async def _in_pool(fn, *args):
-    """fn(*args) off daphne's one shared sync thread (a host's Approve must not queue behind other requests'
-    database work; the webhook that confirms the start runs there too), on a pool thread that keeps its database
-    connection between calls: a new PostgreSQL connection per call was a fifth of a panel's opening. A connection
-    that failed (PostgreSQL restarted) is dropped, so that thread's next call connects again."""
-    return await sync_to_async(_keeping_connection, thread_sensitive=False)(fn, *args)
+    return await sync_to_async(_keeping_connection, thread_sensitive=False, executor=_database_pool)(fn, *args)
 
 
 def _keeping_connection(fn, *args):
+    """A connection that failed (PostgreSQL restarted) is dropped, so that the thread's next call connects again."""
     try:
         return fn(*args)
     except (OperationalError, InterfaceError):
