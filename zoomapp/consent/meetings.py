@@ -36,8 +36,9 @@ def get_meeting(app, uuid, **known):
 
 
 def lock(meeting):
-    """Serialise changes to one meeting (a no-op lock on SQLite, whose IMMEDIATE transactions serialise anyway)."""
-    return Meeting.objects.select_for_update().select_related("app").get(pk=meeting.pk)
+    """Serialise changes to one meeting (a no-op lock on SQLite, whose IMMEDIATE transactions serialise anyway).
+    Only the meeting's row: locking its app's too would serialise every meeting of the app."""
+    return Meeting.objects.select_for_update(of=("self",)).select_related("app").get(pk=meeting.pk)
 
 
 def upsert_participant(meeting, user_id, name="", role=None, present=True):

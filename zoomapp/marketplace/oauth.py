@@ -180,7 +180,7 @@ def finish_pkce(app, user_id, state, code, redirect_to):
 def _refresh(grant):
     """Rotate the pair under a row lock, so two processes never spend one refresh token."""
     with transaction.atomic():
-        locked = UserAuthorization.objects.select_for_update().select_related("app").get(pk=grant.pk)
+        locked = UserAuthorization.objects.select_for_update(of=("self",)).select_related("app").get(pk=grant.pk)
         if locked.needs_reauthorization:
             raise ReauthorizationRequired("authorization must be renewed")
         if locked.expires_at - timezone.now() > REFRESH_MARGIN:

@@ -41,7 +41,7 @@ RESTARTER = Actor("app", "Stream restart", "stream")
 
 @transaction.atomic
 def do_stream_paused(meeting, stream_id, paused, *, actor=ZOOM):
-    share = Share.objects.select_for_update().select_related("app").filter(
+    share = Share.objects.select_for_update(of=("self",)).select_related("app").filter(
         meeting=meeting, rtms_stream_id=stream_id).first()
     if share is None or not share.is_active:
         return share

@@ -1,0 +1,50 @@
+"""A meeting's lock (zoomapp.consent.meetings.lock) holds that meeting's row only: while one meeting's change is
+under way, another meeting of the same app changes at once (the app's row is read with it, not locked)."""
+
+import threading
+
+import pytest
+from django.db import OperationalError, connection, transaction
+
+from tests.consent_support import meeting_uuid
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def lock_within(seconds, meeting):
+    """meetings.lock in a transaction of its own that gives up waiting after `seconds`."""
+    from zoomapp.consent import meetings
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{int(seconds * 1000)}ms'")
+        return meetings.lock(meeting)
+
+
+def test_a_meeting_being_changed_does_not_hold_up_another_meeting_of_the_same_app(app):
+    from zoomapp.consent import meetings
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    first, second = meetings.get_meeting(app, meeting_uuid()), meetings.get_meeting(app, meeting_uuid())
+    locked, release = threading.Event(), threading.Event()
+
+    def change_first():
+        try:
+            with transaction.atomic():
+                meetings.lock(first)
+                locked.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=change_first)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with pytest.raises(OperationalError, match="lock timeout"):
+            lock_within(0.2, first)  # the first meeting is held
+        assert lock_within(5, second).pk == second.pk
+    finally:
+        release.set()
+        holder.join()
