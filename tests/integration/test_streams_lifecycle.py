@@ -94,10 +94,16 @@ def test_same_webhook_three_times_makes_one_signaling_connection(stack, django_d
     stream_id = stack.start_stream(meeting)
     wait_for_row(django_db_blocker, stream_row(django_db_blocker, stream_id, state="active"), "the stream to be held")
 
+    def both_delivered():
+        """Zoom's delivery and its duplicate, both answered (the duplicate may still be on its way when the
+        stream is already held)."""
+        found = [d for d in stack.sim.get("/_sim/webhooks", params={"event": "meeting.rtms_started",
+                                                                     "client_id": stack.app.client_id}).json()
+                 if d["payload"].get("rtms_stream_id") == stream_id]
+        return found if len(found) == 2 and all(d["status"] == "delivered" for d in found) else None
+
     # Zoom's retry: the very same event once more, signed afresh, on top of the simulator's duplicate.
-    deliveries = stack.sim.get("/_sim/webhooks", params={"event": "meeting.rtms_started",
-                                                         "client_id": stack.app.client_id}).json()
-    delivery = next(d for d in deliveries if d["payload"].get("rtms_stream_id") == stream_id)
+    delivery = processes.wait_for(both_delivered, 15, "the simulator's delivery and its duplicate")[0]
     response = post_signed(stack.web.url, stack.app,
                            event("meeting.rtms_started", delivery["payload"], event_ts=delivery["created_at"]))
     assert response.status_code == 200
