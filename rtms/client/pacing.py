@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 TICK = 0.08  # seconds: the longest tick, when the process is busy
 SHORTEST_TICK = 0.02  # one 20 ms audio frame: the files still get a write per frame at most
-LIGHT_LOAD = 0.25  # share of one core below which the loop reads on readiness and ticks every SHORTEST_TICK
+LIGHT_LOAD = 0.4  # share of one core below which the loop reads on readiness and ticks every SHORTEST_TICK
 BUSY_LOAD = 0.6  # from here on the full TICK
 LOAD_WINDOW = 0.5  # seconds of CPU and wall time per load measurement
 SMOOTHING = 0.5  # weight of the newest measurement in the smoothed load

@@ -87,6 +87,6 @@ def test_a_core_shared_with_other_processes_counts_as_load_even_if_little_of_it_
 
 
 def test_in_between_the_tick_grows_with_the_load(clock):
-    pacer, _ = run_ticks(clock, core_share=0.4, seconds=5)
+    pacer, _ = run_ticks(clock, core_share=(pacing.LIGHT_LOAD + pacing.BUSY_LOAD) / 2, seconds=5)
 
     assert pacing.SHORTEST_TICK < pacer.period < pacing.TICK
