@@ -12,6 +12,8 @@ os.environ.setdefault("DATABASE_TEST_NAME", f"test_zoomapp_{RUN_ID}")
 os.environ.setdefault("DATA_DIR", f"/tmp/zoomapp-{RUN_ID}")
 os.makedirs(os.environ["DATA_DIR"], exist_ok=True)
 os.environ.setdefault("DEBUG", "true")
+# Names the test process in pg_stat_activity (tests/processes.py names the ones it starts).
+os.environ.setdefault("PGAPPNAME", f"test-pytest-{RUN_ID}")
 # Fast failover in tests; production defaults are in settings.
 os.environ.setdefault("RTMS_LEASE_TTL", "2")
 os.environ.setdefault("RTMS_RECONCILE_INTERVAL", "1")

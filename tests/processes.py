@@ -50,8 +50,10 @@ class Process:
         self.name = name
         self.log_path = Path(log_dir) / f"{name}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        # PGAPPNAME names the process in pg_stat_activity: who holds which PostgreSQL connections during a run.
         self.popen = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, cwd=ROOT, env={**env, "PGAPPNAME": f"test-{name}"}, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     @property
