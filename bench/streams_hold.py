@@ -4,7 +4,7 @@ under a temporary MEDIA_ROOT, transcript rows in PostgreSQL, leases in Redis.
 
     .venv/bin/python bench/streams_hold.py                              # N = 200, 500, 1000; 60 s measured each
     .venv/bin/python bench/streams_hold.py --streams 200 --duration 20 --warmup 5
-    .venv/bin/python bench/streams_hold.py --capacity                   # N = 200 … 1200, 15 s each: capacity
+    .venv/bin/python bench/streams_hold.py --capacity                   # N = 400, 800, … then bisected: capacity
 
 The load server is bench/rtms_receive.py's built-in RTMS server (the client engineer's raw receive benchmark),
 pinned to core 0; the holder runs pinned to core 1. In the same run, Zoom's official SDK (`rtms` 1.1.0, one
@@ -13,10 +13,13 @@ printed is our full hold-and-store cost against the SDK's receive cost.
 
 Per N it prints: CPU seconds per stream-minute, cores used, RSS per stream, audio frames lost (gaps in the stored
 timeline), p50/p99 lag from the server's send time to storage (file write / row commit), and the SDK ratio.
-With --capacity it steps N up and prints, for ours and for the SDK on the same load, whether each held every
-stream in real time (all connected, no frame lost, p99 lag <= --max-p99-ms, 250 by default), then the capacity of
-each (the largest N held), their ratio and the memory per stream there, with the load average on each line; an
-implementation stops at its first miss.
+With --capacity it steps N up (400, 800, 1200, 1600) and prints, for ours and for the SDK on the same load,
+whether each held every stream in real time (all connected, no frame lost, p99 lag <= --max-p99-ms, 250 by
+default); after an implementation's first miss, the gap between the largest N it held and the smallest it missed
+is halved until it is --resolution streams (50) or less. Then the capacity of each (the largest N held), their
+ratio and the memory per stream there, with the load average on each line. Our holder's lines also show its tick
+and the cores each of its threads used (the loop, the file thread, the database threads); --profile FILE records
+it with py-spy over each measured window.
 Needs PostgreSQL (DATABASE_URL or the local server; a scratch database is created and dropped) and Redis.
 """
 
@@ -42,6 +45,25 @@ CLIENT_ID, CLIENT_SECRET = "benchClientId", "benchClientSecret"  # what rtms_rec
 def _rss_bytes():
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _thread_cpu_seconds():
+    """{thread name: CPU seconds} of this process's threads (Linux: /proc/self/task), to show where the core
+    goes: the loop, the file thread, the database threads."""
+    import threading
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    threads = {}
+    for task in Path("/proc/self/task").iterdir():
+        # A pool's threads under one name (rtms-uploads_0 … _7 → rtms-uploads); native threads by their id.
+        name = names.get(int(task.name), f"native-{task.name}").rsplit("_", 1)[0]
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        threads[name] = threads.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return threads
 
 
 def _cpu_seconds():
@@ -100,9 +122,13 @@ def _hold(args):
     metrics.store_lag.reset()
     gc_pauses = _watch_gc()
     spans_before = _audio_spans(host)
-    cpu0, wall0 = _cpu_seconds(), time.monotonic()
+    profiler = _profile_self(args)
+    cpu0, wall0, threads0 = _cpu_seconds(), time.monotonic(), _thread_cpu_seconds()
     time.sleep(args.duration)
     cpu, wall = _cpu_seconds() - cpu0, time.monotonic() - wall0
+    threads = {name: (spent - threads0.get(name, 0.0)) / wall for name, spent in _thread_cpu_seconds().items()}
+    if profiler is not None:
+        profiler.wait(30)
     rss = _rss_bytes()
     spans_after = _audio_spans(host)
 
@@ -134,9 +160,24 @@ def _hold(args):
         "gc_total_ms": sum(gc_pauses) * 1000,
         # The pacer's choice at the end (rtms/client/pacing.py): its tick and the load it measured.
         "tick_ms": host._pacer.period * 1000, "process_load": host._pacer.load,
+        "cores_by_thread": {name: round(share, 3) for name, share in sorted(threads.items(), key=lambda t: -t[1])
+                            if share >= 0.005},
     }
     Path(args.result_file).write_text(json.dumps(result))
     os._exit(0)  # the streams die with the process; the scratch database is dropped by the parent
+
+
+def _profile_self(args):
+    """py-spy recording this holder over the measured window (--profile; its own CPU runs on another core)."""
+    if not args.profile:
+        return None
+    n = len(json.loads(Path(args.ready_file).read_text())["streams"])
+    out = Path(args.profile).with_name(f"{Path(args.profile).stem}-{n}{Path(args.profile).suffix}")
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(os.getpid()), "--threads",
+               "--duration", str(int(args.duration)), "--rate", "200", "--output", str(out), "--nonblocking"]
+    if out.suffix == ".txt":
+        command += ["--format", "raw"]
+    return subprocess.Popen(_pinned(0, command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _watch_gc():
@@ -165,7 +206,7 @@ def _audio_spans(host):
     return spans
 
 
-CAPACITY_STEPS = "200,400,600,800,1000,1200"
+CAPACITY_STEPS = "400,800,1200,1600"
 
 # ================================================================================================================
 # The parent: scratch database, load server, holder, SDK, figures
@@ -210,7 +251,9 @@ def _run(args, n, env, workdir, skip_ours=False, skip_sdk=False):
             result_file = workdir / f"hold-{n}.json"
             subprocess.run(_pinned(holder_core, [sys.executable, __file__, "_hold", "--ready-file", str(ready_file),
                                                  "--result-file", str(result_file), "--duration", str(args.duration),
-                                                 "--warmup", str(args.warmup)]),
+                                                 "--warmup", str(args.warmup),
+                                                 *(["--profile", str(Path(args.profile).resolve())]
+                                                   if args.profile else [])]),
                            env=hold_env, timeout=args.duration + args.warmup + 240, check=False)
             results["ours"] = json.loads(result_file.read_text()) if result_file.exists() else {"error": "no result"}
         if not skip_sdk:
@@ -258,7 +301,8 @@ def _print_run(n, results):
           f"max {results.get('server', {}).get('max_late_ms')} ms; "
           f"{ours['gc_collections']} garbage collections, "
           f"longest {ours['gc_max_ms']:.0f} ms, {ours['gc_total_ms']:.0f} ms in all; "
-          f"tick {ours['tick_ms']:.0f} ms at a measured load of {ours['process_load']:.2f} core; "
+          f"tick {ours['tick_ms']:.0f} ms at a measured load of {ours['process_load']:.2f} core; cores by thread "
+          f"{ours['cores_by_thread']}; "
           f"load average {_load_average()}")
     if sdk and "error" not in sdk:
         print(f"{n:>5} sdk   {sdk['cpu_per_stream_minute']:>16.4f} {sdk['cores']:>6.2f} "
@@ -284,45 +328,64 @@ def _real_time(impl, n, result, bound_ms):
                   "p50": result["lag_p50_ms"], "p99": p99}
 
 
+def _next_n(steps, held, missed, resolution):
+    """The next N to try for one implementation: the coarse steps until its first miss, then halving the gap
+    between the largest N it held and the smallest it missed until the gap is `resolution` or less (rounded to
+    it); None when its capacity is known."""
+    if missed is None:
+        return next((n for n in steps if held is None or n > held), None)
+    low = held or 0
+    if missed - low <= resolution:
+        return None
+    middle = (low + missed) // 2 // resolution * resolution
+    return middle if low < middle < missed else None
+
+
 def _capacity(args, env, workdir):
-    """Step N up; each implementation runs until it first misses the real-time bound (it would miss it at every
-    larger N too). The capacity of each is the largest N it held."""
+    """Each implementation runs the coarse steps until it first misses the real-time bound (it would miss it at
+    every larger N too), then its bound is bisected down to --resolution streams. Both run on the same load
+    server whenever they need the same N. The capacity of each is the largest N it held."""
     bound = args.max_p99_ms
     print(f"capacity: the most streams one core holds with every stream connected, no audio frame lost and p99 "
-          f"lag <= {bound:g} ms (ours: held and stored end to end; sdk: Zoom's SDK receiving only)")
+          f"lag <= {bound:g} ms (ours: held and stored end to end; sdk: Zoom's SDK receiving only), to within "
+          f"{args.resolution} streams")
     print(f"{'N':>5} {'impl':<5} {'held':<5} {'CPU s/stream-min':>16} {'cores':>6} {'KiB/stream':>10} "
           f"{'ready':>6} {'lost':>6} {'p50 ms':>7} {'p99 ms':>7}  load average")
-    capacity = {"ours": None, "sdk": None}
-    failed = {"ours": False, "sdk": args.no_sdk}
-    for n in [int(x) for x in args.streams.split(",")]:
-        if all(failed.values()):
+    steps = [int(x) for x in args.streams.split(",")]
+    impls = ("ours",) if args.no_sdk else ("ours", "sdk")
+    held, missed, kib = dict.fromkeys(impls), dict.fromkeys(impls), {}
+    while True:
+        wanted = {impl: _next_n(steps, held[impl], missed[impl], args.resolution) for impl in impls}
+        if all(n is None for n in wanted.values()):
             break
-        results = _run(args, n, env, workdir, skip_ours=failed["ours"], skip_sdk=failed["sdk"])
+        n = min(n for n in wanted.values() if n is not None)
+        results = _run(args, n, env, workdir, skip_ours=wanted.get("ours") != n, skip_sdk=wanted.get("sdk") != n)
         load = _load_average()
-        for impl in ("ours", "sdk"):
+        for impl in impls:
             if impl not in results:
                 continue
-            held, f = _real_time(impl, n, results[impl], bound)
+            ok, f = _real_time(impl, n, results[impl], bound)
             if "why" in f:
                 print(f"{n:>5} {impl:<5} {'no':<5} {f['why']}  {load}")
             else:
-                print(f"{n:>5} {impl:<5} {'yes' if held else 'no':<5} {f['cpu']:>16.4f} {f['cores']:>6.2f} "
+                print(f"{n:>5} {impl:<5} {'yes' if ok else 'no':<5} {f['cpu']:>16.4f} {f['cores']:>6.2f} "
                       f"{f['kib']:>10.1f} {f['ready']:>6} {f['lost']:>6} {f['p50'] or 0:>7.0f} {f['p99'] or 0:>7.0f}"
                       f"  {load}")
-            if held:
-                capacity[impl] = (n, f["kib"])
+            if impl == "ours" and "cores_by_thread" in results[impl]:
+                print(f"{'':>5} ours  tick {results[impl]['tick_ms']:.0f} ms, cores by thread "
+                      f"{results[impl]['cores_by_thread']}")
+            if ok:
+                held[impl], kib[impl] = n, f["kib"]
             else:
-                failed[impl] = True
+                missed[impl] = n
         sys.stdout.flush()
-    ours, sdk = capacity["ours"], capacity["sdk"]
-    describe = {impl: f"{c[0]} streams ({c[1]:.1f} KiB per stream)" if c else "none of the steps"
-                for impl, c in capacity.items()}
-    ratio = f"{ours[0] / sdk[0]:.2f}x" if ours and sdk else "n/a"
+    describe = {impl: f"{held[impl]} streams ({kib[impl]:.1f} KiB per stream)" if held[impl] else "none of the steps"
+                for impl in impls}
+    ratio = f"{held['ours'] / held['sdk']:.2f}x" if held["ours"] and held.get("sdk") else "n/a"
     print(f"capacity at p99 <= {bound:g} ms, nothing lost: ours {describe['ours']}, "
-          f"sdk {describe['sdk'] if not args.no_sdk else 'not run'}; ours / sdk {ratio}; "
-          f"load average {_load_average()}")
-    for impl in ("ours", "sdk"):
-        if capacity[impl] and not failed[impl]:
+          f"sdk {describe.get('sdk', 'not run')}; ours / sdk {ratio}; load average {_load_average()}")
+    for impl in impls:
+        if held[impl] and missed[impl] is None:
             print(f"  ({impl} held every step: its capacity is at least the last one; add larger steps)")
 
 
@@ -338,6 +401,10 @@ def main():
                         help="step N up until each of ours and the SDK misses the real-time bound; print both "
                              "capacities and their ratio")
     parser.add_argument("--max-p99-ms", type=float, default=250.0, help="the real-time bound of --capacity")
+    parser.add_argument("--resolution", type=int, default=50,
+                        help="--capacity bisects between the coarse steps down to this many streams")
+    parser.add_argument("--profile", help="record our holder with py-spy over each measured window into this file "
+                        "(the N added to its name; .txt: collapsed stacks, else a flame graph SVG)")
     parser.add_argument("--ready-file")
     parser.add_argument("--result-file")
     args = parser.parse_args()
@@ -345,6 +412,8 @@ def main():
         args.streams = CAPACITY_STEPS if args.capacity else "200,500,1000"
     if args.duration is None:
         args.duration = 15.0 if args.capacity else 60.0
+    if args.profile and not (Path(sys.executable).parent / "py-spy").exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True)
     if args.mode == "_hold":
         _hold(args)
         return
