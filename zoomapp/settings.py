@@ -7,6 +7,7 @@ that names the variable.
 
 import ipaddress
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -150,6 +151,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat write to one file: wait for locks instead of failing, and take
     # the write lock up front so two writers never deadlock on an upgrade.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+# PostgreSQL connections come from a pool in every process but Celery's, for the web process: Django under ASGI runs
+# each request on a thread of its own and would open a new connection per request (a new backend, ~5 ms on Zoom's
+# webhook for every start). The pool is as large as the web process's threads that keep a connection (the panel
+# sockets' database threads, as many as asyncio's default executor, and the 4 that call Zoom's REST API) plus
+# DATABASE_POOL_REQUESTS requests at once; a request past that waits for a connection. Celery's processes keep one
+# connection per thread instead: its prefork fixup closes a pool before and after every task
+# (celery/fixups/django.py). Counts per process: docs/DEPLOY.md.
+_CELERY = "celery" in (Path(sys.argv[0]).name, Path(sys.argv[0]).parent.name)
+DATABASE_POOL_REQUESTS = env_number("DATABASE_POOL_REQUESTS", 10)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_REQUESTS and not _CELERY:
+    _KEPT_CONNECTIONS = min(32, (os.cpu_count() or 1) + 4) + 4
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": _KEPT_CONNECTIONS + DATABASE_POOL_REQUESTS, "timeout": 10}
+    # Each connection handed out is checked first (one empty round trip): after PostgreSQL restarted, the pool's
+    # idle connections are dead.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if env("DATABASE_TEST_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env("DATABASE_TEST_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
