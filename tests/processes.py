@@ -89,10 +89,10 @@ class Process:
         self._log.close()
 
 
-def start_daphne(env, log_dir):
+def start_daphne(env, log_dir, name="daphne"):
     port = free_port()
     argv = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "zoomapp.asgi:application"]
-    proc = Process("daphne", argv, env, log_dir)
+    proc = Process(name, argv, env, log_dir)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: requests.get(f"{url}/healthz", timeout=2).status_code in (200, 503), 30, "daphne to answer",
              process=proc)

@@ -1,0 +1,81 @@
+"""A web process's PostgreSQL connections stay bounded under a burst: Zoom delivers a meeting's start, its joins and
+its streams' webhooks at once, and Django under ASGI runs each request on a thread of its own. Without a pool every
+request in flight held a connection of its own (45 at once in a test run, touching PostgreSQL's 100), and past
+`max_connections` every process of the deployment fails ("too many clients"). docs/DEPLOY.md "PostgreSQL
+connections" gives the counts per process."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from django.conf import settings
+
+from tests import processes
+from tests.consent_support import make_app, meeting_uuid
+from tests.webhook_support import event, post_signed
+from zoomapp.consent.models import Meeting
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BURST = 80
+REQUESTS_AT_ONCE = 3
+
+
+@pytest.fixture
+def web(stack_env, tmp_path):
+    """A daphne of its own, named in pg_stat_activity, allowed REQUESTS_AT_ONCE requests' connections."""
+    proc = processes.start_daphne({**stack_env, "DATABASE_POOL_REQUESTS": str(REQUESTS_AT_ONCE)}, tmp_path,
+                                  name="burst-web")
+    yield proc
+    proc.stop()
+
+
+class ConnectionSampler:
+    """The most connections the application `name` held at once, sampled from pg_stat_activity."""
+
+    def __init__(self, name):
+        self.name = name
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        dsn = settings.DATABASES["default"]
+        with psycopg.connect(host=dsn["HOST"], port=dsn["PORT"], user=dsn["USER"], dbname="postgres",
+                             autocommit=True) as conn:
+            while not self._stop.is_set():
+                (count,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                                        (self.name,)).fetchone()
+                self.peak = max(self.peak, count)
+                time.sleep(0.002)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+
+
+def test_a_burst_of_webhooks_is_served_on_a_bounded_number_of_connections(web):
+    app = make_app("Burst Notes")
+    meetings = [meeting_uuid() for _ in range(BURST)]
+
+    def deliver(uuid):
+        return post_signed(web.url, app, event("meeting.started", {"account_id": app.account_id, "object": {
+            "id": "81234567890", "uuid": uuid, "host_id": "hostBurst1", "topic": "Burst", "type": 2,
+            "start_time": "2026-11-29T20:00:00Z", "timezone": "UTC", "duration": 60}}), timeout=30)
+
+    with ConnectionSampler("test-burst-web") as sampler, ThreadPoolExecutor(BURST) as pool:
+        statuses = [response.status_code for response in pool.map(deliver, meetings)]
+
+    assert statuses == [200] * BURST
+    assert Meeting.objects.filter(app=app, uuid__in=meetings).count() == BURST
+    # The web process's pool: the connections its threads keep, plus the requests' own.
+    bound = settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"] - settings.DATABASE_POOL_REQUESTS + \
+        REQUESTS_AT_ONCE
+    print(f"\n{BURST} webhooks at once: at most {sampler.peak} connections (the pool's bound: {bound})")
+    assert 0 < sampler.peak <= bound
