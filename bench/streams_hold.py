@@ -375,8 +375,10 @@ def _capacity(args, env, workdir):
                       f"{f['kib']:>10.1f} {f['ready']:>6} {f['lost']:>6} {f['p50'] or 0:>7.0f} {f['p99'] or 0:>7.0f}"
                       f"  {load}")
             if impl == "ours" and "cores_by_thread" in results[impl]:
+                server = results.get("server", {})
                 print(f"{'':>5} ours  tick {results[impl]['tick_ms']:.0f} ms, cores by thread "
-                      f"{results[impl]['cores_by_thread']}")
+                      f"{results[impl]['cores_by_thread']}; the load server's late ticks (in everyone's lag) "
+                      f"{server.get('late_ticks')}, the latest {server.get('max_late_ms')} ms")
             if ok:
                 held[impl], kib[impl] = n, f["kib"]
             else:
