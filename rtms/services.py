@@ -56,11 +56,14 @@ def change_state(stream_id, state, reason="", stop_reason=None, worker="", sessi
     stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=stream_id).first()
     if stream is None:
         return None
-    if state == StreamState.ACTIVE and stream.connect_claims:  # connected: claims are counted afresh
-        stream.connect_claims = 0
-        StreamSession.objects.filter(pk=stream.pk).update(connect_claims=0)
     previous = stream.state
+    # Connected: claims are counted afresh, saved with the new state (an update of its own only when unchanged).
+    reset_claims = state == StreamState.ACTIVE and stream.connect_claims
+    if reset_claims:
+        stream.connect_claims = 0
     if previous == StreamState.STOPPED or (previous == state and session_id in (None, stream.rtms_session_id)):
+        if reset_claims:
+            StreamSession.objects.filter(pk=stream.pk).update(connect_claims=0)
         return stream
     now = timezone.now()
     stream.state = state

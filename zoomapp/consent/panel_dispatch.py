@@ -7,7 +7,6 @@ inside the do_* actions, against what Zoom told the server, never against what t
 from zoomapp.consent.actions import host_controls, sharing_requests, starting
 from zoomapp.consent.models import Meeting, Share
 from zoomapp.consent.permissions import Actor, Refused
-from zoomapp.marketplace.models import ZoomApp
 
 MAX_IDS = 100
 
@@ -119,9 +118,9 @@ def perform(identity, body, source, address=""):
         raise Refused("unknown_action", "Unknown action.")
     if identity.is_guest:
         raise Refused("guest", "Sign in to Zoom to use this app.")
-    app = ZoomApp.objects.filter(client_id=identity.client_id).first()
-    meeting = Meeting.objects.filter(app=app, uuid=identity.meeting_uuid).first() if app else None
-    if app is None or meeting is None:
+    meeting = Meeting.objects.select_related("app").filter(
+        app__client_id=identity.client_id, uuid=identity.meeting_uuid).first()
+    if meeting is None:
         raise Refused("unknown_meeting", "This panel's meeting is not known.")
     participant_name = meeting.participants.filter(user_id=identity.user_id).values_list("name", flat=True).first()
     actor = Actor(identity.user_id, participant_name or "", source, address)

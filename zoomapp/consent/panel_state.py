@@ -44,13 +44,15 @@ def pending_requests(meeting):
     )
 
 
-def _other_apps(meeting):
+def _other_apps(meeting, others=None):
     """The same Zoom meeting as the deployment's other apps see it: whether any of them is sharing (the
     disclosure is for the meeting, not for one app) and their pending requests, each with the hosts that app's
-    own verified inputs name. viewer_state shows requests only to a viewer who is a host in both apps' rows."""
-    others = Meeting.objects.filter(uuid=meeting.uuid, ended_at__isnull=True).exclude(pk=meeting.pk)
+    own verified inputs name. viewer_state shows requests only to a viewer who is a host in both apps' rows.
+    `others`: the other apps' rows of the meeting when the caller read them already (ended ones are skipped)."""
+    if others is None:
+        others = Meeting.objects.filter(uuid=meeting.uuid).exclude(pk=meeting.pk).select_related("app")
     entries = []
-    for other in others.select_related("app"):
+    for other in (other for other in others if other.ended_at is None):
         requests = pending_requests(other)
         sharing = other.shares.filter(status__in=(Status.SHARING, Status.PAUSED)).exists()
         if requests or sharing:
@@ -64,11 +66,12 @@ def _other_apps(meeting):
     return entries
 
 
-def meeting_state(meeting):
-    """The full state every panel of this app in the meeting renders (filtered per viewer by viewer_state)."""
+def meeting_state(meeting, others=None):
+    """The full state every panel of this app in the meeting renders (filtered per viewer by viewer_state);
+    `others` as for _other_apps."""
     shares = list(meeting.shares.select_related("app"))
     requests = pending_requests(meeting)
-    other_apps = _other_apps(meeting)
+    other_apps = _other_apps(meeting, others)
     hosts, departed = hosts_and_departed(meeting)
     return {
         "version": meeting.version,

@@ -5,12 +5,14 @@ and, after commit, the full state goes to every panel of that app in the meeting
 "Pushing state"). Panels apply a state only when its version is newer, so a dropped push is repaired by the next.
 """
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from rtms import pushes
 from zoomapp.consent.models import Meeting
 from zoomapp.consent.panel_state import meeting_state
+
+_MEETING_TABLE = connection.ops.quote_name(Meeting._meta.db_table)
 
 
 def meeting_group(client_id, meeting_uuid):
@@ -33,9 +35,10 @@ def publish_meeting_state(meeting_id):
     meeting = Meeting.objects.filter(pk=meeting_id).select_related("app").first()
     if meeting is None:
         return None
-    state = meeting_state(meeting)
+    others = list(Meeting.objects.filter(uuid=meeting.uuid).exclude(pk=meeting.pk).select_related("app"))
+    state = meeting_state(meeting, others)
     pushes.push(meeting_group(meeting.app.client_id, meeting.uuid), {"type": "panel.state", "state": state})
-    for other in Meeting.objects.filter(uuid=meeting.uuid).exclude(pk=meeting.pk).select_related("app"):
+    for other in others:
         # Panels apply only newer versions: the other app's state changed too (its other_apps part).
         Meeting.objects.filter(pk=other.pk).update(version=F("version") + 1)
         other.refresh_from_db(fields=["version"])
@@ -45,9 +48,12 @@ def publish_meeting_state(meeting_id):
 
 
 def mark_changed(meeting, *, publish=True):
-    """Bump the version under the meeting's row lock and push after commit."""
-    Meeting.objects.filter(pk=meeting.pk).update(version=F("version") + 1)
-    meeting.refresh_from_db(fields=["version"])
+    """Bump the version under the meeting's row lock and push after commit. The new version comes back with the
+    update: one round trip on every change's path to the panels."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {_MEETING_TABLE} SET version = version + 1 WHERE id = %s RETURNING version",
+                       [meeting.pk])
+        (meeting.version,) = cursor.fetchone()
     if publish:
         meeting_id = meeting.pk
         transaction.on_commit(lambda: publish_meeting_state(meeting_id), robust=True)

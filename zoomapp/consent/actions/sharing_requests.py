@@ -135,7 +135,9 @@ def do_auto_start(meeting, user_id, name="", *, reason="", detail=None, actor=ZO
 
 
 def _pending(meeting, request_ids):
-    qs = ShareRequest.objects.select_for_update().filter(
+    """The pending requests, each with its share, both locked in one read (not the app's row: every meeting of the
+    app would wait on it)."""
+    qs = ShareRequest.objects.select_for_update(of=("self", "share")).filter(
         share__meeting=meeting, status=ShareRequest.Status.PENDING
     ).select_related("share", "share__app")
     if request_ids is not None:
@@ -153,7 +155,7 @@ def _decide(meeting, request_ids, status, *, actor):
     for request in requests:
         request.status, request.decided_at, request.decided_by = status, now, actor.user_id
         request.save()
-        decided.append((request, Share.objects.select_for_update().get(pk=request.share_id)))
+        decided.append((request, request.share))
     return decided
 
 
