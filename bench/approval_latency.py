@@ -11,7 +11,9 @@ WebSocket clients connected to daphne. After each approval the stream is stopped
 and the next participant asks.
 
 Prints p50/p95/p99/max of the total, and of its parts from the rows written on the way (approve audit entry →
-stream row created by the webhook → stream active → push received).
+stream row created by the webhook → stream active → push received), and the CPU time daphne, the worker (with its
+pool processes) and the simulator spent per approval with its stop: unlike the latencies, that figure does not
+move with what else the machine runs.
 
 Then what a person sees (`--browser-approvals`, 50 by default, 0 to skip): Chromium (Debian's /usr/bin/chromium,
 through Playwright, as the end-to-end tests) opens the simulated Zoom window of a host and two participants with
@@ -113,7 +115,8 @@ def main():
         web = processes.start_daphne(env, workdir)
         worker = processes.start_worker(env, workdir, "bench-worker", concurrency=2)
         try:
-            results = run(args, sim, web, requests, connect)
+            cpu = CpuMeter({"daphne": web.pid, "worker": worker.pid, "simulator": sim.popen.pid})
+            results = run(args, sim, web, requests, connect, cpu)
             load_sockets = os.getloadavg()
             in_browsers = run_in_browsers(args, sim, web, requests) \
                 if args.browser_approvals or args.invitations else None
@@ -126,7 +129,7 @@ def main():
     connections.close_all()
     drop_database()
 
-    total, to_rest, to_webhook, to_active, to_push = results
+    total, to_rest, to_webhook, to_active, to_push, cpu_ms = results
     print(f"\napproval → participant's panel shows Sharing, {len(total)} approvals "
           f"({args.participants} participants taking turns, {args.warmup} warm-up approvals not counted)")
     print(summary("total (click → Sharing)", total))
@@ -134,6 +137,7 @@ def main():
     print(summary("  approve → webhook row", to_webhook))
     print(summary("  webhook → stream active", to_active))
     print(summary("  active → panel push", to_push))
+    print("CPU per approval, with its stop (ms): " + ", ".join(f"{name} {ms:.1f}" for name, ms in cpu_ms.items()))
     print(f"goal: p99 under 100 ms → {'met' if percentile(total, 99) < 100 else 'NOT met'}"
           f"   (load average during the run: {load_text(load_sockets)} on {os.cpu_count()} cores)")
     if in_browsers:
@@ -156,6 +160,30 @@ def main():
 
 def load_text(load):
     return "/".join(f"{value:.2f}" for value in load)
+
+
+class CpuMeter:
+    """CPU time of each process (with its children: the worker's pool processes) between two readings: a figure
+    that, unlike the latencies, does not depend on what else the machine is running."""
+
+    def __init__(self, pids):
+        import psutil
+
+        self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.start = self.read()
+
+    def read(self):
+        def seconds(process):
+            times = process.cpu_times()
+            return times.user + times.system
+        return {name: seconds(p) + sum(seconds(c) for c in p.children(recursive=True))
+                for name, p in self.processes.items()}
+
+    def restart(self):
+        self.start = self.read()
+
+    def per(self, count):
+        return {name: (now - self.start[name]) * 1000 / count for name, now in self.read().items()}
 
 
 def authorize(web, requests, app, user_id):
@@ -292,7 +320,7 @@ def time_invitations(args, sim, chromium, stack):
     return invited_ms
 
 
-def run(args, sim, web, requests, connect):
+def run(args, sim, web, requests, connect, cpu):
     from django.conf import settings
 
     from zoomapp.consent import tokens
@@ -332,6 +360,8 @@ def run(args, sim, web, requests, connect):
 
     total, to_rest, to_webhook, to_active, to_push = [], [], [], [], []
     for i in range(args.warmup + args.approvals):
+        if i == args.warmup:
+            cpu.restart()
         panel = panels[i % len(panels)]
         user_id = people[i % len(panels)]["user_id"]
         panel.send(json.dumps({"action": "request"}))
@@ -352,8 +382,9 @@ def run(args, sim, web, requests, connect):
         panel.send(json.dumps({"action": "stop", "share": share.pk}))
         receive_until(panel, lambda s: (my_share(s) or {}).get("status") == "stopped")
         wait_stream_stopped(share)
+    cpu_ms = cpu.per(args.approvals)
     sockets.close()
-    return total, to_rest, to_webhook, to_active, to_push
+    return total, to_rest, to_webhook, to_active, to_push, cpu_ms
 
 
 if __name__ == "__main__":
