@@ -234,6 +234,17 @@ def _drop_database(admin, name):
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def _side(argv, result_file, args, failed, **popen):
+    """One side's run and its result; a side that cannot bring its streams up (past the capacity) is killed after
+    a few minutes and counted as not holding them, so the steps go on."""
+    timeout = args.duration + args.warmup + 240
+    try:
+        subprocess.run(argv, timeout=timeout, check=False, **popen)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {timeout:.0f} s"}
+    return json.loads(result_file.read_text()) if result_file.exists() else {"error": failed}
+
+
 def _run(args, n, env, workdir, skip_ours=False, skip_sdk=False):
     """One load server of `n` streams; our holder on it, then Zoom's SDK on the same server (unless skipped)."""
     server_core, holder_core = (0, 1) if (os.cpu_count() or 1) > 1 else (None, None)
@@ -252,21 +263,17 @@ def _run(args, n, env, workdir, skip_ours=False, skip_sdk=False):
                             RTMS_SPOOL_DIR=str(workdir / f"spool-{n}"),
                             LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
             result_file = workdir / f"hold-{n}.json"
-            subprocess.run(_pinned(holder_core, [sys.executable, __file__, "_hold", "--ready-file", str(ready_file),
-                                                 "--result-file", str(result_file), "--duration", str(args.duration),
-                                                 "--warmup", str(args.warmup),
-                                                 *(["--profile", str(Path(args.profile).resolve())]
-                                                   if args.profile else [])]),
-                           env=hold_env, timeout=args.duration + args.warmup + 240, check=False)
-            results["ours"] = json.loads(result_file.read_text()) if result_file.exists() else {"error": "no result"}
+            results["ours"] = _side(_pinned(holder_core, [
+                sys.executable, __file__, "_hold", "--ready-file", str(ready_file), "--result-file", str(result_file),
+                "--duration", str(args.duration), "--warmup", str(args.warmup),
+                *(["--profile", str(Path(args.profile).resolve())] if args.profile else [])]),
+                result_file, args, "no result", env=hold_env)
         if not skip_sdk:
             sdk_file = workdir / f"sdk-{n}.json"
-            subprocess.run(_pinned(holder_core, [sys.executable, str(RECEIVE_BENCH), "_sdk", "--streams", str(n),
-                                                 "--ready-file", str(ready_file), "--result-file", str(sdk_file),
-                                                 "--duration", str(args.duration), "--warmup", str(args.warmup)]),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=args.duration + args.warmup + 240, check=False, cwd=workdir)
-            results["sdk"] = json.loads(sdk_file.read_text()) if sdk_file.exists() else {"error": "SDK run failed"}
+            results["sdk"] = _side(_pinned(holder_core, [
+                sys.executable, str(RECEIVE_BENCH), "_sdk", "--streams", str(n), "--ready-file", str(ready_file),
+                "--result-file", str(sdk_file), "--duration", str(args.duration), "--warmup", str(args.warmup)]),
+                sdk_file, args, "SDK run failed", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
