@@ -1,0 +1,96 @@
+"""State-change burst benchmark: N streams recorded "active" at once, as a worker's session host does at its start
+or after a takeover (rtms.host._apply_in_order on N queued change_state calls, on the state thread's one
+connection), with the product's receivers: each stream has its meeting and a share the takeover left
+"interrupted", which the announcement turns "sharing" and pushes to the panels.
+
+    .venv/bin/python bench/state_burst.py                  # N = 1000
+    .venv/bin/python bench/state_burst.py --streams 500 --profile   # and the 40 costliest calls (cProfile)
+
+To compare with older code, run this file from the old checkout (`git worktree add /tmp/old <rev>`).
+Prints the wall time, the ms per stream and the process's CPU per stream, with the load average.
+Needs PostgreSQL (DATABASE_URL's server; a scratch database is created and dropped) and Redis.
+"""
+
+import argparse
+import cProfile
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _burst(n, profile):
+    from rtms import services
+    from rtms.host import _apply_in_order
+    from rtms.models import StreamSession
+    from zoomapp.consent.models import Meeting, Share
+    from zoomapp.marketplace.models import ZoomApp
+
+    app = ZoomApp.objects.create(name="Bench", client_id="benchStateBurst", client_secret="s",
+                                 webhook_secret_token="t")
+    ids = [f"{i:032x}" for i in range(n)]
+    meetings = Meeting.objects.bulk_create([Meeting(app=app, uuid=f"bench{i:05d}==", host_user_id="host",
+                                                    account_id="account") for i in range(n)])
+    StreamSession.objects.bulk_create([StreamSession(rtms_stream_id=stream_id, meeting_uuid=meeting.uuid,
+                                                     client_id=app.client_id, state="interrupted", operator_id="user")
+                                       for stream_id, meeting in zip(ids, meetings)])
+    Share.objects.bulk_create([Share(meeting=meeting, app=app, user_id="user", status="interrupted",
+                                     rtms_stream_id=stream_id) for stream_id, meeting in zip(ids, meetings)])
+    changes = [(services.change_state, (stream_id, "active"), {"reason": "connected", "worker": "bench"})
+               for stream_id in ids]
+    profiler = cProfile.Profile() if profile else None
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    wall0, cpu0 = time.monotonic(), time.process_time()
+    if profiler:
+        profiler.enable()
+    done, error = _apply_in_order(changes)
+    if profiler:
+        profiler.disable()
+    wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+    assert (done, error) == (n, None), (done, error)
+    assert Share.objects.filter(status="sharing").count() == n, "not every share shows sharing"
+    print(f"state_burst ({ROOT}): {n} streams active in {wall:.2f} s, {wall / n * 1000:.1f} ms per stream, "
+          f"CPU {cpu / n * 1000:.1f} ms per stream; load average {load}")
+    if profiler:
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    import psycopg
+
+    base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    name = f"bench_state_burst_{os.getpid()}"
+    admin = base_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    # DEBUG off as in a deployed worker (Django's debug cursor keeps every query).
+    os.environ.update(DATABASE_URL=base_url.rsplit("/", 1)[0] + f"/{name}", DJANGO_SETTINGS_MODULE="zoomapp.settings",
+                      DATA_DIR=tempfile.mkdtemp(prefix="state-burst-"), DEBUG="0", SECRET_KEY="bench-not-secret",
+                      FIELD_ENCRYPTION_KEY="bench-fields-not-secret", REDIS_NAMESPACE=f"benchstate{os.getpid()}")
+    try:
+        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], cwd=ROOT, check=True)
+        import django
+
+        django.setup()
+        _burst(args.streams, args.profile)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()
