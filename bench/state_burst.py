@@ -77,7 +77,8 @@ def main():
     # DEBUG off as in a deployed worker (Django's debug cursor keeps every query).
     os.environ.update(DATABASE_URL=base_url.rsplit("/", 1)[0] + f"/{name}", DJANGO_SETTINGS_MODULE="zoomapp.settings",
                       DATA_DIR=tempfile.mkdtemp(prefix="state-burst-"), DEBUG="0", SECRET_KEY="bench-not-secret",
-                      FIELD_ENCRYPTION_KEY="bench-fields-not-secret", REDIS_NAMESPACE=f"benchstate{os.getpid()}")
+                      FIELD_ENCRYPTION_KEY="bench-fields-not-secret", REDIS_NAMESPACE=f"benchstate{os.getpid()}",
+                      LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
     try:
         subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], cwd=ROOT, check=True)
         import django

@@ -115,38 +115,7 @@ def _write_media(work, held_files, uploader):
 def _apply_in_order(changes):
     """State thread: run queued (fn, args, kwargs) changes in order. Returns how many ran and the database
     error that stopped the rest (None when all ran); a change that fails for another reason is logged and
-    skipped, as no retry would fix it. A run of consecutive change_state calls (a thousand streams connecting
-    at once) is stored in one transaction by services.change_states (docs/ARCHITECTURE.md "Holding RTMS
-    streams")."""
-    done = 0
-    while done < len(changes):
-        run = _change_state_run(changes, done)
-        if len(run) < 2:
-            ran, error = _apply_each(changes[done:done + 1])
-        else:
-            try:
-                _db(services.change_states, [(args, kwargs) for _, args, kwargs in run])
-                ran, error = len(run), None
-            except (OperationalError, InterfaceError) as exc:
-                return done, exc
-            except Exception:
-                log.exception("state changes failed together, applying them one by one")
-                ran, error = _apply_each(run)
-        done += ran
-        if error is not None:
-            return done, error
-    return done, None
-
-
-def _change_state_run(changes, start):
-    """The consecutive services.change_state changes from `start` (empty when that one is another change)."""
-    end = start
-    while end < len(changes) and changes[end][0] is services.change_state:
-        end += 1
-    return changes[start:end]
-
-
-def _apply_each(changes):
+    skipped, as no retry would fix it."""
     for done, (fn, args, kwargs) in enumerate(changes):
         try:
             _db(fn, *args, **kwargs)

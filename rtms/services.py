@@ -3,12 +3,11 @@ live push and the work for the workers. Views, tasks and the session host all ca
 the push. Synchronous (the host calls them through `sync_to_async`), short transactions.
 """
 
-import copy
 import logging
 
 from celery import current_app
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -57,89 +56,16 @@ def change_state(stream_id, state, reason="", stop_reason=None, worker="", sessi
     stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=stream_id).first()
     if stream is None:
         return None
-    reset_claims = _reset_claims(stream, state)
-    transition = _move(stream, state, reason, stop_reason, worker, session_id, failure, timezone.now())
-    if transition is None:
+    previous = stream.state
+    # Connected: claims are counted afresh, saved with the new state (an update of its own only when unchanged).
+    reset_claims = state == StreamState.ACTIVE and stream.connect_claims
+    if reset_claims:
+        stream.connect_claims = 0
+    if previous == StreamState.STOPPED or (previous == state and session_id in (None, stream.rtms_session_id)):
         if reset_claims:
             StreamSession.objects.filter(pk=stream.pk).update(connect_claims=0)
         return stream
-    stream.save()
-    transition.save()
-    _announce_after_commit(stream, transition.previous, reason)
-    return stream
-
-
-# What a state change writes on the stream's row (the rest is as read under its lock).
-_CHANGED_FIELDS = ["state", "version", "rtms_session_id", "started_at", "desired_state", "stopped_at", "stop_reason",
-                   "stop_reason_name", "connect_claims", "updated"]
-
-
-@transaction.atomic
-def change_states(changes):
-    """change_state for each of `changes` ((args, kwargs) of change_state), in that order, in one transaction:
-    the rows locked in one query (in pk order), updated in one and their transitions inserted in one. Each stream
-    ends as change_state one by one would leave it, and each change is announced after commit as it was. A
-    thousand streams connecting at once (a worker's start, a takeover) queue a thousand (docs/ARCHITECTURE.md
-    "Holding RTMS streams")."""
-    requests = [_change_request(*args, **kwargs) for args, kwargs in changes]
-    locked = StreamSession.objects.select_for_update().filter(
-        rtms_stream_id__in={request["stream_id"] for request in requests}).order_by("pk")
-    streams = {stream.rtms_stream_id: stream for stream in locked}
-    moved, claims_only, transitions, now = {}, set(), [], timezone.now()
-    for request in requests:
-        stream = streams.get(request.pop("stream_id"))
-        if stream is None:
-            continue
-        if _reset_claims(stream, request["state"]):
-            claims_only.add(stream.pk)
-        transition = _move(stream, now=now, **request)
-        if transition is not None:
-            moved[stream.pk] = stream
-            transitions.append(transition)
-            # A copy: a later change of the same stream in this batch must not alter what this one announces.
-            _announce_after_commit(copy.copy(stream), transition.previous, request["reason"])
-    if moved:
-        for stream in moved.values():
-            stream.updated = now  # auto_now
-        _update_rows(moved.values())
-        StreamTransition.objects.bulk_create(transitions)
-    if claims_only - moved.keys():
-        StreamSession.objects.filter(pk__in=claims_only - moved.keys()).update(connect_claims=0)
-
-
-def _update_rows(streams):
-    """Write the changed fields of `streams`, one parameterised UPDATE per row sent in one pipeline: Django's
-    bulk_update builds a CASE per field and row, which cost as much CPU as the transactions it saved."""
-    fields = [StreamSession._meta.get_field(name) for name in _CHANGED_FIELDS]
-    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
-    table, pk = (connection.ops.quote_name(name) for name in (StreamSession._meta.db_table,
-                                                              StreamSession._meta.pk.column))
-    sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [[field.get_db_prep_save(getattr(stream, field.attname), connection)
-                                  for field in fields] + [stream.pk] for stream in streams])
-
-
-def _change_request(stream_id, state, reason="", stop_reason=None, worker="", session_id=None, failure=""):
-    return {"stream_id": stream_id, "state": state, "reason": reason, "stop_reason": stop_reason, "worker": worker,
-            "session_id": session_id, "failure": failure}
-
-
-def _reset_claims(stream, state):
-    """Connected: claims are counted afresh, saved with the new state (an update of its own only when unchanged).
-    True when the stream had claims to reset."""
-    if state == StreamState.ACTIVE and stream.connect_claims:
-        stream.connect_claims = 0
-        return True
-    return False
-
-
-def _move(stream, state, reason, stop_reason, worker, session_id, failure, now):
-    """Apply the change to the locked `stream` in memory. Returns its StreamTransition (not saved), or None when
-    nothing moves (already there with the same session, or stopped: a stopped stream stays stopped)."""
-    previous = stream.state
-    if previous == StreamState.STOPPED or (previous == state and session_id in (None, stream.rtms_session_id)):
-        return None
+    now = timezone.now()
     stream.state = state
     stream.version += 1
     if session_id:
@@ -151,17 +77,17 @@ def _move(stream, state, reason, stop_reason, worker, session_id, failure, now):
         stream.stopped_at = now
         stream.stop_reason = stop_reason
         stream.stop_reason_name = failure or stop_reason_name(stop_reason)
+    stream.save()
+    StreamTransition.objects.create(
+        stream=stream, previous=previous, state=state, reason=reason[:200], stop_reason=stop_reason, worker=worker
+    )
     log.info(
         "stream state changed",
-        extra={"stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "previous": previous, "state": state,
+        extra={"stream": stream_id, "meeting": stream.meeting_uuid, "previous": previous, "state": state,
                "reason": reason, "stop_reason": stream.stop_reason_name or None},
     )
-    return StreamTransition(stream=stream, previous=previous, state=state, reason=reason[:200],
-                            stop_reason=stop_reason, worker=worker)
-
-
-def _announce_after_commit(stream, previous, reason):
     transaction.on_commit(lambda: _announce(stream, previous, reason))
+    return stream
 
 
 def _over_stream_limit(client_id, account_id):
