@@ -179,9 +179,7 @@ class StreamFiles:
     __slots__ = ("stream_pk", "stream_id", "generation", "spool", "node", "wavs", "frame_dirs", "spans", "done",
                  "segment_started", "last_ts", "first_ts", "audio_frames", "last_lag_ms")
 
-    def __init__(self, stream_pk, stream_id, generation, spool, node="", stagger=0.0):
-        """`stagger`: seconds the first segment is shortened by, so that streams held from the same moment (a
-        worker's start, a takeover) do not all close and upload their segments in the same tick."""
+    def __init__(self, stream_pk, stream_id, generation, spool, node=""):
         self.stream_pk = stream_pk
         self.stream_id = stream_id
         self.generation = generation  # the lease generation: segments of two holders never share a name
@@ -191,7 +189,7 @@ class StreamFiles:
         self.frame_dirs = {}  # kind -> FrameDir of the open segment
         self.spans = {}     # (kind, key) -> [first, last] timestamp of the open segment
         self.done = []      # index rows of the segments this holder closed and uploaded
-        self.segment_started = time.monotonic() - stagger
+        self.segment_started = time.monotonic()
         self.last_ts = {}   # (kind, key) -> newest timestamp written
         self.first_ts = {}  # (kind, key) -> oldest timestamp written by this process
         self.audio_frames = {}  # key -> audio frames written by this process
