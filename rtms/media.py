@@ -60,7 +60,7 @@ class WavFile:
     sizes are rewritten by `sync_header`, so the file is a valid WAV up to the last header sync, and the data
     written since is still on disk if the process dies."""
 
-    __slots__ = ("path", "sample_rate", "channels", "_file", "_fd", "data_bytes", "created")
+    __slots__ = ("path", "sample_rate", "channels", "_file", "data_bytes", "created")
 
     def __init__(self, path, sample_rate=16000, channels=1):
         self.path = Path(path)
@@ -80,15 +80,13 @@ class WavFile:
             self._file.truncate(WAV_HEADER_BYTES + self.data_bytes)
             self._file.seek(0, os.SEEK_END)
         self.created = not existed
-        self._fd = self._file.fileno()
 
     def append(self, chunks):
         """Append the PCM chunks (bytes-like), one system call per IOV_MAX of them: on the OS's side at once,
-        so the data survives the process being killed. Runs for every stream every tick: the usual case (a
-        tick's few frames) makes one call and no copy of the list."""
+        so the data survives the process being killed."""
         for start in range(0, len(chunks), _IOV_MAX):
-            part = chunks if len(chunks) <= _IOV_MAX else chunks[start:start + _IOV_MAX]
-            written = os.writev(self._fd, part)
+            part = chunks[start:start + _IOV_MAX]
+            written = os.writev(self._file.fileno(), part)
             total = sum(map(len, part))
             if written < total:  # a short write (disk nearly full, a signal): write the rest plainly
                 rest = b"".join(part)[written:]

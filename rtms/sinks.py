@@ -154,14 +154,12 @@ class StreamStore(StreamSink):
 
     def take_media(self):
         audio, frames = self.audio, self.frames
-        if audio or frames:  # taken every tick from every stream: new containers only when something came
-            self.audio, self.frames = {}, []
+        self.audio, self.frames = {}, []
         return audio, frames
 
     def take_rows(self):
         rows = (self.transcripts, self.chats, self.events)
-        if rows[0] or rows[1] or rows[2]:
-            self.transcripts, self.chats, self.events = [], [], []
+        self.transcripts, self.chats, self.events = [], [], []
         return rows
 
     def discard(self):
@@ -218,14 +216,10 @@ class StreamFiles:
         return directory
 
     def note(self, kind, key, first_ts, last_ts):
-        slot = (kind, key)
-        span = self.spans.get(slot)
-        if span is None:  # a new segment (every tick otherwise: nothing allocated then)
-            self.spans[slot] = [first_ts, last_ts]
-            self.first_ts.setdefault(slot, first_ts)
-        else:
-            span[1] = last_ts
-        self.last_ts[slot] = last_ts
+        span = self.spans.setdefault((kind, key), [first_ts, last_ts])
+        span[1] = last_ts
+        self.first_ts.setdefault((kind, key), first_ts)
+        self.last_ts[(kind, key)] = last_ts
 
     def _open_rows(self, stored):
         for key, wav in self.wavs.items():
@@ -308,31 +302,18 @@ def _upload(spool, path):
 
 def write_media(files, audio, frames):
     """File thread: append a stream's audio and frames; record the send→store lag of what was written."""
-    write_all_media([(files, audio, frames)])
-
-
-def write_all_media(work):
-    """File thread: append each (files, audio, frames) of `work`, then record the send→store lag of all of it
-    as of the end of the pass (one clock read per tick, not per stream)."""
-    written = []  # (first_ts, last_ts, frames) of each batch
-    for files, audio, frames in work:
-        for key, (chunks, first_ts, last_ts) in audio.items():
-            count = len(chunks)
-            files.wav(key, first_ts).append(chunks)
-            files.note("audio", key, first_ts, last_ts)
-            files.audio_frames[key] = files.audio_frames.get(key, 0) + count
-            written.append((first_ts, last_ts, count))
-        for kind, user_id, timestamp, data in frames:
-            files.frame_dir(kind, timestamp).add(timestamp, user_id, data)
-            files.note(kind, None, timestamp, timestamp)
-            written.append((timestamp, timestamp, 1))
-    now = _now_ms()
-    for files, audio, _frames in work:
-        for _chunks, _first_ts, last_ts in audio.values():
-            files.last_lag_ms = now - last_ts
-    record = metrics.store_lag.record
-    for first_ts, last_ts, count in written:
-        record(now, first_ts, last_ts, count)
+    for key, (chunks, first_ts, last_ts) in audio.items():
+        count = len(chunks)
+        files.wav(key, first_ts).append(chunks)
+        files.note("audio", key, first_ts, last_ts)
+        files.audio_frames[key] = files.audio_frames.get(key, 0) + count
+        now = _now_ms()
+        metrics.store_lag.record(now, first_ts, last_ts, count)
+        files.last_lag_ms = now - last_ts
+    for kind, user_id, timestamp, data in frames:
+        files.frame_dir(kind, timestamp).add(timestamp, user_id, data)
+        files.note(kind, None, timestamp, timestamp)
+        metrics.store_lag.record(_now_ms(), timestamp, timestamp, 1)
 
 
 _INDEX_UPDATED = ["kind", "user_id", "sample_rate", "channels", "bytes", "frames", "first_timestamp",
