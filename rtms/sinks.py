@@ -175,7 +175,7 @@ class StreamFiles:
     (rtms/storage.py), so any node reads them and the next holder starts segments of its own."""
 
     __slots__ = ("stream_pk", "stream_id", "generation", "spool", "node", "wavs", "frame_dirs", "spans", "done",
-                 "segment_started", "last_ts", "first_ts", "audio_frames", "last_lag_ms")
+                 "segment_started", "last_ts", "first_ts", "audio_frames", "last_lag_ms", "uploads")
 
     def __init__(self, stream_pk, stream_id, generation, spool, node=""):
         self.stream_pk = stream_pk
@@ -187,6 +187,7 @@ class StreamFiles:
         self.frame_dirs = {}  # kind -> FrameDir of the open segment
         self.spans = {}     # (kind, key) -> [first, last] timestamp of the open segment
         self.done = []      # index rows of the segments this holder closed and uploaded
+        self.uploads = []   # uploads of closed segments possibly still running on the upload pool
         self.segment_started = time.monotonic()
         self.last_ts = {}   # (kind, key) -> newest timestamp written
         self.first_ts = {}  # (kind, key) -> oldest timestamp written by this process
@@ -269,7 +270,9 @@ class StreamFiles:
             for row, path in zip(rows, paths):
                 self._upload(row, path)
             return []
-        return [uploader.submit(self._upload, row, path) for row, path in zip(rows, paths)]
+        started = [uploader.submit(self._upload, row, path) for row, path in zip(rows, paths)]
+        self.uploads = [upload for upload in self.uploads if not upload.done()] + started
+        return started
 
     def _upload(self, row, path):
         try:
@@ -282,7 +285,10 @@ class StreamFiles:
             row["stored"] = True
 
     def close(self, upload=True, uploader=None):
-        return self.roll(upload, uploader)
+        """Roll the open segments; returns every upload of this holder still running, those of segments rolled
+        earlier too: the stream's final index is written once all of them are stored (docs/STREAMS.md)."""
+        self.roll(upload, uploader)
+        return [upload for upload in self.uploads if not upload.done()]
 
 
 def _remove(path):
