@@ -6,13 +6,13 @@ and, after commit, the full state goes to every panel of that app in the meeting
 """
 
 from django.db import connection, transaction
-from django.db.models import F
 
 from rtms import pushes
 from zoomapp.consent.models import Meeting
 from zoomapp.consent.panel_state import meeting_state
 
-_MEETING_TABLE = connection.ops.quote_name(Meeting._meta.db_table)
+_BUMP_VERSION = "UPDATE {} SET version = version + 1 WHERE {} = %s RETURNING version".format(
+    *(connection.ops.quote_name(name) for name in (Meeting._meta.db_table, Meeting._meta.pk.column)))
 
 
 def meeting_group(client_id, meeting_uuid):
@@ -40,8 +40,7 @@ def publish_meeting_state(meeting_id):
     pushes.push(meeting_group(meeting.app.client_id, meeting.uuid), {"type": "panel.state", "state": state})
     for other in others:
         # Panels apply only newer versions: the other app's state changed too (its other_apps part).
-        Meeting.objects.filter(pk=other.pk).update(version=F("version") + 1)
-        other.refresh_from_db(fields=["version"])
+        _bump_version(other)
         pushes.push(meeting_group(other.app.client_id, other.uuid),
                     {"type": "panel.state", "state": meeting_state(other)})
     return state
@@ -50,10 +49,14 @@ def publish_meeting_state(meeting_id):
 def mark_changed(meeting, *, publish=True):
     """Bump the version under the meeting's row lock and push after commit. The new version comes back with the
     update: one round trip on every change's path to the panels."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {_MEETING_TABLE} SET version = version + 1 WHERE id = %s RETURNING version",
-                       [meeting.pk])
-        (meeting.version,) = cursor.fetchone()
+    _bump_version(meeting)
     if publish:
         meeting_id = meeting.pk
         transaction.on_commit(lambda: publish_meeting_state(meeting_id), robust=True)
+
+
+def _bump_version(meeting):
+    """The meeting's version + 1, read back with the update (one round trip)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BUMP_VERSION, [meeting.pk])
+        (meeting.version,) = cursor.fetchone()
