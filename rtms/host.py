@@ -107,7 +107,7 @@ def _write_media(work, held_files, uploader):
             files.roll(uploader=uploader)
         else:
             files.sync()
-        index.append((files.stream_pk, list(files.index_rows())))
+        index.append((files, list(files.index_rows())))
     return index
 
 
@@ -598,7 +598,7 @@ class SessionHost:
             await asyncio.wait([asyncio.wrap_future(upload, loop=self.loop) for upload in uploads])
         index = list(files.index_rows()) if keep else []
         if index:
-            self._queue_state(sinks.write_index, [(held.stream_pk, index)])
+            self._queue_state(sinks.write_index, [(files, index)])
 
     def _hand_media_to_files(self):
         """Each tick: what every stream received goes to the file thread, written while the loop waits."""

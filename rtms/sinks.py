@@ -175,7 +175,7 @@ class StreamFiles:
     (rtms/storage.py), so any node reads them and the next holder starts segments of its own."""
 
     __slots__ = ("stream_pk", "stream_id", "generation", "spool", "node", "wavs", "frame_dirs", "spans", "done",
-                 "segment_started", "last_ts", "first_ts", "audio_frames", "last_lag_ms", "uploads")
+                 "segment_started", "last_ts", "first_ts", "audio_frames", "last_lag_ms", "uploads", "uploaded")
 
     def __init__(self, stream_pk, stream_id, generation, spool, node=""):
         self.stream_pk = stream_pk
@@ -188,6 +188,7 @@ class StreamFiles:
         self.spans = {}     # (kind, key) -> [first, last] timestamp of the open segment
         self.done = []      # index rows of the segments this holder closed and uploaded
         self.uploads = []   # uploads of closed segments possibly still running on the upload pool
+        self.uploaded = set()  # keys uploaded but still in the spool: they leave it once indexed as stored
         self.segment_started = time.monotonic()
         self.last_ts = {}   # (kind, key) -> newest timestamp written
         self.first_ts = {}  # (kind, key) -> oldest timestamp written by this process
@@ -282,7 +283,17 @@ class StreamFiles:
             log.error("segment not uploaded, kept in the spool", extra={"stream": self.stream_id,
                                                                         "key": row["path"], "error": repr(exc)})
         else:
+            self.uploaded.add(row["path"])
             row["stored"] = True
+
+    def indexed_as_stored(self, keys):
+        """A committed index says these segments are stored: they leave the spool. Not before: a process killed
+        between an upload and that commit leaves them to `recover_spool`, which uploads them again and marks them
+        stored (docs/STREAMS.md)."""
+        root = self.spool.resolve()
+        for key in keys & self.uploaded:
+            _remove(root / key)
+            self.uploaded.discard(key)
 
     def close(self, upload=True, uploader=None):
         """Roll the open segments; returns every upload of this holder still running, those of segments rolled
@@ -299,11 +310,10 @@ def _remove(path):
 
 
 def _upload(spool, path):
-    """Upload a spooled segment (a WAV, or a frame directory file by file) and remove it from the spool."""
+    """Upload a spooled segment (a WAV, or a frame directory file by file); it stays in the spool."""
     root = spool.resolve()
     for item in sorted(path.iterdir()) if path.is_dir() else [path]:
         storage().put_file(item.relative_to(root).as_posix(), item)
-    _remove(path)
 
 
 def write_media(files, audio, frames):
@@ -329,16 +339,19 @@ _INDEX_UPDATED = ["kind", "user_id", "sample_rate", "channels", "bytes", "frames
 def write_index(streams_index):
     """Database thread: the media index (a row per segment) and the streams' media counters summed over every
     segment of every holder, so a takeover or a retried write never double counts. Two statements for every
-    stream held, however many: it runs every INDEX_INTERVAL for all of them."""
-    index = [MediaFile(stream_id=stream_pk, **row) for stream_pk, rows in streams_index for row in rows]
-    pks = [stream_pk for stream_pk, _ in streams_index]
-    if not pks:
+    stream held, however many: it runs every INDEX_INTERVAL for all of them. `streams_index`: [(StreamFiles, its
+    index rows)]; once committed, the segments it says are stored leave their spool."""
+    if not streams_index:
         return
+    # Each row as it is now: an upload finishing meanwhile is indexed by the next write, and stays spooled till then.
+    index = [(files, MediaFile(stream_id=files.stream_pk, **row)) for files, rows in streams_index for row in rows]
     with transaction.atomic():
         if index:
-            MediaFile.objects.bulk_create(index, update_conflicts=True, unique_fields=["stream", "path"],
-                                          update_fields=_INDEX_UPDATED)
-        _count_media(pks)
+            MediaFile.objects.bulk_create([row for _, row in index], update_conflicts=True,
+                                          unique_fields=["stream", "path"], update_fields=_INDEX_UPDATED)
+        _count_media([files.stream_pk for files, _ in streams_index])
+    for files, _ in streams_index:
+        files.indexed_as_stored({row.path for owner, row in index if owner is files and row.stored})
 
 
 def _count_media(stream_pks):
@@ -424,7 +437,7 @@ def recover_spool(spool_root, node=""):
                     MediaFile.objects.create(stream=stream, stored=True, node=writer, **_described(row))
                 uploaded += 1
             _count_media([stream.pk])
-            shutil.rmtree(stream_dir, ignore_errors=True)
+            shutil.rmtree(stream_dir, ignore_errors=True)  # every segment indexed as stored (killed before: again)
         spool.discard(directory)
     if uploaded:
         log.info("spool recovered", extra={"segments": uploaded, "node": node})

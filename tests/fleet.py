@@ -175,6 +175,21 @@ class Fleet:
     def log_text(self):
         return "".join(proc.log_text() for proc in self.nodes.values())
 
+    def not_stored(self):
+        """Why audio is missing from storage, for a failure message: each segment indexed as not stored (its
+        writer's node, its path, whether a spool still has it) and the nodes' log lines about uploads."""
+        from rtms.models import MediaFile
+
+        spooled = {path.relative_to(spool).as_posix(): node
+                   for node in self.nodes for spool in (self.workdir / node / "spool").glob("p*") if spool.is_dir()
+                   for path in spool.rglob("*.wav")}
+        rows = MediaFile.objects.filter(stream__rtms_stream_id__in=self.stream_ids, stored=False)
+        lines = [f"{row.path} written by {row.node} ({self.node_of(row.node) if ':' in row.node else '?'}), "
+                 f"in the spool of {spooled.get(row.path, 'no node')}" for row in rows]
+        logged = [line for line in self.log_text().splitlines()
+                  if "not uploaded" in line or "handover incomplete" in line or "spool" in line]
+        return "\n".join([f"{len(lines)} segments not stored:", *lines[:20], "log:", *logged[-20:]])
+
 
 def audio_gap(segments, victim_workers):
     """Seconds of a stream's audio that no holder stored at its takeover: from the last frame the processes in

@@ -28,7 +28,7 @@ def stream(apps, tmp_path):  # noqa: F811
     files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool", "node-a:1")
     sinks.write_media(files, {0: [[b"\x01\x00" * 320] * 10, 1000, 1180]}, [])
     files.close()
-    sinks.write_index([(stream.pk, list(files.index_rows()))])
+    sinks.write_index([(files, list(files.index_rows()))])
     return stream
 
 

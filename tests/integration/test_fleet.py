@@ -101,7 +101,10 @@ def test_a_fleet_survives_a_failed_node_and_a_drained_one(fleet, django_db_block
         def all_uploaded():
             segments = fleet.audio_segments()
             return all(seg and all(s.stored for s in seg) for seg in segments.values()) and segments
-        segments = wait_for(all_uploaded, 30, "every audio segment uploaded")
+        try:
+            segments = wait_for(all_uploaded, 30, "every audio segment uploaded")
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}\n{fleet.not_stored()}") from None
         streams = {s.rtms_stream_id: s for s in StreamSession.objects.all()}
 
     settings.MEDIA_STORAGE, settings.MEDIA_S3_BUCKET, settings.MEDIA_S3_ENDPOINT_URL = "s3", s3_bucket, s3_server

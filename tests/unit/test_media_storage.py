@@ -3,6 +3,7 @@
 node, deleting a stream removes its whole prefix and nothing else, a killed process's spool is uploaded by the
 next process of its node, and keys come only from valid stream ids."""
 
+import concurrent.futures
 import io
 import json
 import wave
@@ -52,13 +53,13 @@ def test_audio_in_segments_of_two_holders_is_complete_in_storage(backend, tmp_pa
     speak(first, 1000, 30)
     first.roll()  # RTMS_SEGMENT_SECONDS passed
     speak(first, 1600, 20)
-    sinks.write_index([(stream.pk, list(first.index_rows()))])
+    sinks.write_index([(first, list(first.index_rows()))])
     first.close()  # the handover: the open segment is uploaded
-    sinks.write_index([(stream.pk, list(first.index_rows()))])
+    sinks.write_index([(first, list(first.index_rows()))])
     second = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 2, tmp_path / "node-b", "node-b:2")
     speak(second, 2000, 50)
     second.close()
-    sinks.write_index([(stream.pk, list(second.index_rows()))])
+    sinks.write_index([(second, list(second.index_rows()))])
 
     segments = list(MediaFile.objects.filter(stream=stream, kind="audio_mixed").order_by("first_timestamp"))
     assert [(s.first_timestamp, s.last_timestamp, s.frames, s.node) for s in segments] == [
@@ -80,7 +81,7 @@ def test_erasing_a_stream_deletes_its_prefix_from_any_node(backend, tmp_path):
         speak(files, 1000, 5)
         sinks.write_media(files, {}, [(MediaFile.Kind.VIDEO, 7, 1010, b"\xff\xd8jpeg")])
         files.close()
-        sinks.write_index([(stream.pk, list(files.index_rows()))])
+        sinks.write_index([(files, list(files.index_rows()))])
     assert len(storage.storage().keys(erased.rtms_stream_id)) == 3  # a WAV, a frame and its index
 
     storage._storage.cache_clear()  # another node: its own client, the same storage
@@ -96,10 +97,28 @@ def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(back
     dead = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 3, spool_root / "p999999", "node-a:999999")
     speak(dead, 5000, 40)
     dead.sync()
-    sinks.write_index([(stream.pk, list(dead.index_rows()))])
+    sinks.write_index([(dead, list(dead.index_rows()))])
     assert not MediaFile.objects.get(stream=stream).stored  # kill -9 here: the segment is only in the spool
 
     assert sinks.recover_spool(spool_root, "node-a:1000") == 1
+    segment = MediaFile.objects.get(stream=stream)
+    assert (segment.stored, segment.frames, segment.first_timestamp) == (True, 40, 5000)
+    assert read_wav(segment.path) == (40, 16000)
+    assert not (spool_root / "p999999").exists()
+
+
+def test_a_segment_uploaded_but_not_yet_indexed_as_stored_when_killed_is_stored_after_recovery(backend, tmp_path):
+    stream = make_stream()
+    spool_root = tmp_path / "spool"
+    dead = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 3, spool_root / "p999999", "node-a:999999")
+    speak(dead, 5000, 40)
+    dead.sync()
+    sinks.write_index([(dead, list(dead.index_rows()))])  # the last index write: the segment still open
+    with concurrent.futures.ThreadPoolExecutor(1) as uploader:
+        dead.roll(uploader=uploader)  # RTMS_SEGMENT_SECONDS passed: closed and uploaded
+    assert not MediaFile.objects.get(stream=stream).stored  # kill -9 here, before the next index write
+
+    sinks.recover_spool(spool_root, "node-a:1000")
     segment = MediaFile.objects.get(stream=stream)
     assert (segment.stored, segment.frames, segment.first_timestamp) == (True, 40, 5000)
     assert read_wav(segment.path) == (40, 16000)
