@@ -177,7 +177,9 @@ class StreamFiles:
     __slots__ = ("stream_pk", "stream_id", "generation", "spool", "node", "wavs", "frame_dirs", "spans", "done",
                  "segment_started", "last_ts", "first_ts", "audio_frames", "last_lag_ms", "uploads", "uploaded")
 
-    def __init__(self, stream_pk, stream_id, generation, spool, node=""):
+    def __init__(self, stream_pk, stream_id, generation, spool, node="", stagger=0.0):
+        """`stagger`: seconds the first segment is shortened by, so that streams held from the same moment (a
+        worker's start, a takeover) do not all close and upload their segments in the same tick."""
         self.stream_pk = stream_pk
         self.stream_id = stream_id
         self.generation = generation  # the lease generation: segments of two holders never share a name
@@ -189,7 +191,7 @@ class StreamFiles:
         self.done = []      # index rows of the segments this holder closed and uploaded
         self.uploads = []   # uploads of closed segments possibly still running on the upload pool
         self.uploaded = set()  # keys uploaded but still in the spool: they leave it once indexed as stored
-        self.segment_started = time.monotonic()
+        self.segment_started = time.monotonic() - stagger
         self.last_ts = {}   # (kind, key) -> newest timestamp written
         self.first_ts = {}  # (kind, key) -> oldest timestamp written by this process
         self.audio_frames = {}  # key -> audio frames written by this process
