@@ -183,7 +183,7 @@ class StreamFiles:
         self.stream_pk = stream_pk
         self.stream_id = stream_id
         self.generation = generation  # the lease generation: segments of two holders never share a name
-        self.spool = Path(spool)
+        self.spool = Path(spool).resolve()  # once: every index write names each segment by its path under it
         self.node = node
         self.wavs = {}      # key (0 = mixed, else user id) -> WavFile of the open segment
         self.frame_dirs = {}  # kind -> FrameDir of the open segment
@@ -202,7 +202,7 @@ class StreamFiles:
 
     def key_of(self, path):
         """The storage key of a spooled file: its path under the spool (`rtms/<stream id>/...`)."""
-        return Path(path).relative_to(self.spool.resolve()).as_posix()
+        return Path(path).relative_to(self.spool).as_posix()
 
     def wav(self, key, first_ts):
         wav = self.wavs.get(key)
@@ -292,9 +292,8 @@ class StreamFiles:
         """A committed index says these segments are stored: they leave the spool. Not before: a process killed
         between an upload and that commit leaves them to `recover_spool`, which uploads them again and marks them
         stored (docs/STREAMS.md)."""
-        root = self.spool.resolve()
         for key in keys & self.uploaded:
-            _remove(root / key)
+            _remove(self.spool / key)
             self.uploaded.discard(key)
 
     def close(self, upload=True, uploader=None):
@@ -346,14 +345,13 @@ def write_index(streams_index):
     if not streams_index:
         return
     # Each row as it is now: an upload finishing meanwhile is indexed by the next write, and stays spooled till then.
-    index = [(files, MediaFile(stream_id=files.stream_pk, **row)) for files, rows in streams_index for row in rows]
+    index = [(files, [MediaFile(stream_id=files.stream_pk, **row) for row in rows]) for files, rows in streams_index]
     with transaction.atomic():
-        if index:
-            MediaFile.objects.bulk_create([row for _, row in index], update_conflicts=True,
-                                          unique_fields=["stream", "path"], update_fields=_INDEX_UPDATED)
+        MediaFile.objects.bulk_create([row for _, rows in index for row in rows], update_conflicts=True,
+                                      unique_fields=["stream", "path"], update_fields=_INDEX_UPDATED)
         _count_media([files.stream_pk for files, _ in streams_index])
-    for files, _ in streams_index:
-        files.indexed_as_stored({row.path for owner, row in index if owner is files and row.stored})
+    for files, rows in index:
+        files.indexed_as_stored({row.path for row in rows if row.stored})
 
 
 def _count_media(stream_pks):
