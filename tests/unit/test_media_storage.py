@@ -91,34 +91,20 @@ def test_erasing_a_stream_deletes_its_prefix_from_any_node(backend, tmp_path):
     assert not MediaFile.objects.filter(stream=erased).exists()
 
 
-def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(backend, tmp_path):
-    stream = make_stream()
-    spool_root = tmp_path / "spool"
-    dead = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 3, spool_root / "p999999", "node-a:999999")
-    speak(dead, 5000, 40)
-    dead.sync()
-    sinks.write_index([(dead, list(dead.index_rows()))])
-    assert not MediaFile.objects.get(stream=stream).stored  # kill -9 here: the segment is only in the spool
-
-    assert sinks.recover_spool(spool_root, "node-a:1000") == 1
-    segment = MediaFile.objects.get(stream=stream)
-    assert (segment.stored, segment.frames, segment.first_timestamp) == (True, 40, 5000)
-    assert read_wav(segment.path) == (40, 16000)
-    assert not (spool_root / "p999999").exists()
-
-
-def test_a_segment_uploaded_but_not_yet_indexed_as_stored_when_killed_is_stored_after_recovery(backend, tmp_path):
+@pytest.mark.parametrize("uploaded", [False, True], ids=["open segment", "uploaded, not yet indexed as stored"])
+def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(backend, tmp_path, uploaded):
     stream = make_stream()
     spool_root = tmp_path / "spool"
     dead = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 3, spool_root / "p999999", "node-a:999999")
     speak(dead, 5000, 40)
     dead.sync()
     sinks.write_index([(dead, list(dead.index_rows()))])  # the last index write: the segment still open
-    with concurrent.futures.ThreadPoolExecutor(1) as uploader:
-        dead.roll(uploader=uploader)  # RTMS_SEGMENT_SECONDS passed: closed and uploaded
-    assert not MediaFile.objects.get(stream=stream).stored  # kill -9 here, before the next index write
+    if uploaded:  # RTMS_SEGMENT_SECONDS passed: closed and uploaded; the next index write would say stored
+        with concurrent.futures.ThreadPoolExecutor(1) as uploader:
+            dead.roll(uploader=uploader)
+    assert not MediaFile.objects.get(stream=stream).stored  # kill -9 here
 
-    sinks.recover_spool(spool_root, "node-a:1000")
+    assert sinks.recover_spool(spool_root, "node-a:1000") == 1
     segment = MediaFile.objects.get(stream=stream)
     assert (segment.stored, segment.frames, segment.first_timestamp) == (True, 40, 5000)
     assert read_wav(segment.path) == (40, 16000)
