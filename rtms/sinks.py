@@ -264,9 +264,10 @@ class StreamFiles:
             directory.close()
         self.wavs, self.frame_dirs, self.spans = {}, {}, {}
         self.segment_started = time.monotonic()
-        if not upload:
-            for path in paths:
+        if not upload:  # and the segments uploaded before, still spooled till their index said stored
+            for path in [*paths, *(self.spool / key for key in self.uploaded)]:
                 _remove(path)
+            self.uploaded.clear()
             return []
         self.done.extend(rows)
         if uploader is None:
