@@ -146,14 +146,18 @@ def _stream_stopped(meeting, share, stop_reason):
     mark_changed(meeting)
 
 
-@transaction.atomic
 def do_restart_after_error_stop(stream):
     """Case 4: after the share took Zoom's error stop, start it again through Zoom (REST with the host's token,
     else the user's panel) when the meeting still wants it; at most MAX_RESTARTS per meeting and app within
     RESTART_WINDOW, so an error that comes back every time (an entitlement, reason 18) ends after a few tries.
     Each decision is in the audit log with Zoom's reason: stream_restart, or stream_not_restarted."""
     if stream.state != "stopped" or stream.stop_reason not in ERROR_STOP_REASONS:
-        return None
+        return None  # every other change: no transaction (two round trips) opened for it
+    return _restart_after_error_stop(stream)
+
+
+@transaction.atomic
+def _restart_after_error_stop(stream):
     app = ZoomApp.objects.filter(client_id=stream.client_id).first()
     if app is None:
         return None
