@@ -600,9 +600,12 @@ class SessionHost:
         uploads = await self._in_thread(self._file_pool, write)
         if uploads:
             await asyncio.wait([asyncio.wrap_future(upload, loop=self.loop) for upload in uploads])
-        index = list(files.index_rows()) if keep else []
+        if not keep:
+            await self._in_thread(self._file_pool, files.discard_spool)
+            return
+        index = list(files.index_rows())
         if index:
-            self._queue_state(sinks.write_index, [(files, index)])
+            self._queue_state(sinks.write_final_index, files, index)
 
     def _hand_media_to_files(self):
         """Each tick: what every stream received goes to the file thread, written while the loop waits."""

@@ -264,10 +264,9 @@ class StreamFiles:
             directory.close()
         self.wavs, self.frame_dirs, self.spans = {}, {}, {}
         self.segment_started = time.monotonic()
-        if not upload:  # and the segments uploaded before, still spooled till their index said stored
-            for path in [*paths, *(self.spool / key for key in self.uploaded)]:
+        if not upload:
+            for path in paths:
                 _remove(path)
-            self.uploaded.clear()
             return []
         self.done.extend(rows)
         if uploader is None:
@@ -296,6 +295,22 @@ class StreamFiles:
         for key in keys & self.uploaded:
             _remove(self.spool / key)
             self.uploaded.discard(key)
+
+    def discard_spool(self):
+        """STREAM_REVOKED, once this holder's uploads have finished: nothing of the stream stays in the spool, the
+        segments uploaded earlier (spooled until an index said stored) included."""
+        shutil.rmtree(self._dir(), ignore_errors=True)
+        self.uploaded.clear()
+
+    def remove_empty_spool_dirs(self):
+        """The stream is no longer held here and its last index is written: its spool directories go, unless a
+        segment that failed to upload is still in them (for `recover_spool`)."""
+        directory = self._dir()
+        for path in (directory / "audio", directory):
+            try:
+                path.rmdir()
+            except OSError:  # absent, or not empty
+                pass
 
     def close(self, upload=True, uploader=None):
         """Roll the open segments; returns every upload of this holder still running, those of segments rolled
@@ -353,6 +368,13 @@ def write_index(streams_index):
         _count_media([files.stream_pk for files, _ in streams_index])
     for files, rows in index:
         files.indexed_as_stored({row.path for row in rows if row.stored})
+
+
+def write_final_index(files, rows):
+    """Database thread: the last index of a stream this process no longer holds, then its emptied spool
+    directories (a worker holding thousands of streams a day would otherwise keep two empty ones for each)."""
+    write_index([(files, rows)])
+    files.remove_empty_spool_dirs()
 
 
 def _count_media(stream_pks):

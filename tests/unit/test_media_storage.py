@@ -111,14 +111,21 @@ def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(back
     assert not (spool_root / "p999999").exists()
 
 
-def test_a_revoked_stream_leaves_nothing_in_the_spool(backend, tmp_path):
+@pytest.mark.parametrize("revoked", [False, True], ids=["ended", "revoked"])
+def test_a_stream_no_longer_held_leaves_nothing_in_the_spool(backend, tmp_path, revoked):
     stream = make_stream()
     files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool" / "p1", "node-a:1")
     speak(files, 1000, 30)
     files.roll()  # uploaded; it stays in the spool until an index write says it is stored
     speak(files, 1600, 20)
-    files.close(upload=False)  # STREAM_REVOKED before that index write
-    assert not [path for path in (tmp_path / "spool").rglob("*") if path.is_file()]
+    if revoked:  # STREAM_REVOKED before that index write: as the session host ends it
+        files.close(upload=False)
+        files.discard_spool()
+    else:
+        files.close()
+        sinks.write_final_index(files, list(files.index_rows()))
+        assert MediaFile.objects.filter(stream=stream, stored=True).count() == 2
+    assert not list((tmp_path / "spool" / "p1" / "rtms").iterdir())  # neither its files nor its directories
 
 
 def test_storage_keys_come_only_from_valid_stream_ids(settings, tmp_path):
