@@ -605,7 +605,12 @@ class SessionHost:
             return
         index = list(files.index_rows())
         if index:
-            self._queue_state(sinks.write_final_index, files, index)
+            self._queue_state(self._write_final_index, files, index)
+
+    def _write_final_index(self, files, index):
+        """State thread: the last index of a stream this process no longer holds; then its emptied spool."""
+        sinks.write_index([(files, index)])
+        self._file_pool.submit(files.remove_empty_spool_dirs)
 
     def _hand_media_to_files(self):
         """Each tick: what every stream received goes to the file thread, written while the loop waits."""

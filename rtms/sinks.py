@@ -303,8 +303,10 @@ class StreamFiles:
         self.uploaded.clear()
 
     def remove_empty_spool_dirs(self):
-        """The stream is no longer held here and its last index is written: its spool directories go, unless a
-        segment that failed to upload is still in them (for `recover_spool`)."""
+        """File thread (where a new holder of the stream in this process would create them again), once the
+        stream is no longer held here and its last index is written: its spool directories go, unless a segment
+        that failed to upload is still in them (for `recover_spool`). A worker holding thousands of streams a day
+        would otherwise keep two empty directories for each."""
         directory = self._dir()
         for path in (directory / "audio", directory):
             try:
@@ -368,13 +370,6 @@ def write_index(streams_index):
         _count_media([files.stream_pk for files, _ in streams_index])
     for files, rows in index:
         files.indexed_as_stored({row.path for row in rows if row.stored})
-
-
-def write_final_index(files, rows):
-    """Database thread: the last index of a stream this process no longer holds, then its emptied spool
-    directories (a worker holding thousands of streams a day would otherwise keep two empty ones for each)."""
-    write_index([(files, rows)])
-    files.remove_empty_spool_dirs()
 
 
 def _count_media(stream_pks):

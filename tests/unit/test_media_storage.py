@@ -123,7 +123,8 @@ def test_a_stream_no_longer_held_leaves_nothing_in_the_spool(backend, tmp_path, 
         files.discard_spool()
     else:
         files.close()
-        sinks.write_final_index(files, list(files.index_rows()))
+        sinks.write_index([(files, list(files.index_rows()))])  # its last index, then (file thread) its directories
+        files.remove_empty_spool_dirs()
         assert MediaFile.objects.filter(stream=stream, stored=True).count() == 2
     assert not list((tmp_path / "spool" / "p1" / "rtms").iterdir())  # neither its files nor its directories
 
