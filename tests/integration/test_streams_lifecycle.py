@@ -66,17 +66,20 @@ def test_stream_is_held_stored_and_stopped_with_zoom_reason(stack, django_db_blo
     assert (stopped.stop_reason, stopped.stop_reason_name) == (6, "MEETING_ENDED")
 
     def closed_audio():
-        """The mixed audio's index row once it agrees with the closed WAV file (the final flush lands after
-        "stopped")."""
-        audio = MediaFile.objects.filter(stream__rtms_stream_id=stream_id, kind="audio_mixed", bytes__gt=0).first()
-        if audio:
-            with wave.open(str(stack.media_root / audio.path)) as wav:
-                return audio if wav.getnframes() * 2 == audio.bytes else None
+        """The mixed audio's segments (one may roll during the test) once each index row agrees with its closed
+        WAV file (the final flush lands after "stopped")."""
+        segments = list(MediaFile.objects.filter(stream__rtms_stream_id=stream_id, kind="audio_mixed", bytes__gt=0))
+        for segment in segments:
+            with wave.open(str(stack.media_root / segment.path)) as wav:
+                if wav.getnframes() * 2 != segment.bytes:
+                    return None
+        return segments
 
-    audio = wait_for_row(django_db_blocker, closed_audio, "the mixed audio file's index to match the file")
-    with wave.open(str(stack.media_root / audio.path)) as wav:
-        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
-        seconds = wav.getnframes() / 16000
+    seconds = 0.0
+    for segment in wait_for_row(django_db_blocker, closed_audio, "the mixed audio files' index to match the files"):
+        with wave.open(str(stack.media_root / segment.path)) as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
+            seconds += wav.getnframes() / 16000
     assert seconds > 1.0
     with django_db_blocker.unblock():
         states = list(StreamTransition.objects.filter(stream__rtms_stream_id=stream_id).values_list("state", flat=True))

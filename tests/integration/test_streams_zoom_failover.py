@@ -63,11 +63,15 @@ def audio_after_the_meeting(stack, django_db_blocker, meeting, stream_id):
     wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
         rtms_stream_id=stream_id, state="stopped").exists(), "the stream to stop")
     sent = stack.sim_stream(stream_id)["frames_sent"]["audio"]
-    audio = wait_for_row(django_db_blocker, lambda: MediaFile.objects.filter(
-        stream__rtms_stream_id=stream_id, kind="audio_mixed", bytes__gt=0).first(), "the audio index")
-    stored = wait_for_row(django_db_blocker, lambda: (
-        (stack.media_root / audio.path).stat().st_size - 44) // 640 or None, "the WAV file")
-    return sent, stored
+
+    def stored_frames():
+        """Frames in every segment's WAV file (a segment may roll during the test), once all are stored."""
+        segments = list(MediaFile.objects.filter(stream__rtms_stream_id=stream_id, kind="audio_mixed", bytes__gt=0))
+        if segments and all(segment.stored for segment in segments):
+            return sum(((stack.media_root / segment.path).stat().st_size - 44) // 640 for segment in segments)
+        return None
+
+    return sent, wait_for_row(django_db_blocker, stored_frames, "every audio segment stored")
 
 
 def final_state(django_db_blocker, stream_id):
