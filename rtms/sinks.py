@@ -291,7 +291,7 @@ class StreamFiles:
     def indexed_as_stored(self, keys):
         """A committed index says these segments are stored: they leave the spool. Not before: a process killed
         between an upload and that commit leaves them to `recover_spool`, which uploads them again and marks them
-        stored (docs/STREAMS.md)."""
+        stored (docs/ARCHITECTURE.md, "Media any node can reach")."""
         for key in keys & self.uploaded:
             _remove(self.spool / key)
             self.uploaded.discard(key)

@@ -40,6 +40,10 @@ class Stack:
 
     # processes ------------------------------------------------------------------------------------------------
 
+    def audio_frames_stored(self, segments):
+        """20 ms frames in the stored WAV files of these audio segments (MediaFile rows), header excluded."""
+        return sum(((self.media_root / segment.path).stat().st_size - 44) // 640 for segment in segments)
+
     def start_worker(self, name):
         worker = processes.start_worker(self.env, self.tmp_path, name)
         self.workers.append(worker)

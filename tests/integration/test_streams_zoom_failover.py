@@ -68,7 +68,7 @@ def audio_after_the_meeting(stack, django_db_blocker, meeting, stream_id):
         """Frames in every segment's WAV file (a segment may roll during the test), once all are stored."""
         segments = list(MediaFile.objects.filter(stream__rtms_stream_id=stream_id, kind="audio_mixed", bytes__gt=0))
         if segments and all(segment.stored for segment in segments):
-            return sum(((stack.media_root / segment.path).stat().st_size - 44) // 640 for segment in segments)
+            return stack.audio_frames_stored(segments)
         return None
 
     return sent, wait_for_row(django_db_blocker, stored_frames, "every audio segment stored")
