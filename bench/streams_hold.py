@@ -124,7 +124,10 @@ def _hold(args):
     spans_before = _audio_spans(host)
     profiler = _profile_self(args)
     cpu0, wall0, threads0 = _cpu_seconds(), time.monotonic(), _thread_cpu_seconds()
-    time.sleep(args.duration)
+    write_every = []  # the pacer's media write period in ticks, sampled: how much of the window it batched
+    while time.monotonic() < wall0 + args.duration:
+        write_every.append(host._pacer.write_every)
+        time.sleep(0.1)
     cpu, wall = _cpu_seconds() - cpu0, time.monotonic() - wall0
     threads = {name: (spent - threads0.get(name, 0.0)) / wall for name, spent in _thread_cpu_seconds().items()}
     if profiler is not None:
@@ -160,6 +163,7 @@ def _hold(args):
         "gc_total_ms": sum(gc_pauses) * 1000,
         # The pacer's choice at the end (rtms/client/pacing.py): its tick and the load it measured.
         "tick_ms": host._pacer.period * 1000, "process_load": host._pacer.load,
+        "written_every_other_tick": sum(1 for every in write_every if every > 1) / max(1, len(write_every)),
         "cores_by_thread": {name: round(share, 3) for name, share in sorted(threads.items(), key=lambda t: -t[1])
                             if share >= 0.005},
     }
@@ -311,7 +315,8 @@ def _print_run(n, results):
           f"max {results.get('server', {}).get('max_late_ms')} ms; "
           f"{ours['gc_collections']} garbage collections, "
           f"longest {ours['gc_max_ms']:.0f} ms, {ours['gc_total_ms']:.0f} ms in all; "
-          f"tick {ours['tick_ms']:.0f} ms at a measured load of {ours['process_load']:.2f} core; cores by thread "
+          f"tick {ours['tick_ms']:.0f} ms at a measured load of {ours['process_load']:.2f} core, media written "
+          f"every other tick {ours['written_every_other_tick']:.0%} of the time; cores by thread "
           f"{ours['cores_by_thread']}; "
           f"load average {_load_average()}")
     if sdk and "error" not in sdk:
@@ -383,7 +388,8 @@ def _capacity(args, env, workdir):
                       f"  {load}")
             if impl == "ours" and "cores_by_thread" in results[impl]:
                 server = results.get("server", {})
-                print(f"{'':>5} ours  tick {results[impl]['tick_ms']:.0f} ms, cores by thread "
+                print(f"{'':>5} ours  tick {results[impl]['tick_ms']:.0f} ms, media written every other tick "
+                      f"{results[impl]['written_every_other_tick']:.0%} of the time, cores by thread "
                       f"{results[impl]['cores_by_thread']}; the load server's late ticks (in everyone's lag) "
                       f"{server.get('late_ticks')}, the latest {server.get('max_late_ms')} ms")
             if ok:

@@ -17,7 +17,7 @@
   file thread, which writes it while the loop waits, and the row thread commits the new rows. The tick follows
   the process's load (rtms/client/pacing.py): one audio frame (20 ms) and sockets read as data arrives while the
   process is lightly loaded, up to 80 ms with the sockets polled once per tick when it is busy (never while a
-  stream is handshaking).
+  stream is handshaking); near saturation each stream's media is written every other tick (docs/STREAMS.md).
 """
 
 import asyncio
@@ -135,9 +135,9 @@ class HeldStream:
     # Slots here and on the sinks' per-stream objects: a worker holds a thousand of each (≤ 64 KiB per stream).
     __slots__ = ("stream_id", "stream_pk", "meeting_uuid", "client_id", "server_urls", "per_participant",
                  "lease_value", "client", "store", "files", "task", "lease_lost", "handing_over", "rate_base",
-                 "lease_valid_until", "closing")
+                 "lease_valid_until", "closing", "write_phase")
 
-    def __init__(self, stream, lease_value, spool, node):
+    def __init__(self, stream, lease_value, spool, node, write_phase=0):
         self.stream_id = stream.rtms_stream_id
         self.stream_pk = stream.pk
         self.meeting_uuid = stream.meeting_uuid
@@ -157,6 +157,7 @@ class HeldStream:
         self.rate_base = (time.monotonic(), 0, 0)  # (when, frames, bytes) at the last stats publish
         self.lease_valid_until = time.monotonic() + settings.RTMS_LEASE_TTL
         self.closing = False
+        self.write_phase = write_phase  # which of the busy process's alternate ticks writes this stream's media
 
 
 def _checked_session_id(held):
@@ -193,6 +194,8 @@ class SessionHost:
         self._pacer = Pacer(self.loop, TICK, self._hand_media_to_files,
                             lambda: not self._connecting and self._state_queue.empty())
         self._last_index_sync = time.monotonic()
+        self._ticks = 0
+        self._streams_held = 0  # streams ever held by this process: alternates their write phase
         self._secrets = {}
         self._state_queue = None
         self._leases = None
@@ -363,7 +366,8 @@ class SessionHost:
             if stream.rtms_stream_id in self.streams:
                 await self._leases.release(stream.rtms_stream_id, lease_value)
                 continue
-            held = HeldStream(stream, lease_value, self.spool, self.worker_id)
+            self._streams_held += 1
+            held = HeldStream(stream, lease_value, self.spool, self.worker_id, write_phase=self._streams_held % 2)
             self.streams[held.stream_id] = held
             self._connecting.add(held.stream_id)
             held.task = self.loop.create_task(self._hold(held))
@@ -613,10 +617,14 @@ class SessionHost:
         self._file_pool.submit(files.remove_empty_spool_dirs)
 
     def _hand_media_to_files(self):
-        """Each tick: what every stream received goes to the file thread, written while the loop waits."""
+        """Each tick: what the streams received goes to the file thread, written while the loop waits. Every
+        stream's each tick, or, when the process is near saturation, every other tick, half the streams on each
+        tick (the pacer's `write_every`)."""
         work = []
+        self._ticks += 1
+        every = self._pacer.write_every
         for held in list(self.streams.values()):
-            if held.store is not None:
+            if held.store is not None and held.write_phase % every == self._ticks % every:
                 audio, frames = held.store.take_media()
                 if audio or frames:
                     work.append((held.files, audio, frames))

@@ -1,9 +1,9 @@
 """Media sinks: what the RTMS client delivers is buffered per stream on the event loop (appends only), then the
 session host writes it in batches, once per tick of its loop (rtms/client/pacing.py: 0.02 s while the process
 is lightly loaded, up to 0.08 s when it is busy), from two threads:
-files (audio every tick into the process's spool, so a crash loses at most that much; WAV headers and the media
-index every INDEX_INTERVAL; segments uploaded to storage every RTMS_SEGMENT_SECONDS) and database rows
-(transcript, chat, events: one transaction for every stream's new rows).
+files (audio every tick into the process's spool, every other tick near saturation, so a crash loses
+at most that much; WAV headers and the media index every INDEX_INTERVAL; segments uploaded to storage every
+RTMS_SEGMENT_SECONDS) and database rows (transcript, chat, events: one transaction for every stream's new rows).
 Never one database write per 20 ms frame.
 
 When PostgreSQL is unreachable the row batches are kept and retried in order; nothing is dropped. Audio
@@ -26,7 +26,7 @@ from rtms.storage import storage
 
 log = logging.getLogger("rtms.sinks")
 
-INDEX_INTERVAL = 5.0  # WAV headers, the media index and the per-stream figures; audio itself goes out every tick
+INDEX_INTERVAL = 5.0  # WAV headers, the media index and the per-stream figures; audio goes out every tick or two
 MAX_ROWS_PER_TRANSACTION = 5000
 
 EVENT_KINDS = {

@@ -32,6 +32,8 @@ TICK = 0.08  # seconds: the longest tick, when the process is busy
 SHORTEST_TICK = 0.02  # one 20 ms audio frame: the files still get a write per frame at most
 LIGHT_LOAD = 0.4  # share of one core below which the loop reads on readiness and ticks every SHORTEST_TICK
 BUSY_LOAD = 0.6  # from here on the full TICK
+SATURATED_LOAD = 0.9  # from here on each stream's media is written every other tick…
+UNSATURATED_LOAD = 0.75  # …until the load is back under this (the switch itself saves ~0.1 core: no flapping)
 LOAD_WINDOW = 0.5  # seconds of CPU and wall time per load measurement
 SMOOTHING = 0.5  # weight of the newest measurement in the smoothed load
 
@@ -47,6 +49,7 @@ class Pacer:
         self.longest = longest
         self.shortest = min(shortest, longest)
         self.period = self.shortest
+        self.write_every = 1  # ticks between two writes of one stream's media (`write_every`, below)
         self.load = 0.0  # smoothed share of one core used by this process
         self._loop = loop
         self._on_tick = on_tick
@@ -82,6 +85,14 @@ class Pacer:
         target = self.shortest + share * (self.longest - self.shortest)
         step = (self.longest - self.shortest) / 4
         self.period = min(max(target, self.period - step), self.period + step)
+        # Near saturation each stream's media is written every other tick, half the streams on each: a write
+        # costs about the same for two ticks' audio as for one (~15 µs of bookkeeping and a system call), so the
+        # file thread's CPU halves (about a tenth of the process's) for one more tick of lag. Not earlier: below
+        # saturation that tick of lag buys nothing (bench/streams_hold.py, docs/STREAMS.md).
+        if self.load >= SATURATED_LOAD and self.period >= self.longest:
+            self.write_every = 2
+        elif self.load < UNSATURATED_LOAD:
+            self.write_every = 1
 
     def _tick(self) -> None:
         started = time.monotonic()

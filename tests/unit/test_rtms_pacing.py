@@ -49,20 +49,31 @@ class FakeWait:
         pass
 
 
+class PacedProcess:
+    """A pacer ticked in fake time by a process whose CPU use is set for each stretch of time."""
+
+    def __init__(self, clock):
+        self.clock, self.loop, self.cpu = clock, RecordingLoop(), 0.0
+        self.pacer = pacing.Pacer(self.loop, pacing.TICK, lambda: None, lambda: True, cpu_seconds=lambda: self.cpu)
+        self.pacer._woken = FakeWait(clock)
+
+    def run(self, core_share, seconds, late=0.0):
+        """Tick for `seconds` while using `core_share` of a core; each tick runs `late` seconds after it was due
+        (a pass over the sockets after a wait, or a free-running loop's timer)."""
+        clock = self.clock
+        end = clock.now + seconds
+        while clock.now < end:
+            before = clock.now
+            self.pacer._tick()
+            how, delay = self.loop.scheduled[-1]
+            clock.now += late if how == "soon" else delay + late
+            self.cpu += core_share * (clock.now - before)
+        return self.pacer
+
+
 def run_ticks(clock, core_share, seconds, late=0.0):
-    """Tick a pacer for `seconds` of fake time while the process uses `core_share` of a core; each tick runs
-    `late` seconds after it was due (a pass over the sockets after a wait, or a free-running loop's timer)."""
-    loop, cpu = RecordingLoop(), [0.0]
-    pacer = pacing.Pacer(loop, pacing.TICK, lambda: None, lambda: True, cpu_seconds=lambda: cpu[0])
-    pacer._woken = FakeWait(clock)
-    end = clock.now + seconds
-    while clock.now < end:
-        before = clock.now
-        pacer._tick()
-        how, delay = loop.scheduled[-1]
-        clock.now += late if how == "soon" else delay + late
-        cpu[0] += core_share * (clock.now - before)
-    return pacer, loop
+    process = PacedProcess(clock)
+    return process.run(core_share, seconds, late), process.loop
 
 
 def test_an_idle_process_ticks_every_audio_frame_and_reads_sockets_as_data_arrives(clock):
@@ -70,6 +81,7 @@ def test_an_idle_process_ticks_every_audio_frame_and_reads_sockets_as_data_arriv
 
     assert pacer.period == pacing.SHORTEST_TICK == 0.02
     assert loop.scheduled[-1] == ("later", 0.02)  # the loop is never blocked: sockets are read on readiness
+    assert pacer.write_every == 1  # every stream's audio goes to its file every tick
 
 
 def test_a_busy_process_ticks_every_80_ms_and_polls_once_per_tick(clock):
@@ -77,6 +89,14 @@ def test_a_busy_process_ticks_every_80_ms_and_polls_once_per_tick(clock):
 
     assert pacer.period == pacing.TICK == 0.08
     assert loop.scheduled[-1] == ("soon", None)  # waited out the tick, then one poll of every socket
+    assert pacer.write_every == 1  # not saturated: each stream's audio still goes to its file every tick
+
+
+def test_a_saturated_process_writes_each_streams_media_every_other_tick(clock):
+    pacer, _ = run_ticks(clock, core_share=1.0, seconds=5)
+
+    assert pacer.period == pacing.TICK
+    assert pacer.write_every == 2
 
 
 def test_a_core_shared_with_other_processes_counts_as_load_even_if_little_of_it_is_ours(clock):
@@ -90,3 +110,16 @@ def test_in_between_the_tick_grows_with_the_load(clock):
     pacer, _ = run_ticks(clock, core_share=(pacing.LIGHT_LOAD + pacing.BUSY_LOAD) / 2, seconds=5)
 
     assert pacing.SHORTEST_TICK < pacer.period < pacing.TICK
+    assert pacer.write_every == 1
+
+
+def test_media_is_written_every_tick_again_once_the_load_falls(clock):
+    process = PacedProcess(clock)
+    assert process.run(core_share=1.0, seconds=5).write_every == 2
+    # What the switch saved does not switch it back…
+    assert process.run(core_share=pacing.SATURATED_LOAD - 0.05, seconds=5).write_every == 2
+
+    pacer = process.run(core_share=pacing.UNSATURATED_LOAD - 0.1, seconds=5)  # …a lighter load does
+
+    assert pacer.period == pacing.TICK
+    assert pacer.write_every == 1
