@@ -358,8 +358,9 @@ _INDEX_UPDATED = ["kind", "user_id", "sample_rate", "channels", "bytes", "frames
 def write_index(streams_index):
     """Database thread: the media index (a row per segment) and the streams' media counters summed over every
     segment of every holder, so a takeover or a retried write never double counts. Two statements for every
-    stream held, however many: it runs every INDEX_INTERVAL for all of them. `streams_index`: [(StreamFiles, its
-    index rows)]; once committed, the segments it says are stored leave their spool."""
+    batch of streams, however many: the host writes a tenth of its streams every INDEX_INTERVAL / 10.
+    `streams_index`: [(StreamFiles, its index rows)]; once committed, the segments it says are stored leave
+    their spool."""
     if not streams_index:
         return
     # Each row as it is now: an upload finishing meanwhile is indexed by the next write, and stays spooled till then.
