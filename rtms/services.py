@@ -22,8 +22,11 @@ TEXT_EXPORT_DELAY = 10  # seconds after a stream stopped
 
 
 def _queue(task_name, rtms_stream_id, countdown=None):
-    """Work for the workers, queued by task name (rtms/tasks.py): the domain layer never imports the Celery module."""
-    current_app.send_task(task_name, args=(rtms_stream_id,), countdown=countdown)
+    """Work for the workers, queued by task name (rtms/tasks.py): the domain layer never imports the Celery module.
+    Nothing reads these tasks' results: without `ignore_result` the sender subscribes to each task's result channel
+    in Redis (Celery's result backend) and unsubscribes once the result object is dropped, two round trips inside
+    the webhook's request for nothing (seen with py-spy in daphne, bench/approval_latency.py)."""
+    current_app.send_task(task_name, args=(rtms_stream_id,), countdown=countdown, ignore_result=True)
 
 
 def enqueue_claim(stream_id):
