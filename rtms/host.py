@@ -158,7 +158,7 @@ class HeldStream:
         self.rate_base = (time.monotonic(), 0, 0)  # (when, frames, bytes) at the last stats publish
         self.lease_valid_until = time.monotonic() + settings.RTMS_LEASE_TTL
         self.closing = False
-        self.write_phase = write_phase  # which of the busy process's alternate ticks writes this stream's media
+        self.write_phase = write_phase  # near saturation, which of two alternate ticks writes this stream's media
 
 
 def _checked_session_id(held):
@@ -619,9 +619,8 @@ class SessionHost:
         self._file_pool.submit(files.remove_empty_spool_dirs)
 
     def _hand_media_to_files(self):
-        """Each tick: what the streams received goes to the file thread, written while the loop waits. Every
-        stream's each tick, or, when the process is near saturation, every other tick, half the streams on each
-        tick (the pacer's `write_every`)."""
+        """Each tick: what the streams received goes to the file thread, written while the loop waits: every
+        stream's, or near saturation (the pacer's `write_every`) half of them, each stream every other tick."""
         work = []
         self._ticks += 1
         every = self._pacer.write_every
@@ -633,7 +632,7 @@ class SessionHost:
         # The index and the live figures of a slice of the streams at a time, each stream's turn once per
         # INDEX_INTERVAL: all of them at once (a thousand streams' headers synced, index rows built and upserted,
         # figures encoded) held up the loop and the file thread for one tick in 60, which set the p99 lag
-        # (1,100 streams: 297–368 ms with it, 192–195 without; docs/STREAMS.md).
+        # (1,100 streams: 297–368 ms; sliced 242–252; with no index at all 192–195; docs/STREAMS.md).
         now = time.monotonic()
         sliced = []
         if now - self._last_index_sync >= sinks.INDEX_INTERVAL / INDEX_SLICES:
