@@ -32,8 +32,8 @@ TICK = 0.08  # seconds: the longest tick, when the process is busy
 SHORTEST_TICK = 0.02  # one 20 ms audio frame: the files still get a write per frame at most
 LIGHT_LOAD = 0.4  # share of one core below which the loop reads on readiness and ticks every SHORTEST_TICK
 BUSY_LOAD = 0.6  # from here on the full TICK
-SATURATED_LOAD = 0.9  # from here on each stream's media is written every other tick…
-UNSATURATED_LOAD = 0.75  # …until the load is back under this (the switch itself saves ~0.1 core: no flapping)
+SATURATED_LOAD = 0.95  # from here on each stream's media is written every other tick…
+UNSATURATED_LOAD = 0.85  # …until the load is back under this (the switch itself saves ~0.1 core: no flapping)
 LOAD_WINDOW = 0.5  # seconds of CPU and wall time per load measurement
 SMOOTHING = 0.5  # weight of the newest measurement in the smoothed load
 
