@@ -707,7 +707,7 @@ class SessionHost:
         figures = {}
         now = time.monotonic()
         for held in streams:
-            if held.client is None or held.stream_id not in self.streams:  # ended meanwhile: its entry is gone
+            if held.client is None or self.streams.get(held.stream_id) is not held:  # no longer held since the slice
                 continue
             counters = held.client.counters.as_dict()
             frames = sum(counters[f"{m}_frames"] for m in metrics.MEDIA)

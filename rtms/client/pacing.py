@@ -89,7 +89,7 @@ class Pacer:
         # costs about the same for two ticks' audio as for one (~15 µs of bookkeeping and a system call), so the
         # file thread's CPU halves (about a tenth of the process's) for one more tick of lag. Not earlier: below
         # saturation that tick of lag buys nothing (bench/streams_hold.py, docs/STREAMS.md).
-        if self.load >= SATURATED_LOAD and self.period >= self.longest:
+        if self.load >= SATURATED_LOAD:
             self.write_every = 2
         elif self.load < UNSATURATED_LOAD:
             self.write_every = 1
