@@ -13,14 +13,14 @@ from typing import Any
 
 from . import protocol as p
 from .allowlist import HostAllowList, URLNotAllowed
-from .protocol import MalformedFrame, MediaType, MsgType, SessionState, Status, StreamState
+from .protocol import MalformedFrame, MediaType, MsgType, NotAWellFormedAudioFrame, SessionState, Status, StreamState
 from .transport import Backend, Connection, default_backend
 
 log = logging.getLogger("rtms.client")
 
 _now = time.monotonic
 _decode_frame = p.decode_frame
-_parse_binary_media = p.parse_binary_media
+_decode_audio_frame = p.decode_audio_frame
 
 
 class StreamSink:
@@ -670,18 +670,27 @@ class StreamClient:
 
     def on_text(self, conn: Connection, payload: Any) -> None:
         try:
+            audio = _decode_audio_frame(payload).content
+        except NotAWellFormedAudioFrame:
+            self._on_any_frame(conn, payload)
+            return
+        pcm = audio.data
+        counters = self.counters
+        counters.audio_frames += 1
+        counters.audio_bytes += len(pcm)
+        try:
+            self._sink_audio(audio.user_id, audio.user_name, audio.timestamp, pcm)
+        except Exception as exc:  # noqa: BLE001 - a sink bug must not cost the stream its connection
+            self._sink_failed(exc)
+
+    def _on_any_frame(self, conn: Connection, payload: Any) -> None:
+        """Every frame but a well-formed audio one: decoded, checked by kind and dispatched; a refusal names the
+        field at fault."""
+        try:
             message = _decode_frame(payload)
-            msg_type = message["msg_type"]
-            if msg_type == 14:  # MEDIA_DATA_AUDIO, 50 a second: handled inline, no dispatch lookup
-                user_id, user_name, timestamp, pcm = _parse_binary_media(message)
-                counters = self.counters
-                counters.audio_frames += 1
-                counters.audio_bytes += len(pcm)
-                self._sink_audio(user_id, user_name, timestamp, pcm)
-                return
-            handler = _DISPATCH.get(msg_type)
+            handler = _DISPATCH.get(message["msg_type"])
             if handler is None:
-                raise MalformedFrame("unknown_msg_type", msg_type)
+                raise MalformedFrame("unknown_msg_type", message["msg_type"])
             handler(self, conn, message)
         except MalformedFrame as refused:
             self._refuse(conn.label, refused.kind, refused.msg_type)
@@ -712,6 +721,12 @@ class StreamClient:
                     waiter.set_exception(_Transient(f"{conn.label} closed during handshake"))
                     waiter.exception()  # its awaiter may be cancelled at the same moment: never warn
             self._wake(f"{conn.label}_closed")
+
+    def _on_audio(self, conn: Connection, message: dict[str, Any]) -> None:
+        user_id, user_name, timestamp, pcm = p.parse_binary_media(message)
+        self.counters.audio_frames += 1
+        self.counters.audio_bytes += len(pcm)
+        self._sink_audio(user_id, user_name, timestamp, pcm)
 
     def _on_video(self, conn: Connection, message: dict[str, Any]) -> None:
         user_id, user_name, timestamp, data = p.parse_binary_media(message)
@@ -840,7 +855,8 @@ class StreamClient:
 
 
 _DISPATCH: dict[int, Callable[[StreamClient, Connection, dict[str, Any]], None]] = {
-    # MEDIA_DATA_AUDIO (14) is handled inline in on_text.
+    # A well-formed MEDIA_DATA_AUDIO never gets here (on_text's fast path); a malformed one is refused here.
+    MsgType.MEDIA_DATA_AUDIO: StreamClient._on_audio,
     MsgType.MEDIA_DATA_VIDEO: StreamClient._on_video,
     MsgType.MEDIA_DATA_SHARE: StreamClient._on_deskshare,
     MsgType.MEDIA_DATA_TRANSCRIPT: StreamClient._on_transcript,

@@ -80,6 +80,41 @@ def test_audio_frame_parses_to_pcm():
     assert p.parse_binary_media(message) == (0, None, 1732520001020, pcm)
 
 
+def _by_the_general_path(payload):
+    return p.parse_binary_media(p.decode_frame(payload))
+
+
+def _by_the_fast_path(payload):
+    audio = p.decode_audio_frame(payload).content
+    return audio.user_id, audio.user_name, audio.timestamp, audio.data
+
+
+@pytest.mark.parametrize("frame", [
+    b'{"msg_type":14,"content":{"user_id":16778240,"user_name":"Ana","timestamp":1732520001020,"data":"AAECAw=="}}',
+    b'{"content":{"data":"AAECAw==","timestamp":5,"user_id":0},"msg_type":14,"extra":[1,{"a":2}]}',
+    b'{"msg_type":14,"content":{"user_id":0,"user_name":null,"timestamp":-5,"data":"","length":0}}',
+])
+def test_audio_fast_path_reads_what_the_general_path_reads(frame):
+    assert _by_the_fast_path(memoryview(frame)) == _by_the_general_path(memoryview(frame))
+
+
+@pytest.mark.parametrize("frame", [
+    b'{"msg_type":14,"content":{"user_id":0,"timestamp":1,"data":"data:audio/l16;base64,AAECAw=="}}',
+    b'{"msg_type":14,"content":{"user_id":9223372036854775808,"timestamp":1,"data":"AAAA"}}',
+    b'{"msg_type":15,"content":{"user_id":0,"timestamp":1,"data":"AAAA"}}',
+    b'{"msg_type":14,"content":{"user_id":0,"timestamp":1,"data":"AAA"}}',
+    b'{"msg_type":14,"content":{"user_id":true,"timestamp":1,"data":"AAAA"}}',
+    b'{"msg_type":14.0,"content":{"user_id":0,"timestamp":1,"data":"AAAA"}}',
+    b'{"msg_type":12,"timestamp":5,"sequence":2}',
+    b"{not json",
+])
+def test_everything_else_is_left_to_the_general_path(frame):
+    """Other kinds, a data-URL prefix, integers wider than int64, malformed audio: the general path judges them
+    (and names the field at fault when it refuses)."""
+    with pytest.raises(p.NotAWellFormedAudioFrame):
+        p.decode_audio_frame(frame)
+
+
 def test_share_frame_with_data_url_prefix():
     message = {"msg_type": 16, "content": {"user_id": 5, "user_name": "Ana", "timestamp": 1,
                                            "data": "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8").decode()}}
@@ -200,3 +235,35 @@ def test_random_bytes_never_raise_anything_but_malformed(payload):
         _parse_like_the_client(payload)
     except MalformedFrame:
         pass
+
+
+def _fast_path_agrees(payload):
+    """Whatever the fast path accepts, the general path accepts with the same reading."""
+    try:
+        fast = _by_the_fast_path(payload)
+    except p.NotAWellFormedAudioFrame:
+        return
+    assert fast == _by_the_general_path(payload)
+
+
+# Audio frames near the valid one: each field well-typed more often than not, so both readings are compared often.
+_near_audio = st.fixed_dictionaries({"msg_type": st.just(14), "content": st.fixed_dictionaries(
+    {"user_id": st.integers(-2**64, 2**64) | _json_values, "timestamp": st.integers(-2**64, 2**64) | _json_values,
+     "data": st.binary(max_size=12).map(lambda raw: base64.b64encode(raw).decode()) | _field_values},
+    optional={"user_name": st.none() | st.text(max_size=8) | _json_values, "length": _json_values})})
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(_near_audio | _messages)
+def test_the_audio_fast_path_never_accepts_what_the_general_path_refuses(message):
+    try:
+        payload = orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return
+    _fast_path_agrees(payload)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_the_audio_fast_path_agrees_on_random_bytes(payload):
+    _fast_path_agrees(payload)
