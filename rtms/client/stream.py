@@ -855,7 +855,8 @@ class StreamClient:
 
 
 _DISPATCH: dict[int, Callable[[StreamClient, Connection, dict[str, Any]], None]] = {
-    # A well-formed MEDIA_DATA_AUDIO never gets here (on_text's fast path); a malformed one is refused here.
+    # Only the audio frames on_text's fast path leaves: malformed ones (refused here, the field named), a data: URL
+    # prefix, integers wider than int64.
     MsgType.MEDIA_DATA_AUDIO: StreamClient._on_audio,
     MsgType.MEDIA_DATA_VIDEO: StreamClient._on_video,
     MsgType.MEDIA_DATA_SHARE: StreamClient._on_deskshare,
