@@ -17,7 +17,8 @@ With --capacity it steps N up (400, 800, 1200, 1600) and prints, for ours and fo
 whether each held every stream in real time (all connected, no frame lost, p99 lag <= --max-p99-ms, 250 by
 default); after an implementation's first miss, the gap between the largest N it held and the smallest it missed
 is halved until it is --resolution streams (50) or less. Then the capacity of each (the largest N held), their
-ratio and the memory per stream there, with the load average on each line. Our holder's lines also show its tick
+ratio and the memory per stream there (RSS growth over N, the process's fixed share included), and what one more
+stream cost between the two largest N held, with the load average on each line. Our holder's lines also show its tick
 and the cores each of its threads used (the loop, the file thread, the database threads); --profile FILE records
 it with py-spy over each measured window.
 Needs PostgreSQL (DATABASE_URL or the local server; a scratch database is created and dropped) and Redis.
@@ -356,6 +357,15 @@ def _next_n(steps, held, missed, resolution):
     return middle if low < middle < missed else None
 
 
+def _marginal(rss_by_n):
+    """What one more stream costs between the two largest N held: the per-stream figure also carries the
+    process's fixed share (threads, pools, connections), which weighs more the fewer streams there are."""
+    if len(rss_by_n) < 2:
+        return ""
+    small, large = sorted(rss_by_n)[-2:]
+    return f"; one more stream {(rss_by_n[large] - rss_by_n[small]) / (large - small):.1f} KiB from {small} to {large}"
+
+
 def _capacity(args, env, workdir):
     """Each implementation runs the coarse steps until it first misses the real-time bound (it would miss it at
     every larger N too), then its bound is bisected down to --resolution streams. Both run on the same load
@@ -369,6 +379,7 @@ def _capacity(args, env, workdir):
     steps = [int(x) for x in args.streams.split(",")]
     impls = ("ours",) if args.no_sdk else ("ours", "sdk")
     held, missed, kib = dict.fromkeys(impls), dict.fromkeys(impls), {}
+    held_rss = {impl: {} for impl in impls}  # N held -> KiB in all, for what one more stream costs
     while True:
         wanted = {impl: _next_n(steps, held[impl], missed[impl], args.resolution) for impl in impls}
         if all(n is None for n in wanted.values()):
@@ -394,11 +405,12 @@ def _capacity(args, env, workdir):
                       f"{server.get('late_ticks')}, the latest {server.get('max_late_ms')} ms")
             if ok:
                 held[impl], kib[impl] = n, f["kib"]
+                held_rss[impl][n] = f["kib"] * n
             else:
                 missed[impl] = n
         sys.stdout.flush()
-    describe = {impl: f"{held[impl]} streams ({kib[impl]:.1f} KiB per stream)" if held[impl] else "none of the steps"
-                for impl in impls}
+    describe = {impl: f"{held[impl]} streams ({kib[impl]:.1f} KiB per stream{_marginal(held_rss[impl])})"
+                if held[impl] else "none of the steps" for impl in impls}
     ratio = f"{held['ours'] / held['sdk']:.2f}x" if held["ours"] and held.get("sdk") else "n/a"
     print(f"capacity at p99 <= {bound:g} ms, nothing lost: ours {describe['ours']}, "
           f"sdk {describe.get('sdk', 'not run')}; ours / sdk {ratio}; load average {_load_average()}")
