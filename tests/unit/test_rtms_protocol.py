@@ -246,14 +246,18 @@ def _fast_path_agrees(payload):
     assert fast == _by_the_general_path(payload)
 
 
-# Audio frames near the valid one: each field well-typed more often than not, so both readings are compared often.
-_near_audio = st.fixed_dictionaries({"msg_type": st.just(14), "content": st.fixed_dictionaries(
-    {"user_id": st.integers(-2**64, 2**64) | _json_values, "timestamp": st.integers(-2**64, 2**64) | _json_values,
-     "data": st.binary(max_size=12).map(lambda raw: base64.b64encode(raw).decode()) | _field_values},
-    optional={"user_name": st.none() | st.text(max_size=8) | _json_values, "length": _json_values})})
+# A valid audio frame with at most one field replaced by anything: both readings are compared on every field.
+_valid_audio_content = st.fixed_dictionaries(
+    {"user_id": st.integers(-2**63, 2**63 - 1), "timestamp": st.integers(-2**63, 2**63 - 1),
+     "data": st.binary(max_size=12).map(lambda raw: base64.b64encode(raw).decode())},
+    optional={"user_name": st.none() | st.text(max_size=8), "length": _json_values})
+_near_audio = st.builds(
+    lambda content, field, value: {"msg_type": 14, "content": {**content, **({field: value} if field else {})}},
+    _valid_audio_content, st.sampled_from(["user_id", "timestamp", "data", "user_name", None]),
+    _field_values | st.integers(-2**64, 2**64))
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(_near_audio | _messages)
 def test_the_audio_fast_path_never_accepts_what_the_general_path_refuses(message):
     try:
