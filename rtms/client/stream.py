@@ -586,6 +586,7 @@ class StreamClient:
         a fatal refusal or the window running out hands over to a full reconnect."""
         t = self.timings
         self._repair_started_ms = time.time() * 1000
+        this_repair = asyncio.current_task()  # here, not in `finally`: a task closed with its loop has no loop then
         try:
             await self._await_closed_socket_and_zoom_word()
             if self._server_stopping or not self._holding():
@@ -639,7 +640,7 @@ class StreamClient:
             self._notify_phase(Phase.READY, "media reconnected")
         finally:
             self._nudge = None
-            if self._repair is asyncio.current_task():
+            if self._repair is this_repair:
                 self._repair = None
                 self._zoom_said_media = False
 
