@@ -620,7 +620,8 @@ class SessionHost:
 
     def _hand_media_to_files(self):
         """Each tick: what the streams received goes to the file thread, written while the loop waits: every
-        stream's, or near saturation (the pacer's `write_every`) half of them, each stream every other tick."""
+        stream's, or near saturation (the pacer's `write_every`) half of them, each stream every other tick.
+        Returns the write (a future; None when there was nothing to write): a paced loop waits for it."""
         work = []
         self._ticks += 1
         every = self._pacer.write_every
@@ -644,6 +645,8 @@ class SessionHost:
             written = self._file_pool.submit(_write_media, work, [held.files for held in sliced], self._upload_pool)
             written.add_done_callback(
                 lambda done: self.loop.call_soon_threadsafe(self._media_written, done, sliced))
+            return written
+        return None
 
     def _media_written(self, written, sliced):
         try:

@@ -17,12 +17,16 @@ load is smoothed and the tick moves at most a quarter of its range per measureme
 
 Since waiting costs latency, the owner says when it is allowed (not while a handshake is under way) and `wake()`
 cuts a wait short (work handed over from another thread). Other threads have the interpreter to themselves while
-the loop waits.
+the loop waits. So, paced, the loop also waits for the work its `on_tick` handed to another thread (the session
+host's file writes) before its next pass, for one longest tick at most (a stalled disk slows the reads, never
+stops them): a pass overlapping the writes made the two threads hand the interpreter's lock to each other at
+every system call of the writes (at 1,500 streams, lag p50 -20 ms for the same CPU: docs/STREAMS.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import threading
 import time
@@ -39,11 +43,13 @@ SMOOTHING = 0.5  # weight of the newest measurement in the smoothed load
 
 
 class Pacer:
-    """Calls `on_tick()` on `loop` once per tick; after it, blocks the loop for what is left of the tick when
-    the process is loaded enough for batching to pay and `may_wait()` says so, else lets the loop run freely
-    until the next tick. The tick lies between `shortest` and `longest`, by the measured load."""
+    """Calls `on_tick()` on `loop` once per tick; after it, blocks the loop for what is left of the tick, and
+    until the future `on_tick` returned (work it handed to another thread, or None) is done, when the process is
+    loaded enough for batching to pay and `may_wait()` says so, else lets the loop run freely until the next
+    tick. The tick lies between `shortest` and `longest`, by the measured load."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, longest: float, on_tick: Callable[[], None],
+    def __init__(self, loop: asyncio.AbstractEventLoop, longest: float,
+                 on_tick: Callable[[], concurrent.futures.Future | None],
                  may_wait: Callable[[], bool], shortest: float = SHORTEST_TICK,
                  cpu_seconds: Callable[[], float] = time.process_time) -> None:
         self.longest = longest
@@ -96,7 +102,7 @@ class Pacer:
 
     def _tick(self) -> None:
         started = time.monotonic()
-        self._on_tick()
+        handed = self._on_tick()
         now = time.monotonic()
         # Paced, the tick is due right after the wait: what it was late by is the pass over the sockets.
         self._behind += now - min(self._due, started)
@@ -106,6 +112,8 @@ class Pacer:
             if rest > 0:
                 self._woken.wait(rest)
                 self._woken.clear()
+            if handed is not None:
+                concurrent.futures.wait([handed], timeout=self.longest)
             self._last_tick = self._due = time.monotonic()
             self._loop.call_soon(self._tick)  # after the poll the loop makes next
         else:

@@ -2,6 +2,9 @@
 arrives while the process is lightly loaded, the full tick with the loop blocked between passes when it is busy.
 Driven by a fake clock and a fake loop that records how the next tick was scheduled."""
 
+import concurrent.futures
+import threading
+
 import pytest
 
 from rtms.client import pacing
@@ -54,7 +57,9 @@ class PacedProcess:
 
     def __init__(self, clock):
         self.clock, self.loop, self.cpu = clock, RecordingLoop(), 0.0
-        self.pacer = pacing.Pacer(self.loop, pacing.TICK, lambda: None, lambda: True, cpu_seconds=lambda: self.cpu)
+        self.handed = None  # what each tick hands to another thread (a concurrent future), as the host's writes
+        self.pacer = pacing.Pacer(self.loop, pacing.TICK, lambda: self.handed, lambda: True,
+                                  cpu_seconds=lambda: self.cpu)
         self.pacer._woken = FakeWait(clock)
 
     def run(self, core_share, seconds, late=0.0):
@@ -123,3 +128,38 @@ def test_media_is_written_every_tick_again_once_the_load_falls(clock):
 
     assert pacer.period == pacing.TICK
     assert pacer.write_every == 1
+
+
+def test_a_busy_loop_waits_for_the_work_its_tick_handed_over_before_its_next_pass(clock):
+    process = PacedProcess(clock)
+    process.run(core_share=0.9, seconds=5)
+    write = concurrent.futures.Future()
+    threading.Timer(0.05, write.set_result, [None]).start()  # the file thread, finishing its writes
+    process.handed = write
+
+    process.pacer._tick()
+
+    assert write.done()  # the pass that follows never overlaps the writes
+    assert process.loop.scheduled[-1] == ("soon", None)
+
+
+def test_a_write_that_never_ends_holds_the_busy_loop_for_one_tick_at_most(clock):
+    process = PacedProcess(clock)
+    process.run(core_share=0.9, seconds=5)
+    process.handed = concurrent.futures.Future()  # a stalled disk
+
+    process.pacer._tick()  # returns: the sockets are still read
+
+    assert not process.handed.done()
+    assert process.loop.scheduled[-1] == ("soon", None)
+
+
+def test_a_lightly_loaded_loop_does_not_wait_for_the_work_it_handed_over(clock):
+    process = PacedProcess(clock)
+    process.run(core_share=0.05, seconds=5)
+    process.handed = concurrent.futures.Future()
+
+    process.pacer._tick()
+
+    assert not process.handed.done()
+    assert process.loop.scheduled[-1] == ("later", pacing.SHORTEST_TICK)
