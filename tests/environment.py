@@ -16,7 +16,7 @@ os.environ.setdefault("DATA_DIR", f"/tmp/zoomapp-{RUN_ID}")
 # Names the test process in pg_stat_activity (tests/processes.py names the ones it starts).
 os.environ.setdefault("PGAPPNAME", f"test-pytest-{RUN_ID}")
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set before a worker loads its plugins
-if XDIST_WORKER and not os.environ["REDIS_NAMESPACE"].endswith(f"-{XDIST_WORKER}"):
+if XDIST_WORKER:
     for name in ("REDIS_NAMESPACE", "DATA_DIR", "PGAPPNAME"):
         os.environ[name] = f"{os.environ[name]}-{XDIST_WORKER}"
 os.makedirs(os.environ["DATA_DIR"], exist_ok=True)

@@ -57,8 +57,8 @@ if picows is not None:
     # picows logs every connect/disconnect at INFO; the client logs its own structured lines for those. Given a
     # logger, picows makes a child of it for every connection (575 bytes each, measured with tracemalloc: 1.1 KiB
     # per stream); given an adapter, it logs through it as it is.
-    logging.getLogger("rtms.client.picows").setLevel(logging.WARNING)
     _PICOWS_LOG = logging.LoggerAdapter(logging.getLogger("rtms.client.picows"))
+    _PICOWS_LOG.logger.setLevel(logging.WARNING)
     _TEXT = WSMsgType.TEXT
     _CLOSE = WSMsgType.CLOSE
     _CONTINUATION = WSMsgType.CONTINUATION
