@@ -38,6 +38,17 @@ def zoomsim(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, whose drop at the end first ends the sessions still open on it (this
+    process's consumer threads keep theirs): else the drop fails and the database is left behind."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        _end_other_sessions(connection)
+
+
+@pytest.fixture(scope="session")
 def test_database(django_db_setup, django_db_blocker):
     """The migrated test database for our subprocesses, even when no selected test carries a django_db mark
     (pytest-django then creates none). Tests against real workers use no mark on purpose: a transactional
@@ -62,9 +73,16 @@ def _end_other_sessions(connection):
     test database then fails ("being accessed by other users"): end those sessions first."""
     if connection.vendor != "postgresql":
         return
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")
+        # A terminated backend takes a moment to go (longer on a loaded machine): the drop waits for it, 5 s at most.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            cursor.execute(f"SELECT count(*) {others}")
+            if not cursor.fetchone()[0]:
+                break
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
