@@ -49,8 +49,9 @@ def _rss_bytes():
 
 
 def _thread_cpu_seconds():
-    """{thread name: CPU seconds} of this process's threads (Linux: /proc/self/task), to show where the core
-    goes: the loop, the file thread, the database threads."""
+    """{thread name: (CPU seconds, of which in the kernel)} of this process's threads (Linux: /proc/self/task),
+    to show where the core goes: the loop, the file thread, the database threads; and how much of it is system
+    calls."""
     import threading
 
     ticks = os.sysconf("SC_CLK_TCK")
@@ -63,7 +64,8 @@ def _thread_cpu_seconds():
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the thread ended meanwhile
             continue
-        threads[name] = threads.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        spent, kernel = threads.get(name, (0.0, 0.0))
+        threads[name] = (spent + (int(fields[11]) + int(fields[12])) / ticks, kernel + int(fields[12]) / ticks)
     return threads
 
 
@@ -130,7 +132,9 @@ def _hold(args):
         write_every.append(host._pacer.write_every)
         time.sleep(0.1)
     cpu, wall = _cpu_seconds() - cpu0, time.monotonic() - wall0
-    threads = {name: (spent - threads0.get(name, 0.0)) / wall for name, spent in _thread_cpu_seconds().items()}
+    threads = {name: ((spent - threads0.get(name, (0.0, 0.0))[0]) / wall,
+                      (kernel - threads0.get(name, (0.0, 0.0))[1]) / wall)
+               for name, (spent, kernel) in _thread_cpu_seconds().items()}
     if profiler is not None:
         profiler.wait(30)
     rss = _rss_bytes()
@@ -165,8 +169,10 @@ def _hold(args):
         # The pacer's choice at the end (rtms/client/pacing.py): its tick and the load it measured.
         "tick_ms": host._pacer.period * 1000, "process_load": host._pacer.load,
         "written_every_other_tick": sum(1 for every in write_every if every > 1) / max(1, len(write_every)),
-        "cores_by_thread": {name: round(share, 3) for name, share in sorted(threads.items(), key=lambda t: -t[1])
-                            if share >= 0.005},
+        "cores_by_thread": {name: round(share, 3) for name, (share, _) in
+                            sorted(threads.items(), key=lambda t: -t[1][0]) if share >= 0.005},
+        "kernel_cores_by_thread": {name: round(kernel, 3) for name, (share, kernel) in threads.items()
+                                   if share >= 0.005},
     }
     Path(args.result_file).write_text(json.dumps(result))
     os._exit(0)  # the streams die with the process; the scratch database is dropped by the parent
@@ -202,13 +208,20 @@ def _watch_gc():
 
 
 def _audio_spans(host):
-    """{stream_id: (first_ts, last_ts, frames)} of mixed audio written to files so far."""
-    spans = {}
-    for stream_id, held in list(host.streams.items()):
-        files = held.files
-        if ("audio", 0) in files.first_ts:
-            spans[stream_id] = (files.first_ts[("audio", 0)], files.last_ts[("audio", 0)], files.audio_frames.get(0, 0))
-    return spans
+    """{stream_id: (first_ts, last_ts, frames)} of mixed audio written to files so far, from each stream's media
+    index (its closed and open segments), read on the file thread that owns the files."""
+    from rtms.models import MediaFile
+
+    def read():
+        spans = {}
+        for stream_id, held in list(host.streams.items()):
+            rows = [row for row in held.files.index_rows()
+                    if row["kind"] == MediaFile.Kind.AUDIO_MIXED and row["first_timestamp"] is not None]
+            if rows:
+                spans[stream_id] = (min(row["first_timestamp"] for row in rows),
+                                    max(row["last_timestamp"] for row in rows), sum(row["frames"] for row in rows))
+        return spans
+    return host._file_pool.submit(read).result()
 
 
 CAPACITY_STEPS = "400,800,1200,1600"
@@ -318,7 +331,7 @@ def _print_run(n, results):
           f"longest {ours['gc_max_ms']:.0f} ms, {ours['gc_total_ms']:.0f} ms in all; "
           f"tick {ours['tick_ms']:.0f} ms at a measured load of {ours['process_load']:.2f} core, media written "
           f"every other tick {ours['written_every_other_tick']:.0%} of the time; cores by thread "
-          f"{ours['cores_by_thread']}; "
+          f"{ours['cores_by_thread']} (in the kernel {ours['kernel_cores_by_thread']}); "
           f"load average {_load_average()}")
     if sdk and "error" not in sdk:
         print(f"{n:>5} sdk   {sdk['cpu_per_stream_minute']:>16.4f} {sdk['cores']:>6.2f} "
@@ -401,7 +414,8 @@ def _capacity(args, env, workdir):
                 server = results.get("server", {})
                 print(f"{'':>5} ours  tick {results[impl]['tick_ms']:.0f} ms, media written every other tick "
                       f"{results[impl]['written_every_other_tick']:.0%} of the time, cores by thread "
-                      f"{results[impl]['cores_by_thread']}; the load server's late ticks (in everyone's lag) "
+                      f"{results[impl]['cores_by_thread']} (in the kernel "
+                      f"{results[impl]['kernel_cores_by_thread']}); the load server's late ticks (in everyone's lag) "
                       f"{server.get('late_ticks')}, the latest {server.get('max_late_ms')} ms")
             if ok:
                 held[impl], kib[impl] = n, f["kib"]

@@ -60,7 +60,8 @@ class WavFile:
     sizes are rewritten by `sync_header`, so the file is a valid WAV up to the last header sync, and the data
     written since is still on disk if the process dies."""
 
-    __slots__ = ("path", "sample_rate", "channels", "_file", "data_bytes", "created")
+    __slots__ = ("path", "sample_rate", "channels", "_file", "_fd", "data_bytes", "created", "first_timestamp",
+                 "last_timestamp")
 
     def __init__(self, path, sample_rate=16000, channels=1):
         self.path = Path(path)
@@ -80,22 +81,30 @@ class WavFile:
             self._file.truncate(WAV_HEADER_BYTES + self.data_bytes)
             self._file.seek(0, os.SEEK_END)
         self.created = not existed
+        self._fd = self._file.fileno()
+        self.first_timestamp = self.last_timestamp = None  # Zoom's timestamps of the first and last frame appended
 
-    def append(self, chunks):
-        """Append the PCM chunks (bytes-like), one system call per IOV_MAX of them: on the OS's side at once,
-        so the data survives the process being killed."""
-        for start in range(0, len(chunks), _IOV_MAX):
-            part = chunks[start:start + _IOV_MAX]
-            written = os.writev(self._file.fileno(), part)
-            total = sum(map(len, part))
-            if written < total:  # a short write (disk nearly full, a signal): write the rest plainly
-                rest = b"".join(part)[written:]
-                while rest:
-                    rest = rest[self._file.write(rest):]
-            self.data_bytes += total
+    def append(self, chunks, first_timestamp, last_timestamp):
+        """Append the PCM chunks (bytes-like) of the frames sent from `first_timestamp` to `last_timestamp`, one
+        system call per IOV_MAX of them: on the OS's side at once, so the data survives the process being killed.
+        The file thread makes a call per stream per tick: kept to the bare calls (docs/STREAMS.md)."""
+        if self.first_timestamp is None:
+            self.first_timestamp = first_timestamp
+        self.last_timestamp = last_timestamp
+        if len(chunks) > _IOV_MAX:
+            for start in range(0, len(chunks), _IOV_MAX):
+                self.append(chunks[start:start + _IOV_MAX], first_timestamp, last_timestamp)
+            return
+        written = os.writev(self._fd, chunks)
+        total = sum(map(len, chunks))
+        if written < total:  # a short write (disk nearly full, a signal): write the rest plainly
+            rest = b"".join(chunks)[written:]
+            while rest:
+                rest = rest[self._file.write(rest):]
+        self.data_bytes += total
 
     def sync_header(self):
-        os.pwrite(self._file.fileno(), _wav_header(self.data_bytes, self.sample_rate, self.channels), 0)
+        os.pwrite(self._fd, _wav_header(self.data_bytes, self.sample_rate, self.channels), 0)
 
     def close(self):
         if not self._file.closed:
@@ -119,8 +128,12 @@ class FrameDir:
                     self.frames += 1
                     self.bytes += json.loads(line).get("bytes", 0)
         self._index = open(index, "a")  # noqa: SIM115 - closed in close()
+        self.first_timestamp = self.last_timestamp = None  # Zoom's timestamps of the first and last frame added
 
     def add(self, timestamp, user_id, data):
+        if self.first_timestamp is None:
+            self.first_timestamp = timestamp
+        self.last_timestamp = timestamp
         extension = "png" if data[:4] == b"\x89PNG" else "jpg" if data[:2] == b"\xff\xd8" else "bin"
         name = f"{timestamp}-{user_id}.{extension}"
         (self.path / name).write_bytes(data)

@@ -41,9 +41,14 @@ MEDIA = ("audio", "video", "deskshare", "transcript", "chat")
 
 class LagRecorder:
     """Send→store lag histogram filled per batch: a batch of `count` frames with timestamps spread evenly
-    from `first_ms` to `last_ms`, stored at `now_ms`, adds `count` observations without a per-frame call."""
+    from `first_ms` to `last_ms`, stored at `now_ms`, adds `count` observations without a per-frame call.
+
+    Lags under FINE_MS are counted per millisecond (the percentiles and the exported buckets up to there are read
+    from these), longer ones in the exported buckets directly: the file thread records a batch per stream per
+    tick, so a record is a few list increments."""
 
     BOUNDS_MS = (5, 10, 25, 50, 100, 150, 200, 250, 350, 500, 750, 1000, 2000, 5000, 10000, 30000, 60000)
+    FINE_MS = 2000
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -51,8 +56,8 @@ class LagRecorder:
 
     def reset(self):
         with self._lock:
-            self.buckets = [0] * (len(self.BOUNDS_MS) + 1)
-            self.fine = [0] * 2001  # 1 ms resolution up to 2 s (last slot: everything above), for percentiles
+            self.fine = [0] * self.FINE_MS  # lag in [ms, ms + 1) -> observations
+            self.slow = [0] * (len(self.BOUNDS_MS) + 1)  # lags of FINE_MS and more, by exported bucket
             self.count = 0
             self.sum_ms = 0.0
 
@@ -60,19 +65,34 @@ class LagRecorder:
         """The batch's oldest, middle and newest frames stand for a third of it each: O(1) per batch."""
         if count <= 0:
             return
+        third = count // 3
         with self._lock:
-            weights = (count - 2 * (count // 3), count // 3, count // 3)
-            for sent_ms, weight in zip((first_ms, (first_ms + last_ms) / 2, last_ms), weights):
-                if not weight:
-                    continue
-                lag = max(0.0, now_ms - sent_ms)
-                self.buckets[bisect.bisect_left(self.BOUNDS_MS, lag)] += weight
-                self.fine[min(int(lag), 2000)] += weight
-                self.sum_ms += lag * weight
+            self._add(now_ms - first_ms, count - 2 * third)
+            if third:
+                self._add(now_ms - (first_ms + last_ms) / 2, third)
+                self._add(now_ms - last_ms, third)
             self.count += count
 
+    def _add(self, lag, weight):
+        if lag < 0:
+            lag = 0
+        if lag < self.FINE_MS:
+            self.fine[int(lag)] += weight
+        else:
+            self.slow[bisect.bisect_left(self.BOUNDS_MS, lag)] += weight
+        self.sum_ms += lag * weight
+
+    def buckets(self):
+        """Observations per exported bucket (each bound's own, not cumulative; the last: above every bound)."""
+        with self._lock:
+            counts = list(self.slow)
+            for ms, n in enumerate(self.fine):
+                if n:
+                    counts[bisect.bisect_left(self.BOUNDS_MS, ms)] += n
+            return counts
+
     def percentile(self, q):
-        """Lag in ms below which a fraction q of the frames were stored (2000 means 'at least 2 s')."""
+        """Lag in ms below which a fraction q of the frames were stored (FINE_MS means 'at least FINE_MS')."""
         with self._lock:
             target = q * self.count
             running = 0
@@ -80,7 +100,7 @@ class LagRecorder:
                 running += n
                 if running >= target and n:
                     return ms
-            return 0
+            return self.FINE_MS if self.count else 0
 
 
 store_lag = LagRecorder()
@@ -108,7 +128,7 @@ class HostCollector:
         lag = HistogramMetricFamily("rtms_store_lag_seconds", "Lag from Zoom's send timestamp to storage")
         running = 0
         cumulative = []
-        for bound, n in zip(LagRecorder.BOUNDS_MS, store_lag.buckets):
+        for bound, n in zip(LagRecorder.BOUNDS_MS, store_lag.buckets()):
             running += n
             cumulative.append((str(bound / 1000), running))
         cumulative.append(("+Inf", store_lag.count))

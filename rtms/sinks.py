@@ -174,8 +174,8 @@ class StreamFiles:
     RTMS_SEGMENT_SECONDS, at the end and at a handover, `roll` closes them and uploads them to storage
     (rtms/storage.py), so any node reads them and the next holder starts segments of its own."""
 
-    __slots__ = ("stream_pk", "stream_id", "generation", "spool", "node", "wavs", "frame_dirs", "spans", "done",
-                 "segment_started", "last_ts", "first_ts", "audio_frames", "last_lag_ms", "uploads", "uploaded")
+    __slots__ = ("stream_pk", "stream_id", "generation", "spool", "node", "wavs", "frame_dirs", "done",
+                 "segment_started", "last_lag_ms", "uploads", "uploaded")
 
     def __init__(self, stream_pk, stream_id, generation, spool, node="", stagger=0.0):
         """`stagger`: seconds the first segment is shortened by, so that streams held from the same moment (a
@@ -187,14 +187,10 @@ class StreamFiles:
         self.node = node
         self.wavs = {}      # key (0 = mixed, else user id) -> WavFile of the open segment
         self.frame_dirs = {}  # kind -> FrameDir of the open segment
-        self.spans = {}     # (kind, key) -> [first, last] timestamp of the open segment
         self.done = []      # index rows of the segments this holder closed and uploaded
         self.uploads = []   # uploads of closed segments possibly still running on the upload pool
         self.uploaded = set()  # keys uploaded but still in the spool: they leave it once indexed as stored
         self.segment_started = time.monotonic() - stagger
-        self.last_ts = {}   # (kind, key) -> newest timestamp written
-        self.first_ts = {}  # (kind, key) -> oldest timestamp written by this process
-        self.audio_frames = {}  # key -> audio frames written by this process
         self.last_lag_ms = None  # send→store lag of the newest frame written
 
     def _dir(self):
@@ -219,24 +215,18 @@ class StreamFiles:
                 self._dir() / f"{kind}-{int(first_ts)}-g{self.generation}")
         return directory
 
-    def note(self, kind, key, first_ts, last_ts):
-        span = self.spans.setdefault((kind, key), [first_ts, last_ts])
-        span[1] = last_ts
-        self.first_ts.setdefault((kind, key), first_ts)
-        self.last_ts[(kind, key)] = last_ts
-
     def _open_rows(self, stored):
         for key, wav in self.wavs.items():
             kind = MediaFile.Kind.AUDIO_MIXED if key == 0 else MediaFile.Kind.AUDIO_PARTICIPANT
-            first, last = self.spans.get(("audio", key), (None, None))
             yield dict(kind=kind, user_id=key or None, path=self.key_of(wav.path), sample_rate=wav.sample_rate,
                        channels=wav.channels, bytes=wav.data_bytes, frames=wav.data_bytes // 640,
-                       first_timestamp=first, last_timestamp=last, stored=stored, node=self.node)
+                       first_timestamp=wav.first_timestamp, last_timestamp=wav.last_timestamp, stored=stored,
+                       node=self.node)
         for kind, directory in self.frame_dirs.items():
-            first, last = self.spans.get((kind, None), (None, None))
             yield dict(kind=kind, user_id=None, path=self.key_of(directory.path), sample_rate=None,
                        channels=None, bytes=directory.bytes, frames=directory.frames,
-                       first_timestamp=first, last_timestamp=last, stored=stored, node=self.node)
+                       first_timestamp=directory.first_timestamp, last_timestamp=directory.last_timestamp,
+                       stored=stored, node=self.node)
 
     def index_rows(self):
         """Every segment of this holder: uploaded ones (stored) and the open ones (still in the spool)."""
@@ -262,7 +252,7 @@ class StreamFiles:
             wav.close()
         for directory in self.frame_dirs.values():
             directory.close()
-        self.wavs, self.frame_dirs, self.spans = {}, {}, {}
+        self.wavs, self.frame_dirs = {}, {}
         self.segment_started = time.monotonic()
         if not upload:
             for path in paths:
@@ -336,18 +326,16 @@ def _upload(spool, path):
 
 
 def write_media(files, audio, frames):
-    """File thread: append a stream's audio and frames; record the send→store lag of what was written."""
+    """File thread: append a stream's audio and frames; record the send→store lag of what was written. A call
+    per stream per tick: only the calls that must be made (docs/STREAMS.md, "The file thread")."""
+    wavs = files.wavs
     for key, (chunks, first_ts, last_ts) in audio.items():
-        count = len(chunks)
-        files.wav(key, first_ts).append(chunks)
-        files.note("audio", key, first_ts, last_ts)
-        files.audio_frames[key] = files.audio_frames.get(key, 0) + count
+        (wavs.get(key) or files.wav(key, first_ts)).append(chunks, first_ts, last_ts)
         now = _now_ms()
-        metrics.store_lag.record(now, first_ts, last_ts, count)
+        metrics.store_lag.record(now, first_ts, last_ts, len(chunks))
         files.last_lag_ms = now - last_ts
     for kind, user_id, timestamp, data in frames:
         files.frame_dir(kind, timestamp).add(timestamp, user_id, data)
-        files.note(kind, None, timestamp, timestamp)
         metrics.store_lag.record(_now_ms(), timestamp, timestamp, 1)
 
 
