@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtms import sinks
+from rtms import metrics, sinks
 from rtms.client import StreamClient
 from rtms.models import ParticipantEvent, StreamSession, TranscriptSegment
 
@@ -60,6 +60,43 @@ def test_audio_replayed_after_a_reconnect_is_stored_once(stream, tmp_path, setti
     files.close()
     assert [row["bytes"] for row in files.done] == [4 * 640]
     assert store.replayed_frames == 2
+
+
+def test_a_segments_index_row_spans_every_write_to_it(stream, tmp_path, settings):
+    """The index row of an open segment, then of the closed one, spans its first frame to its last, over writes."""
+    settings.MEDIA_ROOT = tmp_path
+    store = sinks.StreamStore(stream.pk, stream.rtms_stream_id)
+    client = client_for(store)
+    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool")
+    for batch in ((1000, 1020), (1040,), (1060, 1080, 1100)):
+        for ts in batch:
+            client.on_text(FakeConnection(), audio(ts))
+        sinks.write_media(files, *store.take_media())
+    [open_row] = list(files.index_rows())
+    assert (open_row["first_timestamp"], open_row["last_timestamp"], open_row["frames"]) == (1000, 1100, 6)
+    assert not open_row["stored"]
+    files.roll()
+    client.on_text(FakeConnection(), audio(1120))
+    sinks.write_media(files, *store.take_media())
+    closed, new = files.index_rows()
+    assert (closed["first_timestamp"], closed["last_timestamp"], closed["bytes"], closed["stored"]) == \
+        (1000, 1100, 6 * 640, True)
+    assert (new["first_timestamp"], new["last_timestamp"], new["bytes"]) == (1120, 1120, 640)
+    files.close()
+
+
+def test_store_lag_is_exported_in_its_buckets_and_read_as_percentiles():
+    """The lag histogram: a batch's frames spread over its oldest, middle and newest; buckets as Prometheus reads
+    them (each bound's own count), including lags past the per-millisecond range."""
+    lag = metrics.LagRecorder()
+    lag.record(10_000, 10_000 - 40, 10_000 - 4, 3)  # 40, 22 and 4 ms
+    lag.record(10_000, 10_000 - 3_000, 10_000 - 3_000, 1)  # 3 s
+    assert lag.count == 4 and lag.sum_ms == 40 + 22 + 4 + 3_000
+    buckets = dict(zip((*metrics.LagRecorder.BOUNDS_MS, "+Inf"), lag.buckets()))
+    assert (buckets[5], buckets[25], buckets[50], buckets[5000]) == (1, 1, 1, 1)
+    assert sum(lag.buckets()) == 4
+    assert (lag.percentile(0.25), lag.percentile(0.5), lag.percentile(0.75)) == (4, 22, 40)
+    assert lag.percentile(1.0) == metrics.LagRecorder.FINE_MS  # "at least 2 s"
 
 
 def test_rows_are_written_in_one_batch_and_counted(stream):
