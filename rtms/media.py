@@ -87,7 +87,8 @@ class WavFile:
     def append(self, chunks, first_timestamp, last_timestamp):
         """Append the PCM chunks (bytes-like) of the frames sent from `first_timestamp` to `last_timestamp`, one
         system call per IOV_MAX of them: on the OS's side at once, so the data survives the process being killed.
-        The file thread makes a call per stream per tick: kept to the bare calls (docs/STREAMS.md, "How often the holder reads and stores")."""
+        The file thread makes a call per stream per tick: kept to the bare calls (docs/STREAMS.md, "How often the
+        holder reads and stores")."""
         if self.first_timestamp is None:
             self.first_timestamp = first_timestamp
         self.last_timestamp = last_timestamp
