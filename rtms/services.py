@@ -55,11 +55,12 @@ def check_stream_app(rtms_stream_id, client_id):
 def change_state(stream_id, state, reason="", stop_reason=None, worker="", session_id=None, failure=""):
     """Move a stream to `state` (no-op when already there, and a stopped stream stays stopped).
     `failure` (a StreamFailure, with STOPPED) names why we ended it ourselves.
-    Returns the stream, or None when it is unknown."""
+    Returns the stream, or None when it is unknown; the stream's `state_before` is the state it had (its state
+    still, when nothing changed)."""
     stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=stream_id).first()
     if stream is None:
         return None
-    previous = stream.state
+    previous = stream.state_before = stream.state
     # Connected: claims are counted afresh, saved with the new state (an update of its own only when unchanged).
     reset_claims = state == StreamState.ACTIVE and stream.connect_claims
     if reset_claims:
@@ -170,11 +171,11 @@ def _create_stream(client_id, meeting_uuid, rtms_stream_id, server_urls, operato
 def stream_failed(rtms_stream_id, failure, detail, worker=""):
     """We end a stream that cannot be held (a StreamFailure): stopped, not re-claimed, the holder told to stop."""
     stream = change_state(rtms_stream_id, StreamState.STOPPED, reason=detail[:200], worker=worker, failure=failure)
-    if stream is not None:
+    if stream is not None and stream.state_before != StreamState.STOPPED:
         metrics.streams_refused.labels(reason=failure).inc()
         log.warning("stream failed", extra={"stream": rtms_stream_id, "meeting": stream.meeting_uuid,
                                             "failure": failure, "detail": detail})
-        transaction.on_commit(lambda: holder_messages.send_stop(rtms_stream_id))
+        _after_stop(rtms_stream_id)
     return stream
 
 
@@ -208,13 +209,22 @@ def stream_stopped(rtms_stream_id, stop_reason, reason="rtms_stopped", worker=""
     stream = change_state(rtms_stream_id, StreamState.STOPPED, reason=reason, stop_reason=stop_reason, worker=worker)
     if stream is None:
         return None
-    transaction.on_commit(lambda: holder_messages.send_stop(rtms_stream_id))
     if stop_reason == StopReason.STREAM_REVOKED:
+        # Whichever report recorded the stop, a revocation deletes what was stored (an export queued by the first
+        # report finds the stream's media deleted and writes nothing).
+        transaction.on_commit(lambda: holder_messages.send_stop(rtms_stream_id))
         transaction.on_commit(lambda: _queue("rtms.delete_stream_media", rtms_stream_id))
-    else:
-        # Once the holder's last rows are committed (they follow within a tick or two).
-        transaction.on_commit(lambda: _queue("rtms.export_stream_text", rtms_stream_id, countdown=TEXT_EXPORT_DELAY))
+    elif stream.state_before != StreamState.STOPPED:
+        # Zoom reports a stop twice, by webhook and on the holder's signaling socket: the first one stopped it.
+        _after_stop(rtms_stream_id)
     return stream
+
+
+def _after_stop(rtms_stream_id):
+    """After the commit that stopped the stream: its holder is told, and its transcript and chat are exported
+    once the holder's last rows are committed (they follow within a tick or two)."""
+    transaction.on_commit(lambda: holder_messages.send_stop(rtms_stream_id))
+    transaction.on_commit(lambda: _queue("rtms.export_stream_text", rtms_stream_id, countdown=TEXT_EXPORT_DELAY))
 
 
 @transaction.atomic
