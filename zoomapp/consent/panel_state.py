@@ -38,9 +38,8 @@ def hosts_and_departed(meeting):
 
 def pending_requests(meeting):
     return list(
-        ShareRequest.objects.filter(share__meeting=meeting, status=ShareRequest.Status.PENDING).select_related(
-            "share", "share__app"
-        )
+        ShareRequest.objects.filter(share__meeting=meeting, status=ShareRequest.Status.PENDING)
+        .select_related("share", "share__app").defer(*ZoomApp.secrets_of("share__app"))
     )
 
 
@@ -69,7 +68,7 @@ def _other_apps(meeting, others=None):
 def meeting_state(meeting, others=None):
     """The full state every panel of this app in the meeting renders (filtered per viewer by viewer_state);
     `others` as for _other_apps."""
-    shares = list(meeting.shares.select_related("app"))
+    shares = list(meeting.shares.select_related("app").defer(*ZoomApp.secrets_of("app")))
     requests = pending_requests(meeting)
     other_apps = _other_apps(meeting, others)
     hosts, departed = hosts_and_departed(meeting)

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from rtms import pushes
 from zoomapp.consent.models import Meeting
 from zoomapp.consent.panel_state import meeting_state
+from zoomapp.marketplace.models import ZoomApp
 
 _BUMP_VERSION = "UPDATE {} SET version = version + 1 WHERE {} = %s RETURNING version".format(
     *(connection.ops.quote_name(name) for name in (Meeting._meta.db_table, Meeting._meta.pk.column)))
@@ -32,10 +33,11 @@ def push_to_user(share, message):
 def publish_meeting_state(meeting_id):
     """Read the committed state and push it to every panel of this app in the meeting, and to the other apps'
     panels of the same Zoom meeting too, whose hosts see this app's pending requests (panel_state._other_apps)."""
-    meeting = Meeting.objects.filter(pk=meeting_id).select_related("app").first()
+    meetings = Meeting.objects.select_related("app").defer(*ZoomApp.secrets_of("app"))
+    meeting = meetings.filter(pk=meeting_id).first()
     if meeting is None:
         return None
-    others = list(Meeting.objects.filter(uuid=meeting.uuid).exclude(pk=meeting.pk).select_related("app"))
+    others = list(meetings.filter(uuid=meeting.uuid).exclude(pk=meeting.pk))
     state = meeting_state(meeting, others)
     pushes.push(meeting_group(meeting.app.client_id, meeting.uuid), {"type": "panel.state", "state": state})
     for other in others:

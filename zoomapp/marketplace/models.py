@@ -25,6 +25,13 @@ class ZoomApp(models.Model):
     def webhook_path(self):
         return f"/zoom/webhooks/{self.client_id}"
 
+    @staticmethod
+    def secrets_of(relation):
+        """The secret fields of the app reached through `relation` ("app", "share__app"), for a query's defer():
+        each is decrypted when a row is read (~10 µs), and a panel's state reads the app of every share and request
+        in the meeting for its name only."""
+        return [f"{relation}__{name}" for name in ("client_secret", "webhook_secret_token")]
+
 
 class UserAuthorization(models.Model):
     """A Zoom user's OAuth grant to one of our apps: encrypted tokens and who the user is (/v2/users/me)."""
