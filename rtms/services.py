@@ -169,7 +169,8 @@ def _create_stream(client_id, meeting_uuid, rtms_stream_id, server_urls, operato
 
 
 def stream_failed(rtms_stream_id, failure, detail, worker=""):
-    """We end a stream that cannot be held (a StreamFailure): stopped, not re-claimed, the holder told to stop."""
+    """We end a stream that cannot be held (a StreamFailure): stopped, not re-claimed, the holder told to stop and
+    what it received exported (Zoom's own stop report, which follows, then changes nothing)."""
     stream = change_state(rtms_stream_id, StreamState.STOPPED, reason=detail[:200], worker=worker, failure=failure)
     if stream is not None and stream.state_before != StreamState.STOPPED:
         metrics.streams_refused.labels(reason=failure).inc()
