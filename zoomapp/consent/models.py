@@ -31,7 +31,9 @@ class Meeting(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["app", "uuid"], name="one_meeting_per_app")]
+        # UUID first: its index also serves the lookups by UUID alone (every app's row of a meeting, read on each
+        # push to the panels), which otherwise scanned the whole table. The app's own index comes with its key.
+        constraints = [models.UniqueConstraint(fields=["uuid", "app"], name="one_meeting_per_app")]
 
     def __str__(self):
         return self.topic or self.uuid

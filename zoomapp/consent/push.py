@@ -30,14 +30,15 @@ def push_to_user(share, message):
     pushes.push(user_group(share.app.client_id, share.meeting.uuid, share.user_id), message)
 
 
-def publish_meeting_state(meeting_id):
+def publish_meeting_state(meeting_id, meeting_uuid):
     """Read the committed state and push it to every panel of this app in the meeting, and to the other apps'
-    panels of the same Zoom meeting too, whose hosts see this app's pending requests (panel_state._other_apps)."""
-    meetings = Meeting.objects.select_related("app").defer(*ZoomApp.secrets_of("app"))
-    meeting = meetings.filter(pk=meeting_id).first()
+    panels of the same Zoom meeting too, whose hosts see this app's pending requests (panel_state._other_apps).
+    Every app's row of the meeting in one query."""
+    rows = list(Meeting.objects.filter(uuid=meeting_uuid).select_related("app").defer(*ZoomApp.secrets_of("app")))
+    meeting = next((row for row in rows if row.pk == meeting_id), None)
     if meeting is None:
         return None
-    others = list(meetings.filter(uuid=meeting.uuid).exclude(pk=meeting.pk))
+    others = [row for row in rows if row.pk != meeting_id]
     state = meeting_state(meeting, others)
     pushes.push(meeting_group(meeting.app.client_id, meeting.uuid), {"type": "panel.state", "state": state})
     for other in others:
@@ -53,8 +54,8 @@ def mark_changed(meeting, *, publish=True):
     update: one round trip on every change's path to the panels."""
     _bump_version(meeting)
     if publish:
-        meeting_id = meeting.pk
-        transaction.on_commit(lambda: publish_meeting_state(meeting_id), robust=True)
+        meeting_id, meeting_uuid = meeting.pk, meeting.uuid
+        transaction.on_commit(lambda: publish_meeting_state(meeting_id, meeting_uuid), robust=True)
 
 
 def _bump_version(meeting):
