@@ -132,9 +132,10 @@ def _hold(args):
         write_every.append(host._pacer.write_every)
         time.sleep(0.1)
     cpu, wall = _cpu_seconds() - cpu0, time.monotonic() - wall0
-    threads = {name: ((spent - threads0.get(name, (0.0, 0.0))[0]) / wall,
-                      (kernel - threads0.get(name, (0.0, 0.0))[1]) / wall)
-               for name, (spent, kernel) in _thread_cpu_seconds().items()}
+    threads = {}
+    for name, (spent, kernel) in _thread_cpu_seconds().items():
+        spent0, kernel0 = threads0.get(name, (0.0, 0.0))
+        threads[name] = ((spent - spent0) / wall, (kernel - kernel0) / wall)
     if profiler is not None:
         profiler.wait(30)
     rss = _rss_bytes()

@@ -329,9 +329,8 @@ def write_media(files, audio, frames):
     """File thread: append a stream's audio and frames; record the send→store lag of what was written. A call
     per stream per tick: only the calls that must be made (docs/STREAMS.md, "How often the holder reads and
     stores")."""
-    wavs = files.wavs
     for key, (chunks, first_ts, last_ts) in audio.items():
-        (wavs.get(key) or files.wav(key, first_ts)).append(chunks, first_ts, last_ts)
+        files.wav(key, first_ts).append(chunks, first_ts, last_ts)
         now = _now_ms()
         metrics.store_lag.record(now, first_ts, last_ts, len(chunks))
         files.last_lag_ms = now - last_ts

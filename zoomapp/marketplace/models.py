@@ -30,7 +30,8 @@ class ZoomApp(models.Model):
         """The secret fields of the app reached through `relation` ("app", "share__app"), for a query's defer():
         each is decrypted when a row is read (~10 µs), and a panel's state reads the app of every share and request
         in the meeting for its name only."""
-        return [f"{relation}__{name}" for name in ("client_secret", "webhook_secret_token")]
+        return [f"{relation}__{field.name}" for field in ZoomApp._meta.fields
+                if isinstance(field, EncryptedTextField)]
 
 
 class UserAuthorization(models.Model):
