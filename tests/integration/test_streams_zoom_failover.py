@@ -57,11 +57,16 @@ def say_and_check_transcript(stack, django_db_blocker, meeting, stream_id, lines
 def audio_after_the_meeting(stack, django_db_blocker, meeting, stream_id):
     """End the meeting; (frames Zoom sent, frames stored) of the mixed audio. Replays are written once (by their
     timestamps), so stored never exceeds sent; what is missing was lost in a dying socket and never resent."""
+    from rtms import leases
     from rtms.models import MediaFile, StreamSession
 
     assert stack.sim.post(f"/_sim/meetings/{meeting['id']}/end").ok
     wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
         rtms_stream_id=stream_id, state="stopped").exists(), "the stream to stop")
+    # The holder lets the lease go only once its final index is written: before, the index may list only the
+    # segments closed so far (a segment that rolled during the test, all stored, and not yet the open one).
+    wait_for_row(django_db_blocker, lambda: leases.holders([stream_id])[stream_id] is None,
+                 "the holder to write its final index and let the stream go")
     sent = stack.sim_stream(stream_id)["frames_sent"]["audio"]
 
     def stored_frames():
