@@ -209,20 +209,26 @@ def _watch_gc():
 
 
 def _audio_spans(host):
-    """{stream_id: (first_ts, last_ts, frames)} of mixed audio written to files so far, from each stream's media
-    index (its closed and open segments), read on the file thread that owns the files."""
+    """{stream_id: (first_ts, last_ts, frames)} of mixed audio written to files so far: each stream's segments not
+    yet indexed as stored (read on the file thread that owns them), then those the media index in the database
+    says are stored (a segment leaves the holder's memory once that index is committed, so read after)."""
     from rtms.models import MediaFile
 
     def read():
-        spans = {}
-        for stream_id, held in list(host.streams.items()):
-            rows = [row for row in held.files.index_rows()
-                    if row["kind"] == MediaFile.Kind.AUDIO_MIXED and row["first_timestamp"] is not None]
-            if rows:
-                spans[stream_id] = (min(row["first_timestamp"] for row in rows),
-                                    max(row["last_timestamp"] for row in rows), sum(row["frames"] for row in rows))
-        return spans
-    return host._file_pool.submit(read).result()
+        return {stream_id: {row["path"]: row for row in held.files.index_rows()}
+                for stream_id, held in list(host.streams.items())}
+    segments = host._file_pool.submit(read).result()
+    for row in MediaFile.objects.filter(stream__rtms_stream_id__in=list(segments), stored=True).values(
+            "stream__rtms_stream_id", "path", "kind", "first_timestamp", "last_timestamp", "frames"):
+        segments[row["stream__rtms_stream_id"]].setdefault(row["path"], row)
+    spans = {}
+    for stream_id, rows in segments.items():
+        rows = [row for row in rows.values()
+                if row["kind"] == MediaFile.Kind.AUDIO_MIXED and row["first_timestamp"] is not None]
+        if rows:
+            spans[stream_id] = (min(row["first_timestamp"] for row in rows),
+                                max(row["last_timestamp"] for row in rows), sum(row["frames"] for row in rows))
+    return spans
 
 
 CAPACITY_STEPS = "400,800,1200,1600"

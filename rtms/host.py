@@ -52,6 +52,7 @@ UPLOAD_THREADS = 8
 CLAIM_BATCH = 50  # streams claimed together from the inbox
 INDEX_SLICES = 10  # the held streams' media index is synced a tenth at a time, every INDEX_INTERVAL / 10
 SPOOL_RECOVERY_INTERVAL = 5.0  # seconds between looks for the spool of a dead process of this node
+BUSY_ROWS_PERIOD = 0.25  # seconds between two commits of rows while the pacer batches (light load: every tick)
 # Handshake refusals that no retry can fix: the stream is over for us.
 FATAL_STATUSES = {Status.INVALID_RTMS_STREAM_ID, Status.INVALID_SIGNATURE}
 
@@ -385,7 +386,7 @@ class SessionHost:
                                                          held.client_id)
                 self._secrets[held.client_id] = secret
             held.store = sinks.StreamStore(
-                held.stream_pk, held.stream_id, held.per_participant,
+                held.stream_pk, held.stream_id, held.client_id, held.per_participant,
                 on_state=lambda *a: self._on_zoom_state(held, *a),
                 on_connection=lambda phase, detail: self._on_phase(held, phase, detail),
             )
@@ -592,9 +593,9 @@ class SessionHost:
         if held.store is None:
             return
         audio, frames = held.store.take_media()
-        transcripts, chats, events = held.store.take_rows()
-        if transcripts or chats or events:
-            self._pending_rows.append(sinks.RowBatch(held.stream_pk, held.stream_id, transcripts, chats, events))
+        rows = held.store.take_rows()
+        if rows is not None:
+            self._pending_rows.append(rows)
         files = held.files
         keep = not held.store.discarded  # STREAM_REVOKED: the spooled segments are deleted, never uploaded
 
@@ -659,26 +660,29 @@ class SessionHost:
                 self._queue_state(sinks.write_index, index)
             self.loop.create_task(self._publish_stats(sliced))
 
+    def _rows_period(self):
+        """Rows are committed every tick while the process is lightly loaded, and every BUSY_ROWS_PERIOD once the
+        pacer batches: a commit costs five statements whether it holds one line or a hundred, and at a line per
+        stream every few seconds most of a busy process's commits held a handful (docs/STREAMS.md)."""
+        return max(self._pacer.period, BUSY_ROWS_PERIOD) if self._pacer.batching else self._pacer.period
+
     async def _flush_rows(self):
-        """Every tick (as long as the pacer's: short when the process is lightly loaded), the new rows of every
-        stream in one transaction per chunk."""
-        delay = self._pacer.period
+        """Every `_rows_period`, the new rows of every stream in one transaction per chunk."""
+        delay = self._rows_period()
         while True:
             await asyncio.sleep(delay)
             for held in list(self.streams.values()):
-                if held.store is not None:
-                    transcripts, chats, events = held.store.take_rows()
-                    if transcripts or chats or events:
-                        self._pending_rows.append(
-                            sinks.RowBatch(held.stream_pk, held.stream_id, transcripts, chats, events))
+                rows = held.store.take_rows() if held.store is not None else None
+                if rows is not None:
+                    self._pending_rows.append(rows)
             if not self._pending_rows:
-                delay = self._pacer.period
+                delay = self._rows_period()
                 continue
             try:
                 for chunk in list(sinks.split_batches(self._pending_rows)):
                     await self._write_chunk(chunk)
                     del self._pending_rows[: len(chunk)]
-                delay = self._pacer.period
+                delay = self._rows_period()
             except Exception as exc:  # noqa: BLE001 - keep every row and retry: nothing is dropped
                 metrics.sink_write_failures.labels(what="rows").inc()
                 delay = min(delay * 2, 2.0)

@@ -72,13 +72,15 @@ def _storable(text):
 class StreamStore(StreamSink):
     """One stream's buffers. Called on the event loop for each message: appends only, no I/O."""
 
-    __slots__ = ("stream_pk", "stream_id", "per_participant", "_state_callback", "_connection_callback", "audio",
-                 "last_audio_ts", "frames", "transcripts", "chats", "events", "replayed_frames", "refused_frames",
-                 "discarded")
+    __slots__ = ("stream_pk", "stream_id", "client_id", "per_participant", "_state_callback", "_connection_callback",
+                 "audio", "last_audio_ts", "frames", "transcripts", "chats", "events", "replayed_frames",
+                 "refused_frames", "discarded")
 
-    def __init__(self, stream_pk, stream_id, per_participant_audio=False, on_state=None, on_connection=None):
+    def __init__(self, stream_pk, stream_id, client_id, per_participant_audio=False, on_state=None,
+                 on_connection=None):
         self.stream_pk = stream_pk
         self.stream_id = stream_id
+        self.client_id = client_id  # the app holding the stream: its new lines are announced to that app only
         self.per_participant = per_participant_audio
         self._state_callback = on_state
         self._connection_callback = on_connection
@@ -158,9 +160,13 @@ class StreamStore(StreamSink):
         return audio, frames
 
     def take_rows(self):
-        rows = (self.transcripts, self.chats, self.events)
+        """The rows buffered since the last call as a RowBatch, or None: most ticks bring none (a transcript line
+        every few seconds), and the host asks every stream every tick."""
+        if not (self.transcripts or self.chats or self.events):
+            return None
+        batch = RowBatch(self.stream_pk, self.stream_id, self.client_id, self.transcripts, self.chats, self.events)
         self.transcripts, self.chats, self.events = [], [], []
-        return rows
+        return batch
 
     def discard(self):
         """STREAM_REVOKED: whatever is buffered must never be written."""
@@ -187,7 +193,11 @@ class StreamFiles:
         self.node = node
         self.wavs = {}      # key (0 = mixed, else user id) -> WavFile of the open segment
         self.frame_dirs = {}  # kind -> FrameDir of the open segment
-        self.done = []      # index rows of the segments this holder closed and uploaded
+        # storage key -> index row of a segment this holder closed, until a committed index says it is stored
+        # (then it is in the database for good, and writing it every INDEX_INTERVAL again cost a row per segment
+        # of the meeting so far: docs/STREAMS.md). Written by the file thread, emptied by the state thread:
+        # single-key operations only.
+        self.done = {}
         self.uploads = []   # uploads of closed segments possibly still running on the upload pool
         self.uploaded = set()  # keys uploaded but still in the spool: they leave it once indexed as stored
         self.segment_started = time.monotonic() - stagger
@@ -229,8 +239,9 @@ class StreamFiles:
                        stored=stored, node=self.node)
 
     def index_rows(self):
-        """Every segment of this holder: uploaded ones (stored) and the open ones (still in the spool)."""
-        yield from self.done
+        """Every segment of this holder not yet indexed as stored: the closed ones (uploaded or uploading) and
+        the open ones (still in the spool)."""
+        yield from list(self.done.values())
         yield from self._open_rows(stored=False)
 
     def segment_due(self, segment_seconds):
@@ -258,7 +269,8 @@ class StreamFiles:
             for path in paths:
                 _remove(path)
             return []
-        self.done.extend(rows)
+        for row in rows:
+            self.done[row["path"]] = row
         if uploader is None:
             for row, path in zip(rows, paths):
                 self._upload(row, path)
@@ -279,9 +291,12 @@ class StreamFiles:
             row["stored"] = True
 
     def indexed_as_stored(self, keys):
-        """A committed index says these segments are stored: they leave the spool. Not before: a process killed
-        between an upload and that commit leaves them to `recover_spool`, which uploads them again and marks them
-        stored (docs/ARCHITECTURE.md, "Media any node can reach")."""
+        """A committed index says these segments are stored: they leave the spool, and the index rows written
+        from now on. Not before: a process killed between an upload and that commit leaves them to
+        `recover_spool`, which uploads them again and marks them stored (docs/ARCHITECTURE.md, "Media any node
+        can reach")."""
+        for key in keys:
+            self.done.pop(key, None)
         for key in keys & self.uploaded:
             _remove(self.spool / key)
             self.uploaded.discard(key)
@@ -454,10 +469,10 @@ def recover_spool(spool_root, node=""):
 class RowBatch:
     """New rows of one stream, kept until they are committed."""
 
-    __slots__ = ("stream_pk", "stream_id", "transcripts", "chats", "events")
+    __slots__ = ("stream_pk", "stream_id", "client_id", "transcripts", "chats", "events")
 
-    def __init__(self, stream_pk, stream_id, transcripts, chats, events):
-        self.stream_pk, self.stream_id = stream_pk, stream_id
+    def __init__(self, stream_pk, stream_id, client_id, transcripts, chats, events):
+        self.stream_pk, self.stream_id, self.client_id = stream_pk, stream_id, client_id
         self.transcripts, self.chats, self.events = transcripts, chats, events
 
 
@@ -479,7 +494,7 @@ def write_rows(batches):
             events.extend(ParticipantEvent(stream_id=batch.stream_pk, kind=kind, event_type=event_type,
                                            user_id=user_id, user_name=name, timestamp=ts)
                           for kind, event_type, user_id, name, ts in batch.events)
-            counts = per_stream.setdefault(batch.stream_pk, [batch.stream_id, [], 0, 0])
+            counts = per_stream.setdefault(batch.stream_pk, [(batch.client_id, batch.stream_id), [], 0, 0])
             counts[1].extend(segments)
             counts[2] += len(batch.chats)
             counts[3] += len(batch.events)
@@ -496,13 +511,11 @@ def write_rows(batches):
 
 
 def _announce_transcripts(per_stream):
-    """One query and one signal for every stream with new lines."""
-    with_lines = {stream_pk: segments for stream_pk, (_, segments, _, _) in per_stream.items() if segments}
-    if not with_lines:
-        return
-    streams = StreamSession.objects.in_bulk(list(with_lines))
-    announced = [(streams[pk], segments) for pk, segments in with_lines.items() if pk in streams]
-    signals.transcript_received.send_robust(sender=StreamSession, streams=announced)
+    """One signal for every stream with new lines, named by the app holding it and its id as the batches carry
+    them: loading the streams' rows to name them was half of the row thread's time (py-spy, 450 streams)."""
+    lines = {stream: segments for stream, segments, _, _ in per_stream.values() if segments}
+    if lines:
+        signals.transcript_received.send_robust(sender=StreamSession, lines=lines)
 
 
 def split_batches(batches):

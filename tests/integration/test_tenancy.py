@@ -131,10 +131,6 @@ class Segment:
         self.user_name, self.text, self.start_time = "Ben", text, int(time.time() * 1000)
 
 
-class Stream:
-    def __init__(self, client_id, stream_id):
-        self.client_id, self.rtms_stream_id = client_id, stream_id
-
 
 async def test_transcript_lines_reach_only_the_panels_of_the_app_that_holds_the_stream(apps):
     app_a, app_b = apps
@@ -152,8 +148,8 @@ async def test_transcript_lines_reach_only_the_panels_of_the_app_that_holds_the_
     panel_b = await connect(tokens.mint(app_b.client_id, uuid, BEN_ID))
     await next_message(panel_a, "state")
     await next_message(panel_b, "state")
-    await sync_to_async(receivers.on_transcript)(None, streams=[(Stream(app_a.client_id, stream_id),
-                                                                 [Segment("the budget is approved")])])
+    await sync_to_async(receivers.on_transcript)(None, lines={(app_a.client_id, stream_id):
+                                                              [Segment("the budget is approved")]})
     lines = await next_message(panel_a, "transcript")
     assert [line["text"] for line in lines["lines"]] == ["the budget is approved"]
     assert await panel_b.receive_nothing(timeout=1.0)

@@ -74,6 +74,26 @@ def test_audio_in_segments_of_two_holders_is_complete_in_storage(backend, tmp_pa
     assert not any((tmp_path / "node-a").rglob("*.wav")) and not any((tmp_path / "node-b").rglob("*.wav"))
 
 
+def test_a_segment_indexed_as_stored_is_not_written_again(backend, tmp_path):
+    """A long meeting's closed segments are in the database once their index says stored: each later index write
+    (every few seconds per stream) carries only the segments still open or uploading, not one row per segment
+    of the meeting so far, and the stream's totals still count them all."""
+    stream = make_stream()
+    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "node-a", "node-a:1")
+    for minute in range(3):  # three segments closed and uploaded, then indexed
+        speak(files, 1000 + 600 * minute, 30)
+        files.roll()
+    sinks.write_index([(files, list(files.index_rows()))])
+    speak(files, 2800, 10)
+
+    assert [row["first_timestamp"] for row in files.index_rows()] == [2800]  # only the open segment
+    sinks.write_index([(files, list(files.index_rows()))])
+    stored = MediaFile.objects.filter(stream=stream, stored=True).order_by("first_timestamp")
+    assert [(s.first_timestamp, s.frames) for s in stored] == [(1000, 30), (1600, 30), (2200, 30)]
+    stream.refresh_from_db()
+    assert stream.audio_bytes == 100 * 640  # the stored segments and the open one
+
+
 def test_erasing_a_stream_deletes_its_prefix_from_any_node(backend, tmp_path):
     erased, kept = make_stream("b" * 32), make_stream("c" * 32)
     for stream, spool in ((erased, "node-a"), (kept, "node-b")):

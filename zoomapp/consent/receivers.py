@@ -78,9 +78,9 @@ def on_stream_state(sender, stream, previous, reason, **kwargs):
 
 
 @receiver(transcript_received, dispatch_uid="consent.transcript")
-def on_transcript(sender, streams, **kwargs):
+def on_transcript(sender, lines, **kwargs):
     """One query for every stream of the batch (a worker stores a thousand streams' lines at once)."""
-    segments_by_stream = {(stream.client_id, stream.rtms_stream_id): segments for stream, segments in streams}
+    segments_by_stream = dict(lines)
     shares = Share.objects.filter(rtms_stream_id__in=[stream_id for _, stream_id in segments_by_stream])
     for share in shares.select_related("meeting", "app").order_by("id"):
         # Only the app that holds the stream shows its lines (docs/SECURITY.md "Tenancy").
