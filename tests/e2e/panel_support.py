@@ -69,8 +69,7 @@ class Stack:
             self.sim.post(f"/_sim/meetings/{meeting['id']}/end")
         # Bounds for a loaded machine, not figures: on a 2-core machine running the suite in two processes (load
         # average 8), one meeting's webhooks go one after another, and one answered after Zoom's 3 s is retried
-        # (0.3, 1.2 and 3.6 s later at the suite's scale): ending a meeting of the accessibility test took 3.7 s
-        # alone and over 60 s under the full suite.
+        # (0.3, 1.2 and 3.6 s later at the suite's scale, tests/conftest.py).
         wait_for(lambda: not StreamSession.objects.filter(client_id=self.app.client_id).exclude(
             state="stopped").exists(), timeout=60, what="this test's streams to stop")
         # Zoom's last webhooks (meeting ended, participants left) are answered only once we have handled them.
