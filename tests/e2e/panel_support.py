@@ -125,9 +125,11 @@ class Person:
     def open_panel(self):
         self.page.click("#apps-button")
         self.page.click(f"#apps-menu-list button[data-client-id='{self.stack.app.client_id}']")
-        handle = self.page.wait_for_selector(f"#panel-frame[data-client-id='{self.stack.app.client_id}']")
+        # Bounds for the full suite on a loaded 2-core machine (one open took over 30 s there), not figures.
+        handle = self.page.wait_for_selector(f"#panel-frame[data-client-id='{self.stack.app.client_id}']",
+                                             timeout=60000)
         self.frame = handle.content_frame()
-        self.frame.wait_for_selector("#panel[data-ready='true']", timeout=15000)
+        self.frame.wait_for_selector("#panel[data-ready='true']", timeout=30000)
         return self
 
     # what the panel shows
