@@ -126,8 +126,14 @@ class Person:
         self.page.click("#apps-button")
         self.page.click(f"#apps-menu-list button[data-client-id='{self.stack.app.client_id}']")
         # Bounds for the full suite on a loaded 2-core machine (one open took over 30 s there), not figures.
-        handle = self.page.wait_for_selector(f"#panel-frame[data-client-id='{self.stack.app.client_id}']",
-                                             timeout=60000)
+        try:
+            handle = self.page.wait_for_selector(f"#panel-frame[data-client-id='{self.stack.app.client_id}']",
+                                                 timeout=60000)
+        except PlaywrightError:
+            warning = self.page.locator("#panel-warning").inner_text()
+            body = self.page.locator("#panel-body").inner_text()
+            raise AssertionError(f"{self.name}'s Zoom window shows no app frame; its panel says {body!r}, "
+                                 f"warning {warning!r}") from None
         self.frame = handle.content_frame()
         self.frame.wait_for_selector("#panel[data-ready='true']", timeout=30000)
         return self
