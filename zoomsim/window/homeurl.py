@@ -25,7 +25,12 @@ class HomeUrlCheck:
     error: str = ""
 
 
-async def check_home_url(url, app_context, timeout_s=5.0):
+# The client's WebView waits for the Home URL as a browser waits for a page; the bound only lets an app that
+# never answers show an error. (5 s was too short for a loaded 2-core CI machine: a panel never opened.)
+HOME_URL_TIMEOUT_S = 30.0
+
+
+async def check_home_url(url, app_context, timeout_s=HOME_URL_TIMEOUT_S):
     if not url:
         return HomeUrlCheck(error="the app has no Home URL")
     headers = {"X-Zoom-App-Context": app_context, "User-Agent": CLIENT_USER_AGENT}

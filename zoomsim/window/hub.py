@@ -10,6 +10,7 @@ onParticipantChange, onMyUserContextChange, onMeeting), Zoom's AAN notices and t
 import asyncio
 import json
 import logging
+import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -376,6 +377,7 @@ class WindowHub:
         self.sim.spawn(self._check_panel(meeting, participant, app, panel))
 
     async def _check_panel(self, meeting, participant, app, panel):
+        started = time.monotonic()
         result = await check_home_url(panel.home_url, self.app_context(meeting, participant, app))
         panel.checking = False
         panel.missing_headers = result.missing_headers
@@ -383,8 +385,9 @@ class WindowHub:
         if not result.error and not result.missing_headers:
             parts = urlsplit(result.final_url or panel.home_url)
             panel.src, panel.origin = panel.home_url, f"{parts.scheme}://{parts.netloc}"
-        log.info("event=panel_opened meeting_uuid=%s key=%s client_id=%s rendered=%s missing=%s", meeting.uuid,
-                 participant.key, app.client_id, bool(panel.src), ",".join(result.missing_headers) or "-")
+        log.info("event=panel_opened meeting_uuid=%s key=%s client_id=%s rendered=%s missing=%s error=%r ms=%.1f",
+                 meeting.uuid, participant.key, app.client_id, bool(panel.src),
+                 ",".join(result.missing_headers) or "-", result.error, 1000 * (time.monotonic() - started))
         self.touch(meeting)
 
     def close_panel(self, meeting, participant):
