@@ -491,10 +491,12 @@ class SessionHost:
                 continue
             renewed_at = time.monotonic()
             for held, renewed in zip(held_streams, results):
-                if renewed == 0:
+                if renewed == leases.RELEASED:  # listed just before the loop released it: the stream is ending
+                    continue
+                if renewed == leases.TAKEN_BY_ANOTHER:
                     self.loop.call_soon_threadsafe(self._fence, held, "lease taken by another worker")
                     continue
-                if renewed == 2:
+                if renewed == leases.RETAKEN:
                     log.warning("lease re-taken after Redis lost it", extra={"stream": held.stream_id})
                 held.lease_valid_until = renewed_at + ttl
             metrics.lease_renewals.inc(len(held_streams))

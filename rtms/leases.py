@@ -4,8 +4,11 @@ A lease is the key `<ns>:rtms:lease:<stream_id>` holding `<worker id>:<token>`, 
 holder renews all its leases every ttl/3, in one script call that compares each value and sets a fresh expiry; a
 holder whose renewal finds another value (or cannot reach Redis before its lease runs out) closes its sockets at
 once, so two workers never hold one stream. When Redis lost the key altogether (a restart), the holder re-takes it
-with SET NX: nobody else holds it, so holding on is safe and streams keep flowing. The script names every lease
-it touches, so Redis must be one server (or a primary with replicas), not a Cluster spreading keys over shards.
+with SET NX: nobody else holds it, so holding on is safe and streams keep flowing. A release first marks its
+holding as over (`<ns>:rtms:released:<value>`, for a ttl), and a renewal never takes back a lease so marked: the
+renewal thread may have listed the stream just before the loop released it, and taking it back would keep the
+next holder out for a whole ttl. The scripts name every key they touch, so Redis must be one server (or a primary
+with replicas), not a Cluster spreading keys over shards.
 """
 
 import secrets
@@ -14,28 +17,36 @@ from django.conf import settings
 
 from rtms.redis_connection import key, redis_client
 
-# Every lease of a holder in one script call: KEYS are the leases, ARGV their values in the same order and then the
-# ttl. For each: 1 renewed; 2 the key had vanished (Redis restarted) and was taken again; 0 someone else holds it.
+# Every lease of a holder in one script call: KEYS are the leases, ARGV their values in the same order, then the
+# released-marker prefix and the ttl. For each: 1 renewed; 2 the key had vanished (Redis restarted) and was taken
+# again; 0 someone else holds it; 3 it was released meanwhile (left alone).
 RENEW_MANY = """
-local ttl = ARGV[#ARGV]
+local released, ttl = ARGV[#ARGV - 1], ARGV[#ARGV]
 local results = {}
 for i, lease in ipairs(KEYS) do
   local current = redis.call('GET', lease)
   if current == ARGV[i] then
     redis.call('PEXPIRE', lease, ttl)
     results[i] = 1
-  elseif not current then
+  elseif current then
+    results[i] = 0
+  elseif redis.call('EXISTS', released .. ARGV[i]) == 1 then
+    results[i] = 3
+  else
     redis.call('SET', lease, ARGV[i], 'PX', ttl)
     results[i] = 2
-  else
-    results[i] = 0
   end
 end
 return results
 """
 RENEW_BATCH = 1000  # leases per script call: Redis runs nothing else meanwhile (about a millisecond a thousand)
 
+RENEWED, RETAKEN, TAKEN_BY_ANOTHER, RELEASED = 1, 2, 0, 3
+
+# KEYS: the lease, its holding's released marker; ARGV: the value, the ttl. The marker first: a renewal running after
+# this script finds it and does not take the lease back.
 RELEASE = """
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -45,6 +56,10 @@ return 0
 
 def lease_key(stream_id):
     return key("rtms", "lease", stream_id)
+
+
+def released_key(value):
+    return key("rtms", "released", value)
 
 
 def ttl_ms():
@@ -69,8 +84,8 @@ def try_acquire_many(values):
 
 
 def release(stream_id, value):
-    """Drop the lease only if it is still ours."""
-    return bool(redis_client().eval(RELEASE, 1, lease_key(stream_id), value))
+    """Drop the lease only if it is still ours; this holding is over, so no renewal takes it back."""
+    return bool(redis_client().eval(RELEASE, 2, lease_key(stream_id), released_key(value), value, ttl_ms()))
 
 
 def renew_many(leases, client):
@@ -78,12 +93,12 @@ def renew_many(leases, client):
     a pipeline of one call per lease cost the renewal thread ~45 µs of Python per lease, 67 ms of every second
     at 1,500 streams, against 15 ms this way (docs/STREAMS.md, "How often the holder reads and stores")."""
     script = client.register_script(RENEW_MANY)
-    prefix, ttl = lease_key(""), ttl_ms()
+    prefix, released, ttl = lease_key(""), released_key(""), ttl_ms()
     results = []
     for start in range(0, len(leases), RENEW_BATCH):
         batch = leases[start:start + RENEW_BATCH]
         results.extend(script(keys=[prefix + stream_id for stream_id, _ in batch],
-                              args=[value for _, value in batch] + [ttl], client=client))
+                              args=[value for _, value in batch] + [released, ttl], client=client))
     return [int(result) for result in results]
 
 
@@ -110,7 +125,7 @@ class AsyncLeases:
         self._release = self.redis.register_script(RELEASE)
 
     async def release(self, stream_id, value):
-        return bool(await self._release(keys=[lease_key(stream_id)], args=[value]))
+        return bool(await self._release(keys=[lease_key(stream_id), released_key(value)], args=[value, ttl_ms()]))
 
     async def holds(self, stream_id, value):
         """Whether the lease is still `value`'s: checked before the holder connects somewhere new."""
