@@ -195,3 +195,37 @@ def test_a_body_over_256_kib_is_refused_with_413_and_changes_nothing(client, app
 
     assert deliver(client, app, raw=at_the_limit).status_code == 200  # the limit itself is accepted
     assert StreamSession.objects.get().rtms_stream_id == document["payload"]["rtms_stream_id"]
+
+
+def _handling(le=None):
+    from prometheus_client import REGISTRY
+
+    name = "zoom_webhook_handling_seconds_" + ("bucket" if le else "count")
+    return REGISTRY.get_sample_value(name, {"le": le} if le else {}) or 0.0
+
+
+def test_an_answer_after_zooms_3_s_is_counted_and_logged_for_the_operator(client, app, monkeypatch, caplog):
+    """Zoom retries a delivery we answer after 3 s: operators see each answer's time on /metrics, and the late
+    ones in the log. The clock is the edge here: handling the event 'takes' 3.5 s."""
+    from zoomapp.webhooks import views
+
+    now = [1000.0]
+    monkeypatch.setattr(views, "_clock", lambda: now[0])
+
+    def slow_receiver(**kwargs):
+        now[0] += 3.5
+
+    fast = deliver(client, app, {"event": "meeting.something_new", "event_ts": 4, "payload": {}})
+    assert fast.status_code == 200
+    counted, within = _handling(), _handling("3.0")
+    zoom_event.connect(slow_receiver)
+    try:
+        with caplog.at_level("WARNING", logger="zoomapp.webhooks"):
+            late = deliver(client, app, {"event": "meeting.something_new", "event_ts": 5, "payload": {}})
+    finally:
+        zoom_event.disconnect(slow_receiver)
+
+    assert late.status_code == 200  # still answered: Zoom's retry will be acknowledged as a duplicate
+    assert (_handling(), _handling("3.0")) == (counted + 1, within)  # counted past the 3 s bucket
+    [warning] = [r for r in caplog.records if r.getMessage().startswith("webhook answered after Zoom's 3 s")]
+    assert (warning.client_id, warning.status, warning.seconds) == (app.client_id, 200, 3.5)
