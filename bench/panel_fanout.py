@@ -4,7 +4,8 @@
     .venv/bin/python bench/panel_fanout.py 1000 --rounds 10 --profile var/panel_fanout.svg
     .venv/bin/python bench/panel_fanout.py 1000 --web 2         # two daphne processes, the panels spread over both
 
-For each N: N panels open at once (a large meeting's start; the panel's token check and snapshot on connect),
+For each N: N panels open at once (a large meeting's start: each loads the Home URL with its app context as
+Zoom's client does, then connects its socket with the token the page carries: the token check and snapshot),
 then a few of the meeting's participants take turns: each asks to share (their panel's "request"), the host
 approves from her panel (the real chain: REST to the simulator, its signed webhook, the worker's stream), and the
 participant stops from their panel. Every panel is a real WebSocket client; each records when each state version
@@ -14,8 +15,8 @@ Prints, each line with the machine's load average:
 --web N starts N daphne processes and spreads the panels over them in turn, as the proxy in front of the web
 processes does (docs/DEPLOY.md); every "web CPU" is then the sum over them.
 
-- opening: wall time for all N, per-panel connect → snapshot p50/p99, and the web processes' CPU per panel, at
-  once (the burst) and one at a time (a late joiner in a full meeting);
+- opening: wall time for all N, per-panel Home URL request and connect → snapshot p50/p99, and the web
+  processes' CPU per panel for each, at once (the burst) and one at a time (a late joiner in a full meeting);
 - per change (request, approve → "starting", stream active → "sharing", stop): p50/p99 from the action sent to
   the LAST panel holding the new state, the web processes' CPU per change (from /proc of the daphne pids), and how
   many states a watching panel received since the previous change (several pushes, or fewer when the newest
@@ -164,6 +165,34 @@ async def open_panels(urls, tokens_, parse=False, at_once=100):
     return panels, seconds, len(retries)
 
 
+TOKEN = re.compile(r'data-token="([^"]*)"')
+
+
+async def load_home(home_urls, contexts, at_once):
+    """Each panel's first request, as Zoom's client makes it: the Home URL with the person's encrypted app context
+    (the context verified, the person bound to the meeting, a panel token minted, the page rendered). Returns the
+    tokens the pages carry and each request's seconds."""
+    import aiohttp
+
+    gate = asyncio.Semaphore(at_once)
+    seconds = []
+
+    async def one(session, index, context):
+        async with gate:
+            began = time.perf_counter()
+            async with session.get(home_urls[index % len(home_urls)], headers={"X-Zoom-App-Context": context}) as page:
+                html = await page.text()
+            seconds.append(time.perf_counter() - began)
+        token = TOKEN.search(html)
+        if page.status != 200 or not token or not token.group(1):
+            raise SystemExit(f"the Home URL answered {page.status} without a panel token")
+        return token.group(1)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        tokens_ = await asyncio.gather(*(one(session, i, c) for i, c in enumerate(contexts)))
+    return tokens_, seconds
+
+
 async def reached_all(panels, version, timeout=60.0):
     """Wait until every panel holds `version` or newer; returns (first, last) arrival times."""
     deadline = time.monotonic() + timeout
@@ -196,14 +225,22 @@ def stop_profiler(profiler):
 
 
 async def one_size(args, n, ctx):
+    from tests.consent_support import context_for
     from zoomapp.consent import tokens
 
     app, uuid, ws_url, webs = ctx["app"], ctx["uuid"], ctx["ws_urls"], ctx["webs"]
     watchers = n - 1 - ACTORS
     # Watchers: participants who only look (half signed in, half guests, as a webinar's audience would be).
-    watcher_tokens = [tokens.mint(app.client_id, uuid, f"watcher{n}x{i}" if i % 2 else "") for i in range(watchers)]
+    contexts = [context_for(app, uuid, f"watcher{n}x{i}" if i % 2 else None) for i in range(watchers)]
 
     profiler = start_profiler(args, webs[0], f"open-{n}")
+    cpu0, began = cpu_seconds(webs), time.perf_counter()
+    watcher_tokens, home_seconds = await load_home(ctx["home_urls"], contexts, args.at_once)
+    home_wall, home_cpu = time.perf_counter() - began, cpu_seconds(webs) - cpu0
+    print(f"N={n:<5} loading the Home URL for {watchers} panels at once ({args.at_once} at a time): "
+          f"{home_wall:.2f} s wall, request p50 {percentile(home_seconds, 50) * 1000:.0f} ms "
+          f"p99 {percentile(home_seconds, 99) * 1000:.0f} ms, web CPU {home_cpu / watchers * 1000:.2f} ms/panel "
+          f"  [{load()}]", flush=True)
     cpu0, began = cpu_seconds(webs), time.perf_counter()
     watching, connect_seconds, retried = await open_panels(ws_url, watcher_tokens, at_once=args.at_once)
     burst_wall, burst_cpu = time.perf_counter() - began, cpu_seconds(webs) - cpu0
@@ -217,17 +254,18 @@ async def one_size(args, n, ctx):
           f"web CPU {burst_cpu / watchers * 1000:.2f} ms/panel "
           f"  [{load()}]", flush=True)
 
-    # A late joiner in a full meeting, one at a time: the token check and snapshot alone.
-    late_tokens = [tokens.mint(app.client_id, uuid, f"late{n}x{i}") for i in range(args.late)]
+    # A late joiner in a full meeting, one at a time: the Home URL, then the token check and snapshot.
     cpu0 = cpu_seconds(webs)
     late_seconds = []
-    for token in late_tokens:
-        panels, seconds, _ = await open_panels(ws_url, [token])
-        late_seconds += seconds
+    for i in range(args.late):
+        began = time.perf_counter()
+        token, _ = await load_home(ctx["home_urls"], [context_for(app, uuid, f"late{n}x{i}")], 1)
+        panels, _, _ = await open_panels(ws_url, token)
+        late_seconds.append(time.perf_counter() - began)
         everyone += panels
     late_cpu = cpu_seconds(webs) - cpu0
     stop_profiler(profiler)
-    print(f"N={n:<5} opening one more panel, one at a time ×{args.late}: connect→snapshot p50 "
+    print(f"N={n:<5} opening one more panel, one at a time ×{args.late}: Home URL → snapshot p50 "
           f"{percentile(late_seconds, 50) * 1000:.1f} ms p99 {percentile(late_seconds, 99) * 1000:.1f} ms, "
           f"web CPU {late_cpu / args.late * 1000:.2f} ms/panel   [{load()}]", flush=True)
 
@@ -354,7 +392,8 @@ def run_stack(args):
         try:
             app, uuid = setup_meeting(sim, web, requests)
             ctx = {"app": app, "uuid": uuid, "webs": webs, "wait_stopped": wait_stopped,
-                   "ws_urls": [w.url.replace("http", "ws") + "/ws/panel/?token=" for w in webs]}
+                   "ws_urls": [w.url.replace("http", "ws") + "/ws/panel/?token=" for w in webs],
+                   "home_urls": [f"{w.url}/panel/{app.client_id}/" for w in webs]}
             return {n: asyncio.run(one_size(args, n, ctx)) for n in args.panels}
         finally:
             worker.stop()
