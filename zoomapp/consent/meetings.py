@@ -37,8 +37,15 @@ def get_meeting(app, uuid, **known):
 
 def lock(meeting):
     """Serialise changes to one meeting (a no-op lock on SQLite, whose IMMEDIATE transactions serialise anyway).
-    Only the meeting's row: locking its app's too would serialise every meeting of the app."""
-    return Meeting.objects.select_for_update(of=("self",)).select_related("app").get(pk=meeting.pk)
+    Only the meeting's row: locking its app's too would serialise every meeting of the app. FOR NO KEY UPDATE, as
+    an UPDATE of the row takes: it excludes every other change of the meeting, but not the inserts of its rows
+    (participants, shares, requests), whose foreign key check would wait out a FOR UPDATE: an attendee's panel
+    opening (actions/presence.py) inserts one without the lock."""
+    return locked_meetings().get(pk=meeting.pk)
+
+
+def locked_meetings():
+    return Meeting.objects.select_for_update(of=("self",), no_key=True).select_related("app")
 
 
 def upsert_participant(meeting, user_id, name="", role=None, present=True):

@@ -1,6 +1,6 @@
 """Who is in the meeting: verified panels opening, Zoom's join/leave events, and the meeting ending."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from zoomapp.consent import audit, meetings
@@ -11,12 +11,37 @@ from zoomapp.consent.push import mark_changed
 Status = Share.Status
 
 
-@transaction.atomic
 def do_panel_opened(meeting, user_id, role, name="", *, actor):
-    """A verified app context arrived: bind what Zoom told us about this user (role, presence)."""
-    meeting = meetings.lock(meeting)
+    """A verified app context arrived: bind what Zoom told us about this user (role, presence). Most panels change
+    nothing another panel shows (a guest; an attendee already known as such, or seen for the first time): those
+    take no meeting lock, so a thousand panels opening at a meeting's start do not queue behind one another for
+    it (bench/panel_fanout.py, docs/ARCHITECTURE.md "Pushing state")."""
     if not user_id:
+        return meeting  # a guest: nothing of theirs to bind
+    if role not in HOST_ROLES and user_id != meeting.host_user_id and _attendee_bound(meeting, user_id, role, name):
         return meeting
+    return _bind_under_lock(meeting, user_id, role, name, actor)
+
+
+def _attendee_bound(meeting, user_id, role, name):
+    """An attendee's panel, without the meeting's lock: True when nothing needed changing or they were new and
+    are now inserted; False leaves it to the locked path (a role, presence or name to change; an insert that
+    met a concurrent one)."""
+    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "name", "present").first()
+    if known is not None:
+        known_role, known_name, present = known
+        return known_role == role and present and bool(known_name or not name)
+    try:
+        with transaction.atomic():
+            Participant.objects.create(meeting=meeting, user_id=user_id, name=name[:200], role=role)
+    except IntegrityError:
+        return False
+    return True
+
+
+@transaction.atomic
+def _bind_under_lock(meeting, user_id, role, name, actor):
+    meeting = meetings.lock(meeting)
     known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "name", "present").first()
     known_role, known_name, was_present = known or (None, "", True)
     # The screen name the panel reports is only a fallback: the name in Zoom's webhooks wins.

@@ -62,8 +62,7 @@ def do_stream_state(client_id, meeting_uuid, stream_id, operator_id, state, stop
     (rtms.services.stream_started), and the worker and Zoom's webhooks announce from different processes. So,
     under the meeting's lock, an announcement whose state is no longer the stream's is skipped: the newer
     state's own announcement maps it, before or after this one."""
-    meeting = Meeting.objects.select_for_update(of=("self",)).select_related("app").filter(
-        app__client_id=client_id, uuid=meeting_uuid).first()
+    meeting = meetings.locked_meetings().filter(app__client_id=client_id, uuid=meeting_uuid).first()
     if meeting is None:
         app = ZoomApp.objects.filter(client_id=client_id).first()
         if app is None:
