@@ -75,8 +75,9 @@ def test_a_co_host_approves_denies_and_disables_like_the_host(client, app, meeti
     assert decided_by("disable", "cora1") == ("co-host", "disabled_by_host")
 
     # Every decision reached every panel of the meeting as a whole new state, each with its own version. Two
-    # changes committed at once (the co-host's, the start task's) may be pushed in either order: a panel applies only
-    # a newer version, so what it shows is the newest state.
+    # changes committed at once (a co-host's decision, and Zoom's answer to our call recorded on the REST pool's
+    # thread, consent/zoom_calls.py) may be pushed in either order: a panel applies only a newer version, so what
+    # it shows is the newest state.
     states = [m["state"] for m in pushes.to(meeting_group(app, meeting["uuid"]), "panel.state")]
     versions = [s["version"] for s in states]
     assert len(set(versions)) == len(versions)
