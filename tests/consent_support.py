@@ -70,3 +70,16 @@ def add_sim_user(sim, user_id, name, account_id="acct1", role="member", group_id
     response = sim.post("/_sim/users", json=body)
     assert response.status_code in (200, 201), response.text
     return response.json()
+
+
+async def connect_panel(token):
+    """A panel's socket through our ASGI application (Channels' test communicator), connected. The 10 s bound is
+    for the full suite on a loaded 2-core machine (a connect once took over Channels' default 1 s there)."""
+    from channels.testing import WebsocketCommunicator
+
+    from zoomapp.asgi import application
+
+    communicator = WebsocketCommunicator(application, f"/ws/panel/?token={token}")
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    return communicator

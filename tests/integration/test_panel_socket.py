@@ -5,12 +5,10 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.consent_support import make_app, meeting_uuid
-from zoomapp.asgi import application
+from tests.consent_support import connect_panel, make_app, meeting_uuid
 from zoomapp.consent import meetings, tokens
 from zoomapp.consent.actions import presence, sharing_requests
 from zoomapp.consent.models import AuditEntry, Meeting
@@ -26,13 +24,6 @@ def setup_meeting(app):
     return meeting
 
 
-async def connect(token):
-    communicator = WebsocketCommunicator(application, f"/ws/panel/?token={token}")
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
 async def receive(communicator, kind="state", timeout=5):
     while True:
         message = json.loads(await communicator.receive_from(timeout=timeout))
@@ -43,8 +34,8 @@ async def receive(communicator, kind="state", timeout=5):
 async def test_snapshot_then_live_pushes_with_rising_versions():
     app = await sync_to_async(make_app)()
     meeting = await sync_to_async(setup_meeting)(app)
-    host = await connect(tokens.mint(app.client_id, meeting.uuid, "host1"))
-    ben = await connect(tokens.mint(app.client_id, meeting.uuid, "ben1"))
+    host = await connect_panel(tokens.mint(app.client_id, meeting.uuid, "host1"))
+    ben = await connect_panel(tokens.mint(app.client_id, meeting.uuid, "ben1"))
     host_snapshot, ben_snapshot = await receive(host), await receive(ben)
     assert host_snapshot["state"]["viewer"]["is_host"] and not ben_snapshot["state"]["viewer"]["is_host"]
 
@@ -69,7 +60,7 @@ async def test_every_panel_ends_on_the_newest_state_after_a_burst_of_changes():
     being written: each panel still sees versions only rise, and ends on the newest."""
     app = await sync_to_async(make_app)()
     meeting = await sync_to_async(setup_meeting)(app)
-    panels = [await connect(tokens.mint(app.client_id, meeting.uuid, viewer)) for viewer in ("host1", "ben1", "")]
+    panels = [await connect_panel(tokens.mint(app.client_id, meeting.uuid, viewer)) for viewer in ("host1", "ben1", "")]
     snapshots = [await receive(panel) for panel in panels]
 
     def co_hosts_join():
@@ -94,7 +85,7 @@ async def test_participant_host_actions_are_refused_and_change_nothing():
     meeting = await sync_to_async(setup_meeting)(app)
     await sync_to_async(sharing_requests.do_request)(meeting, actor=Actor("ben1", "Ben"))
     before = await sync_to_async(lambda: (Meeting.objects.get(pk=meeting.pk).version, AuditEntry.objects.count()))()
-    ben = await connect(tokens.mint(app.client_id, meeting.uuid, "ben1"))
+    ben = await connect_panel(tokens.mint(app.client_id, meeting.uuid, "ben1"))
     await receive(ben)
     for frame in ({"action": "approve_all"}, {"action": "deny", "requests": [1]}, {"action": "disable", "share": 1},
                   {"action": "set_toggles", "share_with_apps": False}):
@@ -111,7 +102,7 @@ async def test_a_token_for_meeting_a_never_sees_meeting_b():
     app = await sync_to_async(make_app)()
     meeting_a = await sync_to_async(setup_meeting)(app)
     meeting_b = await sync_to_async(setup_meeting)(app)
-    watcher = await connect(tokens.mint(app.client_id, meeting_a.uuid, "ben1"))
+    watcher = await connect_panel(tokens.mint(app.client_id, meeting_a.uuid, "ben1"))
     snapshot = await receive(watcher)
     assert snapshot["state"]["meeting"]["uuid"] == meeting_a.uuid
     await sync_to_async(sharing_requests.do_request)(meeting_b, actor=Actor("ben1", "Ben"))
@@ -127,7 +118,7 @@ async def test_bad_and_expired_tokens_are_refused():
     app = await sync_to_async(make_app)()
     meeting = await sync_to_async(setup_meeting)(app)
     for token in ("", "garbage", tokens.mint(app.client_id, meeting.uuid, "ben1")[:-3] + "abc"):
-        communicator = await connect(token)
+        communicator = await connect_panel(token)
         refused = await receive(communicator, "refused")
         assert refused["code"] == "token"
         assert (await communicator.receive_output(timeout=1))["type"] == "websocket.close"
@@ -149,7 +140,7 @@ def test_fuzzed_frames_from_a_participant_never_crash_or_change_state(fuzz_meeti
     app, meeting = fuzz_meeting
 
     async def run():
-        ben = await connect(tokens.mint(app.client_id, meeting.uuid, "ben1"))
+        ben = await connect_panel(tokens.mint(app.client_id, meeting.uuid, "ben1"))
         await receive(ben)
         for frame in frames:
             await ben.send_to(text_data=frame)
@@ -177,7 +168,7 @@ async def test_renew_keeps_the_socket_only_for_the_same_panel():
     app = await sync_to_async(make_app)()
     meeting = await sync_to_async(setup_meeting)(app)
     other = await sync_to_async(setup_meeting)(app)
-    ben = await connect(tokens.mint(app.client_id, meeting.uuid, "ben1"))
+    ben = await connect_panel(tokens.mint(app.client_id, meeting.uuid, "ben1"))
     await receive(ben)
     await ben.send_to(text_data=json.dumps({"action": "renew",
                                             "token": tokens.mint(app.client_id, other.uuid, "ben1")}))

@@ -11,12 +11,10 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.core import signing
 
-from tests.consent_support import make_app, meeting_uuid, open_panel, panel_action
+from tests.consent_support import connect_panel, make_app, meeting_uuid, open_panel, panel_action
 from tests.webhook_support import deliver, event
-from zoomapp.asgi import application
 from zoomapp.consent import meetings, receivers, tokens
 from zoomapp.consent.actions import presence
 from zoomapp.consent.models import AuditEntry, Meeting, Share, ShareRequest
@@ -112,13 +110,6 @@ def test_a_context_forged_with_a_second_apps_secret_cannot_decide_the_first_apps
     assert rows_of(app_a, meeting_of_a["uuid"]) == before
 
 
-async def connect(token):
-    communicator = WebsocketCommunicator(application, f"/ws/panel/?token={token}")
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
 async def next_message(communicator, kind, timeout=5):
     while True:
         message = json.loads(await communicator.receive_from(timeout=timeout))
@@ -144,8 +135,8 @@ async def test_transcript_lines_reach_only_the_panels_of_the_app_that_holds_the_
                                  rtms_stream_id=stream_id)  # B claims the same stream id as A's
 
     await sync_to_async(sharing_in_both)()
-    panel_a = await connect(tokens.mint(app_a.client_id, uuid, BEN_ID))
-    panel_b = await connect(tokens.mint(app_b.client_id, uuid, BEN_ID))
+    panel_a = await connect_panel(tokens.mint(app_a.client_id, uuid, BEN_ID))
+    panel_b = await connect_panel(tokens.mint(app_b.client_id, uuid, BEN_ID))
     await next_message(panel_a, "state")
     await next_message(panel_b, "state")
     await sync_to_async(receivers.on_transcript)(None, lines={(app_a.client_id, stream_id):
@@ -167,8 +158,8 @@ async def test_a_panel_socket_is_closed_when_its_token_expires_unless_renewed(ap
     app_a, _ = apps
     uuid = meeting_uuid()
     await sync_to_async(meetings.get_meeting)(app_a, uuid, host_user_id=HOST_ID)
-    expiring = await connect(short_lived_token(app_a, uuid, BEN_ID, 3))
-    renewed = await connect(short_lived_token(app_a, uuid, BEN_ID, 3))
+    expiring = await connect_panel(short_lived_token(app_a, uuid, BEN_ID, 3))
+    renewed = await connect_panel(short_lived_token(app_a, uuid, BEN_ID, 3))
     await renewed.send_to(text_data=json.dumps({"action": "renew",
                                                 "token": tokens.mint(app_a.client_id, uuid, BEN_ID)}))
     assert (await next_message(renewed, "done"))["action"] == "renew"
@@ -184,8 +175,8 @@ async def test_a_panel_socket_is_closed_when_zoom_says_its_user_left(apps):
     uuid = meeting_uuid()
     meeting = await sync_to_async(meetings.get_meeting)(app_a, uuid, host_user_id=HOST_ID)
     await sync_to_async(presence.do_participant_joined)(meeting, BEN_ID, "Ben", "participant")
-    ben = await connect(tokens.mint(app_a.client_id, uuid, BEN_ID))
-    host = await connect(tokens.mint(app_a.client_id, uuid, HOST_ID))
+    ben = await connect_panel(tokens.mint(app_a.client_id, uuid, BEN_ID))
+    host = await connect_panel(tokens.mint(app_a.client_id, uuid, HOST_ID))
     await next_message(ben, "state")
     await next_message(host, "state")
     await sync_to_async(presence.do_participant_left)(meeting, BEN_ID)
