@@ -121,7 +121,7 @@ async def test_bad_and_expired_tokens_are_refused():
         communicator = await connect_panel(token)
         refused = await receive(communicator, "refused")
         assert refused["code"] == "token"
-        assert (await communicator.receive_output(timeout=1))["type"] == "websocket.close"
+        assert (await communicator.receive_output(timeout=10))["type"] == "websocket.close"
         await communicator.disconnect()
 
 

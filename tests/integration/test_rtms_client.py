@@ -290,7 +290,7 @@ def test_abort_drops_every_socket_without_a_word(world, held_streams):
     held = hold(world, held_streams, payload)
     held.wait_ready()
     held.abort()
-    assert held.wait_result(timeout=2).outcome is Outcome.ABORTED
+    assert held.wait_result(timeout=10).outcome is Outcome.ABORTED
     stream = world.wait_stream(stream_id, lambda s: s["state"] == "interrupted",
                                what="the simulator to see an interruption, not a stop")
     assert stream["stop_reason"] is None

@@ -165,7 +165,7 @@ async def test_a_panel_socket_is_closed_when_its_token_expires_unless_renewed(ap
     assert (await next_message(renewed, "done"))["action"] == "renew"
     refused = await next_message(expiring, "refused", timeout=10)
     assert refused["message"] == "the panel token has expired"
-    assert (await expiring.receive_output(timeout=2))["type"] == "websocket.close"
+    assert (await expiring.receive_output(timeout=10))["type"] == "websocket.close"
     assert await renewed.receive_nothing(timeout=1.5)  # still open past the first token's expiry
     await renewed.disconnect()
 
@@ -182,7 +182,7 @@ async def test_a_panel_socket_is_closed_when_zoom_says_its_user_left(apps):
     await sync_to_async(presence.do_participant_left)(meeting, BEN_ID)
     refused = await next_message(ben, "refused")
     assert (refused["code"], refused["message"]) == ("departed", "you are no longer in this meeting")
-    closed = await ben.receive_output(timeout=2)
+    closed = await ben.receive_output(timeout=10)
     assert (closed["type"], closed["code"]) == ("websocket.close", 4410)  # the panel stops; it never binds again
     assert "departed" not in (await next_message(host, "state"))["state"]  # who left is never sent to a panel
     await host.disconnect()
