@@ -565,7 +565,8 @@ class SessionHost:
             changes = [await self._state_queue.get(), *self._take_queued_states()]
             delay = 0.2
             while changes:
-                done, error = await self._in_thread(self._state_pool, _apply_in_order, changes)
+                waited_for = any(fn is not sinks.write_index for fn, _, _ in changes)
+                done, error = await self._in_thread(self._state_pool, _apply_in_order, changes, wake=waited_for)
                 del changes[:done]
                 if error is not None:
                     metrics.sink_write_failures.labels(what="state").inc()
@@ -580,12 +581,15 @@ class SessionHost:
             changes.append(self._state_queue.get_nowait())
         return changes
 
-    async def _in_thread(self, pool, fn, *args):
-        """`fn(*args)` on one of the host's threads. Its completion also cuts the pacer's wait short, so a
-        database round trip never waits out the rest of a tick."""
+    async def _in_thread(self, pool, fn, *args, wake=True):
+        """`fn(*args)` on one of the host's threads. With `wake`, its completion also cuts the pacer's wait
+        short, so a state change never waits out the rest of a tick. Not for the periodic writes that nothing
+        waits for (rows, the media index): each wake is one more pass over every socket, reading fewer frames
+        per read (docs/STREAMS.md, "How often the holder reads and stores")."""
         future = pool.submit(fn, *args)
         result = asyncio.wrap_future(future, loop=self.loop)  # its callback first: the loop is woken for it
-        future.add_done_callback(lambda _: self._pacer.wake())
+        if wake:
+            future.add_done_callback(lambda _: self._pacer.wake())
         return await result
 
     # Storage ----------------------------------------------------------------------------------------------------
@@ -696,13 +700,13 @@ class SessionHost:
         refuses for its content (its stream row was deleted) is written alone, and dropped if it fails again,
         so it can never block every other stream's rows."""
         try:
-            await self._in_thread(self._db_pool, _db, sinks.write_rows, chunk)
+            await self._in_thread(self._db_pool, _db, sinks.write_rows, chunk, wake=False)
         except (DatabaseError, ValueError) as exc:
             if isinstance(exc, (OperationalError, InterfaceError)):
                 raise
             for batch in chunk:
                 try:
-                    await self._in_thread(self._db_pool, _db, sinks.write_rows, [batch])
+                    await self._in_thread(self._db_pool, _db, sinks.write_rows, [batch], wake=False)
                 except (OperationalError, InterfaceError):
                     raise
                 except (DatabaseError, ValueError) as refused:
