@@ -25,16 +25,6 @@ def host():
     host.shutdown(timeout=10)
 
 
-class IndexedFiles:
-    """What the media index write needs of a stream's files: its pk and where its stored segments go."""
-
-    def __init__(self, stream_pk):
-        self.stream_pk = stream_pk
-
-    def indexed_as_stored(self, keys):
-        pass
-
-
 def _wait_until(check, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not check():
@@ -55,7 +45,8 @@ def test_rows_and_index_writes_leave_the_paced_wait_alone_and_a_state_change_end
     row = dict(kind=MediaFile.Kind.AUDIO_MIXED, user_id=None, path=f"rtms/{stream.rtms_stream_id}/audio/mixed-1-g1.wav",
                sample_rate=16000, channels=1, bytes=6400, frames=10, first_timestamp=1, last_timestamp=181,
                stored=False, node="wakes-test")
-    host.loop.call_soon_threadsafe(host._queue_state, sinks.write_index, [(IndexedFiles(stream.pk), [row])])
+    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, host.spool, node="wakes-test")
+    host.loop.call_soon_threadsafe(host._queue_state, sinks.write_index, [(files, [row])])
     _wait_until(lambda: MediaFile.objects.filter(stream=stream).exists())
     time.sleep(0.2)  # the write's completion callback has run by now
     assert not woken.is_set(), "a rows commit or an index write ended the paced wait"
