@@ -128,6 +128,12 @@ def _apply_in_order(changes):
     return len(changes), None
 
 
+def _waited_for(state_change):
+    """Whether something waits on this change of the state queue: every one but a write of the media index (a
+    panel's "Sharing", a stop, a stream's end wait on theirs)."""
+    return state_change is not sinks.write_index
+
+
 def _resolve(future):
     if not future.done():
         future.set_result(None)
@@ -192,9 +198,11 @@ class SessionHost:
         self._connecting = set()  # ids of held streams handshaking or reconnecting: the loop must not wait then
         # Polls the sockets once per tick (rtms/client/pacing.py) only when the load makes it pay, and while no
         # stream is handshaking and no state change waits to be stored: a stop message, a handshake or "Sharing"
-        # on the panels must not wait out a tick.
+        # on the panels must not wait out a tick. A queued write of the media index does not count: nothing
+        # waits on it (docs/STREAMS.md, "How often the holder reads and stores").
+        self._states_queued = 0  # state changes queued and not yet taken by the state thread, index writes aside
         self._pacer = Pacer(self.loop, TICK, self._hand_media_to_files,
-                            lambda: not self._connecting and self._state_queue.empty())
+                            lambda: not self._connecting and not self._states_queued)
         self._last_index_sync = time.monotonic()
         self._index_slice = 0  # which slice of the held streams has its index synced next
         self._ticks = 0
@@ -548,6 +556,7 @@ class SessionHost:
                               worker=self.worker_id)
 
     def _queue_state(self, fn, *args, **kwargs):
+        self._states_queued += _waited_for(fn)
         self._state_queue.put_nowait((fn, args, kwargs))
 
     async def _states_stored(self):
@@ -563,9 +572,10 @@ class SessionHost:
         unreachable."""
         while True:
             changes = [await self._state_queue.get(), *self._take_queued_states()]
+            self._states_queued -= sum(_waited_for(fn) for fn, _, _ in changes)
             delay = 0.2
             while changes:
-                waited_for = any(fn is not sinks.write_index for fn, _, _ in changes)
+                waited_for = any(_waited_for(fn) for fn, _, _ in changes)
                 done, error = await self._in_thread(self._state_pool, _apply_in_order, changes, wake=waited_for)
                 del changes[:done]
                 if error is not None:
