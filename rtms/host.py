@@ -595,8 +595,9 @@ class SessionHost:
         """`fn(*args)` on one of the host's threads. With `wake`, its completion also cuts the pacer's wait
         short, so a state change never waits out the rest of a tick. Not for the periodic writes that nothing
         waits for (rows, the media index): each wake is one more pass over every socket, reading fewer frames
-        per read (docs/STREAMS.md, "How often the holder reads and stores")."""
-        future = pool.submit(fn, *args)
+        per read. Those also start only while the paced loop waits, so as not to stretch its pass (docs/STREAMS.md,
+        "How often the holder reads and stores")."""
+        future = pool.submit(fn, *args) if wake else pool.submit(self._pacer.run_while_waiting, fn, *args)
         result = asyncio.wrap_future(future, loop=self.loop)  # its callback first: the loop is woken for it
         if wake:
             future.add_done_callback(lambda _: self._pacer.wake())

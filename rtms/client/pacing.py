@@ -20,7 +20,8 @@ cuts a wait short (work handed over from another thread). Other threads have the
 the loop waits. So, paced, the loop also waits for the work its `on_tick` handed to another thread (the session
 host's file writes) before its next pass, for one longest tick at most (a stalled disk slows the reads, never
 stops them): a pass overlapping the writes made the two threads hand the interpreter's lock to each other at
-every system call of the writes (at 1,500 streams, lag p50 -20 ms for the same CPU: docs/STREAMS.md).
+every system call of the writes (at 1,500 streams, lag p50 -20 ms for the same CPU: docs/STREAMS.md). Database
+work that nothing waits on is held for the rest of that wait, after the writes (`run_while_waiting`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class Pacer:
         self._may_wait = may_wait
         self._cpu_seconds = cpu_seconds
         self._woken = threading.Event()
+        self._waiting = threading.Event()  # set while the loop waits out a tick, and always while it runs freely
+        self._waiting.set()
         self._last_tick = 0.0
         self._due = time.monotonic()  # when the next tick should run
         self._behind = 0.0  # seconds of this window the loop spent late for a tick or running one
@@ -73,6 +76,14 @@ class Pacer:
     def wake(self) -> None:
         """From any thread: end the current wait now (callbacks scheduled before this call run next)."""
         self._woken.set()
+
+    def run_while_waiting(self, fn, *args):
+        """From another thread, for work nothing waits on (the session host's commits of rows and writes of the
+        media index): `fn(*args)` once the paced loop waits out its tick, after the tick's own writes; at once
+        while the loop runs freely; after one longest tick at most. Started during a pass, such work shared the
+        interpreter with it and stretched it (docs/STREAMS.md)."""
+        self._waiting.wait(self.longest)
+        return fn(*args)
 
     @property
     def batching(self) -> bool:
@@ -108,15 +119,18 @@ class Pacer:
         self._behind += now - min(self._due, started)
         self._measure(now)
         if self.batching and self._may_wait():
-            rest = self._last_tick + self.period - now
-            if rest > 0:
-                self._woken.wait(rest)
-                self._woken.clear()
             if handed is not None:
                 concurrent.futures.wait([handed], timeout=self.longest)
+            rest = self._last_tick + self.period - time.monotonic()
+            if rest > 0:
+                self._waiting.set()
+                self._woken.wait(rest)
+                self._woken.clear()
+                self._waiting.clear()
             self._last_tick = self._due = time.monotonic()
             self._loop.call_soon(self._tick)  # after the poll the loop makes next
         else:
+            self._waiting.set()
             self._last_tick = now
             self._due = now + self.period
             self._loop.call_later(self.period, self._tick)

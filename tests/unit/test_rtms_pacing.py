@@ -163,3 +163,34 @@ def test_a_lightly_loaded_loop_does_not_wait_for_the_work_it_handed_over(clock):
 
     assert not process.handed.done()
     assert process.loop.scheduled[-1] == ("later", pacing.SHORTEST_TICK)
+
+
+def test_work_nothing_waits_on_starts_while_the_busy_loop_waits_after_the_ticks_writes(clock):
+    """The host's commits of rows and index writes: held while the loop makes its pass, run in its wait once the
+    tick's file writes are done, so they stretch neither."""
+    process = PacedProcess(clock)
+    process.run(core_share=0.9, seconds=5)
+    process.pacer._waiting.clear()  # the loop is in a pass
+    process.pacer.longest = 5.0  # the bound on the hold, in real time: far beyond this test's
+    write = concurrent.futures.Future()
+    process.handed = write
+    started = threading.Event()
+    seen = []
+    database = concurrent.futures.ThreadPoolExecutor(1)
+    commit = database.submit(process.pacer.run_while_waiting, lambda: (started.set(), seen.append(write.done())))
+
+    assert not started.wait(0.2)  # held while the pass lasts
+    threading.Timer(0.05, write.set_result, [None]).start()  # the file thread, finishing the tick's writes
+    process.pacer._tick()
+    commit.result(5)
+    database.shutdown()
+
+    assert seen == [True]  # after the writes, not alongside them
+
+
+def test_work_nothing_waits_on_runs_at_once_while_the_loop_runs_freely(clock):
+    process = PacedProcess(clock)
+    process.run(core_share=0.05, seconds=5)
+
+    assert process.pacer.run_while_waiting(lambda: "committed") == "committed"
+    assert process.pacer._waiting.is_set()
