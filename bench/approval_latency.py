@@ -79,6 +79,9 @@ def receive_until(socket, predicate, timeout=15.0):
             return message["state"]
 
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's, as the end-to-end tests use
+
+
 def my_share(state):
     return next((s for s in state["shares"] if s["user_id"] == state["viewer"]["user_id"]), None)
 
@@ -93,6 +96,9 @@ def main():
     parser.add_argument("--invitations", type=int, default=30,
                         help="requests to a host whose panel is closed, in Chromium, click → Zoom's invitation shown")
     args = parser.parse_args()
+    if (args.browser_approvals or args.invitations) and not Path(CHROMIUM).exists():
+        sys.exit(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), or pass "
+                 "--browser-approvals 0 --invitations 0 for the server-side figures only")
 
     create_database()
     import django
@@ -255,7 +261,7 @@ def run_in_browsers(args, sim, web, requests):
     stack = Stack(sim, web, app)
     shown_ms, click_to_approve, rest, webhook, active, push = [], [], [], [], [], []
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         hana = Person(chromium, stack, meeting, "Hana").open_panel()
         participants = [Person(chromium, stack, meeting, name).open_panel() for name in names[1:]]
         for i in range(args.warmup + args.browser_approvals if args.browser_approvals else 0):
