@@ -79,9 +79,6 @@ def receive_until(socket, predicate, timeout=15.0):
             return message["state"]
 
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's, as the end-to-end tests use
-
-
 def my_share(state):
     return next((s for s in state["shares"] if s["user_id"] == state["viewer"]["user_id"]), None)
 
@@ -96,6 +93,8 @@ def main():
     parser.add_argument("--invitations", type=int, default=30,
                         help="requests to a host whose panel is closed, in Chromium, click → Zoom's invitation shown")
     args = parser.parse_args()
+    from tests.e2e.zoom_window_fixtures import CHROMIUM
+
     if (args.browser_approvals or args.invitations) and not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), or pass "
                  "--browser-approvals 0 --invitations 0 for the server-side figures only")
@@ -242,7 +241,7 @@ def run_in_browsers(args, sim, web, requests):
     from playwright.sync_api import sync_playwright
 
     from tests.e2e.panel_support import Person, Stack
-    from tests.e2e.zoom_window_fixtures import CHROMIUM_ARGS
+    from tests.e2e.zoom_window_fixtures import CHROMIUM, CHROMIUM_ARGS
     from zoomapp.consent.models import Share
     from zoomapp.marketplace.models import ZoomApp
 

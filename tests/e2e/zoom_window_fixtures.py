@@ -27,6 +27,7 @@ from tests.zoomsim_client import register_app
 ROOT = Path(__file__).resolve().parents[2]
 SDK_FILE = ROOT / "static/panel/vendor/appssdk-0.16.41/sdk.es.js"  # the one vendored copy, the panel's
 SCREENSHOTS = ROOT / "artifacts/screenshots"
+CHROMIUM = "/usr/bin/chromium"  # Debian's (bin/test installs it)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OWASP = {
@@ -209,7 +210,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 

@@ -34,6 +34,10 @@ def _wait_until(check, timeout=10.0):
         time.sleep(0.05)
 
 
+async def _may_wait(host):
+    return host._pacer._may_wait()
+
+
 def _may_wait_once_queued(host, fn, *args, **kwargs):
     """Queue a change of the state queue and ask the pacer whether the loop may wait, in one callback on the
     loop: the state task cannot take the change in between."""
@@ -84,8 +88,3 @@ def test_rows_and_index_writes_leave_the_paced_wait_alone_and_a_state_change_end
         worker="wakes-test"))
     _wait_until(lambda: StreamSession.objects.get(pk=stream.pk).state == StreamState.ACTIVE)
     _wait_until(woken.is_set, timeout=2.0)
-
-
-
-async def _may_wait(host):
-    return host._pacer._may_wait()
