@@ -1,3 +1,4 @@
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -17,3 +18,10 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
+
+# Everything loaded by now (Django, the app, the consumers: ~120,000 objects) lives as long as the process. Frozen,
+# the collector's full collections no longer walk it: in daphne under approvals one came about every 40 s and
+# stopped every socket and request for 94–101 ms on a 2-core machine; frozen, for 11–12 ms (docs/PERFORMANCE.md
+# "2026-12-02 (session 22)"; bench/gc_pauses.py). The session host does the same for its process
+# (rtms/client/pacing.py quiet_garbage_collector).
+gc.freeze()

@@ -107,3 +107,12 @@ def test_a_web_process_with_no_debug_variable_answers_as_production(production_w
     missing = requests.get(f"{production_web.url}/no-such-page", headers=proxied, timeout=10)
     assert missing.status_code == 404
     assert "URLconf" not in missing.text and "DEBUG = True" not in missing.text  # no debug page
+
+
+def test_the_web_process_freezes_what_it_loaded_so_garbage_collections_skip_it():
+    """Full collections that walk the loaded app pause every socket and request (docs/PERFORMANCE.md "Garbage
+    collection in the web process")."""
+    result = subprocess.run([sys.executable, "-c", "import gc, zoomapp.asgi; print(gc.get_freeze_count())"],
+                            cwd=ROOT, env=production_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 50_000  # Django and the app: ~120,000 objects
