@@ -60,6 +60,7 @@ def test_an_error_stop_is_restarted_through_zoom_and_audited(app, meeting, stop_
     entry = AuditEntry.objects.get(kind="stream_restart", meeting_uuid=meeting.uuid)
     assert entry.reason.startswith(f"{stop_reason_name(stop_reason)} ({stop_reason}): restart 1 of 3")
     assert entry.rtms_stream_id == stream.rtms_stream_id and entry.subject_user_id == HOST.user_id
+    assert (entry.actor_user_id, entry.actor_role) == ("app", "app")  # the app itself, not someone in the meeting
     share = share_of(app, meeting)
     assert share.status == "starting" and share.start_path == "rest"  # REST start with the host's token, queued
 

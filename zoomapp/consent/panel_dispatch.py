@@ -4,8 +4,10 @@ Bodies come from browsers, so every field is checked here before a do_* action s
 inside the do_* actions, against what Zoom told the server, never against what the panel claims.
 """
 
+from django.db.models import OuterRef, Subquery
+
 from zoomapp.consent.actions import host_controls, sharing_requests, starting
-from zoomapp.consent.models import Meeting, Share
+from zoomapp.consent.models import Meeting, Participant, Share
 from zoomapp.consent.permissions import Actor, Refused
 
 MAX_IDS = 100
@@ -118,11 +120,12 @@ def perform(identity, body, source, address=""):
         raise Refused("unknown_action", "Unknown action.")
     if identity.is_guest:
         raise Refused("guest", "Sign in to Zoom to use this app.")
+    # The actor's name as Zoom told it, read with the meeting (one round trip on every action's path).
+    actor_name = Participant.objects.filter(meeting=OuterRef("pk"), user_id=identity.user_id).values("name")[:1]
     meeting = Meeting.objects.select_related("app").filter(
-        app__client_id=identity.client_id, uuid=identity.meeting_uuid).first()
+        app__client_id=identity.client_id, uuid=identity.meeting_uuid).annotate(actor_name=Subquery(actor_name)).first()
     if meeting is None:
         raise Refused("unknown_meeting", "This panel's meeting is not known.")
-    participant_name = meeting.participants.filter(user_id=identity.user_id).values_list("name", flat=True).first()
-    actor = Actor(identity.user_id, participant_name or "", source, address)
+    actor = Actor(identity.user_id, meeting.actor_name or "", source, address)
     handler(meeting, actor, body)
     return name

@@ -22,6 +22,8 @@ class Actor:
 
 
 ZOOM = Actor("zoom", "Zoom", "webhook")
+# Actors that are not users in the meeting (Zoom itself, and the app acting on its own: actions.starting.APP).
+NOT_PEOPLE = ("zoom", "app")
 
 
 class Refused(Exception):
