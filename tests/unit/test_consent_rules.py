@@ -264,8 +264,12 @@ def test_user_stops_own_app(app, meeting):
     joined(meeting)
     share = _sharing(app, meeting, BEN, "s1")
     host_controls.do_stop(meeting, share.pk, actor=BEN)
+    shown = Meeting.objects.get(pk=meeting.pk).version
     streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped", stop_reason=2)
     assert status(meeting, app, BEN) == "stopped"
+    # Zoom's confirmation is audited with its reason, and changes nothing the panels show: nothing is pushed.
+    assert AuditEntry.objects.filter(kind="stream_stopped", reason="USER_TRIGGERED").exists()
+    assert Meeting.objects.get(pk=meeting.pk).version == shown
 
 
 def test_a_stream_with_no_request_behind_it_is_an_auto_start(app, meeting):

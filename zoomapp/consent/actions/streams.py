@@ -133,16 +133,19 @@ def _stream_stopped(meeting, share, stop_reason):
         outcome = share.status  # the host's or the user's choice stands; Zoom's reason is recorded
     else:
         outcome = STOP_REASON_OUTCOMES.get(stop_reason, Status.STOPPED)
-    if outcome == Status.APPS_DISABLED and meeting.share_with_apps:
+    toggled = outcome == Status.APPS_DISABLED and meeting.share_with_apps
+    if toggled:
         # Zoom's own "share with apps" went off: our toggle follows it.
         Meeting.objects.filter(pk=meeting.pk).update(share_with_apps=False)
         meeting.share_with_apps = False
-    if share.status == outcome and share.stop_reason == stop_reason:
+    if share.status == outcome and share.stop_reason == stop_reason and not toggled:
         return
+    shown = share.status != outcome or toggled  # panels do not show Zoom's stop reason
     share.set_status(outcome, stop_reason=stop_reason)
     audit.record_in_meeting("stream_stopped", meeting, ZOOM, share=share, outcome=outcome,
                             reason=stop_reason_name(stop_reason))
-    mark_changed(meeting)
+    if shown:  # else a person's stop already showed it: no push to every panel of the meeting for nothing
+        mark_changed(meeting)
 
 
 def do_restart_after_error_stop(stream):
