@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 
 from rtms.models import StreamSession
 from tests.consent_support import make_app, meeting_uuid
-from zoomapp.consent import meetings, panel_state, policy
+from zoomapp.consent import meetings, panel_state, policy, push
 from zoomapp.consent.actions import host_controls, presence, sharing_requests, streams
 from zoomapp.consent.models import AuditEntry, Meeting, Share, SharingPolicy
 from zoomapp.consent.permissions import Actor, Refused
@@ -190,6 +190,26 @@ def _sharing(app, meeting, actor, stream_id):
     streams.do_stream_state(app.client_id, meeting.uuid, stream_id, actor.user_id, "starting")
     streams.do_stream_state(app.client_id, meeting.uuid, stream_id, actor.user_id, "active")
     return Share.objects.get(meeting=meeting, app=app, user_id=actor.user_id)
+
+
+def test_zoom_confirming_a_rest_start_pushes_nothing_until_the_stream_is_active(
+        app, meeting, pushes, django_capture_on_commit_callbacks):
+    """Every panel shows "starting" from the approval on; Zoom's rtms_started adds only the stream's id."""
+    joined(meeting)
+    sharing_requests.do_request(meeting, actor=BEN)
+    sharing_requests.do_approve(meeting, actor=HOST)
+    group = push.meeting_group(app.client_id, meeting.uuid)
+    version = Meeting.objects.get(pk=meeting.pk).version
+    with django_capture_on_commit_callbacks(execute=True):
+        streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "starting")
+    assert Share.objects.get(meeting=meeting, user_id=BEN.user_id).rtms_stream_id == "s1"
+    assert Meeting.objects.get(pk=meeting.pk).version == version + 1  # a version names one state
+    assert pushes.to(group, "panel.state") == []
+    with django_capture_on_commit_callbacks(execute=True):
+        streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "active")
+    [pushed] = pushes.to(group, "panel.state")
+    assert pushed["state"]["version"] == version + 2
+    assert [(s["status"], s["has_stream"]) for s in pushed["state"]["shares"]] == [("sharing", True)]
 
 
 def test_sharing_once_data_flows_then_disclosure(app, meeting):

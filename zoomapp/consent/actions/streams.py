@@ -119,13 +119,19 @@ def _stream_began(meeting, share, stream_id, state):
     else:
         started_by = Share.StartedBy.AUTO  # no request behind it: Zoom auto-started it
     pending = ShareRequest.objects.filter(share=share, status=ShareRequest.Status.PENDING)
-    pending.update(status=ShareRequest.Status.APPROVED, decided_at=timezone.now(), decided_by="zoom")
+    approved = pending.update(status=ShareRequest.Status.APPROVED, decided_at=timezone.now(), decided_by="zoom")
     status = Status.SHARING if state == "active" else Status.STARTING
+    shown = (share.status, share.started_by, share.start_path)
     share.set_status(status, rtms_stream_id=stream_id, started_by=started_by, stop_intent="", stop_reason=None,
                      start_path=share.start_path or "")
     audit.record_in_meeting("stream_started", meeting, ZOOM, share=share, outcome=status,
                             detail={"started_by": started_by})
-    mark_changed(meeting)
+    # Zoom confirming a start we asked for by REST, which every panel already shows as starting, adds only the
+    # stream's id, which no panel renders while it starts over REST (the requester's panel starts it itself only
+    # on the in-client path): the version moves, so that it names this state, and the push waits for "active".
+    confirms_only = (not approved and shown == (share.status, share.started_by, share.start_path)
+                     and share.start_path == Share.StartPath.REST)
+    mark_changed(meeting, publish=not confirms_only)
 
 
 def _stream_stopped(meeting, share, stop_reason):
