@@ -81,3 +81,14 @@ def test_a_name_zoom_never_sent_is_taken_from_the_panel_under_the_lock(client, a
     open_panel(client, app, meeting.uuid, "ben1", "participant", "Ben")
 
     assert _participant(meeting, "ben1") == ("participant", "Ben", True)
+
+
+def test_two_panels_of_someone_new_opening_at_once_insert_one_row(meeting):
+    """Both find no row; the one that inserts it is bound, the other learns it lost the race (and binds under the
+    lock, as a known attendee)."""
+    from zoomapp.consent.actions import presence
+
+    assert presence._inserted_if_new(meeting, "ben1", "Ben", "participant") is True
+    assert presence._inserted_if_new(meeting, "ben1", "Benjamin", "co-host") is False
+    [row] = Participant.objects.filter(meeting=meeting, user_id="ben1")
+    assert (row.role, row.name, row.present, row.updated is not None) == ("participant", "Ben", True, True)

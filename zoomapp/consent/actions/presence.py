@@ -1,6 +1,6 @@
 """Who is in the meeting: verified panels opening, Zoom's join/leave events, and the meeting ending."""
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from zoomapp.consent import audit, meetings
@@ -31,12 +31,25 @@ def _attendee_bound(meeting, user_id, role, name):
     if known is not None:
         known_role, known_name, present = known
         return known_role == role and present and bool(known_name or not name)
-    try:
-        with transaction.atomic():
-            Participant.objects.create(meeting=meeting, user_id=user_id, name=name[:200], role=role)
-    except IntegrityError:
-        return False
-    return True
+    return _inserted_if_new(meeting, user_id, name, role)
+
+
+_NEW_PARTICIPANT_COLUMNS = ("meeting", "user_id", "name", "role", "present", "updated")
+_INSERT_IF_NEW = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}, {}) DO NOTHING RETURNING {}".format(
+    connection.ops.quote_name(Participant._meta.db_table),
+    ", ".join(connection.ops.quote_name(Participant._meta.get_field(name).column) for name in _NEW_PARTICIPANT_COLUMNS),
+    ", ".join(["%s"] * len(_NEW_PARTICIPANT_COLUMNS)),
+    *(connection.ops.quote_name(Participant._meta.get_field(name).column) for name in ("meeting", "user_id", "id")))
+
+
+def _inserted_if_new(meeting, user_id, name, role):
+    """The person's row, inserted unless a concurrent panel of theirs inserted it first (then False): one statement
+    on the unique (meeting, user_id), where a create() in a transaction of its own took three (BEGIN, INSERT,
+    COMMIT) on every new attendee's Home URL (docs/ARCHITECTURE.md "Pushing state")."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_IF_NEW, [meeting.pk, user_id, name[:200], role, True, now])
+        return cursor.fetchone() is not None
 
 
 @transaction.atomic
