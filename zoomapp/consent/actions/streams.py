@@ -121,7 +121,7 @@ def _stream_began(meeting, share, stream_id, state):
     pending = ShareRequest.objects.filter(share=share, status=ShareRequest.Status.PENDING)
     approved = pending.update(status=ShareRequest.Status.APPROVED, decided_at=timezone.now(), decided_by="zoom")
     status = Status.SHARING if state == "active" else Status.STARTING
-    shown = (share.status, share.started_by, share.start_path)
+    shown_before = (share.status, share.started_by, share.start_path)
     share.set_status(status, rtms_stream_id=stream_id, started_by=started_by, stop_intent="", stop_reason=None,
                      start_path=share.start_path or "")
     audit.record_in_meeting("stream_started", meeting, ZOOM, share=share, outcome=status,
@@ -129,7 +129,7 @@ def _stream_began(meeting, share, stream_id, state):
     # Zoom confirming a start we asked for by REST, which every panel already shows as starting, adds only the
     # stream's id, which no panel renders while it starts over REST (the requester's panel starts it itself only
     # on the in-client path): the version moves, so that it names this state, and the push waits for "active".
-    confirms_only = (not approved and shown == (share.status, share.started_by, share.start_path)
+    confirms_only = (not approved and shown_before == (share.status, share.started_by, share.start_path)
                      and share.start_path == Share.StartPath.REST)
     mark_changed(meeting, publish=not confirms_only)
 
@@ -146,11 +146,11 @@ def _stream_stopped(meeting, share, stop_reason):
         meeting.share_with_apps = False
     if share.status == outcome and share.stop_reason == stop_reason and not toggled:
         return
-    shown = share.status != outcome or toggled  # panels do not show Zoom's stop reason
+    panels_change = share.status != outcome or toggled  # panels do not show Zoom's stop reason
     share.set_status(outcome, stop_reason=stop_reason)
     audit.record_in_meeting("stream_stopped", meeting, ZOOM, share=share, outcome=outcome,
                             reason=stop_reason_name(stop_reason))
-    if shown:  # else a person's stop already showed it: no push to every panel of the meeting for nothing
+    if panels_change:  # else a person's stop already showed it: no push to every panel of the meeting for nothing
         mark_changed(meeting)
 
 
