@@ -1,20 +1,37 @@
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+from asgiref.sync import sync_to_async
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zoomapp.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs Django set up first
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 
 from zoomapp.routing import websocket_urlpatterns  # noqa: E402
+
+
+class OneHopASGIHandler(ASGIHandler):
+    """Django's ASGI handler, with a request's middleware and view entered in one thread hop.
+
+    Every view and middleware here is synchronous. Django's own handler runs each middleware's request and response
+    step in a hop of its own from the event loop to the request's thread and back: fifteen hops per request, which
+    cost daphne more CPU than the panel's page itself (docs/PERFORMANCE.md "2026-12-02 (session 23)"). Built in
+    sync mode, the chain is what a WSGI server runs, entered once.
+    """
+
+    def load_middleware(self, is_async=False):
+        super().load_middleware(is_async=False)
+        self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
+
 
 application = ProtocolTypeRouter(
     {
         # Serves /static/ (the panel's script, styles and pinned Zoom Apps SDK) from the app directories.
-        "http": ASGIStaticFilesHandler(django_asgi_app),
+        "http": ASGIStaticFilesHandler(OneHopASGIHandler()),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
