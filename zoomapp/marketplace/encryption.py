@@ -22,7 +22,16 @@ def encrypt(plaintext):
 
 
 def decrypt(token):
-    return _fernet(settings.FIELD_ENCRYPTION_KEY).decrypt(token.encode()).decode()
+    return _decrypted(settings.FIELD_ENCRYPTION_KEY, token)
+
+
+# A row's secrets are decrypted each time the row is read: the app's two with every meeting lock, ~10 µs each in a
+# loop and several times that between requests, 3.6 % of the web process's CPU under approvals (docs/PERFORMANCE.md
+# "2026-12-02 (session 23)"). The same ciphertext always decrypts to the same text, and a process that reads them
+# holds the key anyway.
+@functools.lru_cache(maxsize=4096)
+def _decrypted(key_material, token):
+    return _fernet(key_material).decrypt(token.encode()).decode()
 
 
 class EncryptedTextField(models.TextField):
