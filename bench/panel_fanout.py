@@ -265,9 +265,10 @@ async def one_size(args, n, ctx):
         everyone += panels
     late_cpu = cpu_seconds(webs) - cpu0
     stop_profiler(profiler)
-    print(f"N={n:<5} opening one more panel, one at a time ×{args.late}: Home URL → snapshot p50 "
-          f"{percentile(late_seconds, 50) * 1000:.1f} ms p99 {percentile(late_seconds, 99) * 1000:.1f} ms, "
-          f"web CPU {late_cpu / args.late * 1000:.2f} ms/panel   [{load()}]", flush=True)
+    if args.late:
+        print(f"N={n:<5} opening one more panel, one at a time ×{args.late}: Home URL → snapshot p50 "
+              f"{percentile(late_seconds, 50) * 1000:.1f} ms p99 {percentile(late_seconds, 99) * 1000:.1f} ms, "
+              f"web CPU {late_cpu / args.late * 1000:.2f} ms/panel   [{load()}]", flush=True)
 
     profiler = start_profiler(args, webs[0], f"changes-{n}")
     kinds = {"request": [], "approve → starting": [], "stream active → sharing": [], "stop": []}
