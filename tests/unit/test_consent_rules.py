@@ -2,12 +2,14 @@
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from rtms.models import StreamSession
 from tests.consent_support import make_app, meeting_uuid
-from zoomapp.consent import meetings, panel_state, policy, push
+from zoomapp.consent import meetings, panel_state, permissions, policy, push
 from zoomapp.consent.actions import host_controls, presence, sharing_requests, streams
-from zoomapp.consent.models import AuditEntry, Meeting, Share, SharingPolicy
+from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, SharingPolicy
 from zoomapp.consent.permissions import Actor, Refused
 
 pytestmark = pytest.mark.django_db
@@ -182,6 +184,27 @@ def test_a_participant_cannot_decide_and_nothing_changes(app, meeting):
         assert refused.value.code == "not_host"
     assert (Meeting.objects.get(pk=meeting.pk).version, AuditEntry.objects.count()) == before
     assert status(meeting, app, BEN) == "pending"
+
+
+def test_an_action_reads_its_actors_role_once_for_the_check_and_the_audit_entry(app, meeting):
+    joined(meeting)
+    sharing_requests.do_request(meeting, actor=BEN)
+
+    with CaptureQueriesContext(connection) as queries:
+        sharing_requests.do_approve(meeting, actor=HOST)
+
+    role_reads = [q["sql"] for q in queries.captured_queries
+                  if 'FROM "consent_participant"' in q["sql"] and f"'{HOST.user_id}'" in q["sql"]]
+    assert len(role_reads) == 1
+    assert AuditEntry.objects.filter(kind="approve").values_list("actor_role", flat=True).get() == "host"
+
+
+def test_a_role_changed_within_a_change_of_the_meeting_is_read_again(app, meeting):
+    with transaction.atomic():
+        locked = meetings.lock(meeting)
+        assert not permissions.is_host(locked, BEN.user_id)
+        meetings.upsert_participant(locked, BEN.user_id, role=Participant.Role.CO_HOST)
+        assert permissions.is_host(locked, BEN.user_id)
 
 
 def _sharing(app, meeting, actor, stream_id):

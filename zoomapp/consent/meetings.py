@@ -41,7 +41,9 @@ def lock(meeting):
     an UPDATE of the row takes: it excludes every other change of the meeting, but not the inserts of its rows
     (participants, shares, requests), whose foreign key check would wait out a FOR UPDATE: an attendee's panel
     opening (actions/presence.py) inserts one without the lock."""
-    return locked_meetings().get(pk=meeting.pk)
+    locked = locked_meetings().get(pk=meeting.pk)
+    locked.remembered_roles = {}  # permissions.role_of: roles change only under this lock
+    return locked
 
 
 def locked_meetings():
@@ -55,6 +57,7 @@ def upsert_participant(meeting, user_id, name="", role=None, present=True):
     if role:
         defaults["role"] = role
     participant, _ = Participant.objects.update_or_create(meeting=meeting, user_id=user_id, defaults=defaults)
+    getattr(meeting, "remembered_roles", {}).pop(user_id, None)
     return participant
 
 

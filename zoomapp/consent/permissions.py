@@ -36,13 +36,24 @@ class Refused(Exception):
 
 
 def role_of(meeting, user_id):
-    """The user's role now, from what Zoom told us (webhooks and verified app contexts), never from the client."""
+    """The user's role now, from what Zoom told us (webhooks and verified app contexts), never from the client.
+
+    Read once per user in a change of the meeting: roles change only under the meeting's lock, which the change
+    holds, so the check and the audit entry of one action need one read (`remembered_roles`, forgotten by
+    meetings.upsert_participant)."""
     if not user_id:
         return Participant.Role.PARTICIPANT
+    remembered = getattr(meeting, "remembered_roles", None)
+    if remembered is not None and user_id in remembered:
+        return remembered[user_id]
     participant = Participant.objects.filter(meeting=meeting, user_id=user_id).only("role").first()
     if participant is not None:
-        return participant.role
-    return Participant.Role.HOST if user_id == meeting.host_user_id else Participant.Role.PARTICIPANT
+        role = participant.role
+    else:
+        role = Participant.Role.HOST if user_id == meeting.host_user_id else Participant.Role.PARTICIPANT
+    if remembered is not None:
+        remembered[user_id] = role
+    return role
 
 
 def is_host(meeting, user_id):
