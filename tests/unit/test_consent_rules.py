@@ -199,6 +199,16 @@ def test_an_action_reads_its_actors_role_once_for_the_check_and_the_audit_entry(
     assert AuditEntry.objects.filter(kind="approve").values_list("actor_role", flat=True).get() == "host"
 
 
+def test_a_request_is_audited_under_the_meetings_app_without_reading_the_app_again(app, meeting):
+    joined(meeting)
+
+    with CaptureQueriesContext(connection) as queries:
+        sharing_requests.do_request(meeting, actor=BEN)
+
+    assert not [q for q in queries.captured_queries if 'FROM "marketplace_zoomapp" WHERE' in q["sql"]]
+    assert AuditEntry.objects.filter(kind="request").values_list("app", flat=True).get() == app.pk
+
+
 def test_a_role_changed_within_a_change_of_the_meeting_is_read_again(app, meeting):
     with transaction.atomic():
         locked = meetings.lock(meeting)

@@ -29,9 +29,11 @@ def record(kind, *, app=None, meeting_uuid="", actor_user_id="", actor_role="", 
 def record_in_meeting(kind, meeting, actor, *, share=None, outcome="", reason="", detail=None):
     """An entry about one meeting of one app: the actor's role as the server knows it, the share's user and
     stream when the entry is about a share. Zoom and the app itself are no one in the meeting: their id is their
-    role, with no lookup."""
+    role, with no lookup. A share of the meeting's own app names the app the meeting row already holds (a share
+    read without its app would read it again)."""
+    app = meeting.app if share is None or share.app_id == meeting.app_id else share.app
     return record(
-        kind, app=share.app if share else meeting.app, meeting_uuid=meeting.uuid, actor_user_id=actor.user_id,
+        kind, app=app, meeting_uuid=meeting.uuid, actor_user_id=actor.user_id,
         actor_role=actor.user_id if actor.user_id in NOT_PEOPLE else role_of(meeting, actor.user_id),
         subject_user_id=share.user_id if share else "", outcome=outcome, reason=reason, source=actor.source,
         address=actor.address, rtms_stream_id=share.rtms_stream_id if share else "", detail=detail,
