@@ -18,9 +18,9 @@ class OneHopASGIHandler(ASGIHandler):
     """Django's ASGI handler, with a request's middleware and view entered in one thread hop.
 
     Every view and middleware here is synchronous. Django's own handler runs each middleware's request and response
-    step in a hop of its own from the event loop to the request's thread and back: fifteen hops per request, which
-    cost daphne more CPU than the panel's page itself (docs/PERFORMANCE.md "2026-12-02 (session 23)"). Built in
-    sync mode, the chain is what a WSGI server runs, entered once.
+    step in a hop of its own from the event loop to the request's thread and back: sixteen hops for the panel's
+    page, costing daphne more CPU than the view (docs/PERFORMANCE.md "2026-12-02 (session 23)"). Built in sync
+    mode, the chain is what a WSGI server runs, entered once.
     """
 
     def load_middleware(self, is_async=False):

@@ -13,7 +13,7 @@ from zoomapp.consent.models import Participant
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Django's request_started signal, the middleware chain with its view, and the response's close (which sends
-# request_finished). Django's own handler made fifteen for the same page.
+# request_finished). Django's own handler made sixteen for the same page.
 HOPS_PER_REQUEST = 3
 
 
