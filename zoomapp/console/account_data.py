@@ -182,7 +182,21 @@ def apps_by_client_id():
     return {app.client_id: app for app in ZoomApp.objects.all()}
 
 
+# (client_id, meeting UUID) -> the meeting's account, once known: a meeting row's account is never overwritten
+# once set (zoomapp/consent/meetings.py IDENTITY_FIELDS), and every state change of every stream asks for it
+# (streams_feed), a thousand at once when a worker starts.
+_known_accounts = {}
+_KNOWN_ACCOUNTS_KEPT = 10_000
+
+
 def meeting_account(client_id, meeting_uuid):
-    """The account whose meeting this is (the host's), as that app knows it, or "" when it does not."""
-    return (Meeting.objects.filter(app__client_id=client_id, uuid=meeting_uuid)
-            .values_list("account_id", flat=True).first() or "")
+    """The account whose meeting this is (the host's), as that app knows it, or "" when it does not (yet)."""
+    account_id = _known_accounts.get((client_id, meeting_uuid))
+    if account_id is None:
+        account_id = (Meeting.objects.filter(app__client_id=client_id, uuid=meeting_uuid)
+                      .values_list("account_id", flat=True).first() or "")
+        if account_id:
+            if len(_known_accounts) >= _KNOWN_ACCOUNTS_KEPT:
+                _known_accounts.clear()
+            _known_accounts[(client_id, meeting_uuid)] = account_id
+    return account_id
