@@ -12,8 +12,8 @@ and the next participant asks.
 
 Prints p50/p95/p99/max of the total, and of its parts from the rows written on the way (approve audit entry →
 stream row created by the webhook → stream active → push received), and the CPU time daphne, the worker (with its
-pool processes) and the simulator spent per approval with its stop: unlike the latencies, that figure does not
-move with what else the machine runs.
+pool processes), the simulator and the PostgreSQL backends serving them spent per approval with its stop: unlike
+the latencies, that figure does not move with what else the machine runs.
 
 Then what a person sees (`--browser-approvals`, 50 by default, 0 to skip): Chromium (Debian's /usr/bin/chromium,
 through Playwright, as the end-to-end tests) opens the simulated Zoom window of a host and two participants with
@@ -121,7 +121,10 @@ def main():
         worker = processes.start_worker(env, workdir, "bench-worker", concurrency=2)
         try:
             cpu = CpuMeter({"daphne": web.pid, "worker": worker.pid, "simulator": sim.popen.pid})
-            results = run(args, sim, web, requests, connect, cpu)
+            try:
+                results = run(args, sim, web, requests, connect, cpu)
+            finally:
+                cpu.close()
             load_sockets = os.getloadavg()
             in_browsers = run_in_browsers(args, sim, web, requests) \
                 if args.browser_approvals or args.invitations else None
@@ -167,28 +170,73 @@ def load_text(load):
     return "/".join(f"{value:.2f}" for value in load)
 
 
+def _cpu_seconds(process):
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 class CpuMeter:
-    """CPU time of each process (with its children: the worker's pool processes) between two readings: a figure
-    that, unlike the latencies, does not depend on what else the machine is running."""
+    """CPU time of each process (with its children: the worker's pool processes) between two readings, and of the
+    PostgreSQL backends serving them: a figure that, unlike the latencies, does not depend on what else the machine
+    is running."""
 
     def __init__(self, pids):
         import psutil
 
         self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.postgres = PostgresBackends()
         self.start = self.read()
 
     def read(self):
-        def seconds(process):
-            times = process.cpu_times()
-            return times.user + times.system
-        return {name: seconds(p) + sum(seconds(c) for c in p.children(recursive=True))
-                for name, p in self.processes.items()}
+        return {**{name: _cpu_seconds(p) + sum(_cpu_seconds(c) for c in p.children(recursive=True))
+                   for name, p in self.processes.items()}, "postgresql": self.postgres.read()}
 
     def restart(self):
         self.start = self.read()
 
     def per(self, count):
         return {name: (now - self.start[name]) * 1000 / count for name, now in self.read().items()}
+
+    def close(self):
+        self.postgres.close()
+
+
+class PostgresBackends:
+    """CPU seconds of the PostgreSQL backends serving the bench's processes (their connections to the bench's
+    database, named by PGAPPNAME; not the benchmark's own), sampled every 0.2 s by a thread: a backend that exits
+    (a Celery task's connection) still counts up to its last sample. PostgreSQL runs on this machine."""
+
+    def __init__(self):
+        import threading
+
+        self._cpu = {}  # backend pid -> its CPU seconds at the latest sample
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self):
+        import psutil
+        import psycopg
+
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            while not self._stop.wait(0.2):
+                pids = [pid for (pid,) in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name LIKE 'test-%%'",
+                    (DB_NAME,))]
+                for pid in pids:
+                    with contextlib.suppress(psutil.Error):
+                        seconds = _cpu_seconds(psutil.Process(pid))
+                        with self._lock:
+                            self._cpu[pid] = seconds
+
+    def read(self):
+        with self._lock:
+            return sum(self._cpu.values())
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
 
 
 def authorize(web, requests, app, user_id):

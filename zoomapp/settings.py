@@ -167,6 +167,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABAS
     # Each connection handed out is checked first (one empty round trip): after PostgreSQL restarted, the pool's
     # idle connections are dead.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# PostgreSQL's parse and plan of each statement were a third of its CPU on an approval's path (docs/PERFORMANCE.md):
+# parameters are bound by the server and psycopg prepares a statement once a connection has run it five times.
+# Off (Django's client-side binding) behind a transaction-mode PgBouncer older than 1.21 (docs/DEPLOY.md).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 if env("DATABASE_TEST_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env("DATABASE_TEST_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -79,3 +79,39 @@ def test_a_burst_of_webhooks_is_served_on_a_bounded_number_of_connections(web):
         REQUESTS_AT_ONCE
     print(f"\n{BURST} webhooks at once: at most {sampler.peak} connections (the pool's bound: {bound})")
     assert 0 < sampler.peak <= bound
+
+
+def test_a_statement_a_connection_runs_again_is_parsed_and_planned_once():
+    """The panels' state read runs on every change of every meeting: after a few runs on a connection, PostgreSQL
+    executes it from a prepared statement instead of parsing and planning it each time (docs/PERFORMANCE.md)."""
+    from django.db import connection
+
+    from zoomapp.consent.meetings import get_meeting, upsert_participant
+    from zoomapp.consent.panel_state import meeting_state
+
+    meeting = get_meeting(make_app(), meeting_uuid())
+    upsert_participant(meeting, "hostPrep1", "Hana Host", role="host")
+    states = [meeting_state(meeting) for _ in range(7)]
+
+    assert [state["hosts"] for state in states] == [["hostPrep1"]] * 7
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert any('FROM "consent_share"' in statement and "$1" in statement for statement in prepared), prepared
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler_that_cannot_keep_them():
+    """Behind a transaction-mode PgBouncer older than 1.21 a prepared statement may be asked of another backend:
+    DATABASE_PREPARED_STATEMENTS=false gives Django's client-side binding, with nothing prepared (docs/DEPLOY.md)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    show = ("import json, django; from django.conf import settings; django.setup(); "
+            "print(json.dumps({k: v for k, v in settings.DATABASES['default'].get('OPTIONS', {}).items() "
+            "if k in ('server_side_binding', 'prepare_threshold')}))")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "zoomapp.settings", "DATABASE_PREPARED_STATEMENTS": "false"}
+    options = json.loads(subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True,
+                                        check=True, cwd=processes.ROOT).stdout)
+    assert options == {}
