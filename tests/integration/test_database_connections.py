@@ -14,11 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from tests import processes
 from tests.consent_support import make_app, meeting_uuid
 from tests.webhook_support import event, post_signed
+from zoomapp.consent.meetings import get_meeting, upsert_participant
 from zoomapp.consent.models import Meeting
+from zoomapp.consent.panel_state import meeting_state
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,11 +90,6 @@ def test_a_burst_of_webhooks_is_served_on_a_bounded_number_of_connections(web):
 def test_a_statement_a_connection_runs_again_is_parsed_and_planned_once():
     """The panels' state read runs on every change of every meeting: after a few runs on a connection, PostgreSQL
     executes it from a prepared statement instead of parsing and planning it each time (docs/PERFORMANCE.md)."""
-    from django.db import connection
-
-    from zoomapp.consent.meetings import get_meeting, upsert_participant
-    from zoomapp.consent.panel_state import meeting_state
-
     meeting = get_meeting(make_app(), meeting_uuid())
     upsert_participant(meeting, "hostPrep1", "Hana Host", role="host")
     states = [meeting_state(meeting) for _ in range(7)]
