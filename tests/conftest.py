@@ -12,15 +12,21 @@ import pytest
 
 from tests import processes
 
+RUN_ZOOMSIM = pytest.StashKey()
+
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_teardown(item, nextitem):
     """Calls to Zoom still running on the consent pool finish before the test's database is flushed: a flush that
-    races their writes deadlocks in PostgreSQL."""
+    races their writes deadlocks in PostgreSQL. After a test file's last test (and its fixtures), the apps it
+    registered with the run's simulator are deleted there."""
     from zoomapp.consent import zoom_calls
 
     zoom_calls.drain()
     yield
+    sim = item.config.stash.get(RUN_ZOOMSIM, None)
+    if sim is not None and nextitem is not None and nextitem.module is not item.module:
+        sim.delete_registered_apps()
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +35,7 @@ def logs_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def zoomsim(tmp_path_factory):
+def zoomsim(tmp_path_factory, pytestconfig):
     """The Zoom simulator as a subprocess on free ports (see zoomsim/README.md). Zoom's webhook retries (5, 20
     and 60 minutes after an attempt that failed or took over 3 s) scaled to 0.3, 1.2 and 3.6 s, as for the
     suite's other simulators: at Zoom's own scale, a webhook that timed out on a loaded machine came back only
@@ -37,6 +43,7 @@ def zoomsim(tmp_path_factory):
     from tests.zoomsim_process import run_zoomsim
 
     with run_zoomsim(tmp_path_factory.mktemp("zoomsim"), retry_scale=0.001) as sim:
+        pytestconfig.stash[RUN_ZOOMSIM] = sim
         yield sim
 
 

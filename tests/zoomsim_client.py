@@ -216,6 +216,7 @@ def register_app(sim, *, name, client_id, client_secret, webhook_secret_token, e
         "webhook_secret_token": webhook_secret_token, "event_url": event_url, "home_url": home_url,
         "redirect_url": redirect_url, "account_id": account_id, **more})
     assert response.status_code in (200, 201), response.text
+    sim.registered_apps.append(client_id)
     return response.json()
 
 

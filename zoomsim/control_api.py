@@ -89,6 +89,15 @@ async def validate_app(request):
     return web.json_response(app.public())
 
 
+async def delete_app(request):
+    sim = request.app["sim"]
+    app = sim.apps.get(request.match_info["client_id"])
+    if app is None:
+        raise ControlError(404, "not_found", "no such app")
+    sim.delete_app(app)
+    return web.Response(status=204)
+
+
 async def deauthorize_app(request):
     sim = request.app["sim"]
     app = sim.apps.get(request.match_info["client_id"])
@@ -371,6 +380,7 @@ def add_routes(app):
     r = app.router
     r.add_post("/_sim/apps", create_app)
     r.add_get("/_sim/apps", list_apps)
+    r.add_delete("/_sim/apps/{client_id}", delete_app)
     r.add_post("/_sim/apps/{client_id}/validate", validate_app)
     r.add_post("/_sim/apps/{client_id}/deauthorize", deauthorize_app)
     r.add_post("/_sim/users", create_user)

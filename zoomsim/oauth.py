@@ -50,9 +50,11 @@ class TokenStore:
             raise ApiError(401, 124, "Access token is expired.")
         return self.sim.apps.get(record["client_id"]), self.sim.users.get(record["user_id"])
 
-    def revoke(self, client_id, user_id):
+    def revoke(self, client_id, user_id=None):
+        """The tokens of one user of the app, or of all its users."""
         for table in (self.access, self.refresh):
-            for token in [t for t, r in table.items() if r["client_id"] == client_id and r["user_id"] == user_id]:
+            for token in [t for t, r in table.items()
+                          if r["client_id"] == client_id and user_id in (None, r["user_id"])]:
                 del table[token]
 
 

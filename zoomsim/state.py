@@ -387,6 +387,17 @@ class Simulator:
         self.notify("apps", None)
         return app
 
+    def delete_app(self, app):
+        """Its developer deletes the app from the Marketplace: its streams end, its tokens stop working and Zoom
+        sends it nothing more, retries of earlier events included."""
+        for stream in list(self.streams.values()):
+            if stream.live and stream.app is app:
+                self._terminate(stream, StopReason.STREAM_REVOKED, send_webhook=False)
+        self.tokens.revoke(app.client_id)
+        del self.apps[app.client_id]
+        log.info("event=app_deleted client_id=%s", app.client_id)
+        self.notify("apps", None)
+
     def add_user(self, fields):
         user_id = fields.get("user_id") or zoom_id()
         if user_id in self.users:

@@ -100,6 +100,9 @@ class Webhooks:
                 if attempt:
                     delivery.status = "retrying"
                     await asyncio.sleep(RETRY_DELAYS_S[attempt - 1] * self.sim.config.retry_scale)
+                    if self.sim.apps.get(delivery.app.client_id) is not delivery.app:
+                        delivery.status = "cancelled"  # the app was deleted meanwhile
+                        return
                 ok = await self._attempt(delivery)
                 delivery.first_attempt_done.set()
                 if ok:

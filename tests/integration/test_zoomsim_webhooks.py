@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.zoomsim_client import WebhookReceiver, sim_world
+from tests.zoomsim_client import SimWorld, WebhookReceiver, sim_world
 
 RETRY_SCALE = 0.0005  # 5 min -> 0.15 s, 20 min -> 0.6 s, 60 min -> 1.8 s
 
@@ -203,3 +203,33 @@ def test_concurrency_limit(world):
         world.sim.post(f"/_sim/meetings/{meeting['id']}/end")
     finally:
         world.sim.put("/_sim/settings/account/app-owner-account", json={"concurrency_limit": None})
+
+
+def test_a_deleted_app_is_sent_nothing_more_and_its_streams_end(world):
+    """A developer deleting an app from the Marketplace: the retry of an event it failed is cancelled, later
+    meetings' events do not reach it, and its stream ends."""
+    doomed = SimWorld(world.sim, client_id="doomed-app", client_secret="doomed-secret",
+                      webhook_secret_token="doomed-webhook-secret")
+    try:
+        meeting = doomed.meeting(participants=())
+        stream = doomed.start_stream(meeting)
+        doomed.hook.fail_next["meeting.participant_joined"] = 4  # every attempt, to be sure one is still due
+        world.sim.post(f"/_sim/meetings/{meeting['id']}/join", json={"name": "Late Lea"})
+        doomed.hook.wait_for("meeting.participant_joined", lambda d: d["answered"] == 500)
+
+        assert world.sim.delete("/_sim/apps/doomed-app").status_code == 204
+        attempts_seen = len(doomed.hook.events("meeting.participant_joined"))
+
+        retried = _wait_log(world, "meeting.participant_joined", meeting["uuid"],
+                            lambda d: d["client_id"] == "doomed-app" and d["status"] != "retrying"
+                            and d["payload"]["object"]["participant"]["user_name"] == "Late Lea")[0]
+        assert retried["status"] == "cancelled"
+        assert len(doomed.hook.events("meeting.participant_joined")) <= attempts_seen + 1  # one may be in flight
+        assert doomed.stream(stream["rtms_stream_id"])["state"] == "stopped"
+        later = world.meeting(participants=())
+        world.hook.wait_for("meeting.started", lambda d: meeting_of(d["body"]["payload"]) == later["uuid"])
+        assert [d for d in doomed.hook.events() if meeting_of(d["body"]["payload"]) == later["uuid"]] == []
+        assert "doomed-app" not in [app["client_id"] for app in world.sim.get("/_sim/apps").json()]
+        assert world.sim.delete("/_sim/apps/doomed-app").status_code == 404
+    finally:
+        doomed.close()
