@@ -225,7 +225,8 @@ def access_token_for(app, user_id, force_refresh=False):
 
 def authorization_status(app, user_id):
     """"authorized", "reauthorize" or "unauthorized" (what the host panel shows next to Authorize)."""
-    grant = UserAuthorization.objects.filter(app=app, user_id=user_id).only("needs_reauthorization").first()
-    if grant is None:
+    try:  # get(): unique per app and user, with no ORDER BY to build on every panel's opening
+        grant = UserAuthorization.objects.only("needs_reauthorization").get(app=app, user_id=user_id)
+    except UserAuthorization.DoesNotExist:
         return "unauthorized"
     return "reauthorize" if grant.needs_reauthorization else "authorized"

@@ -27,11 +27,12 @@ def _attendee_bound(meeting, user_id, role, name):
     """An attendee's panel, without the meeting's lock: True when nothing needed changing or they were new and
     are now inserted; False leaves it to the locked path (a role, presence or name to change; an insert that
     met a concurrent one)."""
-    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "name", "present").first()
-    if known is not None:
-        known_role, known_name, present = known
-        return known_role == role and present and bool(known_name or not name)
-    return _inserted_if_new(meeting, user_id, name, role)
+    try:  # get(): unique per meeting and user, with no ORDER BY to build on every attendee's Home URL
+        known_role, known_name, present = Participant.objects.values_list("role", "name", "present").get(
+            meeting=meeting, user_id=user_id)
+    except Participant.DoesNotExist:
+        return _inserted_if_new(meeting, user_id, name, role)
+    return known_role == role and present and bool(known_name or not name)
 
 
 _NEW_PARTICIPANT_COLUMNS = ("meeting", "user_id", "name", "role", "present", "updated")
