@@ -36,6 +36,13 @@ def _meeting(request):
     return meeting
 
 
+def _app(request):
+    app = request.app["sim"].apps.get(request.match_info["client_id"])
+    if app is None:
+        raise ControlError(404, "not_found", "no such app")
+    return app
+
+
 def _participant(meeting, body):
     ref = body.get("key") or body.get("user_id") or body.get("name") or body.get("who")
     participant = meeting.participant(ref) if ref else None
@@ -79,9 +86,7 @@ async def list_apps(request):
 
 async def validate_app(request):
     sim = request.app["sim"]
-    app = sim.apps.get(request.match_info["client_id"])
-    if app is None:
-        raise ControlError(404, "not_found", "no such app")
+    app = _app(request)
     problem = await sim.webhooks.validate_url(app)
     if problem:
         raise ControlError(400, "url_validation_failed", problem)
@@ -90,11 +95,7 @@ async def validate_app(request):
 
 
 async def delete_app(request):
-    sim = request.app["sim"]
-    app = sim.apps.get(request.match_info["client_id"])
-    if app is None:
-        raise ControlError(404, "not_found", "no such app")
-    sim.delete_app(app)
+    request.app["sim"].delete_app(_app(request))
     return web.Response(status=204)
 
 
