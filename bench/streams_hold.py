@@ -12,15 +12,15 @@ EventLoop thread) receives the same load through `rtms_receive.py _sdk` (receive
 printed is our full hold-and-store cost against the SDK's receive cost.
 
 Per N it prints: CPU seconds per stream-minute, cores used, RSS per stream, audio frames lost (gaps in the stored
-timeline), p50/p99 lag from the server's send time to storage (file write / row commit), and the SDK ratio.
-With --capacity it steps N up (400, 800, 1200, 1600) and prints, for ours and for the SDK on the same load,
-whether each held every stream in real time (all connected, no frame lost, p99 lag <= --max-p99-ms, 250 by
-default); after an implementation's first miss, the gap between the largest N it held and the smallest it missed
-is halved until it is --resolution streams (50) or less. Then the capacity of each (the largest N held), their
-ratio and the memory per stream there (RSS growth over N, the process's fixed share included), and what one more
-stream cost between the two largest N held, with the load average on each line. Our holder's lines also show its tick
-and the cores each of its threads used (the loop, the file thread, the database threads); --profile FILE records
-it with py-spy over each measured window.
+timeline), p50/p99 lag from the server's send time to storage (file write / row commit), and the SDK ratio. With
+--capacity it steps N up (400, 800, 1200, 1600, and on by 400 while it holds) and prints, for ours and for the SDK
+on the same load, whether each held every stream in real time (all connected, no frame lost, p99 lag <=
+--max-p99-ms, 250 by default); after an implementation's first miss, the gap between the largest N it held and the
+smallest it missed is halved until it is --resolution streams (50) or less. Then the capacity of each (the largest N
+held), their ratio and the memory per stream there (RSS growth over N, the process's fixed share included), and what
+one more stream cost between the two largest N held, with the load average on each line. Our holder's lines also
+show its tick and the cores each of its threads used (the loop, the file thread, the database threads); --profile
+FILE records it with py-spy over each measured window.
 Needs PostgreSQL (DATABASE_URL or the local server; a scratch database is created and dropped) and Redis.
 """
 
@@ -232,6 +232,7 @@ def _audio_spans(host):
 
 
 CAPACITY_STEPS = "400,800,1200,1600"
+CAPACITY_LIMIT = 4000  # streams: four sockets each on this one machine (both ends), within the open-file limit
 
 # ================================================================================================================
 # The parent: scratch database, load server, holder, SDK, figures
@@ -365,11 +366,16 @@ def _real_time(impl, n, result, bound_ms):
 
 
 def _next_n(steps, held, missed, resolution):
-    """The next N to try for one implementation: the coarse steps until its first miss, then halving the gap
-    between the largest N it held and the smallest it missed until the gap is `resolution` or less (rounded to
-    it); None when its capacity is known."""
+    """The next N to try for one implementation: the coarse steps until its first miss, and on past the last one by
+    the last step's size (a machine fast enough to hold every step still gets its capacity from one command, up
+    to CAPACITY_LIMIT); then halving the gap between the largest N it held and the smallest it missed until the
+    gap is `resolution` or less (rounded to it); None when its capacity is known."""
     if missed is None:
-        return next((n for n in steps if held is None or n > held), None)
+        coarse = next((n for n in steps if held is None or n > held), None)
+        if coarse is not None or held is None:
+            return coarse
+        further = held + (steps[-1] - steps[-2] if len(steps) > 1 else steps[-1])
+        return further if further <= CAPACITY_LIMIT else None
     low = held or 0
     if missed - low <= resolution:
         return None
@@ -437,7 +443,8 @@ def _capacity(args, env, workdir):
           f"sdk {describe.get('sdk', 'not run')}; ours / sdk {ratio}; load average {_load_average()}")
     for impl in impls:
         if held[impl] and missed[impl] is None:
-            print(f"  ({impl} held every step: its capacity is at least the last one; add larger steps)")
+            print(f"  ({impl} held every step; the benchmark stops at {CAPACITY_LIMIT} streams: its capacity is at "
+                  f"least {held[impl]})")
 
 
 def main():
