@@ -12,6 +12,7 @@ from collections import OrderedDict
 from django.db.models import Q
 
 from rtms.models import TranscriptSegment
+from zoomapp.compiled_read import CompiledRead
 from zoomapp.consent.meetings import get_meeting
 from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
 from zoomapp.consent.permissions import HOST_ROLES
@@ -186,12 +187,12 @@ class StateFrames:
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def recent_transcript(meeting, viewer_id, limit=30):
+def recent_transcript(meeting_pk, client_id, viewer_id, limit=30):
     """The last lines each of the viewer's apps received, for a panel that (re)connects."""
     lines = {}
-    for share in Share.objects.filter(meeting=meeting, user_id=viewer_id).exclude(rtms_stream_id=""):
+    for share in Share.objects.filter(meeting_id=meeting_pk, user_id=viewer_id).exclude(rtms_stream_id=""):
         segments = TranscriptSegment.objects.filter(
-            stream__client_id=meeting.app.client_id, stream__rtms_stream_id=share.rtms_stream_id
+            stream__client_id=client_id, stream__rtms_stream_id=share.rtms_stream_id
         ).order_by("-id")[:limit]
         lines[share.pk] = [
             {"user_name": s.user_name, "text": s.text, "start_time": s.start_time} for s in reversed(segments)
@@ -205,37 +206,45 @@ _REUSE_SECONDS = 1.0
 _states_read = {}  # meeting pk -> (version, monotonic time read, state)
 
 
-def _state_at_version(meeting):
+def _state_at_version(meeting_pk, version):
+    """The meeting's full state, read again only when `version` is not the one read in the last second."""
     now = time.monotonic()
-    read = _states_read.get(meeting.pk)
-    if read is not None and read[0] == meeting.version and now - read[1] < _REUSE_SECONDS:
+    read = _states_read.get(meeting_pk)
+    if read is not None and read[0] == version and now - read[1] < _REUSE_SECONDS:
         return read[2]
+    meeting = Meeting.objects.select_related("app").get(pk=meeting_pk)
     state = meeting_state(meeting)
     if len(_states_read) > 1000:  # forget meetings not opened in the last second
         for pk, (_, at, _) in list(_states_read.items()):
             if now - at >= _REUSE_SECONDS:
                 _states_read.pop(pk, None)
-    _states_read[meeting.pk] = (meeting.version, now, state)
+    _states_read[meeting_pk] = (meeting.version, now, state)
     return state
+
+
+# The meeting's id, version and app, by the panel token's app and meeting: once per panel's opening.
+_MEETING_OF_PANEL = CompiledRead(
+    lambda client_id, uuid: Meeting.objects.filter(app__client_id=client_id, uuid=uuid).values_list(
+        "pk", "version", "app_id"),
+    "client id stand-in", "meeting uuid stand-in")
 
 
 def snapshot_for(identity):
     """Everything a panel needs when it (re)connects: its filtered state, transcript and authorization."""
-    # get(), not first(): the lookup is unique, and first()'s ORDER BY was a quarter of this query's web CPU on
-    # every panel's opening (docs/PERFORMANCE.md).
-    try:
-        meeting = Meeting.objects.select_related("app").get(
-            app__client_id=identity.client_id, uuid=identity.meeting_uuid)
-    except Meeting.DoesNotExist:  # the first panel of a meeting no webhook has told us about yet
+    found = _MEETING_OF_PANEL.one(identity.client_id, identity.meeting_uuid)
+    if found is None:  # the first panel of a meeting no webhook has told us about yet
         meeting = get_meeting(ZoomApp.objects.get(client_id=identity.client_id), identity.meeting_uuid)
-    full = _state_at_version(meeting)
+        found = (meeting.pk, meeting.version, meeting.app_id)
+    meeting_pk, version, app_pk = found
+    full = _state_at_version(meeting_pk, version)
     state = viewer_state(full, identity.viewer_id)
     # Most panels of a large meeting have no stream of their own: no transcript to read.
     viewer_streams = any(s["user_id"] == identity.viewer_id and s["has_stream"] for s in full["shares"])
     state["transcript"] = (
-        {str(k): v for k, v in recent_transcript(meeting, identity.viewer_id).items()} if viewer_streams else {}
+        {str(k): v for k, v in recent_transcript(meeting_pk, identity.client_id, identity.viewer_id).items()}
+        if viewer_streams else {}
     )
     state["viewer"]["authorization"] = (
-        oauth.authorization_status(meeting.app, identity.user_id) if identity.user_id else "unauthorized"
+        oauth.authorization_status(app_pk, identity.user_id) if identity.user_id else "unauthorized"
     )
     return state
