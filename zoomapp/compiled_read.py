@@ -4,8 +4,9 @@ Django compiles a QuerySet to SQL each time it is evaluated. For a one-row looku
 meeting-and-app read of a panel's snapshot took 0.71 ms of CPU through the ORM and 0.15 ms as the same SQL run on a
 cursor (docs/PERFORMANCE.md "2026-12-02 (session 26)"). A CompiledRead is written as an ordinary values_list()
 QuerySet over stand-in arguments; the first call compiles it, and every call runs that SQL with the real arguments
-put where the stand-ins were. Only for columns the database driver returns as Python wants them (numbers, text,
-booleans): no field converter runs, so an encrypted field or a JSON one must be read through the ORM.
+put where the stand-ins were. Only for columns the database driver returns as Python wants them (numbers, text; a
+boolean is 0 or 1 on SQLite): no field converter runs, so an encrypted field or a JSON one must be read through the
+ORM.
 """
 
 from django.core.exceptions import MultipleObjectsReturned

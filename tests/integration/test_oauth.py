@@ -138,7 +138,7 @@ def test_refused_refresh_asks_for_reauthorization(zoomsim, sim_app):
     with pytest.raises(oauth.ReauthorizationRequired):
         oauth.access_token_for(sim_app, "refreshX", force_refresh=True)
     assert UserAuthorization.objects.get(pk=grant.pk).needs_reauthorization
-    assert oauth.authorization_status(sim_app, "refreshX") == "reauthorize"
+    assert oauth.authorization_status(sim_app.pk, "refreshX") == "reauthorize"
     # Authorizing again clears it.
     _installed(zoomsim, sim_app, "refreshX")
-    assert oauth.authorization_status(sim_app, "refreshX") == "authorized"
+    assert oauth.authorization_status(sim_app.pk, "refreshX") == "authorized"

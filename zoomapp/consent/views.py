@@ -177,5 +177,5 @@ def api_authorize_finish(request, client_id):
         oauth.finish_pkce(app, identity.user_id, state, code, redirect_to)
     except oauth.OAuthError as exc:
         return _refusal("oauth", str(exc), 400)
-    return JsonResponse({"authorization": oauth.authorization_status(app, identity.user_id),
+    return JsonResponse({"authorization": oauth.authorization_status(app.pk, identity.user_id),
                          "state": snapshot_for(identity)})

@@ -23,6 +23,7 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
+from zoomapp.compiled_read import CompiledRead
 from zoomapp.marketplace.models import PendingAuthorization, UserAuthorization
 
 log = logging.getLogger("zoomapp.oauth")
@@ -223,10 +224,16 @@ def access_token_for(app, user_id, force_refresh=False):
     return grant.access_token
 
 
-def authorization_status(app, user_id):
+# Read on every signed-in panel's opening (zoomapp/compiled_read.py).
+_GRANT_NEEDS_REAUTHORIZATION = CompiledRead(
+    lambda app_pk, user_id: UserAuthorization.objects.filter(app_id=app_pk, user_id=user_id).values_list(
+        "needs_reauthorization"),
+    -1, "user id stand-in")
+
+
+def authorization_status(app_pk, user_id):
     """"authorized", "reauthorize" or "unauthorized" (what the host panel shows next to Authorize)."""
-    try:  # get(): unique per app and user, with no ORDER BY to build on every panel's opening
-        grant = UserAuthorization.objects.only("needs_reauthorization").get(app=app, user_id=user_id)
-    except UserAuthorization.DoesNotExist:
+    grant = _GRANT_NEEDS_REAUTHORIZATION.one(app_pk, user_id)
+    if grant is None:
         return "unauthorized"
-    return "reauthorize" if grant.needs_reauthorization else "authorized"
+    return "reauthorize" if grant[0] else "authorized"

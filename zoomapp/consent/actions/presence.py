@@ -3,6 +3,7 @@
 from django.db import connection, transaction
 from django.utils import timezone
 
+from zoomapp.compiled_read import CompiledRead
 from zoomapp.consent import audit, meetings
 from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
 from zoomapp.consent.permissions import HOST_ROLES, ZOOM
@@ -23,15 +24,21 @@ def do_panel_opened(meeting, user_id, role, name="", *, actor):
     return _bind_under_lock(meeting, user_id, role, name, actor)
 
 
+# What an attendee's Home URL checks of them: once per panel's opening (zoomapp/compiled_read.py).
+_KNOWN_ATTENDEE = CompiledRead(
+    lambda meeting_pk, user_id: Participant.objects.filter(meeting_id=meeting_pk, user_id=user_id).values_list(
+        "role", "name", "present"),
+    -1, "user id stand-in")
+
+
 def _attendee_bound(meeting, user_id, role, name):
     """An attendee's panel, without the meeting's lock: True when nothing needed changing or they were new and
     are now inserted; False leaves it to the locked path (a role, presence or name to change; an insert that
     met a concurrent one)."""
-    try:  # get(): unique per meeting and user, with no ORDER BY to build on every attendee's Home URL
-        known_role, known_name, present = Participant.objects.values_list("role", "name", "present").get(
-            meeting=meeting, user_id=user_id)
-    except Participant.DoesNotExist:
+    known = _KNOWN_ATTENDEE.one(meeting.pk, user_id)
+    if known is None:
         return _inserted_if_new(meeting, user_id, name, role)
+    known_role, known_name, present = known
     return known_role == role and present and bool(known_name or not name)
 
 
