@@ -116,7 +116,7 @@ class Person:
         self.context = browser.new_context(viewport={"width": 1280, "height": 800})
         self.page = self.context.new_page()
         self.page.goto(f"{stack.sim.http_url}/meetings/{meeting['id']}/as/{self.key}")
-        self.page.wait_for_function("window.__ready === true")
+        self.page.wait_for_function("() => window.__ready === true")
         # Zoom shows its disclosure modal whenever sharing starts; a person reads it and presses OK.
         self.page.add_locator_handler(self.page.locator("#disclosure:not([hidden])"),
                                       lambda _: self.dismiss_zoom_dialogs())

@@ -36,7 +36,7 @@ class Window:
         self.context = browser.new_context(viewport={"width": 1280, "height": 800})
         self.page = self.context.new_page()
         self.page.goto(f"{stack.sim.http_url}/meetings/{meeting['id']}/as/{self.key}")
-        self.page.wait_for_function("window.__ready === true")
+        self.page.wait_for_function("() => window.__ready === true")
         self.frame = None
 
     def press(self, *keys):
@@ -143,13 +143,13 @@ def test_disclosure_closes_on_escape_and_the_notifier_keeps_the_focus_on_refresh
     wait_focus(page, "a.classList.contains('aan-chip')", "the notifier")
     version = int(page.evaluate("document.body.dataset.version"))
     hana.speak("Pat", "Refresh the window")
-    page.wait_for_function(f"Number(document.body.dataset.version) > {version}")
+    page.wait_for_function(f"() => Number(document.body.dataset.version) > {version}")
     wait_focus(page, "a.classList.contains('aan-chip')", "the notifier after a refresh")
     hana.press("Tab")
     wait_focus(page, "a.dataset.focusKey && a.dataset.focusKey.startsWith('disable ')", "the notifier's Disable")
     version = int(page.evaluate("document.body.dataset.version"))
     hana.speak("Hana", "And again")
-    page.wait_for_function(f"Number(document.body.dataset.version) > {version}")
+    page.wait_for_function(f"() => Number(document.body.dataset.version) > {version}")
     wait_focus(page, "a.dataset.focusKey && a.dataset.focusKey.startsWith('disable ')", "Disable after a refresh")
     hana.press("Escape")
     wait_focus(page, "a.classList.contains('aan-chip')", "the notifier, its list closed")
@@ -187,7 +187,7 @@ def test_the_panels_request_dialog_takes_the_focus_and_escape_closes_it(browser,
         version = int(frame.evaluate("document.getElementById('panel').dataset.version"))
         pat.click("#pause-button")  # every panel of the meeting redraws
         pat.wait_outcome("paused")
-        frame.wait_for_function(f"Number(document.getElementById('panel').dataset.version) > {version}")
+        frame.wait_for_function(f"() => Number(document.getElementById('panel').dataset.version) > {version}")
         wait_focus(frame, "a.dataset.focusKey && a.dataset.focusKey.startsWith('disable ')", "Disable after a push")
     finally:
         hana.context.close()

@@ -71,7 +71,7 @@ def test_multiple_requests_modal_deny_one_approve_all(stack, people):
         "button", name=texts.LABEL_DENY).click()
     assert dan.wait_outcome("denied") == texts.REQUEST_DENIED
     dan.screenshot("participant-4-denied")
-    ana.frame.wait_for_function("document.querySelectorAll('#requests-list li').length === 2")
+    ana.frame.wait_for_function("() => document.querySelectorAll('#requests-list li').length === 2")
     ana.frame.locator("#approve-all").click()
     assert ben.wait_outcome("sharing") == texts.STATUS_SHARING
     assert cleo.wait_outcome("sharing") == texts.STATUS_SHARING
@@ -106,7 +106,7 @@ def test_host_controls_pause_resume_stop_disable_and_turning_sharing_off(stack, 
     ana.page.click("#require-approval")
     ana.page.keyboard.press("Escape")
     ana.click("#toggle-approval")
-    ana.frame.wait_for_function("!document.getElementById('toggle-approval').checked")
+    ana.frame.wait_for_function("() => !document.getElementById('toggle-approval').checked")
     request(ben)
     assert ben.wait_outcome("sharing") == texts.STATUS_SHARING
     assert not ana.frame.locator("#requests-modal").is_visible()
@@ -145,7 +145,7 @@ def test_host_not_joined_then_host_cannot_approve(stack, people):
     meeting = stack.meeting(participants=("Ben", "Cleo"))
     ben, = people(meeting, "Ben")
     stack.sim_call("POST", f"/_sim/meetings/{meeting['id']}/leave", {"key": stack.key(meeting, "Ana")})
-    ben.frame.wait_for_function("document.getElementById('panel').dataset.version > '0'")
+    ben.frame.wait_for_function("() => document.getElementById('panel').dataset.version > '0'")
     wait_for(lambda: _host_absent(meeting), what="the host to have left")
     assert share_refused_before_asking(ben) == texts.HOST_NOT_JOINED
     ben.screenshot("participant-8-host-not-joined")

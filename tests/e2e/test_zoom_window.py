@@ -205,7 +205,7 @@ def test_index_creates_a_meeting_and_adds_people(zoomsim, browser):
     row.get_by_role("button", name="Add person").click()
     row = page.locator("tr[data-meeting-id]", has_text="From the index")
     row.get_by_role("link", name="Vic Added").click()
-    page.wait_for_function("window.__ready === true")
+    page.wait_for_function("() => window.__ready === true")
     page.locator(".tile", has_text="Uma Index").wait_for()
     page.locator(".tile", has_text="Vic Added").wait_for()
     context.close()

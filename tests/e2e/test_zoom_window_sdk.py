@@ -193,9 +193,9 @@ def test_messages_notifications_and_panel_controls(panels):
     ben_window.page.get_by_text("Hello from the panel").wait_for()
 
     assert sdk(ben, "sdk.expandApp({action: 'expand'})")["value"] == {"message": "success"}
-    ben_window.page.wait_for_function("document.body.dataset.panel === 'expanded'")
+    ben_window.page.wait_for_function("() => document.body.dataset.panel === 'expanded'")
     assert sdk(ben, "sdk.expandApp({action: 'collapse'})")["value"] == {"message": "success"}
-    ben_window.page.wait_for_function("document.body.dataset.panel === 'open'")
+    ben_window.page.wait_for_function("() => document.body.dataset.panel === 'open'")
 
     # Not granted by config: fails even though the client supports it.
     configure(ben, capabilities=["getUserContext"])

@@ -238,7 +238,7 @@ class Window:
         self.context = browser.new_context(viewport={"width": 1280, "height": 760})
         self.page = self.context.new_page()
         self.page.goto(f"{zoomsim.http_url}/meetings/{meeting['id']}/as/{self.person['key']}")
-        self.page.wait_for_function("window.__ready === true")
+        self.page.wait_for_function("() => window.__ready === true")
 
     def close(self):
         self.context.close()
