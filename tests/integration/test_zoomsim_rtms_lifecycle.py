@@ -116,10 +116,12 @@ def test_pause_and_resume(world):
     assert client.signaling.recv_type(9)["state"] == 3
     audio = client.media["audio"]
     # Frames sent before the pause may still be on their way (a loaded machine reads them late, after an earlier
-    # keep-alive): the first keep-alive sent after the pause closes them.
+    # keep-alive): the first keep-alive sent after the pause closes them. Timestamps are whole milliseconds, and a
+    # frame's is its tick's, which the simulator sends at that time or later: one stamped with the pause's own
+    # millisecond was sent before it (a fresh clone's run met one).
     while (message := audio.recv(lambda m: m.get("msg_type") in (12, 14)))["msg_type"] == 14 \
-            or message["timestamp"] < paused["timestamp"]:
-        assert message["msg_type"] == 12 or message["content"]["timestamp"] < paused["timestamp"], \
+            or message["timestamp"] <= paused["timestamp"]:
+        assert message["msg_type"] == 12 or message["content"]["timestamp"] <= paused["timestamp"], \
             "a frame produced while paused"
     for _ in range(2):
         assert audio.recv(lambda m: m.get("msg_type") in (12, 14))["msg_type"] == 12, "no media while paused"
