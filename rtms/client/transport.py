@@ -129,21 +129,22 @@ if picows is not None:
         the event loop (a GC pass, a burst of handshakes) left every socket with a buffer as large as the
         backlog it met: tens of KiB per stream for good. Capped reads keep the buffer at twice the cap or the
         largest message, whichever is more (a video frame still fits: picows grows the buffer to hold a whole
-        frame); the price is one Python call per read, a few per tick for a paced socket.
+        frame); the price is one Python call per read, a few per tick for a paced socket. Only `get_buffer` is
+        ours: uvloop looks up `buffer_updated` once, when the protocol is set, so picows's own is handed over
+        as an attribute and a read's data reaches picows with no Python frame between (docs/PERFORMANCE.md,
+        2026-12-03).
         """
 
-        __slots__ = ("_inner", "_cap")
+        __slots__ = ("_inner", "_cap", "buffer_updated")
 
         def __init__(self, inner: Any, cap: int) -> None:
             self._inner = inner
             self._cap = cap
+            self.buffer_updated = inner.buffer_updated
 
         def get_buffer(self, sizehint: int) -> Any:
             view = self._inner.get_buffer(sizehint)
             return view[:self._cap] if len(view) > self._cap else view
-
-        def buffer_updated(self, nbytes: int) -> None:
-            self._inner.buffer_updated(nbytes)
 
         def connection_made(self, transport: Any) -> None:  # pragma: no cover - installed after the handshake
             self._inner.connection_made(transport)
