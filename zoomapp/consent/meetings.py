@@ -5,6 +5,7 @@ Used by every action in zoomapp.consent.actions; each meeting row belongs to one
 
 import logging
 
+from zoomapp.compiled_read import CompiledModelRead
 from zoomapp.consent.models import Meeting, Participant, Share
 from zoomapp.consent.permissions import Refused
 
@@ -41,13 +42,29 @@ def lock(meeting):
     an UPDATE of the row takes: it excludes every other change of the meeting, but not the inserts of its rows
     (participants, shares, requests), whose foreign key check would wait out a FOR UPDATE: an attendee's panel
     opening (actions/presence.py) inserts one without the lock."""
-    locked = locked_meetings().get(pk=meeting.pk)
+    locked = _LOCKED.one(meeting.pk)
+    if locked is None:
+        raise Meeting.DoesNotExist(f"meeting {meeting.pk} is gone")
     locked.remembered_roles = {}  # permissions.role_of: roles change only under this lock
+    return locked
+
+
+def locked_meeting_of(client_id, uuid):
+    """This app's row for the meeting, locked as lock() does it; None when there is none yet."""
+    locked = _LOCKED_OF_APP.one(client_id, uuid)
+    if locked is not None:
+        locked.remembered_roles = {}
     return locked
 
 
 def locked_meetings():
     return Meeting.objects.select_for_update(of=("self",), no_key=True).select_related("app")
+
+
+_LOCKED = CompiledModelRead(lambda pk: locked_meetings().filter(pk=pk), -1)
+_LOCKED_OF_APP = CompiledModelRead(
+    lambda client_id, uuid: locked_meetings().filter(app__client_id=client_id, uuid=uuid),
+    "client id stand-in", "meeting uuid stand-in")
 
 
 def upsert_participant(meeting, user_id, name="", role=None, present=True):

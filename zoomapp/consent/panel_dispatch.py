@@ -6,11 +6,19 @@ inside the do_* actions, against what Zoom told the server, never against what t
 
 from django.db.models import OuterRef, Subquery
 
+from zoomapp.compiled_read import CompiledModelRead
 from zoomapp.consent.actions import host_controls, sharing_requests, starting
 from zoomapp.consent.models import Meeting, Participant, Share
 from zoomapp.consent.permissions import Actor, Refused
 
 MAX_IDS = 100
+
+# The panel's meeting with its app, and the actor's name as Zoom told it: one round trip on every action's path.
+_MEETING_AND_ACTOR_NAME = CompiledModelRead(
+    lambda client_id, uuid, user_id: Meeting.objects.select_related("app").filter(app__client_id=client_id, uuid=uuid)
+    .annotate(actor_name=Subquery(
+        Participant.objects.filter(meeting=OuterRef("pk"), user_id=user_id).values("name")[:1])),
+    "client id stand-in", "meeting uuid stand-in", "user id stand-in")
 
 
 def _int(body, name):
@@ -120,10 +128,7 @@ def perform(identity, body, source, address=""):
         raise Refused("unknown_action", "Unknown action.")
     if identity.is_guest:
         raise Refused("guest", "Sign in to Zoom to use this app.")
-    # The actor's name as Zoom told it, read with the meeting (one round trip on every action's path).
-    actor_name = Participant.objects.filter(meeting=OuterRef("pk"), user_id=identity.user_id).values("name")[:1]
-    meeting = Meeting.objects.select_related("app").filter(
-        app__client_id=identity.client_id, uuid=identity.meeting_uuid).annotate(actor_name=Subquery(actor_name)).first()
+    meeting = _MEETING_AND_ACTOR_NAME.one(identity.client_id, identity.meeting_uuid, identity.user_id)
     if meeting is None:
         raise Refused("unknown_meeting", "This panel's meeting is not known.")
     actor = Actor(identity.user_id, meeting.actor_name or "", source, address)

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from django.db.models import Q
 
 from rtms.models import TranscriptSegment
-from zoomapp.compiled_read import CompiledRead
+from zoomapp.compiled_read import CompiledModelRead, CompiledRead
 from zoomapp.consent.meetings import get_meeting
 from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
 from zoomapp.consent.permissions import HOST_ROLES
@@ -21,15 +21,24 @@ from zoomapp.marketplace.models import ZoomApp
 
 Status = Share.Status
 
+# What every push reads (docs/ARCHITECTURE.md "Pushing state"), compiled once (zoomapp/compiled_read.py).
+_HOSTS_AND_DEPARTED = CompiledRead(
+    lambda meeting_pk, host_user_id: Participant.objects.filter(meeting_id=meeting_pk)
+    .filter(Q(role__in=HOST_ROLES) | Q(present=False) | Q(user_id=host_user_id))
+    .values_list("user_id", "role", "present"),
+    -1, "host user id stand-in")
+_PENDING_REQUESTS = CompiledModelRead(
+    lambda meeting_pk: ShareRequest.objects.filter(share__meeting_id=meeting_pk, status=ShareRequest.Status.PENDING)
+    .select_related("share", "share__app").defer(*ZoomApp.secrets_of("share__app")), -1)
+_SHARES = CompiledModelRead(
+    lambda meeting_pk: Share.objects.filter(meeting_id=meeting_pk).select_related("app")
+    .defer(*ZoomApp.secrets_of("app")), -1)
+
 
 def hosts_and_departed(meeting):
     """The meeting's hosts, and who left or was removed, from one read of only the participants that matter for
     either (a large meeting's attendees who are present are not read)."""
-    rows = list(
-        Participant.objects.filter(meeting=meeting)
-        .filter(Q(role__in=HOST_ROLES) | Q(present=False) | Q(user_id=meeting.host_user_id))
-        .values_list("user_id", "role", "present")
-    )
+    rows = _HOSTS_AND_DEPARTED.all(meeting.pk, meeting.host_user_id)
     hosts = sorted(user_id for user_id, role, _ in rows if role in HOST_ROLES)
     if meeting.host_user_id and not any(user_id == meeting.host_user_id for user_id, _, _ in rows):
         # The original host keeps host rights unless Zoom told us their role changed.
@@ -38,10 +47,7 @@ def hosts_and_departed(meeting):
 
 
 def pending_requests(meeting):
-    return list(
-        ShareRequest.objects.filter(share__meeting=meeting, status=ShareRequest.Status.PENDING)
-        .select_related("share", "share__app").defer(*ZoomApp.secrets_of("share__app"))
-    )
+    return _PENDING_REQUESTS.all(meeting.pk)
 
 
 def _other_apps(meeting, others=None):
@@ -69,7 +75,7 @@ def _other_apps(meeting, others=None):
 def meeting_state(meeting, others=None):
     """The full state every panel of this app in the meeting renders (filtered per viewer by viewer_state);
     `others` as for _other_apps."""
-    shares = list(meeting.shares.select_related("app").defer(*ZoomApp.secrets_of("app")))
+    shares = _SHARES.all(meeting.pk)
     requests = pending_requests(meeting)
     other_apps = _other_apps(meeting, others)
     hosts, departed = hosts_and_departed(meeting)

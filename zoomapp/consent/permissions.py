@@ -6,6 +6,7 @@ app contexts) for this app's row of the meeting (docs/CONSENT.md "Who may do wha
 
 from dataclasses import dataclass
 
+from zoomapp.compiled_read import CompiledRead
 from zoomapp.consent.models import Participant
 
 HOST_ROLES = (Participant.Role.HOST, Participant.Role.CO_HOST)
@@ -35,6 +36,10 @@ class Refused(Exception):
         self.message = message
 
 
+_ROLE = CompiledRead(lambda meeting_pk, user_id: Participant.objects.filter(meeting_id=meeting_pk, user_id=user_id)
+                     .values_list("role"), -1, "user id stand-in")
+
+
 def role_of(meeting, user_id):
     """The user's role now, from what Zoom told us (webhooks and verified app contexts), never from the client.
 
@@ -46,9 +51,9 @@ def role_of(meeting, user_id):
     remembered = getattr(meeting, "remembered_roles", None)
     if remembered is not None and user_id in remembered:
         return remembered[user_id]
-    participant = Participant.objects.filter(meeting=meeting, user_id=user_id).only("role").first()
-    if participant is not None:
-        role = participant.role
+    found = _ROLE.one(meeting.pk, user_id)
+    if found is not None:
+        (role,) = found
     else:
         role = Participant.Role.HOST if user_id == meeting.host_user_id else Participant.Role.PARTICIPANT
     if remembered is not None:

@@ -7,6 +7,7 @@ The admin console (zoomapp/console) edits SharingPolicy rows; everything else as
 
 from dataclasses import dataclass
 
+from zoomapp.compiled_read import CompiledModelRead
 from zoomapp.consent.models import SharingPolicy
 from zoomapp.marketplace.models import UserAuthorization
 
@@ -35,9 +36,13 @@ def effective_sharing_policy(account_id, user_id, group_ids=()):
     return EffectivePolicy(DEFAULT_SHARE_WITH_APPS, "default", "")
 
 
+_GROUPS = CompiledModelRead(lambda app_pk, user_id: UserAuthorization.objects.filter(app_id=app_pk, user_id=user_id)
+                            .only("group_ids"), -1, "user id stand-in")
+
+
 def host_groups(app, host_user_id):
     """The host's groups as /v2/users/me reported them when the host authorized the app."""
-    grant = UserAuthorization.objects.filter(app=app, user_id=host_user_id).only("group_ids").first()
+    grant = _GROUPS.one(app.pk, host_user_id)
     return list(grant.group_ids) if grant else []
 
 

@@ -8,12 +8,18 @@ and, after commit, the full state goes to every panel of that app in the meeting
 from django.db import connection, transaction
 
 from rtms import pushes
+from zoomapp.compiled_read import CompiledModelRead
 from zoomapp.consent.models import Meeting
 from zoomapp.consent.panel_state import meeting_state
 from zoomapp.marketplace.models import ZoomApp
 
 _BUMP_VERSION = "UPDATE {} SET version = version + 1 WHERE {} = %s RETURNING version".format(
     *(connection.ops.quote_name(name) for name in (Meeting._meta.db_table, Meeting._meta.pk.column)))
+
+
+_APPS_ROWS_OF_MEETING = CompiledModelRead(
+    lambda uuid: Meeting.objects.filter(uuid=uuid).select_related("app").defer(*ZoomApp.secrets_of("app")),
+    "meeting uuid stand-in")
 
 
 def meeting_group(client_id, meeting_uuid):
@@ -34,7 +40,7 @@ def publish_meeting_state(meeting_id, meeting_uuid):
     """Read the committed state and push it to every panel of this app in the meeting, and to the other apps'
     panels of the same Zoom meeting too, whose hosts see this app's pending requests (panel_state._other_apps).
     Every app's row of the meeting in one query."""
-    rows = list(Meeting.objects.filter(uuid=meeting_uuid).select_related("app").defer(*ZoomApp.secrets_of("app")))
+    rows = _APPS_ROWS_OF_MEETING.all(meeting_uuid)
     meeting = next((row for row in rows if row.pk == meeting_id), None)
     if meeting is None:
         return None

@@ -23,7 +23,7 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
-from zoomapp.compiled_read import CompiledRead
+from zoomapp.compiled_read import CompiledModelRead, CompiledRead
 from zoomapp.marketplace.models import PendingAuthorization, UserAuthorization
 
 log = logging.getLogger("zoomapp.oauth")
@@ -208,9 +208,14 @@ def _refresh(grant):
     raise ReauthorizationRequired(str(refused))
 
 
+_GRANT = CompiledModelRead(
+    lambda app_pk, user_id: UserAuthorization.objects.filter(app_id=app_pk, user_id=user_id).select_related("app"),
+    -1, "user id stand-in")
+
+
 def access_token_for(app, user_id, force_refresh=False):
     """A valid access token for this user, refreshed first when it expires within REFRESH_MARGIN."""
-    grant = UserAuthorization.objects.filter(app=app, user_id=user_id).select_related("app").first()
+    grant = _GRANT.one(app.pk, user_id)
     if grant is None:
         raise NotAuthorized(f"user {user_id} has not authorized {app.client_id}")
     if grant.needs_reauthorization:

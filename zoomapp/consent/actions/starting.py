@@ -11,6 +11,7 @@ import logging
 from django.db import transaction
 
 from rtms import services as rtms_services
+from zoomapp.compiled_read import CompiledModelRead
 from zoomapp.consent import audit, meetings, zoom_calls
 from zoomapp.consent.models import Share
 from zoomapp.consent.permissions import Actor, Refused
@@ -20,6 +21,10 @@ log = logging.getLogger("zoomapp.consent")
 
 Status = Share.Status
 APP = Actor("app", source="task")
+
+# The share with its meeting and their apps, for the calls to Zoom made after commit.
+_SHARE_WITH_MEETING = CompiledModelRead(
+    lambda pk: Share.objects.select_related("meeting", "meeting__app", "app").filter(pk=pk), -1)
 
 
 def begin_start(meeting, share, token_user_id, *, publish=True):
@@ -33,7 +38,7 @@ def begin_start(meeting, share, token_user_id, *, publish=True):
 
 def start_via_rest(share_id, attempt, token_user_id):
     """Start an approved share with the approving host's token; fall back to the requester's panel."""
-    share = Share.objects.select_related("meeting", "meeting__app", "app").filter(pk=share_id).first()
+    share = _SHARE_WITH_MEETING.one(share_id)
     if share is None or share.start_attempt != attempt or share.status != Status.STARTING:
         return
     meeting = share.meeting
@@ -99,7 +104,7 @@ def stop_after_commit(share, actor):
 
 def stop_via_rest(share_id, token_user_ids):
     """Ask Zoom to stop the stream; when nobody's token can, our worker closes it (STREAM_CLOSE_REQ)."""
-    share = Share.objects.select_related("meeting", "meeting__app", "app").filter(pk=share_id).first()
+    share = _SHARE_WITH_MEETING.one(share_id)
     if share is None or not share.rtms_stream_id:
         return
     outcome, detail = zoom_calls.rtms_app_status(

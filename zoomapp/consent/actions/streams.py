@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from rtms.client.protocol import StopReason, stop_reason_name
 from rtms.models import StreamSession
+from zoomapp.compiled_read import CompiledModelRead, CompiledRead
 from zoomapp.consent import audit, meetings
 from zoomapp.consent.actions.starting import begin_start, stop_after_commit
 from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, ShareRequest
@@ -21,6 +22,16 @@ from zoomapp.marketplace.models import ZoomApp
 log = logging.getLogger("zoomapp.consent")
 
 Status = Share.Status
+
+_STREAM_STATE = CompiledRead(lambda stream_id: StreamSession.objects.filter(rtms_stream_id=stream_id).values_list(
+    "state"), "stream id stand-in")
+_SHARES_OF_STREAM = CompiledModelRead(
+    lambda meeting_pk, stream_id: Share.objects.select_for_update(of=("self",)).select_related("app").filter(
+        meeting_id=meeting_pk, rtms_stream_id=stream_id), -1, "stream id stand-in")
+_SHARES_OF_STREAM_OR_OPERATOR = CompiledModelRead(
+    lambda meeting_pk, stream_id, operator_id: Share.objects.select_for_update(of=("self",)).select_related("app")
+    .filter(Q(rtms_stream_id=stream_id) | Q(user_id=operator_id), meeting_id=meeting_pk),
+    -1, "stream id stand-in", "operator id stand-in")
 
 # Zoom's stop reason -> the participant's outcome (everything else: "stopped").
 STOP_REASON_OUTCOMES = {
@@ -62,13 +73,14 @@ def do_stream_state(client_id, meeting_uuid, stream_id, operator_id, state, stop
     (rtms.services.stream_started), and the worker and Zoom's webhooks announce from different processes. So,
     under the meeting's lock, an announcement whose state is no longer the stream's is skipped: the newer
     state's own announcement maps it, before or after this one."""
-    meeting = meetings.locked_meetings().filter(app__client_id=client_id, uuid=meeting_uuid).first()
+    meeting = meetings.locked_meeting_of(client_id, meeting_uuid)
     if meeting is None:
         app = ZoomApp.objects.filter(client_id=client_id).first()
         if app is None:
             return None
         meeting = meetings.lock(meetings.get_meeting(app, meeting_uuid))
-    current = StreamSession.objects.filter(rtms_stream_id=stream_id).values_list("state", flat=True).first()
+    row = _STREAM_STATE.one(stream_id)
+    current = row[0] if row else None
     if current not in (None, state):
         log.info("stream state announced late, skipped", extra={"meeting": meeting_uuid, "stream": stream_id,
                                                                 "announced": state, "current": current})
@@ -94,9 +106,8 @@ def do_stream_state(client_id, meeting_uuid, stream_id, operator_id, state, stop
 def _share_of_stream(meeting, stream_id, operator_id):
     """The share holding the stream, else its operator's share (created when Zoom started it with no request of
     ours, e.g. its own auto-start, named as Zoom told us); locked. Both looked up in one query."""
-    wanted = Q(rtms_stream_id=stream_id) | Q(user_id=operator_id) if operator_id else Q(rtms_stream_id=stream_id)
-    found = list(Share.objects.select_for_update(of=("self",)).select_related("app").filter(wanted,
-                                                                                             meeting=meeting))
+    found = (_SHARES_OF_STREAM_OR_OPERATOR.all(meeting.pk, stream_id, operator_id) if operator_id
+             else _SHARES_OF_STREAM.all(meeting.pk, stream_id))
     share = next((s for s in found if s.rtms_stream_id == stream_id), None) or next(iter(found), None)
     if share is None and operator_id:
         name = Participant.objects.filter(meeting=meeting, user_id=operator_id).values_list("name", flat=True).first()
