@@ -14,11 +14,19 @@ from redis.exceptions import RedisError
 
 from rtms import holder_messages, leases, metrics, placement, signals
 from rtms.client.protocol import StopReason, stop_reason_name
+from rtms.compiled_read import CompiledModelRead, CompiledRead
 from rtms.models import DesiredState, StreamFailure, StreamSession, StreamState, StreamTransition
 
 log = logging.getLogger("rtms.services")
 
 TEXT_EXPORT_DELAY = 10  # seconds after a stream stopped
+
+# On every webhook's and every state change's path, compiled once (rtms/compiled_read.py).
+_LOCKED_STREAM = CompiledModelRead(
+    lambda stream_id: StreamSession.objects.select_for_update().filter(rtms_stream_id=stream_id), "stream id stand-in")
+_STREAM_APP = CompiledRead(
+    lambda stream_id: StreamSession.objects.filter(rtms_stream_id=stream_id).values_list("client_id"),
+    "stream id stand-in")
 
 
 def _queue(task_name, rtms_stream_id, countdown=None):
@@ -46,8 +54,8 @@ class StreamOfAnotherApp(Exception):
 
 def check_stream_app(rtms_stream_id, client_id):
     """Raise StreamOfAnotherApp when the stream exists and is not `client_id`'s; an unknown id passes."""
-    owner = StreamSession.objects.filter(rtms_stream_id=rtms_stream_id).values_list("client_id", flat=True).first()
-    if owner is not None and owner != client_id:
+    found = _STREAM_APP.one(rtms_stream_id)
+    if found is not None and found[0] != client_id:
         raise StreamOfAnotherApp(f"rtms_stream_id {rtms_stream_id} belongs to another app; nothing changed")
 
 
@@ -57,7 +65,7 @@ def change_state(stream_id, state, reason="", stop_reason=None, worker="", sessi
     `failure` (a StreamFailure, with STOPPED) names why we ended it ourselves.
     Returns the stream, or None when it is unknown; the stream's `state_before` is the state it had (its state
     still, when nothing changed)."""
-    stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=stream_id).first()
+    stream = _LOCKED_STREAM.one(stream_id)
     if stream is None:
         return None
     previous = stream.state_before = stream.state
@@ -116,7 +124,7 @@ def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operato
     to claim it. A retry for a stream that already stopped changes nothing; a stream id of another app raises
     StreamOfAnotherApp; over the app's or the account's stream limit the stream is recorded stopped with the
     limit as its reason and never claimed."""
-    stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=rtms_stream_id).first()
+    stream = _LOCKED_STREAM.one(rtms_stream_id)
     created = stream is None
     if created:
         stream, created = _create_stream(client_id, meeting_uuid, rtms_stream_id, server_urls, operator_id,
@@ -187,7 +195,7 @@ def stream_interrupted(rtms_stream_id):
     its own state (it has usually reconnected already: Zoom's word must not mark a reconnected stream
     interrupted); any other stream is marked interrupted and the claim makes a worker take it. The row is locked
     while deciding, so the holder's own report cannot land in between."""
-    stream = StreamSession.objects.select_for_update().filter(rtms_stream_id=rtms_stream_id).first()
+    stream = _LOCKED_STREAM.one(rtms_stream_id)
     if stream is None:
         return None
     try:

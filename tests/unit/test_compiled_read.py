@@ -11,8 +11,8 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from rtms.compiled_read import CompiledModelRead, CompiledRead
 from tests.consent_support import make_app, meeting_uuid
-from zoomapp.compiled_read import CompiledModelRead, CompiledRead
 from zoomapp.consent import meetings
 from zoomapp.consent.models import Meeting, Participant
 from zoomapp.marketplace.models import UserAuthorization

@@ -5,7 +5,7 @@ Used by every action in zoomapp.consent.actions; each meeting row belongs to one
 
 import logging
 
-from zoomapp.compiled_read import CompiledModelRead
+from rtms.compiled_read import CompiledModelRead
 from zoomapp.consent.models import Meeting, Participant, Share
 from zoomapp.consent.permissions import Refused
 
@@ -61,6 +61,10 @@ def locked_meetings():
     return Meeting.objects.select_for_update(of=("self",), no_key=True).select_related("app")
 
 
+# Only the share's row is locked, not its app's (every meeting of the app would wait on it).
+_SHARE_IN = CompiledModelRead(
+    lambda pk, meeting_pk: Share.objects.select_for_update(of=("self",)).select_related("app").filter(
+        pk=pk, meeting_id=meeting_pk), -1, -2)
 _LOCKED = CompiledModelRead(lambda pk: locked_meetings().filter(pk=pk), -1)
 _LOCKED_OF_APP = CompiledModelRead(
     lambda client_id, uuid: locked_meetings().filter(app__client_id=client_id, uuid=uuid),
@@ -91,7 +95,7 @@ def share_for(meeting, user_id, name=""):
 
 def share_in(meeting, share_id):
     """A share of THIS meeting (a panel of meeting A, or of another app, can never reach other rows)."""
-    share = Share.objects.select_for_update().select_related("app").filter(pk=share_id, meeting=meeting).first()
+    share = _SHARE_IN.one(share_id, meeting.pk)
     if share is None:
         raise Refused("unknown_share", "That app is not in this meeting.")
     return share

@@ -6,7 +6,7 @@ inside the do_* actions, against what Zoom told the server, never against what t
 
 from django.db.models import OuterRef, Subquery
 
-from zoomapp.compiled_read import CompiledModelRead
+from rtms.compiled_read import CompiledModelRead
 from zoomapp.consent.actions import host_controls, sharing_requests, starting
 from zoomapp.consent.models import Meeting, Participant, Share
 from zoomapp.consent.permissions import Actor, Refused

@@ -11,8 +11,8 @@ from collections import OrderedDict
 
 from django.db.models import Q
 
+from rtms.compiled_read import CompiledModelRead, CompiledRead
 from rtms.models import TranscriptSegment
-from zoomapp.compiled_read import CompiledModelRead, CompiledRead
 from zoomapp.consent.meetings import get_meeting
 from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
 from zoomapp.consent.permissions import HOST_ROLES
@@ -21,7 +21,7 @@ from zoomapp.marketplace.models import ZoomApp
 
 Status = Share.Status
 
-# What every push reads (docs/ARCHITECTURE.md "Pushing state"), compiled once (zoomapp/compiled_read.py).
+# What every push reads (docs/ARCHITECTURE.md "Pushing state"), compiled once (rtms/compiled_read.py).
 _HOSTS_AND_DEPARTED = CompiledRead(
     lambda meeting_pk, host_user_id: Participant.objects.filter(meeting_id=meeting_pk)
     .filter(Q(role__in=HOST_ROLES) | Q(present=False) | Q(user_id=host_user_id))

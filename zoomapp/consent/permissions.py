@@ -6,7 +6,7 @@ app contexts) for this app's row of the meeting (docs/CONSENT.md "Who may do wha
 
 from dataclasses import dataclass
 
-from zoomapp.compiled_read import CompiledRead
+from rtms.compiled_read import CompiledRead
 from zoomapp.consent.models import Participant
 
 HOST_ROLES = (Participant.Role.HOST, Participant.Role.CO_HOST)

@@ -7,7 +7,7 @@ The admin console (zoomapp/console) edits SharingPolicy rows; everything else as
 
 from dataclasses import dataclass
 
-from zoomapp.compiled_read import CompiledModelRead
+from rtms.compiled_read import CompiledModelRead
 from zoomapp.consent.models import SharingPolicy
 from zoomapp.marketplace.models import UserAuthorization
 

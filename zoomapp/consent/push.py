@@ -8,7 +8,7 @@ and, after commit, the full state goes to every panel of that app in the meeting
 from django.db import connection, transaction
 
 from rtms import pushes
-from zoomapp.compiled_read import CompiledModelRead
+from rtms.compiled_read import CompiledModelRead
 from zoomapp.consent.models import Meeting
 from zoomapp.consent.panel_state import meeting_state
 from zoomapp.marketplace.models import ZoomApp

@@ -23,7 +23,7 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
-from zoomapp.compiled_read import CompiledModelRead, CompiledRead
+from rtms.compiled_read import CompiledModelRead, CompiledRead
 from zoomapp.marketplace.models import PendingAuthorization, UserAuthorization
 
 log = logging.getLogger("zoomapp.oauth")
@@ -229,7 +229,7 @@ def access_token_for(app, user_id, force_refresh=False):
     return grant.access_token
 
 
-# Read on every signed-in panel's opening (zoomapp/compiled_read.py).
+# Read on every signed-in panel's opening (rtms/compiled_read.py).
 _GRANT_NEEDS_REAUTHORIZATION = CompiledRead(
     lambda app_pk, user_id: UserAuthorization.objects.filter(app_id=app_pk, user_id=user_id).values_list(
         "needs_reauthorization"),

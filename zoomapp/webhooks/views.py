@@ -32,8 +32,8 @@ from django.views.decorators.http import require_POST
 
 from rtms import metrics, outbound, services
 from rtms.client.allowlist import URLNotAllowed
+from rtms.compiled_read import CompiledModelRead
 from rtms.identifiers import InvalidIdentifier, validate
-from zoomapp.compiled_read import CompiledModelRead
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks import meeting_events, request_status
 from zoomapp.webhooks.models import WebhookDelivery

@@ -3,7 +3,7 @@
 from django.db import connection, transaction
 from django.utils import timezone
 
-from zoomapp.compiled_read import CompiledRead
+from rtms.compiled_read import CompiledRead
 from zoomapp.consent import audit, meetings
 from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
 from zoomapp.consent.permissions import HOST_ROLES, ZOOM
@@ -24,7 +24,7 @@ def do_panel_opened(meeting, user_id, role, name="", *, actor):
     return _bind_under_lock(meeting, user_id, role, name, actor)
 
 
-# What an attendee's Home URL checks of them: once per panel's opening (zoomapp/compiled_read.py).
+# What an attendee's Home URL checks of them: once per panel's opening (rtms/compiled_read.py).
 _KNOWN_ATTENDEE = CompiledRead(
     lambda meeting_pk, user_id: Participant.objects.filter(meeting_id=meeting_pk, user_id=user_id).values_list(
         "role", "name", "present"),

@@ -11,7 +11,7 @@ import logging
 from django.db import transaction
 
 from rtms import services as rtms_services
-from zoomapp.compiled_read import CompiledModelRead
+from rtms.compiled_read import CompiledModelRead
 from zoomapp.consent import audit, meetings, zoom_calls
 from zoomapp.consent.models import Share
 from zoomapp.consent.permissions import Actor, Refused

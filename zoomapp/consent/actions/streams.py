@@ -10,8 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from rtms.client.protocol import StopReason, stop_reason_name
+from rtms.compiled_read import CompiledModelRead, CompiledRead
 from rtms.models import StreamSession
-from zoomapp.compiled_read import CompiledModelRead, CompiledRead
 from zoomapp.consent import audit, meetings
 from zoomapp.consent.actions.starting import begin_start, stop_after_commit
 from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, ShareRequest

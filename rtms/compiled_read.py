@@ -1,5 +1,5 @@
-"""Reads on the hot paths (a panel's opening, every panel action, every state push), compiled to SQL once instead
-of on every call.
+"""Reads on the hot paths (a panel's opening, every panel action and state push, a stream's state changes),
+compiled to SQL once instead of on every call.
 
 Django compiles a QuerySet to SQL each time it is evaluated. For a one-row lookup that is most of its cost: the
 meeting-and-app read of a panel's snapshot took 0.71 ms of CPU through the ORM and 0.15 ms as the same SQL run on a
