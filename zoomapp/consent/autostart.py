@@ -102,7 +102,7 @@ def decide(app, meeting, user_id, name=""):
 def auto_start_on_join(client_id, meeting_uuid, user_id, name, is_host):
     """One user hosted or joined: their auto-start apps; when the host joined, also everyone already present
     (their other-account requests could not reach a host who was not there)."""
-    app = ZoomApp.objects.filter(client_id=client_id).first()
+    app = ZoomApp.by_client_id(client_id)
     meeting = Meeting.objects.filter(app=app, uuid=meeting_uuid).first() if app else None
     if app is None or meeting is None or meeting.ended_at is not None:
         return {}

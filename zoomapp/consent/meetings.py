@@ -19,7 +19,9 @@ IDENTITY_FIELDS = ("account_id", "host_user_id")
 def get_meeting(app, uuid, **known):
     """This app's row for the meeting, created on first sight; fills in facts (host, numeric id…) we did not
     know. `app` is the app whose verified input (webhook, app context, panel token) is asking."""
-    meeting, _ = Meeting.objects.get_or_create(app=app, uuid=uuid)
+    meeting = _MEETING.one(app.pk, uuid)
+    if meeting is None:
+        meeting, _ = Meeting.objects.get_or_create(app=app, uuid=uuid)
     updates = {}
     for key, value in known.items():
         if not value or getattr(meeting, key) == value:
@@ -61,6 +63,9 @@ def locked_meetings():
     return Meeting.objects.select_for_update(of=("self",), no_key=True).select_related("app")
 
 
+# Read on every webhook about a meeting and every panel's page.
+_MEETING = CompiledModelRead(lambda app_pk, uuid: Meeting.objects.filter(app_id=app_pk, uuid=uuid), -1,
+                             "meeting uuid stand-in")
 # Only the share's row is locked, not its app's (every meeting of the app would wait on it).
 _SHARE_IN = CompiledModelRead(
     lambda pk, meeting_pk: Share.objects.select_for_update(of=("self",)).select_related("app").filter(

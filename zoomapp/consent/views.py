@@ -10,8 +10,8 @@ no CSRF exposure).
 import json
 import logging
 
-from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -34,6 +34,13 @@ REFUSAL_STATUS = {
     "not_host": 403, "not_your_app": 403, "guest": 403, "token": 401,
     "bad_request": 400, "unknown_action": 400, "unknown_meeting": 404,
 }
+
+
+def _app_or_404(client_id):
+    app = ZoomApp.by_client_id(client_id)
+    if app is None:
+        raise Http404("No Zoom app is registered with this client id.")
+    return app
 
 
 def _address(request):
@@ -60,7 +67,7 @@ def _bind(app, context_value, name, request):
 @require_GET
 @zoom_page_headers
 def home(request, client_id):
-    app = get_object_or_404(ZoomApp, client_id=client_id)
+    app = _app_or_404(client_id)
     page = {"client_id": app.client_id, "app_name": app.name, "token": "", "theme": "", "refused": ""}
     header = request.headers.get("X-Zoom-App-Context")
     status = 200
@@ -123,7 +130,7 @@ def panel_api(view):
 @require_POST
 @panel_api
 def api_context(request, client_id):
-    app = get_object_or_404(ZoomApp, client_id=client_id)
+    app = _app_or_404(client_id)
     body = _json_body(request)
     name = body.get("name") if isinstance(body.get("name"), str) else ""
     try:

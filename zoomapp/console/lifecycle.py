@@ -52,7 +52,7 @@ def delete_user_tokens(app, user_id, account_id):
 
 def delete_user_data(client_id, user_id, account_id):
     """Every stream this user started with this app loses its stored content; running ones are stopped first."""
-    app = ZoomApp.objects.filter(client_id=client_id).first()
+    app = ZoomApp.by_client_id(client_id)
     streams = list(StreamSession.objects.filter(client_id=client_id, operator_id=user_id))
     for stream in streams:
         if stream.state != StreamState.STOPPED:

@@ -95,7 +95,7 @@ def signin_start(request, client_id):
 @require_GET
 def oauth_callback(request, client_id):
     """Zoom sends the admin back here; only an Owner or Admin of an account gets a console session."""
-    app = ZoomApp.objects.filter(client_id=client_id).first()
+    app = ZoomApp.by_client_id(client_id)
     code, state = request.GET.get("code", ""), request.GET.get("state", "")
     if app is None or not code or not auth.take_pending_sign_in(request, client_id, state):
         log.warning("console sign-in refused", extra={"client_id": client_id, "why": "state"})

@@ -1,5 +1,6 @@
 from django.db import models
 
+from rtms.compiled_read import CompiledModelRead
 from zoomapp.marketplace.encryption import EncryptedTextField
 
 
@@ -26,6 +27,12 @@ class ZoomApp(models.Model):
         return f"/zoom/webhooks/{self.client_id}"
 
     @staticmethod
+    def by_client_id(client_id):
+        """The app with this client id, or None. Read on every webhook and every panel's page: its SQL is compiled
+        once (rtms/compiled_read.py)."""
+        return _BY_CLIENT_ID.one(client_id)
+
+    @staticmethod
     def secrets_of(relation):
         """The secret fields of the app reached through `relation` ("app", "share__app"), for a query's defer():
         each is decrypted when a row is read (~10 µs), and a panel's state reads the app of every share and request
@@ -33,6 +40,9 @@ class ZoomApp(models.Model):
         return [f"{relation}__{field.name}" for field in ZoomApp._meta.fields
                 if isinstance(field, EncryptedTextField)]
 
+
+
+_BY_CLIENT_ID = CompiledModelRead(lambda client_id: ZoomApp.objects.filter(client_id=client_id), "client id stand-in")
 
 class UserAuthorization(models.Model):
     """A Zoom user's OAuth grant to one of our apps: encrypted tokens and who the user is (/v2/users/me)."""

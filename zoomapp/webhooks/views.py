@@ -32,7 +32,6 @@ from django.views.decorators.http import require_POST
 
 from rtms import metrics, outbound, services
 from rtms.client.allowlist import URLNotAllowed
-from rtms.compiled_read import CompiledModelRead
 from rtms.identifiers import InvalidIdentifier, validate
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks import meeting_events, request_status
@@ -159,14 +158,11 @@ def _timed(view):
     return timed
 
 
-_APP = CompiledModelRead(lambda client_id: ZoomApp.objects.filter(client_id=client_id), "client id stand-in")
-
-
 @csrf_exempt
 @require_POST
 @_timed
 def zoom_webhook(request, client_id):
-    app = _APP.one(client_id)
+    app = ZoomApp.by_client_id(client_id)
     if app is None:
         return _refuse(404, "unknown_app", "No Zoom app is registered with this client id.")
     body = request.body

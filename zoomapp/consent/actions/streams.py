@@ -75,7 +75,7 @@ def do_stream_state(client_id, meeting_uuid, stream_id, operator_id, state, stop
     state's own announcement maps it, before or after this one."""
     meeting = meetings.locked_meeting_of(client_id, meeting_uuid)
     if meeting is None:
-        app = ZoomApp.objects.filter(client_id=client_id).first()
+        app = ZoomApp.by_client_id(client_id)
         if app is None:
             return None
         meeting = meetings.lock(meetings.get_meeting(app, meeting_uuid))
