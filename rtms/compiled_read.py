@@ -18,6 +18,7 @@ put where the stand-ins were.
 from django.core.exceptions import MultipleObjectsReturned
 from django.db import connection
 from django.db.models.query import get_related_populators
+from django.db.transaction import TransactionManagementError
 
 
 class CompiledRead:
@@ -28,10 +29,13 @@ class CompiledRead:
         self._build = build
         self._stand_ins = stand_ins
         self._sql = None
+        self._locks = False  # a select_for_update(): refused outside a transaction, as the ORM refuses it
         self._params = None  # for each placeholder of the SQL: (index of the argument it takes, or None; constant)
 
     def _compile(self):
-        sql, params = self._compiled(self._build(*self._stand_ins))
+        queryset = self._build(*self._stand_ins)
+        self._locks = queryset.query.select_for_update
+        sql, params = self._compiled(queryset)
         slots = [(self._stand_ins.index(param), None) if param in self._stand_ins else (None, param)
                  for param in params]
         if {index for index, _ in slots if index is not None} != set(range(len(self._stand_ins))):
@@ -44,6 +48,8 @@ class CompiledRead:
     def _rows(self, args, size=None):
         if self._sql is None:
             self._compile()
+        elif self._locks and connection.get_autocommit():
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         with connection.cursor() as cursor:
             cursor.execute(self._sql, [constant if index is None else args[index] for index, constant in self._params])
             return cursor.fetchall() if size is None else cursor.fetchmany(size)

@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import MultipleObjectsReturned
 from django.db import DatabaseError, connection, transaction
 from django.db.models import OuterRef, Subquery
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from rtms.compiled_read import CompiledModelRead, CompiledRead
@@ -149,4 +150,6 @@ def test_a_locking_read_locks_the_row_until_commit(app):
     other.start()
     other.join()
     assert seen == {"locked": False}
+    with pytest.raises(TransactionManagementError):  # a lock outside a transaction would end with the statement
+        locked.one(meeting.pk)
 
