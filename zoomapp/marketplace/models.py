@@ -41,8 +41,8 @@ class ZoomApp(models.Model):
                 if isinstance(field, EncryptedTextField)]
 
 
-
 _BY_CLIENT_ID = CompiledModelRead(lambda client_id: ZoomApp.objects.filter(client_id=client_id), "client id stand-in")
+
 
 class UserAuthorization(models.Model):
     """A Zoom user's OAuth grant to one of our apps: encrypted tokens and who the user is (/v2/users/me)."""
