@@ -1,6 +1,7 @@
 """A meeting's lock (zoomapp.consent.meetings.lock) holds that meeting's row only: while one meeting's change is
 under way, another meeting of the same app changes at once (the app's row is read with it, not locked). The same
-for a share a host action locks (meetings.share_in)."""
+for a share a host action locks (meetings.share_in), and for a start Zoom refused or that timed out, which takes
+the meeting before the share, as a host's action does."""
 
 import contextlib
 import threading
@@ -71,3 +72,70 @@ def test_a_share_being_changed_does_not_hold_up_another_meetings_share_of_the_sa
         first_share, second_share = meetings.share_for(first, "u1"), meetings.share_for(second, "u2")
     with held_elsewhere(lambda: meetings.share_in(meetings.lock(first), first_share.pk)):
         assert lock_within(5, second, second_share).app.client_id == app.client_id
+
+
+def starting_share(app):
+    from zoomapp.consent import meetings
+    from zoomapp.consent.models import Share
+
+    meeting = meetings.get_meeting(app, meeting_uuid())
+    with transaction.atomic():
+        share = meetings.share_for(meetings.lock(meeting), "u1")
+        share.set_status(Share.Status.STARTING, start_attempt=1)
+    return meeting, share
+
+
+def blocked_on_a_lock():
+    """Whether another connection of this database waits for a row lock (a transaction of another thread)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0] > 0
+
+
+def test_a_start_that_failed_waits_for_its_meeting_before_it_takes_the_share(app):
+    """A host acting on a share locks the meeting, then the share: a start timing out meanwhile must wait for the
+    meeting without holding the share, or each would wait for the other (PostgreSQL would cancel one after a
+    second: a host's Stop failing, or a start left "starting")."""
+    from zoomapp.consent import meetings
+    from zoomapp.consent.actions.starting import do_start_failed
+    from zoomapp.consent.models import Share
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    meeting, share = starting_share(app)
+    failed = []
+
+    def time_out():
+        try:
+            failed.append(do_start_failed(share.pk, 1, Share.Status.HOST_CANNOT_APPROVE, reason="timed out"))
+        finally:
+            connection.close()
+
+    with held_elsewhere(lambda: meetings.lock(meeting)):
+        timing_out = threading.Thread(target=time_out)
+        timing_out.start()
+        for _ in range(100):
+            if blocked_on_a_lock():
+                break
+            threading.Event().wait(0.05)
+        assert blocked_on_a_lock(), "the timed-out start should be waiting for the meeting"
+        with transaction.atomic():  # the host's action, next in the meeting's lock, still finds the share free
+            assert Share.objects.select_for_update(nowait=True).get(pk=share.pk).status == Share.Status.STARTING
+    timing_out.join(10)
+    assert failed and failed[0].status == Share.Status.HOST_CANNOT_APPROVE
+    assert Share.objects.get(pk=share.pk).status == Share.Status.HOST_CANNOT_APPROVE
+
+
+def test_a_start_falling_back_to_the_requesters_panel_does_not_lock_the_app(app):
+    from zoomapp.consent.actions.starting import do_fall_back_to_in_client
+    from zoomapp.consent.models import Share
+    from zoomapp.marketplace.models import ZoomApp
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    _, share = starting_share(app)
+    with held_elsewhere(lambda: do_fall_back_to_in_client(share.pk, 1, reason="REST refused")):
+        with transaction.atomic():  # every meeting's registration and grant changes of the app lock its row
+            assert ZoomApp.objects.select_for_update(nowait=True).get(pk=app.pk).client_id == app.client_id
+    assert Share.objects.get(pk=share.pk).start_path == Share.StartPath.IN_CLIENT

@@ -163,7 +163,7 @@ def api_authorize_start(request, client_id):
     identity = _identity(request, client_id)
     if identity.is_guest:
         raise Refused("guest", "Sign in to Zoom to authorize this app.")
-    app = ZoomApp.objects.get(client_id=client_id)
+    app = _app_or_404(client_id)
     state, challenge = oauth.start_pkce(app, identity.user_id)
     return JsonResponse({"state": state, "codeChallenge": challenge})
 
@@ -179,7 +179,7 @@ def api_authorize_finish(request, client_id):
     code, state, redirect_to = body.get("code"), body.get("state"), body.get("redirectUri")
     if not all(isinstance(v, str) and 0 < len(v) < 2048 for v in (code, state, redirect_to)):
         raise Refused("bad_request", "code, state and redirectUri are required.")
-    app = ZoomApp.objects.get(client_id=client_id)
+    app = _app_or_404(client_id)
     try:
         oauth.finish_pkce(app, identity.user_id, state, code, redirect_to)
     except oauth.OAuthError as exc:

@@ -32,7 +32,7 @@ def on_zoom_event(sender, app=None, event="", payload=None, delivery=None, **kwa
 @receiver(stream_content_erased, dispatch_uid="console.lifecycle.erased")
 def on_stream_content_erased(sender, stream=None, why="", counts=None, **kwargs):
     record(
-        "media_deleted", app=ZoomApp.objects.filter(client_id=stream.client_id).first(),
+        "media_deleted", app=ZoomApp.by_client_id(stream.client_id),
         meeting_uuid=stream.meeting_uuid, actor_user_id="system", subject_user_id=stream.operator_id,
         outcome="deleted", reason=why, source="stream", rtms_stream_id=stream.rtms_stream_id,
         detail={"account_id": meeting_account(stream.client_id, stream.meeting_uuid), "counts": counts or {}},

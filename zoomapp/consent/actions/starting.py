@@ -62,13 +62,21 @@ def _record(share, kind, outcome="", reason=""):
     audit.record_in_meeting(kind, share.meeting, APP, share=share, outcome=outcome, reason=reason)
 
 
+def _locked(share_id):
+    """The share's meeting locked, then the share: the order every change of a meeting takes them in. Taking the
+    share first (with its meeting and app, in one statement) deadlocked against a host's action on the same share
+    and locked the app's row, which every meeting of the app waits on (docs/ARCHITECTURE.md, "One way to announce
+    a change")."""
+    meeting = meetings.lock(Share.objects.select_related("meeting").get(pk=share_id).meeting)
+    return meeting, meetings.share_in(meeting, share_id)
+
+
 @transaction.atomic
 def do_fall_back_to_in_client(share_id, attempt, *, reason):
     """REST cannot start it: the requester's panel calls zoomSdk.startRTMS(), so Zoom's own host approval runs."""
-    share = Share.objects.select_for_update().select_related("meeting", "app").get(pk=share_id)
+    meeting, share = _locked(share_id)
     if share.start_attempt != attempt or share.status != Status.STARTING:
         return share
-    meeting = meetings.lock(share.meeting)
     share.set_status(Status.STARTING, start_path=Share.StartPath.IN_CLIENT)
     audit.record_in_meeting("start_in_client", meeting, APP, share=share, outcome=Status.STARTING, reason=reason)
     mark_changed(meeting)
@@ -77,10 +85,9 @@ def do_fall_back_to_in_client(share_id, attempt, *, reason):
 
 @transaction.atomic
 def do_start_failed(share_id, attempt, outcome, *, reason, actor=APP):
-    share = Share.objects.select_for_update().select_related("meeting", "app").get(pk=share_id)
+    meeting, share = _locked(share_id)
     if share.start_attempt != attempt or share.status != Status.STARTING or share.rtms_stream_id:
         return share
-    meeting = meetings.lock(share.meeting)
     share.set_status(outcome, started_by="", start_path="")
     audit.record_in_meeting("start_failed", meeting, actor, share=share, outcome=outcome, reason=reason)
     mark_changed(meeting)

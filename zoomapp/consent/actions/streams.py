@@ -177,7 +177,7 @@ def do_restart_after_error_stop(stream):
 
 @transaction.atomic
 def _restart_after_error_stop(stream):
-    app = ZoomApp.objects.filter(client_id=stream.client_id).first()
+    app = ZoomApp.by_client_id(stream.client_id)
     if app is None:
         return None
     meeting = meetings.lock(meetings.get_meeting(app, stream.meeting_uuid))
