@@ -157,7 +157,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # sockets' database threads, as many as asyncio's default executor, and the 4 that call Zoom's REST API) plus
 # DATABASE_POOL_REQUESTS requests at once; a request past that waits for a connection. Celery's processes keep one
 # connection per thread instead: its prefork fixup closes a pool before and after every task
-# (celery/fixups/django.py). Counts per process: docs/DEPLOY.md.
+# (celery/fixups/django.py), and a task's connection is kept for the next task until it is DATABASE_CONN_MAX_AGE
+# seconds old or broken (zoomapp/celery.py), so tasks (a stopped stream's export, an auto-start on every join) do not
+# start a PostgreSQL backend each, nor lose their prepared statements. Counts per process: docs/DEPLOY.md.
 _CELERY = "celery" in (Path(sys.argv[0]).name, Path(sys.argv[0]).parent.name)
 DATABASE_POOL_REQUESTS = env_number("DATABASE_POOL_REQUESTS", 10)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_REQUESTS and not _CELERY:
@@ -167,6 +169,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABAS
     # Each connection handed out is checked first (one empty round trip): after PostgreSQL restarted, the pool's
     # idle connections are dead.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _CELERY:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_number("DATABASE_CONN_MAX_AGE", 600)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # a kept connection is checked before a task uses it
+    # Celery's Django fixup closes the task's connection around every task unless this is set, and then around
+    # every 1,000th: Django's rule above decides instead.
+    CELERY_DB_REUSE_MAX = 1000
 # PostgreSQL's parse and plan of each statement were a third of its CPU on an approval's path (docs/PERFORMANCE.md):
 # parameters are bound by the server and psycopg prepares a statement once a connection has run it five times.
 # Off (Django's client-side binding) behind a transaction-mode PgBouncer older than 1.21 (docs/DEPLOY.md).

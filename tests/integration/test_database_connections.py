@@ -1,8 +1,9 @@
 """A web process's PostgreSQL connections stay bounded under a burst: Zoom delivers a meeting's start, its joins and
 its streams' webhooks at once, and Django under ASGI runs each request on a thread of its own. Without a pool every
 request in flight held a connection of its own (45 at once in a test run, touching PostgreSQL's 100), and past
-`max_connections` every process of the deployment fails ("too many clients"). docs/DEPLOY.md "PostgreSQL
-connections" gives the counts per process."""
+`max_connections` every process of the deployment fails ("too many clients"). A worker keeps its tasks'
+connection from one task to the next, and replaces it when it is broken. docs/DEPLOY.md "PostgreSQL connections"
+gives the counts per process."""
 
 import os
 import subprocess
@@ -118,3 +119,57 @@ def test_prepared_statements_can_be_turned_off_for_a_pooler_that_cannot_keep_the
     DATABASE_PREPARED_STATEMENTS=false gives Django's client-side binding, with nothing prepared (docs/DEPLOY.md)."""
     assert _statements_prepared_by_a_process("true") == 1
     assert _statements_prepared_by_a_process("false") == 0
+
+
+@pytest.fixture
+def task_worker(stack_env, tmp_path):
+    """A Celery worker of its own, on a queue of its own (the session's worker must not take these tasks), named in
+    pg_stat_activity."""
+    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}.connections"
+    proc = processes.Process("conn-worker", [
+        str(processes.VENV_BIN / "celery"), "-A", "zoomapp", "worker", "--pool=prefork", "--concurrency=1",
+        "--hostname", "conn-worker@%h", "--loglevel=INFO", "--without-mingle", "--without-gossip", "-Q", queue,
+    ], stack_env, tmp_path)
+    processes.wait_for(lambda: "ready." in proc.log_text(), 30, "conn-worker to be ready", process=proc)
+    yield proc, queue
+    proc.stop()
+
+
+def _last_stream_read(name):
+    """(backend pid, when it started its last statement) of the newest backend of application `name` whose last
+    statement read a stream, or None."""
+    dsn = settings.DATABASES["default"]
+    with psycopg.connect(host=dsn["HOST"], port=dsn["PORT"], user=dsn["USER"], dbname="postgres",
+                         autocommit=True) as conn:
+        return conn.execute(
+            "SELECT pid, query_start FROM pg_stat_activity WHERE application_name = %s AND query LIKE %s "
+            "ORDER BY query_start DESC LIMIT 1", (name, 'SELECT "rtms_streamsession".%')).fetchone()
+
+
+def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(task_worker):
+    """Each task in a new connection made PostgreSQL start a backend for every stopped stream's export and every
+    auto-start on a join (a large meeting's start: one per person), and forgot its prepared statements."""
+    from zoomapp.celery import app as celery_app
+
+    proc, queue = task_worker
+    reads = []
+
+    def next_read():
+        read = _last_stream_read("test-conn-worker")
+        return read if read and (not reads or read[1] > reads[-1][1]) else None
+
+    def run_task(task):
+        celery_app.send_task("rtms.export_stream_text", args=(f"no-such-stream-{task}",), queue=queue)
+        # A connection closed with its task is gone before it can be seen: then this times out.
+        reads.append(processes.wait_for(next_read, 20, f"task {task}'s read of the stream table", process=proc))
+
+    for task in range(3):
+        run_task(task)
+    assert len({pid for pid, _ in reads}) == 1, reads  # one backend served all three tasks
+
+    # PostgreSQL restarted, or an operator ended the backend: the next task finds the kept connection dead and
+    # runs on a new one.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [reads[-1][0]])
+    run_task(3)
+    assert reads[-1][0] != reads[0][0]
