@@ -144,13 +144,16 @@ def test_refused_refresh_asks_for_reauthorization(zoomsim, sim_app):
     assert oauth.authorization_status(sim_app.pk, "refreshX") == "authorized"
 
 
-def test_authorizing_from_a_panel_of_an_app_removed_meanwhile_is_refused_with_404(client):
-    """The panel's token outlives its app (an admin removed it while panels were open): a clear 404, not a 500."""
+def test_a_panel_of_an_app_removed_meanwhile_is_refused_with_404(client):
+    """The panel's token outlives its app (an admin removed it while panels were open): a clear 404 from its state
+    and its authorization, not a 500."""
     from tests.consent_support import open_panel
 
     app = make_app()
     token, _ = open_panel(client, app, meeting_uuid(), "goneHost", "host")
     app.delete()
+    state = client.get(f"/panel/{app.client_id}/api/state", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert state.status_code == 404 and state.json()["error"] == "unknown_app"
     for path, body in (("authorize", {}), ("authorized", {"code": "c", "state": "s", "redirectUri": "https://x/"})):
         answer = client.post(f"/panel/{app.client_id}/api/{path}", data=body, content_type="application/json",
                              HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -179,3 +179,17 @@ async def test_renew_keeps_the_socket_only_for_the_same_panel():
     await ben.send_to(text_data=json.dumps({"action": "resync"}))
     assert (await receive(ben))["snapshot"] is True
     await ben.disconnect()
+
+
+async def test_a_panel_socket_of_an_app_removed_meanwhile_is_refused_and_closed():
+    """Its token outlives the app: the socket says why and closes (the panel then binds again, and the app is gone:
+    404), where it used to fail with an error the panel could not read."""
+    app = await sync_to_async(make_app)()
+    uuid = meeting_uuid()
+    await sync_to_async(app.delete)()
+    panel = await connect_panel(tokens.mint(app.client_id, uuid, "ben1"))
+    refused = await receive(panel, "refused")
+    assert refused == {"type": "refused", "code": "unknown_app",
+                       "message": "No Zoom app is registered with this client id."}
+    assert (await panel.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4401}
+    assert not await sync_to_async(Meeting.objects.filter(uuid=uuid).exists)()

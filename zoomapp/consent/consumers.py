@@ -193,7 +193,11 @@ class PanelConsumer(AsyncWebsocketConsumer):
             meeting_group(self.identity.client_id, self.identity.meeting_uuid), self)
         await self.accept()
         self._expiry = asyncio.get_running_loop().create_task(self._close_at(self.identity.expires_at))
-        snapshot_version = await self._send_snapshot()
+        try:
+            snapshot_version = await self._send_snapshot()
+        except Refused as exc:  # the app was removed while its panels were open
+            await self._refuse_and_close(exc.message, exc.code)
+            return
         self.snapshot_sent = True
         held, self.held_state = self.held_state, None
         if held is not None and held[0]["version"] > snapshot_version:

@@ -15,7 +15,7 @@ from rtms.compiled_read import CompiledModelRead, CompiledRead
 from rtms.models import TranscriptSegment
 from zoomapp.consent.meetings import get_meeting
 from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
-from zoomapp.consent.permissions import HOST_ROLES
+from zoomapp.consent.permissions import HOST_ROLES, Refused
 from zoomapp.marketplace import oauth
 from zoomapp.marketplace.models import ZoomApp
 
@@ -238,8 +238,11 @@ _MEETING_OF_PANEL = CompiledRead(
 def snapshot_for(identity):
     """Everything a panel needs when it (re)connects: its filtered state, transcript and authorization."""
     found = _MEETING_OF_PANEL.one(identity.client_id, identity.meeting_uuid)
-    if found is None:  # the first panel of a meeting no webhook has told us about yet
-        meeting = get_meeting(ZoomApp.objects.get(client_id=identity.client_id), identity.meeting_uuid)
+    if found is None:  # the first panel of a meeting no webhook has told us about yet, or its app was removed
+        app = ZoomApp.by_client_id(identity.client_id)
+        if app is None:
+            raise Refused("unknown_app", "No Zoom app is registered with this client id.")
+        meeting = get_meeting(app, identity.meeting_uuid)
         found = (meeting.pk, meeting.version, meeting.app_id)
     meeting_pk, version, app_pk = found
     full = _state_at_version(meeting_pk, version)

@@ -32,7 +32,7 @@ SDK_VERSION = "0.16.41"
 MAX_BODY_BYTES = 16 * 1024
 REFUSAL_STATUS = {
     "not_host": 403, "not_your_app": 403, "guest": 403, "token": 401,
-    "bad_request": 400, "unknown_action": 400, "unknown_meeting": 404,
+    "bad_request": 400, "unknown_action": 400, "unknown_meeting": 404, "unknown_app": 404,
 }
 
 
