@@ -1,7 +1,7 @@
 """A meeting's lock (zoomapp.consent.meetings.lock) holds that meeting's row only: while one meeting's change is
 under way, another meeting of the same app changes at once (the app's row is read with it, not locked). The same
-for a share a host action locks (meetings.share_in), and for a start Zoom refused or that timed out, which takes
-the meeting before the share, as a host's action does."""
+for a share a host action locks (meetings.share_in), and for a start Zoom refused or that timed out and a pause
+Zoom confirmed, which take the meeting before the share, as a host's action does."""
 
 import contextlib
 import threading
@@ -93,38 +93,63 @@ def blocked_on_a_lock():
         return cursor.fetchone()[0] > 0
 
 
+def waits_for_the_meeting_with_the_share_free(meeting, share, change):
+    """Run `change()` in a thread while the meeting is held elsewhere: it must wait for the meeting without holding
+    the share (a host's action, next in the meeting's lock, takes the share). Returns what `change()` returned."""
+    from zoomapp.consent import meetings
+    from zoomapp.consent.models import Share
+
+    returned = []
+
+    def run():
+        try:
+            returned.append(change())
+        finally:
+            connection.close()
+
+    with held_elsewhere(lambda: meetings.lock(meeting)):
+        changing = threading.Thread(target=run)
+        changing.start()
+        for _ in range(100):
+            if blocked_on_a_lock():
+                break
+            threading.Event().wait(0.05)
+        assert blocked_on_a_lock(), "the change should be waiting for the meeting"
+        with transaction.atomic():
+            Share.objects.select_for_update(nowait=True).get(pk=share.pk)  # free: no "could not obtain lock"
+    changing.join(10)
+    return returned[0]
+
+
 def test_a_start_that_failed_waits_for_its_meeting_before_it_takes_the_share(app):
     """A host acting on a share locks the meeting, then the share: a start timing out meanwhile must wait for the
     meeting without holding the share, or each would wait for the other (PostgreSQL would cancel one after a
     second: a host's Stop failing, or a start left "starting")."""
-    from zoomapp.consent import meetings
     from zoomapp.consent.actions.starting import do_start_failed
     from zoomapp.consent.models import Share
 
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's")
     meeting, share = starting_share(app)
-    failed = []
-
-    def time_out():
-        try:
-            failed.append(do_start_failed(share.pk, 1, Share.Status.HOST_CANNOT_APPROVE, reason="timed out"))
-        finally:
-            connection.close()
-
-    with held_elsewhere(lambda: meetings.lock(meeting)):
-        timing_out = threading.Thread(target=time_out)
-        timing_out.start()
-        for _ in range(100):
-            if blocked_on_a_lock():
-                break
-            threading.Event().wait(0.05)
-        assert blocked_on_a_lock(), "the timed-out start should be waiting for the meeting"
-        with transaction.atomic():  # the host's action, next in the meeting's lock, still finds the share free
-            assert Share.objects.select_for_update(nowait=True).get(pk=share.pk).status == Share.Status.STARTING
-    timing_out.join(10)
-    assert failed and failed[0].status == Share.Status.HOST_CANNOT_APPROVE
+    failed = waits_for_the_meeting_with_the_share_free(meeting, share, lambda: do_start_failed(
+        share.pk, 1, Share.Status.HOST_CANNOT_APPROVE, reason="timed out"))
+    assert failed.status == Share.Status.HOST_CANNOT_APPROVE
     assert Share.objects.get(pk=share.pk).status == Share.Status.HOST_CANNOT_APPROVE
+
+
+def test_a_pause_zoom_confirmed_waits_for_its_meeting_before_it_takes_the_share(app):
+    """The host's Pause went through Zoom's REST API (after commit): marking the share paused takes the meeting
+    first too, so the host's next action on the share (Stop, say) cannot deadlock with it."""
+    from zoomapp.consent.actions.streams import do_stream_paused
+    from zoomapp.consent.models import Share
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    meeting, share = starting_share(app)
+    Share.objects.filter(pk=share.pk).update(status=Share.Status.SHARING, rtms_stream_id="a1b2c3d4e5f6")
+    paused = waits_for_the_meeting_with_the_share_free(meeting, share, lambda: do_stream_paused(
+        meeting, "a1b2c3d4e5f6", paused=True))
+    assert paused.status == Share.Status.PAUSED == Share.objects.get(pk=share.pk).status
 
 
 def test_a_start_falling_back_to_the_requesters_panel_does_not_lock_the_app(app):

@@ -52,13 +52,12 @@ RESTARTER = Actor("app", "Stream restart", "stream")
 
 @transaction.atomic
 def do_stream_paused(meeting, stream_id, paused, *, actor=ZOOM):
-    share = Share.objects.select_for_update(of=("self",)).select_related("app").filter(
-        meeting=meeting, rtms_stream_id=stream_id).first()
+    meeting = meetings.lock(meeting)  # before the share, as every change of the meeting (docs/ARCHITECTURE.md)
+    share = next(iter(_SHARES_OF_STREAM.all(meeting.pk, stream_id)), None)
     if share is None or not share.is_active:
         return share
     status = Status.PAUSED if paused else Status.SHARING
     if share.status != status:
-        meeting = meetings.lock(meeting)
         share.set_status(status)
         audit.record_in_meeting("paused" if paused else "resumed", meeting, actor, share=share, outcome=status)
         mark_changed(meeting)
