@@ -53,7 +53,7 @@ RESTARTER = Actor("app", "Stream restart", "stream")
 @transaction.atomic
 def do_stream_paused(meeting, stream_id, paused, *, actor=ZOOM):
     meeting = meetings.lock(meeting)  # before the share, as every change of the meeting (docs/ARCHITECTURE.md)
-    share = next(iter(_SHARES_OF_STREAM.all(meeting.pk, stream_id)), None)
+    share = _share_of_stream(meeting, stream_id, operator_id="")
     if share is None or not share.is_active:
         return share
     status = Status.PAUSED if paused else Status.SHARING
