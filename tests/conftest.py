@@ -7,6 +7,7 @@ The run's own Redis namespace and database name are set by tests/environment.py.
 import os
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -27,6 +28,34 @@ def pytest_runtest_teardown(item, nextitem):
     sim = item.config.stash.get(RUN_ZOOMSIM, None)
     if sim is not None and nextitem is not None and nextitem.module is not item.module:
         sim.delete_registered_apps()
+
+
+def _flush_tried_again_after_a_lost_lock(fixture_teardown):
+    """A transactional test's flush is one TRUNCATE of every table, whose locks PostgreSQL takes one table after
+    another: a statement still in flight from daphne or a worker that locks two of those tables in the other order
+    (an insert and its foreign key's check) deadlocks with it, and PostgreSQL may cancel the flush. The tests wait
+    for our processes to settle first (tests/processes.py, streams_at_rest); a flush that still loses is tried
+    again, with a warning naming the cause, so the next test starts on empty tables."""
+    from django.core.management.base import CommandError
+    from django.db import OperationalError
+
+    def flush(self):
+        for attempt in range(1, 4):
+            try:
+                return fixture_teardown(self)
+            except CommandError as exc:
+                if attempt == 3 or not isinstance(exc.__cause__, OperationalError):
+                    raise
+                warnings.warn(f"the flush lost a lock and is tried again: {exc.__cause__}", stacklevel=1)
+                time.sleep(0.5 * attempt)
+
+    return flush
+
+
+def pytest_configure(config):
+    from django.test import TransactionTestCase
+
+    TransactionTestCase._fixture_teardown = _flush_tried_again_after_a_lost_lock(TransactionTestCase._fixture_teardown)
 
 
 @pytest.fixture(scope="session")

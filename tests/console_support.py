@@ -51,7 +51,7 @@ def end_meeting_and_settle(zoomsim, meeting, timeout=20.0):
     """End a simulated meeting and wait until our side has recorded it all (meeting ended, every stream stopped,
     no share active, the audit log no longer growing), so the test's database flush never races those writes."""
     from rtms.models import StreamSession
-    from tests.processes import wait_for
+    from tests.processes import streams_at_rest, wait_for
     from zoomapp.consent.models import AuditEntry, Meeting, Share
 
     zoomsim.post(f"/_sim/meetings/{meeting['id']}/end")
@@ -60,7 +60,7 @@ def end_meeting_and_settle(zoomsim, meeting, timeout=20.0):
 
     def settled():
         ended = Meeting.objects.filter(uuid=uuid, ended_at__isnull=False).exists()
-        streaming = StreamSession.objects.filter(meeting_uuid=uuid).exclude(state="stopped").exists()
+        streaming = not streams_at_rest(StreamSession.objects.filter(meeting_uuid=uuid))
         active = Share.objects.filter(meeting__uuid=uuid, status__in=Share.ACTIVE).exists()
         entries = AuditEntry.objects.filter(meeting_uuid=uuid).count()
         quiet, seen["entries"] = entries == seen["entries"], entries

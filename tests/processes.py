@@ -45,6 +45,17 @@ def wait_for(predicate, timeout=20.0, what="condition", interval=0.05, process=N
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}{tail}")
 
 
+def streams_at_rest(streams):
+    """Whether every stream of a StreamSession queryset is stopped and let go by its holder: the holder writes the
+    stream's last media rows after "stopped" and releases its lease only then (rtms/host.py), so a test's database
+    flush waits for the release, not for "stopped", or races those writes."""
+    from rtms import leases
+
+    if streams.exclude(state="stopped").exists():
+        return False
+    return not any(leases.holders(streams.values_list("rtms_stream_id", flat=True)).values())
+
+
 class Process:
     def __init__(self, name, argv, env, log_dir):
         self.name = name

@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.consent_support import register_with_sim
-from tests.processes import wait_for
+from tests.processes import streams_at_rest, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts/screenshots"
@@ -70,8 +70,8 @@ class Stack:
         # Bounds for a loaded machine, not figures: on a 2-core machine running the suite in two processes (load
         # average 8), one meeting's webhooks go one after another, and one answered after Zoom's 3 s is retried
         # (0.3, 1.2 and 3.6 s later at the suite's scale, tests/conftest.py).
-        wait_for(lambda: not StreamSession.objects.filter(client_id=self.app.client_id).exclude(
-            state="stopped").exists(), timeout=60, what="this test's streams to stop")
+        wait_for(lambda: streams_at_rest(StreamSession.objects.filter(client_id=self.app.client_id)), timeout=60,
+                 what="this test's streams to stop and be let go")
         # Zoom's last webhooks (meeting ended, participants left) are answered only once we have handled them.
         try:
             wait_for(lambda: not self.undelivered_webhooks(), timeout=120, what="Zoom's webhooks to be delivered")
