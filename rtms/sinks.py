@@ -50,13 +50,6 @@ def _int_or_none(value):
     return value if type(value) is int and -2**63 < value < 2**63 else None
 
 
-def _fits(*numbers, bits=64):
-    """Every number fits its column (BIGINT, or INTEGER with bits=32; None allowed): a frame that does not is
-    refused, not stored."""
-    limit = 2 ** (bits - 1)
-    return all(n is None or -limit < n < limit for n in numbers)
-
-
 def _storable(text):
     """PostgreSQL text holds neither NUL nor lone surrogates: replace them rather than lose the whole line."""
     if not text:
@@ -74,7 +67,7 @@ class StreamStore(StreamSink):
 
     __slots__ = ("stream_pk", "stream_id", "client_id", "per_participant", "_state_callback", "_connection_callback",
                  "audio", "last_audio_ts", "frames", "transcripts", "chats", "events", "replayed_frames",
-                 "refused_frames", "discarded")
+                 "discarded")
 
     def __init__(self, stream_pk, stream_id, client_id, per_participant_audio=False, on_state=None,
                  on_connection=None):
@@ -91,7 +84,6 @@ class StreamStore(StreamSink):
         self.chats = []
         self.events = []
         self.replayed_frames = 0
-        self.refused_frames = 0
         self.discarded = False
 
     # StreamSink ------------------------------------------------------------------------------------------------
@@ -116,22 +108,13 @@ class StreamStore(StreamSink):
         self.frames.append((MediaFile.Kind.DESKSHARE, user_id, timestamp_ms, data))
 
     def on_transcript(self, user_id, user_name, start_ms, end_ms, timestamp_ms, language, text):
-        if not _fits(user_id, start_ms, end_ms, timestamp_ms) or not _fits(language, bits=32):
-            self.refused_frames += 1
-            return
         self.transcripts.append((user_id, _storable(user_name)[:200], start_ms, end_ms, timestamp_ms, language,
                                  _storable(text)))
 
     def on_chat(self, user_id, user_name, timestamp_ms, text):
-        if not _fits(user_id, timestamp_ms):
-            self.refused_frames += 1
-            return
         self.chats.append((user_id, _storable(user_name)[:200], timestamp_ms, _storable(text)))
 
     def on_event(self, event_type, event):
-        if not _fits(event_type, bits=32):
-            self.refused_frames += 1
-            return
         kind = EVENT_KINDS.get(event_type, ParticipantEvent.Kind.OTHER)
         timestamp = _int_or_none(event.get("timestamp"))
         people = event.get("participants")

@@ -7,6 +7,7 @@ malformed ones included; the simulator only sends well-formed frames. Runs its o
 """
 
 import asyncio
+import base64
 import json
 import threading
 
@@ -19,6 +20,11 @@ def valid_transcript(text, timestamp, user_id=16778240, user_name="Ana"):
     return json.dumps({"msg_type": 17, "content": {"user_id": user_id, "user_name": user_name,
                                                    "start_time": timestamp - 500, "end_time": timestamp,
                                                    "timestamp": timestamp, "language": 9, "data": text}})
+
+
+def valid_audio(timestamp, pcm=bytes(640), user_id=0):
+    return json.dumps({"msg_type": 14, "content": {"user_id": user_id, "timestamp": timestamp,
+                                                   "data": base64.b64encode(pcm).decode()}})
 
 
 MALFORMED = [

@@ -472,9 +472,16 @@ def _content(message: dict[str, Any]) -> dict[str, Any]:
     return content
 
 
-def _int_field(container: dict[str, Any], key: str, msg_type: int) -> int:
+# Integers the general path accepts: orjson reads up to 2**64 - 1, but every number a frame carries is stored in a
+# BIGINT column (a stop reason in an INTEGER one), and one number that does not fit would fail the whole batch of
+# rows it is written with, other streams' too.
+_INT64 = 2 ** 63
+_INT32 = 2 ** 31
+
+
+def _int_field(container: dict[str, Any], key: str, msg_type: int, limit: int = _INT64) -> int:
     value = container.get(key)
-    if type(value) is not int:
+    if type(value) is not int or not -limit <= value < limit:
         raise MalformedFrame(f"bad_{key}", msg_type)
     return value
 
@@ -502,9 +509,9 @@ def parse_binary_media(message: dict[str, Any]) -> tuple[int, str | None, int, b
     user_name = content.get("user_name")
     if type(data) is not str:
         raise MalformedFrame("bad_data", message["msg_type"])
-    if type(timestamp) is not int:
+    if type(timestamp) is not int or not -_INT64 <= timestamp < _INT64:
         raise MalformedFrame("bad_timestamp", message["msg_type"])
-    if type(user_id) is not int:
+    if type(user_id) is not int or not -_INT64 <= user_id < _INT64:
         raise MalformedFrame("bad_user_id", message["msg_type"])
     if user_name is not None and type(user_name) is not str:
         raise MalformedFrame("bad_user_name", message["msg_type"])
@@ -529,7 +536,7 @@ def parse_transcript(message: dict[str, Any]) -> tuple[int, str | None, int, int
     end = _int_field(content, "end_time", msg_type)
     timestamp = _int_field(content, "timestamp", msg_type)
     language = content.get("language")
-    if language is not None and type(language) is not int:
+    if language is not None and (type(language) is not int or not -_INT32 <= language < _INT32):
         raise MalformedFrame("bad_language", msg_type)
     return user_id, _optional_name(content, msg_type), start, end, timestamp, language, text
 
@@ -543,7 +550,7 @@ def parse_chat(message: dict[str, Any]) -> tuple[int | None, str | None, int, st
         raise MalformedFrame("bad_data", msg_type)
     timestamp = _int_field(content, "timestamp", msg_type)
     user_id = content.get("user_id")
-    if user_id is not None and type(user_id) is not int:
+    if user_id is not None and (type(user_id) is not int or not -_INT64 <= user_id < _INT64):
         raise MalformedFrame("bad_user_id", msg_type)
     return user_id, _optional_name(content, msg_type), timestamp, text
 
@@ -553,7 +560,7 @@ def parse_event(message: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     event = message.get("event")
     if type(event) is not dict:
         raise MalformedFrame("missing_event", message["msg_type"])
-    return _int_field(event, "event_type", message["msg_type"]), event
+    return _int_field(event, "event_type", message["msg_type"], limit=_INT32), event
 
 
 def parse_status(message: dict[str, Any]) -> tuple[int, str]:
@@ -576,15 +583,13 @@ def parse_state_update(message: dict[str, Any]) -> tuple[int, int | None]:
     """STREAM_STATE_UPDATE / SESSION_STATE_UPDATE / *_STATE_RESP → (state, stop reason or None).
 
     The stop reason is read from ``reason`` or ``stop_reason``, whichever is an int: the docs and samples
-    disagree on the key (§3.4).
+    disagree on the key (§3.4). One beyond any reason's range is no reason (None), as on the webhook.
     """
     state = _int_field(message, "state", message["msg_type"])
     reason = message.get("reason")
     if type(reason) is not int:
         reason = message.get("stop_reason")
-        if type(reason) is not int:
-            reason = None
-    return state, reason
+    return state, reason if type(reason) is int and -_INT32 < reason < _INT32 else None
 
 
 def parse_keep_alive(message: dict[str, Any]) -> tuple[Any, Any]:

@@ -167,6 +167,8 @@ def test_undecodable_frames_are_refused(frame, kind):
     ({"user_id": 0, "timestamp": 1, "data": "AAA*"}, "bad_base64"),
     ({"user_id": 0, "timestamp": 1, "data": "AAA"}, "bad_base64"),
     ({"user_id": 0, "user_name": 5, "timestamp": 1, "data": "AAAA"}, "bad_user_name"),
+    ({"user_id": 0, "timestamp": 2 ** 64 - 1, "data": "AAAA"}, "bad_timestamp"),  # beyond a BIGINT column
+    ({"user_id": -2 ** 63 - 1, "timestamp": 1, "data": "AAAA"}, "bad_user_id"),
 ])
 def test_bad_audio_frames_are_refused(content, kind):
     with pytest.raises(MalformedFrame) as refused:
@@ -177,6 +179,26 @@ def test_bad_audio_frames_are_refused(content, kind):
 def test_transcript_without_times_is_refused():
     with pytest.raises(MalformedFrame):
         p.parse_transcript({"msg_type": 17, "content": {"user_id": 1, "timestamp": 2, "end_time": 2, "data": "x"}})
+
+
+@pytest.mark.parametrize("message, kind", [
+    ({"msg_type": 17, "content": {"user_id": 1, "start_time": 1, "end_time": 2, "timestamp": 2 ** 63, "data": "x"}},
+     "bad_timestamp"),
+    ({"msg_type": 17, "content": {"user_id": 1, "start_time": 1, "end_time": 2, "timestamp": 2, "language": 2 ** 31,
+                                  "data": "x"}}, "bad_language"),
+    ({"msg_type": 18, "content": {"user_id": 2 ** 63, "timestamp": 2, "data": "x"}}, "bad_user_id"),
+    ({"msg_type": 6, "event": {"event_type": 2 ** 31}}, "bad_event_type"),
+])
+def test_numbers_beyond_their_columns_are_refused(message, kind):
+    parse = {17: p.parse_transcript, 18: p.parse_chat, 6: p.parse_event}[message["msg_type"]]
+    with pytest.raises(MalformedFrame) as refused:
+        parse(message)
+    assert refused.value.kind == kind
+
+
+def test_a_stop_reason_beyond_any_reason_is_no_reason():
+    assert p.parse_state_update({"msg_type": 8, "state": 4, "reason": 2 ** 40}) == (4, None)
+    assert p.parse_state_update({"msg_type": 9, "state": 5, "stop_reason": 6}) == (5, 6)
 
 
 def test_keep_alive_is_always_answerable():
