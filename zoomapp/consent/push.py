@@ -47,11 +47,16 @@ def publish_meeting_state(meeting_id, meeting_uuid):
     others = [row for row in rows if row.pk != meeting_id]
     state = meeting_state(meeting, others)
     pushes.push(meeting_group(meeting.app.client_id, meeting.uuid), {"type": "panel.state", "state": state})
-    for other in others:
-        # Panels apply only newer versions: the other app's state changed too (its other_apps part).
-        _bump_version(other)
-        pushes.push(meeting_group(other.app.client_id, other.uuid),
-                    {"type": "panel.state", "state": meeting_state(other)})
+    if others:
+        # Panels apply only newer versions: the other apps' states changed too (their other_apps part). Their rows
+        # are read again after the bump: one read before it may miss a change of that app committed meanwhile,
+        # and its panels would keep the older state under the newer version until the app's next change.
+        for other in others:
+            _bump_version(other)
+        for other in _APPS_ROWS_OF_MEETING.all(meeting_uuid):
+            if other.pk != meeting_id:
+                pushes.push(meeting_group(other.app.client_id, other.uuid),
+                            {"type": "panel.state", "state": meeting_state(other)})
     return state
 
 
