@@ -136,12 +136,33 @@ def test_the_hosts_sharing_policy_still_gates_an_auto_start(app):
 def test_a_user_who_hosted_a_meeting_of_the_account_is_known_by_that_meeting(app):
     changes.set_auto_start(HOST_ADMIN, app, "user", "host1", True)  # the host never authorized any app
     meeting = meeting_with_host(app)  # Zoom's events say host1 hosts a meeting of HOST_ACCOUNT
-    assert autostart.user_account("host1") == (HOST_ACCOUNT, [])
+    assert autostart.user_account("host1", app) == (HOST_ACCOUNT, [])
     assert autostart.decide(app, meeting, "host1", "Hana") == "started"
 
 
 def test_a_setting_an_admin_wrote_never_makes_a_user_known(app):
     AutoStartSetting.objects.create(account_id=HOST_ACCOUNT, level="user", target_id="stranger", app=app,
                                     auto_start=True)  # a row from before the console checked who it names
-    assert autostart.user_account("stranger") == ("", [])
+    assert autostart.user_account("stranger", app) == ("", [])
     assert autostart.decide(app, meeting_with_host(app), "stranger", "Sid") == "off"
+
+
+def test_a_meeting_another_apps_events_say_a_user_hosted_does_not_make_them_known(app):
+    """Only Zoom's answer to our own call (an OAuth grant) or this app's signed events: another app's events, or
+    its leaked secret, cannot make this app start for someone."""
+    recorder = make_app("Recorder")
+    meetings.get_meeting(recorder, meeting_uuid(), host_user_id="olga", account_id=HOST_ACCOUNT)
+    changes.set_auto_start(HOST_ADMIN, app, "account", "", True)
+    assert autostart.user_account("olga", app) == ("", [])
+    meeting = meeting_with_host(app)
+    assert autostart.decide(app, meeting, "olga", "Olga") == "off"
+    assert not Share.objects.filter(meeting=meeting, user_id="olga").exists()
+
+
+def test_approval_the_host_turned_on_after_the_meeting_was_read_is_asked_for(app):
+    authorized(app, "olga", OTHER_ACCOUNT)
+    changes.set_auto_start(OTHER_ADMIN, app, "account", "", True)
+    read_before = meeting_with_host(app, require_approval=False)
+    host_controls.do_set_toggles(read_before, require_host_approval=True, actor=Actor("host1"))
+    assert autostart.decide(app, read_before, "olga", "Olga") == "requested"
+    assert share(read_before, app, "olga").status == "pending"

@@ -17,8 +17,10 @@ import logging
 from dataclasses import dataclass
 
 from celery import shared_task
+from django.db import transaction
 from django.dispatch import receiver
 
+from zoomapp.consent import meetings
 from zoomapp.consent.actions import sharing_requests
 from zoomapp.consent.models import Meeting, Participant, ShareRequest
 from zoomapp.consent.permissions import Actor, Refused
@@ -57,14 +59,16 @@ def effective_auto_start(account_id, user_id, group_ids, app):
 # --- who the user is ----------------------------------------------------------------------------------------------
 
 
-def user_account(user_id):
+def user_account(user_id, app):
     """(account id, group ids) of a Zoom user, from verified sources only (docs/SECURITY.md): /v2/users/me when
-    they authorized any of our apps, else the account of a meeting Zoom's signed events say they hosted (then
-    without groups). Never from a setting an admin wrote. ("", []) when unknown."""
+    they authorized any of our apps (Zoom's answer to our own call), else the account of a meeting that `app`'s
+    signed events say they hosted (then without groups): another app's events, or its leaked secret, never
+    decide what this app starts. Never from a setting an admin wrote. ("", []) when unknown."""
     grant = UserAuthorization.objects.filter(user_id=user_id).exclude(account_id="").order_by("-updated").first()
     if grant is not None:
         return grant.account_id, list(grant.group_ids)
-    hosted = Meeting.objects.filter(host_user_id=user_id).exclude(account_id="").order_by("-created").first()
+    hosted = (Meeting.objects.filter(app=app, host_user_id=user_id).exclude(account_id="")
+              .order_by("-created").first())
     return (hosted.account_id, []) if hosted else ("", [])
 
 
@@ -74,24 +78,29 @@ def user_account(user_id):
 def decide(app, meeting, user_id, name=""):
     """Rule 9 for one user and one app in one meeting. Returns what happened: "off", "started", "requested",
     "waiting_for_host" or "gated"."""
-    account_id, group_ids = user_account(user_id)
+    account_id, group_ids = user_account(user_id, app)
     if not account_id:
         return "off"
     setting = effective_auto_start(account_id, user_id, group_ids, app)
     if not setting.on:
         return "off"
-    same_account = account_id == meeting.account_id
     detail = {"user_account_id": account_id, "setting_level": setting.level, "setting_target": setting.target_id}
-    why = f"auto-start set by {'the host' if same_account else 'another'} account's admin ({setting.level} level)"
-    if same_account or not meeting.require_host_approval:
-        share = sharing_requests.do_auto_start(meeting, user_id, name, reason=why, detail=detail)
-        outcome = "started" if share is not None else "gated"
-    elif not meeting.host_present:
-        # Rule 3: nothing is queued; the host's own join runs this again for everyone present.
-        outcome = "waiting_for_host"
-    else:
-        sharing_requests.do_request(meeting, actor=Actor(user_id, name, "auto_start"), source=ShareRequest.Source.AUTO)
-        outcome = "requested"
+    with transaction.atomic():
+        # Decided on the meeting as it is under its lock, not as read before: a host who turned approval on
+        # meanwhile (a host's join decides for everyone present, one after another) is asked.
+        meeting = meetings.lock(meeting)
+        same_account = account_id == meeting.account_id
+        why = f"auto-start set by {'the host' if same_account else 'another'} account's admin ({setting.level} level)"
+        if same_account or not meeting.require_host_approval:
+            share = sharing_requests.do_auto_start(meeting, user_id, name, reason=why, detail=detail)
+            outcome = "started" if share is not None else "gated"
+        elif not meeting.host_present:
+            # Rule 3: nothing is queued; the host's own join runs this again for everyone present.
+            outcome = "waiting_for_host"
+        else:
+            sharing_requests.do_request(meeting, actor=Actor(user_id, name, "auto_start"),
+                                        source=ShareRequest.Source.AUTO)
+            outcome = "requested"
     log.info("auto-start decided", extra={
         "meeting": meeting.uuid, "client_id": app.client_id, "user": user_id, "outcome": outcome,
         "same_account": same_account, "setting_level": setting.level})
