@@ -5,6 +5,8 @@ Used by every action in zoomapp.consent.actions; each meeting row belongs to one
 
 import logging
 
+from django.db.models import Case, F, Value, When
+
 from rtms.compiled_read import CompiledModelRead
 from zoomapp.consent.models import Meeting, Participant, Share
 from zoomapp.consent.permissions import Refused
@@ -32,9 +34,16 @@ def get_meeting(app, uuid, **known):
             continue
         updates[key] = value
     if updates:
-        Meeting.objects.filter(pk=meeting.pk).update(**updates)
+        # An identity field is written only while still empty in the row, not as read above without a lock: the
+        # first verified input may have filled it meanwhile (a host's panel binding, a webhook of the meeting).
+        Meeting.objects.filter(pk=meeting.pk).update(**{
+            key: Case(When(**{key: ""}, then=Value(value)), default=F(key)) if key in IDENTITY_FIELDS else value
+            for key, value in updates.items()})
         for key, value in updates.items():
             setattr(meeting, key, value)
+        identity = [key for key in updates if key in IDENTITY_FIELDS]
+        if identity:
+            meeting.refresh_from_db(fields=identity)
     return meeting
 
 
