@@ -449,7 +449,14 @@ class SessionHost:
             # reconciler decides what happens next.
             log.warning("stream let go", extra={"outcome": outcome.value, "status": result.status_code,
                                                 "detail": result.detail})
-        await self._flush_stream(held)  # the row already on its way to "stopped" meanwhile
+        try:
+            await self._flush_stream(held)  # the row already on its way to "stopped" meanwhile
+        except Exception:
+            # Disk full, EIO, EMFILE: what it could not write is lost, but the stream is let go all the same. Kept,
+            # its lease was renewed forever and nobody held the stream again (docs/ARCHITECTURE.md, "No re-claim
+            # of ended streams").
+            log.exception("last media of the stream not stored", extra={"stream": held.stream_id,
+                                                                         "meeting": held.meeting_uuid})
         if ended and not held.lease_lost:
             # The lease goes only once the row says stopped: released earlier, the reconciler would see a
             # running stream with no holder and claim it again (docs/ARCHITECTURE.md, "Several worker machines").
@@ -617,9 +624,12 @@ class SessionHost:
         keep = not held.store.discarded  # STREAM_REVOKED: the spooled segments are deleted, never uploaded
 
         def write():
-            if audio or frames:
-                sinks.write_media(files, audio, frames)
-            return files.close(upload=keep, uploader=self._upload_pool)
+            try:
+                if audio or frames:
+                    sinks.write_media(files, audio, frames)
+            finally:  # a last write that failed (disk full) still closes and uploads what was written before it
+                uploads = files.close(upload=keep, uploader=self._upload_pool)
+            return uploads
 
         uploads = await self._in_thread(self._file_pool, write)
         if uploads:

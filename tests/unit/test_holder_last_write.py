@@ -1,0 +1,106 @@
+"""A stream's last write failing (the disk full) must not keep the stream held: its holder still lets it go once its
+row says stopped (lease released, no longer held, its live figures gone), logs the failure naming the stream and
+the meeting, and still uploads what it had written before (docs/ARCHITECTURE.md, "No re-claim of ended
+streams"). A real session host, its threads, the suite's Redis and PostgreSQL; the disk full is /dev/full, where
+the stream's next audio segment is created."""
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import threading
+import time
+
+import pytest
+
+from rtms import leases, log_context, sinks, stats
+from rtms.client import Outcome, StopReason, StreamResult
+from rtms.host import HeldStream, SessionHost
+from rtms.models import StreamSession, StreamState
+from rtms.redis_connection import redis_client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORKER = "last-write-test"
+STREAM_ID = "1e" * 16
+MEETING = "lastwrite=="
+FRAME = b"\x01\x00" * 320  # 20 ms of 16 kHz audio
+
+
+@pytest.fixture
+def host(settings, tmp_path):
+    settings.RTMS_SPOOL_DIR = tmp_path / "spool"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.RTMS_LEASE_TTL = 1.5
+    settings.RTMS_SEGMENT_SECONDS = 3600  # no segment rolls by itself within the test
+    host = SessionHost(WORKER)
+    # The loop and the lease renewal as start() runs them. Not start() itself: it registers the process's metrics
+    # collector, which a process does once (tests/unit/test_holder_wakes.py starts a host too).
+    ready = threading.Event()
+    threading.Thread(target=host._run_loop, args=(ready,), daemon=True).start()
+    assert ready.wait(10)
+    threading.Thread(target=host._renew_leases, daemon=True).start()
+    yield host
+    host.shutdown(timeout=10)
+    redis_client().delete(leases.lease_key(STREAM_ID))
+    redis_client().hdel(stats.stats_key(), STREAM_ID)
+
+
+def _wait_until(check, what, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not {what} within {timeout} s"
+        time.sleep(0.05)
+
+
+def _on_loop(host, fn):
+    async def call():
+        return fn()
+
+    return asyncio.run_coroutine_threadsafe(call(), host.loop).result(10)
+
+
+def test_a_last_write_on_a_full_disk_still_lets_the_stream_go(host, tmp_path, settings, caplog):
+    stream = StreamSession.objects.create(rtms_stream_id=STREAM_ID, meeting_uuid=MEETING, client_id="lastwrite",
+                                          state=StreamState.ACTIVE, audio_per_participant=True, lease_generation=1)
+    lease = leases.new_lease_value(WORKER)
+    assert leases.try_acquire(STREAM_ID, lease)
+    held = HeldStream(stream, lease, host.spool, WORKER)
+    held.store = sinks.StreamStore(stream.pk, STREAM_ID, "lastwrite", per_participant_audio=True)
+    redis_client().hset(stats.stats_key(), STREAM_ID, json.dumps({"worker": WORKER, "at": time.time()}))
+
+    def hold():
+        host.streams[STREAM_ID] = held
+        for n in range(50):
+            held.store.on_audio(16778240, "Ana", 1000 + 20 * n, FRAME)
+
+    _on_loop(host, hold)
+    ana = host.spool / "rtms" / STREAM_ID / "audio" / "user-16778240-1000-g1.wav"
+    _wait_until(lambda: ana.exists() and ana.stat().st_size == 44 + 50 * len(FRAME), "written by the ticks")
+    # Ben speaks last, on a disk that is now full: his segment cannot be created.
+    ben = ana.with_name("user-16778241-2000-g1.wav")
+    os.symlink("/dev/full", ben)
+
+    async def stream_ends():  # as the stream's own task does (host._hold): Zoom stopped it, Ben's audio not written
+        log_context.bind(meeting=MEETING, stream=STREAM_ID)
+        held.store.on_audio(16778241, "Ben", 2000, FRAME)
+        await host._finish(held, StreamResult(Outcome.STOPPED, StopReason.MEETING_ENDED))
+
+    with caplog.at_level(logging.INFO, logger="rtms.host"):
+        ending = asyncio.run_coroutine_threadsafe(stream_ends(), host.loop)
+        # Before, the lease was renewed for as long as the process lived.
+        _wait_until(lambda: leases.holders([STREAM_ID]) == {STREAM_ID: None}, "released",
+                    timeout=3 * settings.RTMS_LEASE_TTL)
+
+    assert StreamSession.objects.get(pk=stream.pk).state == StreamState.STOPPED  # stopped before released
+    assert not host.holds(STREAM_ID)
+    assert stats.live_stream_stats([STREAM_ID]) == {} and not redis_client().hexists(stats.stats_key(), STREAM_ID)
+    failure = next(r for r in caplog.records if r.getMessage() == "last media of the stream not stored")
+    assert failure.levelno == logging.ERROR and (failure.stream, failure.meeting) == (STREAM_ID, MEETING)
+    assert isinstance(failure.exc_info[1], OSError) and failure.exc_info[1].errno == errno.ENOSPC
+    assert any(r.getMessage() == "stream released" for r in caplog.records)
+    # Ana's audio, written before, is closed and in storage.
+    stored = tmp_path / "media" / "rtms" / STREAM_ID / "audio" / ana.name
+    _wait_until(lambda: stored.exists() and stored.stat().st_size == 44 + 50 * len(FRAME), "uploaded")
+    assert ending.result(1) is None
