@@ -144,6 +144,50 @@ def test_refused_refresh_asks_for_reauthorization(zoomsim, sim_app):
     assert oauth.authorization_status(sim_app.pk, "refreshX") == "authorized"
 
 
+def test_a_reauthorization_that_waited_for_a_refused_refresh_stays_authorized(zoomsim, sim_app):
+    """The refresh Zoom refuses flags the grant under its row's lock: a re-authorization waiting for that lock
+    saves after it, and the grant it saves is not flagged by the refresh that came first."""
+    import threading
+
+    from django.utils import timezone
+
+    from tests.integration.test_meeting_locks import held_elsewhere
+    from tests.processes import wait_for
+
+    grant = _installed(zoomsim, sim_app, "refreshZ")
+    UserAuthorization.objects.filter(pk=grant.pk).update(refresh_token="dead-token", expires_at=timezone.now())
+    add_sim_user(zoomsim, "refreshZ", "refreshZ")
+    code = zoom_consents(zoomsim, oauth.authorize_url(sim_app), "refreshZ")["code"][0]
+
+    def in_a_thread(work):
+        def run():
+            try:
+                work()
+            except oauth.ReauthorizationRequired:
+                pass
+            finally:
+                connection.close()
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def waiting(count):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+            return cursor.fetchone()[0] >= count
+
+    # Both wait for the grant's row, the refresh first; then the row is let go.
+    with held_elsewhere(lambda: UserAuthorization.objects.select_for_update().get(pk=grant.pk)):
+        refreshing = in_a_thread(lambda: oauth.access_token_for(sim_app, "refreshZ"))
+        wait_for(lambda: waiting(1), 10, "the refresh to wait for the grant")
+        reauthorizing = in_a_thread(lambda: oauth.complete_authorization(sim_app, code))
+        wait_for(lambda: waiting(2), 10, "the re-authorization to wait for the grant")
+    refreshing.join(10)
+    reauthorizing.join(10)
+    assert oauth.authorization_status(sim_app.pk, "refreshZ") == "authorized"
+
+
 def test_a_panel_of_an_app_removed_meanwhile_is_refused_with_404(client):
     """The panel's token outlives its app (an admin removed it while panels were open): a clear 404 from its state
     and its authorization, not a 500."""

@@ -193,7 +193,11 @@ def _refresh(grant):
         except ZoomUnreachable:
             raise
         except OAuthError as exc:
+            # Zoom refused the refresh token: only the user can fix that, by authorizing again. Flagged under the
+            # row's lock: a re-authorization waiting for it comes after, and clears the flag.
             refused = exc
+            locked.needs_reauthorization = True
+            locked.save(update_fields=["needs_reauthorization", "updated"])
         else:
             locked.access_token = tokens["access_token"]
             locked.refresh_token = tokens.get("refresh_token") or locked.refresh_token
@@ -201,8 +205,6 @@ def _refresh(grant):
             locked.save(update_fields=["access_token", "refresh_token", "expires_at", "updated"])
             log.info("token refreshed", extra={"client_id": locked.app.client_id, "user": locked.user_id})
             return locked
-    # Zoom refused the refresh token: only the user can fix that, by authorizing again.
-    UserAuthorization.objects.filter(pk=grant.pk).update(needs_reauthorization=True, updated=timezone.now())
     log.warning("token refresh refused; re-authorization needed",
                 extra={"client_id": grant.app.client_id, "user": grant.user_id, "error": str(refused)})
     raise ReauthorizationRequired(str(refused))
