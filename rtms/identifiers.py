@@ -25,8 +25,10 @@ KINDS = {
     # RTMS session id (SESSION_STATE_UPDATE, SESSION_STATE_RESP): same alphabet as the stream id.
     "rtms_session_id": re.compile(f"{_WORD}{{1,64}}"),
     # Meeting UUID: standard base64 of 16 bytes ("4444AAAiAAAAAiAiAiiAii=="), may contain '+' and '/', ends in
-    # '=' padding; url-safe '-' and '_' accepted as well. Never decoded: it is compared and stored as given.
-    "meeting_uuid": re.compile(r"[A-Za-z0-9+/_-]{1,126}={0,2}"),
+    # '=' padding; url-safe '-' and '_' accepted as well. Never decoded: it is compared and stored as given. At most
+    # 100 characters in all (the lookahead), the narrowest column that stores it (consent.Meeting.uuid,
+    # AuditEntry.meeting_uuid): a longer one was accepted, then failed its write (docs/SECURITY.md).
+    "meeting_uuid": re.compile(r"(?=.{1,100}\Z)[A-Za-z0-9+/_-]+={0,2}"),
     # Zoom user id (operator_id, host_id, participant.id, app context uid): 22-character base64url.
     "zoom_user_id": re.compile(f"{_WORD}{{1,64}}"),
     # Zoom account id (payload.account_id, /users/me account_id).

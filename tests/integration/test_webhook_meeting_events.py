@@ -142,6 +142,8 @@ def _without_account():
      "payload.object.host_id is not a valid zoom user id"),
     (meeting_event("meeting.started", uuid="a b"), "invalid_identifier",
      "payload.object.uuid is not a valid meeting uuid"),
+    (meeting_event("meeting.started", uuid="A" * 101), "invalid_identifier",
+     "payload.object.uuid is not a valid meeting uuid"),
     (meeting_event("meeting.started", id="12a"), "malformed_event", "payload.object.id must be the numeric meeting id"),
     (meeting_event("meeting.participant_left"), "malformed_event", "payload.object.participant is required"),
     (role_change("16779264", "Ben", BEN, "attendee", "king", 1), "malformed_event",
@@ -153,7 +155,8 @@ def _without_account():
     (meeting_event("meeting.participant_joined", person("16779264", ["Ben"], BEN)), "malformed_event",
      "payload.object.participant.user_name must be a string"),
 ], ids=["flat-with-role", "no-account", "zoom-id-as-participant-id", "path-as-user-id", "empty-host", "bad-uuid",
-        "bad-meeting-number", "no-participant", "unknown-role", "object-as-role", "nul-topic", "list-as-name"])
+        "uuid-longer-than-its-column", "bad-meeting-number", "no-participant", "unknown-role", "object-as-role",
+        "nul-topic", "list-as-name"])
 def test_malformed_meeting_events_are_refused_and_change_nothing(client, app, typed, document, error, message):
     response = deliver(client, app, document)
     assert response.status_code == 400

@@ -4,12 +4,17 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from rtms.models import StreamSession, StreamTransition
-from tests.webhook_support import deliver, signed_headers
-from zoomapp.marketplace.models import ZoomApp
+from tests.webhook_support import deliver, event, signed_headers
+from zoomapp.consent.models import AuditEntry
+from zoomapp.console import tasks
+from zoomapp.console.account_data import audit_entries
+from zoomapp.marketplace.models import UserAuthorization, ZoomApp
 from zoomapp.webhooks.models import WebhookDelivery
 from zoomapp.webhooks.signals import zoom_event
 
@@ -65,6 +70,13 @@ def test_unsigned_url_validation_is_refused(client, app):
     response = client.post(app.webhook_path, data=body, content_type="application/json")
     assert response.status_code == 401
     assert "x-zm-signature" in response.json()["message"]
+
+
+@pytest.mark.parametrize("plain", ["\ud800", "x" * 129], ids=["lone-surrogate", "longer-than-zooms"])
+def test_url_validation_refuses_a_token_it_cannot_answer(client, app, plain):
+    response = deliver(client, app, {"event": "endpoint.url_validation", "payload": {"plainToken": plain}})
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_event" and "plainToken" in response.json()["message"]
 
 
 def test_rtms_started_delivered_three_times_makes_one_stream(client, app, announced):
@@ -229,3 +241,48 @@ def test_an_answer_after_zooms_3_s_is_counted_and_logged_for_the_operator(client
     assert (_handling(), _handling("3.0")) == (counted + 1, within)  # counted past the 3 s bucket
     [warning] = [r for r in caplog.records if r.getMessage().startswith("webhook answered after Zoom's 3 s")]
     assert (warning.client_id, warning.status, warning.seconds) == (app.client_id, 200, 3.5)
+
+
+# --- app_deauthorized (docs/SECURITY.md "Identifiers checked at the edge", "Operators and account admins") ----------
+
+
+def grant(app, user_id, account_id):
+    return UserAuthorization.objects.create(app=app, user_id=user_id, account_id=account_id, access_token="tok",
+                                            refresh_token="ref", expires_at=timezone.now() + timedelta(hours=1))
+
+
+def deauthorized(app, **ids):
+    return event("app_deauthorized", {**ids, "client_id": app.client_id})
+
+
+def test_a_deauthorization_naming_another_account_leaves_that_accounts_audit_unchanged(client, app, monkeypatch):
+    """The payload's account_id is the sender's word: a user's removal is recorded for the account of that
+    user's grant to this app, and for no account when there is no grant."""
+    monkeypatch.setattr(tasks.delete_user_data, "delay", lambda *args: tasks.delete_user_data.apply(args))
+    grant(app, "danaUser1", "acctHome")
+    victims_audit = list(audit_entries("acctVictim"))
+
+    for user_id in ("danaUser1", "neverAuthorized1"):
+        response = deliver(client, app, deauthorized(app, user_id=user_id, account_id="acctVictim"))
+        assert response.status_code == 200
+
+    assert list(audit_entries("acctVictim")) == victims_audit
+    assert not UserAuthorization.objects.filter(user_id="danaUser1").exists()
+    assert sorted(audit_entries("acctHome").values_list("kind", "subject_user_id")) == [
+        ("tokens_deleted", "danaUser1"), ("user_data_deleted", "danaUser1")]
+
+
+@pytest.mark.parametrize("ids, field", [
+    ({"user_id": "../x", "account_id": "acctHome"}, "payload.user_id"),
+    ({"account_id": "acctHome"}, "payload.user_id"),
+    ({"user_id": "danaUser1", "account_id": "acct/../x"}, "payload.account_id"),
+    ({"user_id": "danaUser1", "account_id": ["acctHome"]}, "payload.account_id"),
+], ids=["path-as-user", "no-user", "path-as-account", "list-as-account"])
+def test_a_deauthorization_with_a_malformed_id_is_refused_and_deletes_nothing(client, app, ids, field):
+    grant(app, "danaUser1", "acctHome")
+    response = deliver(client, app, deauthorized(app, **ids))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "invalid_identifier" and body["message"].startswith(f"app_deauthorized: {field} is not")
+    assert UserAuthorization.objects.filter(user_id="danaUser1").exists()
+    assert not WebhookDelivery.objects.exists() and not AuditEntry.objects.exists()

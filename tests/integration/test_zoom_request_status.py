@@ -45,6 +45,10 @@ def test_a_deny_in_zooms_modal_reaches_the_requester_as_denied_by_host(client, a
     ({"operator_id": "../../etc"}, "invalid_identifier", "payload.operator_id"),
     ({"meeting_uuid": "a\x00b"}, "invalid_identifier", "payload.meeting_uuid"),
     ({"operator_id": None}, "invalid_identifier", "payload.operator_id"),
+    ({"request_status": []}, "malformed_event", "payload.request_status"),
+    ({"request_status": {}}, "malformed_event", "payload.request_status"),
+    # Longer than any column that holds a meeting UUID: it would be accepted, then lost in the receiver.
+    ({"meeting_uuid": "A" * 99 + "=="}, "invalid_identifier", "payload.meeting_uuid"),
 ])
 def test_a_malformed_answer_is_refused_naming_the_field_and_changes_nothing(client, asked, overrides, error, field):
     app, meeting = asked

@@ -46,6 +46,8 @@ def test_url_safe_alphabet_without_padding_is_accepted(app):
         ({"ts": None}, "the app context has no valid ts"),
         ({"ts": int(time.time() * 1000) + 3_600_000}, "the app context has no valid ts"),
         ({"mid": "../../etc"}, "the app context holds a malformed id: mid is not a valid meeting uuid: '../../etc'"),
+        ({"mid": "A" * 101}, "the app context holds a malformed id: mid is not a valid meeting uuid: "
+                             f"'{'A' * 40}… (101 characters)'"),
         ({"uid": "/var/lib"}, "the app context holds a malformed id: uid is not a valid zoom user id: '/var/lib'"),
         ({"uid": "a\x00b"}, "the app context holds a malformed id: uid is not a valid zoom user id: 'a\\x00b'"),
     ],

@@ -63,6 +63,16 @@ def test_participant_id_is_digits_only():
             validate("participant_id", value)
 
 
+def test_a_meeting_uuid_fits_every_column_that_holds_it():
+    """consent.Meeting.uuid and AuditEntry.meeting_uuid hold 100 characters; a longer UUID was accepted and then
+    failed its write (docs/SECURITY.md "Identifiers checked at the edge")."""
+    for longest in ("A" * 100, "A" * 98 + "=="):
+        assert validate("meeting_uuid", longest) == longest
+    for too_long in ("A" * 101, "A" * 99 + "==", "A" * 126 + "=="):
+        with pytest.raises(InvalidIdentifier, match="meeting_uuid"):
+            validate("meeting_uuid", too_long)
+
+
 def test_meeting_uuid_from_url_decodes_zooms_double_encoding_and_still_refuses_traversal():
     assert meeting_uuid_from_url("%252FAb%252B%252F%252FcD%253D%253D") == "/Ab+//cD=="
     assert meeting_uuid_from_url("4444AAAiAAAAAiAiAiiAii%3D%3D") == "4444AAAiAAAAAiAiAiiAii=="

@@ -9,7 +9,7 @@ from rtms.signals import stream_content_erased
 from zoomapp.consent.audit import record
 from zoomapp.console import lifecycle, tasks
 from zoomapp.console.account_data import meeting_account
-from zoomapp.marketplace.models import ZoomApp
+from zoomapp.marketplace.models import UserAuthorization, ZoomApp
 from zoomapp.webhooks.signals import zoom_event
 
 log = logging.getLogger("zoomapp.lifecycle")
@@ -17,14 +17,20 @@ log = logging.getLogger("zoomapp.lifecycle")
 
 @receiver(zoom_event, dispatch_uid="console.lifecycle.deauthorized")
 def on_zoom_event(sender, app=None, event="", payload=None, delivery=None, **kwargs):
-    """The user's tokens go in the webhook's request; their streams' media in a task (late ack, redelivered)."""
-    if event != lifecycle.DEAUTHORIZED or not isinstance(payload, dict):
+    """The user's tokens go in the webhook's request; their streams' media in a task (late ack, redelivered).
+    The view checked user_id and account_id before storing the delivery (zoomapp/webhooks/views.py)."""
+    if event != lifecycle.DEAUTHORIZED:
         return
-    user_id = payload.get("user_id")
-    if not isinstance(user_id, str) or not user_id:
-        log.warning("app_deauthorized without user_id ignored", extra={"client_id": app.client_id})
-        return
-    account_id = payload.get("account_id") if isinstance(payload.get("account_id"), str) else ""
+    user_id = payload["user_id"]
+    # The audit names the account of the user's grant to this app (Zoom's /v2/users/me said it), not the payload's:
+    # a signed event may name any account, and an account no grant ties the user to never sees the entries
+    # (docs/SECURITY.md "Operators and account admins"). No grant, no account.
+    account_id = (UserAuthorization.objects.filter(app=app, user_id=user_id)
+                  .values_list("account_id", flat=True).first() or "")
+    if payload.get("account_id", account_id) != account_id:
+        log.warning("app_deauthorized names another account than the user's grant; recorded for the grant's",
+                    extra={"client_id": app.client_id, "user": user_id, "named": payload["account_id"],
+                           "grant_account": account_id or None})
     lifecycle.delete_user_tokens(app, user_id, account_id)
     tasks.delete_user_data.delay(app.client_id, user_id, account_id)
 

@@ -37,6 +37,6 @@ def parse(payload):
     except InvalidIdentifier as exc:
         raise MalformedMeetingEvent(str(exc), "invalid_identifier") from None
     status = fields.get("request_status")
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:  # a list or an object: TypeError in a set lookup
         raise MalformedMeetingEvent(f"payload.request_status must be one of {', '.join(sorted(STATUSES))}")
     return RequestStatus(meeting_uuid, requester_id, status)

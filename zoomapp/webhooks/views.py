@@ -3,7 +3,8 @@
 Order of checks (docs/ZOOM.md §2.3–§2.5), each refusal a JSON `{"error", "message"}` that changes nothing:
 unknown app 404 → missing/garbled signature headers 401/400 → timestamp more than 5 minutes off 401 →
 signature (HMAC-SHA256 over the raw body with the app's webhook secret token, constant-time) 401 →
-body not a JSON object with an `event` 400 → for RTMS events: an id that fails its pattern 400 `invalid_identifier`,
+body not a JSON object with an `event` 400 → for RTMS events and app_deauthorized: an id that fails its pattern 400
+`invalid_identifier`,
 a server URL outside RTMS_ALLOWED_HOSTS 400 `server_url_not_allowed`, a stream id of another app 403
 `stream_of_another_app` (docs/SECURITY.md). URL validation is answered only for a signed request: answering
 unsigned ones would hand anyone an HMAC oracle over our secret token.
@@ -42,13 +43,16 @@ log = logging.getLogger("zoomapp.webhooks")
 
 MAX_CLOCK_SKEW_SECONDS = 300
 MAX_BODY_BYTES = 256 * 1024
+# Zoom's plainToken is 22 characters (docs/ZOOM.md §2.3); we echo it and sign it, so it must encode as UTF-8.
+MAX_PLAIN_TOKEN_CHARS = 128
+DEAUTHORIZED = "app_deauthorized"
 
 # Zoom spells the meeting id key per product (docs/ZOOM.md §2.2); first one present wins.
 _ID_KEYS = ("meeting_uuid", "webinar_uuid", "session_id", "engagement_id")
 _RTMS_PREFIXES = ("meeting.", "webinar.", "session.", "contact_center.voice_")
 # Events we have no handler for but expect (announced, recorded as accepted, not "unknown").
 KNOWN_EVENTS = meeting_events.EVENTS | {
-    "app_deauthorized", "rtms.concurrency_limited", "rtms.concurrency_near_limit", "rtms.start_failed",
+    DEAUTHORIZED, "rtms.concurrency_limited", "rtms.concurrency_near_limit", "rtms.start_failed",
     "rtms.request_status",
 }
 
@@ -125,6 +129,17 @@ def _checked_rtms(app, event, fields, payload):
     return lambda: _on_own_stream(app, stream_id, services.stream_stopped, stream_id, reason)
 
 
+def _check_deauthorization(fields):
+    """app_deauthorized's user (whose grant and streams go, zoomapp/console/receivers.py) and account, checked
+    before anything is stored; raises _Unusable. The account is optional: the audit takes it from the user's grant,
+    never from here (docs/SECURITY.md "Operators and account admins")."""
+    try:
+        validate("zoom_user_id", fields.get("user_id"), "payload.user_id")
+        validate("account_id", fields.get("account_id", ""), "payload.account_id", allow_blank=True)
+    except InvalidIdentifier as exc:
+        raise _Unusable(400, "invalid_identifier", f"{exc}; nothing was stored") from None
+
+
 def _on_own_stream(app, stream_id, work, *args):
     """Stream work on `app`'s own streams only: a stream id of another app is refused (403), nothing changes.
     stream_started checks it on the row it locks anyway, so it is spared the extra round trip."""
@@ -189,8 +204,10 @@ def zoom_webhook(request, client_id):
 
     if event == "endpoint.url_validation":
         plain = payload.get("plainToken") if isinstance(payload, dict) else None
-        if not isinstance(plain, str) or not plain:
-            return _refuse(400, "malformed_event", "url_validation needs payload.plainToken.", app)
+        if not isinstance(plain, str) or not 0 < len(plain) <= MAX_PLAIN_TOKEN_CHARS or not plain.isascii():
+            return _refuse(400, "malformed_event",
+                           f"url_validation needs payload.plainToken: 1 to {MAX_PLAIN_TOKEN_CHARS} ASCII characters.",
+                           app)
         encrypted = hmac.new(app.webhook_secret_token.encode(), plain.encode(), hashlib.sha256).hexdigest()
         metrics.webhook_deliveries.labels(outcome="url_validation").inc()
         log.info("webhook url validated", extra={"client_id": app.client_id})
@@ -216,6 +233,8 @@ def _accept(app, event, document, payload, body):
     outcome = WebhookDelivery.Outcome.ACCEPTED if known else WebhookDelivery.Outcome.UNKNOWN_EVENT
     digest = hashlib.sha256(body).hexdigest()
     try:
+        if event == DEAUTHORIZED:
+            _check_deauthorization(fields)
         rtms_work = _checked_rtms(app, event, fields, payload) if is_rtms else None
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
