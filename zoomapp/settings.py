@@ -274,6 +274,7 @@ CELERY_BEAT_SCHEDULE = {
     "rtms-purge-expired-media": {"task": "rtms.purge_expired_media", "schedule": 3600.0},
     "console-purge-by-app-retention": {"task": "console.purge_by_app_retention", "schedule": 3600.0},
     "consent-fail-stuck-starts": {"task": "consent.fail_stuck_starts", "schedule": 30.0},
+    "consent-catch-up-with-streams": {"task": "consent.catch_up_with_streams", "schedule": 30.0},
 }
 
 LANGUAGE_CODE = "en-us"

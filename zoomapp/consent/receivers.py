@@ -70,11 +70,7 @@ def on_request_status(sender, meeting_event=None, **kwargs):
 
 @receiver(stream_state_changed, dispatch_uid="consent.stream_state")
 def on_stream_state(sender, stream, previous, reason, **kwargs):
-    streams.do_stream_state(
-        stream.client_id, stream.meeting_uuid, stream.rtms_stream_id, stream.operator_id, stream.state,
-        stop_reason=stream.stop_reason,
-    )
-    streams.do_restart_after_error_stop(stream)  # Zoom's case 4, docs/STREAMS.md
+    streams.do_follow_stream(stream)
 
 
 @receiver(transcript_received, dispatch_uid="consent.transcript")

@@ -64,6 +64,15 @@ def do_stream_paused(meeting, stream_id, paused, *, actor=ZOOM):
     return share
 
 
+def do_follow_stream(stream):
+    """The share follows its stream's new state (announced after the stream's change commits, or found out of step
+    by tasks.catch_up_with_streams); after Zoom's error stop, the stream is started again (case 4,
+    docs/STREAMS.md)."""
+    do_stream_state(stream.client_id, stream.meeting_uuid, stream.rtms_stream_id, stream.operator_id, stream.state,
+                    stop_reason=stream.stop_reason)
+    do_restart_after_error_stop(stream)
+
+
 @transaction.atomic
 def do_stream_state(client_id, meeting_uuid, stream_id, operator_id, state, stop_reason=None):
     """A stream of ours changed state (rtms.signals.stream_state_changed): map it to the share's outcome.
