@@ -5,6 +5,7 @@ files) and rtms/storage.py (where the files live), so neither imports the other 
 
 import json
 import logging
+import time
 
 from django.db import transaction
 
@@ -31,6 +32,23 @@ def export_text(stream):
         exported[name] = len(lines)
     log.info("stream text exported", extra={"stream": stream.rtms_stream_id, **exported})
     return exported
+
+
+# How long one run of a purge erases before it leaves the rest to its next run (a task's work is bounded by its own
+# clock: Celery's time limit would end the worker process, and with it every stream that process holds).
+PURGE_SECONDS = 300
+
+
+def erase_until(streams, why, deadline):
+    """Erase the streams' content in turn until time.monotonic() passes `deadline`, at least one each call so a
+    purge always moves on; returns (how many were erased, whether every one was)."""
+    erased = 0
+    for stream in streams:
+        if erased and time.monotonic() >= deadline:
+            return erased, False
+        erase_stream_content(stream, why=why)
+        erased += 1
+    return erased, True
 
 
 def erase_stream_content(stream, why):

@@ -6,10 +6,12 @@
 - `rtms.delete_stream_media(stream_id)`: STREAM_REVOKED — the stream's stored content goes at once.
 - `rtms.export_stream_text(stream_id)`: after a stream stopped, its transcript and chat go to storage beside its
   media (`rtms/<stream id>/transcript.jsonl`, `chat.jsonl`).
-- `rtms.purge_expired_media()` (beat, hourly): retention (MEDIA_RETENTION_DAYS).
+- `rtms.purge_expired_media()` (beat, every 10 minutes): retention (MEDIA_RETENTION_DAYS), 5 minutes of work at
+  most per run.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from celery import shared_task
@@ -62,12 +64,13 @@ def export_stream_text(stream_id):
     return stream_content.export_text(stream) if stream is not None else None
 
 
-@shared_task(name="rtms.purge_expired_media", acks_late=False, ignore_result=True, time_limit=600)
-def purge_expired_media():
+@shared_task(name="rtms.purge_expired_media", acks_late=False, ignore_result=True, soft_time_limit=540,
+             time_limit=600)
+def purge_expired_media(seconds=stream_content.PURGE_SECONDS):
+    """Erase what is older than MEDIA_RETENTION_DAYS for `seconds` at most; what is left waits for the next run."""
     cutoff = timezone.now() - timedelta(days=settings.MEDIA_RETENTION_DAYS)
     expired = StreamSession.objects.filter(state=StreamState.STOPPED, stopped_at__lt=cutoff, media_deleted=False)
-    count = 0
-    for stream in expired.iterator():
-        stream_content.erase_stream_content(stream, why="retention")
-        count += 1
-    return count
+    erased, finished = stream_content.erase_until(expired.iterator(), "retention", time.monotonic() + seconds)
+    if not finished:
+        log.info("retention purge continues at its next run", extra={"erased": erased})
+    return erased

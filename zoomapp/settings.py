@@ -271,8 +271,9 @@ CELERY_BEAT_SCHEDULE = {
     # rtms/tasks.py: place again streams that lost their holder, repeat stops; retention of stored media.
     "rtms-reconcile": {"task": "rtms.reconcile", "schedule": RTMS_RECONCILE_INTERVAL,
                        "options": {"expires": RTMS_RECONCILE_INTERVAL * 2}},
-    "rtms-purge-expired-media": {"task": "rtms.purge_expired_media", "schedule": 3600.0},
-    "console-purge-by-app-retention": {"task": "console.purge_by_app_retention", "schedule": 3600.0},
+    # Every 10 minutes, 5 minutes of work at most each (rtms/stream_content.py PURGE_SECONDS).
+    "rtms-purge-expired-media": {"task": "rtms.purge_expired_media", "schedule": 600.0},
+    "console-purge-by-app-retention": {"task": "console.purge_by_app_retention", "schedule": 600.0},
     "consent-fail-stuck-starts": {"task": "consent.fail_stuck_starts", "schedule": 30.0},
     "consent-catch-up-with-streams": {"task": "consent.catch_up_with_streams", "schedule": 30.0},
 }

@@ -174,3 +174,21 @@ def test_retention_erases_old_streams_only(stream, tmp_path, settings):
     assert tasks.purge_expired_media() == 1
     assert not media.stream_dir(stream.rtms_stream_id).exists() and media.stream_dir(recent.rtms_stream_id).exists()
     assert list(TranscriptSegment.objects.values_list("stream__rtms_stream_id", flat=True)) == ["e" * 32]
+
+
+def test_a_retention_run_works_for_its_time_and_leaves_the_rest_to_the_next(tmp_path, settings):
+    """Bounded by its own clock (rtms/stream_content.py PURGE_SECONDS), never by Celery's time limit, which would end
+    the worker process and every stream it holds: with no time left, each run erases one stream and stops."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rtms import tasks
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.MEDIA_RETENTION_DAYS = 30
+    for n in range(3):
+        StreamSession.objects.create(rtms_stream_id=f"{n}" * 32, meeting_uuid="m==", client_id="app",
+                                     state="stopped", stopped_at=timezone.now() - timedelta(days=31))
+    assert [tasks.purge_expired_media(seconds=0) for _ in range(4)] == [1, 1, 1, 0]
+    assert not StreamSession.objects.filter(media_deleted=False).exists()

@@ -11,6 +11,7 @@
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from django.db import transaction
@@ -58,7 +59,8 @@ def delete_user_data(client_id, user_id, account_id):
         if stream.state != StreamState.STOPPED:
             # Zoom stops them itself (STREAM_REVOKED); asking too means nothing more is written meanwhile.
             services.request_stop(stream.rtms_stream_id, reason="app deauthorized")
-        stream_content.erase_stream_content(stream, why=DEAUTHORIZED)
+        if not stream.media_deleted:  # erased by an earlier try of this task (console/tasks.py) or otherwise
+            stream_content.erase_stream_content(stream, why=DEAUTHORIZED)
     record(
         "user_data_deleted", app=app, actor_user_id=user_id, actor_role="user", subject_user_id=user_id,
         outcome="deleted", reason="the user removed the app (app_deauthorized)", source="task",
@@ -108,9 +110,11 @@ def meeting_data_summary(meetings):
 # --- per-app retention --------------------------------------------------------------------------------------------
 
 
-def purge_by_app_retention(now=None):
-    """Erase what each account's per-app retention says is too old; returns how many streams were erased."""
+def purge_by_app_retention(now=None, seconds=stream_content.PURGE_SECONDS):
+    """Erase what each account's per-app retention says is too old, for `seconds` at most (the rest waits for the
+    next run); returns how many streams were erased."""
     now = now or timezone.now()
+    deadline = time.monotonic() + seconds
     erased = 0
     for setting in AppRetention.objects.select_related("app"):
         cutoff = now - timedelta(days=setting.days)
@@ -118,7 +122,10 @@ def purge_by_app_retention(now=None):
             client_id=setting.app.client_id, state=StreamState.STOPPED, stopped_at__lt=cutoff, media_deleted=False,
             meeting_uuid__in=Meeting.objects.filter(account_id=setting.account_id, app=setting.app).values("uuid"),
         )
-        for stream in expired.iterator():
-            stream_content.erase_stream_content(stream, why=f"retention ({setting.days} days, set by the account)")
-            erased += 1
+        count, finished = stream_content.erase_until(
+            expired.iterator(), f"retention ({setting.days} days, set by the account)", deadline)
+        erased += count
+        if not finished:
+            log.info("per-app retention purge continues at its next run", extra={"erased": erased})
+            break
     return erased
