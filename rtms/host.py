@@ -114,6 +114,20 @@ def _write_media(work, held_files, uploader):
     return index
 
 
+def _forget_stale_figures(client):
+    """At the fleet's sweep (rtms/placement.py, HEARTBEAT): the live figures nobody published for STALE_SECONDS
+    go. Read, they are skipped (rtms/stats.py), but those of every stream whose holder died stayed in the hash."""
+    cutoff = time.time() - stats.STALE_SECONDS
+    try:
+        stale = [stream for stream, figures in client.hscan_iter(stats.stats_key(), count=1000)
+                 if json.loads(figures).get("at", 0) < cutoff]
+        if stale:
+            client.hdel(stats.stats_key(), *stale)
+            log.info("stale live figures removed", extra={"streams": len(stale)})
+    except redis.RedisError as exc:  # the next sweep removes them
+        log.warning("stale live figures not removed", extra={"error": repr(exc)})
+
+
 def _apply_in_order(changes):
     """State thread: run queued (fn, args, kwargs) changes in order. Returns how many ran and the database
     error that stopped the rest (None when all ran); a change that fails for another reason is logged and
@@ -521,7 +535,8 @@ class SessionHost:
         if not self.accepting:
             return
         try:
-            load = placement.heartbeat(self.worker_id, len(self.streams) + self._adopting, self.capacity, client)
+            load, swept = placement.heartbeat(self.worker_id, len(self.streams) + self._adopting, self.capacity,
+                                              client)
             # Streams that found every process full are placed as soon as there is room, not a reconcile later.
             waiting = list(placement.waiting_streams(client))[:max(0, self.capacity - load)]
             if waiting:
@@ -530,6 +545,8 @@ class SessionHost:
             log.warning("load not published", extra={"error": repr(exc)})
             return
         metrics.placement_load.set(load)
+        if swept:
+            _forget_stale_figures(client)
 
     def _fence(self, held, why):
         if held.lease_lost:

@@ -7,7 +7,7 @@ least loaded process whose heartbeat is fresh and whose load is under its capaci
 its own inbox (a Redis list its host pops and claims from), its load counted up at once so two placements never
 overfill it. When every process is full the stream is recorded as waiting (`waiting_streams()`, the console and
 the metric rtms_streams_waiting_for_capacity); a process with room places it at its next heartbeat, and the
-reconciler on its next tick.
+reconciler on its next tick. A process that died without leaving is forgotten by the fleet's sweep (HEARTBEAT).
 
 A placement is remembered for a lease ttl, so the reconciler, Zoom's retried webhooks and a handover place a
 stream once; the lease (rtms.leases) still decides who holds it, so a stream placed twice is held once.
@@ -47,14 +47,25 @@ redis.call('ZADD', prefix .. 'waiting', 'NX', now, stream)
 return false
 """
 
-# A host's heartbeat: its load is what it holds and is adopting plus what still waits in its inbox.
+# A host's heartbeat: its load is what it holds and is adopting plus what still waits in its inbox. Once per
+# `dead_after` ms, one heartbeat of the fleet (whichever comes first) also forgets the processes silent that long:
+# they died without leaving (kill -9, out of memory, a lost node), and every placement walks the fleet's entries.
 HEARTBEAT = """
-local prefix, worker, held, capacity, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local prefix, worker, held, capacity, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local dead_after = tonumber(ARGV[6])
 local queued = redis.call('LLEN', prefix .. 'inbox:' .. worker)
 redis.call('ZADD', prefix .. 'load', held + queued, worker)
 redis.call('HSET', prefix .. 'capacity', worker, capacity)
 redis.call('ZADD', prefix .. 'seen', now, worker)
-return held + queued
+if not redis.call('SET', prefix .. 'swept', worker, 'NX', 'PX', dead_after) then
+  return {held + queued, 0}
+end
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', prefix .. 'seen', '-inf', '(' .. (now - dead_after))) do
+  redis.call('ZREM', prefix .. 'load', gone)
+  redis.call('ZREM', prefix .. 'seen', gone)
+  redis.call('HDEL', prefix .. 'capacity', gone)
+end
+return {held + queued, 1}
 """
 
 # A host leaving the fleet (drain): no placement reaches it any more; what waited in its inbox is returned.
@@ -81,6 +92,11 @@ def _now_ms():
 
 def _stale_ms():
     return int(settings.RTMS_LEASE_TTL * 1000)
+
+
+def _dead_after_ms():
+    """A process silent this long is forgotten: its inbox has expired too (PLACE)."""
+    return _stale_ms() * 4
 
 
 def inbox_key(worker_id):
@@ -124,8 +140,10 @@ def forget(stream_id, client=None):
 
 
 def heartbeat(worker_id, held, capacity, client):
-    """Publish this process's load and capacity; returns the load counted (held + queued in its inbox)."""
-    return int(client.eval(HEARTBEAT, 0, _prefix(), worker_id, held, capacity, _now_ms()))
+    """Publish this process's load and capacity; returns the load counted (held + queued in its inbox) and whether
+    this heartbeat was the fleet's sweep (it forgot the processes that died: the caller sweeps what else they left)."""
+    load, swept = client.eval(HEARTBEAT, 0, _prefix(), worker_id, held, capacity, _now_ms(), _dead_after_ms())
+    return int(load), bool(swept)
 
 
 def leave(worker_id, client=None):

@@ -64,6 +64,20 @@ def test_a_process_that_left_or_went_silent_gets_nothing(fleet_redis, settings):
     assert placement.place("c" * 32) is None
 
 
+def test_a_process_that_died_without_leaving_is_forgotten(fleet_redis, settings):
+    """kill -9, out of memory, a lost node: no leave. Once its heartbeat is four lease ttls old, the fleet's next
+    sweep (a heartbeat of any process, one every four ttls) forgets it: a worker id is new with every process, and
+    every placement walks them all. A process merely late is back at its next heartbeat."""
+    settings.RTMS_LEASE_TTL = 0.25
+    placement.heartbeat("node-a:1", 3, 10, fleet_redis)  # its last one
+    time.sleep(1.1)
+    placement.heartbeat("node-b:2", 1, 10, fleet_redis)
+    assert placement.fleet_loads() == {"node-b:2": {"load": 1, "capacity": 10, "fresh": True}}
+
+    assert placement.heartbeat("node-a:1", 3, 10, fleet_redis) == (3, False)  # no second sweep within four ttls
+    assert set(placement.fleet_loads()) == {"node-a:1", "node-b:2"}
+
+
 def metrics_text():
     from prometheus_client import generate_latest
 

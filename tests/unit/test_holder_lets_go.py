@@ -1,8 +1,9 @@
-"""A stream's last write failing (the disk full) must not keep the stream held: its holder still lets it go once its
-row says stopped (lease released, no longer held, its live figures gone), logs the failure naming the stream and
-the meeting, and still uploads what it had written before (docs/ARCHITECTURE.md, "No re-claim of ended
-streams"). A real session host, its threads, the suite's Redis and PostgreSQL; the disk full is /dev/full, where
-the stream's next audio segment is created."""
+"""A session host lets go of what it no longer holds, whatever happened to it. A stream whose last write failed (the
+disk full) is still let go once its row says stopped: lease released, no longer held, its live figures gone, the
+failure logged naming the stream and the meeting, what was written before still uploaded (docs/ARCHITECTURE.md,
+"No re-claim of ended streams"). The live figures a dead holder left go at the fleet's sweep ("Capacity and
+placement"). A real session host, its threads, the suite's Redis (a namespace of its own) and PostgreSQL; the
+disk full is /dev/full, where the stream's next audio segment is created."""
 
 import asyncio
 import errno
@@ -30,6 +31,9 @@ FRAME = b"\x01\x00" * 320  # 20 ms of 16 kHz audio
 
 @pytest.fixture
 def host(settings, tmp_path):
+    # Its own namespace: the fleet's sweep (one heartbeat in the fleet every four lease ttls) is this host's.
+    settings.REDIS_NAMESPACE = f"{settings.REDIS_NAMESPACE}-lets-go"
+    _clear_namespace(settings.REDIS_NAMESPACE)
     settings.RTMS_SPOOL_DIR = tmp_path / "spool"
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.RTMS_LEASE_TTL = 1.5
@@ -41,10 +45,16 @@ def host(settings, tmp_path):
     threading.Thread(target=host._run_loop, args=(ready,), daemon=True).start()
     assert ready.wait(10)
     threading.Thread(target=host._renew_leases, daemon=True).start()
+    host.accepting = True  # its heartbeat is published
     yield host
     host.shutdown(timeout=10)
-    redis_client().delete(leases.lease_key(STREAM_ID))
-    redis_client().hdel(stats.stats_key(), STREAM_ID)
+    _clear_namespace(settings.REDIS_NAMESPACE)
+
+
+def _clear_namespace(namespace):
+    redis = redis_client()
+    for stale in redis.scan_iter(f"{namespace}:*"):
+        redis.delete(stale)
 
 
 def _wait_until(check, what, timeout=10.0):
@@ -104,3 +114,16 @@ def test_a_last_write_on_a_full_disk_still_lets_the_stream_go(host, tmp_path, se
     stored = tmp_path / "media" / "rtms" / STREAM_ID / "audio" / ana.name
     _wait_until(lambda: stored.exists() and stored.stat().st_size == 44 + 50 * len(FRAME), "uploaded")
     assert ending.result(1) is None
+
+
+def test_the_live_figures_a_dead_holder_left_go_at_the_fleets_sweep(host, settings):
+    """A holder killed (kill -9, out of memory) leaves its streams' figures in the hash: skipped when read
+    (rtms/stats.py), they stayed for good, more with every crash. Figures published within STALE_SECONDS stay."""
+    redis = redis_client()
+    left, live = "d0" * 16, "a1" * 16
+    redis.hset(stats.stats_key(), mapping={
+        left: json.dumps({"worker": "gone:1", "frames_per_s": 50.0, "at": time.time() - stats.STALE_SECONDS - 1}),
+        live: json.dumps({"worker": "other:2", "frames_per_s": 50.0, "at": time.time()}),
+    })
+    _wait_until(lambda: not redis.hexists(stats.stats_key(), left), "removed", timeout=4 * settings.RTMS_LEASE_TTL)
+    assert list(stats.live_stream_stats()) == [live]
