@@ -102,16 +102,41 @@ def _write_media(work, held_files, uploader):
     """File thread: append what each stream received; for `held_files` (a slice of the held streams, each in
     turn once per INDEX_INTERVAL) also sync the headers, close the segments RTMS_SEGMENT_SECONDS old (uploaded
     on `uploader`), and return their media index."""
+    failed = []
     for files, audio, frames in work:
-        sinks.write_media(files, audio, frames)
+        try:
+            sinks.write_media(files, audio, frames)
+        except OSError as exc:  # that stream's media of this tick is lost; the other streams' is written
+            failed.append((files.stream_id, exc))
     index = []
     for files in held_files:
-        if files.segment_due(settings.RTMS_SEGMENT_SECONDS):
-            files.roll(uploader=uploader)
-        else:
-            files.sync()
+        try:
+            if files.segment_due(settings.RTMS_SEGMENT_SECONDS):
+                files.roll(uploader=uploader)
+            else:
+                files.sync()
+        except OSError as exc:
+            failed.append((files.stream_id, exc))
+            continue
         index.append((files, list(files.index_rows())))
+    if failed:
+        _media_not_stored(failed)
     return index
+
+
+_MEDIA_FAILURE_LOG_SECONDS = 10.0
+_media_failure_logged_at = [float("-inf")]  # file thread only
+
+
+def _media_not_stored(failed):
+    """Counted every time, logged once every _MEDIA_FAILURE_LOG_SECONDS at most: a full disk fails every stream's
+    write of every tick."""
+    metrics.media_write_failures.inc(len(failed))
+    now = time.monotonic()
+    if now - _media_failure_logged_at[0] >= _MEDIA_FAILURE_LOG_SECONDS:
+        _media_failure_logged_at[0] = now
+        stream_id, exc = failed[0]
+        log.error("media not stored", extra={"stream": stream_id, "streams": len(failed), "error": repr(exc)})
 
 
 def _forget_stale_figures(client):

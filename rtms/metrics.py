@@ -36,6 +36,8 @@ streams_refused = Counter("rtms_streams_refused", "Streams we ended ourselves (s
 reconnects = Counter("rtms_reconnects", "RTMS stream reconnects (after a socket drop or keep-alive silence)")
 lease_renewals = Counter("rtms_lease_renewals", "Successful stream lease renewals")
 lease_losses = Counter("rtms_lease_losses", "Stream leases lost (sockets closed at once: fencing)")
+media_write_failures = Counter("rtms_media_write_failures", "A stream's media of one tick not stored (disk full, "
+                               "I/O error): appends and segment closes that failed")
 sink_write_failures = Counter("rtms_sink_write_failures", "Database batches that failed and were kept for retry",
                               ["what"])
 

@@ -116,6 +116,42 @@ def test_a_last_write_on_a_full_disk_still_lets_the_stream_go(host, tmp_path, se
     assert ending.result(1) is None
 
 
+def test_one_streams_failed_write_loses_no_other_streams_media(host, caplog):
+    """Every stream's media of a tick is written by one call on the file thread: a write that fails (here Ben's
+    stream, whose next segment is on a full disk) loses that stream's tick only, is counted and logged naming the
+    stream, and the stream written after it in the same tick is stored."""
+    from rtms import metrics
+
+    def holding(stream_id):
+        row = StreamSession.objects.create(rtms_stream_id=stream_id, meeting_uuid=MEETING, client_id="lastwrite",
+                                           state=StreamState.ACTIVE, lease_generation=1)
+        lease = leases.new_lease_value(WORKER)
+        assert leases.try_acquire(stream_id, lease)
+        held = HeldStream(row, lease, host.spool, WORKER)
+        held.store = sinks.StreamStore(row.pk, stream_id, "lastwrite")
+        return held
+
+    bens, anas = holding("be" * 16), holding("a2" * 16)
+    os.makedirs(host.spool / "rtms" / bens.stream_id / "audio")
+    os.symlink("/dev/full", host.spool / "rtms" / bens.stream_id / "audio" / "mixed-1000-g1.wav")
+    failures = metrics.media_write_failures._value.get()
+
+    def both_speak():
+        host.streams[bens.stream_id], host.streams[anas.stream_id] = bens, anas  # Ben's is written first
+        for n in range(50):
+            bens.store.on_audio(0, "Ben", 1000 + 20 * n, FRAME)
+            anas.store.on_audio(0, "Ana", 1000 + 20 * n, FRAME)
+
+    with caplog.at_level(logging.INFO, logger="rtms.host"):
+        _on_loop(host, both_speak)
+        ana = host.spool / "rtms" / anas.stream_id / "audio" / "mixed-1000-g1.wav"
+        _wait_until(lambda: ana.exists() and ana.stat().st_size == 44 + 50 * len(FRAME), "Ana's audio written")
+    assert metrics.media_write_failures._value.get() > failures
+    failure = next(r for r in caplog.records if r.getMessage() == "media not stored")
+    assert (failure.levelno, failure.stream, failure.streams) == (logging.ERROR, bens.stream_id, 1)
+    assert "No space left on device" in failure.error
+
+
 def test_the_live_figures_a_dead_holder_left_go_at_the_fleets_sweep(host, settings):
     """A holder killed (kill -9, out of memory) leaves its streams' figures in the hash: skipped when read
     (rtms/stats.py), they stayed for good, more with every crash. Figures published within STALE_SECONDS stay."""
