@@ -230,6 +230,42 @@ def test_the_live_streams_socket_closes_when_its_session_ends(daphne, apps, admi
     assert closed.value.rcvd.code == 4403
 
 
+async def test_the_live_streams_socket_refuses_frames_it_cannot_read_and_stays_open():
+    """Channels' own JSON decoding raised on these (not JSON, nested past Python's parser, binary) and the socket
+    ended with an error; each is refused and a JSON frame still asks for a fresh table."""
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from zoomapp.console.auth import SESSION_KEY
+    from zoomapp.console.consumers import LiveStreamsConsumer
+
+    def admin_session():
+        session = SessionStore()
+        session[SESSION_KEY] = {"user_id": "olive1", "account_id": "acctA", "role": "Owner", "name": "Olive",
+                                "client_id": "cidNotetaker"}
+        session.save()
+        return session
+
+    async def next_answer(kind):  # the table is also pushed every REFRESH_SECONDS
+        while True:
+            answer = await socket.receive_json_from(timeout=10)
+            if ("type" in answer) == (kind == "refused"):
+                return answer
+
+    socket = WebsocketCommunicator(LiveStreamsConsumer.as_asgi(), "/ws/console/streams")
+    socket.scope["session"] = await sync_to_async(admin_session)()
+    assert (await socket.connect(timeout=10))[0]
+    assert (await next_answer("table"))["version"] == 1
+    for frame in ({"text_data": "not json"}, {"text_data": "[" * 2000 + "]" * 2000}, {"bytes_data": b"{}"}):
+        await socket.send_to(**frame)
+        assert await next_answer("refused") == {"type": "refused", "code": "bad_request",
+                                                "message": "Send JSON text frames only."}
+    await socket.send_to(text_data="{}")
+    assert (await next_answer("table"))["version"] >= 2
+    await socket.disconnect()
+
+
 # --- the audit export ----------------------------------------------------------------------------------------------
 
 

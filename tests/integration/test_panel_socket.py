@@ -98,6 +98,20 @@ async def test_participant_host_actions_are_refused_and_change_nothing():
     await ben.disconnect()
 
 
+async def test_a_frame_nested_deeper_than_the_parser_follows_is_refused_and_the_socket_stays_open():
+    """Python's parser raises RecursionError on it, not ValueError: that ended the socket with an error."""
+    app = await sync_to_async(make_app)()
+    meeting = await sync_to_async(setup_meeting)(app)
+    ben = await connect_panel(tokens.mint(app.client_id, meeting.uuid, "ben1"))
+    await receive(ben)
+    await ben.send_to(text_data="[" * 2000 + "]" * 2000)
+    assert await receive(ben, "refused") == {"type": "refused", "code": "bad_request",
+                                             "message": "Send one JSON action per frame."}
+    await ben.send_to(text_data=json.dumps({"action": "resync"}))
+    assert (await receive(ben))["snapshot"] is True
+    await ben.disconnect()
+
+
 async def test_a_token_for_meeting_a_never_sees_meeting_b():
     app = await sync_to_async(make_app)()
     meeting_a = await sync_to_async(setup_meeting)(app)

@@ -40,6 +40,7 @@ def test_url_safe_alphabet_without_padding_is_accepted(app):
         ({"exp": int(time.time() * 1000) - 60_000}, "the app context has expired"),
         ({"typ": "chat"}, "the app was not opened in a meeting"),
         ({"attendrole": "emperor"}, "the app context has no valid attendrole"),
+        ({"attendrole": ["host"]}, "the app context has no valid attendrole"),  # no key of ROLE_NAMES: no TypeError
         # A captured context replayed later: still before its (forged, far) exp, but made long ago.
         ({"ts": int(time.time() * 1000) - 600_000, "exp": int(time.time() * 1000) + 3_600_000},
          "the app context is too old; open the app again"),
@@ -99,6 +100,16 @@ def test_tampered_header_gets_a_clear_refusal_page(client, app):
     assert b'data-token=""' in response.content
     for name in OWASP:
         assert response.has_header(name), name
+
+
+def test_a_list_as_attendrole_is_refused_at_the_home_url_and_by_the_api(client, app):
+    value = context_for(app, meeting_uuid(), "u1", attendrole=["host"])
+    page = client.get(f"/panel/{app.client_id}/", HTTP_X_ZOOM_APP_CONTEXT=value)
+    assert page.status_code == 403 and b'data-token=""' in page.content
+    posted = client.post(f"/panel/{app.client_id}/api/context", data={"context": value},
+                         content_type="application/json")
+    assert posted.status_code == 403 and posted.json()["error"] == "app_context"
+    assert "the app context has no valid attendrole" in posted.json()["message"]
 
 
 def test_expired_context_posted_by_the_panel_is_refused(client, app):

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.consent_support import make_app, meeting_uuid, open_panel, panel_action
-from zoomapp.consent.models import AuditEntry, Meeting, Share
+from tests.consent_support import context_for, make_app, meeting_uuid, open_panel, panel_action
+from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +60,28 @@ def test_guest_can_watch_but_not_request(client, app, meeting):
     assert state["viewer"]["user_id"].startswith("guest:")
     response = panel_action(client, app, token, action="request")
     assert response.status_code == 403 and response.json()["error"] == "guest"
+
+
+def test_json_nested_deeper_than_the_parser_follows_is_refused_with_400(client, app, meeting):
+    """Python's parser raises RecursionError, not ValueError, on it: that was a 500, before any login for the
+    context post."""
+    nested = "[" * 5000 + "]" * 5000
+    posted = client.post(f"/panel/{app.client_id}/api/context", data=nested, content_type="application/json")
+    acted = client.post(f"/panel/{app.client_id}/api/action", data=nested, content_type="application/json",
+                        HTTP_AUTHORIZATION=f"Bearer {meeting['ben']}")
+    for response in (posted, acted):
+        assert response.status_code == 400
+        assert response.json() == {"error": "bad_request", "message": "The body must be JSON."}
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "a\ud800b"], ids=["nul", "lone-surrogate"])
+def test_a_name_postgresql_cannot_store_is_refused_and_binds_nothing(client, app, meeting, name):
+    body = json.dumps({"context": context_for(app, meeting["uuid"], "cleo1"), "name": name})
+    response = client.post(f"/panel/{app.client_id}/api/context", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"error": "bad_request",
+                               "message": "The name must not hold NUL characters or lone surrogates."}
+    assert not Participant.objects.filter(meeting__uuid=meeting["uuid"], user_id="cleo1").exists()
 
 
 BODIES = st.one_of(

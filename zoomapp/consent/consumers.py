@@ -21,6 +21,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import InterfaceError, OperationalError, connection
 
+from zoomapp import inbound
 from zoomapp.consent import panel_dispatch, tokens
 from zoomapp.consent.panel_state import StateFrames, snapshot_for
 from zoomapp.consent.permissions import Refused
@@ -232,13 +233,11 @@ class PanelConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self.identity is None:
             return
-        if text_data is None or len(text_data) > MAX_FRAME_CHARS:
+        try:
+            body = inbound.parse_json_frame(text_data, MAX_FRAME_CHARS)
+        except inbound.NotJSON:
             await self._send({"type": "refused", "code": "bad_request", "message": "Send one JSON action per frame."})
             return
-        try:
-            body = json.loads(text_data)
-        except ValueError:
-            body = None
         action = body.get("action") if isinstance(body, dict) else None
         if action == "resync":
             await self._send_snapshot()

@@ -7,7 +7,6 @@ before anything is bound. The API authenticates with `Authorization: Bearer <pan
 no CSRF exposure).
 """
 
-import json
 import logging
 
 from django.http import Http404, JsonResponse
@@ -15,7 +14,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from zoomapp import texts
+from zoomapp import inbound, texts
 from zoomapp.consent import panel_dispatch, tokens
 from zoomapp.consent.actions import presence
 from zoomapp.consent.meetings import get_meeting
@@ -92,8 +91,8 @@ def _json_body(request):
     if len(request.body) > MAX_BODY_BYTES:
         raise Refused("bad_request", "The request is too large.")
     try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+        body = inbound.parse_json(request.body or b"{}")
+    except inbound.NotJSON:
         raise Refused("bad_request", "The body must be JSON.") from None
     if not isinstance(body, dict):
         raise Refused("bad_request", "The body must be a JSON object.")
@@ -133,6 +132,9 @@ def api_context(request, client_id):
     app = _app_or_404(client_id)
     body = _json_body(request)
     name = body.get("name") if isinstance(body.get("name"), str) else ""
+    # Refused as a webhook's name is: PostgreSQL could not store it (docs/SECURITY.md "JSON and text from outside").
+    if not inbound.is_storable_text(name):
+        raise Refused("bad_request", "The name must not hold NUL characters or lone surrogates.")
     try:
         token, context = _bind(app, body.get("context"), name[:200], request)
     except AppContextRefused as exc:

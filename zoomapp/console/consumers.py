@@ -14,9 +14,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from zoomapp import inbound
 from zoomapp.console import auth, streams_feed
 
 REFRESH_SECONDS = 2.0
+MAX_FRAME_CHARS = 4096  # the page sends nothing; anything longer is not a request for a fresh table
 NOT_SIGNED_IN = 4403
 
 
@@ -54,8 +56,15 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
     async def console_streams_changed(self, message):
         await self.push()
 
-    async def receive_json(self, content, **kwargs):
-        # The page only listens; anything it sends just asks for a fresh table (e.g. after waking up).
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """The page only listens; a JSON frame just asks for a fresh table (e.g. after waking up). Anything else is
+        refused here: Channels' own decoding raised on it and dropped the socket (docs/SECURITY.md "JSON and text from
+        outside")."""
+        try:
+            inbound.parse_json_frame(text_data, MAX_FRAME_CHARS)
+        except inbound.NotJSON:
+            await self.send_json({"type": "refused", "code": "bad_request", "message": "Send JSON text frames only."})
+            return
         await self.push()
 
     def still_signed_in(self):

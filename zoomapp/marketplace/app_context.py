@@ -11,7 +11,6 @@ whose `reason` is short and safe to show.
 import base64
 import binascii
 import hashlib
-import json
 import struct
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rtms.identifiers import InvalidIdentifier, validate
+from zoomapp import inbound
 
 ISSUER = "marketplace.zoom.us"
 TAG_LENGTH = 16
@@ -104,8 +104,8 @@ def decrypt_app_context(value, client_secret):
     except (InvalidTag, ValueError):
         raise AppContextRefused("the app context was not made for this app or was altered") from None
     try:
-        fields = json.loads(plaintext.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        fields = inbound.parse_json(plaintext.decode("utf-8"))
+    except (UnicodeDecodeError, inbound.NotJSON):
         raise AppContextRefused("the app context is not readable") from None
     if not isinstance(fields, dict):
         raise AppContextRefused("the app context is not readable")
@@ -143,7 +143,8 @@ def verify_app_context(value, app, now_ms=None):
     meeting_uuid = _text(fields, "mid", required=typ == "meeting")
     if typ != "meeting" or not meeting_uuid:
         raise AppContextRefused("the app was not opened in a meeting")
-    role = ROLE_NAMES.get(fields.get("attendrole"))
+    attendrole = fields.get("attendrole")
+    role = ROLE_NAMES.get(attendrole) if isinstance(attendrole, str) else None  # a list or object is no key
     if role is None:
         raise AppContextRefused("the app context has no valid attendrole")
     theme = fields.get("theme") if fields.get("theme") in ("light", "dark") else ""

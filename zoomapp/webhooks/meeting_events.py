@@ -25,6 +25,7 @@ before anything is stored.
 from dataclasses import dataclass
 
 from rtms.identifiers import InvalidIdentifier, validate
+from zoomapp.inbound import is_storable_text
 
 STARTED = "meeting.started"
 ENDED = "meeting.ended"
@@ -189,8 +190,8 @@ def _text(fields, key, field, limit):
     value = fields.get(key, "")
     if value is None:
         return ""
-    if not isinstance(value, str) or "\x00" in value:
-        raise MalformedMeetingEvent(f"{field} must be a string without NUL characters")
+    if not is_storable_text(value):
+        raise MalformedMeetingEvent(f"{field} must be a string without NUL characters or lone surrogates")
     return value[:limit]
 
 

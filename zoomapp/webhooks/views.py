@@ -20,7 +20,6 @@ typed event (`meeting_event=`).
 import functools
 import hashlib
 import hmac
-import json
 import logging
 import time
 
@@ -34,6 +33,7 @@ from django.views.decorators.http import require_POST
 from rtms import metrics, outbound, services
 from rtms.client.allowlist import URLNotAllowed
 from rtms.identifiers import InvalidIdentifier, validate
+from zoomapp import inbound
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks import meeting_events, request_status
 from zoomapp.webhooks.models import WebhookDelivery
@@ -194,8 +194,8 @@ def zoom_webhook(request, client_id):
     if not _signature_ok(app.webhook_secret_token, timestamp, body, signature):
         return _refuse(401, "bad_signature", "The x-zm-signature does not match this app's secret token.", app)
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        document = inbound.parse_json(body)
+    except inbound.NotJSON:
         return _refuse(400, "malformed_json", "The body is not valid JSON.", app)
     if not isinstance(document, dict) or not isinstance(document.get("event"), str) or not document["event"]:
         return _refuse(400, "malformed_event", "The body must be a JSON object with an `event` string.", app)
