@@ -44,6 +44,7 @@ from rtms.holder_messages import control_channel
 from rtms.identifiers import InvalidIdentifier, validate
 from rtms.models import DesiredState, StreamFailure, StreamSession
 from rtms.models import StreamState as State
+from rtms.storage import storage
 
 log = logging.getLogger("rtms.host")
 
@@ -677,7 +678,10 @@ class SessionHost:
         if uploads:
             await asyncio.wait([asyncio.wrap_future(upload, loop=self.loop) for upload in uploads])
         if not keep:
+            # The revocation's erasure (rtms.delete_stream_media) may have run while segments rolled earlier were
+            # still uploading: once they are all done, what they stored goes too, so nothing of it stays.
             await self._in_thread(self._file_pool, files.discard_spool)
+            await self._in_thread(self._file_pool, storage().delete_stream, held.stream_id)
             return
         index = list(files.index_rows())
         if index:

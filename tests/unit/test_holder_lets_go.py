@@ -152,6 +152,39 @@ def test_one_streams_failed_write_loses_no_other_streams_media(host, caplog):
     assert "No space left on device" in failure.error
 
 
+def test_a_revoked_stream_leaves_nothing_in_storage_once_its_uploads_are_done(host, tmp_path):
+    """STREAM_REVOKED: its erasure (rtms.delete_stream_media, queued when the stop is recorded) may run while a
+    segment rolled a moment before is still uploading. The holder, once its uploads are done, erases what they
+    stored: here a segment uploaded before the revocation, which no erasure has removed yet."""
+    stream = StreamSession.objects.create(rtms_stream_id="7e" * 16, meeting_uuid=MEETING, client_id="lastwrite",
+                                          state=StreamState.ACTIVE, lease_generation=1)
+    lease = leases.new_lease_value(WORKER)
+    assert leases.try_acquire(stream.rtms_stream_id, lease)
+    held = HeldStream(stream, lease, host.spool, WORKER)
+    held.store = sinks.StreamStore(stream.pk, stream.rtms_stream_id, "lastwrite")
+
+    def hold():
+        host.streams[stream.rtms_stream_id] = held
+        for n in range(50):
+            held.store.on_audio(0, "Ana", 1000 + 20 * n, FRAME)
+
+    _on_loop(host, hold)
+    spooled = host.spool / "rtms" / stream.rtms_stream_id / "audio" / "mixed-1000-g1.wav"
+    _wait_until(lambda: spooled.exists() and spooled.stat().st_size == 44 + 50 * len(FRAME), "written")
+    for upload in host._file_pool.submit(held.files.close, True, host._upload_pool).result(10):
+        upload.result(10)
+    stored = tmp_path / "media" / "rtms" / stream.rtms_stream_id
+    assert (stored / "audio" / spooled.name).exists()
+
+    async def revoked():
+        log_context.bind(meeting=MEETING, stream=stream.rtms_stream_id)
+        await host._finish(held, StreamResult(Outcome.STOPPED, StopReason.STREAM_REVOKED))
+
+    asyncio.run_coroutine_threadsafe(revoked(), host.loop).result(10)
+    assert not stored.exists()
+    assert not (host.spool / "rtms" / stream.rtms_stream_id).exists()
+
+
 def test_the_live_figures_a_dead_holder_left_go_at_the_fleets_sweep(host, settings):
     """A holder killed (kill -9, out of memory) leaves its streams' figures in the hash: skipped when read
     (rtms/stats.py), they stayed for good, more with every crash. Figures published within STALE_SECONDS stay."""
