@@ -164,3 +164,41 @@ def test_a_start_falling_back_to_the_requesters_panel_does_not_lock_the_app(app)
         with transaction.atomic():  # every meeting's registration and grant changes of the app lock its row
             assert ZoomApp.objects.select_for_update(nowait=True).get(pk=app.pk).client_id == app.client_id
     assert Share.objects.get(pk=share.pk).start_path == Share.StartPath.IN_CLIENT
+
+
+def test_a_join_decides_the_role_under_the_meeting_lock_so_a_co_host_bound_meanwhile_stays_one(app):
+    """Zoom's join names no role (a co-host stays one): Ben's co-host panel is binding, holding the meeting, when
+    his join arrives. The join read his role before that lock and then wrote "participant" over the co-host."""
+    from zoomapp.consent import meetings
+    from zoomapp.consent.actions import presence
+    from zoomapp.consent.models import Participant
+    from zoomapp.consent.permissions import Actor
+    from zoomapp.consent.receivers import on_zoom_event
+    from zoomapp.webhooks import meeting_events
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    facts = {"uuid": meeting_uuid(), "id": "81234567890", "host_id": "host1", "topic": "Weekly sync"}
+    meeting = meetings.get_meeting(app, facts["uuid"], zoom_meeting_id=facts["id"], host_user_id="host1",
+                                   account_id="acctHost1", topic=facts["topic"])
+    Participant.objects.create(meeting=meeting, user_id="ben1", name="Ben", role="participant", present=False)
+    joined = meeting_events.parse(meeting_events.PARTICIPANT_JOINED, {"account_id": "acctHost1", "object": {
+        **facts, "participant": {"user_id": "16779264", "id": "ben1", "user_name": "Ben"}}})
+
+    def join():
+        try:
+            on_zoom_event(sender=app, meeting_event=joined)
+        finally:
+            connection.close()
+
+    joining = threading.Thread(target=join)
+    with held_elsewhere(lambda: presence.do_panel_opened(meeting, "ben1", "co-host", "Ben", actor=Actor("ben1"))):
+        joining.start()
+        for _ in range(100):
+            if blocked_on_a_lock():
+                break
+            threading.Event().wait(0.05)
+        assert blocked_on_a_lock(), "the join should be waiting for the meeting"
+    joining.join(10)
+    assert Participant.objects.filter(meeting=meeting, user_id="ben1").values_list("role", "present").get() == (
+        "co-host", True)

@@ -3,11 +3,14 @@ meeting lock, so a large meeting's start does not queue a thousand panels one be
 panel shows (a host, a role that changes, someone coming back) still goes through the lock and is pushed. Against
 the real PostgreSQL, with a second connection holding the meeting's row lock as a webhook's transaction would."""
 
+import time
+
 import psycopg
 import pytest
 from django.db import connection, transaction
 
-from tests.consent_support import meeting_uuid, open_panel
+from tests.consent_support import context_for, meeting_uuid, open_panel, panel_action
+from tests.webhook_support import deliver, event
 from zoomapp.consent import meetings
 from zoomapp.consent.models import Meeting, Participant
 
@@ -88,7 +91,51 @@ def test_two_panels_of_someone_new_opening_at_once_insert_one_row(meeting):
     lock, as a known attendee)."""
     from zoomapp.consent.actions import presence
 
-    assert presence._inserted_if_new(meeting, "ben1", "Ben", "participant") is True
-    assert presence._inserted_if_new(meeting, "ben1", "Benjamin", "co-host") is False
+    assert presence._inserted_if_new(meeting, "ben1", "Ben", "participant", 1_700_000_000_000) is True
+    assert presence._inserted_if_new(meeting, "ben1", "Benjamin", "co-host", 1_700_000_000_001) is False
     [row] = Participant.objects.filter(meeting=meeting, user_id="ben1")
-    assert (row.role, row.name, row.present, row.updated is not None) == ("participant", "Ben", True, True)
+    assert (row.role, row.role_as_of_ms, row.name, row.present, row.updated is not None) == (
+        "participant", 1_700_000_000_000, "Ben", True, True)
+
+
+def _posted(client, app, context):
+    return client.post(f"/panel/{app.client_id}/api/context", data={"context": context, "name": "Ben"},
+                       content_type="application/json")
+
+
+def _role_changed(meeting, user_id, old_role, new_role):
+    """Zoom's signed meeting.participant_role_changed (docs/ZOOM.md), as tests/webhook_support.py sends it."""
+    participant = {"user_id": "16779264", "participant_user_id": user_id, "user_name": "Ben",
+                   "old_role": old_role, "new_role": new_role}
+    return event("meeting.participant_role_changed", {"account_id": "acctOwner", "object": {
+        "uuid": meeting.uuid, "id": "81234567890", "host_id": "host1", "topic": "", "participant": participant}})
+
+
+def test_a_context_made_before_zoom_demoted_its_co_host_does_not_give_host_rights_back(client, app, meeting,
+                                                                                      monkeypatch):
+    """Zoom's role change a minute ago wins over the co-host context Ben kept from before it (still valid for its
+    ~2 minutes); a context Zoom made after the change binds what it says."""
+    from zoomapp.consent.actions import presence
+
+    now_ms = int(time.time() * 1000)
+    kept = context_for(app, meeting.uuid, "ben1", "cohost", now_ms=now_ms - 90_000)
+    assert _posted(client, app, kept).status_code == 200
+    assert _participant(meeting, "ben1")[0] == "co-host"
+    with monkeypatch.context() as heard_a_minute_ago:
+        heard_a_minute_ago.setattr(presence, "_now_ms", lambda: now_ms - 60_000)
+        assert deliver(client, app, _role_changed(meeting, "ben1", "co-host", "attendee")).status_code == 200
+    assert _participant(meeting, "ben1")[0] == "participant"
+    version = Meeting.objects.get(pk=meeting.pk).version
+
+    replayed = _posted(client, app, kept)
+
+    assert replayed.status_code == 200 and replayed.json()["state"]["viewer"]["is_host"] is False
+    assert _participant(meeting, "ben1")[0] == "participant"
+    for action in ({"action": "approve_all"}, {"action": "set_toggles", "share_with_apps": False}):
+        refused = panel_action(client, app, replayed.json()["token"], **action)
+        assert refused.status_code == 403 and refused.json()["error"] == "not_host"
+    after = Meeting.objects.get(pk=meeting.pk)
+    assert (after.version, after.share_with_apps) == (version, True)
+
+    assert _posted(client, app, context_for(app, meeting.uuid, "ben1", "cohost")).status_code == 200
+    assert _participant(meeting, "ben1")[0] == "co-host"

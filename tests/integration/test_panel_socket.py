@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def setup_meeting(app):
     meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id="host1")
     presence.do_host_joined(meeting, "host1", "Ana")
-    presence.do_participant_joined(meeting, "ben1", "Ben", "participant")
+    presence.do_participant_joined(meeting, "ben1", "Ben")
     return meeting
 
 
@@ -65,7 +65,7 @@ async def test_every_panel_ends_on_the_newest_state_after_a_burst_of_changes():
 
     def co_hosts_join():
         for i in range(8):
-            presence.do_participant_joined(meeting, f"cohost{i}", f"Co-host {i}", "co-host")
+            presence.do_role_changed(meeting, f"cohost{i}", f"Co-host {i}", "co-host")
         return Meeting.objects.get(pk=meeting.pk).version
 
     newest = await sync_to_async(co_hosts_join)()

@@ -174,7 +174,7 @@ async def test_a_panel_socket_is_closed_when_zoom_says_its_user_left(apps):
     app_a, _ = apps
     uuid = meeting_uuid()
     meeting = await sync_to_async(meetings.get_meeting)(app_a, uuid, host_user_id=HOST_ID)
-    await sync_to_async(presence.do_participant_joined)(meeting, BEN_ID, "Ben", "participant")
+    await sync_to_async(presence.do_participant_joined)(meeting, BEN_ID, "Ben")
     ben = await connect_panel(tokens.mint(app_a.client_id, uuid, BEN_ID))
     host = await connect_panel(tokens.mint(app_a.client_id, uuid, HOST_ID))
     await next_message(ben, "state")

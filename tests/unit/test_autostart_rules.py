@@ -76,7 +76,7 @@ def test_other_account_with_approval_required_asks_the_host(app):
     authorized(app, "olga", OTHER_ACCOUNT)
     changes.set_auto_start(OTHER_ADMIN, app, "user", "olga", True)
     meeting = meeting_with_host(app, require_approval=True)
-    presence.do_participant_joined(meeting, "olga", "Olga", "participant")
+    presence.do_participant_joined(meeting, "olga", "Olga")
     assert autostart.decide(app, meeting, "olga", "Olga") == "requested"
     request = ShareRequest.objects.get(share=share(meeting, app, "olga"))
     assert (request.status, request.source) == ("pending", "auto")
@@ -92,7 +92,7 @@ def test_turning_approval_off_starts_a_waiting_auto_start_as_auto_started(app):
     authorized(app, "olga", OTHER_ACCOUNT)
     changes.set_auto_start(OTHER_ADMIN, app, "user", "olga", True)
     meeting = meeting_with_host(app, require_approval=True)
-    presence.do_participant_joined(meeting, "olga", "Olga", "participant")
+    presence.do_participant_joined(meeting, "olga", "Olga")
     assert autostart.decide(app, meeting, "olga", "Olga") == "requested"
     host_controls.do_set_toggles(meeting, require_host_approval=False, actor=Actor("host1"))
     row = share(meeting, app, "olga")

@@ -20,8 +20,8 @@ HOST, BEN, CLEO = Actor("host1", "Ana", "test"), Actor("ben1", "Ben", "test"), A
 @pytest.fixture
 def meeting(app):
     meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
-    presence.do_participant_joined(meeting, BEN.user_id, "Ben", "participant")
-    presence.do_participant_joined(meeting, CLEO.user_id, "Cleo", "participant")
+    presence.do_participant_joined(meeting, BEN.user_id, "Ben")
+    presence.do_participant_joined(meeting, CLEO.user_id, "Cleo")
     return meeting
 
 
@@ -129,7 +129,7 @@ def test_the_multiple_apps_modal_shows_other_apps_requests_to_a_host_of_both_rea
     other_app = make_app("Summariser")
     seen_by_other = meetings.get_meeting(other_app, meeting.uuid, host_user_id=HOST.user_id, account_id="acct1")
     presence.do_host_joined(seen_by_other, HOST.user_id, "Ana")
-    presence.do_participant_joined(seen_by_other, BEN.user_id, "Ben", "participant")
+    presence.do_participant_joined(seen_by_other, BEN.user_id, "Ben")
     sharing_requests.do_request(seen_by_other, actor=BEN)
     state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
     assert state["requests"] == []

@@ -21,7 +21,7 @@ def meeting(app):
     meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id=HOST.user_id, account_id="acct1")
     presence.do_host_joined(meeting, HOST.user_id, "Ana")
     for actor in (BEN, CLEO):
-        presence.do_participant_joined(meeting, actor.user_id, actor.name, "participant")
+        presence.do_participant_joined(meeting, actor.user_id, actor.name)
     return meeting
 
 
@@ -33,7 +33,7 @@ def test_each_viewer_gets_what_viewer_state_allows_from_shared_encodings(app, me
     other_app = make_app("Summariser")
     seen_by_other = meetings.get_meeting(other_app, meeting.uuid, host_user_id=HOST.user_id, account_id="acct1")
     presence.do_host_joined(seen_by_other, HOST.user_id, "Ana")
-    presence.do_participant_joined(seen_by_other, CLEO.user_id, "Cleo", "participant")
+    presence.do_participant_joined(seen_by_other, CLEO.user_id, "Cleo")
     sharing_requests.do_request(seen_by_other, actor=CLEO)
     sharing_requests.do_request(meeting, actor=BEN)
     state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))

@@ -64,7 +64,7 @@ def test_host_outcome_follows_the_hosts_effective_setting(account, group, user, 
                account, group, user)
     meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id=HOST_ID, account_id=ADMIN.account_id)
     presence.do_host_joined(meeting, HOST_ID, "Hana")
-    presence.do_participant_joined(meeting, "partP", "Pat", "participant")
+    presence.do_participant_joined(meeting, "partP", "Pat")
     sharing_requests.do_request(meeting, actor=Actor("partP", "Pat", "test"))
     outcome = Share.objects.get(meeting=meeting, app=app, user_id="partP").status
     assert outcome == ("pending" if effective else "host_cannot_approve")

@@ -85,12 +85,14 @@ _LOCKED_OF_APP = CompiledModelRead(
     "client id stand-in", "meeting uuid stand-in")
 
 
-def upsert_participant(meeting, user_id, name="", role=None, present=True):
+def upsert_participant(meeting, user_id, name="", role=None, present=True, role_as_of_ms=None):
     defaults = {"present": present}
     if name:
         defaults["name"] = name[:200]
     if role:
         defaults["role"] = role
+    if role_as_of_ms is not None:
+        defaults["role_as_of_ms"] = role_as_of_ms
     participant, _ = Participant.objects.update_or_create(meeting=meeting, user_id=user_id, defaults=defaults)
     getattr(meeting, "remembered_roles", {}).pop(user_id, None)
     return participant

@@ -41,23 +41,18 @@ def on_zoom_event(sender, meeting_event=None, **kwargs):
     if person.is_guest:
         return
     user_id = person.zoom_user_id
-    known_role = role_of(meeting, user_id)
     if isinstance(meeting_event, meeting_events.ParticipantJoined):
         if meeting_event.is_host:
             presence.do_host_joined(meeting, user_id, person.name)
         else:
-            # No role field in Zoom's join event: a co-host role learnt earlier (role change, panel) is kept.
-            role = known_role if known_role == Participant.Role.CO_HOST else Participant.Role.PARTICIPANT
-            presence.do_participant_joined(meeting, user_id, person.name, role)
+            presence.do_participant_joined(meeting, user_id, person.name)
     elif isinstance(meeting_event, meeting_events.ParticipantLeft):
-        if meeting_event.is_host or known_role == Participant.Role.HOST:
+        if meeting_event.is_host or role_of(meeting, user_id) == Participant.Role.HOST:
             presence.do_host_left(meeting, user_id)
         else:
             presence.do_participant_left(meeting, user_id)
-    elif meeting_event.new_role == Participant.Role.HOST:
-        presence.do_host_joined(meeting, user_id, person.name)
     else:
-        presence.do_participant_joined(meeting, user_id, person.name, meeting_event.new_role)
+        presence.do_role_changed(meeting, user_id, person.name, meeting_event.new_role)
 
 
 @receiver(zoom_event, dispatch_uid="consent.request_status")

@@ -55,7 +55,7 @@ def _bind(app, context_value, name, request):
     context = verify_app_context(context_value, app)
     presence.do_panel_opened(
         get_meeting(app, context.meeting_uuid), context.user_id, context.role, name,
-        actor=Actor(context.user_id or "guest", name, "panel_http", _address(request)),
+        actor=Actor(context.user_id or "guest", name, "panel_http", _address(request)), made_ms=context.made_ms,
     )
     token = tokens.mint(app.client_id, context.meeting_uuid, context.user_id)
     log.info("panel bound", extra={"meeting": context.meeting_uuid, "client_id": app.client_id,

@@ -51,6 +51,7 @@ class AppContext:
     user_id: str  # "" in Guest Mode (no uid)
     meeting_uuid: str
     role: str  # host | co-host | participant (a hint: it may change after the context was made)
+    made_ms: int  # ts: when Zoom made it, so a role Zoom changed since is not taken back from it
     typ: str
     expires_ms: int
     theme: str
@@ -158,6 +159,7 @@ def verify_app_context(value, app, now_ms=None):
         user_id=user_id,
         meeting_uuid=meeting_uuid,
         role=role,
+        made_ms=made,
         typ=typ,
         expires_ms=expires,
         theme=theme,

@@ -1,5 +1,7 @@
 """Who is in the meeting: verified panels opening, Zoom's join/leave events, and the meeting ending."""
 
+import time
+
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -8,20 +10,28 @@ from zoomapp.consent import audit, meetings
 from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
 from zoomapp.consent.permissions import HOST_ROLES, ZOOM
 from zoomapp.consent.push import mark_changed
+from zoomapp.marketplace.app_context import CLOCK_SKEW_MS
 
 Status = Share.Status
 
 
-def do_panel_opened(meeting, user_id, role, name="", *, actor):
-    """A verified app context arrived: bind what Zoom told us about this user (role, presence). Most panels change
-    nothing another panel shows (a guest; an attendee already known as such, or seen for the first time): those
-    take no meeting lock, so a thousand panels opening at a meeting's start do not queue behind one another for
-    it (bench/panel_fanout.py, docs/ARCHITECTURE.md "Pushing state")."""
+def do_panel_opened(meeting, user_id, role, name="", *, actor, made_ms=None):
+    """A verified app context arrived: bind what Zoom told us about this user (role, presence). `made_ms` is when
+    Zoom made the context (its ts; now by default): a role Zoom set after that stands (_bind_under_lock). Most panels
+    change nothing another panel shows (a guest; an attendee already known as such, or seen for the first time):
+    those take no meeting lock, so a thousand panels opening at a meeting's start do not queue behind one another
+    for it (bench/panel_fanout.py, docs/ARCHITECTURE.md "Pushing state")."""
     if not user_id:
         return meeting  # a guest: nothing of theirs to bind
-    if role not in HOST_ROLES and user_id != meeting.host_user_id and _attendee_bound(meeting, user_id, role, name):
+    made_ms = _now_ms() if made_ms is None else made_ms
+    attendee = role not in HOST_ROLES and user_id != meeting.host_user_id
+    if attendee and _attendee_bound(meeting, user_id, role, name, made_ms):
         return meeting
-    return _bind_under_lock(meeting, user_id, role, name, actor)
+    return _bind_under_lock(meeting, user_id, role, name, made_ms, actor)
+
+
+def _now_ms():
+    return int(time.time() * 1000)
 
 
 # What an attendee's Home URL checks of them: once per panel's opening (rtms/compiled_read.py).
@@ -31,18 +41,18 @@ _KNOWN_ATTENDEE = CompiledRead(
     -1, "user id stand-in")
 
 
-def _attendee_bound(meeting, user_id, role, name):
+def _attendee_bound(meeting, user_id, role, name, made_ms):
     """An attendee's panel, without the meeting's lock: True when nothing needed changing or they were new and
     are now inserted; False leaves it to the locked path (a role, presence or name to change; an insert that
     met a concurrent one)."""
     known = _KNOWN_ATTENDEE.one(meeting.pk, user_id)
     if known is None:
-        return _inserted_if_new(meeting, user_id, name, role)
+        return _inserted_if_new(meeting, user_id, name, role, made_ms)
     known_role, known_name, present = known
     return known_role == role and present and bool(known_name or not name)
 
 
-_NEW_PARTICIPANT_COLUMNS = ("meeting", "user_id", "name", "role", "present", "updated")
+_NEW_PARTICIPANT_COLUMNS = ("meeting", "user_id", "name", "role", "role_as_of_ms", "present", "updated")
 _INSERT_IF_NEW = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}, {}) DO NOTHING RETURNING {}".format(
     connection.ops.quote_name(Participant._meta.db_table),
     ", ".join(connection.ops.quote_name(Participant._meta.get_field(name).column) for name in _NEW_PARTICIPANT_COLUMNS),
@@ -50,23 +60,28 @@ _INSERT_IF_NEW = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}, {}) DO NOTHIN
     *(connection.ops.quote_name(Participant._meta.get_field(name).column) for name in ("meeting", "user_id", "id")))
 
 
-def _inserted_if_new(meeting, user_id, name, role):
+def _inserted_if_new(meeting, user_id, name, role, made_ms):
     """The person's row, inserted unless a concurrent panel of theirs inserted it first (then False): one statement
     on the unique (meeting, user_id), where a create() in a transaction of its own took three (BEGIN, INSERT,
     COMMIT) on every new attendee's Home URL (docs/ARCHITECTURE.md "Pushing state")."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_IF_NEW, [meeting.pk, user_id, name[:200], role, True, now])
+        cursor.execute(_INSERT_IF_NEW, [meeting.pk, user_id, name[:200], role, made_ms, True, now])
         return cursor.fetchone() is not None
 
 
 @transaction.atomic
-def _bind_under_lock(meeting, user_id, role, name, actor):
+def _bind_under_lock(meeting, user_id, role, name, made_ms, actor):
     meeting = meetings.lock(meeting)
-    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "name", "present").first()
-    known_role, known_name, was_present = known or (None, "", True)
+    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list(
+        "role", "name", "present", "role_as_of_ms").first()
+    known_role, known_name, was_present, role_as_of_ms = known or (None, "", True, None)
+    if role_as_of_ms is not None and made_ms <= role_as_of_ms:
+        # Zoom set the role after it made this context (a co-host demoted since, posting the context of before):
+        # the later word stands (docs/SECURITY.md "Roles follow Zoom's latest word").
+        role, made_ms = known_role, role_as_of_ms
     # The screen name the panel reports is only a fallback: the name in Zoom's webhooks wins.
-    meetings.upsert_participant(meeting, user_id, "" if known_name else name, role)
+    meetings.upsert_participant(meeting, user_id, "" if known_name else name, role, role_as_of_ms=made_ms)
     if role == Participant.Role.HOST and not meeting.host_user_id:
         Meeting.objects.filter(pk=meeting.pk).update(host_user_id=user_id)
         meeting.host_user_id = user_id
@@ -123,11 +138,30 @@ def do_host_left(meeting, host_user_id, *, actor=ZOOM):
 
 
 @transaction.atomic
-def do_participant_joined(meeting, user_id, name, role, *, actor=ZOOM):
+def do_participant_joined(meeting, user_id, name, *, actor=ZOOM):
+    """Zoom's join event names no role: a co-host learnt earlier (a role change, a panel) stays one, anyone else joins
+    as a participant. Decided on the row as it is under the meeting's lock, so a role a panel bound meanwhile is
+    not overwritten with one read before it."""
     meeting = meetings.lock(meeting)
     known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "present").first()
+    role = Participant.Role.CO_HOST if known and known[0] == Participant.Role.CO_HOST else Participant.Role.PARTICIPANT
     meetings.upsert_participant(meeting, user_id, name, role)
     if known != (role, True):
+        mark_changed(meeting)
+    return meeting
+
+
+@transaction.atomic
+def do_role_changed(meeting, user_id, name, role, *, actor=ZOOM):
+    """Zoom's meeting.participant_role_changed: the role stands against every app context made before we heard it,
+    our clock and Zoom's up to CLOCK_SKEW_MS apart (_bind_under_lock, docs/SECURITY.md "Roles follow Zoom's latest
+    word")."""
+    meeting = meetings.lock(meeting)
+    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "present").first()
+    meetings.upsert_participant(meeting, user_id, name, role, role_as_of_ms=_now_ms() + CLOCK_SKEW_MS)
+    if role == Participant.Role.HOST and not meeting.host_present:
+        _host_joined(meeting, actor)
+    elif known != (role, True):
         mark_changed(meeting)
     return meeting
 
