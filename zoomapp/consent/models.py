@@ -109,6 +109,13 @@ class Share(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["meeting", "app", "user_id"], name="one_share_per_app_user")]
         ordering = ["id"]
+        indexes = [
+            # Every batch of transcript lines finds its streams' shares by stream id (receivers.on_transcript).
+            models.Index(fields=["rtms_stream_id"], name="share_by_stream"),
+            # The shares still running, which every 30 s consent/tasks.py checks (a few among every share ever).
+            models.Index(fields=["status"], name="share_running",
+                         condition=models.Q(status__in=["starting", "sharing", "paused", "interrupted"])),
+        ]
 
     @property
     def is_active(self):
