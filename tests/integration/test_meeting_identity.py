@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from tests.consent_support import make_app, meeting_uuid
-from tests.integration.test_meeting_locks import blocked_on_a_lock, held_elsewhere
+from tests.locks_support import blocked_on_a_lock, held_elsewhere
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -3,13 +3,13 @@ under way, another meeting of the same app changes at once (the app's row is rea
 for a share a host action locks (meetings.share_in), and for a start Zoom refused or that timed out and a pause
 Zoom confirmed, which take the meeting before the share, as a host's action does."""
 
-import contextlib
 import threading
 
 import pytest
 from django.db import OperationalError, connection, transaction
 
 from tests.consent_support import meeting_uuid
+from tests.locks_support import blocked_on_a_lock, held_elsewhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,30 +24,6 @@ def lock_within(seconds, meeting, share=None):
             cursor.execute(f"SET LOCAL lock_timeout = '{int(seconds * 1000)}ms'")
         locked = meetings.lock(meeting)
         return locked if share is None else meetings.share_in(locked, share.pk)
-
-
-@contextlib.contextmanager
-def held_elsewhere(change):
-    """`change()` in a transaction of another thread (its own connection), held open until the block ends."""
-    locked, release = threading.Event(), threading.Event()
-
-    def hold():
-        try:
-            with transaction.atomic():
-                change()
-                locked.set()
-                release.wait(20)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert locked.wait(10)
-        yield
-    finally:
-        release.set()
-        holder.join()
 
 
 def test_a_meeting_being_changed_does_not_hold_up_another_meeting_of_the_same_app(app):
@@ -83,14 +59,6 @@ def starting_share(app):
         share = meetings.share_for(meetings.lock(meeting), "u1")
         share.set_status(Share.Status.STARTING, start_attempt=1)
     return meeting, share
-
-
-def blocked_on_a_lock():
-    """Whether another connection of this database waits for a row lock (a transaction of another thread)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
-        return cursor.fetchone()[0] > 0
 
 
 def waits_for_the_meeting_with_the_share_free(meeting, share, change):

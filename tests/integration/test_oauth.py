@@ -151,7 +151,7 @@ def test_a_reauthorization_that_waited_for_a_refused_refresh_stays_authorized(zo
 
     from django.utils import timezone
 
-    from tests.integration.test_meeting_locks import held_elsewhere
+    from tests.locks_support import blocked_on_a_lock, held_elsewhere
     from tests.processes import wait_for
 
     grant = _installed(zoomsim, sim_app, "refreshZ")
@@ -171,18 +171,12 @@ def test_a_reauthorization_that_waited_for_a_refused_refresh_stays_authorized(zo
         thread.start()
         return thread
 
-    def waiting(count):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                           "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
-            return cursor.fetchone()[0] >= count
-
     # Both wait for the grant's row, the refresh first; then the row is let go.
     with held_elsewhere(lambda: UserAuthorization.objects.select_for_update().get(pk=grant.pk)):
         refreshing = in_a_thread(lambda: oauth.access_token_for(sim_app, "refreshZ"))
-        wait_for(lambda: waiting(1), 10, "the refresh to wait for the grant")
+        wait_for(blocked_on_a_lock, 10, "the refresh to wait for the grant")
         reauthorizing = in_a_thread(lambda: oauth.complete_authorization(sim_app, code))
-        wait_for(lambda: waiting(2), 10, "the re-authorization to wait for the grant")
+        wait_for(lambda: blocked_on_a_lock(2), 10, "the re-authorization to wait for the grant")
     refreshing.join(10)
     reauthorizing.join(10)
     assert oauth.authorization_status(sim_app.pk, "refreshZ") == "authorized"

@@ -1,15 +1,20 @@
-"""Zoom's case 4 (docs/STREAMS.md): which error stops are restarted through Zoom, and the bound, as the audit log
-and the share show them. The REST call itself runs after commit (exercised end to end against the simulator in
-tests/integration/test_streams_zoom_failover.py); here it is only captured."""
+"""A share follows its stream's stops. Zoom's case 4 (docs/STREAMS.md): which error stops are restarted through
+Zoom, and the bound, as the audit log and the share show them; the REST call itself runs after commit (exercised
+end to end against the simulator in tests/integration/test_streams_zoom_failover.py), here it is only captured.
+And a stream's change whose announcement was lost on the way (it is sent after the change commits: a database
+restarting in between loses it): consent.catch_up_with_streams finds, every 30 s, the shares left behind by a
+change older than ANNOUNCEMENT_GRACE and makes them follow."""
 
 import secrets
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from rtms.client.protocol import stop_reason_name
 from rtms.models import StreamSession
 from tests.consent_support import meeting_uuid
-from zoomapp.consent import meetings
+from zoomapp.consent import meetings, tasks
 from zoomapp.consent.actions import host_controls, presence, streams
 from zoomapp.consent.models import AuditEntry, Share
 from zoomapp.consent.permissions import Actor
@@ -100,3 +105,39 @@ def test_the_fourth_error_in_the_window_is_not_restarted(app, meeting):
     assert refused.rtms_stream_id == last.rtms_stream_id
     assert refused.reason == "SIGNAL_CONNECTION_INTERRUPTED (13): already restarted 3 times in 10 minutes"
     assert share_of(app, meeting).status == "stopped"
+
+
+def changed_unannounced(stream, seconds_ago, **change):
+    """The stream's row changed `seconds_ago`, and consent never heard of it."""
+    StreamSession.objects.filter(pk=stream.pk).update(updated=timezone.now() - timedelta(seconds=seconds_ago),
+                                                      **change)
+
+
+def test_a_share_still_sharing_a_stream_that_stopped_is_stopped(app, meeting):
+    stream = active_stream(app, meeting)
+    assert share_of(app, meeting).status == "sharing"
+    changed_unannounced(stream, 5, state="stopped", stop_reason=6)
+    assert tasks.catch_up_with_streams() == 0  # the announcement may still be on its way
+    assert share_of(app, meeting).status == "sharing"
+    changed_unannounced(stream, 60, state="stopped", stop_reason=6)
+    assert tasks.catch_up_with_streams() == 1
+    assert share_of(app, meeting).status == "stopped"
+    assert tasks.catch_up_with_streams() == 0  # caught up: nothing more to do
+
+
+def test_a_lost_error_stop_is_still_restarted(app, meeting):
+    stream = active_stream(app, meeting)
+    changed_unannounced(stream, 60, state="stopped", stop_reason=13)
+    assert tasks.catch_up_with_streams() == 1
+    assert AuditEntry.objects.filter(kind="stream_restart", meeting_uuid=meeting.uuid).count() == 1
+    assert share_of(app, meeting).status == "starting"
+
+
+def test_a_share_still_starting_a_stream_that_runs_shows_it_sharing(app, meeting):
+    stream = active_stream(app, meeting)
+    changed_unannounced(stream, 0, state="starting")
+    streams.do_stream_state(app.client_id, meeting.uuid, stream.rtms_stream_id, HOST.user_id, "starting")
+    assert share_of(app, meeting).status == "starting"
+    changed_unannounced(stream, 60, state="active")
+    assert tasks.catch_up_with_streams() == 1
+    assert share_of(app, meeting).status == "sharing"

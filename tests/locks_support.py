@@ -1,0 +1,39 @@
+"""Row locks for the tests that show which rows a change locks and in what order: a change held open in a
+transaction of another thread, and whether a connection waits for a lock (PostgreSQL's pg_stat_activity)."""
+
+import contextlib
+import threading
+
+from django.db import connection, transaction
+
+
+@contextlib.contextmanager
+def held_elsewhere(change):
+    """`change()` in a transaction of another thread (its own connection), held open until the block ends."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                change()
+                locked.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def blocked_on_a_lock(count=1):
+    """Whether `count` other connections of this database wait for a lock (transactions of other threads)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0] >= count
