@@ -10,6 +10,7 @@ from django.db import OperationalError, connection, transaction
 
 from tests.consent_support import meeting_uuid
 from tests.locks_support import blocked_on_a_lock, held_elsewhere
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,11 +79,7 @@ def waits_for_the_meeting_with_the_share_free(meeting, share, change):
     with held_elsewhere(lambda: meetings.lock(meeting)):
         changing = threading.Thread(target=run)
         changing.start()
-        for _ in range(100):
-            if blocked_on_a_lock():
-                break
-            threading.Event().wait(0.05)
-        assert blocked_on_a_lock(), "the change should be waiting for the meeting"
+        wait_for(blocked_on_a_lock, 5, "the change to wait for the meeting")
         with transaction.atomic():
             Share.objects.select_for_update(nowait=True).get(pk=share.pk)  # free: no "could not obtain lock"
     changing.join(10)
@@ -162,11 +159,7 @@ def test_a_join_decides_the_role_under_the_meeting_lock_so_a_co_host_bound_meanw
     joining = threading.Thread(target=join)
     with held_elsewhere(lambda: presence.do_panel_opened(meeting, "ben1", "co-host", "Ben", actor=Actor("ben1"))):
         joining.start()
-        for _ in range(100):
-            if blocked_on_a_lock():
-                break
-            threading.Event().wait(0.05)
-        assert blocked_on_a_lock(), "the join should be waiting for the meeting"
+        wait_for(blocked_on_a_lock, 5, "the join to wait for the meeting")
     joining.join(10)
     assert Participant.objects.filter(meeting=meeting, user_id="ben1").values_list("role", "present").get() == (
         "co-host", True)
