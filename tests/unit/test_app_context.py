@@ -80,6 +80,7 @@ def test_home_url_with_context_header_sends_zoom_headers_and_a_bound_panel(clien
     csp = response["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert "X-Frame-Options" not in response  # Zoom frames the panel; frame-ancestors says who may
+    assert response["Cache-Control"] == "no-store"  # the page carries the person's panel token
     assert b'data-token="' in response.content and b'data-token=""' not in response.content
     assert b"/static/panel/panel.js" in response.content and b"<script>" not in response.content
 

@@ -49,7 +49,7 @@ def content_security_policy(request):
 
 
 def zoom_page_headers(view):
-    """Decorate a view whose HTML Zoom renders: the four OWASP headers on every response."""
+    """Decorate a view whose HTML Zoom renders: the four OWASP headers on every response, and no caching."""
 
     @xframe_options_exempt
     @wraps(view)
@@ -59,6 +59,8 @@ def zoom_page_headers(view):
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = content_security_policy(request)
         response["Referrer-Policy"] = "same-origin"
+        # The page carries a panel token bound to the person's app context: never kept by a cache.
+        response["Cache-Control"] = "no-store"
         return response
 
     return wrapped
