@@ -10,13 +10,28 @@ import time
 from rtms.log_context import meeting_var, stream_var
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Extras that libraries attach and that would carry what must not be logged: Django's `request` (its str() is the
+# URL with its query string, an OAuth callback's unspent code included) is logged as its method and path; Celery's
+# `data` (a failed task's arguments: people's names) is left out.
+_LEFT_OUT = {"data"}
+
+# Control characters are escaped, so a value from outside (a panel's action, a name) cannot start a line of its own
+# or hide the rest of one.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), 127)}
+_ESCAPES.update({ord("\n"): "\\n", ord("\\"): "\\\\", ord('"'): '\\"'})
 
 
 def _quote(value):
     text = str(value)
-    if text == "" or any(c in text for c in ' ="\n'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if text == "" or " " in text or "=" in text or '"' in text or not text.isprintable():
+        return '"' + text.translate(_ESCAPES) + '"'
     return text
+
+
+def _loggable(key, value):
+    if key == "request" and hasattr(value, "path") and hasattr(value, "method"):
+        return f"{value.method} {value.path}"
+    return value
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -33,8 +48,8 @@ class LogfmtFormatter(logging.Formatter):
         if stream:
             fields["stream"] = stream
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                fields[key] = value
+            if key not in _STANDARD and key not in _LEFT_OUT and not key.startswith("_"):
+                fields[key] = _loggable(key, value)
         line = " ".join(f"{k}={_quote(v)}" for k, v in fields.items() if v is not None)
         if record.exc_info:
             line += " exc=" + _quote(self.formatException(record.exc_info))
