@@ -124,7 +124,15 @@ class StreamSession(models.Model):
 
     class Meta:
         ordering = ["-created"]
-        indexes = [models.Index(fields=["desired_state", "state"])]
+        indexes = [
+            models.Index(fields=["desired_state", "state"]),
+            # rtms.reconcile, every 2 s: the streams that changed in the last hour.
+            models.Index(fields=["updated"], name="stream_by_updated"),
+            # The console's live streams, every 2 s of an open page: those stopped in the last 30 minutes, and those
+            # not stopped, which every rtms_started also counts for the stream limits (services._over_stream_limit).
+            models.Index(fields=["stopped_at"], name="stream_by_stopped_at"),
+            models.Index(fields=["client_id"], name="stream_live", condition=~models.Q(state=StreamState.STOPPED)),
+        ]
 
     def __str__(self):
         return f"stream {self.rtms_stream_id} ({self.state})"

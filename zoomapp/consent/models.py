@@ -34,6 +34,12 @@ class Meeting(models.Model):
         # UUID first: its index also serves the lookups by UUID alone (every app's row of a meeting, read on each
         # push to the panels), which otherwise scanned the whole table. The app's own index comes with its key.
         constraints = [models.UniqueConstraint(fields=["uuid", "app"], name="one_meeting_per_app")]
+        indexes = [
+            # The console's pages: an account's meetings newest first, and its streams, hosts and names through them.
+            models.Index(fields=["account_id", "created"], name="meeting_by_account"),
+            # Each join's auto-start: the account of a user with no grant, by the meetings they hosted (user_account).
+            models.Index(fields=["host_user_id"], name="meeting_by_host"),
+        ]
 
     def __str__(self):
         return self.topic or self.uuid
@@ -57,7 +63,9 @@ class Participant(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["meeting", "user_id"], name="one_participant_per_user")]
+        # User first: its index also finds a user's rows across meetings (the console's names of stream operators,
+        # every 2 s of an open live streams page); the meeting's own index comes with its key.
+        constraints = [models.UniqueConstraint(fields=["user_id", "meeting"], name="one_participant_per_user")]
 
 
 class Share(models.Model):
@@ -107,7 +115,8 @@ class Share(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["meeting", "app", "user_id"], name="one_share_per_app_user")]
+        # User first, as for Participant: the console's names by user id; the meeting's own index comes with its key.
+        constraints = [models.UniqueConstraint(fields=["user_id", "meeting", "app"], name="one_share_per_app_user")]
         ordering = ["id"]
         indexes = [
             # Every batch of transcript lines finds its streams' shares by stream id (receivers.on_transcript).

@@ -63,7 +63,11 @@ class UserAuthorization(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["app", "user_id"], name="one_authorization_per_app_user")]
+        # User first: its index also finds a user's grant to any app (each join's auto-start, autostart.user_account);
+        # the app's own index comes with its key.
+        constraints = [models.UniqueConstraint(fields=["user_id", "app"], name="one_authorization_per_app_user")]
+        # Every console page: the account's installed apps and users.
+        indexes = [models.Index(fields=["account_id"], name="authorization_by_account")]
 
     def __str__(self):
         return f"{self.user_id} -> {self.app.client_id}"

@@ -26,6 +26,12 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(fields=["app", "body_sha256"], name="delivery_once")]
+        indexes = [
+            # The console's live streams page: the last day's concurrency alerts (concurrency.recent_alerts). Partial:
+            # only the rare alerts (concurrency.EVENTS), no cost to the other deliveries.
+            models.Index(fields=["received_at"], name="delivery_concurrency_alert",
+                         condition=models.Q(event__in=["rtms.concurrency_near_limit", "rtms.concurrency_limited"])),
+        ]
 
     def __str__(self):
         return f"{self.event} for {self.app_id} ({self.outcome})"
