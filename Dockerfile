@@ -5,8 +5,10 @@ WORKDIR /app
 COPY pyproject.toml ./
 RUN pip install --upgrade pip && pip install .
 COPY . .
-# Settings refuse to load without keys when DEBUG is off; collectstatic uses neither, so throwaway ones do here.
-RUN SECRET_KEY=collectstatic-only FIELD_ENCRYPTION_KEY=collectstatic-only-fields python manage.py collectstatic --noinput \
+# Settings refuse to load without keys and SITE_URL when DEBUG is off; collectstatic uses none, so throwaway
+# ones do here.
+RUN SECRET_KEY=collectstatic-only FIELD_ENCRYPTION_KEY=collectstatic-only-fields SITE_URL=https://collectstatic.invalid \
+    python manage.py collectstatic --noinput \
     && useradd --system --home /app app && mkdir -p /data && chown -R app /data
 USER app
 EXPOSE 8000

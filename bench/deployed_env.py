@@ -20,6 +20,7 @@ def set_up(name):
         "RTMS_ALLOWED_HOSTS": "127.0.0.1", "RTMS_ALLOW_INSECURE_WS": "true",
         # Plain http on 127.0.0.1 (production redirects http to https and sends cookies over https only).
         "SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false",
+        "SITE_URL": "http://127.0.0.1:8000", "ZOOM_ALLOW_INSECURE_HTTP": "true",  # the simulator is http
     })
     return run, db_name
 

@@ -69,6 +69,7 @@ def main():
     workdir = Path(tempfile.mkdtemp(prefix="fleet-"))
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="zoomapp.settings", DATA_DIR=str(workdir),
                DEBUG="0", SECRET_KEY="bench-not-secret", FIELD_ENCRYPTION_KEY="bench-fields-not-secret",
+               SITE_URL="http://127.0.0.1:8000",
                REDIS_NAMESPACE=f"benchfleet{os.getpid()}", LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "INFO"))
     s3 = _start_s3(workdir, env) if args.s3 else None
     fleet = None

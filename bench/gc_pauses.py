@@ -36,7 +36,7 @@ def main():
     args = parser.parse_args()
     os.environ.update({"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(32),
                        "FIELD_ENCRYPTION_KEY": secrets.token_urlsafe(32), "DJANGO_SETTINGS_MODULE": "zoomapp.settings",
-                       "LOG_LEVEL": "WARNING"})
+                       "LOG_LEVEL": "WARNING", "SITE_URL": "http://127.0.0.1:8000", "ZOOM_ALLOW_INSECURE_HTTP": "true"})
     import zoomapp.asgi  # noqa: F401 - the web process's start-up, which freezes what it loaded
 
     frozen_at_start = gc.get_freeze_count()

@@ -76,7 +76,7 @@ def main():
         conn.execute(f"CREATE DATABASE {name}")
     # DEBUG off as in a deployed worker (Django's debug cursor keeps every query).
     os.environ.update(DATABASE_URL=base_url.rsplit("/", 1)[0] + f"/{name}", DJANGO_SETTINGS_MODULE="zoomapp.settings",
-                      DATA_DIR=tempfile.mkdtemp(prefix="state-burst-"), DEBUG="0", SECRET_KEY="bench-not-secret",
+                      DATA_DIR=tempfile.mkdtemp(prefix="state-burst-"), DEBUG="0", SECRET_KEY="bench-not-secret", SITE_URL="http://127.0.0.1:8000",
                       FIELD_ENCRYPTION_KEY="bench-fields-not-secret", REDIS_NAMESPACE=f"benchstate{os.getpid()}",
                       LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
     try:

@@ -482,6 +482,7 @@ def main():
     # DEBUG off as in a deployed worker: Django's debug cursor formats, logs and keeps every query.
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="zoomapp.settings", DATA_DIR=str(workdir),
                DEBUG="0", SECRET_KEY="bench-not-secret", FIELD_ENCRYPTION_KEY="bench-fields-not-secret",
+               SITE_URL="http://127.0.0.1:8000",
                # The load server is ws://127.0.0.1: outside production's outbound allow list.
                RTMS_ALLOWED_HOSTS="127.0.0.1", RTMS_ALLOW_INSECURE_WS="true")
     try:

@@ -27,3 +27,7 @@ os.environ.setdefault("RTMS_RECONCILE_INTERVAL", "1")
 # The simulator's RTMS servers: ws://127.0.0.1 (production: wss:// to *.zoom.us only).
 os.environ.setdefault("RTMS_ALLOWED_HOSTS", "127.0.0.1,localhost")
 os.environ.setdefault("RTMS_ALLOW_INSECURE_WS", "true")
+# Zoom's endpoints default to Zoom itself: a test that calls them without pointing them at its simulator gets a
+# refused connection here, never traffic to the Internet.
+os.environ.setdefault("ZOOM_OAUTH_URL", "http://127.0.0.1:9")
+os.environ.setdefault("ZOOM_API_URL", "http://127.0.0.1:9/v2")

@@ -46,6 +46,8 @@ def env_number(name, default, kind=int, minimum=0):
 
 def env_url(name, default):
     value = env(name, default).rstrip("/")
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off (docs/DEPLOY.md)")
     if not value.startswith(("http://", "https://", "ws://", "wss://", "redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"{name} must be a URL, not {value!r}")
     return value
@@ -72,7 +74,8 @@ if not DEBUG and FIELD_ENCRYPTION_KEY in ("", SECRET_KEY):
         "that SECRET_KEY and generate a new SECRET_KEY)")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
-SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000")
+# Every URL Zoom is given (Home URL, OAuth redirect, webhooks) is built from it: a deployment must say it.
+SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000" if DEBUG else "")
 
 # HTTPS. Zoom only talks to https:// URLs, so production defaults assume TLS; development (DEBUG) runs on http.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
@@ -218,9 +221,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_NAMESPACE}:", "s
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 
-# Zoom endpoints: the simulator by default; https://zoom.us and https://api.zoom.us/v2 in production.
-ZOOM_OAUTH_URL = env_url("ZOOM_OAUTH_URL", "http://127.0.0.1:9100")
-ZOOM_API_URL = env_url("ZOOM_API_URL", "http://127.0.0.1:9100/v2")
+# Zoom's endpoints: Zoom itself by default; development points them at the simulator (bin/devstack.py, the tests).
+# The client secret, OAuth codes and tokens travel to them, so without DEBUG they must be https unless
+# ZOOM_ALLOW_INSECURE_HTTP says otherwise (the benchmarks, which run as deployed against the simulator).
+ZOOM_OAUTH_URL = env_url("ZOOM_OAUTH_URL", "https://zoom.us")
+ZOOM_API_URL = env_url("ZOOM_API_URL", "https://api.zoom.us/v2")
+for _name, _url in (("ZOOM_OAUTH_URL", ZOOM_OAUTH_URL), ("ZOOM_API_URL", ZOOM_API_URL)):
+    if not _url.startswith("https://") and not env_bool("ZOOM_ALLOW_INSECURE_HTTP", DEBUG):
+        raise ImproperlyConfigured(f"{_name} must be an https URL when DEBUG is off, not {_url!r}")
 ZOOM_HTTP_TIMEOUT = env_number("ZOOM_HTTP_TIMEOUT", 10.0, float)
 
 # Media storage (see rtms/sinks.py) and how long it is kept.

@@ -67,6 +67,22 @@ def test_start_up_without_the_production_keys_stops_saying_which_to_set_and_how(
     assert 'python -c "import secrets; print(secrets.token_urlsafe(50))"' in result.stderr
 
 
+@pytest.mark.parametrize("unsafe, named", [
+    ({"SITE_URL": None}, "SITE_URL must be set when DEBUG is off"),
+    ({"ZOOM_OAUTH_URL": "http://127.0.0.1:9100"}, "ZOOM_OAUTH_URL must be an https URL when DEBUG is off"),
+    ({"ZOOM_API_URL": "http://api.zoom.us/v2"}, "ZOOM_API_URL must be an https URL when DEBUG is off"),
+], ids=["no-site-url", "oauth-over-http", "api-over-http"])
+def test_start_up_refuses_what_would_send_zoom_credentials_astray(unsafe, named):
+    """Zoom's URLs default to Zoom's own over https, and the deployment's own URL must be given: a forgotten one
+    never falls back to a development address, where the client secret and tokens would go in plain text."""
+    env = production_env(**{k: v for k, v in unsafe.items() if v is not None})
+    for name in [k for k, v in unsafe.items() if v is None] + ["DEBUG"]:
+        env.pop(name)
+    result = manage(env, "check")
+    assert result.returncode != 0 and named in result.stderr
+    assert manage({**env, **{k: v for k, v in production_env().items() if k in unsafe}}, "check").returncode == 0
+
+
 @pytest.fixture(scope="module")
 def production_web(stack_env, tmp_path_factory):
     from django.conf import settings
