@@ -341,10 +341,12 @@ def test_staff_register_an_app_in_the_django_admin_and_its_secrets_are_never_sho
 
 def test_the_operator_registers_an_app_with_the_management_command(stack_env):
     client_id = f"cmd{secrets.token_hex(4)}"
+    # The secrets from the environment, never the command line, which other users' `ps` shows.
     result = subprocess.run(
-        [sys.executable, "manage.py", "register_zoom_app", "--name", "Summarizer", "--client-id", client_id,
-         "--client-secret", "cmd-s3cret-client", "--webhook-secret-token", "cmd-s3cret-webhook"],
-        cwd=processes.ROOT, env=stack_env, capture_output=True, text=True, timeout=60)
+        [sys.executable, "manage.py", "register_zoom_app", "--name", "Summarizer", "--client-id", client_id],
+        cwd=processes.ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        env={**stack_env, "ZOOM_APP_CLIENT_SECRET": "cmd-s3cret-client",
+             "ZOOM_APP_WEBHOOK_SECRET_TOKEN": "cmd-s3cret-webhook"})
     assert result.returncode == 0, result.stderr
     assert "Webhook URL: " in result.stdout and "s3cret" not in result.stdout + result.stderr
     app = ZoomApp.objects.get(client_id=client_id)

@@ -1,18 +1,21 @@
+import getpass
+import os
+import sys
+
 from django.core.management.base import BaseCommand, CommandError
 
 from zoomapp.marketplace import registration
 
 
 class Command(BaseCommand):
-    help = ("Register (or update) a Zoom app served by this deployment; "
-            "--simulator also registers it with the Zoom simulator.")
+    help = ("Register (or update) a Zoom app served by this deployment; --simulator also registers it with the Zoom "
+            "simulator. Its secrets are read from ZOOM_APP_CLIENT_SECRET and ZOOM_APP_WEBHOOK_SECRET_TOKEN, or asked "
+            "for without echo at a terminal, never from the command line (which other users' `ps` shows); left "
+            "empty, a stored one is kept and a new app gets a generated one.")
 
     def add_arguments(self, parser):
         parser.add_argument("--name")
         parser.add_argument("--client-id")
-        parser.add_argument("--client-secret", help="OAuth client secret (generated when omitted for a new app)")
-        parser.add_argument("--webhook-secret-token",
-                            help="webhook Secret Token (generated when omitted for a new app)")
         parser.add_argument("--home-url", default="")
         parser.add_argument("--account-id", default="", help="the Zoom account that owns the app")
         parser.add_argument("--simulator", action="store_true", help="also register it with the Zoom simulator")
@@ -21,9 +24,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         fields = dict(registration.DEMO_APP) if options["demo"] else {}
-        for option in ("name", "client_id", "client_secret", "webhook_secret_token", "home_url", "account_id"):
+        for option in ("name", "client_id", "home_url", "account_id"):
             if options[option]:
                 fields[option] = options[option]
+        if not options["demo"]:
+            for field, variable, prompt in (("client_secret", "ZOOM_APP_CLIENT_SECRET", "Client Secret"),
+                                            ("webhook_secret_token", "ZOOM_APP_WEBHOOK_SECRET_TOKEN", "Secret Token")):
+                value = os.environ.get(variable) or (getpass.getpass(f"{prompt} (hidden; empty keeps or generates "
+                                                                     "one): ") if sys.stdin.isatty() else "")
+                if value:
+                    fields[field] = value
         if not fields.get("name") or not fields.get("client_id"):
             raise CommandError("give --name and --client-id (or --demo)")
         app = registration.save_app(**fields)
