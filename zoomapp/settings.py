@@ -234,6 +234,9 @@ ZOOM_HTTP_TIMEOUT = env_number("ZOOM_HTTP_TIMEOUT", 10.0, float)
 # Media storage (see rtms/sinks.py) and how long it is kept.
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(DATA_DIR / "media")))
 MEDIA_RETENTION_DAYS = env_number("MEDIA_RETENTION_DAYS", 30)
+# Zoom's webhook deliveries as received (names and emails of participants among them) are kept this long: long
+# enough to recognise Zoom's retries (up to about 85 minutes) and for the console's last day of concurrency alerts.
+WEBHOOK_DELIVERY_RETENTION_DAYS = env_number("WEBHOOK_DELIVERY_RETENTION_DAYS", 7, minimum=1)
 # Where stored media lives (rtms/storage.py): "local" (MEDIA_ROOT, one machine) or "s3" (any S3-API object store,
 # reachable from every node; credentials from the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
 MEDIA_STORAGE = env("MEDIA_STORAGE", "local")
@@ -282,6 +285,7 @@ CELERY_BEAT_SCHEDULE = {
     # Every 10 minutes, 5 minutes of work at most each (rtms/stream_content.py PURGE_SECONDS).
     "rtms-purge-expired-media": {"task": "rtms.purge_expired_media", "schedule": 600.0},
     "console-purge-by-app-retention": {"task": "console.purge_by_app_retention", "schedule": 600.0},
+    "webhooks-purge-old-deliveries": {"task": "webhooks.purge_old_deliveries", "schedule": 600.0},
     "consent-fail-stuck-starts": {"task": "consent.fail_stuck_starts", "schedule": 30.0},
     "consent-catch-up-with-streams": {"task": "consent.catch_up_with_streams", "schedule": 30.0},
 }

@@ -16,6 +16,7 @@ from zoomapp.consent import meetings
 from zoomapp.consent.models import AuditEntry
 from zoomapp.console import lifecycle
 from zoomapp.console.models import AppRetention
+from zoomapp.webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,6 +53,10 @@ def test_admin_deletes_exactly_one_meetings_data_and_it_is_audited(daphne, admin
     unconfirmed = post_form(session, f"{daphne.url}/console/meetings/delete-data",
                             {"meeting_uuid": doomed.uuid, "client_id": app.client_id})
     assert unconfirmed.status_code == 302 and TranscriptSegment.objects.filter(stream=doomed_stream).exists()
+    for meeting in (doomed, kept):  # what Zoom sent about each meeting, as received: names and emails
+        WebhookDelivery.objects.create(app=app, event="meeting.participant_joined", body_sha256=meeting.uuid,
+                                       payload={"object": {"uuid": meeting.uuid}}, outcome="accepted",
+                                       meeting_uuid=meeting.uuid)
 
     done = post_form(session, f"{daphne.url}/console/meetings/delete-data",
                      {"meeting_uuid": doomed.uuid, "client_id": app.client_id, "confirm": "yes"})
@@ -61,6 +66,7 @@ def test_admin_deletes_exactly_one_meetings_data_and_it_is_audited(daphne, admin
     assert StreamSession.objects.get(pk=doomed_stream.pk).media_deleted
     assert TranscriptSegment.objects.filter(stream=kept_stream).count() == 1
     assert ChatMessage.objects.filter(stream=kept_stream).count() == 1
+    assert list(WebhookDelivery.objects.values_list("meeting_uuid", flat=True)) == [kept.uuid]
 
     who = AuditEntry.objects.get(kind="meeting_data_deleted", meeting_uuid=doomed.uuid)
     assert (who.meeting_uuid, who.actor_user_id, who.actor_role, who.source) == (doomed.uuid, "adminL", "admin",
@@ -107,3 +113,20 @@ def test_per_app_retention_set_in_the_console_erases_only_that_accounts_old_medi
     entry = AuditEntry.objects.get(kind="media_deleted", rtms_stream_id=old_stream.rtms_stream_id)
     assert entry.rtms_stream_id == old_stream.rtms_stream_id and entry.reason.startswith("retention (7 days")
     assert AuditEntry.objects.filter(kind="retention_changed", actor_user_id="adminL").count() == 1
+
+
+def test_zooms_deliveries_go_after_their_retention(settings, monkeypatch):
+    """Kept WEBHOOK_DELIVERY_RETENTION_DAYS (participants' names and emails are in them), then deleted by the purge
+    on beat, a bounded run at a time."""
+    from zoomapp.webhooks import tasks
+
+    settings.WEBHOOK_DELIVERY_RETENTION_DAYS = 7
+    app = make_app()
+    for n, days in enumerate((8, 8, 8, 6)):
+        delivery = WebhookDelivery.objects.create(app=app, event="meeting.participant_joined", body_sha256=f"{n}",
+                                                  payload={}, outcome="accepted")
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(received_at=timezone.now() - timedelta(days=days))
+    monkeypatch.setattr(tasks, "BATCH", 2)
+    assert tasks.purge_old_deliveries(seconds=0) == 2  # no time left: one batch, the rest at the next run
+    assert tasks.purge_old_deliveries() == 1
+    assert list(WebhookDelivery.objects.values_list("body_sha256", flat=True)) == ["3"]

@@ -8,6 +8,8 @@
 - An admin deletes one meeting's stored data from the console (`delete_meeting_data`).
 - Per-app retention chosen by each account (`console.purge_by_app_retention`, on beat): shorter than the
   deployment's MEDIA_RETENTION_DAYS, which rtms applies to everything.
+- Zoom's webhook deliveries as received go after WEBHOOK_DELIVERY_RETENTION_DAYS (`webhooks.purge_old_deliveries`),
+  and a meeting's with its data.
 """
 
 import logging
@@ -24,6 +26,7 @@ from zoomapp.consent.audit import record
 from zoomapp.consent.models import Meeting
 from zoomapp.console.models import AppRetention
 from zoomapp.marketplace.models import PendingAuthorization, UserAuthorization, ZoomApp
+from zoomapp.webhooks.models import WebhookDelivery
 
 log = logging.getLogger("zoomapp.lifecycle")
 
@@ -87,6 +90,8 @@ def delete_meeting_data(admin, meeting, address=""):
     )
     for stream in streams:
         stream_content.erase_stream_content(stream, why="admin_deleted_meeting_data")
+    # Zoom's deliveries about the meeting, as received: participants' names and emails among them.
+    WebhookDelivery.objects.filter(app=meeting.app, meeting_uuid=meeting.uuid).delete()
     log.info("meeting data deleted", extra={"meeting": meeting.uuid, "admin": admin.user_id, "streams": len(streams)})
     return len(streams)
 

@@ -27,6 +27,8 @@ class WebhookDelivery(models.Model):
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(fields=["app", "body_sha256"], name="delivery_once")]
         indexes = [
+            # The retention purge (webhooks/tasks.py): the oldest rows, every 10 minutes.
+            models.Index(fields=["received_at"], name="delivery_received"),
             # The console's live streams page: the last day's concurrency alerts (concurrency.recent_alerts). Partial:
             # only the rare alerts (concurrency.EVENTS), no cost to the other deliveries.
             models.Index(fields=["received_at"], name="delivery_concurrency_alert",
