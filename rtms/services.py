@@ -142,6 +142,14 @@ def stream_started(client_id, meeting_uuid, rtms_stream_id, server_urls, operato
         transaction.on_commit(lambda: _announce(stream, "", failure))
         return stream
     if stream.state == StreamState.STOPPED:
+        if not stream.server_urls:
+            # Recorded by Zoom's stop, which came first (stream_stopped): this start names who started it, so the
+            # stop is announced again for that person's share to take Zoom's reason. Never claimed.
+            stream.meeting_uuid = stream.meeting_uuid or meeting_uuid
+            stream.server_urls, stream.operator_id = server_urls, operator_id or ""
+            stream.account_id = stream.account_id or account_id or ""
+            stream.save(update_fields=["meeting_uuid", "server_urls", "operator_id", "account_id", "updated"])
+            transaction.on_commit(lambda: _announce(stream, StreamState.STOPPED, "rtms_started after its stop"))
         return stream
     # The claim is queued before the state is announced: the panels' update (a transaction and a full state read)
     # must not hold up the worker's handshake; consent maps announcements that arrive late by the stream's
@@ -213,11 +221,14 @@ def stream_interrupted(rtms_stream_id):
     return stream
 
 
-def stream_stopped(rtms_stream_id, stop_reason, reason="rtms_stopped", worker=""):
-    """Zoom stopped the stream (webhook or the signaling socket said so). STREAM_REVOKED deletes its media."""
+def stream_stopped(rtms_stream_id, stop_reason, reason="rtms_stopped", worker="", client_id="", meeting_uuid=""):
+    """Zoom stopped the stream (webhook or the signaling socket said so). STREAM_REVOKED deletes its media.
+    A stream we have no row for yet is recorded stopped when its app is named (`client_id`): Zoom retries a start
+    answered late minutes after, so its stop can come first (docs/STREAMS.md "Deliveries out of order")."""
     stream = change_state(rtms_stream_id, StreamState.STOPPED, reason=reason, stop_reason=stop_reason, worker=worker)
     if stream is None:
-        return None
+        return _stopped_before_started(client_id, meeting_uuid, rtms_stream_id, stop_reason, reason) if client_id \
+            else None
     if stop_reason == StopReason.STREAM_REVOKED:
         # Whichever report recorded the stop, a revocation deletes what was stored (an export queued by the first
         # report finds the stream's media deleted and writes nothing).
@@ -226,6 +237,28 @@ def stream_stopped(rtms_stream_id, stop_reason, reason="rtms_stopped", worker=""
     elif stream.state_before != StreamState.STOPPED:
         # Zoom reports a stop twice, by webhook and on the holder's signaling socket: the first one stopped it.
         _after_stop(rtms_stream_id)
+    return stream
+
+
+@transaction.atomic
+def _stopped_before_started(client_id, meeting_uuid, rtms_stream_id, stop_reason, reason):
+    """A stopped row with Zoom's reason and no server: the start that follows finds it stopped, is never claimed
+    and only names its operator (stream_started). Nothing was held or stored, so nothing is told or exported."""
+    try:
+        with transaction.atomic():
+            stream = StreamSession.objects.create(
+                rtms_stream_id=rtms_stream_id, meeting_uuid=meeting_uuid or "", client_id=client_id,
+                state=StreamState.STOPPED, desired_state=DesiredState.STOPPED, stopped_at=timezone.now(),
+                stop_reason=stop_reason, stop_reason_name=stop_reason_name(stop_reason))
+    except IntegrityError:  # its start committed meanwhile: stopped as any other
+        return stream_stopped(rtms_stream_id, stop_reason, reason)
+    stream.state_before = ""
+    StreamTransition.objects.create(stream=stream, previous="", state=StreamState.STOPPED, reason=reason[:200],
+                                    stop_reason=stop_reason)
+    log.info("stream stopped before it started", extra={
+        "stream": rtms_stream_id, "meeting": meeting_uuid, "client_id": client_id,
+        "stop_reason": stream.stop_reason_name or None})
+    transaction.on_commit(lambda: _announce(stream, "", reason))
     return stream
 
 

@@ -11,7 +11,10 @@ from django.utils import timezone
 
 from rtms.models import StreamSession, StreamTransition
 from tests.webhook_support import deliver, event, signed_headers
-from zoomapp.consent.models import AuditEntry
+from zoomapp.consent import meetings
+from zoomapp.consent.actions import presence, sharing_requests
+from zoomapp.consent.models import AuditEntry, Share
+from zoomapp.consent.permissions import Actor
 from zoomapp.console import tasks
 from zoomapp.console.account_data import audit_entries
 from zoomapp.marketplace.models import UserAuthorization, ZoomApp
@@ -107,6 +110,33 @@ def test_rtms_stopped_records_the_stop_reason(client, app):
     stream = StreamSession.objects.get()
     assert (stream.state, stream.stop_reason, stream.stop_reason_name) == ("stopped", 6, "MEETING_ENDED")
     assert list(stream.transitions.values_list("state", flat=True)) == ["starting", "stopped"]
+
+
+def stopped_event(stop_reason, stream_id="03db704592624398931a588dd78200cb"):
+    return {"event": "meeting.rtms_stopped", "event_ts": 1732520600000,
+            "payload": {"meeting_uuid": "4444AAAiAAAAAiAiAiiAii==", "rtms_stream_id": stream_id,
+                        "stop_reason": stop_reason}}
+
+
+def test_a_stop_delivered_before_its_start_is_recorded_and_the_start_changes_nothing(client, app):
+    """Zoom retries a start answered late, minutes after: its stop can come first. The stop is recorded, the
+    start then finds the stream stopped (never claimed), and the share takes Zoom's stop reason (docs/STREAMS.md
+    "Deliveries out of order")."""
+    operator, host = Actor("30R7kT7bTIKSNUFEuH_Qlg", "Olu"), Actor("hostW1", "Hana")
+    meeting = meetings.get_meeting(app, "4444AAAiAAAAAiAiAiiAii==", host_user_id=host.user_id)
+    presence.do_host_joined(meeting, host.user_id, host.name)
+    sharing_requests.do_request(meeting, actor=operator)
+    sharing_requests.do_approve(meeting, actor=host)  # REST start sent: "Starting…"
+    assert deliver(client, app, stopped_event(5)).status_code == 200  # the host turned the app off in Zoom
+    stream = StreamSession.objects.get()
+    assert (stream.state, stream.desired_state, stream.stop_reason, stream.client_id, stream.meeting_uuid) == (
+        "stopped", "stopped", 5, app.client_id, meeting.uuid)
+    assert deliver(client, app, started()).status_code == 200  # Zoom's retry of the start
+    stream = StreamSession.objects.get()
+    assert (stream.state, stream.stop_reason, stream.operator_id) == ("stopped", 5, operator.user_id)
+    assert list(stream.transitions.values_list("state", flat=True)) == ["stopped"]
+    share = Share.objects.get(meeting=meeting, user_id=operator.user_id)
+    assert (share.status, share.stop_reason) == ("disabled_by_host", 5)
 
 
 def test_interrupted_then_started_again_keeps_one_stream(client, app):

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from tests.consent_support import make_app, meeting_uuid
 from zoomapp.consent import autostart, meetings, panel_state
-from zoomapp.consent.actions import host_controls, presence, sharing_requests
+from zoomapp.consent.actions import host_controls, presence, sharing_requests, streams
 from zoomapp.consent.models import AuditEntry, Meeting, Share, ShareRequest
 from zoomapp.consent.permissions import Actor
 from zoomapp.console import changes
@@ -166,3 +166,43 @@ def test_approval_the_host_turned_on_after_the_meeting_was_read_is_asked_for(app
     host_controls.do_set_toggles(read_before, require_host_approval=True, actor=Actor("host1"))
     assert autostart.decide(app, read_before, "olga", "Olga") == "requested"
     assert share(read_before, app, "olga").status == "pending"
+
+
+@pytest.mark.parametrize("chosen, how", [("disabled_by_host", "panel"), ("apps_disabled", "panel"),
+                                         ("stopped", "panel"), ("stopped", "zoom")])
+def test_a_hosts_join_again_never_restarts_what_someone_stopped_in_this_meeting(app, chosen, how):
+    """The host reconnects (or Zoom delivers the join again): auto-start runs for everyone present, and a stop
+    someone chose in this meeting stands (docs/CONSENT.md rule 9)."""
+    authorized(app, "sam", HOST_ACCOUNT)
+    changes.set_auto_start(HOST_ADMIN, app, "account", "", True)
+    meeting = meeting_with_host(app)
+    presence.do_participant_joined(meeting, "sam", "Sam")
+    assert autostart.decide(app, meeting, "sam", "Sam") == "started"
+    row, host = share(meeting, app, "sam"), Actor("host1")
+    if chosen == "disabled_by_host":
+        host_controls.do_disable(meeting, row.pk, actor=host)
+    elif chosen == "apps_disabled":
+        host_controls.do_set_toggles(meeting, share_with_apps=False, actor=host)
+        host_controls.do_set_toggles(meeting, share_with_apps=True, actor=host)
+    elif how == "panel":
+        host_controls.do_stop(meeting, row.pk, actor=Actor("sam", "Sam"))
+    else:  # Sam stopped it in Zoom's own controls: Zoom's stop reason says so
+        streams.do_stream_state(app.client_id, meeting.uuid, "s1", "sam", "active")
+        streams.do_stream_state(app.client_id, meeting.uuid, "s1", "sam", "stopped", stop_reason=2)
+    assert autostart.auto_start_on_join(app.client_id, meeting.uuid, "host1", "Hana", True)["sam"] == "gated"
+    assert share(meeting, app, "sam").status == chosen
+    entry = AuditEntry.objects.filter(kind="auto_start", meeting_uuid=meeting.uuid, subject_user_id="sam").first()
+    assert entry.outcome == "skipped" and f"{chosen} in this meeting" in entry.reason
+
+
+def test_a_hosts_join_again_never_asks_again_for_what_the_host_disabled(app):
+    authorized(app, "olga", OTHER_ACCOUNT)
+    changes.set_auto_start(OTHER_ADMIN, app, "account", "", True)
+    meeting = meeting_with_host(app, require_approval=True)
+    presence.do_participant_joined(meeting, "olga", "Olga")
+    assert autostart.decide(app, meeting, "olga", "Olga") == "requested"
+    sharing_requests.do_approve(meeting, actor=Actor("host1"))
+    host_controls.do_disable(meeting, share(meeting, app, "olga").pk, actor=Actor("host1"))
+    assert autostart.auto_start_on_join(app.client_id, meeting.uuid, "host1", "Hana", True)["olga"] == "gated"
+    assert share(meeting, app, "olga").status == "disabled_by_host"
+    assert not ShareRequest.objects.filter(share__meeting=meeting, status="pending").exists()

@@ -99,6 +99,29 @@ def test_zooms_answer_never_rewrites_a_stream_that_runs(app, meeting):
     assert status(meeting, app, BEN) == "sharing"
 
 
+def test_a_late_pending_never_takes_a_decided_request_back(app, meeting):
+    """Zoom retries deliveries and its events of different kinds arrive out of order: a "pending" delivered after
+    the host's "denied" is late (docs/CONSENT.md "Starting and stopping")."""
+    joined(meeting)
+    _in_client_start(meeting, BEN)
+    sharing_requests.do_zoom_request_status(meeting, BEN.user_id, "denied")
+    entries = AuditEntry.objects.count()
+    sharing_requests.do_zoom_request_status(meeting, BEN.user_id, "pending")
+    assert status(meeting, app, BEN) == "denied"
+    assert AuditEntry.objects.count() == entries
+
+
+def test_zooms_answer_after_the_meeting_ended_changes_nothing(app, meeting):
+    joined(meeting)
+    _in_client_start(meeting, BEN)
+    presence.do_meeting_ended(meeting)
+    entries = AuditEntry.objects.count()
+    sharing_requests.do_zoom_request_status(meeting, BEN.user_id, "pending")
+    assert status(meeting, app, BEN) == "stopped"
+    assert not Meeting.objects.get(pk=meeting.pk).require_host_approval  # no toggle moved on an ended meeting
+    assert AuditEntry.objects.count() == entries
+
+
 def _in_client_start(meeting, actor):
     host_controls.do_set_toggles(meeting, require_host_approval=False, actor=HOST)
     sharing_requests.do_request(meeting, actor=actor)
@@ -270,6 +293,44 @@ def test_a_late_starting_announcement_does_not_undo_sharing(app, meeting):
     streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "starting")
     assert status(meeting, app, BEN) == "sharing"
     assert panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))["disclosure"]
+
+
+@pytest.fixture
+def calls_to_zoom(monkeypatch):
+    """The calls to Zoom queued for after commit, by name (zoomapp.consent.zoom_calls), instead of run."""
+    from zoomapp.consent import zoom_calls
+
+    queued = []
+    monkeypatch.setattr(zoom_calls, "after_commit", lambda fn, *args: queued.append(fn.__name__))
+    return queued
+
+
+@pytest.mark.parametrize("state", ["starting", "active"])
+def test_a_stop_chosen_while_starting_stands_when_zoom_confirms_the_start(app, meeting, calls_to_zoom, state):
+    """Approved, "Starting…", Ben stops it before Zoom named a stream (nothing to send Zoom yet): Zoom's
+    rtms_started that follows must not start it again as an auto-start; the stream is stopped at once."""
+    joined(meeting)
+    sharing_requests.do_request(meeting, actor=BEN)
+    sharing_requests.do_approve(meeting, actor=HOST)
+    share = Share.objects.get(meeting=meeting, user_id=BEN.user_id)
+    host_controls.do_stop(meeting, share.pk, actor=BEN)
+    assert calls_to_zoom == ["start_via_rest"]
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, state)
+    share.refresh_from_db()
+    assert (share.status, share.stop_intent, share.rtms_stream_id) == ("stopped", "stopped", "s1")
+    assert calls_to_zoom == ["start_via_rest", "stop_via_rest"]
+    assert not panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))["notices"]  # no "set to auto start"
+
+
+def test_a_stream_that_begins_after_the_meeting_ended_is_stopped(app, meeting, calls_to_zoom):
+    joined(meeting)
+    sharing_requests.do_request(meeting, actor=BEN)
+    sharing_requests.do_approve(meeting, actor=HOST)
+    presence.do_meeting_ended(meeting)
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "starting")
+    share = Share.objects.get(meeting=meeting, user_id=BEN.user_id)
+    assert (share.status, share.rtms_stream_id) == ("stopped", "s1")
+    assert calls_to_zoom == ["start_via_rest", "stop_via_rest"]
 
 
 def test_rule8_host_disables_one_app_and_zoom_reason_does_not_overwrite_it(app, meeting):

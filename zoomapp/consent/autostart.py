@@ -10,7 +10,10 @@ webhook, the host included), for each app set to auto-start for them:
 - the user is in the host's account, or the host does not require approval → the app starts with no request,
   and the host's panel shows "RTMS set to auto start";
 - otherwise (an admin of another account set it, and the host requires approval) → a request for the host's
-  modal, exactly like a participant's request, grouped with the others.
+  modal, exactly like a participant's request, grouped with the others;
+- either way, a stop someone chose in this meeting (the host disabled the app or turned sharing off, its user
+  stopped it) stands: the host's join runs this again for everyone present, on a reconnect or Zoom's retry of the
+  delivery, and nothing starts or is asked again (recorded in the audit log).
 """
 
 import logging
@@ -22,8 +25,8 @@ from django.dispatch import receiver
 
 from zoomapp.consent import meetings
 from zoomapp.consent.actions import sharing_requests
-from zoomapp.consent.models import Meeting, Participant, ShareRequest
-from zoomapp.consent.permissions import Actor, Refused
+from zoomapp.consent.models import Meeting, Participant
+from zoomapp.consent.permissions import Refused
 from zoomapp.console.models import AutoStartSetting, Level
 from zoomapp.marketplace.models import UserAuthorization, ZoomApp
 from zoomapp.webhooks import meeting_events
@@ -98,9 +101,8 @@ def decide(app, meeting, user_id, name=""):
             # Rule 3: nothing is queued; the host's own join runs this again for everyone present.
             outcome = "waiting_for_host"
         else:
-            sharing_requests.do_request(meeting, actor=Actor(user_id, name, "auto_start"),
-                                        source=ShareRequest.Source.AUTO)
-            outcome = "requested"
+            share = sharing_requests.do_auto_request(meeting, user_id, name, reason=why, detail=detail)
+            outcome = "requested" if share is not None else "gated"
     log.info("auto-start decided", extra={
         "meeting": meeting.uuid, "client_id": app.client_id, "user": user_id, "outcome": outcome,
         "same_account": same_account, "setting_level": setting.level})

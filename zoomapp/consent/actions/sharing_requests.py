@@ -1,14 +1,19 @@
 """Asking to share the meeting's content with an app, auto-start, and the host's decisions (docs/CONSENT.md rules
 1–6 and 9)."""
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
 from zoomapp.consent import audit, meetings, policy
 from zoomapp.consent.actions.starting import begin_start
+from zoomapp.consent.actions.streams import stop_was_chosen
 from zoomapp.consent.models import Meeting, Share, ShareRequest
-from zoomapp.consent.permissions import ZOOM, Refused, is_host, require_host, require_live
+from zoomapp.consent.permissions import ZOOM, Actor, Refused, is_host, require_host, require_live
 from zoomapp.consent.push import mark_changed
+
+log = logging.getLogger("zoomapp.consent")
 
 Status = Share.Status
 
@@ -94,6 +99,16 @@ def do_zoom_request_status(meeting, requester_id, status, *, actor=ZOOM):
     outcome = ZOOM_REQUEST_OUTCOMES.get(status)
     if share is None or outcome is None or share.is_active and share.rtms_stream_id:
         return share  # approved (Zoom's rtms_started follows), or a stream already runs: nothing to say
+    # Zoom retries deliveries and its events arrive out of order: an answer after the meeting ended, or a "pending"
+    # for a request decided since (Zoom asks its host only about a start the panel made: "Starting…"), is late and
+    # changes nothing (docs/CONSENT.md "Starting and stopping").
+    late = meeting.ended_at is not None or (outcome == Status.PENDING
+                                            and share.status not in (Status.STARTING, Status.PENDING))
+    if late:
+        log.info("Zoom's request status arrived late, ignored", extra={
+            "meeting": meeting.uuid, "user": requester_id,
+            "request_status": status, "status": share.status, "ended": meeting.ended_at is not None})
+        return share
     mirrored = {}
     if status == "apps_disabled" and meeting.share_with_apps:
         mirrored["share_with_apps"] = False
@@ -127,11 +142,36 @@ def do_auto_start(meeting, user_id, name="", *, reason="", detail=None, actor=ZO
         audit.record_in_meeting("auto_start", meeting, actor, share=share, outcome="skipped",
                                 reason=f"{reason}; {gate[1]}", detail=detail)
         return None
+    if _chosen_stop_stands(meeting, share, reason, detail, actor):
+        return None
     audit.record_in_meeting("auto_start", meeting, actor, share=share, outcome=Status.STARTING, reason=reason,
                             detail=detail)
     begin_start(meeting, share, meeting.host_user_id or user_id)
     share.set_status(Status.STARTING, started_by=Share.StartedBy.AUTO)
     return share
+
+
+@transaction.atomic
+def do_auto_request(meeting, user_id, name="", *, reason="", detail=None, actor=ZOOM):
+    """Rule 9 when another account's admin set it and the host requires approval: the host is asked, as for a
+    participant's request. Returns the Share, or None when a stop someone chose in this meeting stands."""
+    meeting = meetings.lock(meeting)
+    share = Share.objects.select_for_update().filter(meeting=meeting, user_id=user_id).first()
+    if share is not None and _chosen_stop_stands(meeting, share, reason, detail, actor):
+        return None
+    return do_request(meeting, actor=Actor(user_id, name, "auto_start"), source=ShareRequest.Source.AUTO)
+
+
+def _chosen_stop_stands(meeting, share, reason, detail, actor):
+    """Auto-start never overrides a stop someone chose in this meeting (the host disabled the app or turned sharing
+    off, its user stopped it): a host's join again, or Zoom's retry of it, runs auto-start for everyone present
+    (docs/CONSENT.md rule 9). The skip is audited."""
+    if not stop_was_chosen(share):
+        return False
+    audit.record_in_meeting("auto_start", meeting, actor, share=share, outcome="skipped",
+                            reason=f"{reason}; {share.status} in this meeting: a stop someone chose stands",
+                            detail=detail)
+    return True
 
 
 def _pending(meeting, request_ids):

@@ -7,8 +7,10 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Q
+from django.dispatch import receiver
 from django.utils import timezone
 
+from rtms import services as rtms_services
 from rtms.client.protocol import StopReason, stop_reason_name
 from rtms.compiled_read import CompiledModelRead, CompiledRead
 from rtms.models import StreamSession
@@ -18,6 +20,8 @@ from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, Shar
 from zoomapp.consent.permissions import ZOOM, Actor
 from zoomapp.consent.push import mark_changed
 from zoomapp.marketplace.models import ZoomApp
+from zoomapp.webhooks.models import WebhookDelivery
+from zoomapp.webhooks.signals import zoom_event
 
 log = logging.getLogger("zoomapp.consent")
 
@@ -41,6 +45,9 @@ STOP_REASON_OUTCOMES = {
 }
 # Outcomes the host (or the app's user) chose; Zoom's later stop reason does not overwrite them.
 CHOSEN_STOPS = (Status.DISABLED_BY_HOST, Status.APPS_DISABLED, Status.STOPPED)
+# Zoom's stop reasons that are a person's choice made in Zoom's own controls.
+CHOSEN_STOP_REASONS = frozenset((StopReason.HOST_TRIGGERED, StopReason.USER_TRIGGERED, StopReason.HOST_DISABLED_APP,
+                                 StopReason.ALL_APPS_DISABLED))
 FINAL = (Status.DENIED, Status.HOST_CANNOT_APPROVE, Status.DISABLED_BY_HOST, Status.APPS_DISABLED, Status.STOPPED)
 
 # Case 4: Zoom ended the stream with an error; the meeting still wants it, so it is started again, a few times.
@@ -62,6 +69,12 @@ def do_stream_paused(meeting, stream_id, paused, *, actor=ZOOM):
         audit.record_in_meeting("paused" if paused else "resumed", meeting, actor, share=share, outcome=status)
         mark_changed(meeting)
     return share
+
+
+def stop_was_chosen(share):
+    """Someone in the meeting chose this share's stop: in a panel (its stop intent) or in Zoom's own controls (its
+    stop reason). Auto-start never overrides it (docs/CONSENT.md rule 9)."""
+    return share.status in CHOSEN_STOPS and bool(share.stop_intent or share.stop_reason in CHOSEN_STOP_REASONS)
 
 
 def do_follow_stream(stream):
@@ -125,13 +138,20 @@ def _share_of_stream(meeting, stream_id, operator_id):
 
 def _stream_began(meeting, share, stream_id, state):
     """A new stream for this app and user. With no request behind it, Zoom auto-started it."""
-    if share.status in CHOSEN_STOPS and share.stop_intent and share.status != Status.STOPPED:
-        # The host disabled it while Zoom was still starting it: the decision stands, the stream goes.
+    # A stop chosen while Zoom was still starting it stands (docs/CONSENT.md "Starting and stopping"): the host's
+    # disable or sharing turned off, or a Stop during "Starting…", before Zoom named a stream (no stream id: nothing
+    # could be sent to Zoom then). A user's stop of a stream Zoom had named keeps that id, so a stream started
+    # again from Zoom's own controls is shown. A stream of an ended meeting goes too.
+    chosen = share.status in CHOSEN_STOPS and share.stop_intent and (
+        share.status != Status.STOPPED or not share.rtms_stream_id)
+    if chosen or meeting.ended_at is not None:
         share.rtms_stream_id = stream_id
         share.save()
         audit.record_in_meeting("stream_started", meeting, ZOOM, share=share, outcome=share.status,
-                                reason="stopped: host decided")
+                                reason=f"stopped: {share.status} chosen while it started" if chosen
+                                else "stopped: the meeting ended")
         stop_after_commit(share, Actor(meeting.host_user_id, source="stream"))
+        mark_changed(meeting, publish=False)  # the outcome shown stands; the version names the stream's id
         return
     if share.status in (Status.STARTING, Status.PENDING):
         started_by = share.started_by or Share.StartedBy.HOST  # an admin's auto-start (do_auto_start) stays "auto"
@@ -171,6 +191,21 @@ def _stream_stopped(meeting, share, stop_reason):
                             reason=stop_reason_name(stop_reason))
     if panels_change:  # else a person's stop already showed it: no push to every panel of the meeting for nothing
         mark_changed(meeting)
+
+
+@receiver(zoom_event, dispatch_uid="consent.streams.stopped_before_started")
+def on_stop_of_unknown_stream(sender, event="", payload=None, delivery=None, **kwargs):
+    """`rtms_stopped` for a stream we have no row for yet (its start comes later, as Zoom's retry): recorded
+    stopped with Zoom's reason, so the start finds it stopped and the share takes that reason (docs/STREAMS.md
+    "Deliveries out of order"). The webhook's own stream_stopped is not told the app and meeting, so this runs
+    once the delivery committed; a start committed in between is stopped as any other stream."""
+    if (not event.endswith("rtms_stopped") or delivery is None or not delivery.rtms_stream_id
+            or delivery.outcome != WebhookDelivery.Outcome.ACCEPTED or _STREAM_STATE.one(delivery.rtms_stream_id)):
+        return
+    reason = payload.get("stop_reason") if isinstance(payload, dict) else None
+    reason = reason if type(reason) is int and -2**31 < reason < 2**31 else None  # as the webhook reads it
+    rtms_services.stream_stopped(delivery.rtms_stream_id, reason, client_id=sender.client_id,
+                                 meeting_uuid=delivery.meeting_uuid)
 
 
 def do_restart_after_error_stop(stream):
