@@ -126,7 +126,10 @@ def _checked_rtms(app, event, fields, payload):
         return lambda: _on_own_stream(app, stream_id, services.stream_interrupted, stream_id)
     reason = fields.get("stop_reason")
     reason = reason if type(reason) is int and -2**31 < reason < 2**31 else None
-    return lambda: _on_own_stream(app, stream_id, services.stream_stopped, stream_id, reason)
+    # The app and meeting too: a stop that comes before its start (Zoom retries a start answered late) is recorded
+    # with them (docs/STREAMS.md "Deliveries out of order").
+    return lambda: _on_own_stream(app, stream_id, services.stream_stopped, stream_id, reason, "rtms_stopped", "",
+                                  app.client_id, meeting_uuid or "")
 
 
 def _check_deauthorization(fields):

@@ -7,10 +7,8 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Q
-from django.dispatch import receiver
 from django.utils import timezone
 
-from rtms import services as rtms_services
 from rtms.client.protocol import StopReason, stop_reason_name
 from rtms.compiled_read import CompiledModelRead, CompiledRead
 from rtms.models import StreamSession
@@ -20,8 +18,6 @@ from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, Shar
 from zoomapp.consent.permissions import ZOOM, Actor
 from zoomapp.consent.push import mark_changed
 from zoomapp.marketplace.models import ZoomApp
-from zoomapp.webhooks.models import WebhookDelivery
-from zoomapp.webhooks.signals import zoom_event
 
 log = logging.getLogger("zoomapp.consent")
 
@@ -191,21 +187,6 @@ def _stream_stopped(meeting, share, stop_reason):
                             reason=stop_reason_name(stop_reason))
     if panels_change:  # else a person's stop already showed it: no push to every panel of the meeting for nothing
         mark_changed(meeting)
-
-
-@receiver(zoom_event, dispatch_uid="consent.streams.stopped_before_started")
-def on_stop_of_unknown_stream(sender, event="", payload=None, delivery=None, **kwargs):
-    """`rtms_stopped` for a stream we have no row for yet (its start comes later, as Zoom's retry): recorded
-    stopped with Zoom's reason, so the start finds it stopped and the share takes that reason (docs/STREAMS.md
-    "Deliveries out of order"). The webhook's own stream_stopped is not told the app and meeting, so this runs
-    once the delivery committed; a start committed in between is stopped as any other stream."""
-    if (not event.endswith("rtms_stopped") or delivery is None or not delivery.rtms_stream_id
-            or delivery.outcome != WebhookDelivery.Outcome.ACCEPTED or _STREAM_STATE.one(delivery.rtms_stream_id)):
-        return
-    reason = payload.get("stop_reason") if isinstance(payload, dict) else None
-    reason = reason if type(reason) is int and -2**31 < reason < 2**31 else None  # as the webhook reads it
-    rtms_services.stream_stopped(delivery.rtms_stream_id, reason, client_id=sender.client_id,
-                                 meeting_uuid=delivery.meeting_uuid)
 
 
 def do_restart_after_error_stop(stream):
