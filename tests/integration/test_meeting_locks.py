@@ -163,3 +163,37 @@ def test_a_join_decides_the_role_under_the_meeting_lock_so_a_co_host_bound_meanw
     joining.join(10)
     assert Participant.objects.filter(meeting=meeting, user_id="ben1").values_list("role", "present").get() == (
         "co-host", True)
+
+
+def test_a_leave_decides_host_or_participant_under_the_meeting_lock_so_a_host_named_meanwhile_is_seen_leaving(app):
+    """Zoom makes Ben the host, holding the meeting, when his leave arrives. The leave read his role before that
+    lock ("participant") and left the meeting with a host marked present and nobody to decide."""
+    from zoomapp.consent import meetings
+    from zoomapp.consent.actions import presence
+    from zoomapp.consent.models import Meeting, Participant
+    from zoomapp.consent.receivers import on_zoom_event
+    from zoomapp.webhooks import meeting_events
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    facts = {"uuid": meeting_uuid(), "id": "81234567890", "host_id": "host1", "topic": "Weekly sync"}
+    meeting = meetings.get_meeting(app, facts["uuid"], zoom_meeting_id=facts["id"], host_user_id="host1",
+                                   account_id="acctHost1", topic=facts["topic"])
+    presence.do_participant_joined(meeting, "ben1", "Ben")
+    left = meeting_events.parse(meeting_events.PARTICIPANT_LEFT, {"account_id": "acctHost1", "object": {
+        **facts, "participant": {"user_id": "16779264", "id": "ben1", "user_name": "Ben"}}})
+
+    def leave():
+        try:
+            on_zoom_event(sender=app, meeting_event=left)
+        finally:
+            connection.close()
+
+    leaving = threading.Thread(target=leave)
+    with held_elsewhere(lambda: presence.do_role_changed(meeting, "ben1", "Ben", "host")):
+        leaving.start()
+        wait_for(blocked_on_a_lock, 5, "the leave to wait for the meeting")
+    leaving.join(10)
+    assert Participant.objects.filter(meeting=meeting, user_id="ben1").values_list("role", "present").get() == (
+        "host", False)
+    assert Meeting.objects.get(pk=meeting.pk).host_present is False

@@ -103,27 +103,24 @@ def _posted(client, app, context):
                        content_type="application/json")
 
 
-def _role_changed(meeting, user_id, old_role, new_role):
+def _role_changed(meeting, user_id, old_role, new_role, event_ts=None):
     """Zoom's signed meeting.participant_role_changed (docs/ZOOM.md), as tests/webhook_support.py sends it."""
     participant = {"user_id": "16779264", "participant_user_id": user_id, "user_name": "Ben",
                    "old_role": old_role, "new_role": new_role}
     return event("meeting.participant_role_changed", {"account_id": "acctOwner", "object": {
-        "uuid": meeting.uuid, "id": "81234567890", "host_id": "host1", "topic": "", "participant": participant}})
+        "uuid": meeting.uuid, "id": "81234567890", "host_id": "host1", "topic": "", "participant": participant}},
+        event_ts=event_ts)
 
 
-def test_a_context_made_before_zoom_demoted_its_co_host_does_not_give_host_rights_back(client, app, meeting,
-                                                                                      monkeypatch):
+def test_a_context_made_before_zoom_demoted_its_co_host_does_not_give_host_rights_back(client, app, meeting):
     """Zoom's role change a minute ago wins over the co-host context Ben kept from before it (still valid for its
     ~2 minutes); a context Zoom made after the change binds what it says."""
-    from zoomapp.consent.actions import presence
-
     now_ms = int(time.time() * 1000)
     kept = context_for(app, meeting.uuid, "ben1", "cohost", now_ms=now_ms - 90_000)
     assert _posted(client, app, kept).status_code == 200
     assert _participant(meeting, "ben1")[0] == "co-host"
-    with monkeypatch.context() as heard_a_minute_ago:
-        heard_a_minute_ago.setattr(presence, "_now_ms", lambda: now_ms - 60_000)
-        assert deliver(client, app, _role_changed(meeting, "ben1", "co-host", "attendee")).status_code == 200
+    demoted = _role_changed(meeting, "ben1", "co-host", "attendee", event_ts=now_ms - 60_000)
+    assert deliver(client, app, demoted).status_code == 200
     assert _participant(meeting, "ben1")[0] == "participant"
     version = Meeting.objects.get(pk=meeting.pk).version
 
@@ -139,3 +136,21 @@ def test_a_context_made_before_zoom_demoted_its_co_host_does_not_give_host_right
 
     assert _posted(client, app, context_for(app, meeting.uuid, "ben1", "cohost")).status_code == 200
     assert _participant(meeting, "ben1")[0] == "co-host"
+
+
+def test_a_context_made_after_zooms_role_change_binds_its_role_though_the_change_was_heard_later(client, app,
+                                                                                                meeting):
+    """Zoom demoted Ben a minute ago (event_ts; its delivery retried, heard now), promoted him again since, and
+    made his panel a context 30 s ago saying co-host. Both times are Zoom's clock: the context, made after the
+    demotion, binds co-host (the demotion once stood against every context made before it was heard)."""
+    now_ms = int(time.time() * 1000)
+    assert _posted(client, app, context_for(app, meeting.uuid, "ben1", "participant", now_ms=now_ms - 90_000)
+                   ).status_code == 200
+    demoted = _role_changed(meeting, "ben1", "co-host", "attendee", event_ts=now_ms - 60_000)
+    assert deliver(client, app, demoted).status_code == 200
+
+    fresh = _posted(client, app, context_for(app, meeting.uuid, "ben1", "cohost", now_ms=now_ms - 30_000))
+
+    assert fresh.status_code == 200 and fresh.json()["state"]["viewer"]["is_host"] is True
+    assert _participant(meeting, "ben1")[0] == "co-host"
+    assert Participant.objects.get(meeting=meeting, user_id="ben1").role_as_of_ms == now_ms - 30_000

@@ -5,7 +5,7 @@ and Redis: what the meeting and its participants look like afterwards, and clear
 import pytest
 
 from tests.integration.test_webhooks import deliver
-from zoomapp.consent.models import Meeting, Participant
+from zoomapp.consent.models import AuditEntry, Meeting, Participant
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.models import WebhookDelivery
@@ -117,6 +117,63 @@ def test_meeting_ended_ends_the_meeting(client, app):
     deliver(client, app, meeting_event("meeting.started"))
     assert deliver(client, app, meeting_event("meeting.ended", end_time="2026-11-29T21:00:00Z")).status_code == 200
     assert Meeting.objects.get(app=app, uuid=UUID).ended_at is not None
+
+
+# --- deliveries out of order: each event is taken at its event_ts (docs/SECURITY.md "Roles follow Zoom's latest
+# word", "Presence follows Zoom's latest word") ------------------------------------------------------------------
+
+
+def audit_kinds(app):
+    return list(AuditEntry.objects.filter(app=app, meeting_uuid=UUID).order_by("id").values_list("kind", flat=True))
+
+
+def test_role_changes_delivered_out_of_order_leave_the_role_zoom_gave_last(client, app):
+    """Zoom promoted Ben (ts 3) and demoted him (ts 4); the promotion, retried, arrives last and changes nothing."""
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16778240", "Ana Host", HOST), event_ts=1))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16779264", "Ben", BEN), event_ts=2))
+
+    assert deliver(client, app, role_change("16779264", "Ben", BEN, "co-host", "attendee", 4)).status_code == 200
+    assert deliver(client, app, role_change("16779264", "Ben", BEN, "attendee", "co-host", 3)).status_code == 200
+
+    assert people(app)[BEN] == ("participant", True, "Ben")
+    assert Participant.objects.get(meeting__app=app, user_id=BEN).role_as_of_ms == 4
+
+
+def test_a_join_delivered_after_a_later_leave_leaves_the_person_gone(client, app):
+    """The host's and Ben's joins, retried, arrive after their leaves: nobody comes back, the host is not marked
+    present and no host_joined follows her host_left. A join Zoom made after the leave still counts."""
+    deliver(client, app, meeting_event("meeting.started", event_ts=1))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16779264", "Ben", BEN), event_ts=2))
+    deliver(client, app, meeting_event("meeting.participant_left", person("16778240", "Ana Host", HOST), event_ts=5))
+    deliver(client, app, meeting_event("meeting.participant_left", person("16779264", "Ben", BEN), event_ts=6))
+
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16778240", "Ana Host", HOST), event_ts=3))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16779264", "Ben", BEN), event_ts=4))
+
+    assert Meeting.objects.get(app=app, uuid=UUID).host_present is False
+    assert people(app) == {HOST: ("host", False, ""), BEN: ("participant", False, "Ben")}
+    assert audit_kinds(app) == ["host_joined", "host_left", "participant_left"]
+
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16781312", "Ben", BEN), event_ts=7))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16778240", "Ana Host", HOST), event_ts=8))
+    assert Meeting.objects.get(app=app, uuid=UUID).host_present is True
+    assert people(app) == {HOST: ("host", True, "Ana Host"), BEN: ("participant", True, "Ben")}
+
+
+def test_an_ended_meeting_does_not_come_back_to_life(client, app):
+    """meeting.started and the host's join, first delivered after meeting.ended, and a role change making Ben
+    host: the meeting stays ended with no host present, and nothing is audited after meeting_ended."""
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16779264", "Ben", BEN), event_ts=2))
+    deliver(client, app, meeting_event("meeting.ended", event_ts=10))
+
+    deliver(client, app, meeting_event("meeting.started", event_ts=1))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16778240", "Ana Host", HOST), event_ts=3))
+    deliver(client, app, role_change("16779264", "Ben", BEN, "attendee", "host", 4))
+
+    meeting = Meeting.objects.get(app=app, uuid=UUID)
+    assert meeting.ended_at is not None and meeting.host_present is False
+    assert audit_kinds(app) == ["meeting_ended"]
+    assert people(app) == {BEN: ("participant", True, "Ben")}
 
 
 def _flat_with_role():

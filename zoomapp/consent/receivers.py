@@ -13,26 +13,27 @@ from django.dispatch import receiver
 from rtms.signals import stream_state_changed, transcript_received
 from zoomapp.consent.actions import presence, sharing_requests, streams
 from zoomapp.consent.meetings import get_meeting
-from zoomapp.consent.models import Participant, Share
-from zoomapp.consent.permissions import role_of
+from zoomapp.consent.models import Share
 from zoomapp.consent.push import push_to_user
 from zoomapp.webhooks import meeting_events, request_status
 from zoomapp.webhooks.signals import zoom_event
 
 
 @receiver(zoom_event, dispatch_uid="consent.meeting_events")
-def on_zoom_event(sender, meeting_event=None, **kwargs):
+def on_zoom_event(sender, meeting_event=None, delivery=None, **kwargs):
     """Meeting events, typed once by zoomapp.webhooks.meeting_events. Participants are keyed by their Zoom user id
-    (what app contexts carry as `uid`); a guest has none, so no panel or share of theirs can be bound."""
+    (what app contexts carry as `uid`); a guest has none, so no panel or share of theirs can be bound. Each is
+    taken at its delivery's event_ts (Zoom's time): deliveries come out of order (presence.py)."""
     if not isinstance(meeting_event, meeting_events.MEETING_EVENT_TYPES):
         return
+    event_ts = delivery.event_ts if delivery is not None else None
     facts = meeting_event.meeting
     meeting = get_meeting(
         sender, facts.uuid, zoom_meeting_id=facts.meeting_id, host_user_id=facts.host_id,
         account_id=facts.account_id, topic=facts.topic,
     )
     if isinstance(meeting_event, meeting_events.MeetingStarted):
-        presence.do_host_joined(meeting, meeting.host_user_id)
+        presence.do_host_joined(meeting, meeting.host_user_id, event_ts=event_ts)
         return
     if isinstance(meeting_event, meeting_events.MeetingEnded):
         presence.do_meeting_ended(meeting)
@@ -43,16 +44,14 @@ def on_zoom_event(sender, meeting_event=None, **kwargs):
     user_id = person.zoom_user_id
     if isinstance(meeting_event, meeting_events.ParticipantJoined):
         if meeting_event.is_host:
-            presence.do_host_joined(meeting, user_id, person.name)
+            presence.do_host_joined(meeting, user_id, person.name, event_ts=event_ts)
         else:
-            presence.do_participant_joined(meeting, user_id, person.name)
+            presence.do_participant_joined(meeting, user_id, person.name, event_ts=event_ts)
     elif isinstance(meeting_event, meeting_events.ParticipantLeft):
-        if meeting_event.is_host or role_of(meeting, user_id) == Participant.Role.HOST:
-            presence.do_host_left(meeting, user_id)
-        else:
-            presence.do_participant_left(meeting, user_id)
+        # Host or not is decided on the row under the meeting's lock: a role change may be holding it.
+        presence.do_person_left(meeting, user_id, is_host=meeting_event.is_host, event_ts=event_ts)
     else:
-        presence.do_role_changed(meeting, user_id, person.name, meeting_event.new_role)
+        presence.do_role_changed(meeting, user_id, person.name, meeting_event.new_role, event_ts=event_ts)
 
 
 @receiver(zoom_event, dispatch_uid="consent.request_status")

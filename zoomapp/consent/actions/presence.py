@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from rtms.compiled_read import CompiledRead
 from zoomapp.consent import audit, meetings
-from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
-from zoomapp.consent.permissions import HOST_ROLES, ZOOM
+from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, ShareRequest
+from zoomapp.consent.permissions import HOST_ROLES, ZOOM, role_of
 from zoomapp.consent.push import mark_changed
 from zoomapp.marketplace.app_context import CLOCK_SKEW_MS
 
@@ -88,7 +88,7 @@ def _bind_under_lock(meeting, user_id, role, name, made_ms, actor):
     # Panels show who the hosts are and close the departed ones: an attendee opening the app changes neither,
     # so a meeting's start with a thousand panels opening pushes nothing for them.
     hosts_changed = (known_role in HOST_ROLES) != (role in HOST_ROLES) or user_id == meeting.host_user_id
-    if role == Participant.Role.HOST and not meeting.host_present:
+    if role == Participant.Role.HOST and not meeting.host_present and meeting.ended_at is None:
         _host_joined(meeting, actor)
     elif known_role != role and hosts_changed or not was_present:
         mark_changed(meeting)
@@ -106,9 +106,40 @@ def _host_joined(meeting, actor):
     mark_changed(meeting)
 
 
+# Zoom's join, leave and role events come out of order (a retried delivery arrives minutes late): each is taken
+# at its `event_ts`, Zoom's clock in ms like an app context's `ts`, and one older than what it would undo changes
+# nothing (docs/SECURITY.md "Roles follow Zoom's latest word", "Presence follows Zoom's latest word"). Without an
+# event_ts (an action called directly) the event is taken as happening now.
+_LEAVES = ("participant_left", "host_left")
+
+
+def _left_since(meeting, user_id, event_ts):
+    """Whether `user_id` left the meeting after `event_ts`: a join (or role change) Zoom made before that leave
+    is a late delivery. Read only for someone whose row says they are gone; every leave's audit entry carries its
+    event_ts (_left_audited), so no column is needed for it."""
+    if event_ts is None or not user_id:
+        return False
+    if not Participant.objects.filter(meeting=meeting, user_id=user_id, present=False).exists():
+        return False
+    return AuditEntry.objects.filter(
+        app_id=meeting.app_id, meeting_uuid=meeting.uuid, kind__in=_LEAVES, detail__user_id=user_id,
+        detail__event_ts__gt=event_ts).exists()
+
+
+def _left_audited(kind, meeting, actor, user_id, event_ts, **detail):
+    detail = {"user_id": user_id, **detail}
+    if event_ts is not None:
+        detail["event_ts"] = event_ts
+    audit.record_in_meeting(kind, meeting, actor, detail=detail)
+
+
 @transaction.atomic
-def do_host_joined(meeting, host_user_id, name="", *, actor=ZOOM):
+def do_host_joined(meeting, host_user_id, name="", *, actor=ZOOM, event_ts=None):
+    """The host joined (her participant_joined) or the meeting started. Ignored on an ended meeting (Zoom gives
+    each occurrence a new uuid: an ended one never comes back) and when she left after Zoom made this event."""
     meeting = meetings.lock(meeting)
+    if meeting.ended_at is not None or _left_since(meeting, host_user_id, event_ts):
+        return meeting
     if host_user_id:
         meetings.upsert_participant(meeting, host_user_id, name, Participant.Role.HOST)
     if not meeting.host_present:
@@ -117,8 +148,11 @@ def do_host_joined(meeting, host_user_id, name="", *, actor=ZOOM):
 
 
 @transaction.atomic
-def do_host_left(meeting, host_user_id, *, actor=ZOOM):
-    meeting = meetings.lock(meeting)
+def do_host_left(meeting, host_user_id, *, actor=ZOOM, event_ts=None):
+    return _host_left(meetings.lock(meeting), host_user_id, actor, event_ts)
+
+
+def _host_left(meeting, host_user_id, actor, event_ts):
     if host_user_id:
         Participant.objects.filter(meeting=meeting, user_id=host_user_id).update(present=False)
     still_here = Participant.objects.filter(meeting=meeting, role=Participant.Role.HOST, present=True).exists()
@@ -131,18 +165,24 @@ def do_host_left(meeting, host_user_id, *, actor=ZOOM):
             status=ShareRequest.Status.WITHDRAWN, decided_at=timezone.now(), decided_by="zoom")
         Share.objects.filter(meeting=meeting, status=Status.PENDING).update(
             status=Status.HOST_NOT_JOINED, updated=timezone.now())
-        audit.record_in_meeting("host_left", meeting, actor,
-                                detail={"user_id": host_user_id, "requests_withdrawn": withdrawn})
+        _left_audited("host_left", meeting, actor, host_user_id, event_ts, requests_withdrawn=withdrawn)
         mark_changed(meeting)
+    elif host_user_id and meeting.ended_at is None:
+        # The meeting's host presence did not change, but her leave is recorded all the same: its event_ts is
+        # what a late delivery of her join is checked against (_left_since).
+        _left_audited("host_left", meeting, actor, host_user_id, event_ts, requests_withdrawn=0)
     return meeting
 
 
 @transaction.atomic
-def do_participant_joined(meeting, user_id, name, *, actor=ZOOM):
+def do_participant_joined(meeting, user_id, name, *, actor=ZOOM, event_ts=None):
     """Zoom's join event names no role: a co-host learnt earlier (a role change, a panel) stays one, anyone else joins
     as a participant. Decided on the row as it is under the meeting's lock, so a role a panel bound meanwhile is
-    not overwritten with one read before it."""
+    not overwritten with one read before it. Ignored on an ended meeting and when the person left after Zoom made
+    this join (a late delivery)."""
     meeting = meetings.lock(meeting)
+    if meeting.ended_at is not None or _left_since(meeting, user_id, event_ts):
+        return meeting
     known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "present").first()
     role = Participant.Role.CO_HOST if known and known[0] == Participant.Role.CO_HOST else Participant.Role.PARTICIPANT
     meetings.upsert_participant(meeting, user_id, name, role)
@@ -152,33 +192,54 @@ def do_participant_joined(meeting, user_id, name, *, actor=ZOOM):
 
 
 @transaction.atomic
-def do_role_changed(meeting, user_id, name, role, *, actor=ZOOM):
-    """Zoom's meeting.participant_role_changed: the role stands against every app context made before we heard it,
-    our clock and Zoom's up to CLOCK_SKEW_MS apart (_bind_under_lock, docs/SECURITY.md "Roles follow Zoom's latest
-    word")."""
+def do_role_changed(meeting, user_id, name, role, *, actor=ZOOM, event_ts=None):
+    """Zoom's meeting.participant_role_changed, as of its event_ts: a change older than the role's `as of` time
+    (an earlier change delivered late, or an app context Zoom made after it) changes nothing, and an app context
+    made no later than it does not change the role back (_bind_under_lock, docs/SECURITY.md "Roles follow Zoom's
+    latest word"). Without an event_ts it is taken as heard now, plus the clock skew an app context may have."""
     meeting = meetings.lock(meeting)
-    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "present").first()
-    meetings.upsert_participant(meeting, user_id, name, role, role_as_of_ms=_now_ms() + CLOCK_SKEW_MS)
-    if role == Participant.Role.HOST and not meeting.host_present:
+    if meeting.ended_at is not None:
+        return meeting
+    as_of_ms = _now_ms() + CLOCK_SKEW_MS if event_ts is None else event_ts
+    known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list(
+        "role", "present", "role_as_of_ms").first()
+    if known and known[2] is not None and as_of_ms < known[2]:
+        return meeting
+    # A change Zoom made before the person's last leave sets their role, not their presence.
+    present = not (known and not known[1] and _left_since(meeting, user_id, event_ts))
+    meetings.upsert_participant(meeting, user_id, name, role, present=present, role_as_of_ms=as_of_ms)
+    if role == Participant.Role.HOST and present and not meeting.host_present:
         _host_joined(meeting, actor)
-    elif known != (role, True):
+    elif known is None or known[:2] != (role, present):
         mark_changed(meeting)
     return meeting
 
 
 @transaction.atomic
-def do_participant_left(meeting, user_id, *, actor=ZOOM):
+def do_person_left(meeting, user_id, *, is_host=False, actor=ZOOM, event_ts=None):
+    """Zoom's participant_left: the host's leave (the meeting's host_id, or whoever our row says is the host) or
+    anyone else's, decided under the meeting's lock, so a role change the lock made us wait for counts."""
+    meeting = meetings.lock(meeting)
+    if is_host or role_of(meeting, user_id) == Participant.Role.HOST:
+        return _host_left(meeting, user_id, actor, event_ts)
+    return _participant_left(meeting, user_id, actor, event_ts)
+
+
+@transaction.atomic
+def do_participant_left(meeting, user_id, *, actor=ZOOM, event_ts=None):
+    return _participant_left(meetings.lock(meeting), user_id, actor, event_ts)
+
+
+def _participant_left(meeting, user_id, actor, event_ts):
     """Continuous meeting sharing (Zoom's default since 2026-10): the user's apps keep running; hosts manage them.
     Their pending requests are withdrawn, and their panels close (consumers.PanelConsumer)."""
-    meeting = meetings.lock(meeting)
     Participant.objects.filter(meeting=meeting, user_id=user_id).update(present=False)
     withdrawn = ShareRequest.objects.filter(
         share__meeting=meeting, share__user_id=user_id, status=ShareRequest.Status.PENDING
     ).update(status=ShareRequest.Status.WITHDRAWN, decided_at=timezone.now(), decided_by="zoom")
     if withdrawn:
         Share.objects.filter(meeting=meeting, user_id=user_id, status=Status.PENDING).update(status=Status.STOPPED)
-    audit.record_in_meeting("participant_left", meeting, actor,
-                            detail={"user_id": user_id, "requests_withdrawn": withdrawn})
+    _left_audited("participant_left", meeting, actor, user_id, event_ts, requests_withdrawn=withdrawn)
     mark_changed(meeting)
     return meeting
 
