@@ -316,3 +316,34 @@ def test_a_deauthorization_with_a_malformed_id_is_refused_and_deletes_nothing(cl
     assert body["error"] == "invalid_identifier" and body["message"].startswith(f"app_deauthorized: {field} is not")
     assert UserAuthorization.objects.filter(user_id="danaUser1").exists()
     assert not WebhookDelivery.objects.exists() and not AuditEntry.objects.exists()
+
+
+def test_a_late_deauthorization_leaves_the_grant_and_streams_of_a_reinstall_alone(client, app, monkeypatch):
+    """Dana removed the app ten minutes ago and installed it again; Zoom's app_deauthorized, retried, arrives now.
+    The stream of her first install goes; her new grant and the stream she started with it stay (docs/SECURITY.md
+    "A late deauthorization")."""
+    monkeypatch.setattr(tasks.delete_user_data, "delay", lambda *args: tasks.delete_user_data.apply(args))
+    dana = "30R7kT7bTIKSNUFEuH_Qlg"  # started()'s operator
+    deliver(client, app, started("0ld5tream0000000000000000000000a"))
+    removed_ms = int(time.time() * 1000) - 600_000
+    StreamSession.objects.update(created=timezone.now() - timedelta(hours=1))  # started before she removed the app
+    reinstalled = grant(app, dana, "acctHome")
+    assert deliver(client, app, started("n3w5tream0000000000000000000000b")).status_code == 200
+
+    response = deliver(client, app, event("app_deauthorized", {"user_id": dana, "client_id": app.client_id},
+                                          event_ts=removed_ms))
+
+    assert response.status_code == 200
+    assert UserAuthorization.objects.filter(pk=reinstalled.pk).exists()
+    streams = {s.rtms_stream_id: (s.media_deleted, s.desired_state) for s in StreamSession.objects.all()}
+    assert streams == {"0ld5tream0000000000000000000000a": (True, "stopped"),
+                       "n3w5tream0000000000000000000000b": (False, "running")}
+    tokens_deleted = AuditEntry.objects.get(kind="tokens_deleted")
+    assert (tokens_deleted.detail["authorizations"], tokens_deleted.detail["kept_made_after_deauthorization"]) == (
+        0, 1)
+
+    # Removed again now: this one is about the new grant, and everything goes.
+    assert deliver(client, app, event("app_deauthorized", {"user_id": dana, "client_id": app.client_id}
+                                      )).status_code == 200
+    assert not UserAuthorization.objects.filter(user_id=dana).exists()
+    assert set(StreamSession.objects.values_list("media_deleted", flat=True)) == {True}

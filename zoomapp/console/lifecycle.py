@@ -14,7 +14,7 @@
 
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Count, Sum
@@ -25,6 +25,7 @@ from rtms.models import StreamSession, StreamState
 from zoomapp.consent.audit import record
 from zoomapp.consent.models import Meeting
 from zoomapp.console.models import AppRetention
+from zoomapp.marketplace.app_context import CLOCK_SKEW_MS
 from zoomapp.marketplace.models import PendingAuthorization, UserAuthorization, ZoomApp
 from zoomapp.webhooks.models import WebhookDelivery
 
@@ -41,13 +42,26 @@ class StillStreaming(Exception):
 
 
 @transaction.atomic
-def delete_user_tokens(app, user_id, account_id):
-    tokens = UserAuthorization.objects.filter(app=app, user_id=user_id).delete()[0]
-    pending = PendingAuthorization.objects.filter(app=app, user_id=user_id).delete()[0]
+def delete_user_tokens(app, user_id, account_id, deauthorized_ms=None):
+    """The user's grant and pending authorizations to `app`, made before Zoom's deauthorization at
+    `deauthorized_ms` (its event_ts; all of them without one): a grant made after it is a reinstall the late
+    delivery is not about (docs/SECURITY.md "A late deauthorization"). Our clock and Zoom's may be CLOCK_SKEW_MS
+    apart: a grant made within that of the deauthorization is taken as older, and goes."""
+    grants = UserAuthorization.objects.filter(app=app, user_id=user_id)
+    pending = PendingAuthorization.objects.filter(app=app, user_id=user_id)
+    kept = 0
+    if deauthorized_ms is not None:
+        made_since = {"created__gt": datetime.fromtimestamp((deauthorized_ms + CLOCK_SKEW_MS) / 1000, tz=UTC)}
+        kept = grants.filter(**made_since).count()
+        grants, pending = grants.exclude(**made_since), pending.exclude(**made_since)
+    tokens = grants.delete()[0]
+    pending = pending.delete()[0]
+    detail = {"account_id": account_id, "authorizations": tokens, "pending_authorizations": pending}
+    if kept:
+        detail["kept_made_after_deauthorization"] = kept
     record(
         "tokens_deleted", app=app, actor_user_id=user_id, actor_role="user", subject_user_id=user_id,
-        outcome="deleted", reason="the user removed the app (app_deauthorized)", source="webhook",
-        detail={"account_id": account_id, "authorizations": tokens, "pending_authorizations": pending},
+        outcome="deleted", reason="the user removed the app (app_deauthorized)", source="webhook", detail=detail,
     )
     log.info("tokens deleted on deauthorization", extra={"client_id": app.client_id, "user": user_id,
                                                          "authorizations": tokens})
@@ -55,9 +69,17 @@ def delete_user_tokens(app, user_id, account_id):
 
 
 def delete_user_data(client_id, user_id, account_id):
-    """Every stream this user started with this app loses its stored content; running ones are stopped first."""
+    """Every stream this user started with this app loses its stored content; running ones are stopped first.
+    A grant the user holds now was made after the deauthorization (delete_user_tokens left only such a one): the
+    streams started since it was made are the reinstalled app's, and stay (docs/SECURITY.md "A late
+    deauthorization")."""
     app = ZoomApp.by_client_id(client_id)
-    streams = list(StreamSession.objects.filter(client_id=client_id, operator_id=user_id))
+    streams = StreamSession.objects.filter(client_id=client_id, operator_id=user_id)
+    reinstalled = (UserAuthorization.objects.filter(app__client_id=client_id, user_id=user_id)
+                   .values_list("created", flat=True).first())
+    if reinstalled is not None:
+        streams = streams.filter(created__lt=reinstalled)
+    streams = list(streams)
     for stream in streams:
         if stream.state != StreamState.STOPPED:
             # Zoom stops them itself (STREAM_REVOKED); asking too means nothing more is written meanwhile.

@@ -31,7 +31,10 @@ def on_zoom_event(sender, app=None, event="", payload=None, delivery=None, **kwa
         log.warning("app_deauthorized names another account than the user's grant; recorded for the grant's",
                     extra={"client_id": app.client_id, "user": user_id, "named": payload["account_id"],
                            "grant_account": account_id or None})
-    lifecycle.delete_user_tokens(app, user_id, account_id)
+    # Taken at its event_ts (Zoom's time): a late delivery (Zoom retries one answered after 3 s) leaves a grant
+    # the user made since alone, and the task spares that grant's streams (lifecycle.delete_user_data).
+    deauthorized_ms = delivery.event_ts if delivery is not None else None
+    lifecycle.delete_user_tokens(app, user_id, account_id, deauthorized_ms=deauthorized_ms)
     tasks.delete_user_data.delay(app.client_id, user_id, account_id)
 
 
