@@ -55,9 +55,10 @@ class Participant(models.Model):
     user_id = models.CharField(max_length=100)
     name = models.CharField(max_length=200, blank=True)
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.PARTICIPANT)
-    # Zoom's time (ms) as of which `role` holds: the ts of the app context that bound it, or, for a role Zoom's
-    # meeting.participant_role_changed set, when we heard it plus the clock skew app contexts may have. An app
-    # context made no later does not change the role (docs/SECURITY.md "Roles follow Zoom's latest word").
+    # Zoom's time (ms) as of which `role` holds: the ts of the app context that bound it, or the event_ts of the
+    # meeting.participant_role_changed that set it (when we heard it plus the clock skew app contexts may have,
+    # for a delivery without one). An app context or a role change no later does not change the role
+    # (docs/SECURITY.md "Roles follow Zoom's latest word").
     role_as_of_ms = models.BigIntegerField(null=True, blank=True)
     present = models.BooleanField(default=True)
     updated = models.DateTimeField(auto_now=True)
