@@ -131,36 +131,51 @@ def test_a_start_falling_back_to_the_requesters_panel_does_not_lock_the_app(app)
     assert Share.objects.get(pk=share.pk).start_path == Share.StartPath.IN_CLIENT
 
 
+def bens_event_while_held(app, kind, held_change):
+    """Zoom's `kind` event about Ben in a weekly meeting of host1, delivered (its receiver in a thread of its own)
+    while `held_change(meeting, presence)` holds the meeting: it must wait for the meeting, then decide. Returns
+    the meeting."""
+    from zoomapp.consent import meetings
+    from zoomapp.consent.actions import presence
+    from zoomapp.consent.receivers import on_zoom_event
+    from zoomapp.webhooks import meeting_events
+
+    facts = {"uuid": meeting_uuid(), "id": "81234567890", "host_id": "host1", "topic": "Weekly sync"}
+    meeting = meetings.get_meeting(app, facts["uuid"], zoom_meeting_id=facts["id"], host_user_id="host1",
+                                   account_id="acctHost1", topic=facts["topic"])
+    event = meeting_events.parse(kind, {"account_id": "acctHost1", "object": {
+        **facts, "participant": {"user_id": "16779264", "id": "ben1", "user_name": "Ben"}}})
+
+    def deliver():
+        try:
+            on_zoom_event(sender=app, meeting_event=event)
+        finally:
+            connection.close()
+
+    delivering = threading.Thread(target=deliver)
+    with held_elsewhere(lambda: held_change(meeting, presence)):
+        delivering.start()
+        wait_for(blocked_on_a_lock, 5, "the delivery to wait for the meeting")
+    delivering.join(10)
+    return meeting
+
+
 def test_a_join_decides_the_role_under_the_meeting_lock_so_a_co_host_bound_meanwhile_stays_one(app):
     """Zoom's join names no role (a co-host stays one): Ben's co-host panel is binding, holding the meeting, when
     his join arrives. The join read his role before that lock and then wrote "participant" over the co-host."""
-    from zoomapp.consent import meetings
-    from zoomapp.consent.actions import presence
     from zoomapp.consent.models import Participant
     from zoomapp.consent.permissions import Actor
-    from zoomapp.consent.receivers import on_zoom_event
     from zoomapp.webhooks import meeting_events
 
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's")
-    facts = {"uuid": meeting_uuid(), "id": "81234567890", "host_id": "host1", "topic": "Weekly sync"}
-    meeting = meetings.get_meeting(app, facts["uuid"], zoom_meeting_id=facts["id"], host_user_id="host1",
-                                   account_id="acctHost1", topic=facts["topic"])
-    Participant.objects.create(meeting=meeting, user_id="ben1", name="Ben", role="participant", present=False)
-    joined = meeting_events.parse(meeting_events.PARTICIPANT_JOINED, {"account_id": "acctHost1", "object": {
-        **facts, "participant": {"user_id": "16779264", "id": "ben1", "user_name": "Ben"}}})
 
-    def join():
-        try:
-            on_zoom_event(sender=app, meeting_event=joined)
-        finally:
-            connection.close()
+    def binding_a_co_host(meeting, presence):
+        Participant.objects.get_or_create(meeting=meeting, user_id="ben1",
+                                          defaults={"name": "Ben", "role": "participant", "present": False})
+        presence.do_panel_opened(meeting, "ben1", "co-host", "Ben", actor=Actor("ben1"))
 
-    joining = threading.Thread(target=join)
-    with held_elsewhere(lambda: presence.do_panel_opened(meeting, "ben1", "co-host", "Ben", actor=Actor("ben1"))):
-        joining.start()
-        wait_for(blocked_on_a_lock, 5, "the join to wait for the meeting")
-    joining.join(10)
+    meeting = bens_event_while_held(app, meeting_events.PARTICIPANT_JOINED, binding_a_co_host)
     assert Participant.objects.filter(meeting=meeting, user_id="ben1").values_list("role", "present").get() == (
         "co-host", True)
 
@@ -168,32 +183,17 @@ def test_a_join_decides_the_role_under_the_meeting_lock_so_a_co_host_bound_meanw
 def test_a_leave_decides_host_or_participant_under_the_meeting_lock_so_a_host_named_meanwhile_is_seen_leaving(app):
     """Zoom makes Ben the host, holding the meeting, when his leave arrives. The leave read his role before that
     lock ("participant") and left the meeting with a host marked present and nobody to decide."""
-    from zoomapp.consent import meetings
-    from zoomapp.consent.actions import presence
     from zoomapp.consent.models import Meeting, Participant
-    from zoomapp.consent.receivers import on_zoom_event
     from zoomapp.webhooks import meeting_events
 
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's")
-    facts = {"uuid": meeting_uuid(), "id": "81234567890", "host_id": "host1", "topic": "Weekly sync"}
-    meeting = meetings.get_meeting(app, facts["uuid"], zoom_meeting_id=facts["id"], host_user_id="host1",
-                                   account_id="acctHost1", topic=facts["topic"])
-    presence.do_participant_joined(meeting, "ben1", "Ben")
-    left = meeting_events.parse(meeting_events.PARTICIPANT_LEFT, {"account_id": "acctHost1", "object": {
-        **facts, "participant": {"user_id": "16779264", "id": "ben1", "user_name": "Ben"}}})
 
-    def leave():
-        try:
-            on_zoom_event(sender=app, meeting_event=left)
-        finally:
-            connection.close()
+    def named_host(meeting, presence):
+        presence.do_participant_joined(meeting, "ben1", "Ben")
+        presence.do_role_changed(meeting, "ben1", "Ben", "host")
 
-    leaving = threading.Thread(target=leave)
-    with held_elsewhere(lambda: presence.do_role_changed(meeting, "ben1", "Ben", "host")):
-        leaving.start()
-        wait_for(blocked_on_a_lock, 5, "the leave to wait for the meeting")
-    leaving.join(10)
+    meeting = bens_event_while_held(app, meeting_events.PARTICIPANT_LEFT, named_host)
     assert Participant.objects.filter(meeting=meeting, user_id="ben1").values_list("role", "present").get() == (
         "host", False)
     assert Meeting.objects.get(pk=meeting.pk).host_present is False
