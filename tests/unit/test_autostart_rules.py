@@ -206,3 +206,17 @@ def test_a_hosts_join_again_never_asks_again_for_what_the_host_disabled(app):
     assert autostart.auto_start_on_join(app.client_id, meeting.uuid, "host1", "Hana", True)["olga"] == "gated"
     assert share(meeting, app, "olga").status == "disabled_by_host"
     assert not ShareRequest.objects.filter(share__meeting=meeting, status="pending").exists()
+
+
+def test_a_join_delivered_after_a_later_leave_starts_nothing(app):
+    """Zoom retries a join answered late minutes after: by then the user had left (Zoom's later event). The join
+    changes nothing of their presence, and starts nothing either."""
+    authorized(app, "sam", HOST_ACCOUNT)
+    changes.set_auto_start(HOST_ADMIN, app, "account", "", True)
+    meeting = meeting_with_host(app)
+    presence.do_participant_joined(meeting, "sam", "Sam", event_ts=1_000)
+    presence.do_person_left(meeting, "sam", is_host=False, event_ts=2_000)
+    assert autostart.auto_start_on_join(app.client_id, meeting.uuid, "sam", "Sam", False, event_ts=1_500) == {}
+    assert not Share.objects.filter(meeting=meeting, user_id="sam").exists()
+    assert autostart.auto_start_on_join(app.client_id, meeting.uuid, "sam", "Sam", False, event_ts=3_000) == {
+        "sam": "started"}

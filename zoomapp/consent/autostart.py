@@ -24,7 +24,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from zoomapp.consent import meetings
-from zoomapp.consent.actions import sharing_requests
+from zoomapp.consent.actions import presence, sharing_requests
 from zoomapp.consent.models import Meeting, Participant
 from zoomapp.consent.permissions import Refused
 from zoomapp.console.models import AutoStartSetting, Level
@@ -110,12 +110,14 @@ def decide(app, meeting, user_id, name=""):
 
 
 @shared_task(name="consent.auto_start", acks_late=False, ignore_result=True, time_limit=60)
-def auto_start_on_join(client_id, meeting_uuid, user_id, name, is_host):
+def auto_start_on_join(client_id, meeting_uuid, user_id, name, is_host, event_ts=None):
     """One user hosted or joined: their auto-start apps; when the host joined, also everyone already present
-    (their other-account requests could not reach a host who was not there)."""
+    (their other-account requests could not reach a host who was not there). A join Zoom made before the user's
+    last leave (a late delivery, `event_ts`) starts nothing, as it changes nothing of their presence."""
     app = ZoomApp.by_client_id(client_id)
     meeting = Meeting.objects.filter(app=app, uuid=meeting_uuid).first() if app else None
-    if app is None or meeting is None or meeting.ended_at is not None:
+    if app is None or meeting is None or meeting.ended_at is not None or presence.left_since(
+            meeting, user_id, event_ts):
         return {}
     people = {user_id: name}
     if is_host:
@@ -130,11 +132,11 @@ def auto_start_on_join(client_id, meeting_uuid, user_id, name, is_host):
 
 
 @receiver(zoom_event, dispatch_uid="consent.autostart.join")
-def on_zoom_event(sender, app=None, meeting_event=None, **kwargs):
+def on_zoom_event(sender, app=None, meeting_event=None, delivery=None, **kwargs):
     """Each app gets its own copy of every meeting event, so each delivery decides for its own app only. Users
     are looked up by their Zoom user id (participant.id), never by the per-meeting participant id."""
     if not isinstance(meeting_event, meeting_events.ParticipantJoined) or meeting_event.participant.is_guest:
         return  # guests have no admin settings
     person = meeting_event.participant
     auto_start_on_join.delay(app.client_id, meeting_event.meeting.uuid, person.zoom_user_id, person.name,
-                             meeting_event.is_host)
+                             meeting_event.is_host, delivery.event_ts if delivery is not None else None)

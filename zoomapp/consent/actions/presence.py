@@ -113,7 +113,7 @@ def _host_joined(meeting, actor):
 _LEAVES = ("participant_left", "host_left")
 
 
-def _left_since(meeting, user_id, event_ts):
+def left_since(meeting, user_id, event_ts):
     """Whether `user_id` left the meeting after `event_ts`: a join (or role change) Zoom made before that leave
     is a late delivery. Read only for someone whose row says they are gone; every leave's audit entry carries its
     event_ts (_left_audited), so no column is needed for it."""
@@ -138,7 +138,7 @@ def do_host_joined(meeting, host_user_id, name="", *, actor=ZOOM, event_ts=None)
     """The host joined (her participant_joined) or the meeting started. Ignored on an ended meeting (Zoom gives
     each occurrence a new uuid: an ended one never comes back) and when she left after Zoom made this event."""
     meeting = meetings.lock(meeting)
-    if meeting.ended_at is not None or _left_since(meeting, host_user_id, event_ts):
+    if meeting.ended_at is not None or left_since(meeting, host_user_id, event_ts):
         return meeting
     if host_user_id:
         meetings.upsert_participant(meeting, host_user_id, name, Participant.Role.HOST)
@@ -169,7 +169,7 @@ def _host_left(meeting, host_user_id, actor, event_ts):
         mark_changed(meeting)
     elif host_user_id and meeting.ended_at is None:
         # The meeting's host presence did not change, but her leave is recorded all the same: its event_ts is
-        # what a late delivery of her join is checked against (_left_since).
+        # what a late delivery of her join is checked against (left_since).
         _left_audited("host_left", meeting, actor, host_user_id, event_ts, requests_withdrawn=0)
     return meeting
 
@@ -181,7 +181,7 @@ def do_participant_joined(meeting, user_id, name, *, actor=ZOOM, event_ts=None):
     not overwritten with one read before it. Ignored on an ended meeting and when the person left after Zoom made
     this join (a late delivery)."""
     meeting = meetings.lock(meeting)
-    if meeting.ended_at is not None or _left_since(meeting, user_id, event_ts):
+    if meeting.ended_at is not None or left_since(meeting, user_id, event_ts):
         return meeting
     known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "present").first()
     role = Participant.Role.CO_HOST if known and known[0] == Participant.Role.CO_HOST else Participant.Role.PARTICIPANT
@@ -206,7 +206,7 @@ def do_role_changed(meeting, user_id, name, role, *, actor=ZOOM, event_ts=None):
     if known and known[2] is not None and as_of_ms < known[2]:
         return meeting
     # A change Zoom made before the person's last leave sets their role, not their presence.
-    present = not (known and not known[1] and _left_since(meeting, user_id, event_ts))
+    present = not (known and not known[1] and left_since(meeting, user_id, event_ts))
     meetings.upsert_participant(meeting, user_id, name, role, present=present, role_as_of_ms=as_of_ms)
     if role == Participant.Role.HOST and present and not meeting.host_present:
         _host_joined(meeting, actor)
