@@ -5,7 +5,9 @@ and Redis: what the meeting and its participants look like afterwards, and clear
 import pytest
 
 from tests.integration.test_webhooks import deliver
-from zoomapp.consent.models import AuditEntry, Meeting, Participant
+from zoomapp.consent.actions import sharing_requests
+from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share
+from zoomapp.consent.permissions import Actor
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.models import WebhookDelivery
@@ -158,6 +160,26 @@ def test_a_join_delivered_after_a_later_leave_leaves_the_person_gone(client, app
     deliver(client, app, meeting_event("meeting.participant_joined", person("16778240", "Ana Host", HOST), event_ts=8))
     assert Meeting.objects.get(app=app, uuid=UUID).host_present is True
     assert people(app) == {HOST: ("host", True, "Ana Host"), BEN: ("participant", True, "Ben")}
+
+
+def test_a_leave_delivered_after_a_later_join_leaves_the_person_present(client, app):
+    """The host and Ben left and came back; their leaves, retried, arrive last: both stay present, Ben's pending
+    request is not withdrawn, and nobody is told the host has gone."""
+    deliver(client, app, meeting_event("meeting.started", event_ts=1))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16778240", "Ana Host", HOST), event_ts=2))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16779264", "Ben", BEN), event_ts=3))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16778240", "Ana Host", HOST), event_ts=6))
+    deliver(client, app, meeting_event("meeting.participant_joined", person("16779264", "Ben", BEN), event_ts=7))
+    meeting = Meeting.objects.get(app=app, uuid=UUID)
+    sharing_requests.do_request(meeting, actor=Actor(BEN, "Ben"))
+
+    deliver(client, app, meeting_event("meeting.participant_left", person("16778240", "Ana Host", HOST), event_ts=4))
+    deliver(client, app, meeting_event("meeting.participant_left", person("16779264", "Ben", BEN), event_ts=5))
+
+    assert Meeting.objects.get(app=app, uuid=UUID).host_present is True
+    assert people(app) == {HOST: ("host", True, "Ana Host"), BEN: ("participant", True, "Ben")}
+    assert Share.objects.get(meeting=meeting, user_id=BEN).status == "pending"
+    assert "host_left" not in audit_kinds(app) and "participant_left" not in audit_kinds(app)
 
 
 def test_an_ended_meeting_does_not_come_back_to_life(client, app):

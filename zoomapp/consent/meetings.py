@@ -85,8 +85,10 @@ _LOCKED_OF_APP = CompiledModelRead(
     "client id stand-in", "meeting uuid stand-in")
 
 
-def upsert_participant(meeting, user_id, name="", role=None, present=True, role_as_of_ms=None):
+def upsert_participant(meeting, user_id, name="", role=None, present=True, role_as_of_ms=None, presence_as_of_ms=None):
     defaults = {"present": present}
+    if presence_as_of_ms is not None:
+        defaults["presence_as_of_ms"] = presence_as_of_ms
     if name:
         defaults["name"] = name[:200]
     if role:

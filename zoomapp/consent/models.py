@@ -61,6 +61,9 @@ class Participant(models.Model):
     # (docs/SECURITY.md "Roles follow Zoom's latest word").
     role_as_of_ms = models.BigIntegerField(null=True, blank=True)
     present = models.BooleanField(default=True)
+    # Zoom's time (ms, the event_ts) of the join or leave `present` holds as of: a join or leave Zoom made before it
+    # (a delivery retried minutes late) changes nothing (docs/SECURITY.md "Presence follows Zoom's latest word").
+    presence_as_of_ms = models.BigIntegerField(null=True, blank=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from rtms.compiled_read import CompiledRead
 from zoomapp.consent import audit, meetings
-from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, ShareRequest
+from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
 from zoomapp.consent.permissions import HOST_ROLES, ZOOM, role_of
 from zoomapp.consent.push import mark_changed
 from zoomapp.marketplace.app_context import CLOCK_SKEW_MS
@@ -110,20 +110,22 @@ def _host_joined(meeting, actor):
 # at its `event_ts`, Zoom's clock in ms like an app context's `ts`, and one older than what it would undo changes
 # nothing (docs/SECURITY.md "Roles follow Zoom's latest word", "Presence follows Zoom's latest word"). Without an
 # event_ts (an action called directly) the event is taken as happening now.
-_LEAVES = ("participant_left", "host_left")
-
-
 def left_since(meeting, user_id, event_ts):
     """Whether `user_id` left the meeting after `event_ts`: a join (or role change) Zoom made before that leave
-    is a late delivery. Read only for someone whose row says they are gone; every leave's audit entry carries its
-    event_ts (_left_audited), so no column is needed for it."""
+    is a late delivery."""
+    return _presence_since(meeting, user_id, event_ts, present=False)
+
+
+def _joined_since(meeting, user_id, event_ts):
+    """Whether `user_id` joined again after `event_ts`: a leave Zoom made before that join is a late delivery."""
+    return _presence_since(meeting, user_id, event_ts, present=True)
+
+
+def _presence_since(meeting, user_id, event_ts, present):
     if event_ts is None or not user_id:
         return False
-    if not Participant.objects.filter(meeting=meeting, user_id=user_id, present=False).exists():
-        return False
-    return AuditEntry.objects.filter(
-        app_id=meeting.app_id, meeting_uuid=meeting.uuid, kind__in=_LEAVES, detail__user_id=user_id,
-        detail__event_ts__gt=event_ts).exists()
+    return Participant.objects.filter(meeting=meeting, user_id=user_id, present=present,
+                                      presence_as_of_ms__gt=event_ts).exists()
 
 
 def _left_audited(kind, meeting, actor, user_id, event_ts, **detail):
@@ -141,7 +143,7 @@ def do_host_joined(meeting, host_user_id, name="", *, actor=ZOOM, event_ts=None)
     if meeting.ended_at is not None or left_since(meeting, host_user_id, event_ts):
         return meeting
     if host_user_id:
-        meetings.upsert_participant(meeting, host_user_id, name, Participant.Role.HOST)
+        meetings.upsert_participant(meeting, host_user_id, name, Participant.Role.HOST, presence_as_of_ms=event_ts)
     if not meeting.host_present:
         _host_joined(meeting, actor)
     return meeting
@@ -153,8 +155,10 @@ def do_host_left(meeting, host_user_id, *, actor=ZOOM, event_ts=None):
 
 
 def _host_left(meeting, host_user_id, actor, event_ts):
+    if _joined_since(meeting, host_user_id, event_ts):
+        return meeting  # she came back after Zoom made this leave: a late delivery
     if host_user_id:
-        Participant.objects.filter(meeting=meeting, user_id=host_user_id).update(present=False)
+        _mark_gone(meeting, host_user_id, event_ts)
     still_here = Participant.objects.filter(meeting=meeting, role=Participant.Role.HOST, present=True).exists()
     if meeting.host_present and not still_here:
         Meeting.objects.filter(pk=meeting.pk).update(host_present=False)
@@ -167,11 +171,12 @@ def _host_left(meeting, host_user_id, actor, event_ts):
             status=Status.HOST_NOT_JOINED, updated=timezone.now())
         _left_audited("host_left", meeting, actor, host_user_id, event_ts, requests_withdrawn=withdrawn)
         mark_changed(meeting)
-    elif host_user_id and meeting.ended_at is None:
-        # The meeting's host presence did not change, but her leave is recorded all the same: its event_ts is
-        # what a late delivery of her join is checked against (left_since).
-        _left_audited("host_left", meeting, actor, host_user_id, event_ts, requests_withdrawn=0)
     return meeting
+
+
+def _mark_gone(meeting, user_id, event_ts):
+    gone = {"present": False} if event_ts is None else {"present": False, "presence_as_of_ms": event_ts}
+    Participant.objects.filter(meeting=meeting, user_id=user_id).update(**gone)
 
 
 @transaction.atomic
@@ -185,7 +190,7 @@ def do_participant_joined(meeting, user_id, name, *, actor=ZOOM, event_ts=None):
         return meeting
     known = Participant.objects.filter(meeting=meeting, user_id=user_id).values_list("role", "present").first()
     role = Participant.Role.CO_HOST if known and known[0] == Participant.Role.CO_HOST else Participant.Role.PARTICIPANT
-    meetings.upsert_participant(meeting, user_id, name, role)
+    meetings.upsert_participant(meeting, user_id, name, role, presence_as_of_ms=event_ts)
     if known != (role, True):
         mark_changed(meeting)
     return meeting
@@ -232,8 +237,11 @@ def do_participant_left(meeting, user_id, *, actor=ZOOM, event_ts=None):
 
 def _participant_left(meeting, user_id, actor, event_ts):
     """Continuous meeting sharing (Zoom's default since 2026-10): the user's apps keep running; hosts manage them.
-    Their pending requests are withdrawn, and their panels close (consumers.PanelConsumer)."""
-    Participant.objects.filter(meeting=meeting, user_id=user_id).update(present=False)
+    Their pending requests are withdrawn, and their panels close (consumers.PanelConsumer). A leave Zoom made
+    before the person joined again (a late delivery) changes nothing."""
+    if _joined_since(meeting, user_id, event_ts):
+        return meeting
+    _mark_gone(meeting, user_id, event_ts)
     withdrawn = ShareRequest.objects.filter(
         share__meeting=meeting, share__user_id=user_id, status=ShareRequest.Status.PENDING
     ).update(status=ShareRequest.Status.WITHDRAWN, decided_at=timezone.now(), decided_by="zoom")
