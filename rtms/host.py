@@ -681,7 +681,8 @@ class SessionHost:
             # The revocation's erasure (rtms.delete_stream_media) may have run while segments rolled earlier were
             # still uploading: once they are all done, what they stored goes too, so nothing of it stays.
             await self._in_thread(self._file_pool, files.discard_spool)
-            await self._in_thread(self._file_pool, storage().delete_stream, held.stream_id)
+            # On an upload thread: storage is network I/O, which must not hold up every stream's appends.
+            await self._in_thread(self._upload_pool, storage().delete_stream, held.stream_id)
             return
         index = list(files.index_rows())
         if index:
