@@ -209,7 +209,10 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_DEFAULT_QUEUE = f"{REDIS_NAMESPACE}.tasks"
-CELERY_TASK_ACKS_LATE = False  # early ack: a claim lost in a crash is re-issued by the reconciler
+# Early ack for the tasks that do not choose (beat's 30-second consent jobs, the health ping): a run lost with its
+# worker is done by the next run 30 s later, where a late-acked message would come back only after Redis's
+# visibility timeout (an hour), stale. A task that must never be lost acks late itself (console/tasks.py).
+CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -276,7 +279,7 @@ RTMS_MAX_STREAMS_PER_ACCOUNT = env_number("RTMS_MAX_STREAMS_PER_ACCOUNT", 2000, 
 RTMS_MAX_CONNECT_CLAIMS = env_number("RTMS_MAX_CONNECT_CLAIMS", 5, minimum=1)
 # Streams one worker process holds at most (rtms/placement.py). bench/streams_hold.py on a shared 2-core machine:
 # 500 streams took 0.33 of a core, store lag p99 140 ms, no frame lost; the default leaves room for a takeover's
-# burst of handshakes and a slower core (README, "Capacity").
+# burst of handshakes and a slower core (README, "Holding streams").
 RTMS_STREAMS_PER_PROCESS = env_number("RTMS_STREAMS_PER_PROCESS", 500, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # rtms/tasks.py: place again streams that lost their holder, repeat stops; retention of stored media.
