@@ -1,6 +1,6 @@
 """Prometheus metrics (prometheus-client, the default registry of each process).
 
-Web: scraped at /metrics (rtms.metrics_view). Worker processes: an HTTP endpoint on RTMS_METRICS_PORT (the first
+Web: scraped at /metrics (rtms.views.metrics). Worker processes: an HTTP endpoint on RTMS_METRICS_PORT (the first
 free port from there, one per pool process) started by the session host.
 
 Per-frame figures are not counted per frame: the host's collector reads each held stream's plain-int counters
@@ -23,9 +23,6 @@ rtms_concurrency_events = Counter("zoom_rtms_concurrency_events", "Zoom's rtms.c
                                   ["event"])
 rtms_concurrency_number = Gauge("zoom_rtms_concurrency_number", "concurrency_number of the last rtms.concurrency_* "
                                 "event, by app and event", ["client_id", "event"])
-panel_connections = Counter(
-    "panel_connections", "Panel WebSocket connections accepted (incremented by the consent consumer)"
-)
 streams_held = Gauge("rtms_streams_held", "RTMS streams held by this worker process")
 placement_load = Gauge("rtms_placement_load", "Streams held, adopting and queued for this worker process, as "
                        "published for placement (rtms/placement.py)")
