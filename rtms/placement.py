@@ -152,18 +152,6 @@ def leave(worker_id, client=None):
     return [s.decode() if isinstance(s, bytes) else s for s in queued]
 
 
-def fleet_loads(client=None):
-    """{worker id: {"load", "capacity", "fresh"}} of every process that published a heartbeat."""
-    client = client or redis_client()
-    prefix, now, stale = _prefix(), _now_ms(), _stale_ms()
-    loads = client.zrange(prefix + "load", 0, -1, withscores=True)
-    capacities = client.hgetall(prefix + "capacity")
-    seen = dict(client.zrange(prefix + "seen", 0, -1, withscores=True))
-    return {worker.decode(): {"load": int(load), "capacity": int(capacities.get(worker, 0)),
-                              "fresh": seen.get(worker, 0) >= now - stale}
-            for worker, load in loads}
-
-
 def waiting_streams(client=None):
     """{stream_id: seconds waiting} of the streams no process had room for."""
     client = client or redis_client()
