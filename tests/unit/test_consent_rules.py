@@ -282,6 +282,22 @@ def test_sharing_once_data_flows_then_disclosure(app, meeting):
                                  "user_name": "Ben"}]
 
 
+def test_the_disclosure_stays_while_a_stream_is_interrupted(app, meeting):
+    """Zoom reconnecting a stream: the app is still listed among "Apps actively sharing", so everyone still reads
+    the disclosure, in this app's panels and in another app's of the same meeting."""
+    joined(meeting)
+    other_app = make_app("Other Bot")
+    other_meeting = meetings.get_meeting(other_app, meeting.uuid, host_user_id=HOST.user_id, account_id="acct1")
+    sharing_requests.do_request(meeting, actor=BEN)
+    sharing_requests.do_approve(meeting, actor=HOST)
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "active")
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "interrupted")
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert [s["status"] for s in state["shares"]] == ["interrupted"]
+    assert state["disclosure"]
+    assert panel_state.meeting_state(Meeting.objects.get(pk=other_meeting.pk))["disclosure"]
+
+
 def test_a_late_starting_announcement_does_not_undo_sharing(app, meeting):
     """The worker's claim goes out before the webhook announces "starting": the worker's "active" can land first."""
     joined(meeting)
@@ -396,7 +412,7 @@ def test_a_stream_with_no_request_behind_it_is_an_auto_start(app, meeting):
 def test_continuous_sharing_keeps_the_app_when_its_user_leaves(app, meeting):
     joined(meeting)
     _sharing(app, meeting, BEN, "s1")
-    presence.do_participant_left(meeting, BEN.user_id)
+    presence.do_person_left(meeting, BEN.user_id)
     assert status(meeting, app, BEN) == "sharing"
 
 

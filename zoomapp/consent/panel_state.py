@@ -20,6 +20,9 @@ from zoomapp.marketplace import oauth
 from zoomapp.marketplace.models import ZoomApp
 
 Status = Share.Status
+# The disclosure shows while any app is sharing: a paused stream is still held, and one interrupted (Zoom
+# reconnecting it) is still listed among "Apps actively sharing". Only one still starting is not yet sharing.
+DISCLOSED = (Status.SHARING, Status.PAUSED, Status.INTERRUPTED)
 
 # What every push reads (docs/ARCHITECTURE.md "Pushing state"), compiled once (rtms/compiled_read.py).
 _HOSTS_AND_DEPARTED = CompiledRead(
@@ -60,7 +63,7 @@ def _other_apps(meeting, others=None):
     entries = []
     for other in (other for other in others if other.ended_at is None):
         requests = pending_requests(other)
-        sharing = other.shares.filter(status__in=(Status.SHARING, Status.PAUSED)).exists()
+        sharing = other.shares.filter(status__in=DISCLOSED).exists()
         if requests or sharing:
             entries.append({
                 "app": other.app.client_id,
@@ -93,7 +96,7 @@ def meeting_state(meeting, others=None):
         # Whose panels must close: they left or were removed (consumers.PanelConsumer; never sent to a panel).
         "departed": departed,
         "other_apps": other_apps,
-        "disclosure": any(s.status in (Status.SHARING, Status.PAUSED) for s in shares)
+        "disclosure": any(s.status in DISCLOSED for s in shares)
         or any(entry["sharing"] for entry in other_apps),
         "shares": [
             {
