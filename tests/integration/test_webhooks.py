@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -172,6 +173,18 @@ def test_unknown_event_is_acknowledged_and_recorded(client, app, announced):
     response = deliver(client, app, {"event": "meeting.something_new", "event_ts": 3, "payload": {}})
     assert response.status_code == 200
     assert WebhookDelivery.objects.get().outcome == "unknown_event"
+
+
+def test_operators_filter_deliveries_by_the_outcomes_a_delivery_can_have(client, admin_client, app):
+    """The admin's outcome filter offers what the endpoint stores, a delivery accepted or of an event we do not
+    know, and nothing no delivery can have."""
+    deliver(client, app, {"event": "meeting.something_new", "event_ts": 3, "payload": {}})
+    deliver(client, app, started())
+    page = admin_client.get("/django-admin/webhooks/webhookdelivery/")
+    assert page.status_code == 200
+    offered = set(re.findall(r"[?&]outcome__exact=(\w+)", page.content.decode()))
+    assert offered == {"accepted", "unknown_event"}
+    assert set(WebhookDelivery.objects.values_list("outcome", flat=True)) == offered
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ class WebhookDelivery(models.Model):
     class Outcome(models.TextChoices):
         ACCEPTED = "accepted"
         UNKNOWN_EVENT = "unknown_event"
-        IGNORED = "ignored"
 
     app = models.ForeignKey("marketplace.ZoomApp", on_delete=models.CASCADE, related_name="webhook_deliveries")
     event = models.CharField(max_length=100)
