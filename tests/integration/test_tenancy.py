@@ -179,7 +179,7 @@ async def test_a_panel_socket_is_closed_when_zoom_says_its_user_left(apps):
     host = await connect_panel(tokens.mint(app_a.client_id, uuid, HOST_ID))
     await next_message(ben, "state")
     await next_message(host, "state")
-    await sync_to_async(presence.do_participant_left)(meeting, BEN_ID)
+    await sync_to_async(presence.do_person_left)(meeting, BEN_ID)
     refused = await next_message(ben, "refused")
     assert (refused["code"], refused["message"]) == ("departed", "you are no longer in this meeting")
     closed = await ben.receive_output(timeout=10)

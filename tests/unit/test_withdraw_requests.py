@@ -66,7 +66,7 @@ def test_a_malformed_share_is_refused(client, app, meeting, share):
 
 
 def test_the_host_leaving_withdraws_what_waits_for_her(client, app, meeting):
-    presence.do_host_left(meetings.get_meeting(app, meeting["uuid"]), "host1")
+    presence.do_person_left(meetings.get_meeting(app, meeting["uuid"]), "host1", is_host=True)
     assert requests(meeting) == [("withdrawn", "zoom")]
     assert Share.objects.get(pk=meeting["share"]).status == "host_not_joined"
     assert AuditEntry.objects.get(kind="host_left").detail["requests_withdrawn"] == 1

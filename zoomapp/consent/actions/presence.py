@@ -149,11 +149,6 @@ def do_host_joined(meeting, host_user_id, name="", *, actor=ZOOM, event_ts=None)
     return meeting
 
 
-@transaction.atomic
-def do_host_left(meeting, host_user_id, *, actor=ZOOM, event_ts=None):
-    return _host_left(meetings.lock(meeting), host_user_id, actor, event_ts)
-
-
 def _host_left(meeting, host_user_id, actor, event_ts):
     if _joined_since(meeting, host_user_id, event_ts):
         return meeting  # she came back after Zoom made this leave: a late delivery
@@ -228,11 +223,6 @@ def do_person_left(meeting, user_id, *, is_host=False, actor=ZOOM, event_ts=None
     if is_host or role_of(meeting, user_id) == Participant.Role.HOST:
         return _host_left(meeting, user_id, actor, event_ts)
     return _participant_left(meeting, user_id, actor, event_ts)
-
-
-@transaction.atomic
-def do_participant_left(meeting, user_id, *, actor=ZOOM, event_ts=None):
-    return _participant_left(meetings.lock(meeting), user_id, actor, event_ts)
 
 
 def _participant_left(meeting, user_id, actor, event_ts):
