@@ -7,9 +7,9 @@ log = logging.getLogger("zoomsim.faults")
 
 KINDS = {
     "drop_socket", "stall_keepalive", "ignore_keepalive_resp", "freeze_socket", "delay_frames", "reorder_frames",
-    "refuse_handshake", "webhook_fail", "webhook_duplicate", "rest_error",
+    "refuse_handshake", "webhook_fail", "webhook_duplicate", "rest_error", "oauth_error",
 }
-ONE_SHOT = {"refuse_handshake", "webhook_fail", "webhook_duplicate", "rest_error"}
+ONE_SHOT = {"refuse_handshake", "webhook_fail", "webhook_duplicate", "rest_error", "oauth_error"}
 SOCKET_NAMES = {"signaling", "audio", "video", "deskshare", "transcript", "chat", "all", "all_media"}
 
 
@@ -73,6 +73,14 @@ class Faults:
         for fault in self.active:
             if fault["kind"] == "rest_error" and fault.get("method", method).upper() == method and (
                     fault.get("path_contains") or "") in path:
+                self._consume(fault)
+                return fault
+        return None
+
+    def take_oauth_error(self, client_id, grant_type):
+        for fault in self.active:
+            if fault["kind"] == "oauth_error" and fault.get("client_id") in (None, client_id) and fault.get(
+                    "grant_type") in (None, grant_type):
                 self._consume(fault)
                 return fault
         return None

@@ -70,6 +70,18 @@ def _oauth_error(status, error, reason):
     return web.json_response({"reason": reason, "error": error}, status=status)
 
 
+def _injected_error(fault):
+    """Fault `oauth_error`: Zoom's shape when `error` is given, else the bare status a proxy in front of Zoom
+    answers with (a 503 page); `retry_after` adds the header."""
+    status = fault.get("status", 503)
+    headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else None
+    if "error" in fault:
+        return web.json_response({"reason": fault.get("reason", "Injected failure"), "error": fault["error"]},
+                                 status=status, headers=headers)
+    return web.Response(status=status, text=f"<html><body>{status}</body></html>", content_type="text/html",
+                        headers=headers)
+
+
 async def authorize(request):
     sim = request.app["sim"]
     query = request.query
@@ -125,6 +137,9 @@ async def token(request):
     if app is None or not hmac.compare_digest(app.client_secret.encode(), (secret or "").encode()):
         return _oauth_error(401, "invalid_client", "Invalid client_id or client_secret")
     grant = form.get("grant_type")
+    fault = sim.faults.take_oauth_error(app.client_id, grant)
+    if fault is not None:
+        return _injected_error(fault)
     store = sim.tokens
     if grant == "authorization_code":
         record = store.codes.pop(form.get("code", ""), None)

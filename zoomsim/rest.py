@@ -20,8 +20,9 @@ async def rest_faults(request, handler):
     if request.path.startswith("/v2/"):
         fault = request.app["sim"].faults.take_rest_error(request.method, request.path)
         if fault is not None:
+            headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else None
             return web.json_response({"code": fault.get("code", 3000), "message": fault.get(
-                "message", "Injected failure")}, status=fault.get("status", 500))
+                "message", "Injected failure")}, status=fault.get("status", 500), headers=headers)
     return await handler(request)
 
 

@@ -208,3 +208,30 @@ def test_fault_rest_error(world):
     failed = _status(world, meeting, token)
     assert failed.status_code == 503 and failed.json() == {"code": 3000, "message": "Service unavailable"}
     assert _status(world, meeting, token).status_code == 204
+
+
+def test_fault_oauth_error(world, user):
+    first = _tokens_for(world, user["user_id"])
+    world.sim.post("/_sim/faults", json={"kind": "oauth_error", "grant_type": "refresh_token", "status": 503,
+                                         "count": 2})
+    for _ in range(2):
+        busy = _token(world, grant_type="refresh_token", refresh_token=first["refresh_token"])
+        assert busy.status_code == 503 and busy.headers["Content-Type"].startswith("text/html")
+    world.sim.post("/_sim/faults", json={"kind": "oauth_error", "client_id": world.client_id, "status": 429,
+                                         "error": "rate_limited", "reason": "Too many requests", "retry_after": 1})
+    limited = _token(world, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
+    assert limited.json() == {"reason": "Too many requests", "error": "rate_limited"}
+    # Nothing was spent: the refresh token still works once the faults are used up.
+    renewed = _token(world, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert renewed.status_code == 200 and renewed.json()["access_token"]
+
+
+def test_fault_rest_error_with_retry_after(world):
+    meeting = world.meeting()
+    token = _tokens_for(world, meeting["host_user_id"])["access_token"]
+    world.sim.post("/_sim/faults", json={"kind": "rest_error", "path_contains": "rtms_app", "status": 429,
+                                         "code": 429, "message": "Too many requests", "retry_after": 2})
+    limited = _status(world, meeting, token)
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "2"
+    assert _status(world, meeting, token).status_code == 204
