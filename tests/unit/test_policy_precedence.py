@@ -16,7 +16,7 @@ from zoomapp.consent import autostart, meetings, policy
 from zoomapp.consent.actions import presence, sharing_requests
 from zoomapp.consent.models import AuditEntry, Share
 from zoomapp.consent.permissions import Actor
-from zoomapp.console import changes
+from zoomapp.console import account_data, changes
 from zoomapp.console.auth import ConsoleAdmin
 from zoomapp.marketplace.models import UserAuthorization
 
@@ -70,6 +70,40 @@ def test_host_outcome_follows_the_hosts_effective_setting(account, group, user, 
     assert outcome == ("pending" if effective else "host_cannot_approve")
     assert texts.OUTCOME_TEXTS[outcome] == (
         "Request sent to the host." if effective else "Host cannot approve your app's access to meeting content.")
+
+
+def authorized(app, account_id, groups):
+    UserAuthorization.objects.create(app=app, user_id=HOST_ID, account_id=account_id, group_ids=groups,
+                                      role_name="Member", access_token="a", refresh_token="r",
+                                      expires_at=timezone.now() + timedelta(hours=1))
+
+
+def pats_outcome(app):
+    meeting = meetings.get_meeting(app, meeting_uuid(), host_user_id=HOST_ID, account_id=ADMIN.account_id)
+    presence.do_host_joined(meeting, HOST_ID, "Hana")
+    presence.do_participant_joined(meeting, "partP", "Pat")
+    return sharing_requests.do_request(meeting, actor=Actor("partP", "Pat", "test")).status
+
+
+def test_the_hosts_groups_are_those_the_console_shows_whichever_of_our_apps_she_authorized():
+    """The console reads a user's groups from her grant to any of the deployment's apps: a meeting of an app she
+    never authorized is judged by the same group setting, not by the account's."""
+    notetaker, recorder = make_app("Notetaker"), make_app("Recorder")
+    authorized(recorder, ADMIN.account_id, [GROUP])
+    changes.set_sharing_policy(ADMIN, "group", GROUP, False)
+    [hana] = [user for user in account_data.users_with_effective_settings(ADMIN.account_id, [notetaker, recorder])
+              if user.user_id == HOST_ID]
+    assert (hana.sharing.share_with_apps, hana.sharing.level) == (False, "group")
+    assert pats_outcome(notetaker) == "host_cannot_approve"
+
+
+def test_groups_from_a_grant_in_another_account_never_apply():
+    """Groups belong to an account: those /v2/users/me reported while the host was in another account are not
+    the meeting's account's groups (the console does not show them there either)."""
+    notetaker = make_app("Notetaker")
+    authorized(notetaker, "acctFormer", [GROUP])
+    changes.set_sharing_policy(ADMIN, "group", GROUP, False)
+    assert pats_outcome(notetaker) == "pending"
 
 
 def test_first_group_with_a_setting_wins_and_clearing_falls_back():

@@ -36,19 +36,25 @@ def effective_sharing_policy(account_id, user_id, group_ids=()):
     return EffectivePolicy(DEFAULT_SHARE_WITH_APPS, "default", "")
 
 
-_GROUPS = CompiledModelRead(lambda app_pk, user_id: UserAuthorization.objects.filter(app_id=app_pk, user_id=user_id)
-                            .only("group_ids"), -1, "user id stand-in")
+# The user's grants to any of the deployment's apps that name an account, newest first: the console reads a user's
+# account and groups from the same grants (zoomapp/console/account_data.account_users: the newest in the account).
+_GRANTS = CompiledModelRead(lambda user_id: UserAuthorization.objects.filter(user_id=user_id).exclude(account_id="")
+                            .only("account_id", "group_ids").order_by("-updated"), "user id stand-in")
 
 
-def host_groups(app, host_user_id):
-    """The host's groups as /v2/users/me reported them when the host authorized the app."""
-    grant = _GROUPS.one(app.pk, host_user_id)
-    return list(grant.group_ids) if grant else []
+def host_account_and_groups(host_user_id, account_id):
+    """(account, groups) the meeting's host is judged by: the meeting's account (when Zoom has not named it, the
+    account of the host's newest grant), and the groups /v2/users/me reported in the host's newest grant to any of
+    our apps in that account, as the console shows them. Not only this app's grant: a host who authorized another
+    of our apps is in the same groups, and the console shows her setting through them."""
+    grants = _GRANTS.all(host_user_id)
+    account_id = account_id or (grants[0].account_id if grants else "")
+    groups = next((list(grant.group_ids) for grant in grants if grant.account_id == account_id), [])
+    return account_id, groups
 
 
 def sharing_allowed_for_host(app, host_user_id, account_id):
-    """Rule 1: may anything in this host's meetings be shared with apps?"""
-    if not account_id:
-        grant = UserAuthorization.objects.filter(app=app, user_id=host_user_id).only("account_id").first()
-        account_id = grant.account_id if grant else ""
-    return effective_sharing_policy(account_id, host_user_id, host_groups(app, host_user_id)).share_with_apps
+    """Rule 1: may anything in this host's meetings be shared with apps? (`app`, the meeting's app, decides
+    nothing: the host's account and groups are the same whichever of our apps she authorized.)"""
+    account_id, group_ids = host_account_and_groups(host_user_id, account_id)
+    return effective_sharing_policy(account_id, host_user_id, group_ids).share_with_apps
