@@ -70,8 +70,9 @@ def _meeting_ref(meeting):
 def rtms_app_status(meeting, action, token_user_ids, participant_user_id=None):
     """PATCH rtms_app/status for the meeting's app with the first of `token_user_ids` that has a usable grant.
 
-    Returns (outcome, detail): "ok", "not_allowed" (Zoom 2308), "no_token" (nobody authorized the app, or
-    re-authorization needed), "refused" (any other error; detail says which).
+    Returns (outcome, detail): "ok", "not_allowed" (Zoom 2308), "no_token" (nobody authorized the app,
+    re-authorization needed, or Zoom could not refresh a token now: that grant stays usable), "refused" (any other
+    error, Zoom still busy or failing after zoom_rest's short retries among them; detail says which).
     """
     app = meeting.app
     no_token_detail = "nobody with a usable grant"

@@ -7,7 +7,9 @@
   onAuthorized; the verifier never leaves the server.
 - Tokens are stored encrypted (UserAuthorization), refreshed a few minutes before expiry; Zoom rotates the
   refresh token on every refresh, so refreshes are serialised per grant (row lock) and the new pair saved
-  before anyone uses it. A refused refresh marks the grant for re-authorization.
+  before anyone uses it. Only a refresh Zoom refuses as a dead grant marks the grant for re-authorization; Zoom
+  unreachable, busy or failing (5xx, 429) leaves it usable for the next call (docs/ZOOM.md §8.1, "When a refresh
+  fails").
 """
 
 import base64
@@ -38,8 +40,14 @@ class OAuthError(Exception):
     """Zoom refused or could not be reached; `message` is safe to show."""
 
 
-class ZoomUnreachable(OAuthError):
-    """A network failure: says nothing about the grant, so it is never a reason to re-authorize."""
+class ZoomUnavailable(OAuthError):
+    """Zoom could not be reached, or answered 5xx or 429: says nothing about the grant, which stays usable; the
+    caller falls back or tries later, never asks the user to re-authorize."""
+
+
+class GrantRefused(OAuthError):
+    """Zoom refused the code or refresh token itself (invalid_grant, "Invalid Token!"): only a new authorization
+    gives a usable grant again."""
 
 
 class NotAuthorized(OAuthError):
@@ -85,15 +93,24 @@ def _token_request(app, form):
             timeout=settings.ZOOM_HTTP_TIMEOUT,
         )
     except requests.RequestException as exc:
-        raise ZoomUnreachable(f"Zoom could not be reached: {exc.__class__.__name__}") from None
+        raise ZoomUnavailable(f"Zoom could not be reached: {exc.__class__.__name__}") from None
     try:
         body = response.json()
     except ValueError:
         body = {}
-    if response.status_code != 200 or "access_token" not in body:
-        reason = body.get("reason") or body.get("error") or f"HTTP {response.status_code}"
-        raise OAuthError(f"Zoom refused the token request: {reason}")
-    return body
+    if not isinstance(body, dict):
+        body = {}
+    if response.status_code == 200 and "access_token" in body:
+        return body
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ZoomUnavailable(f"Zoom is unavailable: HTTP {response.status_code}")
+    reason = str(body.get("reason") or body.get("error") or f"HTTP {response.status_code}")[:200]
+    if response.status_code in (400, 401) and (
+            body.get("error") == "invalid_grant" or body.get("reason") == "Invalid Token!"):
+        # "Invalid Token!" is also reported with error invalid_request: the same dead token (docs/ZOOM.md §8.1).
+        raise GrantRefused(f"Zoom refused the token request: {reason}")
+    # invalid_client and the like: our app's credentials or request, which no user's re-authorization fixes.
+    raise OAuthError(f"Zoom refused the token request: {reason}")
 
 
 def _users_me(access_token):
@@ -190,11 +207,13 @@ def _refresh(grant):
             tokens = _token_request(
                 locked.app, {"grant_type": "refresh_token", "refresh_token": locked.refresh_token}
             )
-        except ZoomUnreachable:
+        except ZoomUnavailable as exc:
+            log.warning("token refresh failed, Zoom unavailable; the grant stays usable",
+                        extra={"client_id": locked.app.client_id, "user": locked.user_id, "error": str(exc)})
             raise
-        except OAuthError as exc:
-            # Zoom refused the refresh token: only the user can fix that, by authorizing again. Flagged under the
-            # row's lock: a re-authorization waiting for it comes after, and clears the flag.
+        except GrantRefused as exc:
+            # Only the user can fix that, by authorizing again. Flagged under the row's lock: a re-authorization
+            # waiting for it comes after, and clears the flag.
             refused = exc
             locked.needs_reauthorization = True
             locked.save(update_fields=["needs_reauthorization", "updated"])
@@ -216,7 +235,9 @@ _GRANT = CompiledModelRead(
 
 
 def access_token_for(app, user_id, force_refresh=False):
-    """A valid access token for this user, refreshed first when it expires within REFRESH_MARGIN."""
+    """A valid access token for this user, refreshed first when it expires within REFRESH_MARGIN. When Zoom cannot
+    refresh it now (ZoomUnavailable), the token held is returned while it has not expired; ReauthorizationRequired
+    only once Zoom refused the grant."""
     grant = _GRANT.one(app.pk, user_id)
     if grant is None:
         raise NotAuthorized(f"user {user_id} has not authorized {app.client_id}")
@@ -227,7 +248,12 @@ def access_token_for(app, user_id, force_refresh=False):
         UserAuthorization.objects.filter(pk=grant.pk).update(expires_at=timezone.now())
         grant.expires_at = timezone.now()
     if grant.expires_at - timezone.now() <= REFRESH_MARGIN:
-        grant = _refresh(grant)
+        try:
+            grant = _refresh(grant)
+        except ZoomUnavailable:
+            if grant.expires_at <= timezone.now():
+                raise
+            # The token we hold still works for a few minutes; a later call refreshes it.
     return grant.access_token
 
 
