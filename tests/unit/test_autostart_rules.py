@@ -1,7 +1,7 @@
 """docs/CONSENT.md rule 9, decided for one joining user (zoomapp.consent.autostart.decide).
 
-Same account, or a host who does not require approval → the app starts with no request and the host's AAN
-is "RTMS set to auto start"; another account's admin + approval required → the host's request modal.
+Same account → the app starts with no request and the host's AAN is "RTMS set to auto start"; another account's
+admin → as the user's own request: the host's request modal when she requires approval, else Zoom decides.
 (The end-to-end version, with the simulator, a worker and browsers, is tests/e2e/test_autostart.py.)
 """
 
@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from tests.consent_support import make_app, meeting_uuid
-from zoomapp.consent import autostart, meetings, panel_state
+from zoomapp.consent import autostart, meetings, panel_state, zoom_calls
 from zoomapp.consent.actions import host_controls, presence, sharing_requests, streams
 from zoomapp.consent.models import AuditEntry, Meeting, Share, ShareRequest
 from zoomapp.consent.permissions import Actor
@@ -101,11 +101,24 @@ def test_turning_approval_off_starts_a_waiting_auto_start_as_auto_started(app):
     assert entry.reason == "host approval no longer required"
 
 
-def test_other_account_without_approval_starts_at_once(app):
+def test_other_account_with_approval_off_in_the_panel_is_started_as_her_own_request_would_be(app, monkeypatch):
+    """The panel's "Require host approval" is ours, not Zoom's (rule 10): only Zoom knows whether its host asks,
+    so the host's token never starts it on the panel's word. It goes exactly as Olga's own request would: her
+    panel starts it in Zoom's client, where Zoom's own setting decides."""
+    rest_starts = []
+    monkeypatch.setattr(zoom_calls, "after_commit", lambda call, *args: rest_starts.append(call.__name__))
     authorized(app, "olga", OTHER_ACCOUNT)
     changes.set_auto_start(OTHER_ADMIN, app, "account", "", True)
     meeting = meeting_with_host(app, require_approval=False)
-    assert autostart.decide(app, meeting, "olga", "Olga") == "started"
+    presence.do_participant_joined(meeting, "olga", "Olga")
+    presence.do_participant_joined(meeting, "pia", "Pia")
+    assert autostart.decide(app, meeting, "olga", "Olga") == "requested"
+    sharing_requests.do_request(meeting, actor=Actor("pia", "Pia", "test"))
+    olga, pia = share(meeting, app, "olga"), share(meeting, app, "pia")
+    assert (olga.status, olga.start_path) == (pia.status, pia.start_path) == ("starting", "in_client")
+    assert rest_starts == []  # no start with the host's token was queued for either
+    asked = AuditEntry.objects.get(kind="request", meeting_uuid=meeting.uuid, subject_user_id="olga")
+    assert (asked.source, asked.outcome) == ("auto_start", "starting")
 
 
 def test_other_account_waits_for_the_host_and_nothing_is_queued(app):

@@ -7,10 +7,13 @@ webhook, the host included), for each app set to auto-start for them:
 
 - the host's effective policy disables sharing with apps, or the meeting's "Share real-time meeting content with
   apps" toggle is off → nothing starts (recorded in the audit log);
-- the user is in the host's account, or the host does not require approval → the app starts with no request,
-  and the host's panel shows "RTMS set to auto start";
-- otherwise (an admin of another account set it, and the host requires approval) → a request for the host's
-  modal, exactly like a participant's request, grouped with the others;
+- the user is in the host's account → the app starts with no request, and the host's panel shows "RTMS set to
+  auto start";
+- otherwise (an admin of another account set it) → exactly the user's own request (sharing_requests.do_request):
+  the host's modal when she requires approval, grouped with the others; when the panel says she does not, Zoom's
+  own setting decides through the user's in-client start, as for their own request. The panel's toggle is ours,
+  not Zoom's (docs/CONSENT.md rule 10): a start with the host's token on its word alone could start what Zoom's
+  setting would have asked the host about;
 - either way, a stop someone chose in this meeting (the host disabled the app or turned sharing off, its user
   stopped it) stands: the host's join runs this again for everyone present, on a reconnect or Zoom's retry of the
   delivery, and nothing starts or is asked again (recorded in the audit log).
@@ -94,7 +97,7 @@ def decide(app, meeting, user_id, name=""):
         meeting = meetings.lock(meeting)
         same_account = account_id == meeting.account_id
         why = f"auto-start set by {'the host' if same_account else 'another'} account's admin ({setting.level} level)"
-        if same_account or not meeting.require_host_approval:
+        if same_account:
             share = sharing_requests.do_auto_start(meeting, user_id, name, reason=why, detail=detail)
             outcome = "started" if share is not None else "gated"
         elif not meeting.host_present:
