@@ -2,19 +2,25 @@
 
 The caller supplies a token provider, `token_provider(force_refresh=False) -> access token`, so this module knows
 nothing about how tokens are stored (rtms never imports zoomapp). A 401 gets one retry with a refreshed token.
-Success is any 2xx (Zoom documents 204; §7.3 says to accept any); every error is a ZoomRestError, of the
-subclass that names Zoom's answer (status, code and message kept on it):
+Zoom busy or failing (429, 5xx, code 3000, a connection that failed) gets up to RETRY_DELAYS_S retries, at
+Zoom's Retry-After when it gives one up to MAX_RETRY_AFTER_S, all within RETRY_WINDOW_S of the first try: these
+calls sit on a person's click (docs/ZOOM.md §7.3, "Retries"). Success is any 2xx (Zoom documents 204; §7.3 says
+to accept any); every error is a ZoomRestError, of the subclass that names Zoom's answer (status, code and message
+kept on it):
 
 - NotAllowedToStartRtms: 2308, the caller is not the host/alt host (or joined anonymously by link);
 - RtmsOperationFailed: 2310, account not eligible, sharing disabled, concurrency limit, no stream to act on;
 - MeetingNotFound: 404 / 3001, the meeting does not exist or is not live;
 - AccessTokenInvalid: 401 even after a refresh (124), or 403 without a Zoom code: re-authorize;
-- ZoomUnavailable: unreachable, 5xx, 429 or 3000: worth retrying later;
+- ZoomUnavailable: unreachable, 5xx, 429 or 3000, still so after the retries;
 - InvalidRequest: any other 4xx (300: bad body, or a client_id that is not the token's app).
 """
 
 import logging
 import threading
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 import requests
@@ -23,6 +29,10 @@ from django.conf import settings
 log = logging.getLogger("rtms.zoom_rest")
 
 ACTIONS = ("start", "stop", "pause", "resume")
+
+RETRY_DELAYS_S = (0.5, 1.0)  # waits before the second and third try when Zoom names no Retry-After
+MAX_RETRY_AFTER_S = 2.0  # a longer Retry-After (a daily limit names tomorrow) is not waited for: we give up
+RETRY_WINDOW_S = 5.0  # no retry starts later than this after the first try (a connect timeout can eat the rest)
 
 # One HTTP session per calling thread: its connection to Zoom is kept open between calls, so a start does not pay
 # a new TCP and TLS handshake with Zoom's API first (the callers are a few long-lived threads,
@@ -92,6 +102,26 @@ def meeting_path_id(meeting_id):
     return quote(encoded, safe="") if meeting_id.startswith("/") or "//" in meeting_id else encoded
 
 
+def _retry_after_seconds(value):
+    """Zoom's Retry-After: seconds, an HTTP date, or (its daily limit) an ISO 8601 time. None when absent or
+    unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
 def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, participant_user_id=None):
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}")
@@ -99,19 +129,50 @@ def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, par
     if participant_user_id:
         body["settings"]["participant_user_id"] = participant_user_id
     url = f"{settings.ZOOM_API_URL}/live_meetings/{meeting_path_id(meeting_id)}/rtms_app/status"
-    for attempt in (1, 2):
-        token = token_provider(force_refresh=attempt == 2)
+    retry_until = time.monotonic() + RETRY_WINDOW_S
+    retries = 0
+    force_refresh = False
+    refreshed = False
+    while True:
+        token = token_provider(force_refresh=force_refresh)
+        force_refresh = False
         try:
             response = _session().patch(url, json=body, headers={"Authorization": f"Bearer {token}"},
                                         timeout=settings.ZOOM_HTTP_TIMEOUT)
+        except requests.ConnectionError as exc:
+            # Refused, reset, or a kept-alive connection Zoom had closed: nothing was acted on (a read timeout,
+            # after which Zoom may have acted, is not retried).
+            failure = ZoomUnavailable(0, 0, f"Zoom could not be reached: {exc.__class__.__name__}")
+            wait = None
         except requests.RequestException as exc:
             raise ZoomUnavailable(0, 0, f"Zoom could not be reached: {exc.__class__.__name__}") from None
-        if response.status_code != 401:
-            break
-    if 200 <= response.status_code < 300:
-        log.info("rtms_app status updated", extra={"action": action, "client_id": client_id,
-                                                   "zoom_meeting_id": str(meeting_id)})
-        return
+        else:
+            if response.status_code == 401 and not refreshed:
+                force_refresh = refreshed = True
+                continue
+            if 200 <= response.status_code < 300:
+                log.info("rtms_app status updated", extra={"action": action, "client_id": client_id,
+                                                           "zoom_meeting_id": str(meeting_id), "retries": retries})
+                return
+            failure = _refusal(response)
+            log.warning("rtms_app status refused", extra={"action": action, "client_id": client_id,
+                                                          "status": failure.status, "code": failure.code,
+                                                          "zoom_meeting_id": str(meeting_id)})
+            if not isinstance(failure, ZoomUnavailable):
+                raise failure
+            wait = _retry_after_seconds(response.headers.get("Retry-After"))
+        if retries == len(RETRY_DELAYS_S):
+            raise failure
+        wait = RETRY_DELAYS_S[retries] if wait is None else wait
+        if wait > MAX_RETRY_AFTER_S or time.monotonic() + wait > retry_until:
+            raise failure
+        retries += 1
+        log.info("rtms_app status retried", extra={"action": action, "client_id": client_id, "retry": retries,
+                                                   "wait_s": wait, "zoom_meeting_id": str(meeting_id)})
+        time.sleep(wait)
+
+
+def _refusal(response):
     try:
         payload = response.json()
     except ValueError:
@@ -120,7 +181,4 @@ def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, par
         payload = {}
     code = payload.get("code") if isinstance(payload.get("code"), int) else 0
     message = payload.get("message") if isinstance(payload.get("message"), str) else response.reason
-    log.warning("rtms_app status refused", extra={"action": action, "client_id": client_id,
-                                                  "status": response.status_code, "code": code,
-                                                  "zoom_meeting_id": str(meeting_id)})
-    raise error_class(response.status_code, code)(response.status_code, code, message)
+    return error_class(response.status_code, code)(response.status_code, code, message)

@@ -86,3 +86,76 @@ def test_unreachable_zoom_is_a_retryable_error(settings):
     settings.ZOOM_API_URL = "http://127.0.0.1:9/v2"
     with pytest.raises(zoom_rest.ZoomUnavailable):
         zoom_rest.update_rtms_app_status("123", "start", "someapp", token_provider=lambda force_refresh=False: "t")
+
+
+def _host_token_provider(stack, meeting):
+    token = stack.oauth_tokens(participant(meeting, "Ana")["user_id"])["access_token"]
+    return lambda force_refresh=False: token
+
+
+def _faults_left(stack):
+    return [f for f in stack.sim.get("/_sim/faults").json() if f["kind"] == "rest_error"]
+
+
+@pytest.mark.parametrize("answer", [
+    {"status": 503, "code": 0, "message": "Service Unavailable"},
+    {"status": 500, "code": 3000, "message": "Internal error"},
+    {"status": 400, "code": 3000, "message": "Server error, please try again"},
+    {"status": 429, "code": 429, "message": "You have reached the maximum per-second rate limit for this API."},
+])
+def test_zoom_busy_once_is_retried_and_the_start_goes_through(stack, meeting, settings, answer):
+    settings.ZOOM_API_URL = f"{stack.sim.http_url}/v2"
+    stack.fault(kind="rest_error", path_contains="rtms_app/status", **answer)
+    zoom_rest.update_rtms_app_status(meeting["id"], "start", stack.app.client_id,
+                                     token_provider=_host_token_provider(stack, meeting))
+    assert len(stack.sim.get(f"/_sim/streams?meeting={meeting['id']}").json()) == 1
+    assert not _faults_left(stack)
+
+
+def test_zooms_retry_after_is_waited_for(stack, meeting, settings, caplog):
+    settings.ZOOM_API_URL = f"{stack.sim.http_url}/v2"
+    stack.fault(kind="rest_error", path_contains="rtms_app/status", status=429, code=429,
+                message="Too many requests", retry_after=1)
+    with caplog.at_level("INFO", logger="rtms.zoom_rest"):
+        zoom_rest.update_rtms_app_status(meeting["id"], "start", stack.app.client_id,
+                                         token_provider=_host_token_provider(stack, meeting))
+    assert [r.wait_s for r in caplog.records if r.getMessage() == "rtms_app status retried"] == [1.0]
+    assert len(stack.sim.get(f"/_sim/streams?meeting={meeting['id']}").json()) == 1
+
+
+@pytest.mark.parametrize("retry_after", ["120", "2099-01-01T00:00:00Z"])  # a minute-long wait; a daily limit
+def test_a_retry_after_too_long_for_a_click_is_not_waited_for(stack, meeting, settings, retry_after):
+    settings.ZOOM_API_URL = f"{stack.sim.http_url}/v2"
+    stack.fault(kind="rest_error", path_contains="rtms_app/status", status=429, code=429,
+                message="You have exceeded the daily rate limit", retry_after=retry_after)
+    with pytest.raises(zoom_rest.ZoomUnavailable) as busy:
+        zoom_rest.update_rtms_app_status(meeting["id"], "start", stack.app.client_id,
+                                         token_provider=_host_token_provider(stack, meeting))
+    assert busy.value.status == 429
+    assert not stack.sim.get(f"/_sim/streams?meeting={meeting['id']}").json()
+
+
+def test_zoom_still_busy_after_two_retries_is_an_error(stack, meeting, settings):
+    settings.ZOOM_API_URL = f"{stack.sim.http_url}/v2"
+    stack.fault(kind="rest_error", path_contains="rtms_app/status", status=503, code=0,
+                message="Service Unavailable", count=4)
+    try:
+        with pytest.raises(zoom_rest.ZoomUnavailable):
+            zoom_rest.update_rtms_app_status(meeting["id"], "start", stack.app.client_id,
+                                             token_provider=_host_token_provider(stack, meeting))
+        assert [f["count"] for f in _faults_left(stack)] == [1]  # three tries, one answer left unused
+    finally:
+        stack.sim.delete("/_sim/faults")
+
+
+def test_a_refusal_is_not_retried(stack, meeting, settings):
+    settings.ZOOM_API_URL = f"{stack.sim.http_url}/v2"
+    stack.fault(kind="rest_error", path_contains="rtms_app/status", status=400, code=2310,
+                message="Failed to perform RTMS app operation", count=2)
+    try:
+        with pytest.raises(zoom_rest.RtmsOperationFailed):
+            zoom_rest.update_rtms_app_status(meeting["id"], "start", stack.app.client_id,
+                                             token_provider=_host_token_provider(stack, meeting))
+        assert [f["count"] for f in _faults_left(stack)] == [1]
+    finally:
+        stack.sim.delete("/_sim/faults")
