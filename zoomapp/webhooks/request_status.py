@@ -6,13 +6,19 @@ of the other RTMS events, is in docs/ZOOM.md §2.1:
     {"event": "rtms.request_status", "payload": {"meeting_uuid": "…", "operator_id": "<requester's Zoom user id>",
                                                  "request_status": "pending" | "approved" | "denied" | …}}
 
-Parsed once here; a malformed one is refused by the view with 400 naming the field, before anything is stored.
+Parsed once here; a malformed one (ids missing or invalid, a request_status that is not a non-empty string) is
+refused by the view with 400 naming the field, before anything is stored. A request_status we do not know is Zoom
+doing otherwise than we assumed, not a bad delivery: it is stored and logged, and changes nothing (parse gives
+None), so Zoom does not retry it and then drop it.
 """
 
+import logging
 from dataclasses import dataclass
 
 from rtms.identifiers import InvalidIdentifier, validate
 from zoomapp.webhooks.meeting_events import MalformedMeetingEvent
+
+log = logging.getLogger("zoomapp.webhooks")
 
 EVENT = "rtms.request_status"
 # What Zoom can answer a request with: still waiting for the host, decided by the host, or refused for a cause.
@@ -28,6 +34,7 @@ class RequestStatus:
 
 
 def parse(payload):
+    """A RequestStatus, or None for a request_status we do not know."""
     if not isinstance(payload, dict):
         raise MalformedMeetingEvent("payload must be an object")
     fields = payload.get("object") if isinstance(payload.get("object"), dict) else payload
@@ -37,6 +44,10 @@ def parse(payload):
     except InvalidIdentifier as exc:
         raise MalformedMeetingEvent(str(exc), "invalid_identifier") from None
     status = fields.get("request_status")
-    if not isinstance(status, str) or status not in STATUSES:  # a list or an object: TypeError in a set lookup
-        raise MalformedMeetingEvent(f"payload.request_status must be one of {', '.join(sorted(STATUSES))}")
+    if not isinstance(status, str) or not status:
+        raise MalformedMeetingEvent("payload.request_status must be a non-empty string")
+    if status not in STATUSES:
+        log.warning("unknown rtms.request_status, stored and ignored",
+                    extra={"meeting": meeting_uuid, "user": requester_id, "request_status": status[:64]})
+        return None
     return RequestStatus(meeting_uuid, requester_id, status)
