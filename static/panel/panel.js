@@ -28,6 +28,10 @@ const transcripts = new Map(); // share id -> [lines]
 const startedInClient = new Set(); // "share:attempt" already handed to zoomSdk.startRTMS()
 let inClientShare = null; // the share whose in-client start we are watching
 const announcedRequests = new Set(); // request ids Zoom was asked to show the host (docs/REQUESTS.md)
+// Shares this person cancelled (or stopped while starting) in this panel -> their status when they did. The
+// server's "stopped" with no stream is also what a request withdrawn on their leaving, or a share never started,
+// reads as: only here do we know they chose it.
+const cancelledHere = new Map();
 
 // ---- static labels ----
 $("share-button").textContent = fill(T.SHARE_ACTION, { app: appName });
@@ -264,9 +268,14 @@ function render() {
   let outcome = "";
   if (state.meeting.ended) outcome = T.MEETING_ENDED;
   else if (guest) outcome = fill(T.GUEST_MODE, { app: appName });
-  // Stopped before any stream existed: the person cancelled their request (a stop of a stream keeps its id).
-  else if (mine && mine.status === "stopped" && !mine.has_stream) outcome = T.REQUEST_CANCELLED;
-  else if (mine) outcome = statusLabel(mine.status);
+  // Stopped before any stream existed (a stop of a stream keeps its id): the cancel text only when this person
+  // cancelled it here; otherwise nothing of theirs happened (a request withdrawn when they left), and Share shows.
+  else if (mine && mine.status === "stopped" && !mine.has_stream) {
+    outcome = cancelledHere.has(mine.id) ? T.REQUEST_CANCELLED : "";
+  } else if (mine) outcome = statusLabel(mine.status);
+  // Forgotten once the share moves on (asked again and decided, started, …), not on a push still showing it as it
+  // was when they clicked.
+  if (mine && !["stopped", cancelledHere.get(mine.id)].includes(mine.status)) cancelledHere.delete(mine.id);
   $("outcome").textContent = outcome;
   $("outcome").dataset.status = mine ? mine.status : "";
   show($("outcome"), Boolean(outcome));
@@ -431,10 +440,23 @@ function renderRequests(viewer) {
 }
 
 // ---- wiring ----
-$("share-button").addEventListener("click", () => act("request"));
-$("cancel-button").addEventListener("click", (event) => act("withdraw", { share: Number(event.currentTarget.dataset.share) }));
+function cancelling(share) {
+  const mine = state && state.shares.find((s) => s.id === share);
+  if (mine) cancelledHere.set(share, mine.status);
+}
+
+$("share-button").addEventListener("click", () => { cancelledHere.clear(); act("request"); });
+$("cancel-button").addEventListener("click", (event) => {
+  const share = Number(event.currentTarget.dataset.share);
+  cancelling(share);
+  act("withdraw", { share });
+});
 for (const id of ["pause-button", "resume-button", "stop-button"]) {
-  $(id).addEventListener("click", (event) => act(event.currentTarget.dataset.action, { share: Number(event.currentTarget.dataset.share) }));
+  $(id).addEventListener("click", (event) => {
+    const share = Number(event.currentTarget.dataset.share);
+    if (id === "stop-button") cancelling(share);
+    act(event.currentTarget.dataset.action, { share });
+  });
 }
 $("toggle-share").addEventListener("change", (event) => act("set_toggles", { share_with_apps: event.target.checked }));
 $("toggle-approval").addEventListener("change", (event) => act("set_toggles", { require_host_approval: event.target.checked }));

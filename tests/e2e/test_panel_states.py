@@ -118,6 +118,29 @@ def test_pat_cancels_his_pending_request_and_hanas_modal_drops_it(stack, people)
     hana.frame.wait_for_selector("#requests-modal[data-kind='single'][open]")
 
 
+def test_pat_leaving_while_his_request_waits_is_never_told_he_cancelled_it(stack, people):
+    """Zoom withdraws what waited for Pat when he leaves; back in the meeting, his panel says nothing he did not
+    do, and he may simply ask again."""
+    meeting = stack.meeting(host="Hana", participants=("Pat",))
+    hana, pat = people(meeting, "Hana", "Pat")
+    pat.click("#share-button")
+    pat.wait_outcome("pending")
+    hana.frame.wait_for_selector("#requests-modal[data-kind='single'][open]")
+
+    pat.page.locator("#leave").click()
+    hana.frame.locator("#requests-modal").wait_for(state="hidden")
+    assert requests_of(meeting, "Pat") == [("withdrawn", "zoom")]
+    pat.page.locator("#join").click()
+    pat.open_panel()
+    pat.frame.locator("#share-button:enabled").wait_for()
+    assert pat.frame.locator("#outcome").get_attribute("data-status") == "stopped"
+    assert pat.frame.locator("#outcome").is_hidden()
+    assert texts.REQUEST_CANCELLED not in pat.frame.locator("#panel").inner_text()
+
+    pat.click("#share-button")
+    assert pat.wait_outcome("pending") == texts.REQUEST_SENT
+
+
 def test_a_pending_request_is_withdrawn_when_the_host_leaves_and_pat_may_ask_when_she_is_back(stack, people):
     meeting = stack.meeting(host="Hana", participants=("Pat",))
     hana, pat = people(meeting, "Hana", "Pat")

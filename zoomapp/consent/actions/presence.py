@@ -227,8 +227,10 @@ def do_person_left(meeting, user_id, *, is_host=False, actor=ZOOM, event_ts=None
 
 def _participant_left(meeting, user_id, actor, event_ts):
     """Continuous meeting sharing (Zoom's default since 2026-10): the user's apps keep running; hosts manage them.
-    Their pending requests are withdrawn, and their panels close (consumers.PanelConsumer). A leave Zoom made
-    before the person joined again (a late delivery) changes nothing."""
+    Their pending requests are withdrawn, as never made (the share back to "stopped" with no stream: back in the
+    meeting they read no outcome and may ask again; only a cancel they made reads as one, docs/REQUESTS.md), and
+    their panels close (consumers.PanelConsumer). A leave Zoom made before the person joined again (a late
+    delivery) changes nothing."""
     if _joined_since(meeting, user_id, event_ts):
         return meeting
     _mark_gone(meeting, user_id, event_ts)
