@@ -74,8 +74,8 @@ def _quarterly_planning(app, hana, pat):
             owner_worker=worker, started_at=stopped_at - timedelta(minutes=5), stopped_at=stopped_at)
 
     def entry(kind, actor, role, **fields):
-        AuditEntry.objects.create(kind=kind, app=app, meeting_uuid=uuid, actor_user_id=actor, actor_role=role,
-                                  source="panel_ws" if actor != "zoom" else "webhook", **fields)
+        AuditEntry.objects.create(kind=kind, app=app, meeting_uuid=uuid, account_id=ACCOUNT, actor_user_id=actor,
+                                  actor_role=role, source="panel_ws" if actor != "zoom" else "webhook", **fields)
 
     entry("request", pat, "participant", subject_user_id=pat, outcome="pending", rtms_stream_id="")
     entry("set_toggles", hana, "host", detail={"require_host_approval": False})

@@ -170,6 +170,48 @@ def test_the_database_itself_refuses_to_rewrite_the_audit_log(console_app):
     assert AuditEntry.objects.get(pk=entry.pk).kind == "approve"
 
 
+def test_the_database_lets_an_entry_be_filed_under_its_account_once_and_nothing_more(console_app):
+    from django.db import connection, transaction
+    from django.db.utils import DatabaseError
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigger is PostgreSQL's")
+    entry = AuditEntry.objects.create(kind="approve", actor_user_id="host1")
+    refused = ("UPDATE consent_auditentry SET account_id = 'acctA', kind = 'deny' WHERE id = %s",
+               "UPDATE consent_auditentry SET account_id = '' WHERE id = %s")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(refused[0], [entry.pk])
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE consent_auditentry SET account_id = 'acctA' WHERE id = %s", [entry.pk])
+    for statement in (refused[1], "UPDATE consent_auditentry SET account_id = 'acctB' WHERE id = %s"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(statement, [entry.pk])
+    entry = AuditEntry.objects.get(pk=entry.pk)
+    assert (entry.kind, entry.account_id) == ("approve", "acctA")
+
+
+def test_entries_recorded_before_zoom_names_the_meetings_account_are_listed_in_its_console_once_it_does(
+        daphne, console_app, people):
+    """A host's panel can bind her before any webhook says whose meeting it is: her entries wait for the account,
+    are listed in its console once a meeting event names it, and in no other account's."""
+    uuid = meeting_uuid()
+    meeting = meetings.get_meeting(console_app, uuid, host_user_id="hostA")
+    presence.do_host_joined(meeting, "hostA", "Hana")
+    owner_a, _ = sign_in(daphne.url, console_app.client_id, "ownerA")
+    admin_b, _ = sign_in(daphne.url, console_app.client_id, "adminB")
+    audit_a = f"{daphne.url}/console/audit"
+    assert 'data-kind="host_joined"' not in owner_a.get(audit_a, params={"meeting": uuid}, timeout=10).text
+
+    meetings.get_meeting(console_app, uuid, account_id="acctA", topic="A standup")
+    presence.do_person_left(meeting, "hostA", is_host=True)
+    page = owner_a.get(audit_a, params={"meeting": uuid}, timeout=10).text
+    assert page.count('data-kind="host_joined"') == 1 and page.count('data-kind="host_left"') == 1
+    assert uuid not in admin_b.get(f"{daphne.url}/console/audit.csv", timeout=10).text
+    assert list(AuditEntry.objects.filter(meeting_uuid=uuid).values_list("account_id", flat=True)) == ["acctA"] * 2
+
+
 def test_the_streams_socket_keeps_pushing_past_the_redis_read_timeout(daphne, console_app, people):
     """The table refreshes every 2 s; five pushes (about 8 s) span Redis's 5 s blocking read on the channel layer,
     which used to kill every idle consumer."""

@@ -36,7 +36,8 @@ def test_names_come_from_the_accounts_own_rows_only(daphne, zoomsim):
                                        host_user_id=owner)
     Participant.objects.create(meeting=meeting_a, user_id=visitor, name="Vic Visitor")
     for subject in (visitor, stranger):
-        AuditEntry.objects.create(kind="request", app=app, meeting_uuid=meeting_a.uuid, actor_user_id=subject,
+        AuditEntry.objects.create(kind="request", app=app, meeting_uuid=meeting_a.uuid, account_id="acctA",
+                                  actor_user_id=subject,
                                   actor_role="participant", subject_user_id=subject, outcome="pending")
 
     session, response = sign_in(daphne.url, app.client_id, owner)

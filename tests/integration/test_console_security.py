@@ -197,8 +197,8 @@ def test_another_apps_row_claiming_a_meeting_for_another_account_opens_nothing_o
                                           client_id=notetaker.client_id, operator_id="hostA", state="stopped",
                                           transcript_count=1)
     TranscriptSegment.objects.create(stream=stream, user_id=1, start_time=1, end_time=2, timestamp=1, text="A only")
-    AuditEntry.objects.create(kind="approve", app=notetaker, meeting_uuid=uuid, actor_user_id="hostA",
-                              reason="A's decision")
+    AuditEntry.objects.create(kind="approve", app=notetaker, meeting_uuid=uuid, account_id="acctA",
+                              actor_user_id="hostA", reason="A's decision")
 
     for page in ("meetings", "streams", "audit"):
         text = bert.get(f"{daphne.url}/console/{page}", params={"meeting": uuid}, timeout=10).text
@@ -279,7 +279,7 @@ def test_audit_cells_that_a_spreadsheet_would_run_as_formulas_are_exported_as_te
         "source_address": "\tTAB",
         "meeting_uuid": "\r=1",
     }
-    AuditEntry.objects.create(kind="hostile", detail={"account_id": "acctA"}, **hostile)
+    AuditEntry.objects.create(kind="hostile", account_id="acctA", **hostile)
     exported = olive.get(f"{daphne.url}/console/audit.csv", params={"kind": "hostile"}, timeout=10)
     (row,) = list(csv.DictReader(io.StringIO(exported.text, newline="")))
     for column, value in hostile.items():

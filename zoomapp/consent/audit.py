@@ -1,7 +1,7 @@
 """The audit log's one writer: every consent decision, stream transition and admin change goes through record().
 
-The log is append-only (models.AuditEntry refuses updates and deletes); each entry names its app, so an account's
-admins see only their apps' entries (docs/SECURITY.md "Tenancy").
+The log is append-only (models.AuditEntry refuses updates and deletes); each entry names its app and, once known,
+its account, so an account's admins see only their own entries (docs/SECURITY.md "Tenancy").
 """
 
 import logging
@@ -13,11 +13,14 @@ log = logging.getLogger("zoomapp.audit")
 
 
 def record(kind, *, app=None, meeting_uuid="", actor_user_id="", actor_role="", subject_user_id="", outcome="",
-           reason="", source="", address="", rtms_stream_id="", detail=None):
+           reason="", source="", address="", rtms_stream_id="", detail=None, account_id=""):
+    """`account_id`: the meeting's account, else the one `detail` names (an admin's change, a deauthorization)."""
+    detail = detail or {}
     entry = AuditEntry.objects.create(
         kind=kind, app=app, meeting_uuid=meeting_uuid, actor_user_id=actor_user_id, actor_role=actor_role,
         subject_user_id=subject_user_id, outcome=outcome, reason=reason[:300], source=source,
-        source_address=address[:100], rtms_stream_id=rtms_stream_id, detail=detail or {},
+        source_address=address[:100], rtms_stream_id=rtms_stream_id, detail=detail,
+        account_id=account_id or detail.get("account_id") or "",
     )
     log.info("audit %s", kind, extra={
         "meeting": meeting_uuid or None, "client_id": app.client_id if app else None, "actor": actor_user_id or None,
@@ -37,4 +40,5 @@ def record_in_meeting(kind, meeting, actor, *, share=None, outcome="", reason=""
         actor_role=actor.user_id if actor.user_id in NOT_PEOPLE else role_of(meeting, actor.user_id),
         subject_user_id=share.user_id if share else "", outcome=outcome, reason=reason, source=actor.source,
         address=actor.address, rtms_stream_id=share.rtms_stream_id if share else "", detail=detail,
+        account_id=meeting.account_id,
     )

@@ -8,7 +8,7 @@ import logging
 from django.db.models import Case, F, Value, When
 
 from rtms.compiled_read import CompiledModelRead
-from zoomapp.consent.models import Meeting, Participant, Share
+from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share
 from zoomapp.consent.permissions import Refused
 
 log = logging.getLogger("zoomapp.consent")
@@ -44,6 +44,8 @@ def get_meeting(app, uuid, **known):
         identity = [key for key in updates if key in IDENTITY_FIELDS]
         if identity:
             meeting.refresh_from_db(fields=identity)
+        if "account_id" in updates:
+            AuditEntry.objects.file_under_account(app, uuid, meeting.account_id)
     return meeting
 
 

@@ -199,6 +199,13 @@ class AppendOnlyQuerySet(models.QuerySet):
     def delete(self):
         raise PermissionDenied("the audit log is append-only")
 
+    def file_under_account(self, app, meeting_uuid, account_id):
+        """The one write the log allows: an app's entries about a meeting recorded before Zoom told us the
+        meeting's account are filed under it once it is known (consent.meetings.get_meeting). It changes no
+        recorded fact, only which account's console lists them."""
+        unfiled = self.filter(app=app, meeting_uuid=meeting_uuid, account_id="")
+        return models.QuerySet.update(unfiled, account_id=account_id)
+
 
 class AuditEntry(models.Model):
     """Who did what, when, why and from where: every consent decision and stream transition."""
@@ -219,12 +226,20 @@ class AuditEntry(models.Model):
     source_address = models.CharField(max_length=100, blank=True)
     rtms_stream_id = models.CharField(max_length=64, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    # The account whose console lists the entry: its meeting's (as its own app's row says) or the one an admin
+    # or a deauthorization acted in; "" until known (docs/SECURITY.md "Tenancy").
+    account_id = models.CharField(max_length=100, blank=True)
 
     objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "audit entries"
+        indexes = [
+            # The console's audit page, newest first, and its filter by kind (which also lists the kinds).
+            models.Index(fields=["account_id", "-id"], name="audit_by_account"),
+            models.Index(fields=["account_id", "kind", "-id"], name="audit_by_account_kind"),
+        ]
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
