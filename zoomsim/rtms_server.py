@@ -50,6 +50,7 @@ class Connection(picows.WSListener):
         self.closing = False
         self.keepalive_sequence = 0
         self.keepalive_unanswered = 0
+        self.carried_data = False  # something other than a keep-alive was sent since the last keep-alive sweep
         self.stall_keepalive = self.ignore_keepalive_resp = self.frozen = False
         self.delay_s = 0.0
         self.reorder = False
@@ -140,6 +141,7 @@ class Connection(picows.WSListener):
 
     def send_bytes(self, data):
         if self.transport is not None and not self.frozen and not self.closing:
+            self.carried_data = True
             self.transport.send(WSMsgType.TEXT, data)
 
     def send_media(self, data):
@@ -460,7 +462,9 @@ class RtmsServer:
         self._keepalive_handle = self.sim.loop.call_later(self.sim.config.keepalive_interval, self._keepalive_sweep)
 
     def _keepalive_sweep(self):
-        """One timer for every socket: send KEEP_ALIVE_REQ; a socket with 3 unanswered requests is dead."""
+        """One timer for every socket: KEEP_ALIVE_REQ to each socket that carried nothing else since the last sweep
+        (Zoom sends keep-alives only in silence: a socket carrying speech gets none, docs/ZOOM.md §6.1); a socket
+        with 3 unanswered requests is dead."""
         self._schedule_keepalive()
         now = self.sim.clock.now_ms()
         for conn in list(self.connections):
@@ -470,12 +474,15 @@ class RtmsServer:
             if conn.keepalive_unanswered >= KEEPALIVE_MISSES:
                 self._keepalive_timeout(conn)
                 continue
-            if conn.stall_keepalive or conn.frozen:
+            carried_data, conn.carried_data = conn.carried_data, False
+            if carried_data or conn.stall_keepalive or conn.frozen:
                 continue
             conn.keepalive_sequence += 1
             conn.keepalive_unanswered += 1
             conn.record["keepalive_sent"] += 1
-            conn.send_bytes(b'{"msg_type":12,"timestamp":%d,"sequence":%d}' % (now, conn.keepalive_sequence))
+            # Past send_bytes: a keep-alive is not data.
+            conn.transport.send(WSMsgType.TEXT,
+                                b'{"msg_type":12,"timestamp":%d,"sequence":%d}' % (now, conn.keepalive_sequence))
 
     def _keepalive_timeout(self, conn):
         stream = conn.stream

@@ -34,8 +34,8 @@ Interface::
 transcript content_type 5 / English), CLIENT_READY_ACK, EVENT_SUBSCRIPTION; answers every keep-alive on every
 socket; reconnects inside Zoom's 60 s / 65 s windows (docs/STREAMS.md): at once, then after 3 s doubling to 30 s,
 reset after a good handshake; a closed media socket (or Zoom's MEDIA_CONNECTION_INTERRUPTED) redoes only that media
-socket with signaling kept; a dropped signaling socket, or one that hears no keep-alive for ~3.5 intervals, redoes
-everything; backs off on status 8 (duplicate) 1.5 s·2ⁿ at most 3 times; retries
+socket with signaling kept; a dropped signaling socket, or any socket on which nothing at all (no frame, no
+keep-alive) arrived for 65 s, redoes everything; backs off on status 8 (duplicate) 1.5 s·2ⁿ at most 3 times; retries
 statuses 16 and 45 inside the window; stops on any other non-zero status or when the server terminates the stream.
 Malformed frames are counted, logged at most every 10 s, and skipped; a sink that raises is counted and logged the
 same way and never costs the connection.

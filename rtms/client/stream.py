@@ -86,8 +86,8 @@ class StreamResult:
 class Timings:
     """Every wait the client makes, in seconds. Zoom's figures by default; ``scaled()`` shrinks them for tests."""
 
-    keepalive_interval: float = 10.0      # Zoom sends KEEP_ALIVE_REQ this often on every socket
-    keepalive_misses: float = 3.5         # silence for this many intervals means a dead server → reconnect
+    keepalive_interval: float = 10.0      # Zoom's keep-alive period on a socket carrying nothing else; our watchdog's
+    keepalive_timeout: float = 65.0       # nothing at all heard on a socket this long: reconnect (Zoom's advice)
     signaling_window: float = 60.0        # Zoom waits this long for a signaling reconnect
     media_window: float = 65.0            # … and this long for a media reconnect
     handshake_timeout: float = 10.0
@@ -100,8 +100,8 @@ class Timings:
 
     def scaled(self, factor: float) -> Timings:
         return replace(self, **{name: getattr(self, name) * factor for name in (
-            "keepalive_interval", "signaling_window", "media_window", "handshake_timeout", "backoff_base",
-            "backoff_cap", "media_interrupt_grace", "duplicate_backoff", "close_timeout")})
+            "keepalive_interval", "keepalive_timeout", "signaling_window", "media_window", "handshake_timeout",
+            "backoff_base", "backoff_cap", "media_interrupt_grace", "duplicate_backoff", "close_timeout")})
 
 
 class StreamCounters:
@@ -151,7 +151,7 @@ class StreamClient:
         "_sink_audio", "_sink_video", "_sink_deskshare", "_sink_transcript", "_sink_chat", "_signaling", "_media",
         "_retiring", "_allowed_hosts", "_signature", "_held", "_plan", "_media_lost", "_repair", "_repair_started_ms",
         "_zoom_said_media", "_nudge", "_moved", "_probe",
-        "_last_keepalive", "_handshake_waiters", "_interrupt", "_watchdog", "_stop_reason", "_server_stopping",
+        "_last_heard", "_heard", "_handshake_waiters", "_interrupt", "_watchdog", "_stop_reason", "_server_stopping",
         "_close_requested", "_aborted", "_finished", "_sequence", "_malformed_unlogged", "_malformed_logged_at",
         "_sink_errors_logged_at")
 
@@ -204,7 +204,10 @@ class StreamClient:
         self._nudge: asyncio.Future[None] | None = None  # wakes a repair waiting for the close or Zoom's word
         self._moved = False                    # move_to(): connect to the new server at once
         self._probe: asyncio.TimerHandle | None = None
-        self._last_keepalive: dict[Connection, float] = {}
+        # Liveness per socket (docs/STREAMS.md "A socket that goes silent"): a frame only adds its socket to
+        # `_heard`; the watchdog's tick turns that into `_last_heard`, so no frame pays for a clock read.
+        self._last_heard: dict[Connection, float] = {}
+        self._heard: set[Connection] = set()
         self._handshake_waiters: dict[Connection, asyncio.Future[dict[str, Any]]] = {}
         self._interrupt: asyncio.Future[str] | None = None  # resolved with why the held connection must end
         self._watchdog: asyncio.TimerHandle | None = None
@@ -380,7 +383,7 @@ class StreamClient:
             self._allowed_hosts.check(self.signaling_url)
         signaling = await self._open_socket(self.signaling_url, "signaling")
         self._signaling = signaling
-        self._last_keepalive[signaling] = _now()
+        self._last_heard[signaling] = _now()
         response = await self._exchange(signaling, p.signaling_handshake(
             self.meeting_uuid, self.rtms_stream_id, signature, self._sequence, self._buffer_data))
         status, reason = p.parse_status(response)
@@ -441,7 +444,7 @@ class StreamClient:
         carried = self.media if mask is MediaType.ALL else mask
         conn = await self._open_socket(url, label)
         self._media.append(conn)
-        self._last_keepalive[conn] = _now()
+        self._last_heard[conn] = _now()
         params = p.media_params_for(carried,
                                     per_participant_audio=self._per_participant_audio,
                                     transcript_language=self._transcript_language)
@@ -501,7 +504,8 @@ class StreamClient:
         conns = self._connections()
         self._signaling = None
         self._media = []
-        self._last_keepalive.clear()
+        self._last_heard.clear()
+        self._heard.clear()
         self._cancel_watchdog()
         if conns:
             self._retiring = conns  # abort() during this close must still drop them at once
@@ -515,7 +519,8 @@ class StreamClient:
             conn.abort()
         self._signaling = None
         self._media = []
-        self._last_keepalive.clear()
+        self._last_heard.clear()
+        self._heard.clear()
         self._cancel_watchdog()
 
     def _connections(self) -> list[Connection]:
@@ -599,7 +604,7 @@ class StreamClient:
                 # Zoom said so and none of ours closed (a half-open socket): redo every media socket.
                 for conn in list(self._media):
                     self._media.remove(conn)
-                    self._last_keepalive.pop(conn, None)
+                    self._last_heard.pop(conn, None)
                     self._media_lost.add(conn.label)
                     conn.abort()
             outage_started = _now()
@@ -615,7 +620,7 @@ class StreamClient:
                 except BaseExceptionGroup as failures:
                     for conn in [c for c in self._media if c not in before]:
                         self._media.remove(conn)
-                        self._last_keepalive.pop(conn, None)
+                        self._last_heard.pop(conn, None)
                         conn.abort()
                     refused = next((e for e in failures.exceptions if isinstance(e, _Refused)), None)
                     remaining = t.media_window - (_now() - outage_started)
@@ -644,7 +649,7 @@ class StreamClient:
                 self._repair = None
                 self._zoom_said_media = False
 
-    # -- keep-alive watchdog: one timer per stream, fired every interval, touches no frame ------------------------
+    # -- liveness watchdog: one timer per stream, fired every keep-alive interval --------------------------------
 
     def _arm_watchdog(self) -> None:
         self._cancel_watchdog()
@@ -656,10 +661,19 @@ class StreamClient:
             self._watchdog = None
 
     def _check_silence(self) -> None:
+        """Any frame proves its socket alive, not only a keep-alive: Zoom sends keep-alives only on a socket that
+        carries nothing else, so a socket carrying speech hears none for as long as someone speaks. A socket
+        that heard nothing at all for ``keepalive_timeout`` is dead (reconnect). A frame counts from the tick after
+        it, so the watchdog acts late, never early: 70–80 s after a socket's last frame at Zoom's figures."""
         self._watchdog = None
-        limit = self.timings.keepalive_interval * self.timings.keepalive_misses
         now = _now()
-        for conn, last in self._last_keepalive.items():
+        last_heard = self._last_heard
+        for conn in self._heard:
+            if conn in last_heard:
+                last_heard[conn] = now
+        self._heard.clear()
+        limit = self.timings.keepalive_timeout
+        for conn, last in last_heard.items():
             if now - last > limit:
                 self._log("keepalive_stalled", socket=conn.label, silent_for=round(now - last, 1))
                 self._wake(f"{conn.label}_silent")
@@ -670,6 +684,7 @@ class StreamClient:
     # Frame handling (transport callbacks). on_text is the hot path.
 
     def on_text(self, conn: Connection, payload: Any) -> None:
+        self._heard.add(conn)
         try:
             audio = _decode_audio_frame(payload).content
         except NotAWellFormedAudioFrame:
@@ -699,6 +714,7 @@ class StreamClient:
             self._sink_failed(exc)
 
     def on_refused(self, conn: Connection, kind: str) -> None:
+        self._heard.add(conn)
         self._refuse(conn.label, kind, None)
 
     def on_closed(self, conn: Connection) -> None:
@@ -706,7 +722,7 @@ class StreamClient:
                 and not self._close_requested:
             # Only a media socket, with signaling held: only that socket is redone (docs/STREAMS.md, case 3).
             self._media.remove(conn)
-            self._last_keepalive.pop(conn, None)
+            self._last_heard.pop(conn, None)
             self._media_lost.add(conn.label)
             waiter = self._handshake_waiters.get(conn)
             if waiter is not None and not waiter.done():
@@ -757,8 +773,6 @@ class StreamClient:
         timestamp, sequence = p.parse_keep_alive(message)
         conn.send(p.keep_alive_response(timestamp, sequence))
         self.counters.keepalives += 1
-        if conn in self._last_keepalive:
-            self._last_keepalive[conn] = _now()
 
     def _on_event(self, conn: Connection, message: dict[str, Any]) -> None:
         event_type, event = p.parse_event(message)

@@ -42,7 +42,7 @@ def test_keepalive_stall_is_noticed_and_reconnected(stack, django_db_blocker, he
 
     meeting, stream_id = held_stream
     stack.fault(kind="stall_keepalive", stream_id=stream_id, socket="signaling")
-    # 3.5 silent keep-alive intervals (1 s here) and the worker re-handshakes.
+    # Nothing heard on signaling for Zoom's 65 s (6.5 s here) and the worker re-handshakes.
     wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
         rtms_stream_id=stream_id, reconnects__gte=1).exists(), "the silence to be noticed", timeout=15)
     stack.sim.delete("/_sim/faults")

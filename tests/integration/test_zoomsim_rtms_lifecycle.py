@@ -35,11 +35,21 @@ def _assert_stopped_on_the_wire(client, reason):
         assert sock.wait_closed() == 1000
 
 
-def test_keepalive_on_every_socket_is_answered_and_keeps_the_stream(world):
+def _socket(stream, kind):
+    return next(c for c in stream["connections"] if c["kind"] == kind)
+
+
+def test_keepalives_go_to_every_socket_carrying_nothing_else_and_keep_the_stream(world):
+    """Zoom sends keep-alives only in silence (docs/ZOOM.md §6.1): signaling and a transcript socket nobody speaks
+    on get them; the audio socket, carrying 20 ms of mixed audio, gets none while it does."""
     payload, client = world.connected(world.meeting(), media=("audio", "transcript"))
-    stream = world.wait_stream(payload["rtms_stream_id"], lambda s: all(
-        c["keepalive_answered"] >= 3 for c in s["connections"]), what="3 answered keep-alives per socket")
-    assert stream["state"] == "active"
+    stream_id = payload["rtms_stream_id"]
+    audio_keepalives_at_ready = _socket(world.stream(stream_id), "audio")["keepalive_sent"]
+    stream = world.wait_stream(stream_id, lambda s: all(
+        c["keepalive_answered"] >= 3 for c in s["connections"] if c["kind"] != "audio"),
+        what="3 answered keep-alives on signaling and transcript")
+    assert stream["state"] == "active" and stream["frames_sent"]["audio"] >= 100
+    assert _socket(stream, "audio")["keepalive_sent"] == audio_keepalives_at_ready
     request = client.signaling.recv_type(12)
     assert isinstance(request["timestamp"], int) and isinstance(request["sequence"], int)
     client.close()
@@ -58,11 +68,11 @@ def test_three_missed_signaling_keepalives_interrupt_then_stop_with_24(world):
 
 
 def test_three_missed_media_keepalives_close_that_socket_then_stop_with_24(world):
-    payload, client = world.connected(world.meeting())
-    client.media["audio"].answer_keepalive = False
+    payload, client = world.connected(world.meeting(), media=("audio", "transcript"))
+    client.media["transcript"].answer_keepalive = False  # nobody speaks: only keep-alives come on it
     interrupted = client.signaling.recv(lambda m: m.get("msg_type") == 6 and m["event"]["event_type"] == 7)
     assert isinstance(interrupted["event"]["timestamp"], int)
-    assert client.media["audio"].wait_closed() == 1000
+    assert client.media["transcript"].wait_closed() == 1000
     _assert_stopped_on_the_wire(client, 24)
     assert _stopped_webhook(world, payload["rtms_stream_id"])["stop_reason"] == 24
 
@@ -242,12 +252,12 @@ def test_fault_refuse_handshakes(world):
 
 
 def test_fault_stall_keepalive_silences_requests(world):
-    payload, client = world.connected(world.meeting())
+    payload, client = world.connected(world.meeting(), media=("transcript",))
     world.sim.post("/_sim/faults", json={"kind": "stall_keepalive", "stream_id": payload["rtms_stream_id"],
                                          "socket": "signaling"})
     sent = world.stream(payload["rtms_stream_id"])["connections"][0]["keepalive_sent"]
     world.wait_stream(payload["rtms_stream_id"], lambda s: s["connections"][1]["keepalive_sent"] >= 8,
-                      what="audio keep-alives to continue")
+                      what="transcript keep-alives to continue")
     assert world.stream(payload["rtms_stream_id"])["connections"][0]["keepalive_sent"] <= sent + 1
     world.sim.delete("/_sim/faults")
     client.close()
