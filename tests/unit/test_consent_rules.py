@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from rtms.client.protocol import StopReason
 from rtms.models import StreamSession
 from tests.consent_support import make_app, meeting_uuid
 from zoomapp.consent import meetings, panel_state, permissions, policy, push
@@ -15,6 +16,7 @@ from zoomapp.consent.permissions import Actor, Refused
 pytestmark = pytest.mark.django_db
 
 HOST, BEN, CLEO = Actor("host1", "Ana", "test"), Actor("ben1", "Ben", "test"), Actor("cleo1", "Cleo", "test")
+DAN = Actor("dan1", "Dan", "test")
 
 
 @pytest.fixture
@@ -367,6 +369,148 @@ def test_rule8_sharing_turned_off_stops_everything_and_withdraws_requests(app, m
     assert status(meeting, app, BEN) == "apps_disabled"
     assert status(meeting, app, CLEO) == "apps_disabled"
     assert not panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))["requests"]
+
+
+@pytest.mark.parametrize("zoom_says", ["stop reason 9", "request status apps_disabled"])
+def test_rule8_zoom_turning_sharing_off_ends_every_request_and_stream_as_the_host_turning_it_off_does(
+        app, meeting, calls_to_zoom, zoom_says):
+    """The host turned "Share real-time meeting content with apps" off in Zoom's own controls: Zoom stops a stream
+    with reason 9, or answers an in-client start "apps_disabled". Every app stops and every requester reads "Apps
+    sharing meeting content have been disabled.", as when she turns it off in the panel; the host's modal no
+    longer offers Approve."""
+    joined(meeting)
+    presence.do_participant_joined(meeting, DAN.user_id, "Dan")
+    _sharing(app, meeting, BEN, "s1")
+    _in_client_start(meeting, DAN)
+    host_controls.do_set_toggles(meeting, require_host_approval=True, actor=HOST)
+    sharing_requests.do_request(meeting, actor=CLEO)
+    assert status(meeting, app, CLEO) == "pending"
+    del calls_to_zoom[:]
+    if zoom_says == "stop reason 9":
+        streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped",
+                                stop_reason=StopReason.ALL_APPS_DISABLED)
+    else:
+        sharing_requests.do_zoom_request_status(meeting, DAN.user_id, "apps_disabled")
+    state = panel_state.meeting_state(Meeting.objects.get(pk=meeting.pk))
+    assert state["meeting"]["share_with_apps"] is False
+    assert {s["user_id"]: s["status"] for s in state["shares"]} == {
+        "ben1": "apps_disabled", "dan1": "apps_disabled", "cleo1": "apps_disabled"}
+    assert state["requests"] == [] and not state["disclosure"]
+    # Ben's stream, still running when Zoom answered Dan, is stopped; Zoom stopped it itself otherwise.
+    assert calls_to_zoom == ([] if zoom_says == "stop reason 9" else ["stop_via_rest"])
+
+
+def test_zooms_stop_of_a_stream_sharing_off_stopped_leaves_the_toggle_the_host_turned_on_again(
+        app, meeting, calls_to_zoom):
+    """Only Zoom's reason 9 says Zoom's own setting is off: the stop of a stream the host's "off" ended, arriving
+    after she turned sharing on again, keeps the share's outcome and her toggle."""
+    joined(meeting)
+    _sharing(app, meeting, BEN, "s1")
+    host_controls.do_set_toggles(meeting, share_with_apps=False, actor=HOST)
+    host_controls.do_set_toggles(meeting, share_with_apps=True, actor=HOST)
+    streams.do_stream_state(app.client_id, meeting.uuid, "s1", BEN.user_id, "stopped",
+                            stop_reason=StopReason.HOST_TRIGGERED)
+    assert status(meeting, app, BEN) == "apps_disabled"
+    assert Meeting.objects.get(pk=meeting.pk).share_with_apps
+
+
+@pytest.mark.parametrize("state", ["starting", "active"])
+def test_rule8_a_stream_zoom_begins_while_sharing_is_off_is_stopped_and_reads_apps_disabled(
+        app, meeting, calls_to_zoom, pushes, django_capture_on_commit_callbacks, state):
+    """Zoom's own auto-start (or a start delivered late) begins a stream while the host has sharing off: it is
+    stopped at once, and its user's panel says why instead of "Sharing"."""
+    joined(meeting)
+    host_controls.do_set_toggles(meeting, share_with_apps=False, actor=HOST)
+    with django_capture_on_commit_callbacks(execute=True):
+        streams.do_stream_state(app.client_id, meeting.uuid, "s9", BEN.user_id, state)
+    share = Share.objects.get(meeting=meeting, user_id=BEN.user_id)
+    assert (share.status, share.rtms_stream_id) == ("apps_disabled", "s9")
+    assert calls_to_zoom == ["stop_via_rest"]
+    [pushed] = pushes.to(push.meeting_group(app.client_id, meeting.uuid), "panel.state")
+    assert [(s["user_id"], s["status"]) for s in pushed["state"]["shares"]] == [("ben1", "apps_disabled")]
+    assert not pushed["state"]["disclosure"] and not pushed["state"]["notices"]
+
+
+def _row_of(app, uuid, account_id="acct1"):
+    """Another app's own row of the meeting, as its verified inputs filled it: Ana hosts, Ben and Cleo take part."""
+    row = meetings.get_meeting(app, uuid, host_user_id=HOST.user_id, account_id=account_id)
+    presence.do_participant_joined(row, BEN.user_id, "Ben")
+    presence.do_participant_joined(row, CLEO.user_id, "Cleo")
+    joined(row)
+    return row
+
+
+def _newest_shown(pushes, app, uuid):
+    """What the app's panels in the meeting show: the newest version pushed to them."""
+    states = [m["state"] for m in pushes.to(push.meeting_group(app.client_id, uuid), "panel.state")]
+    return max(states, key=lambda state: state["version"])
+
+
+def test_rule8_sharing_turned_off_in_one_apps_panel_stops_every_app_of_the_meeting_in_its_account(
+        app, meeting, calls_to_zoom, pushes, django_capture_on_commit_callbacks):
+    """"Share real-time meeting content with apps" is Zoom's setting of the whole meeting: turned off or on in
+    Notes Bot's panel, the Recorder's panels show it too, and off stops the Recorder's stream and requests. A row
+    of the meeting claimed for another account (a forged input can claim one) is not the host's to change."""
+    joined(meeting)
+    recorder, stranger = make_app("Recorder"), make_app("Stranger")
+    recorders, strangers = _row_of(recorder, meeting.uuid), _row_of(stranger, meeting.uuid, account_id="acctX")
+    _sharing(recorder, recorders, BEN, "r1")
+    sharing_requests.do_request(recorders, actor=CLEO)
+    _sharing(stranger, strangers, BEN, "x1")
+    del calls_to_zoom[:]
+    with django_capture_on_commit_callbacks(execute=True):
+        host_controls.do_set_toggles(meeting, share_with_apps=False, actor=HOST)
+    shown = _newest_shown(pushes, recorder, meeting.uuid)
+    assert shown["version"] == Meeting.objects.get(pk=recorders.pk).version
+    assert shown["meeting"]["share_with_apps"] is False
+    assert {s["user_id"]: s["status"] for s in shown["shares"]} == {"ben1": "apps_disabled", "cleo1": "apps_disabled"}
+    assert shown["requests"] == []
+    assert calls_to_zoom == ["stop_via_rest"]  # the Recorder's stream
+    theirs = panel_state.meeting_state(Meeting.objects.get(pk=strangers.pk))
+    assert theirs["meeting"]["share_with_apps"] and [s["status"] for s in theirs["shares"]] == ["sharing"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        host_controls.do_set_toggles(meeting, share_with_apps=True, actor=HOST)
+    shown = _newest_shown(pushes, recorder, meeting.uuid)
+    assert shown["meeting"]["share_with_apps"] is True
+    assert shown["version"] == Meeting.objects.get(pk=recorders.pk).version
+    followed = AuditEntry.objects.filter(kind="set_toggles", app=recorder).values_list(
+        "actor_user_id", "actor_role", "detail")
+    assert list(followed) == [("host1", "host", {"share_with_apps": True}),
+                              ("host1", "host", {"share_with_apps": False})]
+    assert Meeting.objects.get(pk=strangers.pk).share_with_apps
+
+
+def test_rule8_zoom_turning_sharing_off_for_one_app_turns_it_off_for_every_app_of_the_meeting_in_its_account(
+        app, meeting, calls_to_zoom, pushes, django_capture_on_commit_callbacks):
+    """Zoom stops the Recorder's stream with reason 9: Notes Bot's pending request ends too, and its host's panel
+    shows sharing off."""
+    joined(meeting)
+    sharing_requests.do_request(meeting, actor=CLEO)
+    recorder = make_app("Recorder")
+    recorders = _row_of(recorder, meeting.uuid)
+    _sharing(recorder, recorders, BEN, "r1")
+    with django_capture_on_commit_callbacks(execute=True):
+        streams.do_stream_state(recorder.client_id, meeting.uuid, "r1", BEN.user_id, "stopped",
+                                stop_reason=StopReason.ALL_APPS_DISABLED)
+    shown = _newest_shown(pushes, app, meeting.uuid)
+    assert shown["meeting"]["share_with_apps"] is False
+    assert [(s["user_id"], s["status"]) for s in shown["shares"]] == [("cleo1", "apps_disabled")]
+    assert shown["requests"] == []
+
+
+@pytest.mark.parametrize("account_id", ["acctX", ""], ids=["another account", "account not known"])
+def test_the_toggle_never_moves_a_row_of_the_meeting_of_another_or_unknown_account(
+        app, meeting, django_capture_on_commit_callbacks, account_id):
+    joined(meeting)
+    theirs = _row_of(make_app("Stranger"), meeting.uuid, account_id=account_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        host_controls.do_set_toggles(meeting, share_with_apps=False, actor=HOST)
+    assert Meeting.objects.get(pk=theirs.pk).share_with_apps
+    with django_capture_on_commit_callbacks(execute=True):
+        host_controls.do_set_toggles(meeting, share_with_apps=True, actor=HOST)
+        host_controls.do_set_toggles(theirs, share_with_apps=False, actor=HOST)
+    assert Meeting.objects.get(pk=meeting.pk).share_with_apps
 
 
 @pytest.mark.parametrize("reason, outcome", [(5, "disabled_by_host"), (9, "apps_disabled"), (6, "stopped"),

@@ -2,13 +2,13 @@
 (docs/CONSENT.md rule 8)."""
 
 from django.db import transaction
-from django.utils import timezone
 
 from zoomapp.consent import audit, meetings, zoom_calls
 from zoomapp.consent.actions.sharing_requests import approve_pending
+from zoomapp.consent.actions.sharing_with_apps import sharing_turned
 from zoomapp.consent.actions.starting import stop_after_commit
 from zoomapp.consent.actions.streams import do_stream_paused
-from zoomapp.consent.models import Meeting, Share, ShareRequest
+from zoomapp.consent.models import Meeting, Share
 from zoomapp.consent.permissions import Refused, require_host, require_live, require_owner_or_host
 from zoomapp.consent.push import mark_changed, push_to_user
 
@@ -31,27 +31,13 @@ def do_set_toggles(meeting, *, share_with_apps=None, require_host_approval=None,
     for key, value in changes.items():
         setattr(meeting, key, value)
     audit.record_in_meeting("set_toggles", meeting, actor, detail=changes)
-    if changes.get("share_with_apps") is False:
-        _disable_everything(meeting, actor)
-    elif changes.get("require_host_approval") is False and meeting.share_with_apps:
+    if "share_with_apps" in changes:
+        sharing_turned(meeting, actor)  # the meeting's setting: every app's row of the meeting follows (rule 8)
+    if changes.get("require_host_approval") is False and meeting.share_with_apps:
         # Approval is no longer required: what was waiting for it starts now.
         approve_pending(meeting, None, actor=actor, reason="host approval no longer required")
     mark_changed(meeting)
     return meeting
-
-
-def _disable_everything(meeting, actor):
-    """Rule 8: sharing turned off stops every app; every requester sees "Apps sharing … disabled"."""
-    now = timezone.now()
-    ShareRequest.objects.filter(share__meeting=meeting, status=ShareRequest.Status.PENDING).update(
-        status=ShareRequest.Status.WITHDRAWN, decided_at=now, decided_by=actor.user_id
-    )
-    for share in Share.objects.select_for_update().filter(meeting=meeting, status__in=(*Share.ACTIVE, Status.PENDING)):
-        stream_to_stop = share.rtms_stream_id if share.is_active else ""
-        share.set_status(Status.APPS_DISABLED, stop_intent=Status.APPS_DISABLED)
-        audit.record_in_meeting("disable_all", meeting, actor, share=share, outcome=Status.APPS_DISABLED)
-        if stream_to_stop:
-            stop_after_commit(share, actor)
 
 
 @transaction.atomic

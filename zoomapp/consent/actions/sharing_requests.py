@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from zoomapp.consent import audit, meetings, policy
+from zoomapp.consent.actions.sharing_with_apps import sharing_turned
 from zoomapp.consent.actions.starting import begin_start
 from zoomapp.consent.actions.streams import stop_was_chosen
 from zoomapp.consent.models import Meeting, Share, ShareRequest
@@ -116,12 +117,16 @@ def do_zoom_request_status(meeting, requester_id, status, *, actor=ZOOM):
         mirrored["require_host_approval"] = True
     if mirrored:
         Meeting.objects.filter(pk=meeting.pk).update(**mirrored)
+        for key, value in mirrored.items():
+            setattr(meeting, key, value)
         audit.record_in_meeting("set_toggles", meeting, actor, reason="Zoom's host settings", detail=mirrored)
     changed = share.status != outcome
     if changed:
         share.set_status(outcome, started_by="" if outcome != Status.PENDING else share.started_by)
         audit.record_in_meeting("zoom_request_status", meeting, actor, share=share, outcome=outcome,
                                 reason=f"Zoom answered the in-client request: {status}")
+    if "share_with_apps" in mirrored:
+        sharing_turned(meeting, actor)  # as when the host turns it off in the panel: everything else stops too
     if changed or mirrored:
         mark_changed(meeting)
     return share

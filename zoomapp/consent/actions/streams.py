@@ -13,6 +13,7 @@ from rtms.client.protocol import StopReason, stop_reason_name
 from rtms.compiled_read import CompiledModelRead, CompiledRead
 from rtms.models import StreamSession
 from zoomapp.consent import audit, meetings
+from zoomapp.consent.actions.sharing_with_apps import sharing_turned
 from zoomapp.consent.actions.starting import begin_start, stop_after_commit
 from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share, ShareRequest
 from zoomapp.consent.permissions import ZOOM, Actor
@@ -137,17 +138,27 @@ def _stream_began(meeting, share, stream_id, state):
     # A stop chosen while Zoom was still starting it stands (docs/CONSENT.md "Starting and stopping"): the host's
     # disable or sharing turned off, or a Stop during "Starting…", before Zoom named a stream (no stream id: nothing
     # could be sent to Zoom then). A user's stop of a stream Zoom had named keeps that id, so a stream started
-    # again from Zoom's own controls is shown. A stream of an ended meeting goes too.
+    # again from Zoom's own controls is shown. A stream of an ended meeting goes too, and one begun while sharing
+    # with apps is off (Zoom's own auto-start, a start delivered late), which reads "Apps sharing … disabled".
     chosen = share.status in CHOSEN_STOPS and share.stop_intent and (
         share.status != Status.STOPPED or not share.rtms_stream_id)
-    if chosen or meeting.ended_at is not None:
+    shown = share.status
+    if chosen:
+        why = f"stopped: {share.status} chosen while it started"
+    elif meeting.ended_at is not None:
+        why = "stopped: the meeting ended"
+    elif not meeting.share_with_apps:
+        why = "stopped: sharing with apps is off"
+        share.status, share.stop_intent = Status.APPS_DISABLED, Status.APPS_DISABLED  # the "off" covers it
+    else:
+        why = ""
+    if why:
         share.rtms_stream_id = stream_id
         share.save()
-        audit.record_in_meeting("stream_started", meeting, ZOOM, share=share, outcome=share.status,
-                                reason=f"stopped: {share.status} chosen while it started" if chosen
-                                else "stopped: the meeting ended")
+        audit.record_in_meeting("stream_started", meeting, ZOOM, share=share, outcome=share.status, reason=why)
         stop_after_commit(share, Actor(meeting.host_user_id, source="stream"))
-        mark_changed(meeting, publish=False)  # the outcome shown stands; the version names the stream's id
+        # The version names the stream's id; only a new outcome is pushed.
+        mark_changed(meeting, publish=share.status != shown)
         return
     if share.status in (Status.STARTING, Status.PENDING):
         started_by = share.started_by or Share.StartedBy.HOST  # an admin's auto-start (do_auto_start) stays "auto"
@@ -174,17 +185,21 @@ def _stream_stopped(meeting, share, stop_reason):
         outcome = share.status  # the host's or the user's choice stands; Zoom's reason is recorded
     else:
         outcome = STOP_REASON_OUTCOMES.get(stop_reason, Status.STOPPED)
-    toggled = outcome == Status.APPS_DISABLED and meeting.share_with_apps
-    if toggled:
-        # Zoom's own "share with apps" went off: our toggle follows it.
-        Meeting.objects.filter(pk=meeting.pk).update(share_with_apps=False)
-        meeting.share_with_apps = False
+    # Only Zoom's reason 9 says its own "share with apps" is off (a chosen outcome may be from an "off" the host
+    # has since turned on again): the meeting's toggle follows it, as when the host turns it off in the panel.
+    toggled = stop_reason == StopReason.ALL_APPS_DISABLED and meeting.share_with_apps
     if share.status == outcome and share.stop_reason == stop_reason and not toggled:
         return
     panels_change = share.status != outcome or toggled  # panels do not show Zoom's stop reason
     share.set_status(outcome, stop_reason=stop_reason)
     audit.record_in_meeting("stream_stopped", meeting, ZOOM, share=share, outcome=outcome,
                             reason=stop_reason_name(stop_reason))
+    if toggled:
+        Meeting.objects.filter(pk=meeting.pk).update(share_with_apps=False)
+        meeting.share_with_apps = False
+        audit.record_in_meeting("set_toggles", meeting, ZOOM, reason="Zoom's host settings",
+                                detail={"share_with_apps": False})
+        sharing_turned(meeting, ZOOM)
     if panels_change:  # else a person's stop already showed it: no push to every panel of the meeting for nothing
         mark_changed(meeting)
 
