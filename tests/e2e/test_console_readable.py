@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from rtms.models import StreamSession
+from rtms.models import MediaFile, ParticipantEvent, StreamSession
 from tests.consent_support import (
     add_sim_user,
     make_app,
@@ -36,6 +36,7 @@ ACCOUNT = "acctReadable"
 NARROW = {"width": 1024, "height": 768}
 # A refused start's reason as Zoom's REST answer gave it: one long word that must wrap, not widen the table.
 LONG_REST_DETAIL = "REST 400: " + "invalid_request_" * 16
+PAT_RTMS_ID = 16778240  # Pat's user id in RTMS media (an integer, not his Zoom user id)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts/screenshots"
 
 
@@ -72,6 +73,15 @@ def _quarterly_planning(app, hana, pat):
             rtms_stream_id=stream_id, meeting_uuid=uuid, client_id=app.client_id, account_id=ACCOUNT,
             operator_id=pat, state="stopped", desired_state="stopped", stop_reason=reason, stop_reason_name=name,
             owner_worker=worker, started_at=stopped_at - timedelta(minutes=5), stopped_at=stopped_at)
+
+    # What the canceled stream stored: everyone's audio and Pat's own, which Zoom files under his RTMS user id.
+    held = StreamSession.objects.get(rtms_stream_id=canceled)
+    ParticipantEvent.objects.create(stream=held, kind="join", event_type=3, user_id=PAT_RTMS_ID,
+                                    user_name="Pat Participant")
+    began = int((stopped_at - timedelta(minutes=5)).timestamp() * 1000)
+    for kind, user_id, name in (("audio_mixed", None, "mixed"), ("audio_participant", PAT_RTMS_ID, "user-16778240")):
+        MediaFile.objects.create(stream=held, kind=kind, user_id=user_id, path=f"rtms/{canceled}/audio/{name}.wav",
+                                 stored=True, bytes=96044, first_timestamp=began)
 
     def entry(kind, actor, role, **fields):
         AuditEntry.objects.create(kind=kind, app=app, meeting_uuid=uuid, account_id=ACCOUNT, actor_user_id=actor,
@@ -199,6 +209,13 @@ def test_meetings_and_settings_name_their_people(account, daphne):
     assert world["meeting"].uuid not in topic
     row.locator("summary").click()
     assert world["meeting"].uuid in row.locator("td.topic").inner_text()
+    link = row.locator("a.stream-media")
+    assert link.inner_text().startswith("Media files of Pat Participant's stream from ")
+    link.click()  # the stream's stored media: what each file holds, by name
+    files = page.locator("[data-testid='stream-media']")
+    assert [_cells(files.locator("tbody tr").nth(n))[0] for n in range(2)] == ["Audio of everyone",
+                                                                            "Audio of Pat Participant"]
+    assert str(PAT_RTMS_ID) not in files.inner_text()
 
     page.goto(f"{daphne.url}/console/sharing")
     users = page.locator("[data-testid='user-settings']")
@@ -239,6 +256,8 @@ def test_every_console_page_has_no_axe_violations(account, daphne, axe_script): 
     page.goto(f"{daphne.url}/console/streams")
     page.wait_for_selector("#streams:not([data-version='0'])")
     assert_no_violations(page, axe_script, "console: live streams")
+    page.goto(f"{daphne.url}/console/streams/{world['canceled']}/media")
+    assert_no_violations(page, axe_script, "console: a stream's stored media")
     page.goto(f"{daphne.url}/console/apps")
     assert_no_violations(page, axe_script, "console: apps")
     row = page.locator(f"tr[data-app='{world['app'].client_id}']")
@@ -253,7 +272,7 @@ def test_every_console_page_has_no_axe_violations(account, daphne, axe_script): 
     add_user.locator("button[value='on']").click()
     assert "stranger1 is not a user of your account" in page.locator("ul.messages li.error").inner_text()
     assert_no_violations(page, axe_script, "console: sharing, a setting refused")
-    for path in ("sharing", "auto-start", "audit", "streams", "meetings", "apps"):
+    for path in ("sharing", "auto-start", "audit", "streams", "meetings", f"streams/{world['canceled']}/media", "apps"):
         page.goto(f"{daphne.url}/console/{path}")
         document, window = fits_the_window(page)
         assert document <= window, f"/console/{path} is {document} px wide in a {window} px window"

@@ -1,7 +1,8 @@
 """The console serves a stream's stored media from storage (rtms/storage.py), to the admins of the account whose
-meeting it is, and says so when a segment is not in storage yet; a stream waiting for a worker with room shows so
-in the live streams' table."""
+meeting it is, from a link on the meetings page to the stream's files, and says so when a segment is not in
+storage yet; a stream waiting for a worker with room shows so in the live streams' table."""
 
+import re
 import secrets
 import wave
 from io import BytesIO
@@ -32,10 +33,25 @@ def stream(apps, tmp_path):  # noqa: F811
     return stream
 
 
-def test_an_admin_downloads_a_streams_stored_audio_and_another_account_cannot(daphne, admins, stream):  # noqa: F811
+def link(page, text):
+    """The href of the page's link whose text starts with `text` (the console's links carry no query strings)."""
+    found = re.search(r'<a href="([^"]+)"[^>]*>' + re.escape(text), page)
+    assert found, f"no link {text!r} on the page"
+    return found.group(1)
+
+
+def test_an_admin_downloads_a_streams_stored_audio_from_the_meetings_page_and_another_account_cannot(
+        daphne, admins, stream):  # noqa: F811
     olive, bert, _ = admins
     segment = MediaFile.objects.get(stream=stream)
-    url = f"{daphne.url}/console/streams/{stream.rtms_stream_id}/media/{segment.pk}"
+
+    meetings_page = olive.get(f"{daphne.url}/console/meetings", timeout=10).text
+    files_url = daphne.url + link(meetings_page, "Media files of")
+    assert files_url == f"{daphne.url}/console/streams/{stream.rtms_stream_id}/media"
+    files_page = olive.get(files_url, timeout=10)
+    assert files_page.status_code == 200 and "Audio of everyone" in files_page.text
+    url = daphne.url + link(files_page.text, "Download")
+    assert url == f"{daphne.url}/console/streams/{stream.rtms_stream_id}/media/{segment.pk}"
 
     response = olive.get(url, timeout=10)
     assert response.status_code == 200, response.text
@@ -43,12 +59,14 @@ def test_an_admin_downloads_a_streams_stored_audio_and_another_account_cannot(da
     with wave.open(BytesIO(response.content)) as wav:
         assert (wav.getframerate(), wav.getnframes()) == (16000, 3200)
 
-    refused = bert.get(url, timeout=10)
-    assert refused.status_code == 404 and "No such media in your account" in refused.text
+    assert "Media files of" not in bert.get(f"{daphne.url}/console/meetings", timeout=10).text
+    for refused in (bert.get(files_url, timeout=10), bert.get(url, timeout=10)):
+        assert refused.status_code == 404 and "in your account" in refused.text
 
     MediaFile.objects.filter(pk=segment.pk).update(stored=False)  # still in a worker's spool
     pending = olive.get(url, timeout=10)
     assert pending.status_code == 404 and "still being recorded, or deleted" in pending.text
+    assert "No segment is in storage yet" in olive.get(files_url, timeout=10).text
 
 
 def test_a_stream_waiting_for_capacity_says_so_in_the_live_streams(stream, settings):

@@ -1,5 +1,6 @@
 """What the console shows a person instead of raw ids and codes: names of users, meetings and apps, a label for a
-worker process, readable stop reasons and outcomes, and what each change in the audit log changed.
+worker process, readable stop reasons and outcomes, what each change in the audit log changed, and what a stored
+media segment holds.
 
 The raw values stay one click away (a title on hover, the audit row's details): an admin comparing with Zoom's
 own pages or the logs still finds every id.
@@ -7,8 +8,9 @@ own pages or the logs still finds every id.
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from rtms.models import stop_reason_label
+from rtms.models import MediaFile, ParticipantEvent, stop_reason_label
 from zoomapp import texts
 from zoomapp.console import account_data
 
@@ -58,6 +60,25 @@ def worker_label(worker_id):
     """A session host's id is "<host name>:<process id>" (rtms.host.start_host): "process 4242 on web-1"."""
     host, _, pid = worker_id.rpartition(":")
     return f"process {pid} on {host}" if host and pid.isdigit() else worker_id
+
+
+def participant_names(stream):
+    """{RTMS user id: name} as the stream's participant events named them (per-participant audio is filed by id)."""
+    return dict(ParticipantEvent.objects.filter(stream=stream, user_id__isnull=False).exclude(user_name="")
+                .values_list("user_id", "user_name"))
+
+
+def media_label(segment, names):
+    """What a stored segment holds, in words: "Audio of Ada Lovelace", "Screen share frames (index)"."""
+    if segment.kind == MediaFile.Kind.AUDIO_PARTICIPANT:
+        return f"Audio of {names.get(segment.user_id) or f'participant {segment.user_id}'}"
+    return {MediaFile.Kind.AUDIO_MIXED: "Audio of everyone", MediaFile.Kind.VIDEO: "Video frames (index)",
+            MediaFile.Kind.DESKSHARE: "Screen share frames (index)"}.get(segment.kind, segment.kind)
+
+
+def zoom_time(ms):
+    """A timestamp of Zoom's (ms since the epoch) as a UTC datetime; None when Zoom gave none."""
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def readable_reason(text, users):

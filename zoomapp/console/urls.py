@@ -14,6 +14,7 @@ urlpatterns = [
     path("audit", views.audit, name="audit"),
     path("audit.csv", views.audit_csv, name="audit_csv"),
     path("streams", views.streams, name="streams"),
+    path("streams/<str:stream_id>/media", views.stream_media_files, name="stream_media_files"),
     path("streams/<str:stream_id>/media/<int:media_id>", views.stream_media, name="stream_media"),
     path("meetings", views.meetings, name="meetings"),
     path("meetings/delete-data", views.delete_meeting_data, name="delete_meeting_data"),

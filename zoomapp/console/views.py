@@ -10,12 +10,13 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
+from django.db.models import Exists, OuterRef
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rtms import storage
-from rtms.models import MediaFile
+from rtms.models import MediaFile, StreamSession
 from zoomapp import texts
 from zoomapp.consent.models import SharingPolicy
 from zoomapp.console import account_data, auth, changes, display, forms, lifecycle, streams_feed
@@ -268,6 +269,22 @@ def streams(request):
 
 @console_page
 @require_GET
+def stream_media_files(request, stream_id):
+    """A stream's stored media segments, each a download (stream_media); the meetings page links here."""
+    account_id = request.admin.account_id
+    stream = account_data.account_stream(account_id, stream_id)
+    if stream is None:
+        raise Http404("No such stream in your account's meetings.")
+    meeting = account_data.account_meeting(account_id, stream.meeting_uuid, stream.client_id)
+    segments = [] if stream.media_deleted else list(MediaFile.objects.filter(stream=stream, stored=True))
+    names = display.participant_names(stream)
+    rows = [(segment, display.media_label(segment, names), display.zoom_time(segment.first_timestamp))
+            for segment in segments]
+    return _page(request, "console/stream_media.html", "meetings", stream=stream, meeting=meeting, rows=rows)
+
+
+@console_page
+@require_GET
 def stream_media(request, stream_id, media_id):
     """One stored media segment (a WAV, or a frame segment's index) of a stream of the account's meetings, read
     from storage (rtms/storage.py: the filesystem or S3), whichever node wrote it."""
@@ -291,10 +308,26 @@ def stream_media(request, stream_id, media_id):
 def meetings(request):
     account_id = request.admin.account_id
     rows = lifecycle.meeting_data_summary(account_data.account_meetings(account_id)[:200])
-    hosts = account_data.user_names(account_id, {meeting.host_user_id for meeting, *_ in rows})
-    rows = [(meeting, stats, live, kept, hosts.get(meeting.host_user_id, meeting.host_user_id))
+    with_media = _streams_with_media([meeting for meeting, *_ in rows])
+    names = account_data.user_names(account_id, {meeting.host_user_id for meeting, *_ in rows} | {
+        stream.operator_id for streams in with_media.values() for stream in streams})
+    rows = [(meeting, stats, live, kept, names.get(meeting.host_user_id, meeting.host_user_id),
+             [(stream, names.get(stream.operator_id, stream.operator_id))
+              for stream in with_media.get((meeting.app.client_id, meeting.uuid), [])])
             for meeting, stats, live, kept in rows]
     return _page(request, "console/meetings.html", "meetings", rows=rows)
+
+
+def _streams_with_media(meetings):
+    """{(client id, meeting uuid): streams with media segments in storage, oldest first} of these meetings (each
+    stream by its own app's meeting row, so another app's stream of the same meeting is not listed)."""
+    in_storage = MediaFile.objects.filter(stream=OuterRef("pk"), stored=True)
+    rows = StreamSession.objects.filter(Exists(in_storage), meeting_uuid__in={m.uuid for m in meetings},
+                                        media_deleted=False).order_by("created")
+    streams = {}
+    for stream in rows.only("rtms_stream_id", "client_id", "meeting_uuid", "operator_id", "started_at", "created"):
+        streams.setdefault((stream.client_id, stream.meeting_uuid), []).append(stream)
+    return streams
 
 
 @console_page
