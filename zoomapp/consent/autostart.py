@@ -9,11 +9,11 @@ webhook, the host included), for each app set to auto-start for them:
   apps" toggle is off → nothing starts (recorded in the audit log);
 - the user is in the host's account → the app starts with no request, and the host's panel shows "RTMS set to
   auto start";
-- otherwise (an admin of another account set it) → exactly the user's own request (sharing_requests.do_request):
-  the host's modal when she requires approval, grouped with the others; when the panel says she does not, Zoom's
-  own setting decides through the user's in-client start, as for their own request. The panel's toggle is ours,
-  not Zoom's (docs/CONSENT.md rule 10): a start with the host's token on its word alone could start what Zoom's
-  setting would have asked the host about;
+- otherwise (an admin of another account set it) → a request to the host, as the user's own would be
+  (sharing_requests.do_auto_request): her modal, grouped with the others, also when the panel says she does not
+  require approval. The panel's toggle is ours, not Zoom's (docs/CONSENT.md rule 10): a start with the host's
+  token on its word alone could start what Zoom's setting would have asked the host about, and the user, who has
+  not opened the app, has no client whose in-client start would let Zoom decide;
 - either way, a stop someone chose in this meeting (the host disabled the app or turned sharing off, its user
   stopped it) stands: the host's join runs this again for everyone present, on a reconnect or Zoom's retry of the
   delivery, and nothing starts or is asked again (recorded in the audit log).

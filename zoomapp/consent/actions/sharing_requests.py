@@ -56,8 +56,9 @@ def do_request(meeting, *, actor, source=ShareRequest.Source.PARTICIPANT):
                                 reason="requester is a host")
         begin_start(meeting, share, actor.user_id)
         return share
-    if not meeting.require_host_approval:
-        # Our panel says no approval, but only Zoom knows whether its own setting asks the host: Zoom decides.
+    if not meeting.require_host_approval and source != ShareRequest.Source.AUTO:
+        # Our panel says no approval, but only Zoom knows whether its own setting asks the host: Zoom decides. An
+        # auto-start has no client of its user to ask Zoom through (they have not opened the app): the host is.
         audit.record_in_meeting("request", meeting, actor, share=share, outcome=Status.STARTING,
                                 reason="host approval not required here: Zoom's own setting decides")
         begin_in_client_start(meeting, share, actor=actor, reason="host approval not required in the panel")
@@ -158,8 +159,10 @@ def do_auto_start(meeting, user_id, name="", *, reason="", detail=None, actor=ZO
 
 @transaction.atomic
 def do_auto_request(meeting, user_id, name="", *, reason="", detail=None, actor=ZOOM):
-    """Rule 9 when another account's admin set it and the host requires approval: the host is asked, as for a
-    participant's request. Returns the Share, or None when a stop someone chose in this meeting stands."""
+    """Rule 9 when another account's admin set it: the host is asked, as for a participant's request, also when
+    the panel says she does not require approval (only Zoom knows whether it would ask her, and the user, who has
+    not opened the app, has no client to ask Zoom through). Returns the Share, or None when a stop someone chose
+    in this meeting stands."""
     meeting = meetings.lock(meeting)
     share = Share.objects.select_for_update().filter(meeting=meeting, user_id=user_id).first()
     if share is not None and _chosen_stop_stands(meeting, share, reason, detail, actor):
