@@ -183,7 +183,7 @@ class HeldStream:
     # Slots here and on the sinks' per-stream objects: a worker holds a thousand of each (≤ 64 KiB per stream).
     __slots__ = ("stream_id", "stream_pk", "meeting_uuid", "client_id", "server_urls", "per_participant",
                  "lease_value", "client", "store", "files", "task", "lease_lost", "handing_over", "rate_base",
-                 "lease_valid_until", "closing", "write_phase")
+                 "lease_valid_until", "closing", "write_phase", "paused")
 
     def __init__(self, stream, lease_value, spool, node, write_phase=0):
         self.stream_id = stream.rtms_stream_id
@@ -206,6 +206,7 @@ class HeldStream:
         self.lease_valid_until = time.monotonic() + settings.RTMS_LEASE_TTL
         self.closing = False
         self.write_phase = write_phase  # near saturation, which of two alternate ticks writes this stream's media
+        self.paused = False  # Zoom's last word on this connection was PAUSED (a reconnect does not end a pause)
 
 
 def _checked_session_id(held):
@@ -588,7 +589,10 @@ class SessionHost:
     def _on_phase(self, held, phase, detail):
         if phase is Phase.READY:
             self._connecting.discard(held.stream_id)
-            self._queue_state(services.change_state, held.stream_id, State.ACTIVE, reason="connected",
+            # Zoom keeps a pause across a reconnect and says so again after the ready (docs/STREAMS.md "Paused
+            # streams"): until it says otherwise, a stream it last called paused is recorded paused, not active.
+            state = State.PAUSED if held.paused else State.ACTIVE
+            self._queue_state(services.change_state, held.stream_id, state, reason="connected",
                               worker=self.worker_id, session_id=_checked_session_id(held))
         elif phase is Phase.RECONNECTING:
             self._connecting.add(held.stream_id)
@@ -599,9 +603,13 @@ class SessionHost:
 
     def _on_zoom_state(self, held, stream_state, session_state, reason):
         if stream_state == StreamState.PAUSED or session_state == SessionState.PAUSED:
+            held.paused = True
             self._queue_state(services.change_state, held.stream_id, State.PAUSED, reason="paused by zoom",
                               worker=self.worker_id)
-        elif stream_state == StreamState.RESUMED or session_state == SessionState.RESUMED:
+        elif stream_state == StreamState.RESUMED or session_state == SessionState.RESUMED or held.paused and (
+                stream_state == StreamState.ACTIVE or session_state == SessionState.STARTED):
+            # ACTIVE / STARTED after a reconnect: the pause ended while we were away.
+            held.paused = False
             self._queue_state(services.change_state, held.stream_id, State.ACTIVE, reason="resumed by zoom",
                               worker=self.worker_id)
 

@@ -196,18 +196,22 @@ def stream_failed(rtms_stream_id, failure, detail, worker=""):
     return stream
 
 
+# The states a connected holder reports itself (rtms/host.py): an interruption of such a stream is the holder's.
+_HOLDER_REPORTS = (StreamState.ACTIVE, StreamState.PAUSED)
+
+
 @transaction.atomic
 def stream_interrupted(rtms_stream_id):
     """`meeting.rtms_interrupted`: Zoom saw the signaling socket break and waits 60 s for a reconnect
-    (docs/STREAMS.md, case 2). An active stream with a holder is left to the holder, which is told and reports
-    its own state (it has usually reconnected already: Zoom's word must not mark a reconnected stream
-    interrupted); any other stream is marked interrupted and the claim makes a worker take it. The row is locked
-    while deciding, so the holder's own report cannot land in between."""
+    (docs/STREAMS.md, case 2). An active or paused stream with a holder is left to the holder, which is told and
+    reports its own state (it has usually reconnected already: Zoom's word must not mark a reconnected stream
+    interrupted, nor take a paused one out of its pause); any other stream is marked interrupted and the claim
+    makes a worker take it. The row is locked while deciding, so the holder's own report cannot land in between."""
     stream = _LOCKED_STREAM.one(rtms_stream_id)
     if stream is None:
         return None
     try:
-        held = stream.state == StreamState.ACTIVE and leases.holders([rtms_stream_id]).get(rtms_stream_id)
+        held = stream.state in _HOLDER_REPORTS and leases.holders([rtms_stream_id]).get(rtms_stream_id)
     except RedisError as exc:  # the holder cannot be told: Zoom's word is recorded as it stands
         log.warning("lease not readable, stream marked interrupted", extra={"stream": rtms_stream_id,
                                                                            "error": repr(exc)})

@@ -178,6 +178,43 @@ def test_case_2_rtms_interrupted_while_the_sockets_still_look_open(stack, django
     assert overlapping_live_connections(handshaken(stack, stream_id, "signaling")) == []
 
 
+def test_case_2_a_paused_stream_is_paused_again_after_the_interruption(stack, django_db_blocker, held_stream):
+    """Zoom keeps a pause across a reconnection (docs/STREAMS.md "Paused streams"): once reconnected the holder
+    records the stream paused, never active, and Zoom's rtms_interrupted arriving after that leaves it paused, so
+    the host can still resume it."""
+    from rtms.models import StreamSession, StreamTransition
+    from zoomapp.webhooks.models import WebhookDelivery
+
+    _, stream_id = held_stream
+    stack.sim.post(f"/_sim/streams/{stream_id}/pause").raise_for_status()
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="paused").exists(), "the stream paused")
+    with django_db_blocker.unblock():
+        paused = StreamTransition.objects.filter(stream__rtms_stream_id=stream_id).latest("pk").pk
+    old_sockets = handshaken(stack, stream_id)
+    # Zoom's first two deliveries fail: its retry (0.3 + 1.2 s here) lands after the holder is back.
+    stack.fault(kind="webhook_fail", event="meeting.rtms_interrupted", count=2)
+    chaos(stack, stream_id, case="signaling_drop")
+
+    def all_back():
+        fresh = [c for c in handshaken(stack, stream_id) if c["opened_at"] > max(o["opened_at"] for o in old_sockets)]
+        return len(fresh) == len(old_sockets) and fresh
+    wait_for_row(django_db_blocker, lambda: all_back(), "signaling and every media socket again", timeout=15)
+    wait_for_row(django_db_blocker, lambda: WebhookDelivery.objects.filter(
+        event="meeting.rtms_interrupted", rtms_stream_id=stream_id).exists(), "Zoom's late rtms_interrupted")
+    with django_db_blocker.unblock():
+        since_pause = list(StreamTransition.objects.filter(stream__rtms_stream_id=stream_id, pk__gt=paused)
+                           .order_by("pk").values_list("state", flat=True))
+        state = StreamSession.objects.get(rtms_stream_id=stream_id).state
+    assert state == "paused" and since_pause[-1] == "paused", since_pause
+    assert "active" not in since_pause, f"a reconnection alone read as the end of the pause: {since_pause}"
+    assert stack.sim_stream(stream_id)["state"] == "paused"
+
+    stack.sim.post(f"/_sim/streams/{stream_id}/resume").raise_for_status()
+    wait_for_row(django_db_blocker, lambda: StreamSession.objects.filter(
+        rtms_stream_id=stream_id, state="active").exists(), "the stream resumed")
+
+
 def test_case_3_a_dropped_media_socket_is_redone_alone(stack, django_db_blocker, held_stream):
     from rtms.models import StreamSession
 
