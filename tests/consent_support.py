@@ -50,6 +50,14 @@ def panel_action(client, app, token, **body):
                        HTTP_AUTHORIZATION=f"Bearer {token}")
 
 
+def panel_snapshot(token):
+    """The state the panel holding `token` is sent when its socket connects (zoomapp/consent/panel_state.py)."""
+    from zoomapp.consent import tokens
+    from zoomapp.consent.panel_state import snapshot_for
+
+    return snapshot_for(tokens.read(token))
+
+
 def register_with_sim(sim, web_url, app, account_id="acctOwner", redirect_url=None):
     """Register our app row with the simulator: its webhook endpoint on the daphne at `web_url` (validated by
     Zoom's challenge, so the row must be committed), its panel as Home URL and our OAuth callback (by default

@@ -16,7 +16,6 @@ urlpatterns = [
     path("metrics", operator_only(rtms.views.metrics), name="metrics"),
     path("panel/<str:client_id>/", panel.home, name="panel-home"),
     path("panel/<str:client_id>/api/context", panel.api_context, name="panel-context"),
-    path("panel/<str:client_id>/api/state", panel.api_state, name="panel-state"),
     path("panel/<str:client_id>/api/action", panel.api_action, name="panel-action"),
     path("panel/<str:client_id>/api/authorize", panel.api_authorize_start, name="panel-authorize"),
     path("panel/<str:client_id>/api/authorized", panel.api_authorize_finish, name="panel-authorized"),

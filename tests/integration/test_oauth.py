@@ -264,15 +264,15 @@ def test_a_reauthorization_that_waited_for_a_refused_refresh_stays_authorized(zo
 
 
 def test_a_panel_of_an_app_removed_meanwhile_is_refused_with_404(client):
-    """The panel's token outlives its app (an admin removed it while panels were open): a clear 404 from its state
-    and its authorization, not a 500."""
-    from tests.consent_support import open_panel
+    """The panel's token outlives its app (an admin removed it while panels were open): a clear 404 from its actions
+    and its authorization, not a 500 (its socket's refusal: tests/integration/test_panel_socket.py)."""
+    from tests.consent_support import open_panel, panel_action
 
     app = make_app()
     token, _ = open_panel(client, app, meeting_uuid(), "goneHost", "host")
     app.delete()
-    state = client.get(f"/panel/{app.client_id}/api/state", HTTP_AUTHORIZATION=f"Bearer {token}")
-    assert state.status_code == 404 and state.json()["error"] == "unknown_app"
+    acted = panel_action(client, app, token, action="request")
+    assert acted.status_code == 404 and acted.json()["error"] == "unknown_meeting"
     for path, body in (("authorize", {}), ("authorized", {"code": "c", "state": "s", "redirectUri": "https://x/"})):
         answer = client.post(f"/panel/{app.client_id}/api/{path}", data=body, content_type="application/json",
                              HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -105,8 +105,8 @@ def test_a_context_forged_with_a_second_apps_secret_cannot_decide_the_first_apps
         app=app_a, user_id=BEN_ID).pk)
     assert response.status_code == 409 and response.json()["error"] == "unknown_share"
     # B's panel token is refused at A's API outright.
-    response = client.get(f"/panel/{app_a.client_id}/api/state", HTTP_AUTHORIZATION=f"Bearer {forged_token}")
-    assert response.status_code == 401
+    response = panel_action(client, app_a, forged_token, action="approve", requests=[request_id])
+    assert response.status_code == 401 and response.json()["error"] == "token"
     assert rows_of(app_a, meeting_of_a["uuid"]) == before
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.consent_support import context_for, make_app, meeting_uuid, open_panel, panel_action
+from tests.consent_support import context_for, make_app, meeting_uuid, open_panel, panel_action, panel_snapshot
 from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share
 
 pytestmark = pytest.mark.django_db
@@ -31,8 +31,7 @@ def test_request_reaches_the_host_and_the_participant_sees_request_sent(client, 
     assert response.status_code == 200
     mine = response.json()["state"]["shares"][0]
     assert (mine["user_name"], mine["status"]) == ("Ben", "pending")
-    host_state = client.get(f"/panel/{app.client_id}/api/state", HTTP_AUTHORIZATION=f"Bearer {meeting['host']}")
-    assert [r["user_name"] for r in host_state.json()["state"]["requests"]] == ["Ben"]
+    assert [r["user_name"] for r in panel_snapshot(meeting["host"])["requests"]] == ["Ben"]
 
 
 def test_participant_host_actions_over_http_are_refused(client, app, meeting):
@@ -53,6 +52,12 @@ def test_a_token_for_another_app_or_no_token_is_refused(client, app, meeting):
     response = client.post(f"/panel/{app.client_id}/api/action", data={"action": "request"},
                            content_type="application/json")
     assert response.status_code == 401 and response.json()["message"] == "missing panel token"
+
+
+def test_the_state_is_read_over_the_socket_only(client, app, meeting):
+    """No second way to read it: the panel's socket sends it, and each action's answer carries it."""
+    response = client.get(f"/panel/{app.client_id}/api/state", HTTP_AUTHORIZATION=f"Bearer {meeting['host']}")
+    assert response.status_code == 404
 
 
 def test_guest_can_watch_but_not_request(client, app, meeting):

@@ -144,12 +144,6 @@ def api_context(request, client_id):
     return JsonResponse({"token": token, "theme": context.theme, "state": snapshot_for(identity)})
 
 
-@require_GET
-@panel_api
-def api_state(request, client_id):
-    return JsonResponse({"state": snapshot_for(_identity(request, client_id))})
-
-
 @require_POST
 @panel_api
 def api_action(request, client_id):
