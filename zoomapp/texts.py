@@ -1,6 +1,8 @@
 """Every sentence a person reads in the panel, in one module so it can be translated later.
 
-The first group is docs/CONSENT.md's "Exact texts", verbatim; the panel never spells these itself.
+The first group is docs/CONSENT.md's "Exact texts", verbatim; the panel never spells these itself. The refusals
+are here too: the panel shows a refused action's message as the server wrote it. What only an operator reads (log
+lines, audit reasons) stays with the code that writes it.
 """
 
 # --- docs/CONSENT.md, verbatim ---------------------------------------------------------------
@@ -75,6 +77,43 @@ LABEL_LOADING = "Loading…"
 LABEL_CANCEL_REQUEST = "Cancel request"
 REQUEST_CANCELLED = "You cancelled your request. Nothing was shared."
 
+# --- Refusals: what a refused panel request or action says (the panel shows it as it comes). Sent with the refusal,
+# not with the page; the refusal's code, for scripts, stays with the check that refuses. ---------------------------
+REFUSED_GUEST_ACTION = "Sign in to Zoom to use this app."
+REFUSED_GUEST_REQUEST = "Sign in to Zoom to share meeting content with apps."
+REFUSED_GUEST_AUTHORIZE = "Sign in to Zoom to authorize this app."
+REFUSED_NOT_HOST = "Only the meeting's host or a co-host can do this."
+REFUSED_NOT_OWNER_OR_HOST = "Only the app's user or a host can do this."
+REFUSED_NOT_APPS_USER = "Only the app's user can report this."
+REFUSED_NOT_REQUESTER = "Only the person who asked can cancel this request."
+REFUSED_NOT_PENDING = "This request is no longer waiting for the host."
+REFUSED_REQUEST_DECIDED = "That request is no longer waiting for a decision."
+REFUSED_UNKNOWN_SHARE = "That app is not in this meeting."
+REFUSED_NOT_SHARING = "That app is not sharing meeting content."
+REFUSED_PAUSE_NOT_SHARING = "The app is not sharing."
+REFUSED_RESUME_NOT_PAUSED = "The app is not paused."
+REFUSED_UNKNOWN_MEETING = "This panel's meeting is not known."
+REFUSED_UNKNOWN_APP = "No Zoom app is registered with this client id."
+REFUSED_UNKNOWN_ACTION = "Unknown action."
+REFUSED_NOTHING_TO_CHANGE = "Nothing to change."
+REFUSED_NOT_POSITIVE_INTEGER = "'{name}' must be a positive integer."
+REFUSED_NOT_REQUEST_IDS = "'{name}' must be a list of request ids."
+REFUSED_NOT_TRUE_OR_FALSE = "'{name}' must be true or false."
+REFUSED_NOT_IN_CLIENT_RESULT = "'result' must be started or failed."
+REFUSED_ACTION_NOT_OBJECT = "The action must be a JSON object."
+REFUSED_BODY_TOO_LARGE = "The request is too large."
+REFUSED_BODY_NOT_JSON = "The body must be JSON."
+REFUSED_BODY_NOT_OBJECT = "The body must be a JSON object."
+REFUSED_FRAME_NOT_JSON = "Send one JSON action per frame."
+REFUSED_NAME_NOT_STORABLE = "The name must not hold NUL characters or lone surrogates."
+REFUSED_AUTHORIZED_FIELDS = "code, state and redirectUri are required."
+REFUSED_TOKEN_MISSING = "missing panel token"
+REFUSED_TOKEN_EXPIRED = "the panel token has expired"
+REFUSED_TOKEN_INVALID = "the panel token is not valid"
+REFUSED_TOKEN_OTHER_APP = "the panel token is for another app"
+REFUSED_TOKEN_OTHER_PANEL = "That token is for another panel."
+REFUSED_DEPARTED = "you are no longer in this meeting"
+
 # Short status label (docs/CONSENT.md's short labels) -> the sentence the app's user reads.
 OUTCOME_TEXTS = {
     "pending": REQUEST_SENT,
@@ -96,6 +135,7 @@ AAN_TEXTS = {"auto": AAN_AUTO_START, "host": AAN_STARTED_BY_HOST}
 
 
 def panel_texts():
-    """The texts the panel's script needs, by name (sent once with the page)."""
-    names = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, str)}
+    """The texts the panel's script needs, by name (sent once with the page; a refusal brings its own)."""
+    names = {name: value for name, value in globals().items()
+             if name.isupper() and isinstance(value, str) and not name.startswith("REFUSED_")}
     return {**names, "OUTCOME_TEXTS": OUTCOME_TEXTS, "AAN_TEXTS": AAN_TEXTS}

@@ -21,7 +21,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import InterfaceError, OperationalError, connection
 
-from zoomapp import inbound
+from zoomapp import inbound, texts
 from zoomapp.consent import panel_dispatch, tokens
 from zoomapp.consent.panel_state import StateFrames, snapshot_for
 from zoomapp.consent.permissions import Refused
@@ -214,7 +214,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
 
     async def _close_at(self, expires_at):
         await asyncio.sleep(max(0.0, expires_at - time.time()))
-        await self._refuse_and_close("the panel token has expired")
+        await self._refuse_and_close(texts.REFUSED_TOKEN_EXPIRED)
 
     async def _refuse_and_close(self, reason, code="token", close_code=CLOSE_UNAUTHORIZED):
         log.info("panel socket closed", extra={"meeting": self.identity.meeting_uuid,
@@ -236,7 +236,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
         try:
             body = inbound.parse_json_frame(text_data, MAX_FRAME_CHARS)
         except inbound.NotJSON:
-            await self._send({"type": "refused", "code": "bad_request", "message": "Send one JSON action per frame."})
+            await self._send({"type": "refused", "code": "bad_request", "message": texts.REFUSED_FRAME_NOT_JSON})
             return
         action = body.get("action") if isinstance(body, dict) else None
         if action == "resync":
@@ -278,7 +278,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
             self.identity.client_id, self.identity.meeting_uuid, self.identity.user_id
         ):
             await self._send({"type": "refused", "action": "renew", "code": "token",
-                              "message": "That token is for another panel."})
+                              "message": texts.REFUSED_TOKEN_OTHER_PANEL})
             return
         self._token = token
         self._expiry.cancel()
@@ -295,7 +295,7 @@ class PanelConsumer(AsyncWebsocketConsumer):
             self.held_state = (state, departed)  # MeetingPanels writes each panel newer states only
             return
         if self.identity.user_id and self.identity.user_id in departed:
-            await self._refuse_and_close("you are no longer in this meeting", "departed", CLOSE_DEPARTED)
+            await self._refuse_and_close(texts.REFUSED_DEPARTED, "departed", CLOSE_DEPARTED)
             await self.meeting.leave(self)  # no second refusal while the close handshake runs
             return
         await self.send(text_data=_state_frames.frame(state, self.identity.viewer_id))

@@ -8,6 +8,7 @@ import logging
 from django.db.models import Case, F, Value, When
 
 from rtms.compiled_read import CompiledModelRead
+from zoomapp import texts
 from zoomapp.consent.models import AuditEntry, Meeting, Participant, Share
 from zoomapp.consent.permissions import Refused
 
@@ -117,5 +118,5 @@ def share_in(meeting, share_id):
     """A share of THIS meeting (a panel of meeting A, or of another app, can never reach other rows)."""
     share = _SHARE_IN.one(share_id, meeting.pk)
     if share is None:
-        raise Refused("unknown_share", "That app is not in this meeting.")
+        raise Refused("unknown_share", texts.REFUSED_UNKNOWN_SHARE)
     return share

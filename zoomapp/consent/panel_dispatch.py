@@ -7,6 +7,7 @@ inside the do_* actions, against what Zoom told the server, never against what t
 from django.db.models import OuterRef, Subquery
 
 from rtms.compiled_read import CompiledModelRead
+from zoomapp import texts
 from zoomapp.consent.actions import host_controls, sharing_requests, starting
 from zoomapp.consent.models import Meeting, Participant, Share
 from zoomapp.consent.permissions import Actor, Refused
@@ -24,7 +25,7 @@ _MEETING_AND_ACTOR_NAME = CompiledModelRead(
 def _int(body, name):
     value = body.get(name)
     if type(value) is not int or not 0 < value < 2**53:
-        raise Refused("bad_request", f"'{name}' must be a positive integer.")
+        raise Refused("bad_request", texts.REFUSED_NOT_POSITIVE_INTEGER.format(name=name))
     return value
 
 
@@ -33,14 +34,14 @@ def _ids(body, name):
     if not isinstance(value, list) or not 0 < len(value) <= MAX_IDS or any(
         type(v) is not int or not 0 < v < 2**53 for v in value
     ):
-        raise Refused("bad_request", f"'{name}' must be a list of request ids.")
+        raise Refused("bad_request", texts.REFUSED_NOT_REQUEST_IDS.format(name=name))
     return value
 
 
 def _bool(body, name):
     value = body.get(name)
     if value is not None and type(value) is not bool:
-        raise Refused("bad_request", f"'{name}' must be true or false.")
+        raise Refused("bad_request", texts.REFUSED_NOT_TRUE_OR_FALSE.format(name=name))
     return value
 
 
@@ -71,7 +72,7 @@ def _deny_all(meeting, actor, body):
 def _toggles(meeting, actor, body):
     share, approval = _bool(body, "share_with_apps"), _bool(body, "require_host_approval")
     if share is None and approval is None:
-        raise Refused("bad_request", "Nothing to change.")
+        raise Refused("bad_request", texts.REFUSED_NOTHING_TO_CHANGE)
     host_controls.do_set_toggles(meeting, share_with_apps=share, require_host_approval=approval, actor=actor)
 
 
@@ -94,11 +95,11 @@ def _stop(meeting, actor, body):
 def _in_client_result(meeting, actor, body):
     result = body.get("result")
     if result not in ("started", "failed"):
-        raise Refused("bad_request", "'result' must be started or failed.")
+        raise Refused("bad_request", texts.REFUSED_NOT_IN_CLIENT_RESULT)
     detail = body.get("detail") if isinstance(body.get("detail"), str) else ""
     share = Share.objects.filter(pk=_int(body, "share"), meeting=meeting).first()
     if share is None:
-        raise Refused("unknown_share", "That app is not in this meeting.")
+        raise Refused("unknown_share", texts.REFUSED_UNKNOWN_SHARE)
     starting.do_in_client_result(share, result, detail[:200], actor=actor)
 
 
@@ -121,16 +122,16 @@ ACTIONS = {
 def perform(identity, body, source, address=""):
     """Run one panel action for the panel `identity` (a tokens.PanelIdentity). Raises Refused."""
     if not isinstance(body, dict):
-        raise Refused("bad_request", "The action must be a JSON object.")
+        raise Refused("bad_request", texts.REFUSED_ACTION_NOT_OBJECT)
     name = body.get("action")
     handler = ACTIONS.get(name) if isinstance(name, str) else None
     if handler is None:
-        raise Refused("unknown_action", "Unknown action.")
+        raise Refused("unknown_action", texts.REFUSED_UNKNOWN_ACTION)
     if identity.is_guest:
-        raise Refused("guest", "Sign in to Zoom to use this app.")
+        raise Refused("guest", texts.REFUSED_GUEST_ACTION)
     meeting = _MEETING_AND_ACTOR_NAME.one(identity.client_id, identity.meeting_uuid, identity.user_id)
     if meeting is None:
-        raise Refused("unknown_meeting", "This panel's meeting is not known.")
+        raise Refused("unknown_meeting", texts.REFUSED_UNKNOWN_MEETING)
     actor = Actor(identity.user_id, meeting.actor_name or "", source, address)
     handler(meeting, actor, body)
     return name

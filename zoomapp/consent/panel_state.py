@@ -13,6 +13,7 @@ from django.db.models import Q
 
 from rtms.compiled_read import CompiledModelRead, CompiledRead
 from rtms.models import TranscriptSegment
+from zoomapp import texts
 from zoomapp.consent.meetings import get_meeting
 from zoomapp.consent.models import Meeting, Participant, Share, ShareRequest
 from zoomapp.consent.permissions import HOST_ROLES, Refused
@@ -244,7 +245,7 @@ def snapshot_for(identity):
     if found is None:  # the first panel of a meeting no webhook has told us about yet, or its app was removed
         app = ZoomApp.by_client_id(identity.client_id)
         if app is None:
-            raise Refused("unknown_app", "No Zoom app is registered with this client id.")
+            raise Refused("unknown_app", texts.REFUSED_UNKNOWN_APP)
         meeting = get_meeting(app, identity.meeting_uuid)
         found = (meeting.pk, meeting.version, meeting.app_id)
     meeting_pk, version, app_pk = found

@@ -7,6 +7,7 @@ app contexts) for this app's row of the meeting (docs/CONSENT.md "Who may do wha
 from dataclasses import dataclass
 
 from rtms.compiled_read import CompiledRead
+from zoomapp import texts
 from zoomapp.consent.models import Participant
 
 HOST_ROLES = (Participant.Role.HOST, Participant.Role.CO_HOST)
@@ -67,14 +68,14 @@ def is_host(meeting, user_id):
 
 def require_host(meeting, actor):
     if not is_host(meeting, actor.user_id):
-        raise Refused("not_host", "Only the meeting's host or a co-host can do this.")
+        raise Refused("not_host", texts.REFUSED_NOT_HOST)
 
 
 def require_owner_or_host(meeting, actor, share):
     if share.user_id != actor.user_id and not is_host(meeting, actor.user_id):
-        raise Refused("not_your_app", "Only the app's user or a host can do this.")
+        raise Refused("not_your_app", texts.REFUSED_NOT_OWNER_OR_HOST)
 
 
 def require_live(meeting):
     if meeting.ended_at is not None:
-        raise Refused("meeting_ended", "The meeting has ended.")
+        raise Refused("meeting_ended", texts.MEETING_ENDED)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from django.core import signing
 
+from zoomapp import texts
+
 TOKEN_MAX_AGE = 15 * 60  # seconds; the panel re-posts a fresh app context before this runs out
 _SALT = "zoomapp.consent.panel"
 
@@ -47,15 +49,15 @@ def mint(client_id, meeting_uuid, user_id):
 
 def read(token, max_age=TOKEN_MAX_AGE):
     if not isinstance(token, str) or not token or len(token) > 2048:
-        raise TokenRefused("missing panel token")
+        raise TokenRefused(texts.REFUSED_TOKEN_MISSING)
     try:
         data = signing.loads(token, salt=_SALT, max_age=max_age)
     except signing.SignatureExpired:
-        raise TokenRefused("the panel token has expired") from None
+        raise TokenRefused(texts.REFUSED_TOKEN_EXPIRED) from None
     except signing.BadSignature:
-        raise TokenRefused("the panel token is not valid") from None
+        raise TokenRefused(texts.REFUSED_TOKEN_INVALID) from None
     if (not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "amug")
             or type(data.get("e")) is not int):
-        raise TokenRefused("the panel token is not valid")
+        raise TokenRefused(texts.REFUSED_TOKEN_INVALID)
     return PanelIdentity(client_id=data["a"], meeting_uuid=data["m"], user_id=data["u"], guest_id=data["g"],
                          expires_at=data["e"])

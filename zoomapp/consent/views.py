@@ -38,7 +38,7 @@ REFUSAL_STATUS = {
 def _app_or_404(client_id):
     app = ZoomApp.by_client_id(client_id)
     if app is None:
-        raise Http404("No Zoom app is registered with this client id.")
+        raise Http404(texts.REFUSED_UNKNOWN_APP)
     return app
 
 
@@ -89,13 +89,13 @@ def home(request, client_id):
 
 def _json_body(request):
     if len(request.body) > MAX_BODY_BYTES:
-        raise Refused("bad_request", "The request is too large.")
+        raise Refused("bad_request", texts.REFUSED_BODY_TOO_LARGE)
     try:
         body = inbound.parse_json(request.body or b"{}")
     except inbound.NotJSON:
-        raise Refused("bad_request", "The body must be JSON.") from None
+        raise Refused("bad_request", texts.REFUSED_BODY_NOT_JSON) from None
     if not isinstance(body, dict):
-        raise Refused("bad_request", "The body must be a JSON object.")
+        raise Refused("bad_request", texts.REFUSED_BODY_NOT_OBJECT)
     return body
 
 
@@ -107,7 +107,7 @@ def _identity(request, client_id):
     except tokens.TokenRefused as exc:
         raise Refused("token", exc.reason) from None
     if identity.client_id != client_id:
-        raise Refused("token", "the panel token is for another app")
+        raise Refused("token", texts.REFUSED_TOKEN_OTHER_APP)
     return identity
 
 
@@ -134,7 +134,7 @@ def api_context(request, client_id):
     name = body.get("name") if isinstance(body.get("name"), str) else ""
     # Refused as a webhook's name is: PostgreSQL could not store it (docs/SECURITY.md "JSON and text from outside").
     if not inbound.is_storable_text(name):
-        raise Refused("bad_request", "The name must not hold NUL characters or lone surrogates.")
+        raise Refused("bad_request", texts.REFUSED_NAME_NOT_STORABLE)
     try:
         token, context = _bind(app, body.get("context"), name[:200], request)
     except AppContextRefused as exc:
@@ -158,7 +158,7 @@ def api_authorize_start(request, client_id):
     """In-client OAuth, step 1: a PKCE challenge for zoomSdk.authorize()."""
     identity = _identity(request, client_id)
     if identity.is_guest:
-        raise Refused("guest", "Sign in to Zoom to authorize this app.")
+        raise Refused("guest", texts.REFUSED_GUEST_AUTHORIZE)
     app = _app_or_404(client_id)
     state, challenge = oauth.start_pkce(app, identity.user_id)
     return JsonResponse({"state": state, "codeChallenge": challenge})
@@ -170,11 +170,11 @@ def api_authorize_finish(request, client_id):
     """In-client OAuth, step 2: the code from onAuthorized, exchanged with the verifier we kept."""
     identity = _identity(request, client_id)
     if identity.is_guest:
-        raise Refused("guest", "Sign in to Zoom to authorize this app.")
+        raise Refused("guest", texts.REFUSED_GUEST_AUTHORIZE)
     body = _json_body(request)
     code, state, redirect_to = body.get("code"), body.get("state"), body.get("redirectUri")
     if not all(isinstance(v, str) and 0 < len(v) < 2048 for v in (code, state, redirect_to)):
-        raise Refused("bad_request", "code, state and redirectUri are required.")
+        raise Refused("bad_request", texts.REFUSED_AUTHORIZED_FIELDS)
     app = _app_or_404(client_id)
     try:
         oauth.finish_pkce(app, identity.user_id, state, code, redirect_to)

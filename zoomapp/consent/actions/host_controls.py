@@ -3,6 +3,7 @@
 
 from django.db import transaction
 
+from zoomapp import texts
 from zoomapp.consent import audit, meetings, zoom_calls
 from zoomapp.consent.actions.sharing_requests import approve_pending
 from zoomapp.consent.actions.sharing_with_apps import sharing_turned
@@ -60,7 +61,7 @@ def do_stop(meeting, share_id, *, actor):
 def _end_sharing(meeting, share, kind, outcome, actor):
     """Ends an active share by a person's decision: the outcome now, Zoom's stream stopped after commit."""
     if not share.is_active:
-        raise Refused("not_sharing", "That app is not sharing meeting content.")
+        raise Refused("not_sharing", texts.REFUSED_NOT_SHARING)
     share.set_status(outcome, stop_intent=outcome)
     audit.record_in_meeting(kind, meeting, actor, share=share, outcome=outcome)
     if share.rtms_stream_id:
@@ -84,7 +85,8 @@ def _pause_or_resume(meeting, share_id, action, required, actor):
     share = meetings.share_in(meeting, share_id)
     require_owner_or_host(meeting, actor, share)
     if share.status != required or not share.rtms_stream_id:
-        raise Refused("wrong_state", "The app is not sharing." if action == "pause" else "The app is not paused.")
+        raise Refused("wrong_state", texts.REFUSED_PAUSE_NOT_SHARING if action == "pause"
+                      else texts.REFUSED_RESUME_NOT_PAUSED)
     audit.record_in_meeting(f"{action}_requested", meeting, actor, share=share, outcome=share.status)
     zoom_calls.after_commit(pause_or_resume_via_rest, share.pk, action, actor)
     return share

@@ -6,6 +6,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from zoomapp import texts
 from zoomapp.consent import audit, meetings, policy
 from zoomapp.consent.actions.sharing_with_apps import sharing_turned
 from zoomapp.consent.actions.starting import begin_start
@@ -33,7 +34,7 @@ def _sharing_gate(meeting):
 def do_request(meeting, *, actor, source=ShareRequest.Source.PARTICIPANT):
     """A user asks to share the meeting's content with the meeting's app (rules 1-5). Returns the Share."""
     if not actor.user_id:
-        raise Refused("guest", "Sign in to Zoom to share meeting content with apps.")
+        raise Refused("guest", texts.REFUSED_GUEST_REQUEST)
     meeting = meetings.lock(meeting)
     require_live(meeting)
     share = meetings.share_for(meeting, actor.user_id, actor.name)
@@ -197,7 +198,7 @@ def _decide(meeting, request_ids, status, *, actor):
     """Record the host's decision on pending requests; returns (request, locked share) pairs."""
     requests = _pending(meeting, request_ids)
     if request_ids is not None and len(requests) != len(set(request_ids)):
-        raise Refused("unknown_request", "That request is no longer waiting for a decision.")
+        raise Refused("unknown_request", texts.REFUSED_REQUEST_DECIDED)
     now = timezone.now()
     decided = []
     for request in requests:
@@ -257,9 +258,9 @@ def do_withdraw(meeting, share_id, *, actor):
     meeting = meetings.lock(meeting)
     share = meetings.share_in(meeting, share_id)
     if share.user_id != actor.user_id:
-        raise Refused("not_your_app", "Only the person who asked can cancel this request.")
+        raise Refused("not_your_app", texts.REFUSED_NOT_REQUESTER)
     if share.status != Status.PENDING:
-        raise Refused("not_pending", "This request is no longer waiting for the host.")
+        raise Refused("not_pending", texts.REFUSED_NOT_PENDING)
     withdrawn = ShareRequest.objects.filter(share=share, status=ShareRequest.Status.PENDING).update(
         status=ShareRequest.Status.WITHDRAWN, decided_at=timezone.now(), decided_by=actor.user_id)
     share.set_status(Status.STOPPED, started_by="", start_path="")

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from rtms import services as rtms_services
 from rtms.compiled_read import CompiledModelRead
+from zoomapp import texts
 from zoomapp.consent import audit, meetings, zoom_calls
 from zoomapp.consent.models import Share
 from zoomapp.consent.permissions import Actor, Refused
@@ -98,7 +99,7 @@ def do_in_client_result(share, result, detail="", *, actor):
     """What the requester's panel saw after zoomSdk.startRTMS(): "started" (Zoom's webhook confirms) or "failed"
     (rule 7: the in-client fallback was refused → the host cannot approve)."""
     if share.user_id != actor.user_id:
-        raise Refused("not_your_app", "Only the app's user can report this.")
+        raise Refused("not_your_app", texts.REFUSED_NOT_APPS_USER)
     if result == "failed":
         return do_start_failed(share.pk, share.start_attempt, Status.HOST_CANNOT_APPROVE,
                                reason=f"in-client start refused: {detail}"[:300], actor=actor)
