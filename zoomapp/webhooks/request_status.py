@@ -6,10 +6,11 @@ of the other RTMS events, is in docs/ZOOM.md §2.1:
     {"event": "rtms.request_status", "payload": {"meeting_uuid": "…", "operator_id": "<requester's Zoom user id>",
                                                  "request_status": "pending" | "approved" | "denied" | …}}
 
-Parsed once here; a malformed one (ids missing or invalid, a request_status that is not a non-empty string) is
-refused by the view with 400 naming the field, before anything is stored. A request_status we do not know is Zoom
-doing otherwise than we assumed, not a bad delivery: it is stored and logged, and changes nothing (parse gives
-None), so Zoom does not retry it and then drop it.
+Parsed once here. An id that is there but not a valid id is refused by the view with 400 naming the field, before
+anything is stored. Anything else we do not read as assumed (an id missing, a request_status that is not one of
+the strings we know: another value, an object, nothing) is Zoom sending otherwise than we assumed, not a bad
+delivery: it is stored and logged for the operator to see its real shape, and changes nothing (parse gives None),
+so Zoom does not retry it three times and then drop it.
 """
 
 import logging
@@ -34,20 +35,21 @@ class RequestStatus:
 
 
 def parse(payload):
-    """A RequestStatus, or None for a request_status we do not know."""
+    """A RequestStatus, or None for an answer not in the shape we assumed."""
     if not isinstance(payload, dict):
         raise MalformedMeetingEvent("payload must be an object")
     fields = payload.get("object") if isinstance(payload.get("object"), dict) else payload
     try:
-        meeting_uuid = validate("meeting_uuid", fields.get("meeting_uuid"), "payload.meeting_uuid")
-        requester_id = validate("zoom_user_id", fields.get("operator_id"), "payload.operator_id")
+        meeting_uuid, requester_id = (
+            None if fields.get(key) is None else validate(kind, fields[key], f"payload.{key}")
+            for key, kind in (("meeting_uuid", "meeting_uuid"), ("operator_id", "zoom_user_id")))
     except InvalidIdentifier as exc:
         raise MalformedMeetingEvent(str(exc), "invalid_identifier") from None
     status = fields.get("request_status")
-    if not isinstance(status, str) or not status:
-        raise MalformedMeetingEvent("payload.request_status must be a non-empty string")
-    if status not in STATUSES:
-        log.warning("unknown rtms.request_status, stored and ignored",
-                    extra={"meeting": meeting_uuid, "user": requester_id, "request_status": status[:64]})
+    if meeting_uuid is None or requester_id is None or not isinstance(status, str) or status not in STATUSES:
+        log.warning("rtms.request_status not as we read it, stored and ignored", extra={
+            "meeting": meeting_uuid, "user": requester_id,
+            "request_status": status[:64] if isinstance(status, str) else type(status).__name__,
+            "fields": ",".join(sorted(map(str, fields))[:20])[:300]})
         return None
     return RequestStatus(meeting_uuid, requester_id, status)
