@@ -106,6 +106,28 @@ def test_groups_from_a_grant_in_another_account_never_apply():
     assert pats_outcome(notetaker) == "pending"
 
 
+def test_the_hosts_newest_grant_in_the_account_names_her_groups_for_the_console_and_for_rule_1():
+    """She moved from a group whose sharing is off to one left at the account's On: her newest grant says so, and
+    the console shows her On where her meetings share."""
+    notetaker, recorder = make_app("Notetaker"), make_app("Recorder")
+    authorized(recorder, ADMIN.account_id, ["groupOff"])
+    authorized(notetaker, ADMIN.account_id, ["groupOn"])
+    changes.set_sharing_policy(ADMIN, "group", "groupOff", False)
+    [hana] = [user for user in account_data.account_users(ADMIN.account_id) if user.user_id == HOST_ID]
+    assert hana.group_ids == ["groupOn"]
+    assert policy.user_account_and_groups(HOST_ID, ADMIN.account_id) == (ADMIN.account_id, ["groupOn"])
+    assert pats_outcome(recorder) == "pending"
+
+
+def test_a_host_whose_account_zoom_has_not_named_is_judged_in_her_newest_grants_account():
+    notetaker, recorder = make_app("Notetaker"), make_app("Recorder")
+    authorized(recorder, "acctFormer", ["groupFormer"])
+    authorized(notetaker, ADMIN.account_id, [GROUP])
+    changes.set_sharing_policy(ADMIN, "group", GROUP, False)
+    assert policy.user_account_and_groups(HOST_ID) == (ADMIN.account_id, [GROUP])
+    assert policy.sharing_allowed_for_host(HOST_ID, "") is False
+
+
 def test_first_group_with_a_setting_wins_and_clearing_falls_back():
     changes.set_sharing_policy(ADMIN, "account", "", True)
     changes.set_sharing_policy(ADMIN, "group", "g2", False)

@@ -26,12 +26,12 @@ from celery import shared_task
 from django.db import transaction
 from django.dispatch import receiver
 
-from zoomapp.consent import meetings
+from zoomapp.consent import meetings, policy
 from zoomapp.consent.actions import presence, sharing_requests
 from zoomapp.consent.models import Meeting, Participant
 from zoomapp.consent.permissions import Refused
 from zoomapp.console.models import AutoStartSetting, Level
-from zoomapp.marketplace.models import UserAuthorization, ZoomApp
+from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.signals import zoom_event
 
@@ -70,9 +70,9 @@ def user_account(user_id, app):
     they authorized any of our apps (Zoom's answer to our own call), else the account of a meeting that `app`'s
     signed events say they hosted (then without groups): another app's events, or its leaked secret, never
     decide what this app starts. Never from a setting an admin wrote. ("", []) when unknown."""
-    grant = UserAuthorization.objects.filter(user_id=user_id).exclude(account_id="").order_by("-updated").first()
-    if grant is not None:
-        return grant.account_id, list(grant.group_ids)
+    account_id, group_ids = policy.user_account_and_groups(user_id)
+    if account_id:
+        return account_id, group_ids
     hosted = (Meeting.objects.filter(app=app, host_user_id=user_id).exclude(account_id="")
               .order_by("-created").first())
     return (hosted.account_id, []) if hosted else ("", [])

@@ -36,25 +36,36 @@ def effective_sharing_policy(account_id, user_id, group_ids=()):
     return EffectivePolicy(DEFAULT_SHARE_WITH_APPS, "default", "")
 
 
-# The user's grants to any of the deployment's apps that name an account, newest first: the console reads a user's
-# account and groups from the same grants (zoomapp/console/account_data.account_users: the newest in the account).
-_GRANTS = CompiledModelRead(lambda user_id: UserAuthorization.objects.filter(user_id=user_id).exclude(account_id="")
-                            .only("account_id", "group_ids").order_by("-updated"), "user id stand-in")
+def newest_grants_in_account(account_id, user_id=None):
+    """Each user's newest grant in the account to any of the deployment's apps, by user id (only `user_id`'s when
+    given): what /v2/users/me last said of them there, their groups above all. Rule 1 judges a host by it and the
+    console shows every user by it (zoomapp/console/account_data.account_users), so the console shows the setting
+    rule 1 applies, whichever of the apps the host authorized."""
+    grants = UserAuthorization.objects.filter(account_id=account_id).only(
+        "user_id", "account_id", "group_ids", "display_name", "role_name")
+    if user_id is not None:
+        grants = grants.filter(user_id=user_id)
+    return {grant.user_id: grant for grant in grants.order_by("updated")}  # oldest first: each user's newest wins
 
 
-def host_account_and_groups(host_user_id, account_id):
-    """(account, groups) the meeting's host is judged by: the meeting's account (when Zoom has not named it, the
-    account of the host's newest grant), and the groups /v2/users/me reported in the host's newest grant to any of
-    our apps in that account, as the console shows them. Not only this app's grant: a host who authorized another
-    of our apps is in the same groups, and the console shows her setting through them."""
-    grants = _GRANTS.all(host_user_id)
-    account_id = account_id or (grants[0].account_id if grants else "")
-    groups = next((list(grant.group_ids) for grant in grants if grant.account_id == account_id), [])
-    return account_id, groups
+# The user's newest grant that names an account, for a user whose account Zoom has not told us otherwise.
+_NEWEST_GRANT = CompiledModelRead(
+    lambda user_id: UserAuthorization.objects.filter(user_id=user_id).exclude(account_id="")
+    .only("account_id", "group_ids").order_by("-updated")[:1], "user id stand-in")
 
 
-def sharing_allowed_for_host(app, host_user_id, account_id):
-    """Rule 1: may anything in this host's meetings be shared with apps? (`app`, the meeting's app, decides
-    nothing: the host's account and groups are the same whichever of our apps she authorized.)"""
-    account_id, group_ids = host_account_and_groups(host_user_id, account_id)
+def user_account_and_groups(user_id, account_id=""):
+    """(account, groups) a user is judged by: `account_id`, else the account of the user's newest grant; and the
+    groups of their newest grant in that account (none without one)."""
+    if not account_id:
+        newest = _NEWEST_GRANT.one(user_id)  # the newest of all is the newest in its own account
+        return (newest.account_id, list(newest.group_ids)) if newest else ("", [])
+    grant = newest_grants_in_account(account_id, user_id).get(user_id)
+    return account_id, list(grant.group_ids) if grant else []
+
+
+def sharing_allowed_for_host(host_user_id, account_id):
+    """Rule 1: may anything in this host's meetings be shared with apps? Judged in the meeting's account (`account_id`;
+    when Zoom has not named it, the host's own), by her groups there."""
+    account_id, group_ids = user_account_and_groups(host_user_id, account_id)
     return effective_sharing_policy(account_id, host_user_id, group_ids).share_with_apps

@@ -15,7 +15,7 @@ from zoomapp.consent.models import (
     Share,
     SharingPolicy,
 )
-from zoomapp.consent.policy import effective_sharing_policy
+from zoomapp.consent.policy import effective_sharing_policy, newest_grants_in_account
 from zoomapp.console.models import AutoStartSetting, Level
 from zoomapp.marketplace.models import UserAuthorization, ZoomApp
 
@@ -58,9 +58,8 @@ def group_in_account(account_id, group_id):
 def account_users(account_id):
     """Users of the account we know of: those who authorized any of our apps (/v2/users/me told us their account
     and groups), hosts of the account's meetings, and those named in one of the account's user-level settings."""
-    users = {}
-    for grant in UserAuthorization.objects.filter(account_id=account_id).order_by("updated"):
-        users[grant.user_id] = AccountUser(grant.user_id, grant.display_name, grant.role_name, list(grant.group_ids))
+    users = {user_id: AccountUser(user_id, grant.display_name, grant.role_name, list(grant.group_ids))
+             for user_id, grant in newest_grants_in_account(account_id).items()}
     user_rows = {"account_id": account_id, "level": Level.USER}
     named = (set(_account_hosts(account_id))
              | set(SharingPolicy.objects.filter(**user_rows).values_list("target_id", flat=True))

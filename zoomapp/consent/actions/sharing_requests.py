@@ -22,8 +22,7 @@ Status = Share.Status
 
 def _sharing_gate(meeting):
     """Rules 1 and 2: why nothing may start in this meeting now (outcome, reason), or None."""
-    if meeting.host_user_id and not policy.sharing_allowed_for_host(meeting.app, meeting.host_user_id,
-                                                                    meeting.account_id):
+    if meeting.host_user_id and not policy.sharing_allowed_for_host(meeting.host_user_id, meeting.account_id):
         return Status.HOST_CANNOT_APPROVE, "admin policy disables sharing with apps for the host"
     if not meeting.share_with_apps:
         return Status.APPS_DISABLED, "the host turned off sharing with apps"
