@@ -7,9 +7,14 @@ import base64
 import functools
 import hashlib
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.db import models
+
+
+class WrongEncryptionKey(Exception):
+    """A stored secret does not decrypt with this process's FIELD_ENCRYPTION_KEY. The message says what to set; it
+    is for the log and the operator, never for an answer to a caller (docs/SECURITY.md "Production defaults")."""
 
 
 @functools.cache
@@ -22,7 +27,25 @@ def encrypt(plaintext):
 
 
 def decrypt(token):
-    return _decrypted(settings.FIELD_ENCRYPTION_KEY, token)
+    try:
+        return _decrypted(settings.FIELD_ENCRYPTION_KEY, token)
+    except InvalidToken:
+        raise WrongEncryptionKey(_why_not(token)) from None
+
+
+def _why_not(token):
+    message = ("a secret stored in the database does not decrypt with this process's FIELD_ENCRYPTION_KEY (not the "
+               "key it was saved with, or the stored value was altered)")
+    # The documented upgrade (docs/SECURITY.md "Production defaults"): secrets saved while FIELD_ENCRYPTION_KEY
+    # defaulted to SECRET_KEY.
+    try:
+        _decrypted(settings.SECRET_KEY, token)
+    except InvalidToken:
+        return (f"{message}. Give every machine the FIELD_ENCRYPTION_KEY the secrets were saved with and restart; "
+                "a database from before FIELD_ENCRYPTION_KEY existed was saved with the old SECRET_KEY, so set "
+                "FIELD_ENCRYPTION_KEY to that value")
+    return (f"{message}. It decrypts with the current SECRET_KEY: set FIELD_ENCRYPTION_KEY to SECRET_KEY's value, "
+            "generate a new SECRET_KEY, and restart")
 
 
 # A row's secrets are decrypted each time the row is read: the app's two with every meeting lock, ~10 µs each in a
