@@ -22,6 +22,11 @@ class SimulatorRegistrationError(Exception):
     pass
 
 
+class MissingSecrets(Exception):
+    """A new app without its Client Secret or Secret Token from Zoom: invented ones would fail Zoom's validation of
+    the webhook endpoint and every token exchange."""
+
+
 def app_urls(app):
     return {
         "event_url": settings.SITE_URL + app.webhook_path,
@@ -31,9 +36,17 @@ def app_urls(app):
 
 
 @transaction.atomic
-def save_app(*, name, client_id, client_secret=None, webhook_secret_token=None, home_url="", account_id=""):
-    """Create or update an app; secrets not given are kept (or generated for a new app)."""
+def save_app(*, name, client_id, client_secret=None, webhook_secret_token=None, home_url="", account_id="",
+             generate_secrets=False):
+    """Create or update an app; secrets not given are kept. A new app needs both, unless `generate_secrets` asks
+    for invented ones (the demo, an app registered only with the simulator); otherwise MissingSecrets, nothing
+    saved."""
     app = ZoomApp.objects.select_for_update().filter(client_id=client_id).first() or ZoomApp(client_id=client_id)
+    missing = [field for field, given in (("client_secret", client_secret),
+                                          ("webhook_secret_token", webhook_secret_token))
+               if not given and not getattr(app, field, None)]
+    if missing and not generate_secrets:
+        raise MissingSecrets(missing)
     app.name = name
     app.home_url = home_url or app.home_url
     app.account_id = account_id or app.account_id

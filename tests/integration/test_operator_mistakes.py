@@ -1,0 +1,84 @@
+"""What an operator deploying the product gets wrong, and what they see then: a FIELD_ENCRYPTION_KEY other than
+the one the secrets were saved with, and `register_zoom_app` run from a script without Zoom's secrets.
+
+Against real processes: `manage.py register_zoom_app` without a terminal (as `docker compose exec -T` or Ansible
+run it).
+"""
+
+import secrets
+import subprocess
+import sys
+
+import pytest
+from django.db import connection
+
+from tests import processes
+from tests.consent_support import make_app
+from zoomapp.marketplace.models import ZoomApp
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+def register_zoom_app(env, *args):
+    """The command as a script runs it: no terminal, so it cannot ask for the secrets."""
+    return subprocess.run([sys.executable, "manage.py", "register_zoom_app", *args], cwd=processes.ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def stored_ciphertexts(client_id):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT client_secret, webhook_secret_token FROM {ZoomApp._meta.db_table} "
+                       "WHERE client_id = %s", [client_id])
+        return cursor.fetchone()
+
+
+# --- register_zoom_app without Zoom's secrets ---------------------------------------------------------------------
+
+
+def test_a_new_app_without_zoom_secrets_is_refused_naming_what_to_set(stack_env):
+    client_id = f"cmd{secrets.token_hex(4)}"
+    env = {k: v for k, v in stack_env.items() if not k.startswith("ZOOM_APP_")}
+
+    neither = register_zoom_app(env, "--name", "Summarizer", "--client-id", client_id)
+    assert neither.returncode != 0 and "Saved" not in neither.stdout
+    assert "ZOOM_APP_CLIENT_SECRET and ZOOM_APP_WEBHOOK_SECRET_TOKEN" in neither.stderr
+    assert "Nothing was saved" in neither.stderr and "Traceback" not in neither.stderr
+
+    one = register_zoom_app({**env, "ZOOM_APP_CLIENT_SECRET": "cmd-s3cret-client"}, "--name", "Summarizer",
+                            "--client-id", client_id)
+    assert one.returncode != 0 and "set ZOOM_APP_WEBHOOK_SECRET_TOKEN (" in one.stderr
+    assert "s3cret" not in one.stdout + one.stderr
+    assert not ZoomApp.objects.filter(client_id=client_id).exists()
+
+
+def test_invented_secrets_only_when_asked_for_and_a_stored_app_keeps_its_own(stack_env):
+    client_id = f"cmd{secrets.token_hex(4)}"
+    env = {k: v for k, v in stack_env.items() if not k.startswith("ZOOM_APP_")}
+
+    invented = register_zoom_app(env, "--name", "Sim only", "--client-id", client_id, "--generate-secrets")
+    assert invented.returncode == 0, invented.stderr
+    app = ZoomApp.objects.get(client_id=client_id)
+    assert len(app.client_secret) >= 24 and len(app.webhook_secret_token) >= 24
+
+    renamed = register_zoom_app(env, "--name", "Sim only 2", "--client-id", client_id)
+    assert renamed.returncode == 0, renamed.stderr
+    again = ZoomApp.objects.get(client_id=client_id)
+    assert (again.name, again.client_secret, again.webhook_secret_token) == (
+        "Sim only 2", app.client_secret, app.webhook_secret_token)
+
+
+# --- a FIELD_ENCRYPTION_KEY that is not the one the secrets were saved with ----------------------------------------
+
+
+def test_register_zoom_app_with_another_key_says_which_variable_is_wrong_and_changes_nothing(stack_env):
+    app = make_app("Notetaker")
+    before = stored_ciphertexts(app.client_id)
+    env = {**stack_env, "SECRET_KEY": secrets.token_urlsafe(50), "FIELD_ENCRYPTION_KEY": secrets.token_urlsafe(50),
+           "ZOOM_APP_CLIENT_SECRET": "new-s3cret-client", "ZOOM_APP_WEBHOOK_SECRET_TOKEN": "new-s3cret-webhook"}
+
+    result = register_zoom_app(env, "--name", "Renamed", "--client-id", app.client_id)
+    assert result.returncode != 0
+    assert "does not decrypt with this process's FIELD_ENCRYPTION_KEY" in result.stderr
+    assert "Give every machine the FIELD_ENCRYPTION_KEY the secrets were saved with" in result.stderr
+    assert "Traceback" not in result.stderr and "InvalidToken" not in result.stderr
+    assert "Nothing was saved" in result.stderr
+    assert stored_ciphertexts(app.client_id) == before and ZoomApp.objects.get(pk=app.pk).name == "Notetaker"
