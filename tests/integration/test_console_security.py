@@ -16,6 +16,7 @@ import sys
 
 import pytest
 import requests
+from django.conf import settings
 from django.db import connection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -97,9 +98,14 @@ def test_the_apps_page_lists_only_the_accounts_apps_with_the_urls_to_configure_i
     olive, bert, _ = admins
     page = olive.get(f"{daphne.url}/console/apps", timeout=10).text
     assert f'data-app="{notetaker.client_id}"' in page and recorder.client_id not in page
-    for url in (f"/zoom/webhooks/{notetaker.client_id}", f"/panel/{notetaker.client_id}/", "/zoom/oauth/callback"):
+    for url in (f"/zoom/webhooks/{notetaker.client_id}", f"/panel/{notetaker.client_id}/"):
         assert url in page
+    # The redirect URL exactly as OAuth sends it (zoomapp/marketplace/oauth.py redirect_uri): Zoom refuses any other.
+    assert f"<code>{settings.SITE_URL}/zoom/oauth/callback/{notetaker.client_id}</code>" in page
     assert notetaker.client_secret not in page and notetaker.webhook_secret_token not in page
+    # As often as beat purges media past an account's retention.
+    assert settings.CELERY_BEAT_SCHEDULE["console-purge-by-app-retention"]["schedule"] == 600
+    assert "older media of stopped streams is deleted every 10 minutes." in " ".join(page.split())
     assert recorder.client_id in bert.get(f"{daphne.url}/console/apps", timeout=10).text
 
 

@@ -66,6 +66,18 @@ def test_invented_secrets_only_when_asked_for_and_a_stored_app_keeps_its_own(sta
         "Sim only 2", app.client_secret, app.webhook_secret_token)
 
 
+def test_the_demo_is_registered_with_invented_secrets_and_the_exact_redirect_url(stack_env, daphne, zoomsim):
+    """bin/run's `register_zoom_app --demo`: the simulator is the only Zoom that calls it, so its secrets are
+    invented; the simulator validates the webhook endpoint with them and holds the redirect URL OAuth sends."""
+    zoomsim.registered_apps.append("demoNotetakerApp")  # deleted from the simulator after the session
+    result = register_zoom_app({**stack_env, "SITE_URL": daphne.url}, "--demo")
+    assert result.returncode == 0, result.stderr
+    assert "Registered with the Zoom simulator" in result.stdout
+    registered = {app["client_id"]: app for app in zoomsim.get("/_sim/apps").json()}["demoNotetakerApp"]
+    assert registered["redirect_url"] == f"{daphne.url}/zoom/oauth/callback/demoNotetakerApp"
+    assert registered["validated_at"]
+
+
 # --- a FIELD_ENCRYPTION_KEY that is not the one the secrets were saved with ----------------------------------------
 
 

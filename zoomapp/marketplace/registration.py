@@ -11,6 +11,7 @@ import requests
 from django.conf import settings
 from django.db import transaction
 
+from zoomapp.marketplace import oauth
 from zoomapp.marketplace.models import ZoomApp
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def app_urls(app):
     return {
         "event_url": settings.SITE_URL + app.webhook_path,
         "home_url": app.home_url or f"{settings.SITE_URL}/panel/{app.client_id}/",  # the panel is served per app
-        "redirect_url": settings.SITE_URL + "/zoom/oauth/callback",
+        "redirect_url": oauth.redirect_uri(app),
     }
 
 
