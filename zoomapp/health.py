@@ -1,7 +1,10 @@
-"""Liveness of the parts an operator cares about: database, Redis, and at least one worker.
+"""Health of the parts an operator cares about (docs/DEPLOY.md "Health checks").
 
-Workers prove they are alive by refreshing a heartbeat key in Redis; `/healthz?deep=1`
-also sends a task through the broker and waits for a worker to answer it.
+Plain `/healthz` is this web process's readiness, what a load balancer asks: its database answers and the stored
+secrets decrypt with its FIELD_ENCRYPTION_KEY. Redis and the workers are shared by every web process, and webhooks
+are still accepted while they are down, so an outage of theirs must not take every web process out of rotation:
+`/healthz?deep=1`, for operators and monitoring, checks them too. Workers prove they are alive by refreshing a
+heartbeat key in Redis; the deep check also sends a task through the broker and waits for a worker to answer it.
 """
 
 import logging
@@ -15,6 +18,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.db import connection
 
 from rtms.redis_connection import key, redis_client
+from zoomapp.marketplace.models import ZoomApp
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +33,35 @@ def check_database():
     return "ok"
 
 
+def check_secrets():
+    """One app's stored secret decrypts: a FIELD_ENCRYPTION_KEY that differs from the one the secrets were saved
+    with fails every webhook, and says so here (zoomapp/marketplace/encryption.py)."""
+    if ZoomApp.objects.order_by("pk").values_list("webhook_secret_token", flat=True).first() is None:
+        return "ok (no app registered yet)"
+    return "ok"
+
+
 def check_redis():
     redis_client().ping()
     return "ok"
 
 
-def check_worker(deep=False):
+def check_worker():
     names = [k.decode().rsplit(":", 1)[-1] for k in redis_client().scan_iter(key("worker", "*"), count=100)]
     if not names:
         raise RuntimeError("no worker heartbeat in the last 15 s; start one with: celery -A zoomapp worker")
-    if deep:
-        answered_by = ping.apply_async().get(timeout=5)
-        return f"ok ({len(names)} alive, task answered by {answered_by})"
-    return f"ok ({len(names)} alive)"
+    answered_by = ping.apply_async().get(timeout=5)
+    return f"ok ({len(names)} alive, task answered by {answered_by})"
 
 
 def report(deep=False):
-    """{part: "ok …" | "error: …"} and whether every part is healthy."""
+    """{part: "ok …" | "error: …"} and whether every part is healthy: this process's own parts, and with `deep`
+    the shared ones too."""
+    checks = [("database", check_database), ("secrets", check_secrets)]
+    if deep:
+        checks += [("redis", check_redis), ("worker", check_worker)]
     parts = {}
-    for name, check in (("database", check_database), ("redis", check_redis), ("worker", lambda: check_worker(deep))):
+    for name, check in checks:
         try:
             parts[name] = check()
         except Exception as exc:  # noqa: BLE001 - any failure is reported by name

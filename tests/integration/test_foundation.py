@@ -26,23 +26,32 @@ def test_healthz_reports_every_part_healthy(daphne, worker):
     body = response.json()
     assert body["status"] == "ok"
     assert body["database"] == "ok"
+    assert body["secrets"].startswith("ok")
     assert body["redis"] == "ok"
     assert body["worker"].startswith("ok (")
 
 
-def test_healthz_names_redis_when_it_is_unreachable(stack_env, logs_dir, tmp_path):
-    redis_server = PrivateRedis(tmp_path).start()
+def test_no_worker_or_no_redis_fails_the_deep_check_but_keeps_the_web_in_rotation(stack_env, logs_dir, tmp_path):
+    """Webhooks are still accepted while the workers or Redis are down: the load balancer's /healthz stays 200 (and
+    logs nothing), the operators' ?deep=1 names what is down."""
+    redis_server = PrivateRedis(tmp_path).start()  # a Redis no worker of this run heartbeats into
     env = dict(stack_env, REDIS_URL=redis_server.url)
     web = processes.start_daphne(env, tmp_path)
     try:
-        redis_server.stop()
-        response = requests.get(f"{web.url}/healthz", timeout=15)
-        assert response.status_code == 503
-        body = response.json()
-        assert body["status"] == "unhealthy"
-        assert "redis" in body["failing"]
-        assert body["redis"].startswith("error: ")
-        assert body["database"] == "ok"
+        for down, failing in (("no worker", ["worker"]), ("Redis stopped", ["redis", "worker"])):
+            if down == "Redis stopped":
+                redis_server.stop()
+            logged_before = len(web.log_text())
+            plain = requests.get(f"{web.url}/healthz", timeout=15)
+            assert plain.status_code == 200, down
+            assert plain.json()["status"] == "ok" and set(plain.json()) == {"status", "database", "secrets"}, down
+            assert "level=error" not in web.log_text()[logged_before:], down
+            deep = requests.get(f"{web.url}/healthz?deep=1", timeout=15)
+            assert deep.status_code == 503, down
+            body = deep.json()
+            assert body["status"] == "unhealthy" and body["failing"] == failing, down
+            assert all(body[part].startswith("error: ") for part in failing), down
+            assert body["database"] == "ok"
     finally:
         web.stop()
         redis_server.stop()

@@ -2,21 +2,28 @@
 the one the secrets were saved with, and `register_zoom_app` run from a script without Zoom's secrets.
 
 Against real processes: `manage.py register_zoom_app` without a terminal (as `docker compose exec -T` or Ansible
-run it).
+run it), and daphne with no DEBUG variable where production answers matter.
 """
 
+import re
 import secrets
 import subprocess
 import sys
 
 import pytest
+import requests
 from django.db import connection
 
 from tests import processes
 from tests.consent_support import make_app
+from tests.integration.test_production_settings import production_env
+from tests.webhook_support import signed_headers
 from zoomapp.marketplace.models import ZoomApp
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+THROUGH_THE_PROXY = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+
 
 def register_zoom_app(env, *args):
     """The command as a script runs it: no terminal, so it cannot ask for the secrets."""
@@ -94,3 +101,41 @@ def test_register_zoom_app_with_another_key_says_which_variable_is_wrong_and_cha
     assert "Traceback" not in result.stderr and "InvalidToken" not in result.stderr
     assert "Nothing was saved" in result.stderr
     assert stored_ciphertexts(app.client_id) == before and ZoomApp.objects.get(pk=app.pk).name == "Notetaker"
+
+
+def production_web_env(stack_env):
+    """.env.example's environment with no DEBUG variable (keys of its own), on this run's database and Redis."""
+    env = production_env(DATABASE_URL=stack_env["DATABASE_URL"], REDIS_URL=stack_env["REDIS_URL"],
+                         REDIS_NAMESPACE=stack_env["REDIS_NAMESPACE"], DATA_DIR=stack_env["DATA_DIR"],
+                         ALLOWED_HOSTS="127.0.0.1")
+    env.pop("DEBUG")
+    return env
+
+
+@pytest.fixture
+def web_with_another_key(stack_env, tmp_path):
+    """A production web process whose FIELD_ENCRYPTION_KEY is not the test's."""
+    web = processes.start_daphne(production_web_env(stack_env), tmp_path)
+    yield web
+    web.stop()
+
+
+def test_a_web_process_with_another_key_answers_webhooks_500_without_details_and_fails_its_health(
+        web_with_another_key):
+    web = web_with_another_key
+    app = make_app("Notetaker")
+    body = b'{"event": "meeting.started", "payload": {}}'  # never reached: the app's secret is read first
+    delivered = requests.post(f"{web.url}{app.webhook_path}", data=body, timeout=10, headers={
+        "content-type": "application/json", **THROUGH_THE_PROXY, **signed_headers(app.webhook_secret_token, body)})
+    assert delivered.status_code == 500
+    assert not re.search(r"FIELD_ENCRYPTION_KEY|SECRET_KEY|decrypt|Token", delivered.text)
+    processes.wait_for(lambda: "FIELD_ENCRYPTION_KEY" in web.log_text(), 10, "the cause in the log", process=web)
+    cause = next(line for line in web.log_text().splitlines() if "FIELD_ENCRYPTION_KEY" in line)
+    assert cause.startswith("ts=") and "level=error" in cause and app.webhook_path in cause
+
+    public = requests.get(f"{web.url}/healthz", headers=THROUGH_THE_PROXY, timeout=10)
+    assert public.status_code == 503
+    assert public.json() == {"status": "unhealthy", "database": "ok", "secrets": "error", "failing": ["secrets"]}
+    operator = requests.get(f"{web.url}/healthz", timeout=10)  # directly from loopback: an operator
+    assert operator.status_code == 503
+    assert "does not decrypt with this process's FIELD_ENCRYPTION_KEY" in operator.json()["secrets"]
