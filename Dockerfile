@@ -12,4 +12,5 @@ RUN SECRET_KEY=collectstatic-only FIELD_ENCRYPTION_KEY=collectstatic-only-fields
     && useradd --system --home /app app && mkdir -p /data && chown -R app /data
 USER app
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "zoomapp.asgi:application"]
+# -v 0: no access log (it would write OAuth callbacks' codes); as docker-compose.yml and the Procfile.
+CMD ["daphne", "-v", "0", "-b", "0.0.0.0", "-p", "8000", "zoomapp.asgi:application"]

@@ -102,7 +102,8 @@ class Process:
 
 def start_daphne(env, log_dir, name="daphne"):
     port = free_port()
-    argv = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "zoomapp.asgi:application"]
+    # As deployed (Procfile): no access log, whose lines would carry OAuth codes and are not logfmt.
+    argv = [str(VENV_BIN / "daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(port), "zoomapp.asgi:application"]
     proc = Process(name, argv, env, log_dir)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: requests.get(f"{url}/healthz", timeout=2).status_code in (200, 503), 30, "daphne to answer",

@@ -1,12 +1,14 @@
 """What an operator deploying the product gets wrong, and what they see then: a FIELD_ENCRYPTION_KEY other than
-the one the secrets were saved with, and `register_zoom_app` run from a script without Zoom's secrets.
+the one the secrets were saved with, `register_zoom_app` run from a script without Zoom's secrets, and the
+access log of daphne started as deployed.
 
 Against real processes: `manage.py register_zoom_app` without a terminal (as `docker compose exec -T` or Ansible
-run it), and daphne with no DEBUG variable where production answers matter.
+run it), and daphne started as the Procfile starts it, with no DEBUG variable where production answers matter.
 """
 
 import re
 import secrets
+import shlex
 import subprocess
 import sys
 
@@ -139,3 +141,36 @@ def test_a_web_process_with_another_key_answers_webhooks_500_without_details_and
     operator = requests.get(f"{web.url}/healthz", timeout=10)  # directly from loopback: an operator
     assert operator.status_code == 503
     assert "does not decrypt with this process's FIELD_ENCRYPTION_KEY" in operator.json()["secrets"]
+
+
+# --- daphne's access log ------------------------------------------------------------------------------------------
+
+
+def deployed_web_argv(port):
+    """The Procfile's web command (docker-compose.yml's and the Dockerfile's are the same:
+    tests/unit/test_deploy_files.py), on a free port of loopback."""
+    line = next(line for line in (processes.ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    argv = shlex.split(line.removeprefix("web:").replace("${PORT:-8000}", str(port)))
+    assert argv[0] == "daphne" and argv[argv.index("-b") + 1] == "0.0.0.0"
+    argv[argv.index("-b") + 1] = "127.0.0.1"
+    return [str(processes.VENV_BIN / "daphne"), *argv[1:]]
+
+
+def test_daphne_started_as_deployed_logs_no_oauth_code_and_only_logfmt(stack_env, tmp_path):
+    port = processes.free_port()
+    web = processes.Process("web", deployed_web_argv(port), production_web_env(stack_env), tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        processes.wait_for(lambda: requests.get(f"{url}/healthz", timeout=2).status_code == 200, 30,
+                           "the web process to answer", process=web)
+        code = secrets.token_urlsafe(16)
+        callback = f"{url}/zoom/oauth/callback/noSuchApp?code={code}&state=abc"
+        assert requests.get(callback, allow_redirects=False, timeout=10).status_code == 301  # to https
+        assert requests.get(callback, headers=THROUGH_THE_PROXY, timeout=10).status_code == 404
+    finally:
+        web.stop()
+    lines = [line for line in web.log_text().splitlines() if line.strip()]
+    assert code not in web.log_text()
+    # What the product logs itself is still there, as logfmt: the callback's 404, by method and path.
+    assert any("GET /zoom/oauth/callback/noSuchApp" in line and "status_code=404" in line for line in lines), lines
+    assert all(line.startswith("ts=") for line in lines), lines
