@@ -61,11 +61,19 @@ _host = None
 
 
 def start_host(worker_id=None, node=""):
-    """`node`: the Celery worker's host name, whose SIGTERM drains this host (rtms.holder_messages.send_drain)."""
+    """`node`: the Celery worker's host name, whose SIGTERM drains this host (rtms.holder_messages.send_drain).
+    A host that cannot start (its spool not writable or locked, its loop not running) ends the pool process:
+    Celery starts another in its place, where a process without its host looked healthy while holding nothing."""
     global _host
     if _host is None:
-        _host = SessionHost(worker_id or f"{socket.gethostname()}:{os.getpid()}", node)
-        _host.start()
+        worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        try:
+            _host = SessionHost(worker_id, node)
+            _host.start()
+        except Exception:
+            log.critical("session host not started, pool process exits", exc_info=True,
+                         extra={"worker": worker_id, "spool": str(settings.RTMS_SPOOL_DIR)})
+            raise SystemExit(1) from None
     return _host
 
 
@@ -185,7 +193,7 @@ class HeldStream:
                  "lease_value", "client", "store", "files", "task", "lease_lost", "handing_over", "rate_base",
                  "lease_valid_until", "closing", "write_phase", "paused")
 
-    def __init__(self, stream, lease_value, spool, node, write_phase=0):
+    def __init__(self, stream, lease_value, spool, node, write_phase=0, failed_uploads=None):
         self.stream_id = stream.rtms_stream_id
         self.stream_pk = stream.pk
         self.meeting_uuid = stream.meeting_uuid
@@ -198,7 +206,8 @@ class HeldStream:
         # Segments roll at a random point of the first RTMS_SEGMENT_SECONDS: 1,400 streams rolling in the same
         # tick copied 1,400 segments at once (0.26 core and p99 lag 1 s at that moment, bench/streams_hold.py).
         self.files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, stream.lease_generation, spool, node,
-                                       stagger=random.uniform(0, settings.RTMS_SEGMENT_SECONDS))
+                                       stagger=random.uniform(0, settings.RTMS_SEGMENT_SECONDS),
+                                       failed_uploads=failed_uploads)
         self.task = None
         self.lease_lost = False
         self.handing_over = False
@@ -255,6 +264,7 @@ class SessionHost:
         self._stopping = threading.Event()
         self.capacity = settings.RTMS_STREAMS_PER_PROCESS
         self.spool, self._spool_lock = spool.open_process_spool(settings.RTMS_SPOOL_DIR)
+        self.failed_uploads = sinks.FailedUploads()
         self._adopting = 0  # popped from the inbox, not yet held: counted in the published load
         self.timings = Timings().scaled(settings.RTMS_RECONNECT_SCALE)
         self.allowed_hosts = outbound.allowed_hosts()
@@ -266,7 +276,9 @@ class SessionHost:
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="rtms-session-host", daemon=True)
         self._thread.start()
-        ready.wait(10)
+        if not ready.wait(10):
+            raise RuntimeError("the session host's event loop did not start")
+        self._say_alive(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2))
         threading.Thread(target=self._renew_leases, name="rtms-lease-renewal", daemon=True).start()
         metrics.register_host_collector(self._counter_snapshots)
         self._serve_metrics()
@@ -276,11 +288,15 @@ class SessionHost:
         log.info("session host started", extra={"worker": self.worker_id})
 
     def _recover_spool(self):
-        """Recovery thread: what processes of this node that died (kill -9, out of memory) left in their spool
-        goes to storage (rtms/spool.py), at start and every SPOOL_RECOVERY_INTERVAL after."""
+        """Spool thread, at start and every SPOOL_RECOVERY_INTERVAL after: what processes that died (kill -9, out
+        of memory) left in their spool goes to storage (rtms/spool.py), and so do this process's own segments that
+        failed to upload, once their backoff allows (sinks.FailedUploads)."""
         while True:
             try:
                 _db(sinks.recover_spool, settings.RTMS_SPOOL_DIR, self.worker_id)
+                uploaded = _db(self.failed_uploads.retry)
+                if uploaded:
+                    self.loop.call_soon_threadsafe(self._index_uploaded_again, uploaded)
             except Exception:
                 log.exception("spool not recovered yet, retrying")
             finally:
@@ -419,7 +435,8 @@ class SessionHost:
                 await self._leases.release(stream.rtms_stream_id, lease_value)
                 continue
             self._streams_held += 1
-            held = HeldStream(stream, lease_value, self.spool, self.worker_id, write_phase=self._streams_held % 2)
+            held = HeldStream(stream, lease_value, self.spool, self.worker_id, write_phase=self._streams_held % 2,
+                              failed_uploads=self.failed_uploads)
             self.streams[held.stream_id] = held
             self._connecting.add(held.stream_id)
             held.task = self.loop.create_task(self._hold(held))
@@ -534,6 +551,7 @@ class SessionHost:
         # Its own connection, timing out well inside the lease: a hung Redis must not delay the fencing.
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=interval, socket_connect_timeout=interval)
         while not self._stopping.wait(interval):
+            self._say_alive(client)
             self._publish_load(client)
             held_streams = [held for held in list(self.streams.values()) if not held.lease_lost]
             if not held_streams:
@@ -556,6 +574,13 @@ class SessionHost:
                     log.warning("lease re-taken after Redis lost it", extra={"stream": held.stream_id})
                 held.lease_valid_until = renewed_at + ttl
             metrics.lease_renewals.inc(len(held_streams))
+
+    def _say_alive(self, client):
+        """Until the process ends (handing over included), its spool is not another host's to recover."""
+        try:
+            spool.keep_alive(self.worker_id, client)
+        except redis.RedisError as exc:  # a host that finds it silent still finds its spool locked
+            log.warning("spool writer not marked alive", extra={"error": repr(exc)})
 
     def _publish_load(self, client):
         """The heartbeat placement reads (rtms/placement.py): streams held and adopting, and the capacity."""
@@ -695,6 +720,15 @@ class SessionHost:
         index = list(files.index_rows())
         if index:
             self._queue_state(self._write_final_index, files, index)
+
+    def _index_uploaded_again(self, uploaded):
+        """On the loop: segments that failed to upload are stored now. A held stream's next index write says so
+        (they are still among its rows); a stream no longer held had its last index written: it is written again
+        for them, as at its end."""
+        for files, row in uploaded:
+            held = self.streams.get(files.stream_id)
+            if held is None or held.files is not files:
+                self._queue_state(self._write_final_index, files, [row])
 
     def _write_final_index(self, files, index):
         """State thread: the last index of a stream this process no longer holds; then its emptied spool."""

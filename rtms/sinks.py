@@ -13,6 +13,7 @@ stored for that participant is skipped.
 
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -164,11 +165,13 @@ class StreamFiles:
     (rtms/storage.py), so any node reads them and the next holder starts segments of its own."""
 
     __slots__ = ("stream_pk", "stream_id", "generation", "spool", "node", "wavs", "frame_dirs", "done",
-                 "segment_started", "last_lag_ms", "uploads", "uploaded")
+                 "segment_started", "last_lag_ms", "uploads", "uploaded", "failed_uploads")
 
-    def __init__(self, stream_pk, stream_id, generation, spool, node="", stagger=0.0):
+    def __init__(self, stream_pk, stream_id, generation, spool, node="", stagger=0.0, failed_uploads=None):
         """`stagger`: seconds the first segment is shortened by, so that streams held from the same moment (a
-        worker's start, a takeover) do not all close and upload their segments in the same tick."""
+        worker's start, a takeover) do not all close and upload their segments in the same tick.
+        `failed_uploads`: the process's FailedUploads, where a segment that fails to upload is tried again."""
+        self.failed_uploads = failed_uploads
         self.stream_pk = stream_pk
         self.stream_id = stream_id
         self.generation = generation  # the lease generation: segments of two holders never share a name
@@ -239,7 +242,7 @@ class StreamFiles:
     def roll(self, upload=True, uploader=None):
         """Close the open segments and upload them: on `uploader` (an executor; returns the futures) or here
         (`upload=False`: STREAM_REVOKED, they are deleted instead). A segment that fails to upload stays in the
-        spool, indexed as not stored, where `recover_spool` finds it after a restart."""
+        spool, indexed as not stored, and is tried again (FailedUploads; `recover_spool` once its process died)."""
         rows = list(self._open_rows(stored=False))
         paths = [wav.path for wav in self.wavs.values()] + [d.path for d in self.frame_dirs.values()]
         for wav in self.wavs.values():
@@ -269,9 +272,15 @@ class StreamFiles:
             metrics.sink_write_failures.labels(what="upload").inc()
             log.error("segment not uploaded, kept in the spool", extra={"stream": self.stream_id,
                                                                         "key": row["path"], "error": repr(exc)})
+            if self.failed_uploads is not None:
+                self.failed_uploads.add(self, row, path)
         else:
-            self.uploaded.add(row["path"])
-            row["stored"] = True
+            self.uploaded_as(row)
+
+    def uploaded_as(self, row):
+        """The segment of `row` is in storage: the next index write says stored, and then it leaves the spool."""
+        self.uploaded.add(row["path"])
+        row["stored"] = True
 
     def indexed_as_stored(self, keys):
         """A committed index says these segments are stored: they leave the spool, and the index rows written
@@ -410,10 +419,10 @@ def _described(row):
 
 
 def recover_spool(spool_root, node=""):
-    """Upload what processes of this node that died (kill -9, a crash) left in their spool, and mark those
-    segments stored in the index (a segment never indexed is indexed as written by the dead process). A directory
-    is abandoned when no process holds its lock (rtms/spool.py). `node`: the recovering process, for the log.
-    Returns how many segments were uploaded."""
+    """Upload what processes that died (kill -9, a crash) left in their spool, and mark those segments stored in
+    the index (a segment never indexed is indexed as written by the dead process). A directory is abandoned when no
+    process holds its lock and, another host's, its writer went silent (rtms/spool.py). `node`: the recovering
+    process, for the log. Returns how many segments were uploaded."""
     uploaded = 0
     for directory in spool.abandoned(spool_root):
         writer = spool.writer_of(directory)
@@ -447,6 +456,69 @@ def recover_spool(spool_root, node=""):
     if uploaded:
         log.info("spool recovered", extra={"segments": uploaded, "node": node})
     return uploaded
+
+
+class FailedUploads:
+    """The segments of this process that failed to upload (storage unreachable: an outage, a bucket not there yet),
+    tried again while the process lives, oldest first; a process that dies leaves them to `recover_spool`. One
+    backoff for all of them, since one storage fails them all: a pass stops at its first failure and the next
+    waits twice as long, from RETRY_FIRST up to RETRY_MAX; a pass that uploads every one resets it. The segment
+    that failed goes to the back, so one that can never be uploaded does not hold up the others."""
+
+    RETRY_FIRST = 5.0
+    RETRY_MAX = 300.0
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._segments = []  # (StreamFiles, index row, spooled path), oldest first
+        self._delay = self.RETRY_FIRST
+        self._next_at = 0.0
+
+    def __len__(self):
+        return len(self._segments)
+
+    def add(self, files, row, path):
+        """An upload thread: this segment failed (its first try, or the retry's)."""
+        with self._lock:
+            if not self._segments:
+                self._next_at = self._clock() + self._delay
+            self._segments.append((files, row, path))
+
+    def retry(self):
+        """The spool thread, when the backoff allows: upload the segments again. Returns [(StreamFiles, row)] of
+        those uploaded now, for the caller to index as stored. A segment whose stream was erased meanwhile, or
+        whose file is gone (STREAM_REVOKED empties the spool), is dropped, never uploaded."""
+        if not self._segments or self._clock() < self._next_at:
+            return []
+        with self._lock:
+            segments, self._segments = self._segments, []
+        erased = set(StreamSession.objects.filter(pk__in={files.stream_pk for files, _, _ in segments},
+                                                  media_deleted=True).values_list("pk", flat=True))
+        uploaded = []
+        for position, (files, row, path) in enumerate(segments):
+            if files.stream_pk in erased or not path.exists():
+                _remove(path)
+                continue
+            try:
+                _upload(files.spool, path)
+            except Exception as exc:  # noqa: BLE001 - storage still failing: the rest wait for the next pass
+                metrics.sink_write_failures.labels(what="upload").inc()
+                with self._lock:
+                    self._segments[:0] = [*segments[position + 1:], (files, row, path)]
+                    self._delay = min(self._delay * 2, self.RETRY_MAX)
+                    self._next_at = self._clock() + self._delay
+                log.warning("segments still not uploaded, trying again later", extra={
+                    "segments": len(self._segments), "retry_in": self._delay, "error": repr(exc)[:300]})
+                break
+            files.uploaded_as(row)
+            uploaded.append((files, row))
+        else:
+            with self._lock:
+                self._delay = self.RETRY_FIRST
+        if uploaded:
+            log.info("segments uploaded after failing", extra={"segments": len(uploaded)})
+        return uploaded
 
 
 class RowBatch:

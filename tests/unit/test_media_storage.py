@@ -1,18 +1,24 @@
 """Media in storage (rtms/storage.py), against the local filesystem and a real S3-API server (moto's, on
 127.0.0.1): a stream's audio written in segments by two holders is complete across them and readable from any
 node, deleting a stream removes its whole prefix and nothing else, a killed process's spool is uploaded by the
-next process of its node, and keys come only from valid stream ids."""
+next process of its node (another host's only once its writer is silent in Redis too), a segment that failed to
+upload is uploaded by its living process once the storage answers again, and keys come only from valid stream
+ids."""
 
 import concurrent.futures
 import io
 import json
+import secrets
+import socket
 import wave
 
+import boto3
 import pytest
 
-from rtms import media, sinks, storage, stream_content
+from rtms import media, sinks, spool, storage, stream_content
 from rtms.models import MediaFile, StreamSession
-from tests.s3_server import s3_bucket, s3_server  # noqa: F401 - fixtures
+from rtms.redis_connection import redis_client
+from tests.s3_server import CREDENTIALS, s3_bucket, s3_server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 
@@ -96,8 +102,8 @@ def test_a_segment_indexed_as_stored_is_not_written_again(backend, tmp_path):
 
 def test_erasing_a_stream_deletes_its_prefix_from_any_node(backend, tmp_path):
     erased, kept = make_stream("b" * 32), make_stream("c" * 32)
-    for stream, spool in ((erased, "node-a"), (kept, "node-b")):
-        files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / spool)
+    for stream, node in ((erased, "node-a"), (kept, "node-b")):
+        files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / node)
         speak(files, 1000, 5)
         sinks.write_media(files, {}, [(MediaFile.Kind.VIDEO, 7, 1010, b"\xff\xd8jpeg")])
         files.close()
@@ -115,7 +121,8 @@ def test_erasing_a_stream_deletes_its_prefix_from_any_node(backend, tmp_path):
 def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(backend, tmp_path, uploaded):
     stream = make_stream()
     spool_root = tmp_path / "spool"
-    dead = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 3, spool_root / "p999999", "node-a:999999")
+    dead_spool = spool_root / socket.gethostname() / "p999999"
+    dead = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 3, dead_spool, "node-a:999999")
     speak(dead, 5000, 40)
     dead.sync()
     sinks.write_index([(dead, list(dead.index_rows()))])  # the last index write: the segment still open
@@ -128,7 +135,62 @@ def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(back
     segment = MediaFile.objects.get(stream=stream)
     assert (segment.stored, segment.frames, segment.first_timestamp) == (True, 40, 5000)
     assert read_wav(segment.path) == (40, 16000)
-    assert not (spool_root / "p999999").exists()
+    assert not dead_spool.exists()
+
+
+def test_another_hosts_spool_is_recovered_only_once_its_writer_is_silent(backend, tmp_path, settings):
+    """Workers of several containers or machines may share one RTMS_SPOOL_DIR: a spool whose lock is free is not
+    another host's to take while its writer still says it is alive in Redis (a lock may not cross machines)."""
+    settings.REDIS_NAMESPACE = f"{settings.REDIS_NAMESPACE}-spools-{secrets.token_hex(3)}"
+    stream = make_stream()
+    spool_root = tmp_path / "spool"
+    other = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 2, spool_root / "worker-b" / "p7", "worker-b:7")
+    speak(other, 5000, 10)
+    other.sync()
+    spool.keep_alive("worker-b:7", redis_client())  # its renewal thread, on the other machine
+
+    assert sinks.recover_spool(spool_root, "worker-a:7") == 0
+    assert (spool_root / "worker-b" / "p7").exists() and not MediaFile.objects.filter(stream=stream).exists()
+
+    redis_client().delete(spool._owner_key("worker-b:7"))  # silent for OWNER_SILENT_TTLS lease ttls: gone
+    assert sinks.recover_spool(spool_root, "worker-a:7") == 1
+    segment = MediaFile.objects.get(stream=stream)
+    assert (segment.stored, segment.frames, segment.node) == (True, 10, "worker-b:7")
+    assert not (spool_root / "worker-b" / "p7").exists()
+
+
+def test_a_segment_that_failed_to_upload_is_uploaded_once_the_storage_answers(s3_server, settings, tmp_path,  # noqa: F811
+                                                                              monkeypatch):
+    """An S3 outage (here: the bucket not created yet) leaves the segment in the spool, indexed as not stored;
+    the living process tries again with a backoff, and once the bucket answers it is stored, indexed so, and out
+    of the spool."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    settings.MEDIA_STORAGE, settings.MEDIA_S3_ENDPOINT_URL = "s3", s3_server
+    settings.MEDIA_S3_BUCKET = bucket = f"later-{secrets.token_hex(4)}"
+    now = [1000.0]
+    failed = sinks.FailedUploads(clock=lambda: now[0])
+    stream = make_stream()
+    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool", "node-a:1",
+                              failed_uploads=failed)
+    speak(files, 1000, 30)
+    files.roll()
+    sinks.write_index([(files, list(files.index_rows()))])
+    assert len(failed) == 1 and not MediaFile.objects.get(stream=stream).stored
+
+    assert failed.retry() == []  # within its first delay: not tried yet
+    now[0] += sinks.FailedUploads.RETRY_FIRST
+    assert failed.retry() == [] and len(failed) == 1  # tried: the bucket is still missing; it waits twice as long
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=bucket)
+    now[0] += sinks.FailedUploads.RETRY_FIRST
+    assert failed.retry() == []
+    now[0] += sinks.FailedUploads.RETRY_FIRST
+
+    assert [(done, row["stored"]) for done, row in failed.retry()] == [(files, True)] and len(failed) == 0
+    sinks.write_index([(files, list(files.index_rows()))])  # the next index write of the stream
+    segment = MediaFile.objects.get(stream=stream)
+    assert segment.stored and read_wav(segment.path) == (30, 16000)
+    assert not any((tmp_path / "spool").rglob("*.wav"))
 
 
 @pytest.mark.parametrize("revoked", [False, True], ids=["ended", "revoked"])
