@@ -1,8 +1,10 @@
 """Short Celery tasks (early ack, short time limits): streams live in the session host, never in a task.
 
-- `rtms.reconcile()` (beat, every RTMS_RECONCILE_INTERVAL): place again running streams with no lease (a
-  process with room claims them: rtms/placement.py), repeat the stop for streams that should not run but still
-  have one.
+- `reconcile()` (the reconciler thread of beat's process, every RTMS_RECONCILE_INTERVAL; not a task): place
+  again running streams with no lease (a process with room claims them: rtms/placement.py), repeat the stop for
+  streams that should not run but still have one. As a task it waited for a free pool slot, which the purges
+  below may hold for minutes, and expired meanwhile: a dead worker's streams were not placed again within Zoom's
+  60 s (docs/ARCHITECTURE.md, "The reconciler").
 - `rtms.delete_stream_media(stream_id)`: STREAM_REVOKED — the stream's stored content goes at once.
 - `rtms.export_stream_text(stream_id)`: after a stream stopped, its transcript and chat go to storage beside its
   media (`rtms/<stream id>/transcript.jsonl`, `chat.jsonl`).
@@ -16,6 +18,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -27,7 +30,18 @@ log = logging.getLogger("rtms.tasks")
 _SHORT = {"acks_late": False, "ignore_result": True, "time_limit": 30, "soft_time_limit": 20}
 
 
-@shared_task(name="rtms.reconcile", **_SHORT)
+def run_reconciler():
+    """Beat's reconciler thread (zoomapp/celery.py): `reconcile()` every RTMS_RECONCILE_INTERVAL for as long as
+    beat runs, on a connection of its own (kept, checked before each run as a task's is)."""
+    while True:
+        time.sleep(settings.RTMS_RECONCILE_INTERVAL)
+        close_old_connections()
+        try:
+            reconcile()
+        except Exception:  # PostgreSQL or Redis away: the next run repeats it
+            log.exception("reconcile failed, retried at the next run")
+
+
 def reconcile():
     recently = timezone.now() - timedelta(hours=1)
     running = list(

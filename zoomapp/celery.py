@@ -16,3 +16,15 @@ def _close_old_connections(**kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@signals.beat_init.connect
+def _start_reconciler(**kwargs):
+    """Beat, the deployment's one scheduler, runs the reconciler itself on a thread: as a task it queued behind
+    whatever held every pool slot (10-minute purges), expired, and streams whose worker died were not placed
+    again (rtms/tasks.py)."""
+    import threading
+
+    from rtms.tasks import run_reconciler
+
+    threading.Thread(target=run_reconciler, name="rtms-reconciler", daemon=True).start()

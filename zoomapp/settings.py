@@ -281,10 +281,10 @@ RTMS_MAX_CONNECT_CLAIMS = env_number("RTMS_MAX_CONNECT_CLAIMS", 5, minimum=1)
 # 500 streams took 0.33 of a core, store lag p99 140 ms, no frame lost; the default leaves room for a takeover's
 # burst of handshakes and a slower core (README, "Holding streams").
 RTMS_STREAMS_PER_PROCESS = env_number("RTMS_STREAMS_PER_PROCESS", 500, minimum=1)
+# The reconciler (place again streams that lost their holder, repeat stops) is no job here: beat's process runs it
+# on a thread of its own every RTMS_RECONCILE_INTERVAL, never behind tasks in a worker's pool (zoomapp/celery.py).
 CELERY_BEAT_SCHEDULE = {
-    # rtms/tasks.py: place again streams that lost their holder, repeat stops; retention of stored media.
-    "rtms-reconcile": {"task": "rtms.reconcile", "schedule": RTMS_RECONCILE_INTERVAL,
-                       "options": {"expires": RTMS_RECONCILE_INTERVAL * 2}},
+    # rtms/tasks.py: retention of stored media.
     # Every 10 minutes, 5 minutes of work at most each (rtms/stream_content.py PURGE_SECONDS).
     "rtms-purge-expired-media": {"task": "rtms.purge_expired_media", "schedule": 600.0},
     "console-purge-by-app-retention": {"task": "console.purge_by_app_retention", "schedule": 600.0},

@@ -1,15 +1,24 @@
 """What an operator running the Celery workers meets: workers of several containers sharing one spool (each
 container numbers its processes from 1) all hold streams; a pool process whose session host cannot start does not
-stay in the pool looking healthy while holding nothing. Real workers (those "in containers" each in pid and host
+stay in the pool looking healthy while holding nothing; streams whose worker died are placed again while long
+tasks hold every pool slot. Real workers (those "in containers" each in pid and host
 name namespaces of their own), this run's PostgreSQL and a Redis namespace of their own."""
 
+import contextlib
 import os
+import secrets
 import shutil
 import subprocess
+import threading
+from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
+from django.utils import timezone
 
+from rtms.models import StreamSession
 from tests import processes
+from tests.locks_support import blocked_on_a_lock
 
 UNSHARE = shutil.which("unshare")
 
@@ -68,4 +77,62 @@ def test_a_pool_process_whose_session_host_cannot_start_exits_saying_why(worker_
         assert 'level=critical logger=rtms.host msg="session host not started, pool process exits"' in log
         assert "NotADirectoryError" in log and "session host started" not in log
     finally:
+        worker.stop()
+
+
+@contextlib.contextmanager
+def _row_locked(stream, seconds=90):
+    """The stream's row locked (SELECT … FOR UPDATE) by another connection until the block ends."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                StreamSession.objects.select_for_update().get(pk=stream.pk)
+                locked.set()
+                release.wait(seconds)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_streams_are_placed_again_while_long_tasks_hold_every_pool_slot(worker_env, tmp_path, settings):
+    """Failover does not queue behind the purges: with both pool slots of the worker in retention purges that run
+    for minutes (here: waiting on a row lock), a running stream nobody holds (its worker died) is placed and
+    claimed within a few reconciler ticks."""
+    env = dict(worker_env, RTMS_RECONCILE_INTERVAL="0.5", MEDIA_RETENTION_DAYS="1")
+    settings.REDIS_NAMESPACE = env["REDIS_NAMESPACE"]
+    expired = StreamSession.objects.create(
+        rtms_stream_id=secrets.token_hex(16), meeting_uuid="expired==", client_id="app", state="stopped",
+        desired_state="stopped", stopped_at=timezone.now() - timedelta(days=3))
+    worker = processes.start_worker(env, tmp_path, "busy", concurrency=2)
+    beat = None
+    try:
+        with _row_locked(expired):
+            for _ in range(2):  # both slots: each purge waits for the row it erases
+                subprocess.run([str(processes.VENV_BIN / "celery"), "-A", "zoomapp", "call",
+                                "rtms.purge_expired_media"], env=env, check=True, capture_output=True, timeout=60)
+            processes.wait_for(lambda: blocked_on_a_lock(2), 60, "two purges waiting", process=worker)
+            orphan = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid="orphan==",
+                                                  client_id="app", server_urls="ws://127.0.0.1:9/")
+            beat = processes.start_beat(env, tmp_path)
+
+            def claimed():
+                orphan.refresh_from_db()
+                return orphan.connect_claims >= 1
+
+            processes.wait_for(claimed, 60, "the orphaned stream to be claimed", process=beat)
+            assert blocked_on_a_lock(2)  # the purges still hold both slots
+    finally:
+        if beat is not None:
+            beat.stop()
         worker.stop()
