@@ -77,6 +77,13 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # Every URL Zoom is given (Home URL, OAuth redirect, webhooks) is built from it: a deployment must say it.
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000" if DEBUG else "")
 
+# The admin console's sessions (zoomapp/console/auth.py, docs/SECURITY.md "Operators and account admins"): at most
+# 8 hours from sign-in, ended after 30 minutes without a page request; the admin's role is asked of Zoom again when
+# it was last confirmed over 5 minutes ago (and before every change or download).
+CONSOLE_SESSION_SECONDS = env_number("CONSOLE_SESSION_SECONDS", 8 * 3600, minimum=60)
+CONSOLE_IDLE_SECONDS = env_number("CONSOLE_IDLE_SECONDS", 30 * 60, minimum=60)
+CONSOLE_ROLE_RECHECK_SECONDS = env_number("CONSOLE_ROLE_RECHECK_SECONDS", 300)
+
 # HTTPS. Zoom only talks to https:// URLs, so production defaults assume TLS; development (DEBUG) runs on http.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
@@ -258,7 +265,10 @@ RTMS_SEGMENT_SECONDS = env_number("RTMS_SEGMENT_SECONDS", 60.0, float, minimum=1
 RTMS_LEASE_TTL = env_number("RTMS_LEASE_TTL", 3.0, float, minimum=0.5)
 RTMS_RECONCILE_INTERVAL = env_number("RTMS_RECONCILE_INTERVAL", 2.0, float, minimum=0.2)
 RTMS_RECONNECT_SCALE = env_number("RTMS_RECONNECT_SCALE", 1.0, float)
-RTMS_METRICS_PORT = env_number("RTMS_METRICS_PORT", 0)  # 0: no worker scrape endpoint
+# Each worker pool process's scrape endpoint (rtms/metrics.py HOST): the first free port from RTMS_METRICS_PORT (0:
+# none), on RTMS_METRICS_ADDR, loopback unless the operator opens it (no token guards it: docs/DEPLOY.md "Metrics").
+RTMS_METRICS_PORT = env_number("RTMS_METRICS_PORT", 0)
+RTMS_METRICS_ADDR = env("RTMS_METRICS_ADDR", "127.0.0.1")
 # One `all` media socket per stream when Zoom offers it (2 sockets per stream instead of 6), else one per media
 # type. bench/streams_hold.py, 1,000 streams: 66 KiB per stream and 0.71 of a core, against 93 KiB and 0.74.
 RTMS_SINGLE_MEDIA_SOCKET = env_bool("RTMS_SINGLE_MEDIA_SOCKET", True)
