@@ -953,11 +953,14 @@ class SessionHost:
             return
         from prometheus_client import start_http_server
 
-        for candidate in range(port, port + 32):  # one endpoint per pool process
+        address = settings.RTMS_METRICS_ADDR
+        # One endpoint per pool process: the first port free from RTMS_METRICS_PORT, so a worker of N processes
+        # serves ports PORT to PORT + N - 1 (a replaced process takes the one its predecessor freed).
+        for candidate in range(port, port + 32):
             try:
-                start_http_server(candidate, addr="127.0.0.1")
+                start_http_server(candidate, addr=address, registry=metrics.HOST)
             except OSError:
                 continue
-            log.info("worker metrics endpoint", extra={"port": candidate})
+            log.info("worker metrics endpoint", extra={"address": address, "port": candidate})
             return
-        log.warning("no free port for the worker metrics endpoint", extra={"from_port": port})
+        log.warning("no free port for the worker metrics endpoint", extra={"address": address, "from_port": port})

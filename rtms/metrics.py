@@ -1,7 +1,10 @@
 """Prometheus metrics (prometheus-client, the default registry of each process).
 
-Web: scraped at /metrics (rtms.views.metrics). Worker processes: an HTTP endpoint on RTMS_METRICS_PORT (the first
-free port from there, one per pool process) started by the session host.
+Web: scraped at /metrics (rtms.views.metrics): the default registry, what web processes count (webhooks, Zoom's
+concurrency events, refusals) and the fleet's streams waiting for capacity, read from Redis. Worker pool processes:
+HOST, what only a session host counts (streams held, frames, leases, media not stored, ...), served on
+RTMS_METRICS_ADDR from RTMS_METRICS_PORT (the first free port from there, one per pool process) by the session
+host; a web process never exports these, which would read 0 there for good (docs/DEPLOY.md, "Metrics").
 
 Per-frame figures are not counted per frame: the host's collector reads each held stream's plain-int counters
 (rtms.client StreamCounters) at scrape time, and the send→store lag is recorded per flushed batch.
@@ -10,9 +13,8 @@ Per-frame figures are not counted per frame: the host's collector reads each hel
 import bisect
 import threading
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import GC_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import REGISTRY
 
 webhook_deliveries = Counter("zoom_webhook_deliveries", "Webhook deliveries by outcome", ["outcome"])
 webhook_handling = Histogram("zoom_webhook_handling_seconds", "From a webhook reaching our endpoint to our answer; "
@@ -23,20 +25,27 @@ rtms_concurrency_events = Counter("zoom_rtms_concurrency_events", "Zoom's rtms.c
                                   ["event"])
 rtms_concurrency_number = Gauge("zoom_rtms_concurrency_number", "concurrency_number of the last rtms.concurrency_* "
                                 "event, by app and event", ["client_id", "event"])
-streams_held = Gauge("rtms_streams_held", "RTMS streams held by this worker process")
-placement_load = Gauge("rtms_placement_load", "Streams held, adopting and queued for this worker process, as "
-                       "published for placement (rtms/placement.py)")
 streams_waiting = Gauge("rtms_streams_waiting_for_capacity", "Streams no worker process had room for "
                         "(RTMS_STREAMS_PER_PROCESS everywhere), read from Redis at scrape time")
 streams_refused = Counter("rtms_streams_refused", "Streams we ended ourselves (stream limits, never connected, "
                           "a server URL outside the allow list), by reason", ["reason"])
-reconnects = Counter("rtms_reconnects", "RTMS stream reconnects (after a socket drop or keep-alive silence)")
-lease_renewals = Counter("rtms_lease_renewals", "Successful stream lease renewals")
-lease_losses = Counter("rtms_lease_losses", "Stream leases lost (sockets closed at once: fencing)")
+
+# A session host's own figures: each worker pool process's endpoint only.
+HOST = CollectorRegistry()
+HOST.register(PROCESS_COLLECTOR)
+HOST.register(GC_COLLECTOR)
+HOST.register(streams_refused)  # web processes refuse streams (limits), and so do session hosts (never connected)
+streams_held = Gauge("rtms_streams_held", "RTMS streams held by this worker process", registry=HOST)
+placement_load = Gauge("rtms_placement_load", "Streams held, adopting and queued for this worker process, as "
+                       "published for placement (rtms/placement.py)", registry=HOST)
+reconnects = Counter("rtms_reconnects", "RTMS stream reconnects (after a socket drop or keep-alive silence)",
+                     registry=HOST)
+lease_renewals = Counter("rtms_lease_renewals", "Successful stream lease renewals", registry=HOST)
+lease_losses = Counter("rtms_lease_losses", "Stream leases lost (sockets closed at once: fencing)", registry=HOST)
 media_write_failures = Counter("rtms_media_write_failures", "A stream's media of one tick not stored (disk full, "
-                               "I/O error): appends and segment closes that failed")
-sink_write_failures = Counter("rtms_sink_write_failures", "Database batches that failed and were kept for retry",
-                              ["what"])
+                               "I/O error): appends and segment closes that failed", registry=HOST)
+sink_write_failures = Counter("rtms_sink_write_failures", "Database batches and segment uploads that failed and "
+                              "were kept for retry", ["what"], registry=HOST)
 
 MEDIA = ("audio", "video", "deskshare", "transcript", "chat")
 
@@ -151,7 +160,7 @@ class HostCollector:
 
 
 def register_host_collector(counters_source):
-    REGISTRY.register(HostCollector(counters_source))
+    HOST.register(HostCollector(counters_source))
 
 
 def _waiting_for_capacity():

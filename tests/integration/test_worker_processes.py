@@ -1,18 +1,21 @@
 """What an operator running the Celery workers meets: workers of several containers sharing one spool (each
 container numbers its processes from 1) all hold streams; a pool process whose session host cannot start does not
 stay in the pool looking healthy while holding nothing; streams whose worker died are placed again while long
-tasks hold every pool slot. Real workers (those "in containers" each in pid and host
+tasks hold every pool slot; each pool process serves the workers' metrics where a Prometheus elsewhere reaches
+them, and the web's /metrics has none of them. Real workers (those "in containers" each in pid and host
 name namespaces of their own), this run's PostgreSQL and a Redis namespace of their own."""
 
 import contextlib
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import threading
 from datetime import timedelta
 
 import pytest
+import requests
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -136,3 +139,38 @@ def test_streams_are_placed_again_while_long_tasks_hold_every_pool_slot(worker_e
         if beat is not None:
             beat.stop()
         worker.stop()
+
+
+def _private_address():
+    """This machine's address on its network (not loopback), as a Prometheus on another host would reach it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))  # no packet is sent: it only picks the outgoing interface
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_each_pool_process_serves_the_workers_metrics_where_prometheus_can_reach_them(worker_env, tmp_path,
+                                                                                       daphne):
+    address = _private_address()
+    if address is None:
+        pytest.skip("no network address besides loopback")
+    port = processes.free_port()
+    env = dict(worker_env, RTMS_METRICS_PORT=str(port), RTMS_METRICS_ADDR="0.0.0.0")
+    worker = processes.start_worker(env, tmp_path, "scraped", concurrency=2)
+    try:
+        pages = [processes.wait_for(lambda p=p: requests.get(f"http://{address}:{p}/metrics", timeout=5).text, 30,
+                                    f"the metrics endpoint on port {p}", process=worker)
+                 for p in (port, port + 1)]  # one per pool process, from RTMS_METRICS_PORT up
+        for page in pages:
+            assert "rtms_media_write_failures_total 0.0" in page and "rtms_streams_held 0.0" in page
+            assert "process_resident_memory_bytes" in page
+            assert "zoom_webhook_deliveries" not in page  # the web's, never counted here
+    finally:
+        worker.stop()
+    web = requests.get(f"{daphne.url}/metrics", timeout=10).text
+    assert "zoom_webhook_handling_seconds" in web and "rtms_streams_waiting_for_capacity" in web
+    for workers_only in ("rtms_media_write_failures", "rtms_streams_held", "rtms_lease_losses", "rtms_reconnects"):
+        assert workers_only not in web  # it would read 0 there for good
