@@ -181,7 +181,7 @@ class Fleet:
         from rtms.models import MediaFile
 
         spooled = {path.relative_to(spool).as_posix(): node
-                   for node in self.nodes for spool in (self.workdir / node / "spool").glob("p*") if spool.is_dir()
+                   for node in self.nodes for spool in (self.workdir / node / "spool").glob("*/p*") if spool.is_dir()
                    for path in spool.rglob("*.wav")}
         rows = MediaFile.objects.filter(stream__rtms_stream_id__in=self.stream_ids, stored=False)
         lines = [f"{row.path} written by {row.node} ({self.node_of(row.node) if ':' in row.node else '?'}), "

@@ -34,8 +34,8 @@ class Stack:
     # what a stream stored ---------------------------------------------------------------------------------------
 
     def stream_files(self, stream_id):
-        """Every file of the stream: uploaded (under MEDIA_ROOT) or still in a worker's spool."""
-        roots = [self.media_root / "rtms" / stream_id, *Path(self.env["RTMS_SPOOL_DIR"]).glob(f"*/rtms/{stream_id}")]
+        """Every file of the stream: uploaded (under MEDIA_ROOT) or still in a worker's spool (`<host>/p<pid>/`)."""
+        roots = [self.media_root / "rtms" / stream_id, *Path(self.env["RTMS_SPOOL_DIR"]).glob(f"*/*/rtms/{stream_id}")]
         return [path for root in roots if root.exists() for path in root.rglob("*") if path.is_file()]
 
     # processes ------------------------------------------------------------------------------------------------
