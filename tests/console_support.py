@@ -67,3 +67,24 @@ def end_meeting_and_settle(zoomsim, meeting, timeout=20.0):
         return ended and not streaming and not active and quiet
 
     wait_for(settled, timeout, f"meeting {uuid} to end and settle", interval=0.3)
+
+
+def signed_in_session(app, user_id, account_id, role="Owner", name=""):
+    """For tests that run the console in this process: `user_id`'s grant to `app` (the console checks it on every
+    request) and a session signed in with it as the OAuth callback signs one in. Returns the saved SessionStore."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.utils import timezone
+
+    from zoomapp.console import auth
+    from zoomapp.marketplace.models import UserAuthorization
+
+    UserAuthorization.objects.update_or_create(app=app, user_id=user_id, defaults={
+        "account_id": account_id, "role_name": role, "display_name": name, "access_token": "a",
+        "refresh_token": "r", "expires_at": timezone.now() + timedelta(hours=1)})
+    session = SessionStore()
+    auth.sign_in(SimpleNamespace(session=session), auth.ConsoleAdmin(user_id, account_id, role, name, app.client_id))
+    session.save()
+    return session

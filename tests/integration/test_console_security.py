@@ -241,17 +241,12 @@ async def test_the_live_streams_socket_refuses_frames_it_cannot_read_and_stays_o
     ended with an error; each is refused and a JSON frame still asks for a fresh table."""
     from asgiref.sync import sync_to_async
     from channels.testing import WebsocketCommunicator
-    from django.contrib.sessions.backends.db import SessionStore
 
-    from zoomapp.console.auth import SESSION_KEY
+    from tests.console_support import signed_in_session
     from zoomapp.console.consumers import LiveStreamsConsumer
 
     def admin_session():
-        session = SessionStore()
-        session[SESSION_KEY] = {"user_id": "olive1", "account_id": "acctA", "role": "Owner", "name": "Olive",
-                                "client_id": "cidNotetaker"}
-        session.save()
-        return session
+        return signed_in_session(make_app("Notetaker"), "olive1", "acctA", name="Olive")
 
     async def next_answer(kind):  # the table is also pushed every REFRESH_SECONDS
         while True:

@@ -58,6 +58,10 @@ class ReauthorizationRequired(OAuthError):
     """The user's grant can no longer be refreshed; they must authorize the app again."""
 
 
+class AccessTokenRefused(OAuthError):
+    """Zoom refused the access token we sent (401): a refreshed one may be accepted."""
+
+
 def redirect_uri(app):
     return f"{settings.SITE_URL}/zoom/oauth/callback/{app.client_id}"
 
@@ -121,7 +125,11 @@ def _users_me(access_token):
             timeout=settings.ZOOM_HTTP_TIMEOUT,
         )
     except requests.RequestException as exc:
-        raise OAuthError(f"Zoom could not be reached: {exc.__class__.__name__}") from None
+        raise ZoomUnavailable(f"Zoom could not be reached: {exc.__class__.__name__}") from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ZoomUnavailable(f"Zoom is unavailable: HTTP {response.status_code}")
+    if response.status_code == 401:
+        raise AccessTokenRefused("Zoom refused /users/me: HTTP 401")
     if response.status_code != 200:
         raise OAuthError(f"Zoom refused /users/me: HTTP {response.status_code}")
     return response.json()
@@ -255,6 +263,16 @@ def access_token_for(app, user_id, force_refresh=False):
                 raise
             # The token we hold still works for a few minutes; a later call refreshes it.
     return grant.access_token
+
+
+def current_user(app, user_id):
+    """What Zoom's /v2/users/me says of this user now, asked with their stored grant: its token refreshed first as
+    access_token_for does, and once more when Zoom refuses it. ZoomUnavailable when Zoom cannot answer now; any
+    other OAuthError means the grant no longer works (the admin console's role checks, zoomapp/console/auth.py)."""
+    try:
+        return _users_me(access_token_for(app, user_id))
+    except AccessTokenRefused:
+        return _users_me(access_token_for(app, user_id, force_refresh=True))
 
 
 # Read on every signed-in panel's opening (rtms/compiled_read.py).
