@@ -83,6 +83,8 @@ SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000" if DEBUG else "")
 CONSOLE_SESSION_SECONDS = env_number("CONSOLE_SESSION_SECONDS", 8 * 3600, minimum=60)
 CONSOLE_IDLE_SECONDS = env_number("CONSOLE_IDLE_SECONDS", 30 * 60, minimum=60)
 CONSOLE_ROLE_RECHECK_SECONDS = env_number("CONSOLE_ROLE_RECHECK_SECONDS", 300)
+# A form refused by the CSRF check tells the person to reload the page and send it again (zoomapp/views/errors.py).
+CSRF_FAILURE_VIEW = "zoomapp.views.errors.csrf_failure"
 
 # HTTPS. Zoom only talks to https:// URLs, so production defaults assume TLS; development (DEBUG) runs on http.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)

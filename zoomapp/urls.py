@@ -25,3 +25,7 @@ urlpatterns = [
     # The console's sign-in comes back under the app's registered OAuth redirect URL (Zoom's allow list).
     path("zoom/oauth/callback/<str:client_id>/console", console.oauth_callback, name="console-oauth-callback"),
 ]
+
+# With DEBUG off: pages that say why and what to do next, JSON under the panel's API and the webhooks.
+handler404 = "zoomapp.views.errors.page_not_found"
+handler500 = "zoomapp.views.errors.server_error"
