@@ -7,6 +7,7 @@ name namespaces of their own), this run's PostgreSQL and a Redis namespace of th
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -161,9 +162,14 @@ def test_each_pool_process_serves_the_workers_metrics_where_prometheus_can_reach
     env = dict(worker_env, RTMS_METRICS_PORT=str(port), RTMS_METRICS_ADDR="0.0.0.0")
     worker = processes.start_worker(env, tmp_path, "scraped", concurrency=2)
     try:
-        pages = [processes.wait_for(lambda p=p: requests.get(f"http://{address}:{p}/metrics", timeout=5).text, 30,
-                                    f"the metrics endpoint on port {p}", process=worker)
-                 for p in (port, port + 1)]  # one per pool process, from RTMS_METRICS_PORT up
+        # One per pool process, each on the first port free from RTMS_METRICS_PORT up (another program may hold one).
+        def endpoints():
+            found = re.findall(r'msg="worker metrics endpoint" address=0\.0\.0\.0 port=(\d+)', worker.log_text())
+            return sorted(map(int, found)) if len(found) == 2 else None
+
+        served = processes.wait_for(endpoints, 30, "both pool processes' metrics endpoints", process=worker)
+        assert served[0] == port and served[1] > port
+        pages = [requests.get(f"http://{address}:{p}/metrics", timeout=5).text for p in served]
         for page in pages:
             assert "rtms_media_write_failures_total 0.0" in page and "rtms_streams_held 0.0" in page
             assert "process_resident_memory_bytes" in page
