@@ -166,6 +166,32 @@ def test_auto_start_precedence_per_app(account, group, user, effective, source):
     assert autostart.effective_auto_start(ADMIN.account_id, HOST_ID, [GROUP], other_app).on is False
 
 
+def console_row(app):
+    [hana] = [user for user in account_data.users_with_effective_settings(ADMIN.account_id, [app])
+              if user.user_id == HOST_ID]
+    return hana
+
+
+@pytest.mark.parametrize("account,group,user,effective,source", SHARING_TABLE)
+def test_the_console_shows_each_user_the_sharing_setting_rule_1_applies(account, group, user, effective, source):
+    app = make_app()
+    authorized(app, ADMIN.account_id, [GROUP])
+    set_levels(lambda level, target, value: changes.set_sharing_policy(ADMIN, level, target, value),
+               account, group, user)
+    hana = console_row(app)
+    assert (hana.sharing.share_with_apps, hana.sharing.level) == (effective, source)
+
+
+@pytest.mark.parametrize("account,group,user,effective,source", AUTO_START_TABLE)
+def test_the_console_shows_each_user_the_auto_start_that_applies_to_them(account, group, user, effective, source):
+    app = make_app()
+    authorized(app, ADMIN.account_id, [GROUP])
+    set_levels(lambda level, target, value: changes.set_auto_start(ADMIN, app, level, target, value),
+               account, group, user)
+    setting = console_row(app).auto_start[app.client_id]
+    assert (setting.on, setting.level) == (effective, source)
+
+
 def test_every_console_change_is_audited_with_who_and_what():
     app = make_app()
     changes.set_sharing_policy(ADMIN, "group", GROUP, False, address="10.0.0.7")

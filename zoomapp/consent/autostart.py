@@ -30,7 +30,7 @@ from zoomapp.consent import meetings, policy
 from zoomapp.consent.actions import presence, sharing_requests
 from zoomapp.consent.models import Meeting, Participant
 from zoomapp.consent.permissions import Refused
-from zoomapp.console.models import AutoStartSetting, Level
+from zoomapp.console.models import AutoStartSetting
 from zoomapp.marketplace.models import ZoomApp
 from zoomapp.webhooks import meeting_events
 from zoomapp.webhooks.signals import zoom_event
@@ -45,21 +45,32 @@ class EffectiveAutoStart:
     target_id: str
 
 
+class AutoStartRows:
+    """An account's auto-start rows of several apps, read in one query, each app's as `policy.LevelRows`."""
+
+    def __init__(self, account_id, rows):
+        by_app = {}
+        for app_id, *row in rows:
+            by_app.setdefault(app_id, []).append(row)
+        self.by_app = {app_id: policy.LevelRows(account_id, app_rows) for app_id, app_rows in by_app.items()}
+        self.no_rows = policy.LevelRows(account_id, [])
+
+    @classmethod
+    def read(cls, account_id, apps, user_id=None, group_ids=()):
+        """The account's rows for `apps`: all of them (the console, every user at once), or only those that can
+        apply to `user_id`."""
+        rows = AutoStartSetting.objects.filter(account_id=account_id, app__in=[app.pk for app in apps])
+        if user_id is not None:
+            rows = policy.rows_that_apply(rows, account_id, user_id, group_ids)
+        return cls(account_id, rows.values_list("app_id", "level", "target_id", "auto_start"))
+
+    def for_user(self, user_id, group_ids, app):
+        """No row means Off."""
+        return EffectiveAutoStart(*self.by_app.get(app.pk, self.no_rows).effective(user_id, group_ids, False))
+
+
 def effective_auto_start(account_id, user_id, group_ids, app):
-    """Most specific first: the user's row for this app, else the first of the user's groups with one, else the
-    account's; no row means Off."""
-    rows = {
-        (row.level, row.target_id): row.auto_start
-        for row in AutoStartSetting.objects.filter(account_id=account_id, app=app)
-    }
-    if (Level.USER, user_id) in rows:
-        return EffectiveAutoStart(rows[(Level.USER, user_id)], Level.USER, user_id)
-    for group_id in group_ids:
-        if (Level.GROUP, group_id) in rows:
-            return EffectiveAutoStart(rows[(Level.GROUP, group_id)], Level.GROUP, group_id)
-    if (Level.ACCOUNT, account_id) in rows:
-        return EffectiveAutoStart(rows[(Level.ACCOUNT, account_id)], Level.ACCOUNT, account_id)
-    return EffectiveAutoStart(False, "default", "")
+    return AutoStartRows.read(account_id, [app], user_id, group_ids).for_user(user_id, group_ids, app)
 
 
 # --- who the user is ----------------------------------------------------------------------------------------------

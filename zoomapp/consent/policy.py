@@ -1,14 +1,18 @@
 """The host's effective admin policy for sharing meeting content with apps (docs/CONSENT.md rule 1).
 
 Most specific level first: the user's row, else the first of the user's groups that has a row,
-else the account's row; with no row at all, sharing is allowed (Zoom's default).
+else the account's row; with no row at all, sharing is allowed (Zoom's default). Auto-start (autostart.py)
+follows the same precedence, per app: both read their rows into `LevelRows`, which holds the rule.
 The admin console (zoomapp/console) edits SharingPolicy rows; everything else asks here.
 """
 
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from rtms.compiled_read import CompiledModelRead
 from zoomapp.consent.models import SharingPolicy
+from zoomapp.console.models import Level
 from zoomapp.marketplace.models import UserAuthorization
 
 DEFAULT_SHARE_WITH_APPS = True
@@ -21,19 +25,49 @@ class EffectivePolicy:
     target_id: str
 
 
+class LevelRows:
+    """One setting's rows in one account, (level, target id) -> value, read once; `effective` is the precedence
+    rule, the only copy of it: rule 1 and auto-start ask it for one user, the console for each of thousands."""
+
+    def __init__(self, account_id, rows):
+        self.account_id = account_id
+        self.values = {(level, target_id): value for level, target_id, value in rows}
+
+    def effective(self, user_id, group_ids, default):
+        """(value, level, target id) of the most specific row for the user; (default, "default", "") when none."""
+        if (Level.USER, user_id) in self.values:
+            return self.values[(Level.USER, user_id)], Level.USER, user_id
+        for group_id in group_ids:
+            if (Level.GROUP, group_id) in self.values:
+                return self.values[(Level.GROUP, group_id)], Level.GROUP, group_id
+        if (Level.ACCOUNT, self.account_id) in self.values:
+            return self.values[(Level.ACCOUNT, self.account_id)], Level.ACCOUNT, self.account_id
+        return default, "default", ""
+
+
+def rows_that_apply(rows, account_id, user_id, group_ids):
+    """Of an account's setting rows, only those that can apply to one user: a decision for one user reads these
+    few, not the rows of every user of the account."""
+    return rows.filter(Q(level=Level.USER, target_id=user_id) | Q(level=Level.GROUP, target_id__in=list(group_ids))
+                       | Q(level=Level.ACCOUNT, target_id=account_id))
+
+
+class SharingRows(LevelRows):
+    @classmethod
+    def read(cls, account_id, user_id=None, group_ids=()):
+        """The account's sharing rows: all of them (the console, every user at once), or only those that can apply
+        to `user_id`."""
+        rows = SharingPolicy.objects.filter(account_id=account_id)
+        if user_id is not None:
+            rows = rows_that_apply(rows, account_id, user_id, group_ids)
+        return cls(account_id, rows.values_list("level", "target_id", "share_with_apps"))
+
+    def for_user(self, user_id, group_ids):
+        return EffectivePolicy(*self.effective(user_id, group_ids, DEFAULT_SHARE_WITH_APPS))
+
+
 def effective_sharing_policy(account_id, user_id, group_ids=()):
-    rows = {
-        (row.level, row.target_id): row.share_with_apps
-        for row in SharingPolicy.objects.filter(account_id=account_id)
-    }
-    if ("user", user_id) in rows:
-        return EffectivePolicy(rows[("user", user_id)], "user", user_id)
-    for group_id in group_ids:
-        if ("group", group_id) in rows:
-            return EffectivePolicy(rows[("group", group_id)], "group", group_id)
-    if ("account", account_id) in rows:
-        return EffectivePolicy(rows[("account", account_id)], "account", account_id)
-    return EffectivePolicy(DEFAULT_SHARE_WITH_APPS, "default", "")
+    return SharingRows.read(account_id, user_id, group_ids).for_user(user_id, group_ids)
 
 
 def newest_grants_in_account(account_id, user_id=None):
