@@ -48,6 +48,17 @@ def _stream_id_of(key):
     return parts[1], parts[2:]
 
 
+class StorageError(Exception):
+    """Storage did not do what it was asked (a file it could not remove, an object S3 refused to delete): what
+    was asked is not done, and asking again is safe."""
+
+
+def _raise_unless_gone(function, path, exc_info):
+    """rmtree's error handler: a file already gone (another deletion got there first) is what was wanted."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise StorageError(f"could not delete {path}: {exc_info[1].strerror or exc_info[1]}") from exc_info[1]
+
+
 class LocalStorage:
     name = "local"
 
@@ -90,7 +101,10 @@ class LocalStorage:
                       if p.is_file() and not p.name.endswith(".part"))
 
     def delete_stream(self, stream_id):
-        shutil.rmtree(media.stream_dir(stream_id, root=self.root), ignore_errors=True)
+        """The stream's directory and all in it; StorageError when any of it stays."""
+        directory = media.stream_dir(stream_id, root=self.root)
+        if directory.exists():
+            shutil.rmtree(directory, onerror=_raise_unless_gone)
 
 
 class S3Storage:
@@ -132,11 +146,24 @@ class S3Storage:
         return sorted(found)
 
     def delete_stream(self, stream_id):
-        """Every object under the stream's prefix, a thousand per request (the API's limit)."""
-        keys = self.keys(stream_id)
-        for start in range(0, len(keys), 1000):
-            self.client.delete_objects(Bucket=self.bucket, Delete={
-                "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+        """Every object under the stream's prefix, a thousand per request (the API's limit); StorageError when S3
+        refuses any of them: a batch delete answers 200 and lists the keys it did not delete (Quiet mode lists
+        only those), and S3 unreachable or refusing the request is one too."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            keys = self.keys(stream_id)
+            refused = []
+            for start in range(0, len(keys), 1000):
+                answer = self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+                refused.extend(answer.get("Errors", []))
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 did not delete the stream's objects: {exc}") from exc
+        if refused:
+            first = refused[0]
+            raise StorageError(f"S3 did not delete {len(refused)} of the stream's {len(keys)} objects "
+                               f"({first.get('Key')}: {first.get('Code')} {first.get('Message')})")
 
 
 @functools.cache

@@ -12,7 +12,7 @@ from django.db import transaction
 from rtms import media
 from rtms.models import ChatMessage, MediaFile, ParticipantEvent, StreamSession, TranscriptSegment
 from rtms.signals import stream_content_erased
-from rtms.storage import storage, stream_key
+from rtms.storage import StorageError, storage, stream_key
 
 log = logging.getLogger("rtms.media")
 
@@ -41,18 +41,27 @@ PURGE_SECONDS = 300
 
 def erase_until(streams, why, deadline):
     """Erase the streams' content in turn until time.monotonic() passes `deadline`, at least one each call so a
-    purge always moves on; returns (how many were erased, whether every one was)."""
-    erased = 0
+    purge always moves on; returns (how many were erased, whether every one was tried). A stream whose storage
+    refuses keeps its content and its rows, is logged, and is tried again at the next run: the others go on."""
+    erased = tried = 0
     for stream in streams:
-        if erased and time.monotonic() >= deadline:
+        if tried and time.monotonic() >= deadline:
             return erased, False
-        erase_stream_content(stream, why=why)
+        tried += 1
+        try:
+            erase_stream_content(stream, why=why)
+        except StorageError as exc:
+            log.error("stream content not erased: storage refused", extra={
+                "stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "why": why, "error": str(exc)})
+            continue
         erased += 1
     return erased, True
 
 
 def erase_stream_content(stream, why):
-    """Delete everything stored for a stream: media files and their index, transcript, chat, events."""
+    """Delete everything stored for a stream: media files and their index, transcript, chat, events. Storage goes
+    first: when it refuses (StorageError) the rows stay and the stream is not marked deleted, so trying again
+    erases what is left."""
     try:
         storage().delete_stream(stream.rtms_stream_id)  # by prefix: from any node (docs/ARCHITECTURE.md)
     except media.OutsideMediaRoot as exc:  # rows from before ids were checked: their rows go, no file is touched

@@ -15,6 +15,7 @@ from rtms.models import MediaFile, StreamSession
 from rtms.redis_connection import key
 from tests.integration.test_console_security import admins, apps  # noqa: F401 - fixtures
 from zoomapp.consent import meetings
+from zoomapp.consent.models import AuditEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,7 +43,7 @@ def link(page, text):
 
 def test_an_admin_downloads_a_streams_stored_audio_from_the_meetings_page_and_another_account_cannot(
         daphne, admins, stream):  # noqa: F811
-    olive, bert, _ = admins
+    olive, bert, people = admins
     segment = MediaFile.objects.get(stream=stream)
 
     meetings_page = olive.get(f"{daphne.url}/console/meetings", timeout=10).text
@@ -53,11 +54,21 @@ def test_an_admin_downloads_a_streams_stored_audio_from_the_meetings_page_and_an
     url = daphne.url + link(files_page.text, "Download")
     assert url == f"{daphne.url}/console/streams/{stream.rtms_stream_id}/media/{segment.pk}"
 
+    assert not AuditEntry.objects.filter(kind="media_downloaded").exists()  # listing them is not downloading
     response = olive.get(url, timeout=10)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "audio/wav"
     with wave.open(BytesIO(response.content)) as wav:
         assert (wav.getframerate(), wav.getnframes()) == (16000, 3200)
+    (downloaded,) = AuditEntry.objects.filter(kind="media_downloaded")
+    assert (downloaded.account_id, downloaded.actor_user_id, downloaded.actor_role, downloaded.source,
+            downloaded.source_address, downloaded.meeting_uuid, downloaded.app.client_id) == (
+        "acctA", people["olive"], "owner", "console", "127.0.0.1", stream.meeting_uuid, stream.client_id)
+    assert downloaded.detail == {"account_id": "acctA", "rtms_stream_id": stream.rtms_stream_id,
+                                 "media_id": segment.pk, "media_kind": "audio_mixed",
+                                 "file": segment.path.rsplit("/", 1)[-1]}
+    audit = olive.get(f"{daphne.url}/console/audit", params={"kind": "media_downloaded"}, timeout=10).text
+    assert "Media downloaded" in audit and f"{downloaded.detail['file']} of stream {stream.rtms_stream_id}" in audit
 
     assert "Media files of" not in bert.get(f"{daphne.url}/console/meetings", timeout=10).text
     for refused in (bert.get(files_url, timeout=10), bert.get(url, timeout=10)):
@@ -66,6 +77,8 @@ def test_an_admin_downloads_a_streams_stored_audio_from_the_meetings_page_and_an
     MediaFile.objects.filter(pk=segment.pk).update(stored=False)  # still in a worker's spool
     pending = olive.get(url, timeout=10)
     assert pending.status_code == 404 and "still being recorded, or deleted" in pending.text
+    # Only what was sent is recorded: neither another account's refused tries nor a segment not in storage.
+    assert AuditEntry.objects.filter(kind="media_downloaded").count() == 1
     assert "No segment is in storage yet" in olive.get(files_url, timeout=10).text
 
 

@@ -43,6 +43,8 @@ KINDS = {
     "media_deleted": "Media deleted",
     "user_data_deleted": "User's data deleted",
     "tokens_deleted": "Authorization removed",
+    "media_downloaded": "Media downloaded",
+    "audit_exported": "Audit log exported",
 }
 TOGGLES = {"share_with_apps": texts.TOGGLE_SHARE_WITH_APPS, "require_host_approval": texts.TOGGLE_REQUIRE_APPROVAL}
 # Who acted when no person did (zoomapp/consent: ZOOM for webhooks, "app" for the app's own tasks).
@@ -106,6 +108,31 @@ def _target(detail, users):
     return users.get(target, target)
 
 
+@dataclass
+class SettingChange:
+    """A setting change's target and values as the CSV export's columns show them; blank for other entries."""
+
+    level: str = ""
+    target_id: str = ""
+    previous: str = ""
+    new: str = ""
+
+
+def setting_change(entry):
+    detail = entry.detail or {}
+    if entry.kind in ("sharing_policy_changed", "auto_start_changed") and "level" in detail:
+        return SettingChange(detail["level"], detail.get("target_id", ""), _on_off(detail.get("previous")),
+                             _on_off(detail.get("value")))
+    if entry.kind == "retention_changed" and "value" in detail:
+        def days(value):
+            return str(value) if value else "default"
+
+        # An account's retention is per app: the app is the entry's own column.
+        return SettingChange("account", detail.get("account_id", ""), days(detail.get("previous")),
+                             days(detail.get("value")))
+    return SettingChange()
+
+
 def change_text(entry, users):
     """What a change row changed, from the detail it recorded ("Require host approval: on → off")."""
     detail = entry.detail or {}
@@ -122,6 +149,12 @@ def change_text(entry, users):
             return f"{value} days" if value else "the deployment's default"
 
         return f"Media kept: {days(detail.get('previous'))} → {days(detail.get('value'))}"
+    if entry.kind == "media_downloaded" and "file" in detail:
+        return f"{detail['file']} of stream {detail.get('rtms_stream_id', '')}"
+    if entry.kind == "audit_exported" and "filters" in detail:
+        filters = detail["filters"]
+        return ("CSV of " + ", ".join(f"{name.replace('date_', '')} {value}" for name, value in filters.items())
+                if filters else "CSV of the whole log")
     return ""
 
 
@@ -180,4 +213,8 @@ def filters_in_words(account_id, filters):
                                                                                           filters["user"]))
     if filters.get("kind"):
         words.append(f"“{kind_label(filters['kind'])}”")
+    if filters.get("date_from"):
+        words.append(f"from {filters['date_from']:%Y-%m-%d}")
+    if filters.get("date_to"):
+        words.append(f"to {filters['date_to']:%Y-%m-%d} (UTC)")
     return ", ".join(words)

@@ -14,7 +14,7 @@ VALUES = {"on": True, "off": False, "unset": None}
 
 class ConsoleForm(forms.Form):
     def error_text(self):
-        return " ".join(f"{'' if name == '__all__' else name + ': '}{' '.join(errs)}"
+        return " ".join(f"{'' if name == '__all__' else (self.fields[name].label or name) + ': '}{' '.join(errs)}"
                         for name, errs in self.errors.items())
 
 
@@ -69,11 +69,40 @@ class AutoStartForm(LevelSettingForm):
         return app
 
 
+DATE = {"input_formats": ["%Y-%m-%d"], "error_messages": {"invalid": "Enter a date as YYYY-MM-DD."}}
+PAGE = {"min_value": 1, "error_messages": {"invalid": "This page link is not valid: start from the newest.",
+                                           "min_value": "This page link is not valid: start from the newest."}}
+# No control characters: what an admin types into a search box, not what a script forges.
+PRINTABLE = RegexValidator(r"^[^\x00-\x1f\x7f]*$", "Use printable characters only.")
+
+
 class AuditFilterForm(ConsoleForm):
-    meeting = forms.CharField(required=False, max_length=100)
-    user = forms.CharField(required=False, max_length=100)
-    client_id = forms.CharField(required=False, max_length=100)
-    kind = forms.CharField(required=False, max_length=50)
+    """The audit log's filters (the page and its CSV export), and the page: `before`, the last entry shown."""
+
+    meeting = forms.CharField(required=False, max_length=100, validators=[PRINTABLE])
+    user = forms.CharField(required=False, max_length=100, validators=[PRINTABLE])
+    client_id = forms.CharField(required=False, max_length=100, validators=[PRINTABLE])
+    kind = forms.CharField(required=False, max_length=50, validators=[PRINTABLE])
+    date_from = forms.DateField(required=False, label="from", **DATE)
+    date_to = forms.DateField(required=False, label="to", **DATE)
+    before = forms.IntegerField(required=False, **PAGE)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError("The “from” date is after the “to” date.")
+        return data
+
+    def filters(self):
+        """The cleaned filters that are set, without the page (what an export or the audit entry of one names)."""
+        return {name: value for name, value in self.cleaned_data.items() if value and name != "before"}
+
+
+class MeetingSearchForm(ConsoleForm):
+    """The meetings page's search (a word of the topic, a meeting UUID, a host's user id) and page."""
+
+    q = forms.CharField(required=False, max_length=300, validators=[PRINTABLE], label="search")
+    before = forms.IntegerField(required=False, **PAGE)
 
 
 class RetentionForm(ConsoleForm):

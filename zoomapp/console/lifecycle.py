@@ -14,6 +14,7 @@
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from rtms import services, stream_content
 from rtms.models import StreamSession, StreamState
+from rtms.storage import StorageError
 from zoomapp.consent.audit import record
 from zoomapp.consent.models import Meeting
 from zoomapp.console.models import AppRetention
@@ -99,23 +101,53 @@ def delete_user_data(client_id, user_id, account_id):
 # --- an admin deletes a meeting's data ----------------------------------------------------------------------------
 
 
+@dataclass
+class MeetingDataDeletion:
+    """What deleting a meeting's data did: the streams erased now, and those whose storage refused (id -> why)."""
+
+    erased: list
+    failed: dict
+
+    @property
+    def outcome(self):
+        if not self.failed:
+            return "deleted"
+        return "partial" if self.erased else "failed"
+
+
 def delete_meeting_data(admin, meeting, address=""):
-    """Erase what one app stored from one meeting (its streams of that meeting: meetings are per app)."""
+    """Erase what one app stored from one meeting (its streams of that meeting: meetings are per app), then record
+    what was done. A stream whose storage refuses keeps its content and is reported (the entry's outcome "partial"
+    or "failed", with why); asking again erases what is left: streams erased before are not touched again."""
     streams = list(StreamSession.objects.filter(meeting_uuid=meeting.uuid, client_id=meeting.app.client_id))
     if any(s.state != StreamState.STOPPED for s in streams):
         raise StillStreaming(meeting.uuid)
-    record(
-        "meeting_data_deleted", app=meeting.app, meeting_uuid=meeting.uuid, actor_user_id=admin.user_id,
-        actor_role=admin.audit_role, outcome="deleted", reason="an admin deleted this meeting's data",
-        source="console", address=address,
-        detail={"account_id": admin.account_id, "streams": [s.rtms_stream_id for s in streams]},
-    )
+    result = MeetingDataDeletion(erased=[], failed={})
     for stream in streams:
-        stream_content.erase_stream_content(stream, why="admin_deleted_meeting_data")
+        if stream.media_deleted:
+            continue
+        try:
+            stream_content.erase_stream_content(stream, why="admin_deleted_meeting_data")
+        except StorageError as exc:
+            result.failed[stream.rtms_stream_id] = str(exc)
+        else:
+            result.erased.append(stream.rtms_stream_id)
     # Zoom's deliveries about the meeting, as received: participants' names and emails among them.
     WebhookDelivery.objects.filter(app=meeting.app, meeting_uuid=meeting.uuid).delete()
-    log.info("meeting data deleted", extra={"meeting": meeting.uuid, "admin": admin.user_id, "streams": len(streams)})
-    return len(streams)
+    reason = "an admin deleted this meeting's data"
+    if result.failed:
+        reason += "; storage refused: " + "; ".join(f"stream {stream_id}: {why}"
+                                                    for stream_id, why in result.failed.items())
+    record(
+        "meeting_data_deleted", app=meeting.app, meeting_uuid=meeting.uuid, actor_user_id=admin.user_id,
+        actor_role=admin.audit_role, outcome=result.outcome, reason=reason, source="console", address=address,
+        detail={"account_id": admin.account_id, "streams": [s.rtms_stream_id for s in streams],
+                "erased": result.erased, "failed": result.failed},
+    )
+    (log.error if result.failed else log.info)("meeting data deleted", extra={
+        "meeting": meeting.uuid, "admin": admin.user_id, "outcome": result.outcome, "erased": len(result.erased),
+        "failed": len(result.failed)})
+    return result
 
 
 def meeting_data_summary(meetings):

@@ -6,20 +6,24 @@ entry) and lifecycle (deletions). Another account's meeting or setting is answer
 
 import csv
 import functools
+import json
 import logging
+from urllib.parse import urlencode
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Exists, OuterRef
-from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rtms import storage
 from rtms.models import MediaFile, StreamSession
 from zoomapp import texts
 from zoomapp.consent.models import SharingPolicy
-from zoomapp.console import account_data, auth, changes, display, forms, lifecycle, streams_feed
+from zoomapp.console import account_data, auth, changes, display, forms, lifecycle, paging, streams_feed
 from zoomapp.console.models import AppRetention, AutoStartSetting, Level
 from zoomapp.marketplace import oauth
 from zoomapp.marketplace.models import ZoomApp
@@ -29,7 +33,6 @@ from zoomapp.webhooks import concurrency
 
 log = logging.getLogger("zoomapp.console")
 
-AUDIT_PAGE_SIZE = 200
 APPS_ARE_REGISTERED_BY_THE_OPERATOR = (
     "Apps cannot be registered or changed in the console. This deployment's operator registers Zoom apps "
     "(manage.py register_zoom_app or the Django admin); your account's apps appear here once one of its users "
@@ -200,23 +203,39 @@ def auto_start(request):
 # --- audit log ----------------------------------------------------------------------------------------------------
 
 
-def _audit_filters(request):
-    form = forms.AuditFilterForm(request.GET)
-    return form, (form.cleaned_data if form.is_valid() else {})
-
-
 @console_page
 @require_GET
 def audit(request):
-    form, filters = _audit_filters(request)
+    form = forms.AuditFilterForm(request.GET)
     account_id = request.admin.account_id
-    entries = account_data.audit_entries(account_id, **filters).select_related("app")
+    status, filters, page = 200, {}, paging.Page([], None)
+    if form.is_valid():
+        filters = form.filters()
+        page = paging.audit_page(account_id, filters, form.cleaned_data["before"])
+    else:
+        messages.error(request, form.error_text())
+        status = 400
     kinds = [(kind, display.kind_label(kind)) for kind in account_data.audit_kinds(account_id)]
-    return _page(request, "console/audit.html", "audit", form=form,
-                 rows=display.audit_rows(account_id, entries[:AUDIT_PAGE_SIZE]),
+    newest = _query_without_page(request)
+    return _page(request, "console/audit.html", "audit", form=form, status=status,
+                 rows=display.audit_rows(account_id, page.rows),
                  filtered_by=display.filters_in_words(account_id, filters),
-                 apps=account_data.installed_apps(account_id), kinds=kinds,
-                 query=request.GET.urlencode(), page_size=AUDIT_PAGE_SIZE, filters=filters)
+                 apps=account_data.installed_apps(account_id), kinds=kinds, filters=filters,
+                 query=newest, older=_page_query(newest, page.older), paged=bool(form.data.get("before")),
+                 page_size=paging.AUDIT_PAGE_SIZE)
+
+
+def _query_without_page(request):
+    params = request.GET.copy()
+    params.pop("before", None)
+    return params.urlencode()
+
+
+def _page_query(query, before):
+    """The query string of the page after `before` (None when there is no such page)."""
+    if before is None:
+        return None
+    return f"{query}&before={before}" if query else f"before={before}"
 
 
 class _Echo:
@@ -224,8 +243,11 @@ class _Echo:
         return value
 
 
+# The setting changes' target and values have columns of their own (what a spreadsheet sorts and filters by);
+# everything else an entry recorded is in `detail`, as JSON.
 AUDIT_COLUMNS = ["id", "when", "kind", "app", "meeting_uuid", "actor_user_id", "actor_role", "subject_user_id",
-                 "outcome", "reason", "source", "source_address", "rtms_stream_id"]
+                 "outcome", "reason", "source", "source_address", "rtms_stream_id",
+                 "target_level", "target_id", "previous", "new", "detail"]
 
 
 # A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(...) sends data away); OWASP's
@@ -238,26 +260,49 @@ def _csv_cell(value):
 
 
 def _audit_row(entry):
+    change = display.setting_change(entry)
+    detail = {key: value for key, value in (entry.detail or {}).items() if key != "account_id"}
     values = [entry.id, entry.created.isoformat(), entry.kind,
               entry.app.client_id if entry.app_id and entry.app else "",
               entry.meeting_uuid, entry.actor_user_id, entry.actor_role, entry.subject_user_id, entry.outcome,
-              entry.reason, entry.source, entry.source_address, entry.rtms_stream_id]
+              entry.reason, entry.source, entry.source_address, entry.rtms_stream_id,
+              change.level, change.target_id, change.previous, change.new,
+              json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else ""]
     return [_csv_cell(value) for value in values]
+
+
+def _audit_csv_chunk(account_id, filters, before):
+    """(CSV text of the export's next chunk, the cursor of the chunk after it, None after the last)."""
+    page = paging.audit_page(account_id, filters, before, paging.AUDIT_CSV_CHUNK)
+    writer = csv.writer(_Echo())
+    return "".join(writer.writerow(_audit_row(entry)) for entry in page.rows), page.older
+
+
+async def _audit_csv_lines(account_id, filters):
+    """The export as it is read: the header at once, then a chunk at a time, each one short query in the request's
+    thread. An async iterator, so that daphne sends each chunk as it comes: Django's ASGI handler reads a
+    synchronous one to its end before the first byte (docs/CONSENT.md "The audit log")."""
+    yield csv.writer(_Echo()).writerow(AUDIT_COLUMNS)
+    read_chunk = sync_to_async(_audit_csv_chunk)
+    text, before = await read_chunk(account_id, filters, None)
+    yield text
+    while before is not None:
+        text, before = await read_chunk(account_id, filters, before)
+        yield text
 
 
 @console_page
 @require_GET
 def audit_csv(request):
-    _, filters = _audit_filters(request)
-    entries = account_data.audit_entries(request.admin.account_id, **filters).select_related("app")
-    writer = csv.writer(_Echo())
-
-    def rows():
-        yield writer.writerow(AUDIT_COLUMNS)
-        for entry in entries.iterator(chunk_size=500):
-            yield writer.writerow(_audit_row(entry))
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    form = forms.AuditFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse(form.error_text(), status=400, content_type="text/plain; charset=utf-8")
+    filters = form.filters()
+    changes.audit(request.admin, "audit_exported", address=auth.client_address(request),
+                  reason="exported the audit log as CSV", detail={"filters": {
+                      name: str(value) for name, value in filters.items()}})
+    response = StreamingHttpResponse(_audit_csv_lines(request.admin.account_id, filters),
+                                     content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
     return response
 
@@ -302,6 +347,11 @@ def stream_media(request, stream_id, media_id):
         body, name = storage.open_media(media_file)
     except FileNotFoundError:
         raise Http404("This segment is not in storage: still being recorded, or deleted.") from None
+    meeting = account_data.account_meeting(request.admin.account_id, stream.meeting_uuid, stream.client_id)
+    changes.audit(request.admin, "media_downloaded", app=meeting.app, meeting_uuid=stream.meeting_uuid,
+                  address=auth.client_address(request), reason=f"downloaded {name}",
+                  detail={"rtms_stream_id": stream.rtms_stream_id, "media_id": media_file.pk,
+                          "media_kind": media_file.kind, "file": name})
     return FileResponse(body, as_attachment=True, filename=name,
                         content_type="audio/wav" if name.endswith(".wav") else "application/x-ndjson")
 
@@ -313,7 +363,19 @@ def stream_media(request, stream_id, media_id):
 @require_GET
 def meetings(request):
     account_id = request.admin.account_id
-    rows = lifecycle.meeting_data_summary(account_data.account_meetings(account_id)[:200])
+    form = forms.MeetingSearchForm(request.GET)
+    page, status, search = paging.Page([], None), 200, ""
+    if form.is_valid():
+        search = form.cleaned_data["q"]
+        try:
+            page = paging.meetings_page(account_id, search, form.cleaned_data["before"])
+        except paging.NoSuchPage:
+            messages.error(request, "This page link is not valid: start from the newest.")
+            status = 400
+    else:
+        messages.error(request, form.error_text())
+        status = 400
+    rows = lifecycle.meeting_data_summary(page.rows)
     with_media = _streams_with_media([meeting for meeting, *_ in rows])
     names = account_data.user_names(account_id, {meeting.host_user_id for meeting, *_ in rows} | {
         stream.operator_id for streams in with_media.values() for stream in streams})
@@ -321,7 +383,10 @@ def meetings(request):
              [(stream, names.get(stream.operator_id, stream.operator_id))
               for stream in with_media.get((meeting.app.client_id, meeting.uuid), [])])
             for meeting, stats, live, kept in rows]
-    return _page(request, "console/meetings.html", "meetings", rows=rows)
+    newest = _query_without_page(request)
+    return _page(request, "console/meetings.html", "meetings", rows=rows, status=status, search=search,
+                 matching=paging.meetings_matching(account_id, search).count() if status == 200 else 0,
+                 query=newest, older=_page_query(newest, page.older), paged=bool(form.data.get("before")))
 
 
 def _streams_with_media(meetings):
@@ -343,17 +408,36 @@ def delete_meeting_data(request):
                                            request.POST.get("client_id", ""))
     if meeting is None:
         raise Http404("No such meeting in your account.")
+    back = _meetings_page_posted(request)
     if request.POST.get("confirm") != "yes":
         messages.error(request, "Tick the box to confirm the deletion.")
-        return redirect("console:meetings")
+        return back
     try:
-        erased = lifecycle.delete_meeting_data(request.admin, meeting, auth.client_address(request))
+        deletion = lifecycle.delete_meeting_data(request.admin, meeting, auth.client_address(request))
     except lifecycle.StillStreaming:
         messages.error(request, "Streams are still running in this meeting; their data can be deleted once they stop.")
-        return redirect("console:meetings")
+        return back
+    if deletion.failed:
+        messages.error(request, (
+            f"Storage did not delete the data of {len(deletion.failed)} stream(s) of “{meeting}”: "
+            + "; ".join(deletion.failed.values())
+            + f". {len(deletion.erased)} other stream(s) were deleted. What was not deleted is still stored: "
+            "try again, and if it fails again, tell this deployment's operator. The audit log records it."))
+        return back
     messages.success(request,
-                     f"Deleted the stored data of {erased} stream(s) of “{meeting}”. The audit log records it.")
-    return redirect("console:meetings")
+                     f"Deleted the stored data of {len(deletion.erased)} stream(s) of “{meeting}”. "
+                     "The audit log records it.")
+    return back
+
+
+def _meetings_page_posted(request):
+    """Back to the meetings page the deletion was posted from (its search and page, when they are valid)."""
+    form = forms.MeetingSearchForm(request.POST)
+    url = reverse("console:meetings")
+    if not form.is_valid():
+        return redirect(url)
+    query = urlencode({name: value for name, value in form.cleaned_data.items() if value})
+    return redirect(f"{url}?{query}" if query else url)
 
 
 # --- apps and retention -------------------------------------------------------------------------------------------

@@ -1,0 +1,222 @@
+"""The console's audit log at production scale, against daphne and the simulator's Zoom OAuth: every entry can be
+reached a page at a time (keyset paging, the filters kept) and by date; the CSV export is streamed a chunk at a
+time, complete, with what each setting change was about; exporting and downloading are themselves audited."""
+
+import csv
+import html
+import io
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import requests
+from asgiref.sync import async_to_sync
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import connections
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from tests.console_support import post_form
+from tests.integration.test_console_security import admins, apps  # noqa: F401 - fixtures
+from zoomapp.consent.models import AuditEntry
+from zoomapp.console import paging, views
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def entries(count, account_id="acctA", kind="test_entry", first=0):
+    """`count` entries of the account, their reasons "entry <n>" in the order they were made."""
+    return AuditEntry.objects.bulk_create(
+        AuditEntry(kind=kind, account_id=account_id, actor_user_id="zoom", reason=f"entry {first + n}",
+                   detail={"account_id": account_id}) for n in range(count))
+
+
+def shown(page):
+    """The entry numbers the audit page lists, top to bottom."""
+    return [int(n) for n in re.findall(r'<div class="why">entry (\d+)</div>', page)]
+
+
+def link(page, testid):
+    found = re.search(r'<a href="([^"]+)" data-testid="' + testid + '"', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def test_every_entry_is_reached_a_page_at_a_time_with_the_filters_kept(daphne, admins):  # noqa: F811
+    olive, bert, _ = admins
+    entries(450)
+    entries(5, kind="other_kind", first=1000)
+    entries(30, account_id="acctB", first=2000)
+
+    seen, url = [], f"{daphne.url}/console/audit?kind=test_entry"
+    pages = []
+    while url:
+        page = olive.get(url, timeout=10)
+        assert page.status_code == 200
+        pages.append(page.text)
+        seen += shown(page.text)
+        older = link(page.text, "older")
+        assert older is None or "kind=test_entry" in older
+        url = older and daphne.url + older
+    assert [len(shown(page)) for page in pages] == [200, 200, 50]
+    assert seen == list(range(449, -1, -1))  # each once, newest first, none of another kind or account
+    assert link(pages[0], "newest") is None
+    assert link(pages[-1], "newest") == "/console/audit?kind=test_entry"
+    first = olive.get(daphne.url + link(pages[-1], "newest"), timeout=10).text
+    assert shown(first) == shown(pages[0])
+
+    # Another account's entries are not reached by paging past one's own, nor by a cursor of its own.
+    assert not set(shown(bert.get(f"{daphne.url}/console/audit", params={"before": 10**9}, timeout=10).text)) - set(
+        range(2000, 2030))
+
+
+def test_entries_are_filtered_by_utc_day(daphne, admins, monkeypatch):  # noqa: F811
+    olive, _, _ = admins
+    days = [datetime(2026, 3, day, 23, 59, 59, tzinfo=UTC) for day in (1, 2, 3)]
+    for number, when in enumerate(days):
+        monkeypatch.setattr(timezone, "now", lambda when=when: when)
+        entries(number + 1, first=10 * number)
+    monkeypatch.undo()
+
+    def numbers(**params):
+        page = olive.get(f"{daphne.url}/console/audit", params={"kind": "test_entry", **params}, timeout=10)
+        assert page.status_code == 200, page.text
+        return sorted(shown(page.text))
+
+    assert numbers(date_from="2026-03-02", date_to="2026-03-02") == [10, 11]
+    assert numbers(date_from="2026-03-02") == [10, 11, 20, 21, 22]
+    assert numbers(date_to="2026-03-01") == [0]
+    page = olive.get(f"{daphne.url}/console/audit", params={"date_from": "2026-03-02", "date_to": "2026-03-02"},
+                     timeout=10).text
+    assert "from 2026-03-02, to 2026-03-02 (UTC)" in html.unescape(page)
+    exported = olive.get(f"{daphne.url}/console/audit.csv",
+                         params={"kind": "test_entry", "date_from": "2026-03-03"}, timeout=10)
+    assert [row["reason"] for row in csv.DictReader(io.StringIO(exported.text))] == ["entry 22", "entry 21",
+                                                                                      "entry 20"]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"date_from": "2026-13-01"}, "from: Enter a date as YYYY-MM-DD."),
+    ({"date_to": "yesterday"}, "to: Enter a date as YYYY-MM-DD."),
+    ({"date_from": "2026-03-02", "date_to": "2026-03-01"}, "The “from” date is after the “to” date."),
+    ({"before": "abc"}, "This page link is not valid: start from the newest."),
+    ({"before": "0"}, "This page link is not valid: start from the newest."),
+    ({"meeting": "x" * 101}, "meeting: Ensure this value has at most 100 characters (it has 101)."),
+])
+def test_bad_filters_are_refused_with_a_message_and_nothing_exported(daphne, admins, params, message):  # noqa: F811
+    olive, _, _ = admins
+    entries(3)
+    page = olive.get(f"{daphne.url}/console/audit", params=params, timeout=10)
+    assert page.status_code == 400 and message in html.unescape(page.text)
+    assert shown(page.text) == []
+    exported = olive.get(f"{daphne.url}/console/audit.csv", params=params, timeout=10)
+    assert exported.status_code == 400 and message in exported.text
+    assert not AuditEntry.objects.filter(kind="audit_exported").exists()
+
+
+def test_the_export_is_streamed_a_bounded_chunk_per_short_query(daphne, admins, monkeypatch):  # noqa: F811
+    """The export is an async stream (Django's ASGI handler reads a synchronous one to its end before sending a
+    byte): its header comes before any entry is read, then one query per chunk of at most AUDIT_CSV_CHUNK entries,
+    each after the last entry of the one before; every entry once, newest first, whatever the chunks."""
+    olive, _, _ = admins
+    made = entries(2 * paging.AUDIT_CSV_CHUNK + 7)
+
+    reads, parts = [], []
+    read_page = paging.audit_page
+
+    def read_and_record(account_id, filters, before, size):
+        with CaptureQueriesContext(connections["default"]) as queries:  # the thread's own connection
+            page = read_page(account_id, filters, before, size)
+        reads.append({"parts_sent": len(parts), "before": before, "size": size, "rows": len(page.rows),
+                      "sql": [query["sql"] for query in queries.captured_queries]})
+        return page
+
+    monkeypatch.setattr(paging, "audit_page", read_and_record)
+    request = RequestFactory().get("/console/audit.csv", {"kind": "test_entry"})
+    request.session = SessionStore(olive.cookies["sessionid"])  # Olive's console session, as daphne reads it
+    response = views.audit_csv(request)
+    assert response.status_code == 200 and response.is_async
+
+    async def read():
+        async for part in response.streaming_content:
+            parts.append(part.decode())
+
+    async_to_sync(read)()
+    assert parts[0] == ",".join(views.AUDIT_COLUMNS) + "\r\n"
+    chunks = parts[1:]
+    assert [len(chunk.splitlines()) for chunk in chunks] == [paging.AUDIT_CSV_CHUNK, paging.AUDIT_CSV_CHUNK, 7]
+    # Each chunk read once the one before was sent, in one query, after the last entry of the one before.
+    assert [(read["parts_sent"], read["size"], read["rows"], len(read["sql"])) for read in reads] == [
+        (1, paging.AUDIT_CSV_CHUNK, paging.AUDIT_CSV_CHUNK, 1), (2, paging.AUDIT_CSV_CHUNK, paging.AUDIT_CSV_CHUNK, 1),
+        (3, paging.AUDIT_CSV_CHUNK, 7, 1)]
+    assert [read["before"] for read in reads] == [None, made[-paging.AUDIT_CSV_CHUNK].pk,
+                                                  made[-2 * paging.AUDIT_CSV_CHUNK].pk]
+    assert all(f"LIMIT {paging.AUDIT_CSV_CHUNK + 1}" in read["sql"][0] for read in reads)
+    rows = list(csv.reader(io.StringIO("".join(chunks))))
+    assert [int(row[0]) for row in rows] == [entry.pk for entry in reversed(made)]
+
+    # The same through daphne, read as it comes.
+    exported = olive.get(f"{daphne.url}/console/audit.csv", params={"kind": "test_entry"}, stream=True, timeout=10)
+    lines = list(exported.iter_lines(decode_unicode=True))
+    assert lines[0].split(",") == views.AUDIT_COLUMNS
+    reasons = [row["reason"] for row in csv.DictReader(io.StringIO("\n".join(lines)))]
+    assert reasons == [f"entry {n}" for n in range(2 * paging.AUDIT_CSV_CHUNK + 6, -1, -1)]
+
+
+def test_the_export_says_what_each_setting_change_was_about_and_is_itself_audited(daphne, apps, admins):  # noqa: F811
+    notetaker, _ = apps
+    olive, _, people = admins
+    for form in ({"level": "group", "target_id": "gA", "value": "on"},
+                 {"level": "user", "target_id": people["mia"], "value": "off"},
+                 {"level": "group", "target_id": "gA", "value": "unset"}):
+        assert post_form(olive, f"{daphne.url}/console/sharing", form).status_code == 302
+    assert post_form(olive, f"{daphne.url}/console/auto-start",
+                     {"app": notetaker.client_id, "level": "account", "value": "on"}).status_code == 302
+    assert post_form(olive, f"{daphne.url}/console/apps/retention",
+                     {"app": notetaker.client_id, "days": 7}).status_code == 302
+    # A hostile id a spreadsheet would run, in a recorded change (ids such as "-x" are valid Zoom ids).
+    AuditEntry.objects.create(kind="sharing_policy_changed", account_id="acctA", actor_user_id=people["olive"],
+                              detail={"account_id": "acctA", "level": "group", "target_id": "=HYPERLINK(1)",
+                                      "previous": None, "value": True})
+
+    exported = olive.get(f"{daphne.url}/console/audit.csv", timeout=10)
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    changes = [(row["kind"], row["app"], row["target_level"], row["target_id"], row["previous"], row["new"])
+               for row in reversed(rows) if row["kind"].endswith("_changed")]
+    assert changes == [
+        ("sharing_policy_changed", "", "group", "gA", "not set", "on"),
+        ("sharing_policy_changed", "", "user", people["mia"], "not set", "off"),
+        ("sharing_policy_changed", "", "group", "gA", "on", "not set"),
+        ("auto_start_changed", notetaker.client_id, "account", "acctA", "not set", "on"),
+        ("retention_changed", notetaker.client_id, "account", "acctA", "default", "7"),
+        ("sharing_policy_changed", "", "group", "'=HYPERLINK(1)", "not set", "on"),
+    ]
+    assert json.loads(rows[1]["detail"]) == {"level": "group", "target_id": "=HYPERLINK(1)", "previous": None,
+                                             "value": True}
+
+    filtered = olive.get(f"{daphne.url}/console/audit.csv",
+                         params={"kind": "retention_changed", "date_from": date.today().isoformat()}, timeout=10)
+    assert filtered.status_code == 200
+    first, second = AuditEntry.objects.filter(kind="audit_exported").order_by("id")
+    for entry, filters in ((first, {}), (second, {"kind": "retention_changed", "date_from": str(date.today())})):
+        assert (entry.account_id, entry.actor_user_id, entry.actor_role, entry.source) == (
+            "acctA", people["olive"], "owner", "console")
+        assert entry.source_address == "127.0.0.1" and entry.detail["filters"] == filters
+    assert rows[0]["kind"] == "audit_exported"  # an export lists itself: it was recorded before the first entry
+    page = olive.get(f"{daphne.url}/console/audit", params={"kind": "audit_exported"}, timeout=10).text
+    assert "Audit log exported" in page and "CSV of kind retention_changed, from" in html.unescape(page)
+
+
+def test_nobody_signed_in_exports_nothing_and_leaves_no_entry(daphne, apps):  # noqa: F811
+    response = requests.get(f"{daphne.url}/console/audit.csv", allow_redirects=False, timeout=10)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/console/signin")
+    assert not AuditEntry.objects.filter(kind="audit_exported").exists()
+
+
+def test_today_is_a_whole_utc_day():
+    """The day ends at the next midnight UTC, whatever the time now."""
+    entries(1)
+    today = timezone.now().astimezone(UTC).date()
+    assert paging.audit_entries("acctA", {"date_from": today, "date_to": today}).count() == 1
+    assert not paging.audit_entries("acctA", {"date_to": today - timedelta(days=1)}).exists()
