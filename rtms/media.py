@@ -22,6 +22,11 @@ log = logging.getLogger("rtms.media")
 
 WAV_HEADER_BYTES = 44
 _IOV_MAX = os.sysconf("SC_IOV_MAX")  # os.writev exists only where sysconf does (POSIX)
+# A frame is late, and the time since the audio so far ended is a gap Zoom sent nothing for (silence, a mute), when
+# it starts more than half a 20 ms frame after that end: less is Zoom's timestamps wobbling (docs/STREAMS.md, "Audio
+# keeps Zoom's timeline").
+JITTER_MS = 10
+_ZEROS = bytes(64 * 1024)  # a gap's silence is written from this one buffer, referenced as often as it takes
 
 
 class OutsideMediaRoot(ValueError):
@@ -61,11 +66,14 @@ class WavFile:
     written since is still on disk if the process dies."""
 
     __slots__ = ("path", "sample_rate", "channels", "_file", "_fd", "data_bytes", "created", "first_timestamp",
-                 "last_timestamp")
+                 "last_timestamp", "frames", "_byte_rate", "_sample_bytes", "_jitter_bytes")
 
     def __init__(self, path, sample_rate=16000, channels=1):
         self.path = Path(path)
         self.sample_rate, self.channels = sample_rate, channels
+        self._sample_bytes = 2 * channels
+        self._byte_rate = sample_rate * self._sample_bytes
+        self._jitter_bytes = self._byte_rate * JITTER_MS // 1000
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existed = self.path.exists() and self.path.stat().st_size >= WAV_HEADER_BYTES
         # Unbuffered: appends go straight to the OS in one writev, and a worker holding a thousand files does
@@ -74,15 +82,15 @@ class WavFile:
         if not existed:
             self._file.write(_wav_header(0, sample_rate, channels))
         self._file.seek(0, os.SEEK_END)
-        frame = 2 * channels
         self.data_bytes = self._file.tell() - WAV_HEADER_BYTES
-        if self.data_bytes % frame:  # a torn last sample from a crash: drop it
-            self.data_bytes -= self.data_bytes % frame
+        if self.data_bytes % self._sample_bytes:  # a torn last sample from a crash: drop it
+            self.data_bytes -= self.data_bytes % self._sample_bytes
             self._file.truncate(WAV_HEADER_BYTES + self.data_bytes)
             self._file.seek(0, os.SEEK_END)
         self.created = not existed
         self._fd = self._file.fileno()
         self.first_timestamp = self.last_timestamp = None  # Zoom's timestamps of the first and last frame appended
+        self.frames = 0  # frames Zoom sent appended (the silence of gaps is not one)
 
     def append(self, chunks, first_timestamp, last_timestamp):
         """Append the PCM chunks (bytes-like) of the frames sent from `first_timestamp` to `last_timestamp`, one
@@ -92,9 +100,24 @@ class WavFile:
         if self.first_timestamp is None:
             self.first_timestamp = first_timestamp
         self.last_timestamp = last_timestamp
+        self.frames += len(chunks)
+        self._write(chunks)
+
+    def silence_before(self, timestamp):
+        """Bytes of silence that put a frame sent at `timestamp` at its place on Zoom's timeline, counted from the
+        first frame: 0 when it starts where the audio so far ends, within JITTER_MS, or earlier."""
+        late = (timestamp - self.first_timestamp) * self._byte_rate // 1000 - self.data_bytes
+        return late - late % self._sample_bytes if late > self._jitter_bytes else 0
+
+    def append_silence(self, silence_bytes):
+        """Zeros for a gap in what Zoom sent (`silence_before`), written from one shared buffer."""
+        whole, rest = divmod(silence_bytes, len(_ZEROS))
+        self._write([_ZEROS] * whole + [memoryview(_ZEROS)[:rest]])
+
+    def _write(self, chunks):
         if len(chunks) > _IOV_MAX:
             for start in range(0, len(chunks), _IOV_MAX):
-                self.append(chunks[start:start + _IOV_MAX], first_timestamp, last_timestamp)
+                self._write(chunks[start:start + _IOV_MAX])
             return
         written = os.writev(self._fd, chunks)
         total = sum(map(len, chunks))

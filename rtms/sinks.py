@@ -8,7 +8,8 @@ Never one database write per 20 ms frame.
 
 When PostgreSQL is unreachable the row batches are kept and retried in order; nothing is dropped. Audio
 replayed by Zoom after a reconnect (original timestamps) is written once: a frame not newer than the last one
-stored for that participant is skipped.
+stored for that participant is skipped. Audio keeps Zoom's timeline: where Zoom sent nothing for a while (nobody
+spoke, a participant muted), the segment holds that much silence (docs/STREAMS.md, "Audio keeps Zoom's timeline").
 """
 
 import logging
@@ -17,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from rtms import media, metrics, signals, spool
@@ -29,6 +31,8 @@ log = logging.getLogger("rtms.sinks")
 
 INDEX_INTERVAL = 5.0  # WAV headers, the media index and the per-stream figures; audio goes out every tick or two
 MAX_ROWS_PER_TRANSACTION = 5000
+PCM_BYTES_PER_MS = 32  # L16, 16 kHz, mono: the only audio the client asks Zoom for (rtms/client/protocol.py)
+FRAME_BYTES = 20 * PCM_BYTES_PER_MS  # the 20 ms frame the client asks for
 
 EVENT_KINDS = {
     EventType.FIRST_PACKET_TIMESTAMP: ParticipantEvent.Kind.FIRST_PACKET,
@@ -78,7 +82,10 @@ class StreamStore(StreamSink):
         self.per_participant = per_participant_audio
         self._state_callback = on_state
         self._connection_callback = on_connection
-        self.audio = {}           # key (0 = mixed, else user id) -> [[pcm, ...], first_ts, last_ts]
+        # key (0 = mixed, else user id) -> [[pcm, ...], first_ts, last_ts, gaps, due_by]: `gaps` None, or a
+        # (chunk index, its timestamp, the timestamp before it) where a frame came after a gap; `due_by` the latest
+        # timestamp at which the next frame is on time (the last one's end plus media.JITTER_MS).
+        self.audio = {}
         self.last_audio_ts = {}   # key -> timestamp of the newest frame accepted (replays are skipped)
         self.frames = []          # (kind, user_id, timestamp, data)
         self.transcripts = []
@@ -95,12 +102,18 @@ class StreamStore(StreamSink):
             self.replayed_frames += 1
             return
         self.last_audio_ts[key] = timestamp_ms
+        due_by = timestamp_ms + len(pcm) // PCM_BYTES_PER_MS + media.JITTER_MS
         buffer = self.audio.get(key)
         if buffer is None:
-            self.audio[key] = [[pcm], timestamp_ms, timestamp_ms]
-        else:  # the frames are kept as received (no copy) and written with one writev per flush
-            buffer[0].append(pcm)
-            buffer[2] = timestamp_ms
+            self.audio[key] = [[pcm], timestamp_ms, timestamp_ms, None, due_by]
+            return
+        if timestamp_ms > buffer[4]:  # Zoom sent nothing for a while: the file thread writes the gap's silence
+            if buffer[3] is None:
+                buffer[3] = []
+            buffer[3].append((len(buffer[0]), timestamp_ms, buffer[2]))
+        buffer[0].append(pcm)  # the frames are kept as received (no copy) and written with one writev per flush
+        buffer[2] = timestamp_ms
+        buffer[4] = due_by
 
     def on_video(self, user_id, user_name, timestamp_ms, data):
         self.frames.append((MediaFile.Kind.VIDEO, user_id, timestamp_ms, data))
@@ -164,7 +177,7 @@ class StreamFiles:
     RTMS_SEGMENT_SECONDS, at the end and at a handover, `roll` closes them and uploads them to storage
     (rtms/storage.py), so any node reads them and the next holder starts segments of its own."""
 
-    __slots__ = ("stream_pk", "stream_id", "generation", "spool", "node", "wavs", "frame_dirs", "done",
+    __slots__ = ("stream_pk", "stream_id", "generation", "spool", "node", "wavs", "ended_wavs", "frame_dirs", "done",
                  "segment_started", "last_lag_ms", "uploads", "uploaded", "failed_uploads")
 
     def __init__(self, stream_pk, stream_id, generation, spool, node="", stagger=0.0, failed_uploads=None):
@@ -178,6 +191,7 @@ class StreamFiles:
         self.spool = Path(spool).resolve()  # once: every index write names each segment by its path under it
         self.node = node
         self.wavs = {}      # key (0 = mixed, else user id) -> WavFile of the open segment
+        self.ended_wavs = []  # (key, WavFile) of segments a gap longer than a segment ended: rolled with the others
         self.frame_dirs = {}  # kind -> FrameDir of the open segment
         # storage key -> index row of a segment this holder closed, until a committed index says it is stored
         # (then it is in the database for good, and writing it every INDEX_INTERVAL again cost a row per segment
@@ -196,12 +210,29 @@ class StreamFiles:
         """The storage key of a spooled file: its path under the spool (`rtms/<stream id>/...`)."""
         return Path(path).relative_to(self.spool).as_posix()
 
-    def wav(self, key, first_ts):
+    def append_audio(self, key, chunks, first_ts, last_ts):
+        """Append frames Zoom sent back to back, from `first_ts` to `last_ts`, to the open segment of `key`, after
+        the silence of the gap since its last frame; a frame with no open segment starts one. A gap longer than a
+        segment (RTMS_SEGMENT_SECONDS) ends the segment instead, so no write is ever more than a segment of
+        silence (a timestamp far in the future included): each segment is named and indexed by its first
+        timestamp, which places it on the timeline (docs/STREAMS.md, "Audio keeps Zoom's timeline")."""
         wav = self.wavs.get(key)
         if wav is None:
-            who = "mixed" if key == 0 else f"user-{int(key)}"
-            name = f"{who}-{int(first_ts)}-g{self.generation}.wav"
-            wav = self.wavs[key] = media.WavFile(self._dir() / "audio" / name)
+            wav = self._new_wav(key, first_ts)
+        else:
+            silence = wav.silence_before(first_ts)
+            if silence > settings.RTMS_SEGMENT_SECONDS * 1000 * PCM_BYTES_PER_MS:
+                wav.close()
+                self.ended_wavs.append((key, wav))
+                wav = self._new_wav(key, first_ts)
+            elif silence:
+                wav.append_silence(silence)
+        wav.append(chunks, first_ts, last_ts)
+
+    def _new_wav(self, key, first_ts):
+        who = "mixed" if key == 0 else f"user-{int(key)}"
+        name = f"{who}-{int(first_ts)}-g{self.generation}.wav"
+        wav = self.wavs[key] = media.WavFile(self._dir() / "audio" / name)
         return wav
 
     def frame_dir(self, kind, first_ts):
@@ -212,10 +243,10 @@ class StreamFiles:
         return directory
 
     def _open_rows(self, stored):
-        for key, wav in self.wavs.items():
+        for key, wav in [*self.ended_wavs, *self.wavs.items()]:
             kind = MediaFile.Kind.AUDIO_MIXED if key == 0 else MediaFile.Kind.AUDIO_PARTICIPANT
             yield dict(kind=kind, user_id=key or None, path=self.key_of(wav.path), sample_rate=wav.sample_rate,
-                       channels=wav.channels, bytes=wav.data_bytes, frames=wav.data_bytes // 640,
+                       channels=wav.channels, bytes=wav.data_bytes, frames=wav.frames,
                        first_timestamp=wav.first_timestamp, last_timestamp=wav.last_timestamp, stored=stored,
                        node=self.node)
         for kind, directory in self.frame_dirs.items():
@@ -244,12 +275,13 @@ class StreamFiles:
         (`upload=False`: STREAM_REVOKED, they are deleted instead). A segment that fails to upload stays in the
         spool, indexed as not stored, and is tried again (FailedUploads; `recover_spool` once its process died)."""
         rows = list(self._open_rows(stored=False))
-        paths = [wav.path for wav in self.wavs.values()] + [d.path for d in self.frame_dirs.values()]
-        for wav in self.wavs.values():
+        wavs = [wav for _, wav in self.ended_wavs] + list(self.wavs.values())
+        paths = [wav.path for wav in wavs] + [d.path for d in self.frame_dirs.values()]
+        for wav in wavs:
             wav.close()
         for directory in self.frame_dirs.values():
             directory.close()
-        self.wavs, self.frame_dirs = {}, {}
+        self.wavs, self.ended_wavs, self.frame_dirs = {}, [], {}
         self.segment_started = time.monotonic()
         if not upload:
             for path in paths:
@@ -336,8 +368,15 @@ def write_media(files, audio, frames):
     """File thread: append a stream's audio and frames; record the send→store lag of what was written. A call
     per stream per tick: only the calls that must be made (docs/STREAMS.md, "How often the holder reads and
     stores")."""
-    for key, (chunks, first_ts, last_ts) in audio.items():
-        files.wav(key, first_ts).append(chunks, first_ts, last_ts)
+    for key, (chunks, first_ts, last_ts, gaps, _) in audio.items():
+        if gaps is None:
+            files.append_audio(key, chunks, first_ts, last_ts)
+        else:  # the frames between two gaps at a time, each gap's silence before them
+            start, run_first_ts = 0, first_ts
+            for index, resumed_ts, paused_ts in gaps:
+                files.append_audio(key, chunks[start:index], run_first_ts, paused_ts)
+                start, run_first_ts = index, resumed_ts
+            files.append_audio(key, chunks[start:], run_first_ts, last_ts)
         now = _now_ms()
         metrics.store_lag.record(now, first_ts, last_ts, len(chunks))
         files.last_lag_ms = now - last_ts
@@ -437,10 +476,17 @@ def recover_spool(spool_root, node=""):
             for path in sorted(stream_dir.glob("audio/*.wav")):
                 wav = media.WavFile(path)  # drops a torn last sample, and its close() writes the real sizes
                 wav.close()
-                # Its last timestamp after the last index write is not known: Zoom sends a frame every 20 ms.
+                # What it got after the last index write is known from its size only. It holds Zoom's timeline
+                # from its first frame, gaps as silence, so its last 20 ms frame starts 20 ms before its end; and
+                # the frames Zoom sent are those indexed plus the bytes written since counted as frames (silence
+                # written since included: at most that many).
                 first = int(path.stem.rsplit("-", 2)[1])
-                rows.append(dict(path=files.key_of(path), bytes=wav.data_bytes, frames=wav.data_bytes // 640,
-                                 last_timestamp=first + 20 * (wav.data_bytes // 640 - 1)))
+                key = files.key_of(path)
+                indexed_bytes, indexed_frames = MediaFile.objects.filter(stream=stream, path=key).values_list(
+                    "bytes", "frames").first() or (0, 0)
+                rows.append(dict(path=key, bytes=wav.data_bytes,
+                                 frames=indexed_frames + (wav.data_bytes - indexed_bytes) // FRAME_BYTES,
+                                 last_timestamp=first + max(0, wav.data_bytes - FRAME_BYTES) // PCM_BYTES_PER_MS))
             for frame_dir in sorted(p for p in stream_dir.iterdir() if p.is_dir() and p.name != "audio"):
                 frames = media.FrameDir(frame_dir)
                 frames.close()

@@ -28,7 +28,7 @@ def stream(apps, tmp_path):  # noqa: F811
     stream = StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=uuid,
                                           client_id=notetaker.client_id, operator_id="hostA", state="stopped")
     files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool", "node-a:1")
-    sinks.write_media(files, {0: [[b"\x01\x00" * 320] * 10, 1000, 1180]}, [])
+    sinks.write_media(files, {0: [[b"\x01\x00" * 320] * 10, 1000, 1180, None, 1210]}, [])
     files.close()
     sinks.write_index([(files, list(files.index_rows()))])
     return stream

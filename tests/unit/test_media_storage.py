@@ -41,9 +41,10 @@ def make_stream(stream_id="a" * 32):
 
 def speak(files, first_ts, frames):
     """`frames` audio frames from `first_ts`, 20 ms apart, as the host hands them to the file thread."""
+    store = sinks.StreamStore(files.stream_pk, files.stream_id, "app")
     for n in range(frames):
-        ts = first_ts + 20 * n
-        sinks.write_media(files, {0: [[FRAME], ts, ts]}, [])
+        store.on_audio(0, None, first_ts + 20 * n, FRAME)
+        sinks.write_media(files, *store.take_media())
 
 
 def read_wav(key):
@@ -136,6 +137,24 @@ def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(back
     assert (segment.stored, segment.frames, segment.first_timestamp) == (True, 40, 5000)
     assert read_wav(segment.path) == (40, 16000)
     assert not dead_spool.exists()
+
+
+def test_a_recovered_segment_keeps_the_timeline_written_after_its_last_index(backend, tmp_path):
+    """Killed after a pause and more speech that no index row has seen: the recovered segment ends where its WAV
+    does, the pause included as silence, and it counts at most the frames its bytes can hold."""
+    stream = make_stream()
+    spool_root = tmp_path / "spool"
+    dead = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 3, spool_root / socket.gethostname() / "p999999")
+    speak(dead, 5000, 40)  # 5000 … 5780
+    sinks.write_index([(dead, list(dead.index_rows()))])
+    speak(dead, 6800, 10)  # after a second nobody spoke: 6800 … 6980
+    dead.sync()  # kill -9 here
+
+    assert sinks.recover_spool(spool_root, "node-a:1000") == 1
+    segment = MediaFile.objects.get(stream=stream)
+    assert (segment.first_timestamp, segment.last_timestamp) == (5000, 6980)
+    assert read_wav(segment.path) == ((6980 + 20 - 5000) // 20, 16000)
+    assert 50 <= segment.frames <= 100
 
 
 def test_another_hosts_spool_is_recovered_only_once_its_writer_is_silent(backend, tmp_path, settings):

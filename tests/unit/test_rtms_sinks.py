@@ -4,12 +4,13 @@ makes the sink raise, and whatever it buffered can be written to PostgreSQL."""
 
 import base64
 import json
+import wave
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtms import metrics, sinks
+from rtms import metrics, sinks, storage
 from rtms.client import StreamClient
 from rtms.models import ParticipantEvent, StreamSession, TranscriptSegment
 
@@ -49,6 +50,25 @@ def audio(timestamp, user_id=0):
                                                    "timestamp": timestamp}})
 
 
+def stored_audio(files):
+    """{file name: (first timestamp, last timestamp, frames Zoom sent, the WAV's samples)} of every audio segment,
+    once closed and uploaded; with the samples {timestamp: sample} for a few timestamps on its timeline."""
+    segments = {}
+    for row in files.index_rows():
+        with storage.storage().open(row["path"]) as body, wave.open(body) as wav:
+            samples = wav.readframes(wav.getnframes())
+        segments[row["path"].rsplit("/", 1)[1]] = (row["first_timestamp"], row["last_timestamp"], row["frames"],
+                                                   len(samples) // 2, samples)
+    return segments
+
+
+def sample_at(segment, timestamp):
+    """The sample Zoom's `timestamp` falls on in a segment (16 samples per ms)."""
+    first, _, _, _, samples = segment
+    index = (timestamp - first) * 16
+    return int.from_bytes(samples[2 * index:2 * index + 2], "little", signed=True)
+
+
 def test_audio_replayed_after_a_reconnect_is_stored_once(stream, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path
     store = sinks.StreamStore(stream.pk, stream.rtms_stream_id, stream.client_id)
@@ -60,6 +80,72 @@ def test_audio_replayed_after_a_reconnect_is_stored_once(stream, tmp_path, setti
     files.close()
     assert [row["bytes"] for row in files.index_rows()] == [4 * 640]
     assert store.replayed_frames == 2
+
+
+def test_a_gap_in_the_audio_is_stored_as_silence_so_the_wav_keeps_zooms_timeline(stream, tmp_path, settings):
+    """Zoom sends nothing while nobody speaks: the gaps (between two writes, and inside one) are silence in the WAV,
+    whose duration is its first frame to its last plus one frame; a few ms of jitter add nothing; a replay after
+    a gap is still skipped."""
+    settings.MEDIA_ROOT = tmp_path
+    store = sinks.StreamStore(stream.pk, stream.rtms_stream_id, stream.client_id)
+    client = client_for(store)
+    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool")
+    for batch in ((1000, 1020, 1043), (2000, 2020), (2040, 2500, 2520, 2000)):  # 1043: 3 ms late, not a gap
+        for ts in batch:
+            client.on_text(FakeConnection(), audio(ts))
+        sinks.write_media(files, *store.take_media())
+    files.close()
+    [segment] = stored_audio(files).values()
+    first, last, frames, samples, _ = segment
+    assert (first, last, frames) == (1000, 2520, 8)
+    assert samples == (last + 20 - first) * 16  # 1.54 s: the WAV lasts as long as Zoom's timeline
+    assert [sample_at(segment, ts) for ts in (1000, 1059, 1200, 1999, 2000, 2059, 2060, 2499, 2500, 2539)] == [
+        1, 1, 0, 0, 1, 1, 0, 0, 1, 1]
+    assert store.replayed_frames == 1
+
+
+def test_per_participant_segments_each_keep_their_own_timeline(stream, tmp_path, settings):
+    """Per participant, a muted person sends nothing: each one's WAV has their own pauses as silence, whatever the
+    others did meanwhile."""
+    settings.MEDIA_ROOT = tmp_path
+    store = sinks.StreamStore(stream.pk, stream.rtms_stream_id, stream.client_id, per_participant_audio=True)
+    client = client_for(store)
+    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool")
+    for ts in range(1000, 2000, 20):
+        client.on_text(FakeConnection(), audio(ts, user_id=7))  # Ana speaks throughout
+        if ts < 1100 or ts >= 1900:
+            client.on_text(FakeConnection(), audio(ts, user_id=8))  # Ben mutes from 1100 to 1900
+        sinks.write_media(files, *store.take_media())
+    client.on_text(FakeConnection(), audio(2600, user_id=9))  # Cy speaks once
+    sinks.write_media(files, *store.take_media())
+    files.close()
+    segments = stored_audio(files)
+    assert {name: segment[:4] for name, segment in segments.items()} == {
+        "user-7-1000-g1.wav": (1000, 1980, 50, 1000 * 16),
+        "user-8-1000-g1.wav": (1000, 1980, 10, 1000 * 16),
+        "user-9-2600-g1.wav": (2600, 2600, 1, 20 * 16),
+    }
+    ben = segments["user-8-1000-g1.wav"]
+    assert [sample_at(ben, ts) for ts in (1099, 1100, 1899, 1900)] == [1, 0, 0, 1]
+
+
+def test_a_gap_longer_than_a_segment_starts_a_new_segment(stream, tmp_path, settings):
+    """Silence is written for at most a segment (RTMS_SEGMENT_SECONDS): a longer gap (a timestamp far ahead) ends
+    the segment, and the frame after it starts the next one, named and indexed by its own timestamp."""
+    settings.MEDIA_ROOT = tmp_path
+    settings.RTMS_SEGMENT_SECONDS = 60
+    store = sinks.StreamStore(stream.pk, stream.rtms_stream_id, stream.client_id)
+    client = client_for(store)
+    files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool")
+    for ts in (1000, 1020, 61_040, 2**62, 2**62 + 20):  # 60 s of silence, then a jump beyond any segment
+        client.on_text(FakeConnection(), audio(ts))
+    sinks.write_media(files, *store.take_media())
+    assert [row["first_timestamp"] for row in files.index_rows()] == [1000, 2**62]  # both still in the spool
+    files.close()
+    assert {name: segment[:4] for name, segment in stored_audio(files).items()} == {
+        "mixed-1000-g1.wav": (1000, 61_040, 3, 60_060 * 16),
+        f"mixed-{2**62}-g1.wav": (2**62, 2**62 + 20, 2, 40 * 16),
+    }
 
 
 def test_a_segments_index_row_spans_every_write_to_it(stream, tmp_path, settings):
