@@ -44,7 +44,7 @@ from rtms.holder_messages import control_channel
 from rtms.identifiers import InvalidIdentifier, validate
 from rtms.models import DesiredState, StreamFailure, StreamSession
 from rtms.models import StreamState as State
-from rtms.storage import storage
+from rtms.storage import StorageError, storage
 
 log = logging.getLogger("rtms.host")
 
@@ -715,7 +715,13 @@ class SessionHost:
             # still uploading: once they are all done, what they stored goes too, so nothing of it stays.
             await self._in_thread(self._file_pool, files.discard_spool)
             # On an upload thread: storage is network I/O, which must not hold up every stream's appends.
-            await self._in_thread(self._upload_pool, storage().delete_stream, held.stream_id)
+            try:
+                await self._in_thread(self._upload_pool, storage().delete_stream, held.stream_id)
+            except StorageError:
+                # Nothing new is uploaded for it any more: the revocation's task (rtms.delete_stream_media),
+                # retried until storage answers, erases what is left.
+                log.exception("revoked stream's storage not erased", extra={"stream": held.stream_id,
+                                                                            "meeting": held.meeting_uuid})
             return
         index = list(files.index_rows())
         if index:

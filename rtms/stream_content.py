@@ -50,9 +50,7 @@ def erase_until(streams, why, deadline):
         tried += 1
         try:
             erase_stream_content(stream, why=why)
-        except StorageError as exc:
-            log.error("stream content not erased: storage refused", extra={
-                "stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "why": why, "error": str(exc)})
+        except StorageError:  # logged; tried again at the next run
             continue
         erased += 1
     return erased, True
@@ -61,9 +59,13 @@ def erase_until(streams, why, deadline):
 def erase_stream_content(stream, why):
     """Delete everything stored for a stream: media files and their index, transcript, chat, events. Storage goes
     first: when it refuses (StorageError) the rows stay and the stream is not marked deleted, so trying again
-    erases what is left."""
+    erases what is left (the caller's to arrange: each one here does)."""
     try:
         storage().delete_stream(stream.rtms_stream_id)  # by prefix: from any node (docs/ARCHITECTURE.md)
+    except StorageError as exc:
+        log.error("stream content not erased: storage refused", extra={
+            "stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "why": why, "error": str(exc)})
+        raise
     except media.OutsideMediaRoot as exc:  # rows from before ids were checked: their rows go, no file is touched
         log.error("media directory refused, no file deleted", extra={
             "stream": stream.rtms_stream_id[:64], "meeting": stream.meeting_uuid, "error": str(exc)})

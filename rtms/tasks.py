@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from rtms import holder_messages, leases, placement, stream_content
 from rtms.models import DesiredState, StreamSession, StreamState
+from rtms.storage import StorageError
 
 log = logging.getLogger("rtms.tasks")
 
@@ -64,7 +65,9 @@ def reconcile():
     return {"reclaimed": len(orphans), "stops_repeated": len(lingering)}
 
 
-@shared_task(name="rtms.delete_stream_media", **_SHORT)
+# Storage refusing (an S3 outage) is tried again, backing off up to an hour: the stream's content must go.
+@shared_task(name="rtms.delete_stream_media", autoretry_for=(StorageError,), max_retries=None, retry_backoff=5,
+             retry_backoff_max=3600, **_SHORT)
 def delete_stream_media(stream_id):
     stream = StreamSession.objects.filter(rtms_stream_id=stream_id).first()
     if stream is not None:

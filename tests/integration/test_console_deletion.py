@@ -20,6 +20,7 @@ from rtms.models import StreamSession, TranscriptSegment
 from rtms.storage import StorageError, storage, stream_key
 from tests.console_support import post_form
 from tests.integration.test_console_security import admins, apps  # noqa: F401 - fixtures
+from tests.processes import wait_for
 from tests.s3_server import s3_bucket, s3_server  # noqa: F401 - fixtures
 from zoomapp.consent import meetings
 from zoomapp.consent.models import AuditEntry
@@ -132,3 +133,27 @@ def test_a_purge_goes_on_past_a_stream_whose_storage_refuses(app):
     assert not StreamSession.objects.get(pk=refusing.pk).media_deleted
     assert StreamSession.objects.get(pk=erasable.pk).media_deleted
     assert stream_content.erase_until([refusing], "retention", time.monotonic() + 60) == (1, True)
+
+
+@pytest.mark.parametrize("erasure", ["revoked", "deauthorized"])
+def test_an_erasure_storage_refuses_is_tried_again_by_the_worker_until_done(worker, app, erasure):
+    """Zoom revoking a stream, a user removing the app: their content must go. Storage refusing (an outage) has
+    the worker try again, backing off, until it answers."""
+    from rtms.tasks import delete_stream_media
+    from zoomapp.console.tasks import delete_user_data
+
+    meeting = meetings.get_meeting(app, f"{secrets.token_hex(11)}==", host_user_id="hostA", account_id="acctA")
+    stream = stored_stream(app, meeting, operator="userU")
+    refused = f'msg="stream content not erased: storage refused" stream={stream.rtms_stream_id}'
+    with undeletable(stream):
+        if erasure == "revoked":
+            delete_stream_media.delay(stream.rtms_stream_id)
+        else:
+            delete_user_data.delay(app.client_id, "userU", "acctA")
+        wait_for(lambda: worker.log_text().count(refused) >= 2, 30, "the worker to be refused, twice",
+                 process=worker)
+        assert not StreamSession.objects.get(pk=stream.pk).media_deleted
+    wait_for(lambda: StreamSession.objects.get(pk=stream.pk).media_deleted, 60, "the erasure to be done",
+             process=worker)
+    assert storage().keys(stream.rtms_stream_id) == []
+    assert TranscriptSegment.objects.filter(stream=stream).count() == 0
