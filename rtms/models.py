@@ -126,7 +126,7 @@ class StreamSession(models.Model):
         ordering = ["-created"]
         indexes = [
             models.Index(fields=["desired_state", "state"]),
-            # rtms.reconcile, every 2 s: the streams that changed in the last hour.
+            # The reconciler (rtms.tasks.reconcile), every 2 s: the streams that changed in the last hour.
             models.Index(fields=["updated"], name="stream_by_updated"),
             # The console's live streams, every 2 s of an open page: those stopped in the last 30 minutes, and those
             # not stopped, which every rtms_started also counts for the stream limits (services._over_stream_limit).
