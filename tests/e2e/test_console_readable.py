@@ -244,12 +244,24 @@ def test_the_sign_in_page_offers_only_apps_that_can_sign_in(
 
 def test_every_console_page_has_no_axe_violations(account, daphne, axe_script):  # noqa: F811
     page, world = account
+    # A meeting with a live stream (its delete form disabled, saying why) and settings rows with On / Off / Clear.
+    live = Meeting.objects.create(app=world["app"], uuid=meeting_uuid(), topic="Weekly sync", account_id=ACCOUNT,
+                                  host_user_id=world["hana"])
+    StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=live.uuid,
+                                 client_id=world["app"].client_id, account_id=ACCOUNT, operator_id=world["pat"],
+                                 state="active", started_at=timezone.now())
+    changes.set_sharing_policy(world["admin"], "user", world["pat"], False)
+    changes.set_auto_start(world["admin"], world["app"], "user", world["pat"], True)
     page.goto(f"{daphne.url}/console/signin")
     assert_no_violations(page, axe_script, "console: sign-in")
     for path, where in (("sharing", "sharing"), ("auto-start", "auto-start"), ("audit", "audit log"),
                         ("meetings", "meetings and their data")):
         page.goto(f"{daphne.url}/console/{path}")
         assert_no_violations(page, axe_script, f"console: {where}")
+    live_row = page.locator(f"tr[data-meeting='{live.uuid}']")
+    assert live_row.get_by_role("button", name="Delete this meeting's data").is_disabled()
+    assert live_row.locator(".still-live").inner_text() == ("A stream is live: its data can be deleted once every "
+                                                            "stream has stopped.")
     page.goto(f"{daphne.url}/console/audit")
     page.locator("[data-testid='audit-log'] summary").evaluate_all("(all) => all.forEach((s) => s.click())")
     assert_no_violations(page, axe_script, "console: audit log with every row's details open")

@@ -11,7 +11,7 @@ import pytest
 from rtms.models import StreamSession, TranscriptSegment
 from tests.console_support import post_form
 from tests.integration.test_console_security import admins, apps  # noqa: F401 - fixtures
-from zoomapp.consent.models import Meeting
+from zoomapp.consent.models import Meeting, Participant
 from zoomapp.console import paging
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -117,3 +117,55 @@ def test_an_old_meetings_data_is_deleted_from_its_page_and_the_admin_is_back_on_
     assert not TranscriptSegment.objects.filter(stream=stream).exists()
     assert "Deleted the stored data of 1 stream(s) of “Meeting 1”" in html.unescape(
         olive.get(daphne.url + done.headers["Location"], timeout=10).text)
+
+
+def deletion_cell(page, meeting):
+    row = page[page.index(f'<tr data-meeting="{meeting.uuid}"'):]
+    return row[:row.index("</tr>")]
+
+
+def words(fragment):
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def test_the_page_says_what_deleting_keeps_and_a_meeting_with_a_live_stream_cannot_be_deleted_yet(
+        daphne, apps, admins):  # noqa: F811
+    notetaker, _ = apps
+    olive, _, _ = admins
+    ended, live = account_meetings(notetaker, 2)
+    Participant.objects.create(meeting=ended, user_id="pat1", name="Pat Participant")
+    for meeting, state in ((ended, "stopped"), (live, "active")):
+        StreamSession.objects.create(rtms_stream_id=secrets.token_hex(16), meeting_uuid=meeting.uuid,
+                                     client_id=notetaker.client_id, operator_id="host1", state=state,
+                                     transcript_count=1)
+
+    page = olive.get(f"{daphne.url}/console/meetings", timeout=10).text
+    erases = re.search(r'<p id="deletion-erases">(.*?)</p>', page, re.S).group(1)
+    keeps = re.search(r'<p id="deletion-keeps">(.*?)</p>', page, re.S).group(1)
+    assert words(erases) == (
+        "Deleting a meeting's data erases what its app stored from the meeting's streams: the media files (audio, "
+        "video frames, and the transcript and chat saved beside them), the transcript lines, the chat messages and "
+        "the participants' joins and leaves; and Zoom's notifications about the meeting as they were received, which "
+        "hold participants' names and emails.")
+    assert words(keeps) == (
+        "It keeps the meeting, which stays listed here: its topic, host and times, its participants' Zoom user ids "
+        "and names, who shared it with which app, each stream's record (who started it, when, and how much it "
+        "stored) and the audit log's entries about it, which also record who deleted the data and when. While a "
+        "stream of the meeting is live, its data cannot be deleted: wait until every stream has stopped.")
+
+    streaming = deletion_cell(page, live)
+    assert re.search(r'<input type="checkbox" name="confirm"[^>]* disabled>', streaming)
+    button = re.search(r'<button type="submit" class="danger small" disabled aria-describedby="([^"]+)">', streaming)
+    reason = re.search(rf'<span class="muted still-live" id="{button.group(1)}">(.*?)</span>', streaming)
+    assert reason.group(1) == "A stream is live: its data can be deleted once every stream has stopped."
+    stopped = deletion_cell(page, ended)
+    assert '<button type="submit" class="danger small">' in stopped and "still-live" not in stopped
+    assert 'aria-describedby="deletion-erases deletion-keeps"' in stopped
+
+    done = post_form(olive, f"{daphne.url}/console/meetings/delete-data",
+                     {"meeting_uuid": ended.uuid, "client_id": notetaker.client_id, "confirm": "yes"})
+    assert done.status_code == 302
+    after = olive.get(f"{daphne.url}/console/meetings", timeout=10).text
+    assert "Meeting 0" in topics(after) and "deleted" in words(deletion_cell(after, ended))  # still listed, as said
+    assert list(Participant.objects.filter(meeting=ended).values_list("user_id", "name")) == [
+        ("pat1", "Pat Participant")]
