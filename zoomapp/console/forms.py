@@ -1,5 +1,7 @@
 """Console forms: every value an admin posts is checked here before it reaches zoomapp.console.changes."""
 
+import re
+
 from django import forms
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -8,14 +10,22 @@ from zoomapp.console import account_data
 from zoomapp.console.models import Level
 from zoomapp.marketplace.models import ZoomApp
 
-ZOOM_ID = RegexValidator(r"^[A-Za-z0-9_\-.@]{1,100}$", "Use the id as Zoom shows it (letters, digits, - _ . @).")
+ZOOM_ID = re.compile(r"[A-Za-z0-9_\-.@]{1,100}")
 VALUES = {"on": True, "off": False, "unset": None}
+CHOOSE_LEVEL = "Choose who the setting is for: the whole account, a group or a user."
+CHOOSE_VALUE = "Choose On, Off or Clear."
+CHOOSE_APP = "Choose an app your account installed."
 
 
 class ConsoleForm(forms.Form):
     def error_text(self):
-        return " ".join(f"{'' if name == '__all__' else (self.fields[name].label or name) + ': '}{' '.join(errs)}"
-                        for name, errs in self.errors.items())
+        """Every message, after its field's label (the word the page shows for the field) when it has one. A field
+        without a label has messages that say what they are about: a name from the code never reaches the admin."""
+        texts = []
+        for name, errors in self.errors.items():
+            label = self.fields[name].label if name in self.fields else None  # "__all__": the form's own
+            texts.append(f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+        return " ".join(texts)
 
 
 class LevelSettingForm(ConsoleForm):
@@ -26,9 +36,11 @@ class LevelSettingForm(ConsoleForm):
     account's users (docs/SECURITY.md "Operators and account admins"). Clearing a row is always allowed, so rows
     written before this rule can be removed."""
 
-    level = forms.ChoiceField(choices=Level.choices)
-    target_id = forms.CharField(required=False, max_length=100, validators=[ZOOM_ID])
-    value = forms.ChoiceField(choices=[(k, k) for k in VALUES])
+    level = forms.ChoiceField(choices=Level.choices,
+                              error_messages={"required": CHOOSE_LEVEL, "invalid_choice": CHOOSE_LEVEL})
+    target_id = forms.CharField(required=False)  # checked in clean(), whose messages name the level
+    value = forms.ChoiceField(choices=[(k, k) for k in VALUES],
+                              error_messages={"required": CHOOSE_VALUE, "invalid_choice": CHOOSE_VALUE})
 
     def __init__(self, *args, account_id, **kwargs):
         super().__init__(*args, **kwargs)
@@ -37,8 +49,13 @@ class LevelSettingForm(ConsoleForm):
     def clean(self):
         data = super().clean()
         level, target_id = data.get("level"), data.get("target_id")
-        if level in (Level.GROUP, Level.USER) and not target_id:
-            raise forms.ValidationError(f"A {level} setting needs the {level} id.")
+        if level in (Level.GROUP, Level.USER):
+            if not target_id:
+                raise forms.ValidationError(f"Enter the id of the {level} this setting is for.")
+            if not ZOOM_ID.fullmatch(target_id):
+                raise forms.ValidationError(
+                    f"Enter the {level} id as Zoom shows it: letters, digits and - _ . @ only, at most 100 "
+                    "characters. Start typing a name or an id to choose one from the list.")
         if "value" not in data:
             return data
         data["value"] = VALUES[data["value"]]
@@ -56,7 +73,7 @@ class LevelSettingForm(ConsoleForm):
 
 
 class AutoStartForm(LevelSettingForm):
-    app = forms.CharField(max_length=100)
+    app = forms.CharField(max_length=100, error_messages={"required": CHOOSE_APP, "max_length": CHOOSE_APP})
 
     def __init__(self, *args, apps, **kwargs):
         super().__init__(*args, **kwargs)
@@ -65,7 +82,7 @@ class AutoStartForm(LevelSettingForm):
     def clean_app(self):
         app = self.apps.get(self.cleaned_data["app"])
         if app is None:
-            raise forms.ValidationError("Choose an app your account installed.")
+            raise forms.ValidationError(CHOOSE_APP)
         return app
 
 
@@ -79,10 +96,10 @@ PRINTABLE = RegexValidator(r"^[^\x00-\x1f\x7f]*$", "Use printable characters onl
 class AuditFilterForm(ConsoleForm):
     """The audit log's filters (the page and its CSV export), and the page: `before`, the last entry shown."""
 
-    meeting = forms.CharField(required=False, max_length=100, validators=[PRINTABLE])
-    user = forms.CharField(required=False, max_length=100, validators=[PRINTABLE])
-    client_id = forms.CharField(required=False, max_length=100, validators=[PRINTABLE])
-    kind = forms.CharField(required=False, max_length=50, validators=[PRINTABLE])
+    meeting = forms.CharField(required=False, max_length=100, validators=[PRINTABLE], label="meeting")
+    user = forms.CharField(required=False, max_length=100, validators=[PRINTABLE], label="user")
+    client_id = forms.CharField(required=False, max_length=100, validators=[PRINTABLE], label="app")
+    kind = forms.CharField(required=False, max_length=50, validators=[PRINTABLE], label="kind")
     date_from = forms.DateField(required=False, label="from", **DATE)
     date_to = forms.DateField(required=False, label="to", **DATE)
     before = forms.IntegerField(required=False, **PAGE)
@@ -105,18 +122,25 @@ class MeetingSearchForm(ConsoleForm):
     before = forms.IntegerField(required=False, **PAGE)
 
 
+def _days_kept():
+    return (f"Enter how many days to keep media, from 1 to {settings.MEDIA_RETENTION_DAYS} (this deployment "
+            "deletes it after that), or leave it empty to keep it as long as the deployment does.")
+
+
 class RetentionForm(ConsoleForm):
     app = forms.ModelChoiceField(queryset=ZoomApp.objects.none(), to_field_name="client_id",
-                                 error_messages={"invalid_choice": "Choose an app your account installed."})
+                                 error_messages={"required": CHOOSE_APP, "invalid_choice": CHOOSE_APP})
     days = forms.IntegerField(required=False, min_value=1)
 
     def __init__(self, *args, apps, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["app"].queryset = apps
+        # Read when the form is made: MEDIA_RETENTION_DAYS is the deployment's setting.
+        self.fields["days"].error_messages.update(invalid=_days_kept(), min_value=_days_kept())
 
     def clean_days(self):
         days = self.cleaned_data.get("days")
         # The deployment's MEDIA_RETENTION_DAYS is the longest anything is kept: accounts may only shorten it.
         if days is not None and days > settings.MEDIA_RETENTION_DAYS:
-            raise forms.ValidationError(f"At most {settings.MEDIA_RETENTION_DAYS} days in this deployment.")
+            raise forms.ValidationError(_days_kept())
         return days
