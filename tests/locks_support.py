@@ -8,8 +8,9 @@ from django.db import connection, transaction
 
 
 @contextlib.contextmanager
-def held_elsewhere(change):
-    """`change()` in a transaction of another thread (its own connection), held open until the block ends."""
+def held_elsewhere(change, seconds=20):
+    """`change()` in a transaction of another thread (its own connection), held open until the block ends (at most
+    `seconds`)."""
     locked, release = threading.Event(), threading.Event()
 
     def hold():
@@ -17,7 +18,7 @@ def held_elsewhere(change):
             with transaction.atomic():
                 change()
                 locked.set()
-                release.wait(20)
+                release.wait(seconds)
         finally:
             connection.close()
 

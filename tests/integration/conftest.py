@@ -1,6 +1,17 @@
-"""Fixtures of the stream tests that run against a module's own `stack` (tests/integration/streams_stack.py)."""
+"""Fixtures shared by integration tests: the stream tests' `held_stream`, on a module's own `stack`
+(tests/integration/streams_stack.py), and the console tests' `console_app`."""
 
 import pytest
+
+from tests.consent_support import make_app, register_with_sim
+
+
+@pytest.fixture
+def console_app(daphne, zoomsim):
+    """Notetaker, registered with the simulator, whose OAuth signs admins in to the console."""
+    app = make_app("Notetaker")
+    register_with_sim(zoomsim, daphne.url, app)
+    return app
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from rtms.models import StreamSession, TranscriptSegment
-from tests.consent_support import add_sim_user, make_app, meeting_uuid, register_with_sim
+from tests.consent_support import add_sim_user, meeting_uuid
 from tests.console_support import install_app, post_form, sign_in
 from zoomapp.consent import meetings
 from zoomapp.consent.actions import presence
@@ -23,13 +23,6 @@ from zoomapp.consent.models import AuditEntry, SharingPolicy
 from zoomapp.console.models import AutoStartSetting
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def console_app(daphne, zoomsim):
-    app = make_app("Notetaker")
-    register_with_sim(zoomsim, daphne.url, app)
-    return app
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.consent_support import add_sim_user, make_app, register_with_sim
+from tests.consent_support import add_sim_user
 from tests.console_support import post_form, sign_in
 from tests.processes import wait_for
 from zoomapp.consent.models import SharingPolicy
@@ -27,13 +27,6 @@ from zoomapp.marketplace.models import UserAuthorization
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DEMOTED = "The admin console is for account owners and admins. Zoom says your role is Member."
-
-
-@pytest.fixture
-def console_app(daphne, zoomsim):
-    app = make_app("Notetaker")
-    register_with_sim(zoomsim, daphne.url, app)
-    return app
 
 
 @pytest.fixture

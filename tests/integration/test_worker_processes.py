@@ -5,24 +5,21 @@ tasks hold every pool slot; each pool process serves the workers' metrics where 
 them, and the web's /metrics has none of them. Real workers (those "in containers" each in pid and host
 name namespaces of their own), this run's PostgreSQL and a Redis namespace of their own."""
 
-import contextlib
 import os
 import re
 import secrets
 import shutil
 import socket
 import subprocess
-import threading
 from datetime import timedelta
 
 import pytest
 import requests
-from django.db import connection, transaction
 from django.utils import timezone
 
 from rtms.models import StreamSession
 from tests import processes
-from tests.locks_support import blocked_on_a_lock
+from tests.locks_support import blocked_on_a_lock, held_elsewhere
 
 UNSHARE = shutil.which("unshare")
 
@@ -84,30 +81,6 @@ def test_a_pool_process_whose_session_host_cannot_start_exits_saying_why(worker_
         worker.stop()
 
 
-@contextlib.contextmanager
-def _row_locked(stream, seconds=90):
-    """The stream's row locked (SELECT … FOR UPDATE) by another connection until the block ends."""
-    locked, release = threading.Event(), threading.Event()
-
-    def hold():
-        try:
-            with transaction.atomic():
-                StreamSession.objects.select_for_update().get(pk=stream.pk)
-                locked.set()
-                release.wait(seconds)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert locked.wait(10)
-        yield
-    finally:
-        release.set()
-        holder.join()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_streams_are_placed_again_while_long_tasks_hold_every_pool_slot(worker_env, tmp_path, settings):
     """Failover does not queue behind the purges: with both pool slots of the worker in retention purges that run
@@ -121,7 +94,7 @@ def test_streams_are_placed_again_while_long_tasks_hold_every_pool_slot(worker_e
     worker = processes.start_worker(env, tmp_path, "busy", concurrency=2)
     beat = None
     try:
-        with _row_locked(expired):
+        with held_elsewhere(lambda: StreamSession.objects.select_for_update().get(pk=expired.pk), seconds=90):
             for _ in range(2):  # both slots: each purge waits for the row it erases
                 subprocess.run([str(processes.VENV_BIN / "celery"), "-A", "zoomapp", "call",
                                 "rtms.purge_expired_media"], env=env, check=True, capture_output=True, timeout=60)
