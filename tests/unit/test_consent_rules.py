@@ -57,6 +57,18 @@ def test_rule3_host_not_joined_queues_nothing_and_says_so_when_the_host_joins(ap
     assert status(meeting, app, BEN) == "host_joined"
 
 
+def test_rule3_when_nothing_named_the_host_zoom_says_whether_she_has_joined(app):
+    """No meeting event reached the app (Zoom may send them only for hosts who added it) and the host has not
+    opened the panel: the app cannot tell that she has not joined, so Ben's request goes to Zoom as an in-client
+    start, and Zoom's answer gives rule 3's outcome when she is not there."""
+    meeting = meetings.get_meeting(app, meeting_uuid())
+    sharing_requests.do_request(meeting, actor=BEN)
+    share = Share.objects.get(meeting=meeting, user_id=BEN.user_id)
+    assert (share.status, share.start_path) == ("starting", "in_client")
+    sharing_requests.do_zoom_request_status(meeting, BEN.user_id, "host_not_joined")
+    assert status(meeting, app, BEN) == "host_not_joined"
+
+
 def test_rule4_no_approval_needed_starts_at_once(app, meeting):
     joined(meeting)
     host_controls.do_set_toggles(meeting, require_host_approval=False, actor=HOST)

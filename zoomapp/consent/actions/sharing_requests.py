@@ -49,6 +49,14 @@ def do_request(meeting, *, actor, source=ShareRequest.Source.PARTICIPANT):
     gate = _sharing_gate(meeting)
     if gate:
         return refuse(*gate)
+    if not meeting.host_present and not meeting.host_user_id and source != ShareRequest.Source.AUTO:
+        # Nothing Zoom told this app names the meeting's host (no meeting event reached it: Zoom may send them only
+        # for hosts who added the app; she has not opened the panel): whether she is here is Zoom's to say, in its
+        # answer to the requester's in-client start (rtms.request_status host_not_joined, rule 3's text).
+        audit.record_in_meeting("request", meeting, actor, share=share, outcome=Status.STARTING,
+                                reason="the host is unknown here: Zoom decides")
+        begin_in_client_start(meeting, share, actor=actor, reason="the host is unknown here")
+        return share
     if not meeting.host_present:
         return refuse(Status.HOST_NOT_JOINED, "the host has not joined")
     if is_host(meeting, actor.user_id):
