@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import queue
 import threading
 import time
@@ -16,6 +17,15 @@ from websockets.sync.client import connect
 
 from tests.webhook_support import zoom_signature
 from tests.zoomsim_process import run_zoomsim
+
+# The simulator's voices say a word in 0.36 s (espeak) to 0.46 s (tones): a line of one word per 0.3 s lasts longer.
+SECONDS_PER_WORD = 0.3
+
+
+def words_lasting(seconds):
+    """A line that takes at least `seconds` to say. Zoom sends mixed audio only while someone speaks (docs/ZOOM.md
+    §6.1), so a test that needs audio flowing for a while has someone say this."""
+    return " ".join(["talking"] * max(1, math.ceil(seconds / SECONDS_PER_WORD)))
 
 
 def rtms_signature(client_id, client_secret, meeting_uuid, stream_id):
@@ -268,6 +278,12 @@ class SimWorld:
         if subscribe:
             client.subscribe(*subscribe)
         return payload, client
+
+    def speak(self, meeting, text, key="p1"):
+        """`key` (p1 is the host) says `text` in the meeting: its {start_time, end_time} (ms)."""
+        response = self.sim.post(f"/_sim/meetings/{meeting['id']}/speak", json={"key": key, "text": text})
+        assert response.status_code == 200, response.text
+        return response.json()
 
     def stream(self, stream_id):
         return self.sim.get(f"/_sim/streams/{stream_id}").json()

@@ -300,7 +300,6 @@ class MediaTicker:
         self.overload_skips = 0
         self.skipped_frames = 0
         self._last_overload_log = -250
-        self._silence_messages = {}  # (format, tick) -> the mixed-audio message of silence, for this tick
 
     # -- clock ----------------------------------------------------------------------------------------------------
 
@@ -347,7 +346,6 @@ class MediaTicker:
                         if not media.advance(tick):
                             self.active_media.discard(media)
                 self.current_tick = now_tick
-                self._silence_messages = {}
                 if now_tick - done > self.overload_ticks:
                     self._skip_overload(done, now_tick)
                 for stream in list(self.streams):
@@ -469,7 +467,8 @@ class MediaTicker:
                             b'"timestamp":%s}}' % (participant.rtms_user_id, _json_str(participant.name),
                                                    base64.b64encode(data), len(data), timestamp))
                         sent += 1
-            else:
+            # Mixed audio only while someone speaks in the packet's time: Zoom sends none in silence (docs/ZOOM.md §4.3)
+            elif any(utterance.start_tick <= last and utterance.end_tick > first for utterance in utterances):
                 if per_tick == 1:
                     data = meeting_media.mixed(audio_format, first, utterances)
                 else:
@@ -483,21 +482,13 @@ class MediaTicker:
             self._count(stream, "audio", sent)
 
     def _send_live_mixed(self, stream, conn, tick):
-        audio_format = conn.audio_format
-        live = stream.meeting.media.live
-        if live:
-            data = stream.meeting.media.mixed(audio_format, tick, live)
-            message = b'{"msg_type":14,"content":{"user_id":0,"data":"%s","length":%d,"timestamp":%d}}' % (
-                base64.b64encode(data), len(data), self.tick_ms(tick))
-        else:
-            message = self._silence_messages.get(audio_format)
-            if message is None:
-                data = audio_format.silence
-                message = self._silence_messages[audio_format] = (
-                    b'{"msg_type":14,"content":{"user_id":0,"data":"%s","length":%d,"timestamp":%d}}' % (
-                        base64.b64encode(data), len(data), self.tick_ms(tick)))
-        conn.send_media(message)
         stream.audio_next_tick = tick + 1
+        live = stream.meeting.media.live
+        if not live:  # nobody speaks: Zoom sends no mixed audio (docs/ZOOM.md §4.3), only keep-alives
+            return
+        data = stream.meeting.media.mixed(conn.audio_format, tick, live)
+        conn.send_media(b'{"msg_type":14,"content":{"user_id":0,"data":"%s","length":%d,"timestamp":%d}}' % (
+            base64.b64encode(data), len(data), self.tick_ms(tick)))
         sent = stream.frames_sent
         sent["audio"] = sent.get("audio", 0) + 1
         self.frames_sent += 1

@@ -13,6 +13,7 @@ from tests.console_support import end_meeting_and_settle
 from tests.e2e.axe_support import assert_no_violations
 from tests.e2e.console_browser import console_context
 from tests.processes import wait_for
+from tests.zoomsim_client import words_lasting
 from zoomapp.console import changes
 from zoomapp.console.auth import ConsoleAdmin
 
@@ -91,8 +92,9 @@ def test_console_pages_signed_in_through_zoom(console, daphne, zoomsim):
                            json={"client_id": app.client_id, "key": keys["Sam Seller"]}).json()
     row = page.locator(f"#streams tr[data-stream='{started['id']}']")
     row.and_(page.locator("[data-state='active']")).wait_for(timeout=20000)
+    # Audio flows only while someone speaks (docs/ZOOM.md §6.1): a line long enough for a few pushes.
     zoomsim.post(f"/_sim/meetings/{meeting['id']}/speak", json={"key": keys["Olive Owner"],
-                                                                "text": "Let us plan the quarter"})
+                                                                "text": words_lasting(12)})
     # Rates come from the counters' growth between two pushes (the sinks update them every 2 s).
     page.wait_for_function(
         f"() => /audio [1-9]/.test(document.querySelector(\"tr[data-stream='{started['id']}'] .rates\")?.textContent)",

@@ -41,8 +41,15 @@ class Stack:
     # processes ------------------------------------------------------------------------------------------------
 
     def audio_frames_stored(self, segments):
-        """20 ms frames in the stored WAV files of these audio segments (MediaFile rows), header excluded."""
-        return sum(((self.media_root / segment.path).stat().st_size - 44) // 640 for segment in segments)
+        """Zoom's frames stored in these mixed audio segments (MediaFile rows): their index's `frames`, each WAV
+        checked to hold its segment's timeline (first to last timestamp and one frame, pauses written as silence:
+        docs/STREAMS.md "Audio keeps Zoom's timeline")."""
+        for segment in segments:
+            wav_frames = ((self.media_root / segment.path).stat().st_size - 44) // 640
+            timeline_frames = 0 if segment.first_timestamp is None else (
+                (segment.last_timestamp - segment.first_timestamp) // 20 + 1)
+            assert wav_frames == timeline_frames, (segment.path, wav_frames, timeline_frames)
+        return sum(segment.frames for segment in segments)
 
     def start_worker(self, name):
         worker = processes.start_worker(self.env, self.tmp_path, name)

@@ -15,7 +15,7 @@ import pytest
 from rtms.client import MediaType, Outcome, Phase, StopReason, StreamClient, StreamSink, Timings, backend_named
 from rtms.client.protocol import EventType, SessionState, StreamState
 from tests.processes import wait_for
-from tests.zoomsim_client import sim_world
+from tests.zoomsim_client import sim_world, words_lasting
 
 KEEPALIVE = 0.2
 RECONNECT_SCALE = 0.05
@@ -136,20 +136,20 @@ def test_handshakes_keepalives_audio_transcript_and_events(world, held_streams, 
     assert media["audio"]["codec"] == 1 and media["audio"]["sample_rate"] == 1 and media["audio"]["channel"] == 1
     assert media["audio"]["data_opt"] == 1 and media["audio"]["send_rate"] == 20
 
-    # The audio socket carries 20 ms of mixed audio: Zoom sends keep-alives only to the other two (docs/ZOOM.md §6.1).
+    # Nobody speaks: every socket, the audio one included, carries nothing but keep-alives (docs/ZOOM.md §6.1).
     world.wait_stream(stream_id, lambda s: all(c["keepalive_answered"] >= 3 for c in s["connections"]
-                                               if c["closed_at"] is None and c["kind"] != "audio"),
-                      what="three answered keep-alives on signaling and transcript")
-    wait_for(lambda: len(held.sink.audio) >= 25, what="half a second of audio")
-    user_id, _, size = held.sink.audio[-1]
-    assert user_id == 0 and size == 640
+                                               if c["closed_at"] is None),
+                      what="three answered keep-alives on signaling, audio and transcript")
+    assert held.sink.audio == []
 
-    line = world.sim.post(f"/_sim/meetings/{meeting['id']}/speak",
-                          json={"key": "p2", "text": "Hello from the client test"}).json()
+    line = world.speak(meeting, "Hello from the client test", key="p2")
     transcript = wait_for(lambda: [t for t in held.sink.transcripts if t[5] == "Hello from the client test"],
                           what="the spoken line's transcript")[0]
     assert transcript[1] == "Ben" and transcript[2] == line["start_time"] and transcript[3] == line["end_time"]
     assert transcript[4] == 9
+    # The line's mixed audio: a 20 ms frame for each 20 ms of it.
+    wait_for(lambda: held.sink.audio and held.sink.audio[-1][1] == line["end_time"] - 20, what="the line's last frame")
+    assert held.sink.audio == [(0, timestamp, 640) for timestamp in range(line["start_time"], line["end_time"], 20)]
 
     assert (StreamState.ACTIVE, None, None) in held.sink.states
     assert any(state[1] == SessionState.STARTED for state in held.sink.states)
@@ -176,10 +176,12 @@ def test_one_all_socket_and_per_participant_audio(world, held_streams):
 
 @pytest.mark.parametrize("socket", ["signaling", "audio"])
 def test_dropped_socket_reconnects_and_audio_resumes(world, held_streams, socket):
-    payload = world.start_stream(world.meeting())
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
     stream_id = payload["rtms_stream_id"]
     held = hold(world, held_streams, payload)
     held.wait_ready()
+    world.speak(meeting, words_lasting(15))
     wait_for(lambda: held.sink.audio, what="audio before the drop")
     world.sim.post("/_sim/faults", json={"kind": "drop_socket", "stream_id": stream_id, "socket": socket})
     wait_for(lambda: held.client.counters.reconnects >= 1, what="a reconnect")
@@ -190,7 +192,7 @@ def test_dropped_socket_reconnects_and_audio_resumes(world, held_streams, socket
     assert stream["state"] == "active" and stream["stop_reason"] is None
     assert Phase.RECONNECTING in held.sink.phases
     assert_no_overlapping_signaling(world, stream_id)
-    # Audio produced while the socket was down is replayed: no 20 ms step is missing.
+    # Audio of the line produced while the socket was down is replayed: no 20 ms step is missing.
     timestamps = sorted({frame[1] for frame in held.sink.audio})
     gaps = [b - a for a, b in zip(timestamps, timestamps[1:]) if b - a != 20]
     assert not gaps, f"audio timestamps have gaps after the reconnect: {gaps[:5]}"
@@ -200,17 +202,22 @@ def test_dropped_socket_reconnects_and_audio_resumes(world, held_streams, socket
 def test_audio_without_keepalives_keeps_the_stream(world, held_streams):
     """Zoom sends no keep-alive on a socket carrying speech: the audio frames themselves say the socket lives, for
     well past the keep-alive timeout."""
-    payload = world.start_stream(world.meeting())
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
     stream_id = payload["rtms_stream_id"]
     held = hold(world, held_streams, payload)
     held.wait_ready()
+    waited = 3 * TIMINGS.keepalive_timeout
+    line = world.speak(meeting, words_lasting(waited + 3))
+    wait_for(lambda: held.sink.audio, what="the line's first frame")
     [audio_socket] = live_connections(world, stream_id, "audio")
     frames_before = len(held.sink.audio)
-    waited = 3 * TIMINGS.keepalive_timeout
     time.sleep(waited)
+    assert time.time() * 1000 < line["end_time"], "the line should still be going"
     assert held.client.counters.reconnects == 0 and held.client.phase is Phase.READY
     [still_open] = live_connections(world, stream_id, "audio")
-    assert still_open["id"] == audio_socket["id"] and still_open["keepalive_sent"] == 0, still_open
+    assert still_open["id"] == audio_socket["id"], still_open
+    assert still_open["keepalive_sent"] == audio_socket["keepalive_sent"], "a keep-alive while speech flowed"
     assert len(held.sink.audio) - frames_before >= waited * 50 / 2, "audio flowed all along"
     held.close()
 
@@ -219,10 +226,13 @@ def test_audio_without_keepalives_keeps_the_stream(world, held_streams):
 def test_one_silent_socket_is_detected_while_audio_flows(world, held_streams, socket):
     """Neither data nor keep-alives on one socket for the keep-alive timeout: reconnected, however much audio the
     audio socket carries meanwhile."""
-    payload = world.start_stream(world.meeting())
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
     stream_id = payload["rtms_stream_id"]
     held = hold(world, held_streams, payload)
     held.wait_ready()
+    world.speak(meeting, words_lasting(10))
+    wait_for(lambda: held.sink.audio, what="the line's first frame")
     world.sim.post("/_sim/faults", json={"kind": "stall_keepalive", "stream_id": stream_id, "socket": socket})
     try:
         wait_for(lambda: held.client.counters.reconnects >= 1, what=f"a reconnect after {socket} went silent")
@@ -234,10 +244,12 @@ def test_one_silent_socket_is_detected_while_audio_flows(world, held_streams, so
 
 
 def test_silent_server_is_detected_and_the_client_reconnects(world, held_streams):
-    payload = world.start_stream(world.meeting())
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
     stream_id = payload["rtms_stream_id"]
     held = hold(world, held_streams, payload)
     held.wait_ready()
+    world.speak(meeting, words_lasting(15))
     world.sim.post("/_sim/faults", json={"kind": "stall_keepalive", "stream_id": stream_id})
     try:
         wait_for(lambda: held.client.counters.reconnects >= 1, what="a reconnect after keep-alives stopped")
@@ -252,10 +264,13 @@ def test_silent_server_is_detected_and_the_client_reconnects(world, held_streams
 
 
 def test_frozen_media_socket_is_detected(world, held_streams):
-    payload = world.start_stream(world.meeting())
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
     stream_id = payload["rtms_stream_id"]
     held = hold(world, held_streams, payload)
     held.wait_ready()
+    world.speak(meeting, words_lasting(15))
+    wait_for(lambda: held.sink.audio, what="the line's first frame")
     world.sim.post("/_sim/faults", json={"kind": "freeze_socket", "stream_id": stream_id, "socket": "audio"})
     try:
         wait_for(lambda: held.client.counters.reconnects >= 1, what="a reconnect after the audio socket froze")
@@ -341,7 +356,8 @@ def test_abort_drops_every_socket_without_a_word(world, held_streams):
 
 @pytest.mark.parametrize("stage", ["upgrade", "signaling", "media"])
 def test_a_transient_refusal_is_retried(world, held_streams, stage):
-    payload = world.start_stream(world.meeting())
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
     world.sim.post("/_sim/faults", json={"kind": "refuse_handshake", "stage": stage, "status_code": 45, "count": 1})
     try:
         held = hold(world, held_streams, payload)
@@ -349,6 +365,7 @@ def test_a_transient_refusal_is_retried(world, held_streams, stage):
         assert world.sim.get("/_sim/faults").json() == []  # the refusal was served, and the client came back
     finally:
         world.sim.delete("/_sim/faults")
+    world.speak(meeting, "Are we recording")
     wait_for(lambda: held.sink.audio, what="audio after the retried handshake")
     if stage != "upgrade":  # a refused upgrade leaves no connection record: only the handshakes do
         statuses = [c["handshake_status"] for c in world.stream(payload["rtms_stream_id"])["connections"]

@@ -137,6 +137,7 @@ def test_operator_sees_the_live_stream_in_the_command_and_the_metrics(stack, dja
     stream_id = stack.start_stream(meeting)
     stream = wait_for_row(django_db_blocker, stream_row(django_db_blocker, stream_id, state="active"),
                           "the stream to be held", timeout=30)
+    stack.speak(meeting, "Is this being recorded")  # Zoom sends audio only while someone speaks
 
     def listed():
         output = subprocess.run([sys.executable, "manage.py", "streams"], cwd=processes.ROOT, env=stack.env,

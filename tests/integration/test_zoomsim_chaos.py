@@ -10,6 +10,7 @@ import requests
 from rtms.client import Outcome, Phase
 from tests.integration.test_rtms_client import held_streams, hold, world  # noqa: F401 - fixtures
 from tests.processes import wait_for
+from tests.zoomsim_client import words_lasting
 
 
 def chaos(sim_world, stream_id, **body):
@@ -17,7 +18,8 @@ def chaos(sim_world, stream_id, **body):
 
 
 def test_server_failover_resends_rtms_started_and_the_failed_server_refuses(world, held_streams):  # noqa: F811
-    payload = world.start_stream(world.meeting())
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
     stream_id = payload["rtms_stream_id"]
     held = hold(world, held_streams, payload)
     held.wait_ready()
@@ -42,6 +44,7 @@ def test_server_failover_resends_rtms_started_and_the_failed_server_refuses(worl
              what="the client on the new server")
     held.wait_ready()
     moved_at = time.time() * 1000
+    world.speak(meeting, words_lasting(2))
     wait_for(lambda: len(held.audio_after(moved_at)) >= 10, what="audio from the new server")
     assert world.stream(stream_id)["state"] == "active"
     held.close()
@@ -49,10 +52,12 @@ def test_server_failover_resends_rtms_started_and_the_failed_server_refuses(worl
 
 @pytest.mark.parametrize("state_update", [False, True])
 def test_media_drop_sends_event_7_and_the_client_redoes_that_socket_alone(world, held_streams, state_update):  # noqa: F811
-    payload = world.start_stream(world.meeting())
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
     stream_id = payload["rtms_stream_id"]
     held = hold(world, held_streams, payload)
     held.wait_ready()
+    world.speak(meeting, words_lasting(10))  # through the drop and the repair
     before = world.stream(stream_id)["connections"]
 
     played = chaos(world, stream_id, case="media_drop", socket="audio", state_update=state_update)
@@ -76,7 +81,8 @@ def test_error_stop_ends_the_stream_with_that_reason(world, held_streams):  # no
 
 
 def test_random_mode_plays_cases_until_stopped(world, held_streams):  # noqa: F811
-    payload = world.start_stream(world.meeting())
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
     held = hold(world, held_streams, payload)
     held.wait_ready()
     started = world.sim.post("/_sim/chaos", json={"interval_s": 0.3, "cases": ["media_drop", "signaling_drop"]})
@@ -89,6 +95,7 @@ def test_random_mode_plays_cases_until_stopped(world, held_streams):  # noqa: F8
     wait_for(lambda: held.client.phase is Phase.READY and world.stream(payload["rtms_stream_id"])["state"] == "active",
              15, "the client to ride it out")
     since = time.time() * 1000
+    world.speak(meeting, words_lasting(2))
     wait_for(lambda: len(held.audio_after(since)) >= 10, what="audio after the chaos")
     held.close()
 

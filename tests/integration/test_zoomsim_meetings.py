@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.processes import wait_for
-from tests.zoomsim_client import SimWorld, WebhookReceiver, sim_world
+from tests.zoomsim_client import SimWorld, WebhookReceiver, sim_world, words_lasting
 from tests.zoomsim_process import run_zoomsim
 
 
@@ -139,7 +139,9 @@ def test_clock_scale_accelerates_media(tmp_path):
     with run_zoomsim(tmp_path, clock_scale=4) as sim:
         world = SimWorld(sim)
         try:
-            payload, client = world.connected(world.meeting())
+            meeting = world.meeting()
+            payload, client = world.connected(meeting)
+            world.speak(meeting, words_lasting(2))
             first = client.media["audio"].recv_type(14)
             for _ in range(49):
                 last = client.media["audio"].recv_type(14)

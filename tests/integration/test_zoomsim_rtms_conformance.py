@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tests.zoomsim_client import SimWorld, Socket, sim_world
+from tests.zoomsim_client import SimWorld, Socket, sim_world, words_lasting
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +244,7 @@ def test_no_media_before_client_ready_ack(world):
         message = audio.recv(lambda m: m.get("msg_type") in (12, 14))
         assert message["msg_type"] == 12, "audio was sent before CLIENT_READY_ACK"
     client.ready()
+    world.speak(meeting, "Now we can start")
     assert audio.recv_type(14)["content"]["length"] == 640
     client.close()
 
@@ -266,23 +267,24 @@ def test_ready_announces_stream_and_session_state_and_first_packet(world):
 def test_l16_audio_transcript_and_active_speaker(world):
     meeting = world.meeting()
     payload, client = world.connected(meeting, media=("audio", "transcript"), subscribe=(2,))
-    line = world.sim.post(f"/_sim/meetings/{meeting['id']}/speak",
-                          json={"key": "p2", "text": "Quarterly numbers look good"}).json()
+    line = world.speak(meeting, "Quarterly numbers look good", key="p2")
     speaker = client.signaling.recv(lambda m: m.get("msg_type") == 6 and m["event"]["event_type"] == 2)["event"]
     assert speaker["user_id"] == 16779264 and speaker["user_name"] == "Ben"
     audio = client.media["audio"]
-    voiced, previous = 0, None
-    while True:
-        frame = audio.recv_type(14)["content"]
+    # Mixed audio is the line's frames, every 20 ms from its start to its end, and nothing before or after: Zoom
+    # sends none in silence (docs/ZOOM.md §4.3), only keep-alives.
+    frame = audio.recv_type(14)  # keep-alives sent before the line are passed over
+    voiced, previous = 0, line["start_time"] - 20
+    while frame["msg_type"] == 14:
+        frame = frame["content"]
         assert frame["user_id"] == 0 and "user_name" not in frame
         assert frame["length"] == 640 and len(base64.b64decode(frame["data"])) == 640
-        if previous is not None:
-            assert frame["timestamp"] - previous == 20
+        assert frame["timestamp"] - previous == 20
         previous = frame["timestamp"]
         pcm = memoryview(base64.b64decode(frame["data"])).cast("h")
         voiced += max(abs(s) for s in pcm) > 500
-        if frame["timestamp"] >= line["end_time"]:
-            break
+        frame = audio.recv(lambda m: m.get("msg_type") in (12, 14))
+    assert previous == line["end_time"] - 20, "the line's last frame, then keep-alives"
     assert voiced >= 10, "the spoken line should be audible, not silence"
     transcript = client.media["transcript"].recv_type(17, timeout=10)["content"]
     assert transcript["data"] == "Quarterly numbers look good"
@@ -299,12 +301,14 @@ def test_l16_audio_transcript_and_active_speaker(world):
     ({"sample_rate": 0, "channel": 1, "codec": 2, "send_rate": 20}, 160, 50),
 ])
 def test_audio_formats(world, params, length, frames_per_second):
-    payload = world.start_stream(world.meeting())
+    meeting = world.meeting()
+    payload = world.start_stream(meeting)
     client = world.client(payload)
     client.handshake()
     response, audio = client.open_media("audio", 1, {"audio": {**AUDIO, **params}})
     assert response["status_code"] == 0
     client.ready()
+    world.speak(meeting, words_lasting(1))
     first = audio.recv_type(14)["content"]
     second = audio.recv_type(14)["content"]
     assert first["length"] == second["length"] == length
@@ -414,6 +418,7 @@ def test_unified_all_socket_carries_every_type(world):
     assert set(response["media_params"]) == {"audio", "video", "deskshare", "transcript", "chat"}
     client.ready()
     world.sim.post(f"/_sim/meetings/{meeting['id']}/chat", json={"key": "p1", "text": "hello"})
+    world.speak(meeting, "Hello")
     seen = {}
     while len(seen) < 2:
         message = everything.recv(lambda m: m.get("msg_type") in (14, 18))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.zoomsim_client import Socket, sim_world
+from tests.zoomsim_client import Socket, sim_world, words_lasting
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +40,25 @@ def _socket(stream, kind):
 
 
 def test_keepalives_go_to_every_socket_carrying_nothing_else_and_keep_the_stream(world):
-    """Zoom sends keep-alives only in silence (docs/ZOOM.md §6.1): signaling and a transcript socket nobody speaks
-    on get them; the audio socket, carrying 20 ms of mixed audio, gets none while it does."""
-    payload, client = world.connected(world.meeting(), media=("audio", "transcript"))
+    """Zoom sends keep-alives only in silence (docs/ZOOM.md §6.1): while nobody speaks every socket, the audio one
+    included, carries nothing but keep-alives; while someone speaks the audio socket carries 20 ms frames and gets
+    none, and the others still do."""
+    meeting = world.meeting()
+    payload, client = world.connected(meeting, media=("audio", "transcript"))
     stream_id = payload["rtms_stream_id"]
-    audio_keepalives_at_ready = _socket(world.stream(stream_id), "audio")["keepalive_sent"]
-    stream = world.wait_stream(stream_id, lambda s: all(
-        c["keepalive_answered"] >= 3 for c in s["connections"] if c["kind"] != "audio"),
-        what="3 answered keep-alives on signaling and transcript")
-    assert stream["state"] == "active" and stream["frames_sent"]["audio"] >= 100
-    assert _socket(stream, "audio")["keepalive_sent"] == audio_keepalives_at_ready
-    request = client.signaling.recv_type(12)
+    stream = world.wait_stream(stream_id, lambda s: all(c["keepalive_answered"] >= 2 for c in s["connections"]),
+                               what="2 answered keep-alives on signaling, audio and transcript")
+    assert stream["frames_sent"].get("audio", 0) == 0, "mixed audio while nobody speaks"
+    request = client.media["audio"].recv_type(12)
     assert isinstance(request["timestamp"], int) and isinstance(request["sequence"], int)
+
+    line = world.speak(meeting, words_lasting(5))
+    speaking = world.wait_stream(stream_id, lambda s: s["frames_sent"].get("audio", 0) >= 1, what="the first frame")
+    stream = world.wait_stream(stream_id, lambda s: s["frames_sent"]["audio"] >= 150, what="3 s of audio")
+    assert time.time() * 1000 < line["end_time"], "the line should still be going"
+    assert _socket(stream, "audio")["keepalive_sent"] == _socket(speaking, "audio")["keepalive_sent"]
+    assert _socket(stream, "signaling")["keepalive_sent"] > _socket(speaking, "signaling")["keepalive_sent"]
+    assert stream["state"] == "active"
     client.close()
 
 
@@ -100,7 +107,7 @@ def test_reconnect_within_the_window_replays_buffered_audio(world):
         pcm = memoryview(base64.b64decode(frame["data"])).cast("h")
         if line["start_time"] <= frame["timestamp"] < reconnected_at:
             voiced += max(abs(s) for s in pcm) > 500
-        if frame["timestamp"] >= line["end_time"]:
+        if frame["timestamp"] + 20 >= line["end_time"]:  # the line's last frame
             break
     assert voiced >= 5, "audio spoken during the outage is replayed after the reconnect"
     stream = world.stream(stream_id)
@@ -121,6 +128,8 @@ def test_pause_and_resume(world):
     meeting = world.meeting()
     payload, client = world.connected(meeting)
     stream_id = payload["rtms_stream_id"]
+    world.speak(meeting, words_lasting(10))  # still speaking on resume: no media while paused is the pause's doing
+    client.media["audio"].recv_type(14)
     world.sim.post(f"/_sim/streams/{stream_id}/pause")
     paused = client.signaling.recv_type(8)
     assert paused["state"] == 5
@@ -211,7 +220,9 @@ def test_operator_leaving_keeps_the_stream_with_continuous_sharing(world):
 # -- faults ---------------------------------------------------------------------------------------------------
 
 def test_fault_delay_frames(world):
-    payload, client = world.connected(world.meeting())
+    meeting = world.meeting()
+    payload, client = world.connected(meeting)
+    world.speak(meeting, words_lasting(5))
     world.sim.post("/_sim/faults", json={"kind": "delay_frames", "stream_id": payload["rtms_stream_id"],
                                          "media": "audio", "delay_ms": 300})
     audio = client.media["audio"]
@@ -222,7 +233,9 @@ def test_fault_delay_frames(world):
 
 
 def test_fault_reorder_frames(world):
-    payload, client = world.connected(world.meeting())
+    meeting = world.meeting()
+    payload, client = world.connected(meeting)
+    world.speak(meeting, words_lasting(12))
     world.sim.post("/_sim/faults", json={"kind": "reorder_frames", "stream_id": payload["rtms_stream_id"]})
     audio = client.media["audio"]
     # Read until a frame comes after a later one: the frames sent before the fault (as many as the reader thread
@@ -277,10 +290,12 @@ def test_media_socket_reconnect_while_signaling_lives(world):
     meeting = world.meeting()
     payload, client = world.connected(meeting)
     stream_id = payload["rtms_stream_id"]
+    world.speak(meeting, words_lasting(5))
+    client.media["audio"].recv_type(14)
     world.sim.post("/_sim/faults", json={"kind": "drop_socket", "stream_id": stream_id, "socket": "audio"})
     event = client.signaling.recv(lambda m: m.get("msg_type") == 6 and m["event"]["event_type"] == 7)
     assert isinstance(event["event"]["timestamp"], int)
-    time.sleep(0.3)  # the meeting goes on for a while (15 audio ticks) with the audio socket down
+    time.sleep(0.3)  # the line goes on for a while (15 audio ticks) with the audio socket down
     reconnected_at = time.time() * 1000
     response, audio = client.open_media("audio", 1)
     assert response["status_code"] == 0

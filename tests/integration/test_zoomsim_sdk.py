@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.zoomsim_client import SimWorld
+from tests.zoomsim_client import SimWorld, words_lasting
 from tests.zoomsim_process import run_zoomsim
 
 RUNNER = Path(__file__).resolve().parent.parent / "sdk" / "rtms_sdk_join.py"
@@ -60,7 +60,7 @@ def test_official_rtms_sdk_joins_receives_and_sees_the_stop_reason(tmp_path):
                 assert _wait_record(out, lambda r: r["kind"] == "join_confirm", "join", process)["reason"] == 0
                 present = _wait_record(out, lambda r: r["kind"] == "participant_event", "participants", process)
                 assert {p["user_name"] for p in present["participants"]} == {"Ana Host", "Ben"}
-                sim.post(f"/_sim/meetings/{meeting['id']}/speak", json={"key": "p2", "text": "Hello from Ben"})
+                line = world.speak(meeting, "Hello from Ben", key="p2")
                 transcript = _wait_record(out, lambda r: r["kind"] == "transcript", "a transcript", process)
                 assert transcript["text"] == "Hello from Ben" and transcript["user_name"] == "Ben"
                 speaker = _wait_record(out, lambda r: r["kind"] == "active_speaker", "the active speaker", process)
@@ -69,13 +69,12 @@ def test_official_rtms_sdk_joins_receives_and_sees_the_stop_reason(tmp_path):
                 joined = _wait_record(out, lambda r: r["kind"] == "participant_event" and any(
                     p["user_name"] == "Cleo" for p in r["participants"]), "Cleo joining", process)
                 assert joined["participants"] == [{"user_id": cleo["rtms_user_id"], "user_name": "Cleo"}]
-                # Keep-alives every 0.5 s on every socket carrying nothing else (the audio socket carries mixed
-                # audio, docs/ZOOM.md §6.1): the stream only survives if the SDK answers them. And at least the 2 s
-                # of audio checked below are sent before the meeting ends, however fast we got here.
+                # Keep-alives every 0.5 s on every socket carrying nothing else (docs/ZOOM.md §6.1), the audio
+                # one too once the line is over: the stream only survives if the SDK answers them.
+                line_frames = (line["end_time"] - line["start_time"]) // 20
                 stream = world.wait_stream(payload["rtms_stream_id"], lambda s: all(
-                    c["keepalive_answered"] >= 4 for c in s["connections"] if c["kind"] != "audio")
-                    and s["frames_sent"].get("audio", 0) >= 110, what="answered keep-alives and 2 s of audio sent")
-                assert stream["state"] == "active"
+                    c["keepalive_answered"] >= 4 for c in s["connections"]), what="answered keep-alives")
+                assert stream["state"] == "active" and stream["frames_sent"]["audio"] == line_frames
                 sim.post(f"/_sim/meetings/{meeting['id']}/end")
                 left = _wait_record(out, lambda r: r["kind"] == "leave", "the stop", process)
                 assert left["reason"] == 6  # MEETING_ENDED
@@ -85,7 +84,8 @@ def test_official_rtms_sdk_joins_receives_and_sees_the_stop_reason(tmp_path):
                     process.kill()
                     process.wait()
             total = next(r for r in _records(out) if r["kind"] == "audio_total")
-            assert total["frames"] >= 100 and total["bytes"] == total["frames"] * 640  # L16 16 kHz mono 20 ms
+            # The line's mixed audio and nothing else: Zoom sends none in silence (docs/ZOOM.md §4.3).
+            assert total["frames"] == line_frames and total["bytes"] == total["frames"] * 640  # L16 16 kHz mono
             assert total["voiced"] >= 10 and total["peak"] > 1000, "the SDK received real sound"
             stream = world.stream(payload["rtms_stream_id"])
             kinds = {c["kind"] for c in stream["connections"] if c["handshake_status"] == 0}
@@ -132,6 +132,7 @@ def test_official_rtms_sdk_reads_the_chaos_cases_without_an_error(tmp_path, chao
                                            stderr=subprocess.STDOUT)
             try:
                 assert _wait_record(out, lambda r: r["kind"] == "join_confirm", "join", process)["reason"] == 0
+                world.speak(meeting, words_lasting(5), key="p2")
                 _wait_record(out, lambda r: r["kind"] == "audio", "audio", process)
                 played = sim.post(f"/_sim/streams/{payload['rtms_stream_id']}/chaos", json=chaos)
                 assert played.status_code == 201, played.text
