@@ -17,9 +17,10 @@ from websockets.sync.client import connect
 from rtms.models import StreamSession, TranscriptSegment
 from tests.consent_support import add_sim_user, meeting_uuid
 from tests.console_support import install_app, post_form, sign_in
-from zoomapp.consent import meetings
+from zoomapp.consent import audit, meetings
 from zoomapp.consent.actions import presence
 from zoomapp.consent.models import AuditEntry, SharingPolicy
+from zoomapp.consent.permissions import Actor
 from zoomapp.console.models import AutoStartSetting
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -185,6 +186,27 @@ def test_the_database_lets_an_entry_be_filed_under_its_account_once_and_nothing_
     assert (entry.kind, entry.account_id) == ("approve", "acctA")
 
 
+def test_filing_the_entries_already_recorded_leaves_those_no_account_names_and_files_the_others(console_app):
+    """consent/0010 on a log of entries from before the column: the guard refuses "" becoming "" like any rewrite,
+    so an entry nothing names an account for (a meeting no event reached) must be left out of the filing."""
+    from importlib import import_module
+
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    filing = import_module("zoomapp.consent.migrations.0010_audit_entries_filed")
+    historical = MigrationLoader(connection).project_state(("consent", "0009_audit_entry_account")).apps
+    known = meetings.get_meeting(console_app, meeting_uuid(), account_id="acctA")
+    unknown = meetings.get_meeting(console_app, meeting_uuid())
+    entries = {name: AuditEntry.objects.create(kind="request", app=console_app, meeting_uuid=meeting.uuid)
+               for name, meeting in (("known", known), ("unknown", unknown))}
+    entries["admin"] = AuditEntry.objects.create(kind="console_sign_in", detail={"account_id": "acctB"})
+    filing.file_existing_entries(historical, None)
+    filed = dict(AuditEntry.objects.filter(pk__in=[e.pk for e in entries.values()]).values_list("pk", "account_id"))
+    assert {name: filed[entry.pk] for name, entry in entries.items()} == {
+        "known": "acctA", "unknown": "", "admin": "acctB"}
+
+
 def test_entries_recorded_before_zoom_names_the_meetings_account_are_listed_in_its_console_once_it_does(
         daphne, console_app, people):
     """A host's panel can bind her before any webhook says whose meeting it is: her entries wait for the account,
@@ -203,6 +225,12 @@ def test_entries_recorded_before_zoom_names_the_meetings_account_are_listed_in_i
     assert page.count('data-kind="host_joined"') == 1 and page.count('data-kind="host_left"') == 1
     assert uuid not in admin_b.get(f"{daphne.url}/console/audit.csv", timeout=10).text
     assert list(AuditEntry.objects.filter(meeting_uuid=uuid).values_list("account_id", flat=True)) == ["acctA"] * 2
+
+    # A copy of the meeting read before Zoom named the account (a REST call to Zoom in between) files it too.
+    stale = meetings.get_meeting(console_app, meeting_uuid())
+    meetings.get_meeting(console_app, stale.uuid, account_id="acctA")
+    entry = audit.record_in_meeting("stop_requested", stale, Actor("zoom"))
+    assert stale.account_id == "" and AuditEntry.objects.get(pk=entry.pk).account_id == "acctA"
 
 
 def test_the_streams_socket_keeps_pushing_past_the_redis_read_timeout(daphne, console_app, people):

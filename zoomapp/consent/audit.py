@@ -6,7 +6,7 @@ its account, so an account's admins see only their own entries (docs/SECURITY.md
 
 import logging
 
-from zoomapp.consent.models import AuditEntry
+from zoomapp.consent.models import AuditEntry, Meeting
 from zoomapp.consent.permissions import NOT_PEOPLE, role_of
 
 log = logging.getLogger("zoomapp.audit")
@@ -40,5 +40,11 @@ def record_in_meeting(kind, meeting, actor, *, share=None, outcome="", reason=""
         actor_role=actor.user_id if actor.user_id in NOT_PEOPLE else role_of(meeting, actor.user_id),
         subject_user_id=share.user_id if share else "", outcome=outcome, reason=reason, source=actor.source,
         address=actor.address, rtms_stream_id=share.rtms_stream_id if share else "", detail=detail,
-        account_id=meeting.account_id,
+        account_id=meeting.account_id or _account_now(meeting),
     )
+
+
+def _account_now(meeting):
+    """The meeting's account as its row says now: the caller's copy may have been read before a meeting event named
+    it (a REST call to Zoom in between), after the entries then recorded were filed (meetings.get_meeting)."""
+    return Meeting.objects.filter(pk=meeting.pk).values_list("account_id", flat=True).first() or ""
