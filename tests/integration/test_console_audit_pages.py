@@ -100,6 +100,8 @@ def test_entries_are_filtered_by_utc_day(daphne, admins, monkeypatch):  # noqa: 
     ({"date_from": "2026-13-01"}, "from: Enter a date as YYYY-MM-DD."),
     ({"date_to": "yesterday"}, "to: Enter a date as YYYY-MM-DD."),
     ({"date_from": "2026-03-02", "date_to": "2026-03-01"}, "The “from” date is after the “to” date."),
+    ({"date_to": "9999-12-31"}, "to: Enter a date from 2000-01-01 to 2999-12-31."),  # its next midnight overflows
+    ({"date_from": "1999-12-31"}, "from: Enter a date from 2000-01-01 to 2999-12-31."),
     ({"before": "abc"}, "This page link is not valid: start from the newest."),
     ({"before": "0"}, "This page link is not valid: start from the newest."),
     ({"meeting": "x" * 101}, "meeting: Ensure this value has at most 100 characters (it has 101)."),

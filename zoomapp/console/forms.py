@@ -1,6 +1,7 @@
 """Console forms: every value an admin posts is checked here before it reaches zoomapp.console.changes."""
 
 import re
+from datetime import date
 
 from django import forms
 from django.conf import settings
@@ -86,7 +87,18 @@ class AutoStartForm(LevelSettingForm):
         return app
 
 
-DATE = {"input_formats": ["%Y-%m-%d"], "error_messages": {"invalid": "Enter a date as YYYY-MM-DD."}}
+# The days an audit filter may name: the "to" day's end is the next midnight, which the last day Python can hold
+# (9999-12-31) has not; no entry is older than the first.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
+
+
+def _a_day_in_range(day):
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise forms.ValidationError(f"Enter a date from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}.")
+
+
+DATE = {"input_formats": ["%Y-%m-%d"], "error_messages": {"invalid": "Enter a date as YYYY-MM-DD."},
+        "validators": [_a_day_in_range]}
 PAGE = {"min_value": 1, "error_messages": {"invalid": "This page link is not valid: start from the newest.",
                                            "min_value": "This page link is not valid: start from the newest."}}
 # No control characters: what an admin types into a search box, not what a script forges.
