@@ -193,6 +193,14 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _CELE
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_PREPARED_STATEMENTS:
     DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+# A connection whose server vanished without closing it (a failover, a dropped NAT entry) fails within about a minute
+# instead of waiting on it for hours (the kernel's default): TCP keepalives while idle, and no sent data left
+# unacknowledged for 60 s. The reconciler's thread is the one that must never hang (rtms/tasks.py). A setting of
+# the same name in DATABASE_URL wins.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    for _name, _value in (("keepalives", 1), ("keepalives_idle", 30), ("keepalives_interval", 10),
+                          ("keepalives_count", 3), ("tcp_user_timeout", 60000)):
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(_name, _value)
 if env("DATABASE_TEST_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env("DATABASE_TEST_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
