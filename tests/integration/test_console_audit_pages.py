@@ -222,3 +222,23 @@ def test_today_is_a_whole_utc_day():
     today = timezone.now().astimezone(UTC).date()
     assert paging.audit_entries("acctA", {"date_from": today, "date_to": today}).count() == 1
     assert not paging.audit_entries("acctA", {"date_to": today - timedelta(days=1)}).exists()
+
+
+def test_the_export_shows_no_other_accounts_auto_start_setting(daphne, admins):  # noqa: F811
+    """Auto-start for a user of account B who joined Olive's meeting is recorded in Olive's audit, with the setting
+    that decided it: B's admin's group setting. Olive's export names the decision, not B's account or group."""
+    olive, _, people = admins
+    theirs = {"user_account_id": "acctB", "setting_level": "group", "setting_target": "gB"}
+    ours = {"user_account_id": "acctA", "setting_level": "group", "setting_target": "gA"}
+    for user, detail in ((people["ben"], theirs), (people["mia"], ours)):
+        AuditEntry.objects.create(kind="auto_start", account_id="acctA", meeting_uuid="m1", actor_user_id="zoom",
+                                  subject_user_id=user, outcome="skipped",
+                                  reason="auto-start set by another account's admin (group level); approval needed",
+                                  detail=detail)
+
+    exported = olive.get(f"{daphne.url}/console/audit.csv", params={"kind": "auto_start"}, timeout=10)
+    assert exported.status_code == 200
+    assert "acctB" not in exported.text and "gB" not in exported.text
+    rows = {row["subject_user_id"]: row for row in csv.DictReader(io.StringIO(exported.text))}
+    assert (rows[people["ben"]]["outcome"], rows[people["ben"]]["detail"]) == ("skipped", "")
+    assert json.loads(rows[people["mia"]]["detail"]) == ours

@@ -259,9 +259,24 @@ def _csv_cell(value):
     return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
-def _audit_row(entry):
-    change = display.setting_change(entry)
+# An auto-start decision names the setting that made it, which is the account of the user who joined: for a user
+# of another account, in the host's meeting (filed under the host's account), another admin's setting and the ids
+# of their account, group or user. Those keys are exported only to the account they name.
+USER_ACCOUNTS_SETTING = ("user_account_id", "setting_level", "setting_target")
+
+
+def _exported_detail(account_id, entry):
+    """What the entry recorded that belongs to the viewing account: not the account id it was filed by (a column
+    of its own would repeat it), nor another account's auto-start setting."""
     detail = {key: value for key, value in (entry.detail or {}).items() if key != "account_id"}
+    if detail.get("user_account_id", account_id) != account_id:
+        detail = {key: value for key, value in detail.items() if key not in USER_ACCOUNTS_SETTING}
+    return detail
+
+
+def _audit_row(account_id, entry):
+    change = display.setting_change(entry)
+    detail = _exported_detail(account_id, entry)
     values = [entry.id, entry.created.isoformat(), entry.kind,
               entry.app.client_id if entry.app_id and entry.app else "",
               entry.meeting_uuid, entry.actor_user_id, entry.actor_role, entry.subject_user_id, entry.outcome,
@@ -275,7 +290,7 @@ def _audit_csv_chunk(account_id, filters, before):
     """(CSV text of the export's next chunk, the cursor of the chunk after it, None after the last)."""
     page = paging.audit_page(account_id, filters, before, paging.AUDIT_CSV_CHUNK)
     writer = csv.writer(_Echo())
-    return "".join(writer.writerow(_audit_row(entry)) for entry in page.rows), page.older
+    return "".join(writer.writerow(_audit_row(account_id, entry)) for entry in page.rows), page.older
 
 
 async def _audit_csv_lines(account_id, filters):
