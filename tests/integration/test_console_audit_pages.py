@@ -7,21 +7,25 @@ import html
 import io
 import json
 import re
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connections
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from tests.consent_support import add_sim_user
 from tests.console_support import post_form
 from tests.integration.test_console_security import admins, apps  # noqa: F401 - fixtures
 from zoomapp.consent.models import AuditEntry
-from zoomapp.console import paging, views
+from zoomapp.console import auth, paging, views
+from zoomapp.marketplace.models import UserAuthorization
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -242,3 +246,66 @@ def test_the_export_shows_no_other_accounts_auto_start_setting(daphne, admins): 
     rows = {row["subject_user_id"]: row for row in csv.DictReader(io.StringIO(exported.text))}
     assert (rows[people["ben"]]["outcome"], rows[people["ben"]]["detail"]) == ("skipped", "")
     assert json.loads(rows[people["mia"]]["detail"]) == ours
+
+
+def read_export_a_part_at_a_time(olive, between_parts):
+    """The export of Olive's session read in process as daphne reads it, `between_parts(parts)` run after each part
+    arrived (on the thread that read it); the parts."""
+    request = RequestFactory().get("/console/audit.csv", {"kind": "test_entry"})
+    request.session = SessionStore(olive.cookies["sessionid"])
+    response = views.audit_csv(request)
+    assert response.status_code == 200
+    parts = []
+
+    async def read():
+        async for part in response.streaming_content:
+            parts.append(part.decode())
+            await sync_to_async(between_parts)(parts)
+
+    async_to_sync(read)()
+    return parts
+
+
+@pytest.mark.parametrize("ending", ["signed out", "app removed", "idle"])
+def test_an_export_ends_at_the_next_chunk_once_its_session_ends(daphne, admins, ending):  # noqa: F811
+    olive, _, people = admins
+    entries(2 * paging.AUDIT_CSV_CHUNK + 7)
+
+    def end_the_session_after_the_first_chunk(parts):
+        if len(parts) != 2:
+            return
+        session = SessionStore(olive.cookies["sessionid"])
+        if ending == "signed out":
+            session.delete()
+        elif ending == "app removed":
+            UserAuthorization.objects.filter(user_id=people["olive"]).delete()
+        else:
+            session[auth.TIMES_KEY] = {**session[auth.TIMES_KEY], "last_seen": time.time()
+                                       - settings.CONSOLE_IDLE_SECONDS - 1}
+            session.save()
+
+    parts = read_export_a_part_at_a_time(olive, end_the_session_after_the_first_chunk)
+    rows = list(csv.reader(io.StringIO("".join(parts[1:]))))
+    assert len(rows) == paging.AUDIT_CSV_CHUNK  # the chunk read before; nothing after
+
+
+def test_an_export_holds_no_database_connection_between_chunks(daphne, admins):  # noqa: F811
+    """A slow download does not keep one of the pool's connections: each chunk gives its own back."""
+    olive, _, _ = admins
+    entries(2 * paging.AUDIT_CSV_CHUNK + 7)
+    held = []
+    parts = read_export_a_part_at_a_time(olive, lambda parts: held.append(connections["default"].connection))
+    assert len(parts) == 4
+    assert held[1:] == [None, None, None]  # after each chunk (the header is sent before any is read)
+
+
+def test_a_demoted_admin_exports_nothing(daphne, zoomsim, admins):  # noqa: F811
+    """Zoom is asked for the role before an export, as before a media download."""
+    olive, _, people = admins
+    entries(3)
+    add_sim_user(zoomsim, people["olive"], "Olive Owner", account_id="acctA", role="member")
+    exported = olive.get(f"{daphne.url}/console/audit.csv", allow_redirects=False, timeout=10)
+    assert exported.status_code == 302 and exported.headers["Location"] == "/console/signin"
+    assert not AuditEntry.objects.filter(kind="audit_exported").exists()
+    signin = olive.get(f"{daphne.url}/console/signin", timeout=10).text
+    assert "Zoom says your role is Member." in html.unescape(signin)

@@ -12,7 +12,7 @@ docs/SECURITY.md "Operators and account admins"): it ends CONSOLE_SESSION_SECOND
 CONSOLE_IDLE_SECONDS without a page request; it ends once the admin's grant to the app they signed in with is gone
 (they removed the app: app_deauthorized) or refused by Zoom; and Zoom is asked for their role again when it last
 confirmed it over CONSOLE_ROLE_RECHECK_SECONDS ago, and before every change and download, so an admin Zoom demoted
-keeps nothing.
+keeps nothing. The checks that need no Zoom call (`session_holds`) are what the audit export runs before each chunk.
 """
 
 import functools
@@ -35,8 +35,9 @@ ADMIN_ROLES = ("Owner", "Admin")
 SESSION_KEY = "console_admin"
 PENDING_KEY = "console_signin"
 TIMES_KEY = "console_times"  # {"signed_in", "last_seen", "role_confirmed"}: Unix seconds
-# Views answered only after Zoom confirms the role again, besides every POST (a change): downloads of stored media.
-DOWNLOADS = {"console:stream_media"}
+# Views answered only after Zoom confirms the role again, besides every POST (a change): downloads of stored media
+# and of the audit log.
+DOWNLOADS = {"console:stream_media", "console:audit_csv"}
 
 SIGN_IN_FIRST = "Sign in first."
 NOT_AN_ADMIN = "The admin console is for account owners and admins. Zoom says your role is {role}."
@@ -124,10 +125,9 @@ def current_admin(request):
     return admin_in_session(request.session)
 
 
-def confirmed_admin(session, now, *, before_a_change=False):
-    """The admin signed in on this session, checked as the module says, for the console's pages and its socket
-    alike. Raises SessionEnded, or RoleUnconfirmed when `before_a_change` and Zoom cannot answer. A role Zoom
-    confirmed is written into the session, which the caller saves."""
+def session_holds(session, now):
+    """The admin signed in on this session while it holds without asking Zoom: not expired nor idle, and the grant
+    they signed in with still there and accepted. Raises SessionEnded."""
     admin = admin_in_session(session)
     times = session.get(TIMES_KEY)
     if admin is None or not isinstance(times, dict):
@@ -142,7 +142,15 @@ def confirmed_admin(session, now, *, before_a_change=False):
         raise SessionEnded(GRANT_GONE)
     if needs_reauthorization:
         raise SessionEnded(GRANT_REFUSED)
-    if before_a_change or now - times.get("role_confirmed", 0) > settings.CONSOLE_ROLE_RECHECK_SECONDS:
+    return admin
+
+
+def confirmed_admin(session, now, *, before_a_change=False):
+    """The admin signed in on this session, checked as the module says, for the console's pages and its socket
+    alike. Raises SessionEnded, or RoleUnconfirmed when `before_a_change` and Zoom cannot answer. A role Zoom
+    confirmed is written into the session, which the caller saves."""
+    admin = session_holds(session, now)
+    if before_a_change or now - session[TIMES_KEY].get("role_confirmed", 0) > settings.CONSOLE_ROLE_RECHECK_SECONDS:
         admin = _role_confirmed_by_zoom(session, admin, now, before_a_change)
     return admin
 

@@ -8,11 +8,14 @@ import csv
 import functools
 import json
 import logging
+import time
+from importlib import import_module
 from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
+from django.db import connection
 from django.db.models import Exists, OuterRef
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -286,23 +289,43 @@ def _audit_row(account_id, entry):
     return [_csv_cell(value) for value in values]
 
 
-def _audit_csv_chunk(account_id, filters, before):
-    """(CSV text of the export's next chunk, the cursor of the chunk after it, None after the last)."""
-    page = paging.audit_page(account_id, filters, before, paging.AUDIT_CSV_CHUNK)
-    writer = csv.writer(_Echo())
-    return "".join(writer.writerow(_audit_row(account_id, entry)) for entry in page.rows), page.older
+def _export_goes_on(session_key, admin):
+    """Whether the session that started an export still holds for its admin, checked as a socket's push checks it
+    (no Zoom call: signed in, not expired nor idle, the grant still there)."""
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    try:
+        still = auth.session_holds(session, time.time())
+    except auth.SessionEnded as ended:
+        log.info("audit export ended: session ended", extra={"user": admin.user_id, "account": admin.account_id,
+                                                             "why": str(ended)})
+        return False
+    return (still.user_id, still.account_id) == (admin.user_id, admin.account_id)
 
 
-async def _audit_csv_lines(account_id, filters):
-    """The export as it is read: the header at once, then a chunk at a time, each one short query in the request's
-    thread. An async iterator, so that daphne sends each chunk as it comes: Django's ASGI handler reads a
-    synchronous one to its end before the first byte (docs/CONSENT.md "The audit log")."""
+def _audit_csv_chunk(session_key, admin, filters, before):
+    """(CSV text of the export's next chunk, the cursor of the chunk after it), or ("", None) after the last one or
+    once the session ended. The chunk's connection goes back to the pool once it is read: a download may take
+    minutes."""
+    try:
+        if not _export_goes_on(session_key, admin):
+            return "", None
+        page = paging.audit_page(admin.account_id, filters, before, paging.AUDIT_CSV_CHUNK)
+        writer = csv.writer(_Echo())
+        return "".join(writer.writerow(_audit_row(admin.account_id, entry)) for entry in page.rows), page.older
+    finally:
+        connection.close()
+
+
+async def _audit_csv_lines(session_key, admin, filters):
+    """The export as it is read: the header at once, then a chunk at a time, each a session check and one short
+    query in the request's thread. An async iterator, so that daphne sends each chunk as it comes: Django's ASGI
+    handler reads a synchronous one to its end before the first byte (docs/CONSENT.md "The audit log")."""
     yield csv.writer(_Echo()).writerow(AUDIT_COLUMNS)
     read_chunk = sync_to_async(_audit_csv_chunk)
-    text, before = await read_chunk(account_id, filters, None)
+    text, before = await read_chunk(session_key, admin, filters, None)
     yield text
     while before is not None:
-        text, before = await read_chunk(account_id, filters, before)
+        text, before = await read_chunk(session_key, admin, filters, before)
         yield text
 
 
@@ -316,7 +339,7 @@ def audit_csv(request):
     changes.audit(request.admin, "audit_exported", address=auth.client_address(request),
                   reason="exported the audit log as CSV", detail={"filters": {
                       name: str(value) for name, value in filters.items()}})
-    response = StreamingHttpResponse(_audit_csv_lines(request.admin.account_id, filters),
+    response = StreamingHttpResponse(_audit_csv_lines(request.session.session_key, request.admin, filters),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
     return response
