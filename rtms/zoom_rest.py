@@ -2,11 +2,12 @@
 
 The caller supplies a token provider, `token_provider(force_refresh=False) -> access token`, so this module knows
 nothing about how tokens are stored (rtms never imports zoomapp). A 401 gets one retry with a refreshed token.
-Zoom busy or failing (429, 5xx, code 3000, a connection that failed) gets up to RETRY_DELAYS_S retries, at
-Zoom's Retry-After when it gives one up to MAX_RETRY_AFTER_S, all within RETRY_WINDOW_S of the first try: these
-calls sit on a person's click (docs/ZOOM.md §7.3, "Retries"). Success is any 2xx (Zoom documents 204; §7.3 says
-to accept any); every error is a ZoomRestError, of the subclass that names Zoom's answer (status, code and message
-kept on it):
+Zoom busy or failing (429, 5xx, code 3000, a connection that could not be opened) gets up to RETRY_DELAYS_S
+retries, at Zoom's Retry-After when it gives one up to MAX_RETRY_AFTER_S, all within RETRY_WINDOW_S of the first
+try: these calls sit on a person's click. Zoom busy is known process-wide until its Retry-After (or the next
+retry): meanwhile only the call that saw it first retries, every other call is not sent and falls back at once
+(docs/ZOOM.md §7.3, "Retries"). Success is any 2xx (Zoom documents 204; §7.3 says to accept any); every error is a
+ZoomRestError, of the subclass that names Zoom's answer (status, code and message kept on it):
 
 - NotAllowedToStartRtms: 2308, the caller is not the host/alt host (or joined anonymously by link);
 - RtmsOperationFailed: 2310, account not eligible, sharing disabled, concurrency limit, no stream to act on;
@@ -25,6 +26,7 @@ from urllib.parse import quote
 
 import requests
 from django.conf import settings
+from urllib3.exceptions import ConnectTimeoutError
 
 log = logging.getLogger("rtms.zoom_rest")
 
@@ -33,6 +35,37 @@ ACTIONS = ("start", "stop", "pause", "resume")
 RETRY_DELAYS_S = (0.5, 1.0)  # waits before the second and third try when Zoom names no Retry-After
 MAX_RETRY_AFTER_S = 2.0  # a longer Retry-After (a daily limit names tomorrow) is not waited for: we give up
 RETRY_WINDOW_S = 5.0  # no retry starts later than this after the first try (a connect timeout can eat the rest)
+BUSY_AT_MOST_S = 60.0  # a longer Retry-After (a daily limit) still lets one call a minute find out whether it holds
+
+# Until when (time.monotonic()) Zoom is known busy or failing: set by the call Zoom refused, which alone retries.
+_busy_until = 0.0
+_busy_lock = threading.Lock()
+
+
+def longest_call_seconds():
+    """How long one call may wait on Zoom: its last retry starts within RETRY_WINDOW_S and may take a timeout."""
+    return RETRY_WINDOW_S + settings.ZOOM_HTTP_TIMEOUT
+
+
+def _zoom_busy_for():
+    return _busy_until - time.monotonic()
+
+
+def _claim_retry(wait):
+    """Zoom is busy for `wait` s from now. True when this call is the one to retry after it: no other call already
+    found Zoom busy (those fall back at once)."""
+    global _busy_until
+    with _busy_lock:
+        now = time.monotonic()
+        claimed = _busy_until <= now
+        _busy_until = max(_busy_until, now + wait)
+    return claimed
+
+
+def _zoom_answered():
+    global _busy_until
+    with _busy_lock:
+        _busy_until = 0.0
 
 # One HTTP session per calling thread: its connection to Zoom is kept open between calls, so a start does not pay
 # a new TCP and TLS handshake with Zoom's API first (the callers are a few long-lived threads,
@@ -129,6 +162,9 @@ def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, par
     if participant_user_id:
         body["settings"]["participant_user_id"] = participant_user_id
     url = f"{settings.ZOOM_API_URL}/live_meetings/{meeting_path_id(meeting_id)}/rtms_app/status"
+    busy_for = _zoom_busy_for()
+    if busy_for > 0:
+        raise ZoomUnavailable(0, 0, f"Zoom busy or failing for another call, not sent (for {busy_for:.1f} s more)")
     retry_until = time.monotonic() + RETRY_WINDOW_S
     retries = 0
     force_refresh = False
@@ -139,18 +175,17 @@ def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, par
         try:
             response = _session().patch(url, json=body, headers={"Authorization": f"Bearer {token}"},
                                         timeout=settings.ZOOM_HTTP_TIMEOUT)
-        except requests.ConnectionError as exc:
-            # Refused, reset, or a kept-alive connection Zoom had closed: nothing was acted on (a read timeout,
-            # after which Zoom may have acted, is not retried).
-            failure = ZoomUnavailable(0, 0, f"Zoom could not be reached: {exc.__class__.__name__}")
-            wait = None
         except requests.RequestException as exc:
-            raise ZoomUnavailable(0, 0, f"Zoom could not be reached: {exc.__class__.__name__}") from None
+            failure = ZoomUnavailable(0, 0, f"Zoom could not be reached: {exc.__class__.__name__}")
+            if not _never_sent(exc):  # Zoom may have acted on it (a second start is refused): not retried
+                raise failure from None
+            wait = None
         else:
             if response.status_code == 401 and not refreshed:
                 force_refresh = refreshed = True
                 continue
             if 200 <= response.status_code < 300:
+                _zoom_answered()
                 log.info("rtms_app status updated", extra={"action": action, "client_id": client_id,
                                                            "zoom_meeting_id": str(meeting_id), "retries": retries})
                 return
@@ -161,9 +196,10 @@ def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, par
             if not isinstance(failure, ZoomUnavailable):
                 raise failure
             wait = _retry_after_seconds(response.headers.get("Retry-After"))
-        if retries == len(RETRY_DELAYS_S):
+        if wait is None:
+            wait = RETRY_DELAYS_S[min(retries, len(RETRY_DELAYS_S) - 1)]
+        if not _claim_retry(min(wait, BUSY_AT_MOST_S)) or retries == len(RETRY_DELAYS_S):
             raise failure
-        wait = RETRY_DELAYS_S[retries] if wait is None else wait
         if wait > MAX_RETRY_AFTER_S or time.monotonic() + wait > retry_until:
             raise failure
         retries += 1
@@ -171,6 +207,14 @@ def update_rtms_app_status(meeting_id, action, client_id, *, token_provider, par
                                                    "wait_s": wait, "zoom_meeting_id": str(meeting_id)})
         time.sleep(wait)
 
+
+def _never_sent(exc):
+    """The connection could not be opened (refused, timed out, no route, name unknown): Zoom saw nothing. A reset
+    or a close after the request went out is not that."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if isinstance(exc, requests.ConnectionError) and exc.args else None
+    return isinstance(reason, ConnectTimeoutError)  # urllib3's NewConnectionError (refused, DNS) is one too
 
 def _refusal(response):
     try:

@@ -1,10 +1,14 @@
 """rtms.zoom_rest against the simulator's REST API: start/pause/resume/stop, one refresh on 401, Zoom's errors
 as named exceptions."""
 
+import socket
+import threading
+import time
 
 import pytest
 
 from rtms import zoom_rest
+from tests import processes
 from tests.integration.streams_stack import streams_stack
 
 
@@ -13,6 +17,12 @@ def stack(stack_env, tmp_path_factory, django_db_blocker):
     with streams_stack(stack_env, tmp_path_factory.mktemp("rest"), "rest", django_db_blocker, workers=(),
                        beat=False) as stack:
         yield stack
+
+
+@pytest.fixture(autouse=True)
+def zoom_not_known_busy(monkeypatch):
+    """Each test starts with Zoom not known busy in this process: one left busy by a test skips the next's calls."""
+    monkeypatch.setattr(zoom_rest, "_busy_until", 0.0)
 
 
 def participant(meeting, name):
@@ -159,3 +169,68 @@ def test_a_refusal_is_not_retried(stack, meeting, settings):
         assert [f["count"] for f in _faults_left(stack)] == [1]
     finally:
         stack.sim.delete("/_sim/faults")
+
+
+def test_while_zoom_is_busy_only_the_call_it_refused_retries_and_the_others_fall_back_at_once(stack, settings,
+                                                                                              caplog):
+    """Every start, stop, pause and resume of a web process shares a few threads: during a Zoom-wide 429 each call
+    waiting and retrying would hold one and send more into the rate limit; the others are not sent until the
+    first one's Retry-After has passed."""
+    settings.ZOOM_API_URL = f"{stack.sim.http_url}/v2"
+    first, second = stack.start_meeting("Busy first"), stack.start_meeting("Busy second")
+    failed = []
+
+    def start_first():
+        try:
+            zoom_rest.update_rtms_app_status(first["id"], "start", stack.app.client_id,
+                                             token_provider=_host_token_provider(stack, first))
+        except zoom_rest.ZoomRestError as exc:
+            failed.append(exc)
+
+    try:
+        stack.fault(kind="rest_error", path_contains="rtms_app/status", status=429, code=429,
+                    message="Too many requests", retry_after=1)
+        with caplog.at_level("INFO", logger="rtms.zoom_rest"):
+            retrying = threading.Thread(target=start_first)
+            retrying.start()
+            processes.wait_for(lambda: any(r.getMessage() == "rtms_app status retried" for r in caplog.records), 5,
+                               "Zoom to refuse the first start")
+            asked = time.monotonic()
+            with pytest.raises(zoom_rest.ZoomUnavailable, match="not sent"):
+                zoom_rest.update_rtms_app_status(second["id"], "start", stack.app.client_id,
+                                                 token_provider=_host_token_provider(stack, second))
+            assert time.monotonic() - asked < 0.5
+            retrying.join(10)
+        assert not failed
+        assert len(stack.sim.get(f"/_sim/streams?meeting={first['id']}").json()) == 1
+        # Zoom's one refusal was spent on the first start: had the second been sent, it would have started.
+        assert not stack.sim.get(f"/_sim/streams?meeting={second['id']}").json()
+        zoom_rest.update_rtms_app_status(second["id"], "start", stack.app.client_id,
+                                         token_provider=_host_token_provider(stack, second))
+        assert len(stack.sim.get(f"/_sim/streams?meeting={second['id']}").json()) == 1
+    finally:
+        for meeting in (first, second):
+            stack.sim.post(f"/_sim/meetings/{meeting['id']}/end")
+
+
+def test_a_connection_lost_after_the_request_went_out_is_not_sent_again(settings):
+    """Zoom may have acted on a request whose connection was reset before the answer: a second start would be
+    refused and send the host to Zoom's modal. Only a connection that could not be opened is retried."""
+    received = []
+    with socket.create_server(("127.0.0.1", 0)) as zoom:
+        zoom.settimeout(10)
+
+        def hang_up_after_reading():
+            while True:
+                try:
+                    connection, _ = zoom.accept()
+                except OSError:
+                    return
+                with connection:
+                    received.append(connection.recv(65536))
+
+        threading.Thread(target=hang_up_after_reading, daemon=True).start()
+        settings.ZOOM_API_URL = f"http://127.0.0.1:{zoom.getsockname()[1]}/v2"
+        with pytest.raises(zoom_rest.ZoomUnavailable, match="could not be reached"):
+            zoom_rest.update_rtms_app_status("123", "start", "someapp", token_provider=lambda force_refresh=False: "t")
+    assert len(received) == 1 and received[0].startswith(b"PATCH ")

@@ -1,7 +1,8 @@
 """Calls to Zoom's REST API on a host's or user's behalf (rtms_app/status), run after commit off the caller's thread.
 
 In daphne the committing thread is the one every sync view and consumer database call shares, and Zoom's
-webhook for the very start we asked for must not wait behind our call; so calls go to a small pool. The
+webhook for the very start we asked for must not wait behind our call; so calls go to a small pool. While Zoom is
+busy, one of its threads at most waits to retry and the other calls fall back at once (rtms/zoom_rest.py). The
 answer comes back through a do_* action (zoomapp.consent.actions.starting).
 """
 
@@ -50,16 +51,17 @@ def _forget(future):
         _running.discard(future)
 
 
-def drain(timeout=5.0):
+def drain(timeout=None):
     """Wait until the calls already handed to the pool are done (a process exiting, or a test about to reset the
-    database, must not cut a call to Zoom and the change it records in half). Returns whether all finished."""
+    database, must not cut a call to Zoom and the change it records in half), by default as long as one call may
+    wait on Zoom with its retries. Returns whether all finished."""
     with _running_lock:
         pending = list(_running)
-    _, not_done = wait(pending, timeout=timeout)
+    _, not_done = wait(pending, timeout=zoom_rest.longest_call_seconds() if timeout is None else timeout)
     return not not_done
 
 
-atexit.register(drain, 2.0)
+atexit.register(drain)
 
 
 def _meeting_ref(meeting):
@@ -72,7 +74,8 @@ def rtms_app_status(meeting, action, token_user_ids, participant_user_id=None):
 
     Returns (outcome, detail): "ok", "not_allowed" (Zoom 2308), "no_token" (nobody authorized the app,
     re-authorization needed, or Zoom could not refresh a token now: that grant stays usable), "refused" (any other
-    error, Zoom still busy or failing after zoom_rest's short retries among them; detail says which).
+    error, Zoom still busy or failing after zoom_rest's short retries among them, or at once while another call
+    found Zoom busy; detail says which).
     """
     app = meeting.app
     no_token_detail = "nobody with a usable grant"
