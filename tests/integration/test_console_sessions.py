@@ -10,15 +10,18 @@ Time passing is the session's recorded times moved back, as a clock would move t
 import html
 import json
 import secrets
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
+from django.utils import timezone
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.consent_support import add_sim_user
 from tests.console_support import post_form, sign_in
+from tests.locks_support import blocked_on_a_lock, held_elsewhere
 from tests.processes import wait_for
 from zoomapp.consent.models import SharingPolicy
 from zoomapp.console import auth
@@ -166,3 +169,52 @@ def test_a_session_ends_when_idle_and_at_most_hours_after_sign_in(daphne, consol
 
     move_back(old, signed_in=settings.CONSOLE_SESSION_SECONDS + 1)
     sent_to_sign_in_saying(daphne, old, "Your console session ended: sessions last 8 hours.")
+
+
+def users_me_faults_left(zoom_faults):
+    return sum(fault["count"] for fault in zoom_faults.get("/_sim/faults").json()
+               if fault.get("path_contains") == "/users/me")
+
+
+def test_zoom_unreachable_is_asked_again_a_minute_later_not_on_every_push(daphne, zoom_faults, console_app, owner):
+    """The socket pushes every 2 s; while Zoom cannot say the role, each push waiting on Zoom's timeout again would
+    hold the socket (and Zoom's rate limit) for nothing: it reads on, and Zoom is asked after ROLE_RETRY_SECONDS."""
+    browser = signed_in(daphne, console_app, owner)
+    zoom_faults.post("/_sim/faults", json={"kind": "rest_error", "method": "GET", "path_contains": "/users/me",
+                                           "status": 503, "count": 50})
+    move_back(browser, role_confirmed=settings.CONSOLE_ROLE_RECHECK_SECONDS + 1)
+    with streams_socket(daphne, browser) as ws:
+        assert json.loads(ws.recv(timeout=20))["version"] == 1
+        asked = 50 - users_me_faults_left(zoom_faults)
+        assert asked >= 1
+        for version in (2, 3, 4):  # 6 s of pushes, the table still sent
+            assert json.loads(ws.recv(timeout=10))["version"] == version
+        assert page(daphne, browser).status_code == 200
+        assert 50 - users_me_faults_left(zoom_faults) == asked
+
+        move_back(browser, role_unanswered=auth.ROLE_RETRY_SECONDS + 1)  # a minute later
+        wait_for(lambda: 50 - users_me_faults_left(zoom_faults) > asked, 10, "Zoom to be asked again")
+
+
+def test_a_slow_role_check_holds_no_other_admins_socket(daphne, zoomsim, console_app, owner):
+    """Zoom's answer can take its timeout (here: the role check's token refresh waits for the grant's row, which
+    another transaction holds). Meanwhile every other socket of the process pushes on: the role check is not run on
+    the one thread all sockets' database calls share."""
+    other = f"bert{secrets.token_hex(3)}"
+    add_sim_user(zoomsim, other, "Bert Admin", account_id="acctB", role="admin")
+    olive, bert = signed_in(daphne, console_app, owner), signed_in(daphne, console_app, other)
+    with streams_socket(daphne, olive) as olive_ws, streams_socket(daphne, bert) as bert_ws:
+        assert json.loads(olive_ws.recv(timeout=10))["version"] == 1
+        assert json.loads(bert_ws.recv(timeout=10))["version"] == 1
+        grant = UserAuthorization.objects.filter(app__client_id=console_app.client_id, user_id=owner)
+        grant.update(expires_at=timezone.now() - timedelta(minutes=1))
+        with held_elsewhere(lambda: list(grant.select_for_update())):
+            move_back(olive, role_confirmed=settings.CONSOLE_ROLE_RECHECK_SECONDS + 1)
+            wait_for(blocked_on_a_lock, 10, "Olive's role check to wait for her grant")
+            versions = [json.loads(bert_ws.recv(timeout=5))["version"] for _ in range(2)]
+            assert versions[1] == versions[0] + 1
+        # Her check goes on once the row is free: the token refreshed, Zoom says she is an owner.
+        latest = 0
+        while latest < 3:
+            latest = json.loads(olive_ws.recv(timeout=10))["version"]
+    assert grant.get().expires_at > timezone.now()

@@ -12,7 +12,9 @@ docs/SECURITY.md "Operators and account admins"): it ends CONSOLE_SESSION_SECOND
 CONSOLE_IDLE_SECONDS without a page request; it ends once the admin's grant to the app they signed in with is gone
 (they removed the app: app_deauthorized) or refused by Zoom; and Zoom is asked for their role again when it last
 confirmed it over CONSOLE_ROLE_RECHECK_SECONDS ago, and before every change and download, so an admin Zoom demoted
-keeps nothing. The checks that need no Zoom call (`session_holds`) are what the audit export runs before each chunk.
+keeps nothing. When Zoom could not answer, a read asks again ROLE_RETRY_SECONDS later, not on every request or push.
+The checks that need no Zoom call (`session_holds`) are what the live-streams socket and the audit export run before
+each push or chunk; the socket asks Zoom only when `role_due` says so (consumers.py).
 """
 
 import functools
@@ -34,10 +36,13 @@ log = logging.getLogger("zoomapp.console")
 ADMIN_ROLES = ("Owner", "Admin")
 SESSION_KEY = "console_admin"
 PENDING_KEY = "console_signin"
-TIMES_KEY = "console_times"  # {"signed_in", "last_seen", "role_confirmed"}: Unix seconds
+TIMES_KEY = "console_times"  # {"signed_in", "last_seen", "role_confirmed", "role_unanswered"}: Unix seconds
 # Views answered only after Zoom confirms the role again, besides every POST (a change): downloads of stored media
 # and of the audit log.
 DOWNLOADS = {"console:stream_media", "console:audit_csv"}
+# After Zoom could not confirm a role for a read, how long until it is asked again (every request or socket push
+# would otherwise wait on Zoom's timeout while it is down).
+ROLE_RETRY_SECONDS = 60
 
 SIGN_IN_FIRST = "Sign in first."
 NOT_AN_ADMIN = "The admin console is for account owners and admins. Zoom says your role is {role}."
@@ -145,12 +150,20 @@ def session_holds(session, now):
     return admin
 
 
+def role_due(session, now):
+    """Whether a read asks Zoom for the role again: confirmed over CONSOLE_ROLE_RECHECK_SECONDS ago, and Zoom not
+    found unavailable within ROLE_RETRY_SECONDS. Only for a session `session_holds` accepted."""
+    times = session[TIMES_KEY]
+    return (now - times.get("role_confirmed", 0) > settings.CONSOLE_ROLE_RECHECK_SECONDS
+            and now - times.get("role_unanswered", 0) > ROLE_RETRY_SECONDS)
+
+
 def confirmed_admin(session, now, *, before_a_change=False):
     """The admin signed in on this session, checked as the module says, for the console's pages and its socket
     alike. Raises SessionEnded, or RoleUnconfirmed when `before_a_change` and Zoom cannot answer. A role Zoom
-    confirmed is written into the session, which the caller saves."""
+    confirmed, or the time Zoom could not answer, is written into the session, which the caller saves."""
     admin = session_holds(session, now)
-    if before_a_change or now - session[TIMES_KEY].get("role_confirmed", 0) > settings.CONSOLE_ROLE_RECHECK_SECONDS:
+    if before_a_change or role_due(session, now):
         admin = _role_confirmed_by_zoom(session, admin, now, before_a_change)
     return admin
 
@@ -163,9 +176,10 @@ def _role_confirmed_by_zoom(session, admin, now, before_a_change):
         if before_a_change:
             log.warning("console change refused: Zoom could not confirm the role", extra={**who, "error": str(exc)})
             raise RoleUnconfirmed(ROLE_UNCONFIRMED) from None
-        # A read keeps the session on the role Zoom last confirmed; the next request asks Zoom again.
+        # A read keeps the session on the role Zoom last confirmed; Zoom is asked again ROLE_RETRY_SECONDS later.
         log.warning("console role not confirmed again, Zoom unavailable: the session is kept for reading",
                     extra={**who, "error": str(exc)})
+        session[TIMES_KEY] = {**session[TIMES_KEY], "role_unanswered": now}
         return admin
     except oauth.OAuthError as exc:
         log.warning("console role not confirmed: Zoom refused the grant", extra={**who, "error": str(exc)})

@@ -2,9 +2,12 @@
 
 Authenticated by the console's session cookie (the console is an ordinary web page, not inside Zoom) and
 checked against the Origin by the router; anyone without an admin session is closed with 4403 before any data,
-and so is an open socket once its session ends: before each push the session is checked again as a page request
-checks it (auth.confirmed_admin: signed out, expired or idle, the admin's grant gone, Zoom no longer saying they
-are an owner or admin). The socket's pushes are not activity: they keep no idle session alive.
+and so is an open socket once its session ends: before each push the session is checked again without asking Zoom
+(auth.session_holds: signed out, expired or idle, the admin's grant gone), and when the role is due to be confirmed
+(auth.role_due: at most once per CONSOLE_ROLE_RECHECK_SECONDS, a minute after Zoom could not answer) Zoom is asked
+whether they are still an owner or admin. That call can take Zoom's timeout, so it runs on a thread of its own, not
+on the one thread every socket's database calls share. The socket's pushes are not activity: they keep no idle
+session alive.
 """
 
 import asyncio
@@ -32,7 +35,8 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         session = self.scope.get("session")
         self.session_key = session.session_key if session is not None else None
-        admin = await database_sync_to_async(self.admin_still_signed_in)() if self.session_key else None
+        self.checking = asyncio.Lock()
+        admin = await self.admin_still_signed_in() if self.session_key else None
         if admin is None:
             # Accepted only to close with a code the page understands ("signed out: reload"), sending nothing.
             await self.accept()
@@ -74,22 +78,34 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.push()
 
-    def admin_still_signed_in(self):
-        """The session's admin as auth.confirmed_admin checks them, or None once the session ended."""
-        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=self.session_key)
-        try:
-            admin = auth.confirmed_admin(session, time.time())
-            if session.modified:
-                session.save()  # the role Zoom confirmed, so the next check does not ask again
-        except auth.SessionEnded as ended:
-            log.info("console socket closed: session ended", extra={"why": str(ended)})
-            return None
-        except UpdateError:  # signed out while Zoom was asked
-            return None
+    async def admin_still_signed_in(self):
+        """The session's admin, or None once the session ended."""
+        async with self.checking:  # a push and the ticker's at once ask Zoom once
+            admin, role_due = await database_sync_to_async(self.checked_session)(ask_zoom=False)
+            if role_due:
+                admin, _ = await database_sync_to_async(self.checked_session, thread_sensitive=False)(ask_zoom=True)
         return admin
 
-    def still_signed_in(self):
-        admin = self.admin_still_signed_in()
+    def checked_session(self, *, ask_zoom):
+        """(the session's admin or None once it ended, whether Zoom is due to confirm the role); Zoom is asked only
+        when `ask_zoom`."""
+        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=self.session_key)
+        now = time.time()
+        try:
+            admin = auth.session_holds(session, now)
+            role_due = auth.role_due(session, now)
+            if ask_zoom and role_due:
+                admin, role_due = auth.confirmed_admin(session, now), False
+                session.save()  # the role Zoom confirmed, or when it could not answer: the next push does not ask
+        except auth.SessionEnded as ended:
+            log.info("console socket closed: session ended", extra={"why": str(ended)})
+            return None, False
+        except UpdateError:  # signed out while Zoom was asked
+            return None, False
+        return admin, role_due
+
+    async def still_signed_in(self):
+        admin = await self.admin_still_signed_in()
         return admin is not None and (admin.user_id, admin.account_id) == (
             self.signed_in_as.user_id, self.signed_in_as.account_id)
 
@@ -97,7 +113,7 @@ class LiveStreamsConsumer(AsyncJsonWebsocketConsumer):
         """Send the table; False once the socket was closed because its session ended."""
         if self.session_ended:
             return False
-        if not await database_sync_to_async(self.still_signed_in)():
+        if not await self.still_signed_in():
             self.session_ended = True
             await self.close(code=NOT_SIGNED_IN)
             return False
