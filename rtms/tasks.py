@@ -17,6 +17,7 @@ import time
 from datetime import timedelta
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import Q
@@ -65,9 +66,13 @@ def reconcile():
     return {"reclaimed": len(orphans), "stops_repeated": len(lingering)}
 
 
-# Storage refusing (an S3 outage) is tried again, backing off up to an hour: the stream's content must go.
-@shared_task(name="rtms.delete_stream_media", autoretry_for=(StorageError,), max_retries=None, retry_backoff=5,
-             retry_backoff_max=3600, **_SHORT)
+# Storage refusing or not answering (an S3 outage) is tried again, backing off up to an hour: the stream's content
+# must go. One S3 call that gets no answer gives up after about 5 minutes (rtms/storage.py: 6 tries of a 5 s connect
+# and a 30 s read, up to 20 s apart), so the soft limit lets it end and the hard limit, which kills the pool process
+# with every stream it holds, stays well beyond; a soft limit reached anyway is retried like a refusal.
+@shared_task(name="rtms.delete_stream_media", autoretry_for=(StorageError, SoftTimeLimitExceeded), max_retries=None,
+             retry_backoff=5, retry_backoff_max=3600, acks_late=False, ignore_result=True, soft_time_limit=420,
+             time_limit=600)
 def delete_stream_media(stream_id):
     stream = StreamSession.objects.filter(rtms_stream_id=stream_id).first()
     if stream is not None:
