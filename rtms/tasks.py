@@ -5,7 +5,8 @@
   streams that should not run but still have one. As a task it waited for a free pool slot, which the purges
   below may hold for minutes, and expired meanwhile: a dead worker's streams were not placed again within Zoom's
   60 s (docs/ARCHITECTURE.md, "The reconciler").
-- `rtms.delete_stream_media(stream_id)`: STREAM_REVOKED — the stream's stored content goes at once.
+- `rtms.delete_stream_media(stream_id)`: STREAM_REVOKED — the stream's stored content goes at once (its time limit
+  outlasts S3 not answering).
 - `rtms.export_stream_text(stream_id)`: after a stream stopped, its transcript and chat go to storage beside its
   media (`rtms/<stream id>/transcript.jsonl`, `chat.jsonl`).
 - `rtms.purge_expired_media()` (beat, every 10 minutes): retention (MEDIA_RETENTION_DAYS), 5 minutes of work at
@@ -19,12 +20,13 @@ from datetime import timedelta
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
 from rtms import holder_messages, leases, placement, stream_content
 from rtms.models import DesiredState, StreamSession, StreamState
+from rtms.redis_connection import key, redis_client
 from rtms.storage import StorageError
 
 log = logging.getLogger("rtms.tasks")
@@ -32,16 +34,31 @@ log = logging.getLogger("rtms.tasks")
 _SHORT = {"acks_late": False, "ignore_result": True, "time_limit": 30, "soft_time_limit": 20}
 
 
+RECONCILER_STATEMENT_TIMEOUT_MS = 10_000  # its queries take milliseconds; one waiting longer is stuck, not slow
+
+
 def run_reconciler():
     """Beat's reconciler thread (zoomapp/celery.py): `reconcile()` every RTMS_RECONCILE_INTERVAL for as long as
-    beat runs, on a connection of its own (kept, checked before each run as a task's is)."""
+    beat runs, on a connection of its own (kept, checked before each run as a task's is, its statements cut after
+    RECONCILER_STATEMENT_TIMEOUT_MS). Each run that completes records its time in Redis, which /healthz?deep=1
+    reports (zoomapp/health.py): a reconciler stuck or failing stops failover and must be seen."""
     while True:
         time.sleep(settings.RTMS_RECONCILE_INTERVAL)
-        close_old_connections()
         try:
+            close_old_connections()
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET statement_timeout = {RECONCILER_STATEMENT_TIMEOUT_MS}")
             reconcile()
+            redis_client().set(key("reconciler"), time.time(), ex=86400)
         except Exception:  # PostgreSQL or Redis away: the next run repeats it
             log.exception("reconcile failed, retried at the next run")
+
+
+def reconciler_last_run():
+    """When the reconciler last completed a run (time.time()), or None when none is recorded."""
+    ran = redis_client().get(key("reconciler"))
+    return None if ran is None else float(ran)
 
 
 def reconcile():

@@ -4,7 +4,8 @@ Plain `/healthz` is this web process's readiness, what a load balancer asks: its
 secrets decrypt with its FIELD_ENCRYPTION_KEY. Redis and the workers are shared by every web process, and webhooks
 are still accepted while they are down, so an outage of theirs must not take every web process out of rotation:
 `/healthz?deep=1`, for operators and monitoring, checks them too. Workers prove they are alive by refreshing a
-heartbeat key in Redis; the deep check also sends a task through the broker and waits for a worker to answer it.
+heartbeat key in Redis; the deep check also sends a task through the broker and waits for a worker to answer it,
+and reads when beat's reconciler last completed a run (stale: failover is stopped).
 """
 
 import logging
@@ -15,15 +16,19 @@ import time
 
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 from django.db import connection
 
 from rtms.redis_connection import key, redis_client
+from rtms.tasks import reconciler_last_run
 from zoomapp.marketplace.models import ZoomApp
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 5
 HEARTBEAT_TTL = 15
+# A reconciler run waits at most a few statement timeouts, or a dead connection's detection (zoomapp/settings.py).
+RECONCILER_LATE_AFTER = 60
 _stop_heartbeat = threading.Event()
 
 
@@ -54,12 +59,24 @@ def check_worker():
     return f"ok ({len(names)} alive, task answered by {answered_by})"
 
 
+def check_reconciler():
+    """Beat's reconciler thread places a dead worker's streams again; it records each run it completes."""
+    ran = reconciler_last_run()
+    if ran is None:
+        raise RuntimeError("the reconciler has never run; it runs in beat: celery -A zoomapp beat")
+    age = time.time() - ran
+    if age > settings.RTMS_RECONCILE_INTERVAL + RECONCILER_LATE_AFTER:
+        raise RuntimeError(f"the reconciler last completed a run {age:.0f} s ago (one is due every "
+                           f"{settings.RTMS_RECONCILE_INTERVAL:g} s): failover is stopped; see beat's log")
+    return f"ok (ran {age:.0f} s ago)"
+
+
 def report(deep=False):
     """{part: "ok …" | "error: …"} and whether every part is healthy: this process's own parts, and with `deep`
     the shared ones too."""
     checks = [("database", check_database), ("secrets", check_secrets)]
     if deep:
-        checks += [("redis", check_redis), ("worker", check_worker)]
+        checks += [("redis", check_redis), ("worker", check_worker), ("reconciler", check_reconciler)]
     parts = {}
     for name, check in checks:
         try:

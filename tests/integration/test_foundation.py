@@ -1,6 +1,8 @@
 """The stack's plumbing, through real processes: Celery worker, Redis, daphne, /healthz."""
 
+import re
 import socket
+import time
 
 import pytest
 import requests
@@ -17,7 +19,7 @@ def test_task_round_trip_through_real_worker(worker):
         assert int(stat.read().rsplit(")", 1)[1].split()[1]) == worker.pid
 
 
-def test_healthz_reports_every_part_healthy(daphne, worker):
+def test_healthz_reports_every_part_healthy(daphne, worker, beat):
     def healthy():
         response = requests.get(f"{daphne.url}/healthz?deep=1", timeout=10)
         return response if response.status_code == 200 else None
@@ -29,6 +31,7 @@ def test_healthz_reports_every_part_healthy(daphne, worker):
     assert body["secrets"].startswith("ok")
     assert body["redis"] == "ok"
     assert body["worker"].startswith("ok (")
+    assert body["reconciler"].startswith("ok (ran ")  # beat's thread completed a run moments ago
 
 
 def test_no_worker_or_no_redis_fails_the_deep_check_but_keeps_the_web_in_rotation(stack_env, logs_dir, tmp_path):
@@ -38,7 +41,8 @@ def test_no_worker_or_no_redis_fails_the_deep_check_but_keeps_the_web_in_rotatio
     env = dict(stack_env, REDIS_URL=redis_server.url)
     web = processes.start_daphne(env, tmp_path)
     try:
-        for down, failing in (("no worker", ["worker"]), ("Redis stopped", ["redis", "worker"])):
+        for down, failing in (("no worker nor beat", ["worker", "reconciler"]),
+                              ("Redis stopped", ["redis", "worker", "reconciler"])):
             if down == "Redis stopped":
                 redis_server.stop()
             logged_before = len(web.log_text())
@@ -52,6 +56,31 @@ def test_no_worker_or_no_redis_fails_the_deep_check_but_keeps_the_web_in_rotatio
             assert body["status"] == "unhealthy" and body["failing"] == failing, down
             assert all(body[part].startswith("error: ") for part in failing), down
             assert body["database"] == "ok"
+    finally:
+        web.stop()
+        redis_server.stop()
+
+
+def test_a_reconciler_that_stopped_completing_runs_fails_the_deep_check(stack_env, tmp_path):
+    """Failover after a worker dies is the reconciler's (beat's thread): one stuck on a dead database connection,
+    or failing every run, is named by ?deep=1 with when it last completed a run."""
+    import redis
+
+    from rtms.redis_connection import key
+
+    redis_server = PrivateRedis(tmp_path).start()  # a Redis no beat of this run records its runs in
+    web = processes.start_daphne(dict(stack_env, REDIS_URL=redis_server.url), tmp_path)
+    try:
+        recorded = redis.Redis.from_url(redis_server.url)
+
+        def reconciler(last_run):
+            recorded.set(key("reconciler"), last_run)
+            return requests.get(f"{web.url}/healthz?deep=1", timeout=15).json()["reconciler"]
+
+        stale = reconciler(time.time() - 600)
+        assert stale.startswith("error: ") and re.search(r"last completed a run 60\d s ago", stale)
+        assert "failover is stopped" in stale
+        assert reconciler(time.time() - 1).startswith("ok (ran ")
     finally:
         web.stop()
         redis_server.stop()

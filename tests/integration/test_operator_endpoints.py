@@ -41,7 +41,7 @@ def test_a_wrong_or_malformed_token_is_refused_with_401(guarded_web):
         assert TOKEN not in response.text
 
 
-def test_the_operator_token_opens_metrics_and_deep_health(guarded_web, worker):
+def test_the_operator_token_opens_metrics_and_deep_health(guarded_web, worker, beat):
     operator = {"Authorization": f"Bearer {TOKEN}"}
     metrics = requests.get(f"{guarded_web.url}/metrics", headers=operator, timeout=10)
     assert metrics.status_code == 200 and "process_cpu_seconds_total" in metrics.text
