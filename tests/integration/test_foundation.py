@@ -86,6 +86,24 @@ def test_a_reconciler_that_stopped_completing_runs_fails_the_deep_check(stack_en
         redis_server.stop()
 
 
+@pytest.mark.django_db
+def test_a_database_connection_whose_server_vanished_fails_within_a_minute():
+    """After a PostgreSQL failover the old server may never close our connections: a call on one waited for hours
+    (the reconciler's thread with it). The kernel probes an idle connection and drops one whose data goes
+    unacknowledged."""
+    import os
+
+    from django.db import connection
+
+    connection.ensure_connection()
+    with socket.socket(fileno=os.dup(connection.connection.fileno())) as kept:
+        assert kept.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        idle, every, probes = (kept.getsockopt(socket.IPPROTO_TCP, option)
+                               for option in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT))
+        assert idle + every * probes <= 60
+        assert 0 < kept.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) <= 60_000
+
+
 @pytest.mark.django_db(transaction=True)
 def test_group_message_from_a_celery_task_reaches_a_websocket_on_daphne(daphne, worker):
     """A consent change made inside a Celery task (worker process) is pushed through the Redis channel layer to
