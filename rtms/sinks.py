@@ -463,8 +463,7 @@ def recover_spool(spool_root, node=""):
     process holds its lock and, another host's, its writer went silent (rtms/spool.py). `node`: the recovering
     process, for the log. Returns how many segments were uploaded."""
     uploaded = 0
-    for directory in spool.abandoned(spool_root):
-        writer = spool.writer_of(directory)
+    for directory, writer in spool.abandoned(spool_root):
         stream_dirs = sorted((directory / "rtms").iterdir()) if (directory / "rtms").exists() else []
         for stream_dir in stream_dirs:
             stream = StreamSession.objects.filter(rtms_stream_id=stream_dir.name).first()
@@ -533,38 +532,47 @@ class FailedUploads:
 
     def retry(self):
         """The spool thread, when the backoff allows: upload the segments again. Returns [(StreamFiles, row)] of
-        those uploaded now, for the caller to index as stored. A segment whose stream was erased meanwhile, or
-        whose file is gone (STREAM_REVOKED empties the spool), is dropped, never uploaded."""
+        those uploaded now, for the caller to index as stored. A segment whose stream was erased, or whose file is
+        gone (STREAM_REVOKED empties the spool), is dropped, never uploaded; the erasure is looked for just before
+        each upload and again after it (a pass after an outage may take minutes): a stream erased during its
+        upload has its storage emptied again, and nothing is indexed. Whatever fails (storage, the database), every
+        segment not uploaded stays queued."""
         if not self._segments or self._clock() < self._next_at:
             return []
         with self._lock:
             segments, self._segments = self._segments, []
-        erased = set(StreamSession.objects.filter(pk__in={files.stream_pk for files, _, _ in segments},
-                                                  media_deleted=True).values_list("pk", flat=True))
-        uploaded = []
-        for position, (files, row, path) in enumerate(segments):
-            if files.stream_pk in erased or not path.exists():
-                _remove(path)
-                continue
-            try:
-                _upload(files.spool, path)
-            except Exception as exc:  # noqa: BLE001 - storage still failing: the rest wait for the next pass
-                metrics.sink_write_failures.labels(what="upload").inc()
-                with self._lock:
-                    self._segments[:0] = [*segments[position + 1:], (files, row, path)]
-                    self._delay = min(self._delay * 2, self.RETRY_MAX)
-                    self._next_at = self._clock() + self._delay
-                log.warning("segments still not uploaded, trying again later", extra={
-                    "segments": len(self._segments), "retry_in": self._delay, "error": repr(exc)[:300]})
-                break
-            files.uploaded_as(row)
-            uploaded.append((files, row))
+        uploaded, done = [], 0
+        try:
+            for files, row, path in segments:
+                if not path.exists() or _media_deleted(files.stream_pk):
+                    _remove(path)
+                else:
+                    _upload(files.spool, path)
+                    if _media_deleted(files.stream_pk):
+                        storage().delete_stream(files.stream_id)  # what the upload put back after the erasure
+                        _remove(path)
+                    else:
+                        files.uploaded_as(row)
+                        uploaded.append((files, row))
+                done += 1
+        except Exception as exc:  # noqa: BLE001 - still failing: the rest wait for the next pass
+            metrics.sink_write_failures.labels(what="upload").inc()
+            with self._lock:
+                self._segments[:0] = [*segments[done + 1:], segments[done]]  # the failing one goes to the back
+                self._delay = min(self._delay * 2, self.RETRY_MAX)
+                self._next_at = self._clock() + self._delay
+            log.warning("segments still not uploaded, trying again later", extra={
+                "segments": len(self._segments), "retry_in": self._delay, "error": repr(exc)[:300]})
         else:
             with self._lock:
                 self._delay = self.RETRY_FIRST
         if uploaded:
             log.info("segments uploaded after failing", extra={"segments": len(uploaded)})
         return uploaded
+
+
+def _media_deleted(stream_pk):
+    return StreamSession.objects.filter(pk=stream_pk, media_deleted=True).exists()
 
 
 class RowBatch:

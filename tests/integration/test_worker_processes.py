@@ -54,7 +54,7 @@ def test_workers_of_two_containers_sharing_one_spool_both_hold_streams(worker_en
             processes.wait_for(lambda w=worker: "session host started" in w.log_text(), 60,
                                f"{worker.name}'s session host", process=worker)
         spools = {host.name: sorted(p.name for p in host.iterdir() if p.is_dir())
-                  for host in (tmp_path / "shared" / "spool").iterdir()}
+                  for host in (tmp_path / "shared" / "spool").iterdir() if host.is_dir()}
         assert spools.keys() == {"worker-a", "worker-b"}
         assert spools["worker-a"] == spools["worker-b"]  # one pid in both containers, a spool each
         for worker in workers:

@@ -6,6 +6,7 @@ upload is uploaded by its living process once the storage answers again, and key
 ids."""
 
 import concurrent.futures
+import fcntl
 import io
 import json
 import secrets
@@ -14,10 +15,12 @@ import wave
 
 import boto3
 import pytest
+from django.db import connection
 
 from rtms import media, sinks, spool, storage, stream_content
 from rtms.models import MediaFile, StreamSession
 from rtms.redis_connection import redis_client
+from tests.processes import free_port
 from tests.s3_server import CREDENTIALS, s3_bucket, s3_server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
@@ -255,3 +258,102 @@ def test_a_stopped_streams_transcript_and_chat_are_exported_beside_its_media(bac
                                            "timestamp": 2, "language": 9, "text": "Numbers look good"}
     stream_content.erase_stream_content(stream, why="retention")  # the prefix takes the text too
     assert storage.storage().keys(stream.rtms_stream_id) == []
+
+
+def test_a_spool_of_before_spools_were_kept_per_host_is_recovered_not_deleted(backend, tmp_path):
+    """Upgrading: a process of the old layout (`RTMS_SPOOL_DIR/p<pid>/`, lock `p<pid>.lock`) killed before it
+    could upload has its segment uploaded and indexed; one still running (a rolling deploy) is left alone, and
+    so is a directory whose contents are not a spool's."""
+    stream, running_stream = make_stream(), make_stream("b" * 32)
+    spool_root = tmp_path / "spool"
+    dead = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 3, spool_root / "p999999", "node-a:999999")
+    speak(dead, 5000, 40)
+    dead.sync()  # killed before its first index write
+    running = sinks.StreamFiles(running_stream.pk, running_stream.rtms_stream_id, 1, spool_root / "p999998")
+    speak(running, 5000, 10)
+    running.sync()
+    (spool_root / "p999997").mkdir()
+    (spool_root / "p999997" / "notes.txt").write_text("not a segment")
+
+    with open(spool_root / "p999998.lock", "w") as old_worker_lock:
+        fcntl.flock(old_worker_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert sinks.recover_spool(spool_root, "node-a:1000") == 1
+
+    segment = MediaFile.objects.get(stream=stream)
+    assert (segment.stored, segment.frames, segment.node) == (True, 40, f"{socket.gethostname()}:999999")
+    assert read_wav(segment.path) == (40, 16000)
+    assert not (spool_root / "p999999").exists()
+    assert list((spool_root / "p999998").rglob("*.wav")) and not MediaFile.objects.filter(stream=running_stream)
+    assert (spool_root / "p999997" / "notes.txt").exists()
+
+
+def test_a_worker_of_before_spools_were_kept_per_host_finds_this_hosts_spools_locked(tmp_path):
+    """Its look at `RTMS_SPOOL_DIR/<name>`: a directory whose `<name>.lock` it can lock is a dead process's spool,
+    deleted; while a process of this host writes its spool, that lock is held."""
+    spool_root = tmp_path / "spool"
+    directory, locks = spool.open_process_spool(spool_root)
+    try:
+        with open(spool_root / f"{directory.parent.name}.lock", "a") as old_worker_look:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(old_worker_look, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        for lock in locks:
+            lock.close()
+
+
+def failing_uploads(settings, tmp_path, streams):
+    """A spooled segment of each stream, its upload refused (the local storage's root is not a directory), in a
+    FailedUploads whose clock the caller moves; then the storage answers again."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.write_text("not a directory")
+    now = [1000.0]
+    failed = sinks.FailedUploads(clock=lambda: now[0])
+    for stream in streams:
+        files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool", "node-a:1",
+                                  failed_uploads=failed)
+        speak(files, 1000, 30)
+        files.roll()
+    assert len(failed) == len(streams)
+    settings.MEDIA_ROOT.unlink()
+    return failed, now
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_unreachable_during_an_upload_retry_keeps_every_segment_queued(settings, tmp_path):
+    streams = [make_stream(), make_stream("b" * 32)]
+    failed, now = failing_uploads(settings, tmp_path, streams)
+    now[0] += sinks.FailedUploads.RETRY_FIRST
+    reachable = connection.settings_dict
+    connection.close()
+    # PostgreSQL briefly unreachable: a new connection (not from the pool, which has live ones) is refused
+    options = {name: value for name, value in reachable.get("OPTIONS", {}).items() if name != "pool"}
+    connection.settings_dict = {**reachable, "PORT": free_port(), "OPTIONS": options}
+    try:
+        assert failed.retry() == []
+    finally:
+        connection.close()
+        connection.settings_dict = reachable
+    assert len(failed) == 2
+
+    now[0] += 2 * sinks.FailedUploads.RETRY_FIRST  # the backoff doubled
+    assert sorted(files.stream_id for files, _ in failed.retry()) == ["a" * 32, "b" * 32]
+    assert len(failed) == 0 and all(storage.storage().keys(stream.rtms_stream_id) for stream in streams)
+
+
+def test_a_stream_erased_while_its_segment_is_uploaded_again_keeps_nothing_in_storage(settings, tmp_path,
+                                                                                      monkeypatch):
+    """A retry pass after an outage may take minutes: Zoom's revocation erasing the stream meanwhile, during
+    the upload of its segment, is not undone by that upload (nothing stored, nothing to index)."""
+    stream = make_stream()
+    failed, now = failing_uploads(settings, tmp_path, [stream])
+    put_file = storage.LocalStorage.put_file
+
+    def erased_during_upload(self, key, local_path):
+        put_file(self, key, local_path)
+        stream_content.erase_stream_content(StreamSession.objects.get(pk=stream.pk), "revoked")
+
+    monkeypatch.setattr(storage.LocalStorage, "put_file", erased_during_upload)
+    now[0] += sinks.FailedUploads.RETRY_FIRST
+    assert failed.retry() == [] and len(failed) == 0
+    assert storage.storage().keys(stream.rtms_stream_id) == []
+    assert not any((tmp_path / "spool").rglob("*.wav"))
