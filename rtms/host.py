@@ -33,7 +33,7 @@ import time
 import redis
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from rtms import credentials, leases, log_context, metrics, outbound, placement, services, sinks, spool, stats
@@ -42,7 +42,7 @@ from rtms.client.pacing import TICK, Pacer, quiet_garbage_collector
 from rtms.client.protocol import SessionState, Status, StreamState
 from rtms.holder_messages import control_channel
 from rtms.identifiers import InvalidIdentifier, validate
-from rtms.models import DesiredState, StreamFailure, StreamSession
+from rtms.models import DesiredState, StreamFailure, StreamSession, StreamTransition
 from rtms.models import StreamState as State
 from rtms.storage import StorageError, storage
 
@@ -215,7 +215,11 @@ class HeldStream:
         self.lease_valid_until = time.monotonic() + settings.RTMS_LEASE_TTL
         self.closing = False
         self.write_phase = write_phase  # near saturation, which of two alternate ticks writes this stream's media
-        self.paused = False  # Zoom's last word on this connection was PAUSED (a reconnect does not end a pause)
+        # Zoom's last word was PAUSED (a reconnect does not end a pause, nor a handover: a stream claimed paused,
+        # or interrupted while paused, is paused until Zoom says otherwise after the ready, docs/STREAMS.md
+        # "Paused streams"; `interrupted_from` is read by the claim)
+        self.paused = stream.state == State.PAUSED or (
+            stream.state == State.INTERRUPTED and getattr(stream, "interrupted_from", None) == State.PAUSED)
 
 
 def _checked_session_id(held):
@@ -374,7 +378,9 @@ class SessionHost:
             StreamSession.objects.filter(rtms_stream_id__in=won).update(
                 lease_generation=F("lease_generation") + 1, connect_claims=F("connect_claims") + 1,
                 owner_worker=self.worker_id, updated=timezone.now())
-            claimed = list(StreamSession.objects.filter(rtms_stream_id__in=won))
+            # What an interrupted stream was before (the state its last transition left): a pause outlives it.
+            claimed = list(StreamSession.objects.filter(rtms_stream_id__in=won).annotate(interrupted_from=Subquery(
+                StreamTransition.objects.filter(stream=OuterRef("pk")).order_by("-pk").values("previous")[:1])))
             self.hand([(stream, values[stream.rtms_stream_id]) for stream in claimed])
         except Exception:
             for stream_id in won:

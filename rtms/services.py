@@ -69,8 +69,9 @@ def change_state(stream_id, state, reason="", stop_reason=None, worker="", sessi
     if stream is None:
         return None
     previous = stream.state_before = stream.state
-    # Connected: claims are counted afresh, saved with the new state (an update of its own only when unchanged).
-    reset_claims = state == StreamState.ACTIVE and stream.connect_claims
+    # Connected (a holder reports active or paused): claims are counted afresh, saved with the new state (an
+    # update of its own only when unchanged: a paused stream handed over stays paused, rtms/host.py).
+    reset_claims = state in _HOLDER_REPORTS and stream.connect_claims
     if reset_claims:
         stream.connect_claims = 0
     if previous == StreamState.STOPPED or (previous == state and session_id in (None, stream.rtms_session_id)):
