@@ -76,7 +76,8 @@ def test_kill_9_of_the_holder_moves_the_stream_without_loss(stack, django_db_blo
 
     # Counted once the killed holder's spool is recovered: its open segment may never have been indexed (killed
     # before its first index write) while the new holder's first segment has already rolled (rolls are staggered).
-    killed_spool = Path(stack.env["RTMS_SPOOL_DIR"]) / f"p{first_owner.rsplit(':', 1)[1]}"
+    killed_host, killed_pid = first_owner.rsplit(":", 1)
+    killed_spool = Path(stack.env["RTMS_SPOOL_DIR"]) / killed_host / f"p{killed_pid}"
 
     def stored_segments():
         segments = list(MediaFile.objects.filter(stream__rtms_stream_id=stream_id, kind="audio_mixed"))
