@@ -8,20 +8,20 @@ at account level, one per group, and one for every tenth user, for each of two i
 requested through Django's test client as a signed-in owner (the real view, middleware and template), `--runs`
 times: the best time, the queries of one request, the page's size. To compare with older code, run this file
 from the old checkout (`git worktree add /tmp/old <rev>`, or `git archive <rev>` unpacked), which ignores the
-pages' search and paging. Needs PostgreSQL (DATABASE_URL's server; a scratch database is created and dropped).
+pages' search and paging. Needs PostgreSQL (BENCH_POSTGRES's server, 127.0.0.1:5432 by default; a scratch
+database is created and dropped).
 """
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.deployed_env import own_database  # noqa: E402 - after sys.path
 
 ACCOUNT, GROUPS = "acctBench", 20
 
@@ -106,32 +106,9 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    import psycopg
-
-    base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-    name = f"bench_console_users_{os.getpid()}"
-    admin = base_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    # DEBUG off as in a deployed web process (Django's debug cursor keeps every query).
-    os.environ.update(DATABASE_URL=base_url.rsplit("/", 1)[0] + f"/{name}", DJANGO_SETTINGS_MODULE="zoomapp.settings",
-                      DATA_DIR=tempfile.mkdtemp(prefix="console-users-"), DEBUG="0", SECRET_KEY="bench-not-secret",
-                      SITE_URL="http://127.0.0.1:8000", FIELD_ENCRYPTION_KEY="bench-fields-not-secret",
-                      REDIS_NAMESPACE=f"benchconsole{os.getpid()}",
-                      LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
-    try:
-        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], cwd=ROOT, check=True)
-        import django
-
-        django.setup()
+    with own_database("console_users"):
         for n in (int(value) for value in args.users.split(",")):
             _measure(n, args.runs)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 if __name__ == "__main__":

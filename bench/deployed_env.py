@@ -1,11 +1,16 @@
 """The environment a benchmark's own web and worker processes run in: as deployed (DEBUG off, real keys), on a
 database and Redis namespace of its own, with the simulator's ws://127.0.0.1 allowed as an RTMS host."""
 
+import contextlib
 import os
 import secrets
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def set_up(name):
@@ -23,6 +28,29 @@ def set_up(name):
         "SITE_URL": "http://127.0.0.1:8000", "ZOOM_ALLOW_INSECURE_HTTP": "true",  # the simulator is http
     })
     return run, db_name
+
+
+@contextlib.contextmanager
+def own_database(name):
+    """This process set up as `set_up(name)` does, on a migrated database of its own with Django set up; the
+    database is dropped at the end. For benches that run the product's code in their own process."""
+    import psycopg
+
+    _, db_name = set_up(name)
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {db_name}")
+    try:
+        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], cwd=ROOT, check=True)
+        import django
+
+        django.setup()
+        yield
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
 def register_bench_app(sim, web_url, site_url):

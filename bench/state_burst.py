@@ -8,21 +8,21 @@ connection), with the product's receivers: each stream has its meeting and a sha
 
 To compare with older code, run this file from the old checkout (`git worktree add /tmp/old <rev>`).
 Prints the wall time, the ms per stream and the process's CPU per stream, with the load average.
-Needs PostgreSQL (DATABASE_URL's server; a scratch database is created and dropped) and Redis.
+Needs PostgreSQL (BENCH_POSTGRES's server, 127.0.0.1:5432 by default; a scratch database is created and
+dropped) and Redis.
 """
 
 import argparse
 import cProfile
-import os
 import pstats
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.deployed_env import own_database  # noqa: E402 - after sys.path
 
 
 def _burst(n, profile):
@@ -67,30 +67,8 @@ def main():
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
-    import psycopg
-
-    base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-    name = f"bench_state_burst_{os.getpid()}"
-    admin = base_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    # DEBUG off as in a deployed worker (Django's debug cursor keeps every query).
-    os.environ.update(DATABASE_URL=base_url.rsplit("/", 1)[0] + f"/{name}", DJANGO_SETTINGS_MODULE="zoomapp.settings",
-                      DATA_DIR=tempfile.mkdtemp(prefix="state-burst-"), DEBUG="0", SECRET_KEY="bench-not-secret", SITE_URL="http://127.0.0.1:8000",
-                      FIELD_ENCRYPTION_KEY="bench-fields-not-secret", REDIS_NAMESPACE=f"benchstate{os.getpid()}",
-                      LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
-    try:
-        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], cwd=ROOT, check=True)
-        import django
-
-        django.setup()
+    with own_database("state_burst"):
         _burst(args.streams, args.profile)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 if __name__ == "__main__":
