@@ -156,8 +156,11 @@ def worker(stack_env, logs_dir):
     proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def beat(stack_env, logs_dir, worker):
+    """Beat for one test only: its reconciler thread reconciles every stream in the database, and this run's
+    database is shared with the stream tests' stacks, whose leases live in Redis namespaces of their own: a beat
+    left running would take their streams for orphans and have this run's worker claim them (two holders)."""
     proc = processes.start_beat(stack_env, logs_dir)
     yield proc
     proc.stop()
