@@ -47,8 +47,7 @@ def audit_page(account_id, filters, before=None, size=AUDIT_PAGE_SIZE):
     entries = audit_entries(account_id, filters).select_related("app")
     if before:
         entries = entries.filter(id__lt=before)
-    rows = list(entries[:size + 1])
-    return Page(rows[:size], rows[size - 1].id if len(rows) > size else None)
+    return _first(entries, size)
 
 
 def meetings_matching(account_id, search=""):
@@ -73,5 +72,10 @@ def meetings_page(account_id, search="", before=None, size=MEETINGS_PAGE_SIZE):
             raise NoSuchPage(before)
         # (created, id) below the cursor's: rows created at the same instant are told apart by their id.
         meetings = meetings.filter(Q(created__lt=after) | Q(created=after, id__lt=before))
-    rows = list(meetings[:size + 1])
+    return _first(meetings, size)
+
+
+def _first(rows, size):
+    """The first `size` rows, read with one more to tell whether an older page follows."""
+    rows = list(rows[:size + 1])
     return Page(rows[:size], rows[size - 1].id if len(rows) > size else None)
