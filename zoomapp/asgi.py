@@ -8,6 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zoomapp.settings")
 django.setup(set_prefix=False)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs Django set up first
+from daphne.http_protocol import WebRequest  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 
@@ -26,6 +27,20 @@ class OneHopASGIHandler(ASGIHandler):
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
         self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
+
+
+def _close_a_started_response_unfinished(request, exception, answer_500=WebRequest.handle_exception):
+    """Daphne answers an application's exception with a 500 page. Once the response has started it cannot: its
+    page raised ValueError in daphne's application checker, which stopped checking every connection of the
+    process, and the response stayed open. A started response is closed unfinished instead, without chunked
+    encoding's last chunk, so the client knows it failed (the audit export: docs/CONSENT.md "The audit log")."""
+    if request._response_started:
+        request.loseConnection()  # what was written is sent first
+    else:
+        answer_500(request, exception)
+
+
+WebRequest.handle_exception = _close_a_started_response_unfinished
 
 
 application = ProtocolTypeRouter(

@@ -21,8 +21,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.consent_support import add_sim_user
-from tests.console_support import post_form
+from tests.console_support import post_form, sign_in
 from tests.integration.test_console_security import admins, apps  # noqa: F401 - fixtures
+from tests.processes import wait_for
 from zoomapp.consent.models import AuditEntry
 from zoomapp.console import auth, paging, views
 from zoomapp.marketplace.models import UserAuthorization
@@ -248,14 +249,13 @@ def test_the_export_shows_no_other_accounts_auto_start_setting(daphne, admins): 
     assert json.loads(rows[people["mia"]]["detail"]) == ours
 
 
-def read_export_a_part_at_a_time(olive, between_parts):
-    """The export of Olive's session read in process as daphne reads it, `between_parts(parts)` run after each part
-    arrived (on the thread that read it); the parts."""
+def read_export_a_part_at_a_time(olive, parts, between_parts):
+    """The export of Olive's session read in process as daphne reads it into `parts`, `between_parts(parts)` run
+    after each part arrived (on the thread that read it)."""
     request = RequestFactory().get("/console/audit.csv", {"kind": "test_entry"})
     request.session = SessionStore(olive.cookies["sessionid"])
     response = views.audit_csv(request)
     assert response.status_code == 200
-    parts = []
 
     async def read():
         async for part in response.streaming_content:
@@ -263,38 +263,77 @@ def read_export_a_part_at_a_time(olive, between_parts):
             await sync_to_async(between_parts)(parts)
 
     async_to_sync(read)()
-    return parts
 
 
-@pytest.mark.parametrize("ending", ["signed out", "app removed", "idle"])
-def test_an_export_ends_at_the_next_chunk_once_its_session_ends(daphne, admins, ending):  # noqa: F811
+def end_the_session(olive, people, ending):
+    session = SessionStore(olive.cookies["sessionid"])
+    if ending == "signed out":
+        session.delete()
+    elif ending == "app removed":
+        UserAuthorization.objects.filter(user_id=people["olive"]).delete()
+    else:
+        session[auth.TIMES_KEY] = {**session[auth.TIMES_KEY], "last_seen": time.time()
+                                   - settings.CONSOLE_IDLE_SECONDS - 1}
+        session.save()
+
+
+@pytest.mark.parametrize("ending, why", [
+    ("signed out", auth.SIGN_IN_FIRST), ("app removed", auth.GRANT_GONE),
+    ("idle", auth.SESSION_IDLE.format(minutes=round(settings.CONSOLE_IDLE_SECONDS / 60)))])
+def test_an_export_is_cut_off_at_the_next_chunk_once_its_session_ends(daphne, admins, ending, why):  # noqa: F811
     olive, _, people = admins
     entries(2 * paging.AUDIT_CSV_CHUNK + 7)
 
     def end_the_session_after_the_first_chunk(parts):
-        if len(parts) != 2:
-            return
-        session = SessionStore(olive.cookies["sessionid"])
-        if ending == "signed out":
-            session.delete()
-        elif ending == "app removed":
-            UserAuthorization.objects.filter(user_id=people["olive"]).delete()
-        else:
-            session[auth.TIMES_KEY] = {**session[auth.TIMES_KEY], "last_seen": time.time()
-                                       - settings.CONSOLE_IDLE_SECONDS - 1}
-            session.save()
+        if len(parts) == 2:
+            end_the_session(olive, people, ending)
 
-    parts = read_export_a_part_at_a_time(olive, end_the_session_after_the_first_chunk)
+    parts = []
+    with pytest.raises(views.ExportCutOff) as cut_off:
+        read_export_a_part_at_a_time(olive, parts, end_the_session_after_the_first_chunk)
+    assert str(cut_off.value) == why
     rows = list(csv.reader(io.StringIO("".join(parts[1:]))))
     assert len(rows) == paging.AUDIT_CSV_CHUNK  # the chunk read before; nothing after
+
+
+def test_a_cut_off_export_fails_as_a_download_and_a_whole_one_ends_normally(daphne, apps, admins):  # noqa: F811
+    """Through daphne, an export cut off by its session ends without chunked encoding's last chunk: the client's
+    read fails (a browser marks the download failed, curl reports an error), where a CSV that just stopped would
+    look complete. Daphne goes on answering, and cuts the next one off likewise."""
+    notetaker, _ = apps
+    olive, _, people = admins
+    chunks = 8  # the session ends once the first chunk arrived: daphne is a few chunks further at most
+    entries(chunks * paging.AUDIT_CSV_CHUNK)
+    logged = f'msg="audit export cut off" user={people["olive"]} account=acctA why="Sign in first."'
+    logged_before = daphne.log_text().count(logged)
+
+    whole = olive.get(f"{daphne.url}/console/audit.csv", params={"kind": "test_entry"}, timeout=30)
+    assert whole.status_code == 200 and whole.headers["Transfer-Encoding"] == "chunked"
+    reasons = [row["reason"] for row in csv.DictReader(io.StringIO(whole.text))]
+    assert reasons == [f"entry {n}" for n in range(chunks * paging.AUDIT_CSV_CHUNK - 1, -1, -1)]
+
+    for _ in range(2):
+        lines, started = [], time.monotonic()
+        with olive.get(f"{daphne.url}/console/audit.csv", params={"kind": "test_entry"}, stream=True,
+                       timeout=30) as exported:
+            assert exported.status_code == 200
+            with pytest.raises(requests.exceptions.ChunkedEncodingError):
+                for line in exported.iter_lines(decode_unicode=True):
+                    lines.append(line)
+                    if len(lines) == 1 + paging.AUDIT_CSV_CHUNK:  # the header and the first chunk
+                        end_the_session(olive, people, "signed out")
+        assert time.monotonic() - started < 10  # closed by daphne, not left open until the client gives up
+        assert paging.AUDIT_CSV_CHUNK <= len(lines) - 1 < chunks * paging.AUDIT_CSV_CHUNK
+        olive, _ = sign_in(daphne.url, notetaker.client_id, people["olive"])
+    wait_for(lambda: daphne.log_text().count(logged) == logged_before + 2, 5, "a log line per export cut off")
 
 
 def test_an_export_holds_no_database_connection_between_chunks(daphne, admins):  # noqa: F811
     """A slow download does not keep one of the pool's connections: each chunk gives its own back."""
     olive, _, _ = admins
     entries(2 * paging.AUDIT_CSV_CHUNK + 7)
-    held = []
-    parts = read_export_a_part_at_a_time(olive, lambda parts: held.append(connections["default"].connection))
+    held, parts = [], []
+    read_export_a_part_at_a_time(olive, parts, lambda parts: held.append(connections["default"].connection))
     assert len(parts) == 4
     assert held[1:] == [None, None, None]  # after each chunk (the header is sent before any is read)
 

@@ -289,26 +289,27 @@ def _audit_row(account_id, entry):
     return [_csv_cell(value) for value in values]
 
 
-def _export_goes_on(session_key, admin):
-    """Whether the session that started an export still holds for its admin, checked as a socket's push checks it
-    (no Zoom call: signed in, not expired nor idle, the grant still there)."""
+class ExportCutOff(Exception):
+    """The export's session ended before its last chunk; the message says why."""
+
+
+def _check_export_session(session_key, admin):
+    """Raises ExportCutOff unless the session that started an export still holds for its admin, checked as a
+    socket's push checks it (no Zoom call: signed in, not expired nor idle, the grant still there)."""
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
     try:
         still = auth.session_holds(session, time.time())
     except auth.SessionEnded as ended:
-        log.info("audit export ended: session ended", extra={"user": admin.user_id, "account": admin.account_id,
-                                                             "why": str(ended)})
-        return False
-    return (still.user_id, still.account_id) == (admin.user_id, admin.account_id)
+        raise ExportCutOff(str(ended)) from None
+    if (still.user_id, still.account_id) != (admin.user_id, admin.account_id):
+        raise ExportCutOff("another admin signed in on this session")
 
 
 def _audit_csv_chunk(session_key, admin, filters, before):
-    """(CSV text of the export's next chunk, the cursor of the chunk after it), or ("", None) after the last one or
-    once the session ended. The chunk's connection goes back to the pool once it is read: a download may take
-    minutes."""
+    """(CSV text of the export's next chunk, the cursor of the chunk after it, None after the last one). The chunk's
+    connection goes back to the pool once it is read: a download may take minutes."""
     try:
-        if not _export_goes_on(session_key, admin):
-            return "", None
+        _check_export_session(session_key, admin)
         page = paging.audit_page(admin.account_id, filters, before, paging.AUDIT_CSV_CHUNK)
         writer = csv.writer(_Echo())
         return "".join(writer.writerow(_audit_row(admin.account_id, entry)) for entry in page.rows), page.older
@@ -319,14 +320,26 @@ def _audit_csv_chunk(session_key, admin, filters, before):
 async def _audit_csv_lines(session_key, admin, filters):
     """The export as it is read: the header at once, then a chunk at a time, each a session check and one short
     query in the request's thread. An async iterator, so that daphne sends each chunk as it comes: Django's ASGI
-    handler reads a synchronous one to its end before the first byte (docs/CONSENT.md "The audit log")."""
+    handler reads a synchronous one to its end before the first byte (docs/CONSENT.md "The audit log").
+
+    An export that cannot go on (its session ended, a chunk's read failed) raises out of the response, so that it
+    ends unfinished: a CSV that merely stopped would look complete. Daphne closes the connection without chunked
+    encoding's last chunk (zoomapp/asgi.py), and the browser marks the download failed."""
     yield csv.writer(_Echo()).writerow(AUDIT_COLUMNS)
     read_chunk = sync_to_async(_audit_csv_chunk)
-    text, before = await read_chunk(session_key, admin, filters, None)
-    yield text
-    while before is not None:
-        text, before = await read_chunk(session_key, admin, filters, before)
+    before, sent = None, 0
+    while True:
+        try:
+            text, before = await read_chunk(session_key, admin, filters, before)
+        except Exception as failure:
+            why = str(failure) if isinstance(failure, ExportCutOff) else f"reading a chunk failed: {failure!r}"
+            log.warning("audit export cut off", extra={"user": admin.user_id, "account": admin.account_id,
+                                                       "why": why, "chunks_sent": sent})
+            raise
         yield text
+        sent += 1
+        if before is None:
+            return
 
 
 @console_page
