@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from rtms import media, metrics, signals, spool
 from rtms.client import StreamSink
@@ -299,7 +299,7 @@ class StreamFiles:
 
     def _upload(self, row, path):
         try:
-            _upload(self.spool, path)
+            stored = _upload(self, path)
         except Exception as exc:  # noqa: BLE001 - kept in the spool; indexed as not stored
             metrics.sink_write_failures.labels(what="upload").inc()
             log.error("segment not uploaded, kept in the spool", extra={"stream": self.stream_id,
@@ -307,7 +307,10 @@ class StreamFiles:
             if self.failed_uploads is not None:
                 self.failed_uploads.add(self, row, path)
         else:
-            self.uploaded_as(row)
+            if stored:
+                self.uploaded_as(row)
+            else:  # erased meanwhile
+                _remove(path)
 
     def uploaded_as(self, row):
         """The segment of `row` is in storage: the next index write says stored, and then it leaves the spool."""
@@ -357,11 +360,17 @@ def _remove(path):
         path.unlink(missing_ok=True)
 
 
-def _upload(spool, path):
-    """Upload a spooled segment (a WAV, or a frame directory file by file); it stays in the spool."""
-    root = spool.resolve()
+def _upload(files, path):
+    """Upload a spooled segment of `files`' stream (a WAV, or a frame directory file by file); it stays in the
+    spool. False when the stream was erased meanwhile: what it stored is deleted again, and it is not to be
+    indexed. Every upload looks for the erasure after it, which with the erasure's second deletion after its
+    commit leaves nothing in storage (docs/ARCHITECTURE.md, "An erasure and the uploads running alongside it")."""
     for item in sorted(path.iterdir()) if path.is_dir() else [path]:
-        storage().put_file(item.relative_to(root).as_posix(), item)
+        storage().put_file(files.key_of(item), item)
+    if _media_deleted(files.stream_pk):
+        storage().delete_stream(files.stream_id)
+        return False
+    return True
 
 
 def write_media(files, audio, frames):
@@ -391,20 +400,33 @@ _INDEX_UPDATED = ["kind", "user_id", "sample_rate", "channels", "bytes", "frames
 
 def write_index(streams_index):
     """Database thread: the media index (a row per segment) and the streams' media counters summed over every
-    segment of every holder, so a takeover or a retried write never double counts. Two statements for every
+    segment of every holder, so a takeover or a retried write never double counts. Three statements for every
     batch of streams, however many: the host writes a tenth of its streams every INDEX_INTERVAL / 10.
     `streams_index`: [(StreamFiles, its index rows)]; once committed, the segments it says are stored leave
-    their spool."""
+    their spool. A stream erased is left out: its rows never come back."""
     if not streams_index:
         return
     # Each row as it is now: an upload finishing meanwhile is indexed by the next write, and stays spooled till then.
     index = [(files, [MediaFile(stream_id=files.stream_pk, **row) for row in rows]) for files, rows in streams_index]
     with transaction.atomic():
+        unerased = _lock_unerased([files.stream_pk for files, _ in streams_index])
+        index = [(files, rows) for files, rows in index if files.stream_pk in unerased]
         MediaFile.objects.bulk_create([row for _, rows in index for row in rows], update_conflicts=True,
                                       unique_fields=["stream", "path"], update_fields=_INDEX_UPDATED)
-        _count_media([files.stream_pk for files, _ in streams_index])
+        if unerased:
+            _count_media(sorted(unerased))
     for files, rows in index:
         files.indexed_as_stored({row.path for row in rows if row.stored})
+
+
+def _lock_unerased(stream_pks):
+    """Those of the streams not erased, their rows locked to the end of the transaction (in one order: two
+    writers never deadlock). An erasure marks its stream first and deletes its index after, in one transaction
+    (rtms/stream_content.py): an index write either commits before it and its rows are deleted with the others,
+    or waits for its commit and writes none (docs/ARCHITECTURE.md, "An erasure and the uploads running alongside
+    it")."""
+    return set(StreamSession.objects.filter(pk__in=stream_pks, media_deleted=False).order_by("pk")
+               .select_for_update(no_key=True).values_list("pk", flat=True))
 
 
 def _count_media(stream_pks):
@@ -491,12 +513,17 @@ def recover_spool(spool_root, node=""):
                 frames.close()
                 rows.append(dict(path=files.key_of(frame_dir), bytes=frames.bytes, frames=frames.frames))
             for row in rows:
-                _upload(directory, directory.resolve() / row["path"])
-                if not MediaFile.objects.filter(stream=stream, path=row["path"]).update(stored=True, **row):
-                    MediaFile.objects.create(stream=stream, stored=True, node=writer, **_described(row))
+                if not _upload(files, files.spool / row["path"]):
+                    break  # erased meanwhile: what it stored is deleted again
+                with transaction.atomic():
+                    if not _lock_unerased([stream.pk]):
+                        break  # erased after the upload looked: the erasure's second deletion took it
+                    if not MediaFile.objects.filter(stream=stream, path=row["path"]).update(stored=True, **row):
+                        MediaFile.objects.create(stream=stream, stored=True, node=writer, **_described(row))
+                    _count_media([stream.pk])
                 uploaded += 1
-            _count_media([stream.pk])
-            shutil.rmtree(stream_dir, ignore_errors=True)  # every segment indexed as stored (killed before: again)
+            # Every segment indexed as stored, or the stream erased (killed before: again).
+            shutil.rmtree(stream_dir, ignore_errors=True)
         spool.discard(directory)
     if uploaded:
         log.info("spool recovered", extra={"segments": uploaded, "node": node})
@@ -532,11 +559,12 @@ class FailedUploads:
 
     def retry(self):
         """The spool thread, when the backoff allows: upload the segments again. Returns [(StreamFiles, row)] of
-        those uploaded now, for the caller to index as stored. A segment whose stream was erased, or whose file is
-        gone (STREAM_REVOKED empties the spool), is dropped, never uploaded; the erasure is looked for just before
-        each upload and again after it (a pass after an outage may take minutes): a stream erased during its
-        upload has its storage emptied again, and nothing is indexed. Whatever fails (storage, the database), every
-        segment not uploaded stays queued."""
+        those uploaded now, for the caller to index as stored. A segment whose file is gone (STREAM_REVOKED empties
+        the spool) is dropped; one whose stream was erased is dropped once its stream's storage is emptied again
+        (its failed upload, or the deletion after it, may have left it there), never uploaded. The erasure is
+        looked for just before each upload and again after it (a pass after an outage may take minutes): a stream
+        erased during its upload has its storage emptied again, and nothing is indexed. Whatever fails (storage,
+        the database), every segment not uploaded stays queued."""
         if not self._segments or self._clock() < self._next_at:
             return []
         with self._lock:
@@ -544,16 +572,15 @@ class FailedUploads:
         uploaded, done = [], 0
         try:
             for files, row, path in segments:
-                if not path.exists() or _media_deleted(files.stream_pk):
-                    _remove(path)
-                else:
-                    _upload(files.spool, path)
+                if path.exists():  # else STREAM_REVOKED emptied the spool
                     if _media_deleted(files.stream_pk):
-                        storage().delete_stream(files.stream_id)  # what the upload put back after the erasure
+                        storage().delete_stream(files.stream_id)
                         _remove(path)
-                    else:
+                    elif _upload(files, path):
                         files.uploaded_as(row)
                         uploaded.append((files, row))
+                    else:  # erased during its upload
+                        _remove(path)
                 done += 1
         except Exception as exc:  # noqa: BLE001 - still failing: the rest wait for the next pass
             metrics.sink_write_failures.labels(what="upload").inc()
@@ -572,7 +599,13 @@ class FailedUploads:
 
 
 def _media_deleted(stream_pk):
-    return StreamSession.objects.filter(pk=stream_pk, media_deleted=True).exists()
+    """Also on an upload thread, on that thread's own connection: one that failed (PostgreSQL restarted) is closed,
+    so that the thread's next upload connects again."""
+    try:
+        return StreamSession.objects.filter(pk=stream_pk, media_deleted=True).exists()
+    except (OperationalError, InterfaceError):
+        connection.close()
+        raise
 
 
 class RowBatch:

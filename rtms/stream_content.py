@@ -59,7 +59,10 @@ def erase_until(streams, why, deadline):
 def erase_stream_content(stream, why):
     """Delete everything stored for a stream: media files and their index, transcript, chat, events. Storage goes
     first: when it refuses (StorageError) the rows stay and the stream is not marked deleted, so trying again
-    erases what is left (the caller's to arrange: each one here does)."""
+    erases what is left (the caller's to arrange: each one here does). Storage is emptied once more after the
+    commit, for a holder's upload running alongside (docs/ARCHITECTURE.md, "An erasure and the uploads running
+    alongside it")."""
+    in_storage = True
     try:
         storage().delete_stream(stream.rtms_stream_id)  # by prefix: from any node (docs/ARCHITECTURE.md)
     except StorageError as exc:
@@ -67,16 +70,26 @@ def erase_stream_content(stream, why):
             "stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "why": why, "error": str(exc)})
         raise
     except media.OutsideMediaRoot as exc:  # rows from before ids were checked: their rows go, no file is touched
+        in_storage = False
         log.error("media directory refused, no file deleted", extra={
             "stream": stream.rtms_stream_id[:64], "meeting": stream.meeting_uuid, "error": str(exc)})
     with transaction.atomic():
+        # Marked first: the stream's row stays locked to the commit, and an index write locks it before writing
+        # (rtms/sinks.py `write_index`), so it either commits before and its rows are deleted below, or waits
+        # and writes none.
+        StreamSession.objects.filter(pk=stream.pk).update(media_deleted=True)
         counts = {
             "media_files": MediaFile.objects.filter(stream=stream).delete()[0],
             "transcript_segments": TranscriptSegment.objects.filter(stream=stream).delete()[0],
             "chat_messages": ChatMessage.objects.filter(stream=stream).delete()[0],
             "participant_events": ParticipantEvent.objects.filter(stream=stream).delete()[0],
         }
-        StreamSession.objects.filter(pk=stream.pk).update(media_deleted=True)
+    if in_storage:
+        try:
+            storage().delete_stream(stream.rtms_stream_id)  # what an upload stored before the commit
+        except StorageError as exc:  # only what an upload stored meanwhile can be left: the rows are gone
+            log.error("stream content erased, but storage refused its second deletion", extra={
+                "stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid, "why": why, "error": str(exc)})
     log.info("stream content erased", extra={"stream": stream.rtms_stream_id, "meeting": stream.meeting_uuid,
                                              "why": why})
     stream_content_erased.send_robust(sender=StreamSession, stream=stream, why=why, counts=counts)
