@@ -1,5 +1,6 @@
 """The console's sharing and auto-start pages for an account of many users: a page of users at a time, found by
-name or id, each user's effective settings computed from the account's rows read once.
+name or id, read from the database a page at a time, each user's effective settings computed from the rows that
+can apply to the page's users, read once.
 
 The pages run in this process (Django's test client, the real views, middleware and templates, in an owner's
 session signed in through the simulator's OAuth) so that the queries of one request can be counted: the number
@@ -21,8 +22,8 @@ from tests.consent_support import add_sim_user, make_app, register_with_sim
 from tests.console_support import sign_in
 from zoomapp.consent import autostart, policy
 from zoomapp.consent.models import AuditEntry, SharingPolicy
-from zoomapp.console.account_data import USERS_PER_PAGE
 from zoomapp.console.models import AutoStartSetting
+from zoomapp.console.paging import USERS_PER_PAGE
 from zoomapp.marketplace.models import UserAuthorization
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,6 +95,57 @@ def test_the_pages_read_as_many_queries_for_three_hundred_users_as_for_ten(owner
     many = {page: queries_of(owner, page) for page in PAGES}
     assert many == few
     assert max(many.values()) <= 20
+
+
+def rows_read(client, path, **query):
+    """The response to one request of a page, and the number of rows each of its queries returned."""
+    returned = []
+
+    def count_rows(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        returned.append((sql, context["cursor"].rowcount))
+        return result
+
+    with connection.execute_wrapper(count_rows):
+        response = get(client, path, **query)
+    assert response.status_code == 200
+    return response, returned
+
+
+def test_a_page_of_a_large_account_reads_only_its_own_users(owner, apps):
+    """500 users: each page, search and page link as for a few, from as many queries, none reading more than a
+    page of users (every user's grant and name were read to sort and search them in memory)."""
+    add_users(apps, 0, 10)
+    few = {page: len(rows_read(owner, page)[1]) for page in PAGES}
+    add_users(apps, 10, 490)
+    # The auto-start page has a table of every group and user setting, by name: its rows, and its users' names, are
+    # the only reads of more than a page.
+    overrides = AutoStartSetting.objects.filter(account_id=ACCOUNT)
+    listing = {"/console/sharing": set(), "/console/auto-start": {
+        overrides.count(), overrides.filter(level="user").values("target_id").distinct().count()}}
+    for page in PAGES:
+        first, returned = rows_read(owner, page)
+        assert listed_users(first, page) == [f"u{i:04d}" for i in range(USERS_PER_PAGE)]
+        assert "501 users: page 1 of 6." in first.content.decode()
+        assert f'href="{page}?page=2" rel="next"' in first.content.decode()
+        assert len(returned) == few[page]
+        assert {rows for sql, rows in returned if rows > USERS_PER_PAGE} <= listing[page]
+
+        third, returned = rows_read(owner, page, page="3")
+        assert listed_users(third, page) == [f"u{i:04d}" for i in range(2 * USERS_PER_PAGE, 3 * USERS_PER_PAGE)]
+        assert f'href="{page}?page=4" rel="next"' in third.content.decode()
+        assert len(returned) == few[page]
+
+        found, returned = rows_read(owner, page, q="PERSON 04")
+        assert listed_users(found, page) == [f"u{i:04d}" for i in range(400, 500)]
+        assert "100 users whose name or id contains “PERSON 04”." in found.content.decode()
+        assert 'rel="next"' not in found.content.decode()
+        assert len(returned) == few[page]
+        assert listed_users(rows_read(owner, page, q="u0317")[0], page) == ["u0317"]
+        assert listed_users(rows_read(owner, page, q="zoe")[0], page) == [OWNER]
+        wide = rows_read(owner, page, q="Person 0", page="5")[0]
+        assert listed_users(wide, page) == [f"u{i:04d}" for i in range(400, 500)]
+        assert f'href="{page}?q=Person+0&amp;page=4" rel="prev"' in wide.content.decode()
 
 
 def test_each_user_is_shown_the_setting_rule_1_and_auto_start_apply_to_them(owner, apps):

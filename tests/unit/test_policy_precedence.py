@@ -16,7 +16,7 @@ from zoomapp.consent import autostart, meetings, policy
 from zoomapp.consent.actions import presence, sharing_requests
 from zoomapp.consent.models import AuditEntry, Share
 from zoomapp.consent.permissions import Actor
-from zoomapp.console import account_data, changes
+from zoomapp.console import changes, paging
 from zoomapp.console.auth import ConsoleAdmin
 from zoomapp.marketplace.models import UserAuthorization
 
@@ -91,7 +91,7 @@ def test_the_hosts_groups_are_those_the_console_shows_whichever_of_our_apps_she_
     notetaker, recorder = make_app("Notetaker"), make_app("Recorder")
     authorized(recorder, ADMIN.account_id, [GROUP])
     changes.set_sharing_policy(ADMIN, "group", GROUP, False)
-    [hana] = [user for user in account_data.users_with_effective_settings(ADMIN.account_id, [notetaker, recorder])
+    [hana] = [user for user in paging.users_with_effective_settings(ADMIN.account_id, [notetaker, recorder], {})
               if user.user_id == HOST_ID]
     assert (hana.sharing.share_with_apps, hana.sharing.level) == (False, "group")
     assert pats_outcome(notetaker) == "host_cannot_approve"
@@ -113,7 +113,7 @@ def test_the_hosts_newest_grant_in_the_account_names_her_groups_for_the_console_
     authorized(recorder, ADMIN.account_id, ["groupOff"])
     authorized(notetaker, ADMIN.account_id, ["groupOn"])
     changes.set_sharing_policy(ADMIN, "group", "groupOff", False)
-    [hana] = [user for user in account_data.account_users(ADMIN.account_id) if user.user_id == HOST_ID]
+    [hana] = [user for user in paging.users_page(ADMIN.account_id, {}) if user.user_id == HOST_ID]
     assert hana.group_ids == ["groupOn"]
     assert policy.user_account_and_groups(HOST_ID, ADMIN.account_id) == (ADMIN.account_id, ["groupOn"])
     assert pats_outcome(recorder) == "pending"
@@ -167,7 +167,7 @@ def test_auto_start_precedence_per_app(account, group, user, effective, source):
 
 
 def console_row(app):
-    [hana] = [user for user in account_data.users_with_effective_settings(ADMIN.account_id, [app])
+    [hana] = [user for user in paging.users_with_effective_settings(ADMIN.account_id, [app], {})
               if user.user_id == HOST_ID]
     return hana
 

@@ -56,12 +56,10 @@ class AutoStartRows:
         self.no_rows = policy.LevelRows(account_id, [])
 
     @classmethod
-    def read(cls, account_id, apps, user_id=None, group_ids=()):
-        """The account's rows for `apps`: all of them (the console, every user at once), or only those that can
-        apply to `user_id`."""
+    def read(cls, account_id, apps, user_ids, group_ids):
+        """The account's rows for `apps` that can apply to these users, in these groups."""
         rows = AutoStartSetting.objects.filter(account_id=account_id, app__in=[app.pk for app in apps])
-        if user_id is not None:
-            rows = policy.rows_that_apply(rows, account_id, user_id, group_ids)
+        rows = policy.rows_that_apply(rows, account_id, user_ids, group_ids)
         return cls(account_id, rows.values_list("app_id", "level", "target_id", "auto_start"))
 
     def for_user(self, user_id, group_ids, app):
@@ -70,7 +68,7 @@ class AutoStartRows:
 
 
 def effective_auto_start(account_id, user_id, group_ids, app):
-    return AutoStartRows.read(account_id, [app], user_id, group_ids).for_user(user_id, group_ids, app)
+    return AutoStartRows.read(account_id, [app], [user_id], group_ids).for_user(user_id, group_ids, app)
 
 
 # --- who the user is ----------------------------------------------------------------------------------------------

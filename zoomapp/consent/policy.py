@@ -27,7 +27,7 @@ class EffectivePolicy:
 
 class LevelRows:
     """One setting's rows in one account, (level, target id) -> value, read once; `effective` is the precedence
-    rule, the only copy of it: rule 1 and auto-start ask it for one user, the console for each of thousands."""
+    rule, the only copy of it: rule 1 and auto-start ask it for one user, the console for each user of a page."""
 
     def __init__(self, account_id, rows):
         self.account_id = account_id
@@ -45,21 +45,19 @@ class LevelRows:
         return default, "default", ""
 
 
-def rows_that_apply(rows, account_id, user_id, group_ids):
-    """Of an account's setting rows, only those that can apply to one user: a decision for one user reads these
-    few, not the rows of every user of the account."""
-    return rows.filter(Q(level=Level.USER, target_id=user_id) | Q(level=Level.GROUP, target_id__in=list(group_ids))
+def rows_that_apply(rows, account_id, user_ids, group_ids):
+    """Of an account's setting rows, only those that can apply to these users (in these groups): a decision for
+    one user, or the console's page of users, reads these few, not the rows of every user of the account."""
+    return rows.filter(Q(level=Level.USER, target_id__in=list(user_ids))
+                       | Q(level=Level.GROUP, target_id__in=list(group_ids))
                        | Q(level=Level.ACCOUNT, target_id=account_id))
 
 
 class SharingRows(LevelRows):
     @classmethod
-    def read(cls, account_id, user_id=None, group_ids=()):
-        """The account's sharing rows: all of them (the console, every user at once), or only those that can apply
-        to `user_id`."""
-        rows = SharingPolicy.objects.filter(account_id=account_id)
-        if user_id is not None:
-            rows = rows_that_apply(rows, account_id, user_id, group_ids)
+    def read(cls, account_id, user_ids, group_ids):
+        """The account's sharing rows that can apply to these users, in these groups."""
+        rows = rows_that_apply(SharingPolicy.objects.filter(account_id=account_id), account_id, user_ids, group_ids)
         return cls(account_id, rows.values_list("level", "target_id", "share_with_apps"))
 
     def for_user(self, user_id, group_ids):
@@ -67,19 +65,16 @@ class SharingRows(LevelRows):
 
 
 def effective_sharing_policy(account_id, user_id, group_ids=()):
-    return SharingRows.read(account_id, user_id, group_ids).for_user(user_id, group_ids)
+    return SharingRows.read(account_id, [user_id], group_ids).for_user(user_id, group_ids)
 
 
-def newest_grants_in_account(account_id, user_id=None):
-    """Each user's newest grant in the account to any of the deployment's apps, by user id (only `user_id`'s when
-    given): what /v2/users/me last said of them there, their groups above all. Rule 1 judges a host by it and the
-    console shows every user by it (zoomapp/console/account_data.account_users), so the console shows the setting
-    rule 1 applies, whichever of the apps the host authorized."""
-    grants = UserAuthorization.objects.filter(account_id=account_id).only(
-        "user_id", "account_id", "group_ids", "display_name", "role_name")
-    if user_id is not None:
-        grants = grants.filter(user_id=user_id)
-    return {grant.user_id: grant for grant in grants.order_by("updated")}  # oldest first: each user's newest wins
+def newest_grant_in_account(account_id, user_id):
+    """The user's newest grant in the account to any of the deployment's apps, or None: what /v2/users/me last said
+    of them there, their groups above all. Rule 1 judges a host by it and the console shows each user by the same
+    rule (zoomapp/console/paging.py, in SQL), so the console shows the setting rule 1 applies, whichever of the apps
+    the host authorized."""
+    return (UserAuthorization.objects.filter(account_id=account_id, user_id=user_id).only("group_ids")
+            .order_by("-updated", "-id").first())
 
 
 # The user's newest grant that names an account, for a user whose account Zoom has not told us otherwise.
@@ -94,7 +89,7 @@ def user_account_and_groups(user_id, account_id=""):
     if not account_id:
         newest = _NEWEST_GRANT.one(user_id)  # the newest of all is the newest in its own account
         return (newest.account_id, list(newest.group_ids)) if newest else ("", [])
-    grant = newest_grants_in_account(account_id, user_id).get(user_id)
+    grant = newest_grant_in_account(account_id, user_id)
     return account_id, list(grant.group_ids) if grant else []
 
 

@@ -1,36 +1,18 @@
-"""What the console shows, always for one account: its users and groups, effective settings, meetings, audit
-entries and streams. Every query here filters by the signed-in admin's account id."""
-
-import re
-from dataclasses import dataclass, field
-from urllib.parse import urlencode
+"""What the console shows, always for one account: its apps, users and groups known to be its own, meetings, audit
+entries and streams (the users of the settings pages: paging.py). Every query here filters by the signed-in
+admin's account id."""
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
 from rtms.models import StreamSession, StreamState
-from zoomapp.consent.autostart import AutoStartRows
 from zoomapp.consent.models import (
     AuditEntry,
     Meeting,
     Participant,
     Share,
-    SharingPolicy,
 )
-from zoomapp.consent.policy import SharingRows, newest_grants_in_account
-from zoomapp.console.models import AutoStartSetting, Level
 from zoomapp.marketplace.models import UserAuthorization, ZoomApp
-
-
-@dataclass
-class AccountUser:
-    user_id: str
-    name: str = ""
-    role: str = ""
-    group_ids: list = field(default_factory=list)
-    sharing: object = None  # EffectivePolicy
-    sharing_row: bool | None = None  # the user's own setting, when there is one
-    auto_start: dict = field(default_factory=dict)  # client_id -> EffectiveAutoStart
 
 
 def installed_apps(account_id):
@@ -55,108 +37,6 @@ def group_in_account(account_id, group_id):
     """A group Zoom's /v2/users/me named for one of the account's users."""
     return any(group_id in (groups or []) for groups in
                UserAuthorization.objects.filter(account_id=account_id).values_list("group_ids", flat=True))
-
-
-def account_users(account_id):
-    """Users of the account we know of: those who authorized any of our apps (/v2/users/me told us their account
-    and groups), hosts of the account's meetings, and those named in one of the account's user-level settings."""
-    users = {user_id: AccountUser(user_id, grant.display_name, grant.role_name, list(grant.group_ids))
-             for user_id, grant in newest_grants_in_account(account_id).items()}
-    user_rows = {"account_id": account_id, "level": Level.USER}
-    named = (set(_account_hosts(account_id))
-             | set(SharingPolicy.objects.filter(**user_rows).values_list("target_id", flat=True))
-             | set(AutoStartSetting.objects.filter(**user_rows).values_list("target_id", flat=True)))
-    unnamed = named - set(users)
-    names = user_names(account_id, unnamed)
-    for user_id in unnamed:
-        users[user_id] = AccountUser(user_id, names.get(user_id, ""))
-    return sorted(users.values(), key=lambda u: (u.name or u.user_id).lower())
-
-
-def account_groups(account_id, users):
-    groups = {g for u in users for g in u.group_ids}
-    groups |= set(
-        SharingPolicy.objects.filter(account_id=account_id, level=Level.GROUP).values_list("target_id", flat=True)
-    )
-    groups |= set(
-        AutoStartSetting.objects.filter(account_id=account_id, level=Level.GROUP).values_list("target_id", flat=True)
-    )
-    return sorted(groups)
-
-
-USERS_PER_PAGE = 100
-SEARCH_MAX_LENGTH = 100
-_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,8}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # what a script forges, not what an admin types
-
-
-@dataclass
-class UserPage:
-    """One page of the account's users, in the order account_users gives, those whose name or id contains
-    `search`; iterating it gives the page's users. `refusal` says what was wrong with the query asked for (the
-    page shown instead is the first, of the search when it was valid)."""
-    users: list
-    everyone: list  # every user of the account, searched or not: the groups and names the pages offer
-    search: str
-    number: int
-    pages: int
-    matching: int
-    refusal: str = ""
-
-    def __iter__(self):
-        return iter(self.users)
-
-    def __len__(self):
-        return len(self.users)
-
-    def _query(self, number):
-        return "?" + urlencode({**({"q": self.search} if self.search else {}), "page": number})
-
-    @property
-    def previous_query(self):
-        return self._query(self.number - 1) if self.number > 1 else ""
-
-    @property
-    def next_query(self):
-        return self._query(self.number + 1) if self.number < self.pages else ""
-
-
-def _matches(user, search):
-    return search in user.user_id.casefold() or search in user.name.casefold()
-
-
-def user_page(users, query):
-    """The page of `users` a console page's query string asks for: `q`, a part of a name or user id; `page`, a
-    number from 1."""
-    search, number, refusals = query.get("q", "").strip(), query.get("page", "1"), []
-    if len(search) > SEARCH_MAX_LENGTH or _CONTROL.search(search):
-        refusals.append(f"Search for a name or a user id: at most {SEARCH_MAX_LENGTH} printable characters.")
-        search = ""
-    if _PAGE_NUMBER.fullmatch(number):
-        number = int(number)
-    else:
-        refusals.append("This page link is not valid: pages are numbered from 1.")
-        number = 1
-    found = [user for user in users if _matches(user, search.casefold())] if search else users
-    pages = max(1, -(-len(found) // USERS_PER_PAGE))
-    if number > pages:
-        refusals.append(f"There is no page {number} of these users: the last is page {pages}.")
-        number = 1
-    start = (number - 1) * USERS_PER_PAGE
-    return UserPage(found[start:start + USERS_PER_PAGE], users, search, number, pages, len(found),
-                    " ".join(refusals))
-
-
-def users_with_effective_settings(account_id, apps, query=None):
-    """The page of the account's users `query` asks for (account_data.user_page; the first when None), each with
-    their effective sharing setting and auto-start per app: the account's rows of each are read once, whatever
-    the number of users."""
-    page = user_page(account_users(account_id), query or {})
-    sharing, auto_start = SharingRows.read(account_id), AutoStartRows.read(account_id, apps)
-    for user in page:
-        user.sharing = sharing.for_user(user.user_id, user.group_ids)
-        user.auto_start = {app.client_id: auto_start.for_user(user.user_id, user.group_ids, app) for app in apps}
-    return page
 
 
 # Meetings are per app (docs/SECURITY.md "Tenancy"): a stream belongs to the account when its own app's row for the

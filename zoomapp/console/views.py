@@ -157,14 +157,13 @@ def sharing(request):
         messages.error(request, form.error_text())
         status = 400
     apps = list(account_data.installed_apps(account_id))
-    users = account_data.users_with_effective_settings(account_id, apps, request.GET)
+    users = paging.users_with_effective_settings(account_id, apps, request.GET)
     if users.refusal:
         messages.error(request, users.refusal)
         status = 400
-    rows = {(r.level, r.target_id): r.share_with_apps for r in SharingPolicy.objects.filter(account_id=account_id)}
-    for user in users:
-        user.sharing_row = rows.get((Level.USER, user.user_id))
-    groups = [(g, rows.get((Level.GROUP, g))) for g in account_data.account_groups(account_id, users.everyone)]
+    rows = {(r.level, r.target_id): r.share_with_apps
+            for r in SharingPolicy.objects.filter(account_id=account_id).exclude(level=Level.USER)}
+    groups = [(g, rows.get((Level.GROUP, g))) for g in paging.account_groups(account_id)]
     return _page(request, "console/sharing.html", "sharing", users=users, groups=groups,
                  account_value=rows.get((Level.ACCOUNT, account_id)), status=status)
 
@@ -191,16 +190,16 @@ def auto_start(request):
     settings_rows = AutoStartSetting.objects.filter(account_id=account_id).select_related("app")
     account_rows = {row.app_id: row.auto_start for row in settings_rows if row.level == Level.ACCOUNT}
     overrides = [row for row in settings_rows if row.level != Level.ACCOUNT]
-    users = account_data.users_with_effective_settings(account_id, apps, request.GET)
+    users = paging.users_with_effective_settings(account_id, apps, request.GET)
     if users.refusal:
         messages.error(request, users.refusal)
         status = 400
-    names = {user.user_id: user.name for user in users.everyone if user.name}
+    names = paging.listed_names(account_id, {row.target_id for row in overrides if row.level == Level.USER})
     for row in overrides:
         row.target_name = names.get(row.target_id, row.target_id) if row.level == Level.USER else row.target_id
     return _page(request, "console/auto_start.html", "auto_start", apps=apps, users=users, overrides=overrides,
                  app_rows=[(app, account_rows.get(app.id)) for app in apps],
-                 groups=account_data.account_groups(account_id, users.everyone), status=status)
+                 groups=paging.account_groups(account_id), status=status)
 
 
 # --- audit log ----------------------------------------------------------------------------------------------------
