@@ -421,10 +421,10 @@ def write_index(streams_index):
 
 def _lock_unerased(stream_pks):
     """Those of the streams not erased, their rows locked to the end of the transaction (in one order: two
-    writers never deadlock). An erasure marks its stream first and deletes its index after, in one transaction
-    (rtms/stream_content.py): an index write either commits before it and its rows are deleted with the others,
-    or waits for its commit and writes none (docs/ARCHITECTURE.md, "An erasure and the uploads running alongside
-    it")."""
+    writers never deadlock). An erasure marks its stream first and deletes its rows after, in one transaction
+    (rtms/stream_content.py): a write of its index, transcript, chat or events either commits before it and its
+    rows are deleted with the others, or waits for its commit and writes none (docs/ARCHITECTURE.md, "An erasure
+    and the uploads running alongside it")."""
     return set(StreamSession.objects.filter(pk__in=stream_pks, media_deleted=False).order_by("pk")
                .select_for_update(no_key=True).values_list("pk", flat=True))
 
@@ -620,8 +620,13 @@ class RowBatch:
 
 def write_rows(batches):
     """Database thread: every pending batch in one transaction. Raises when the database is unreachable;
-    the caller keeps the batches and retries. The new lines are announced after commit."""
+    the caller keeps the batches and retries. The new lines are announced after commit. A stream erased is left
+    out (not stored, counted nor announced): its rows never come back."""
     with transaction.atomic():
+        unerased = _lock_unerased([batch.stream_pk for batch in batches])
+        batches = [batch for batch in batches if batch.stream_pk in unerased]
+        if not batches:
+            return
         transcripts, chats, events = [], [], []
         per_stream = {}
         for batch in batches:
