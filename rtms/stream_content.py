@@ -74,9 +74,9 @@ def erase_stream_content(stream, why):
         log.error("media directory refused, no file deleted", extra={
             "stream": stream.rtms_stream_id[:64], "meeting": stream.meeting_uuid, "error": str(exc)})
     with transaction.atomic():
-        # Marked first: the stream's row stays locked to the commit, and an index write locks it before writing
-        # (rtms/sinks.py `write_index`), so it either commits before and its rows are deleted below, or waits
-        # and writes none.
+        # Marked first: the stream's row stays locked to the commit, and the holder's index and row writes lock it
+        # before writing (rtms/sinks.py `_lock_unerased`), so each either commits before and its rows are deleted
+        # below, or waits and writes none.
         StreamSession.objects.filter(pk=stream.pk).update(media_deleted=True)
         counts = {
             "media_files": MediaFile.objects.filter(stream=stream).delete()[0],
