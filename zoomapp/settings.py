@@ -49,7 +49,8 @@ def env_url(name, default):
     if not value:
         raise ImproperlyConfigured(f"{name} must be set when DEBUG is off (docs/DEPLOY.md)")
     if not value.startswith(("http://", "https://", "ws://", "wss://", "redis://", "rediss://", "unix://")):
-        raise ImproperlyConfigured(f"{name} must be a URL, not {value!r}")
+        # The value is not repeated: it may hold a password (REDIS_URL's), and this message goes to the logs.
+        raise ImproperlyConfigured(f"{name} must be a URL (http, https, ws, wss, redis, rediss or unix)")
     return value
 
 

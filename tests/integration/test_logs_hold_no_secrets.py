@@ -5,6 +5,7 @@ lines still name the meeting and the stream."""
 import json
 import os
 import secrets
+import subprocess
 import sys
 from urllib.parse import parse_qs, urlsplit
 
@@ -143,3 +144,11 @@ def test_the_development_stack_prints_no_oauth_code_nor_redis_password(tmp_path)
     assert code not in printed and redis_password not in printed
     assert "no Redis answers at redis://:**@127.0.0.1" in printed
 
+
+def test_a_mistyped_redis_url_is_refused_without_its_password():
+    password = "redisPasswordNeverPrinted"
+    env = {**os.environ, "REDIS_URL": f"reddis://:{password}@127.0.0.1:6379/0"}
+    check = subprocess.run([sys.executable, "manage.py", "check"], cwd=processes.ROOT, env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode != 0
+    assert "REDIS_URL must be a URL" in check.stderr and password not in check.stderr + check.stdout
