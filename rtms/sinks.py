@@ -410,11 +410,12 @@ def write_index(streams_index):
     index = [(files, [MediaFile(stream_id=files.stream_pk, **row) for row in rows]) for files, rows in streams_index]
     with transaction.atomic():
         unerased = _lock_unerased([files.stream_pk for files, _ in streams_index])
-        index = [(files, rows) for files, rows in index if files.stream_pk in unerased]
-        MediaFile.objects.bulk_create([row for _, rows in index for row in rows], update_conflicts=True,
-                                      unique_fields=["stream", "path"], update_fields=_INDEX_UPDATED)
+        MediaFile.objects.bulk_create(
+            [row for files, rows in index if files.stream_pk in unerased for row in rows], update_conflicts=True,
+            unique_fields=["stream", "path"], update_fields=_INDEX_UPDATED)
         if unerased:
             _count_media(sorted(unerased))
+    # An erased stream's uploaded segments leave the spool too: their stored copies went with the erasure.
     for files, rows in index:
         files.indexed_as_stored({row.path for row in rows if row.stored})
 

@@ -77,6 +77,18 @@ def assert_nothing_of_it_stays(stream, files):
     assert storage.storage().keys(STREAM_ID) == []
     assert not MediaFile.objects.filter(stream=stream).exists()
     assert StreamSession.objects.get(pk=stream.pk).media_deleted
+    assert not [key for key in files.uploaded if (files.spool / key).exists()], "uploaded segments left in the spool"
+
+
+def test_a_segment_uploaded_before_the_erasure_leaves_the_spool_at_the_next_index_write(backend, tmp_path, uploader):
+    # Deauthorization erases a stream its holder still holds: what it uploaded and had not yet indexed as stored
+    # must not stay on the worker's disk.
+    stream, files = held_stream(tmp_path)
+    concurrent.futures.wait(files.roll(uploader=uploader), timeout=10)
+    [uploaded] = files.uploaded
+    stream_content.erase_stream_content(stream, why="deauthorized")
+    assert_nothing_of_it_stays(stream, files)
+    assert not (files.spool / uploaded).exists()
 
 
 def test_a_segment_rolled_and_uploaded_between_the_erasures_deletion_and_its_commit_is_not_kept(
