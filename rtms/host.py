@@ -790,7 +790,7 @@ class SessionHost:
 
     def _rows_period(self):
         """Rows are committed every tick while the process is lightly loaded, and every BUSY_ROWS_PERIOD once the
-        pacer batches: a commit costs five statements whether it holds one line or a hundred, and at a line per
+        pacer batches: a commit costs six statements whether it holds one line or a hundred, and at a line per
         stream every few seconds most of a busy process's commits held a handful (docs/STREAMS.md)."""
         return max(self._pacer.period, BUSY_ROWS_PERIOD) if self._pacer.batching else self._pacer.period
 

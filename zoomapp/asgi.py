@@ -34,7 +34,7 @@ def _close_a_started_response_unfinished(request, exception, answer_500=WebReque
     page raised ValueError in daphne's application checker, which stopped checking every connection of the
     process, and the response stayed open. A started response is closed unfinished instead, without chunked
     encoding's last chunk, so the client knows it failed (the audit export: docs/CONSENT.md "The audit log")."""
-    if request._response_started:
+    if getattr(request, "_response_started", False) and not request.finished:  # daphne 4's own flag
         request.loseConnection()  # what was written is sent first
     else:
         answer_500(request, exception)
