@@ -73,6 +73,14 @@ if not DEBUG and FIELD_ENCRYPTION_KEY in ("", SECRET_KEY):
         "FIELD_ENCRYPTION_KEY must be set, and differ from SECRET_KEY, when DEBUG is off; generate one with: "
         f"{GENERATE_A_KEY} (a database whose secrets were encrypted with SECRET_KEY: set FIELD_ENCRYPTION_KEY to "
         "that SECRET_KEY and generate a new SECRET_KEY)")
+# Older keys that still decrypt, never encrypt: after a rotation, until `manage.py reencrypt_secrets --check` passes
+# (docs/DEPLOY.md "Rotating FIELD_ENCRYPTION_KEY"). Refused even with DEBUG on: a stray comma is a mistake anywhere.
+_previous_keys = env("FIELD_ENCRYPTION_PREVIOUS_KEYS")
+FIELD_ENCRYPTION_PREVIOUS_KEYS = tuple(key.strip() for key in _previous_keys.split(",")) if _previous_keys else ()
+if "" in FIELD_ENCRYPTION_PREVIOUS_KEYS or FIELD_ENCRYPTION_KEY in FIELD_ENCRYPTION_PREVIOUS_KEYS:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_PREVIOUS_KEYS must be comma-separated keys, none empty and none equal to "
+        "FIELD_ENCRYPTION_KEY (docs/DEPLOY.md \"Rotating FIELD_ENCRYPTION_KEY\")")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # Every URL Zoom is given (Home URL, OAuth redirect, webhooks) is built from it: a deployment must say it.
