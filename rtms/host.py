@@ -899,16 +899,17 @@ class SessionHost:
         if held is None:
             return
         action = message.get("action")
-        log_context.bind(meeting=held.meeting_uuid, stream=held.stream_id)
-        if action == "stop" and held.client is not None and not held.closing:
-            held.closing = True  # the reconciler repeats the stop every tick until the stream is released
-            log.info("stop message received, closing stream")
-            self.loop.create_task(held.client.close())
-        elif action == "move" and isinstance(message.get("server_urls"), str):
-            if message["server_urls"] != held.server_urls:
-                self.loop.create_task(self._move(held, message["server_urls"]))
-        elif action == "interrupted" and held.client is not None:
-            held.client.verify_signaling()  # docs/STREAMS.md, case 2
+        # Bound for this message only: the control channel's task reads every stream's messages and the node's.
+        with log_context.bound(meeting=held.meeting_uuid, stream=held.stream_id):
+            if action == "stop" and held.client is not None and not held.closing:
+                held.closing = True  # the reconciler repeats the stop every tick until the stream is released
+                log.info("stop message received, closing stream")
+                self.loop.create_task(held.client.close())
+            elif action == "move" and isinstance(message.get("server_urls"), str):
+                if message["server_urls"] != held.server_urls:
+                    self.loop.create_task(self._move(held, message["server_urls"]))
+            elif action == "interrupted" and held.client is not None:
+                held.client.verify_signaling()  # docs/STREAMS.md, case 2
 
     async def _move(self, held, server_urls):
         """Zoom's RTMS server failed (docs/STREAMS.md, case 1): connect to the new one at once, fenced as a takeover

@@ -20,6 +20,7 @@ from rtms.client import Outcome, StopReason, StreamResult
 from rtms.host import HeldStream, SessionHost
 from rtms.models import StreamSession, StreamState
 from rtms.redis_connection import redis_client
+from zoomapp.logfmt import LogfmtFormatter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -196,3 +197,23 @@ def test_the_live_figures_a_dead_holder_left_go_at_the_fleets_sweep(host, settin
     })
     _wait_until(lambda: not redis.hexists(stats.stats_key(), left), "removed", timeout=4 * settings.RTMS_LEASE_TTL)
     assert list(stats.live_stream_stats()) == [live]
+
+
+def test_a_control_message_for_one_stream_does_not_name_it_in_the_control_channels_later_lines(host):
+    """The control channel is one task for every stream: what it logs after acting on a stream's message (a drain
+    of the whole node, say) is about no stream, and a line naming the last one sent readers after the wrong meeting."""
+    stream = StreamSession.objects.create(rtms_stream_id="c0" * 16, meeting_uuid=MEETING, client_id="lastwrite",
+                                          state=StreamState.ACTIVE, lease_generation=1)
+    held = HeldStream(stream, leases.new_lease_value(WORKER), host.spool, WORKER)
+    formatter = LogfmtFormatter()
+
+    def control_then_log():
+        host.streams[stream.rtms_stream_id] = held
+        host._on_control(json.dumps({"action": "interrupted", "stream_id": stream.rtms_stream_id}))
+        try:
+            return formatter.format(logging.LogRecord("rtms.host", logging.INFO, __file__, 0, "next", None, None))
+        finally:
+            del host.streams[stream.rtms_stream_id]
+
+    line = _on_loop(host, control_then_log)
+    assert "stream=" not in line and "meeting=" not in line, line
