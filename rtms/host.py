@@ -32,7 +32,7 @@ import time
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
@@ -375,9 +375,15 @@ class SessionHost:
         if not won:
             return outcomes
         try:
-            StreamSession.objects.filter(rtms_stream_id__in=won).update(
-                lease_generation=F("lease_generation") + 1, connect_claims=F("connect_claims") + 1,
-                owner_worker=self.worker_id, updated=timezone.now())
+            with transaction.atomic():
+                # Their rows locked in id order first, as the holders' writes lock theirs (sinks._lock_unerased):
+                # the UPDATE alone locks them in the order it finds them, and deadlocked with the previous holder
+                # still writing the same streams' rows during a handover.
+                locked = list(StreamSession.objects.filter(rtms_stream_id__in=won).order_by("pk")
+                              .select_for_update(no_key=True).values_list("pk", flat=True))
+                StreamSession.objects.filter(pk__in=locked).update(
+                    lease_generation=F("lease_generation") + 1, connect_claims=F("connect_claims") + 1,
+                    owner_worker=self.worker_id, updated=timezone.now())
             # What an interrupted stream was before (the state its last transition left): a pause outlives it.
             claimed = list(StreamSession.objects.filter(rtms_stream_id__in=won).annotate(interrupted_from=Subquery(
                 StreamTransition.objects.filter(stream=OuterRef("pk")).order_by("-pk").values("previous")[:1])))
@@ -807,15 +813,20 @@ class SessionHost:
                 delay = self._rows_period()
                 continue
             try:
-                for chunk in list(sinks.split_batches(self._pending_rows)):
-                    await self._write_chunk(chunk)
-                    del self._pending_rows[: len(chunk)]
+                await self._store_pending_rows()
                 delay = self._rows_period()
             except Exception as exc:  # noqa: BLE001 - keep every row and retry: nothing is dropped
                 metrics.sink_write_failures.labels(what="rows").inc()
                 delay = min(delay * 2, 2.0)
                 log.warning("rows not stored yet, kept for retry",
                             extra={"pending_batches": len(self._pending_rows), "error": repr(exc)[:300]})
+
+    async def _store_pending_rows(self):
+        """The pending rows, one transaction per chunk, each chunk dropped from them once committed; raises at a
+        chunk the database did not take (unreachable, or aborted it as a deadlock's victim), the rest kept."""
+        for chunk in list(sinks.split_batches(self._pending_rows)):
+            await self._write_chunk(chunk)
+            del self._pending_rows[: len(chunk)]
 
     async def _write_chunk(self, chunk):
         """One transaction for the chunk. A database that is down raises (kept, retried); a batch the database
@@ -937,15 +948,22 @@ class SessionHost:
         tasks = [held.task for held in held_streams if held.task]
         if tasks:
             await asyncio.wait(tasks, timeout=20)  # each is taken over at once; this bounds its last upload
+        # The last writes are tried twice: the streams' new holders claim them meanwhile and write their rows, and
+        # PostgreSQL may abort a write as a deadlock's victim, which the next try gets past.
         if self._pending_rows:
             try:
-                for chunk in list(sinks.split_batches(self._pending_rows)):
-                    await self._in_thread(self._db_pool, _db, sinks.write_rows, chunk)
+                try:
+                    await self._store_pending_rows()
+                except OperationalError:
+                    await self._store_pending_rows()
             except Exception as exc:  # noqa: BLE001
                 log.warning("rows lost at shutdown: database unreachable",
                             extra={"pending_batches": len(self._pending_rows), "error": repr(exc)})
         changes = self._take_queued_states()
         done, error = await self._in_thread(self._state_pool, _apply_in_order, changes)
+        if isinstance(error, OperationalError):
+            del changes[:done]
+            done, error = await self._in_thread(self._state_pool, _apply_in_order, changes)
         if error is not None:
             log.error("state changes lost at shutdown: database unreachable",
                       extra={"lost": len(changes) - done, "error": repr(error)[:300]})
