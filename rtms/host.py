@@ -249,6 +249,7 @@ class SessionHost:
         # Segments go to storage from their own threads: an upload never holds up the audio written each tick.
         self._upload_pool = concurrent.futures.ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="rtms-uploads")
         self._pending_rows = []
+        self._rows_writer = asyncio.Lock()  # `_store_pending_rows`: the periodic flush and the handover's last write
         self._connecting = set()  # ids of held streams handshaking or reconnecting: the loop must not wait then
         # Polls the sockets once per tick (rtms/client/pacing.py) only when the load makes it pay, and while no
         # stream is handshaking and no state change waits to be stored: a stop message, a handshake or "Sharing"
@@ -823,10 +824,12 @@ class SessionHost:
 
     async def _store_pending_rows(self):
         """The pending rows, one transaction per chunk, each chunk dropped from them once committed; raises at a
-        chunk the database did not take (unreachable, or aborted it as a deadlock's victim), the rest kept."""
-        for chunk in list(sinks.split_batches(self._pending_rows)):
-            await self._write_chunk(chunk)
-            del self._pending_rows[: len(chunk)]
+        chunk the database did not take (unreachable, or aborted it as a deadlock's victim), the rest kept. One
+        writer at a time: two would both write the first chunk, then each drop one from the front."""
+        async with self._rows_writer:
+            for chunk in list(sinks.split_batches(self._pending_rows)):
+                await self._write_chunk(chunk)
+                del self._pending_rows[: len(chunk)]
 
     async def _write_chunk(self, chunk):
         """One transaction for the chunk. A database that is down raises (kept, retried); a batch the database

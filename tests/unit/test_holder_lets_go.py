@@ -18,7 +18,7 @@ import pytest
 from rtms import leases, log_context, sinks, stats
 from rtms.client import Outcome, StopReason, StreamResult
 from rtms.host import HeldStream, SessionHost
-from rtms.models import StreamSession, StreamState
+from rtms.models import ChatMessage, StreamSession, StreamState
 from rtms.redis_connection import redis_client
 from zoomapp.logfmt import LogfmtFormatter
 
@@ -217,3 +217,19 @@ def test_a_control_message_for_one_stream_does_not_name_it_in_the_control_channe
 
     line = _on_loop(host, control_then_log)
     assert "stream=" not in line and "meeting=" not in line, line
+
+
+def test_the_shutdowns_last_row_write_and_the_periodic_one_never_write_the_same_rows(host):
+    """At shutdown the periodic flush may still be writing the pending rows when the handover writes them: one
+    writer at a time, or the same chat lines are stored twice and later batches dropped unwritten."""
+    stream = StreamSession.objects.create(rtms_stream_id="c1" * 16, meeting_uuid=MEETING, client_id="lastwrite",
+                                          state=StreamState.ACTIVE, lease_generation=1)
+    chats = [(16778240, "Ana", 1000 + n, f"line {n}") for n in range(5)]
+    host._pending_rows.append(sinks.RowBatch(stream.pk, stream.rtms_stream_id, "lastwrite", [], chats, []))
+
+    async def two_writers():
+        await asyncio.gather(host._store_pending_rows(), host._store_pending_rows())
+
+    asyncio.run_coroutine_threadsafe(two_writers(), host.loop).result(10)
+    assert ChatMessage.objects.filter(stream=stream).count() == len(chats)
+    assert host._pending_rows == []
