@@ -3,6 +3,7 @@ transaction of another thread, and whether a connection waits for a lock (Postgr
 
 import contextlib
 import threading
+import time
 
 from django.db import connection, transaction
 
@@ -38,3 +39,18 @@ def blocked_on_a_lock(count=1):
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
         return cursor.fetchone()[0] >= count
+
+
+def run_queued_behind(change, threads):
+    """Start `threads` in turn while another transaction holds what `change()` locks, each once the one before
+    waits for a lock, so that they queue in this order; then release it and wait for them all to end."""
+    with held_elsewhere(change):
+        for count, thread in enumerate(threads, start=1):
+            thread.start()
+            deadline = time.monotonic() + 10
+            while not blocked_on_a_lock(count) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert blocked_on_a_lock(count), f"thread {count} does not wait for a lock"
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()

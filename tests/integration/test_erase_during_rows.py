@@ -10,7 +10,7 @@ import pytest
 
 from rtms import signals, sinks, stream_content
 from rtms.models import ChatMessage, ParticipantEvent, StreamSession, TranscriptSegment
-from tests.locks_support import blocked_on_a_lock, held_elsewhere
+from tests.locks_support import blocked_on_a_lock, held_elsewhere, run_queued_behind
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the holder's thread reads what the erasure committed
 
@@ -74,17 +74,7 @@ def test_a_row_write_under_way_during_the_erasure_leaves_no_row(first, announced
     threads = [write, erase] if first == "row write" else [erase, write]
     # Another transaction holds the erased stream's row: each waits for it where it first locks it, both under way
     # at once, and the first to wait goes first.
-    with held_elsewhere(lambda: StreamSession.objects.select_for_update().get(pk=erased.pk)):
-        for count, thread in enumerate(threads, start=1):
-            thread.start()
-            for _ in range(200):
-                if blocked_on_a_lock(count):
-                    break
-                time.sleep(0.05)
-            assert blocked_on_a_lock(count)
-    for thread in threads:
-        thread.join(10)
-        assert not thread.is_alive()
+    run_queued_behind(lambda: StreamSession.objects.select_for_update().get(pk=erased.pk), threads)
 
     assert rows_of(erased) == (0, 0, 0)
     assert StreamSession.objects.get(pk=erased.pk).media_deleted

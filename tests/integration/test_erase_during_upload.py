@@ -7,13 +7,12 @@ where the test decides what lands when."""
 
 import concurrent.futures
 import threading
-import time
 
 import pytest
 
 from rtms import sinks, storage, stream_content
 from rtms.models import MediaFile, StreamSession
-from tests.locks_support import blocked_on_a_lock, held_elsewhere
+from tests.locks_support import run_queued_behind
 from tests.s3_server import s3_bucket, s3_server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the holder's threads read what the erasure committed
@@ -159,15 +158,6 @@ def test_an_index_write_under_way_during_the_erasure_leaves_no_row(settings, tmp
     ]
     # Another transaction holds the stream's row: the index write and then the erasure each wait for it where they
     # first lock it, both under way at once.
-    with held_elsewhere(lambda: StreamSession.objects.select_for_update().get(pk=stream.pk)):
-        for count, thread in enumerate(threads, start=1):
-            thread.start()
-            for _ in range(200):
-                if blocked_on_a_lock(count):
-                    break
-                time.sleep(0.05)
-            assert blocked_on_a_lock(count)
-    for thread in threads:
-        thread.join(10)
+    run_queued_behind(lambda: StreamSession.objects.select_for_update().get(pk=stream.pk), threads)
     assert not MediaFile.objects.filter(stream=stream).exists()
     assert StreamSession.objects.get(pk=stream.pk).media_deleted
