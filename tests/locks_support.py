@@ -47,10 +47,15 @@ def run_queued_behind(change, threads):
     with held_elsewhere(change):
         for count, thread in enumerate(threads, start=1):
             thread.start()
-            deadline = time.monotonic() + 10
-            while not blocked_on_a_lock(count) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert blocked_on_a_lock(count), f"thread {count} does not wait for a lock"
+            wait_until_blocked(count)
     for thread in threads:
         thread.join(10)
         assert not thread.is_alive()
+
+
+def wait_until_blocked(count=1, timeout=10):
+    """Until `count` other connections wait for a lock (blocked_on_a_lock); fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not blocked_on_a_lock(count) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert blocked_on_a_lock(count), f"{count} connection(s) not waiting for a lock after {timeout} s"

@@ -9,7 +9,6 @@ own) and PostgreSQL; another connection's row locks decide which transaction wai
 import asyncio
 import logging
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -18,7 +17,7 @@ from rtms import sinks
 from rtms.host import SessionHost
 from rtms.models import MediaFile, StreamSession, TranscriptSegment
 from rtms.redis_connection import redis_client
-from tests.locks_support import blocked_on_a_lock, held_elsewhere
+from tests.locks_support import held_elsewhere, wait_until_blocked
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,14 +76,6 @@ def _in_thread(fn, *args):
     return thread, outcome
 
 
-def _wait_until_blocked(count):
-    for _ in range(200):
-        if blocked_on_a_lock(count):
-            return
-        time.sleep(0.05)
-    assert blocked_on_a_lock(count)
-
-
 @pytest.fixture
 def new_holder():
     """The session host that takes the streams over: its loop and threads, not start() (one process registers its
@@ -110,9 +101,9 @@ def test_a_claim_during_the_old_holders_row_write_waits_for_it_instead_of_deadlo
     # once it ends, the row write goes first, and the claim must not hold the higher id's row meanwhile.
     with held_elsewhere(lambda: StreamSession.objects.select_for_update(no_key=True).get(pk=lower.pk)):
         write, written = _in_thread(sinks.write_rows, [lower_rows, higher_rows])
-        _wait_until_blocked(1)
+        wait_until_blocked(1)
         claim, claimed = _in_thread(new_holder._claim, [higher.rtms_stream_id, lower.rtms_stream_id])
-        _wait_until_blocked(2)
+        wait_until_blocked(2)
     for thread in (write, claim):
         thread.join(15)
         assert not thread.is_alive()
@@ -164,7 +155,7 @@ def test_the_handovers_last_write_aborted_as_a_deadlocks_victim_is_tried_again(l
     assert higher_locked.wait(10)
     with caplog.at_level(logging.INFO, logger="rtms.host"):
         handover, handed_over = _in_thread(old_holder.loop.run_until_complete, old_holder._hand_over_all())
-        _wait_until_blocked(1)  # holding the lower id's row, waiting for the higher's
+        wait_until_blocked(1)  # holding the lower id's row, waiting for the higher's
         lock_lower.set()
         for thread in (partner, handover):
             thread.join(20)

@@ -4,13 +4,12 @@ runs, leaves none of the erased stream's rows, and neither counts nor announces 
 batch are written as ever. Against PostgreSQL; another connection's row lock decides which transaction goes first."""
 
 import threading
-import time
 
 import pytest
 
 from rtms import signals, sinks, stream_content
 from rtms.models import ChatMessage, ParticipantEvent, StreamSession, TranscriptSegment
-from tests.locks_support import blocked_on_a_lock, held_elsewhere, run_queued_behind
+from tests.locks_support import held_elsewhere, run_queued_behind, wait_until_blocked
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the holder's thread reads what the erasure committed
 
@@ -93,11 +92,7 @@ def test_an_erasure_committing_while_a_row_write_is_under_way_leaves_no_row(anno
     # commit meanwhile.
     with held_elsewhere(lambda: StreamSession.objects.select_for_update().get(pk=live.pk)):
         write.start()
-        for _ in range(200):
-            if blocked_on_a_lock():
-                break
-            time.sleep(0.05)
-        assert blocked_on_a_lock()
+        wait_until_blocked()
         erase.start()
         erase.join(10)
         assert not erase.is_alive()  # an erasure never waits for a holder's row write
