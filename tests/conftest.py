@@ -219,3 +219,15 @@ def pushes(monkeypatch):
 
     monkeypatch.setattr(rtms.pushes, "push", push)
     return captured
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_backend(request, settings, tmp_path):
+    """Media storage on the local filesystem (MEDIA_ROOT) and, a second time, on the S3 server of tests/s3_server.py,
+    whose fixtures the test module imports: its name."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    if request.param == "s3":
+        settings.MEDIA_STORAGE = "s3"
+        settings.MEDIA_S3_BUCKET = request.getfixturevalue("s3_bucket")
+        settings.MEDIA_S3_ENDPOINT_URL = request.getfixturevalue("s3_server")
+    return request.param

@@ -21,13 +21,9 @@ FRAME = b"\x01\x00" * 320  # 20 ms of 16 kHz mono L16
 STREAM_ID = "e" * 32
 
 
-@pytest.fixture(params=["local", "s3"])
-def backend(request, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    if request.param == "s3":
-        settings.MEDIA_STORAGE = "s3"
-        settings.MEDIA_S3_BUCKET = request.getfixturevalue("s3_bucket")
-        settings.MEDIA_S3_ENDPOINT_URL = request.getfixturevalue("s3_server")
+@pytest.fixture
+def backend(storage_backend):
+    """The storage class in use, whose calls a test holds back to decide what lands when."""
     return type(storage.storage())
 
 

@@ -28,16 +28,6 @@ pytestmark = pytest.mark.django_db
 FRAME = b"\x01\x00" * 320  # 20 ms of 16 kHz mono L16
 
 
-@pytest.fixture(params=["local", "s3"])
-def backend(request, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    if request.param == "s3":
-        settings.MEDIA_STORAGE = "s3"
-        settings.MEDIA_S3_BUCKET = request.getfixturevalue("s3_bucket")
-        settings.MEDIA_S3_ENDPOINT_URL = request.getfixturevalue("s3_server")
-    return request.param
-
-
 def make_stream(stream_id="a" * 32):
     return StreamSession.objects.create(rtms_stream_id=stream_id, meeting_uuid="m==", client_id="app")
 
@@ -57,7 +47,7 @@ def read_wav(key):
         return wav.getnframes() // 320, wav.getframerate()  # 320 samples in a 20 ms frame
 
 
-def test_audio_in_segments_of_two_holders_is_complete_in_storage(backend, tmp_path):
+def test_audio_in_segments_of_two_holders_is_complete_in_storage(storage_backend, tmp_path):
     stream = make_stream()
     first = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "node-a", "node-a:1")
     speak(first, 1000, 30)
@@ -84,7 +74,7 @@ def test_audio_in_segments_of_two_holders_is_complete_in_storage(backend, tmp_pa
     assert not any((tmp_path / "node-a").rglob("*.wav")) and not any((tmp_path / "node-b").rglob("*.wav"))
 
 
-def test_a_segment_indexed_as_stored_is_not_written_again(backend, tmp_path):
+def test_a_segment_indexed_as_stored_is_not_written_again(storage_backend, tmp_path):
     """A long meeting's closed segments are in the database once their index says stored: each later index write
     (every few seconds per stream) carries only the segments still open or uploading, not one row per segment
     of the meeting so far, and the stream's totals still count them all."""
@@ -104,7 +94,7 @@ def test_a_segment_indexed_as_stored_is_not_written_again(backend, tmp_path):
     assert stream.audio_bytes == 100 * 640  # the stored segments and the open one
 
 
-def test_erasing_a_stream_deletes_its_prefix_from_any_node(backend, tmp_path):
+def test_erasing_a_stream_deletes_its_prefix_from_any_node(storage_backend, tmp_path):
     erased, kept = make_stream("b" * 32), make_stream("c" * 32)
     for stream, node in ((erased, "node-a"), (kept, "node-b")):
         files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / node)
@@ -122,7 +112,7 @@ def test_erasing_a_stream_deletes_its_prefix_from_any_node(backend, tmp_path):
 
 
 @pytest.mark.parametrize("uploaded", [False, True], ids=["open segment", "uploaded, not yet indexed as stored"])
-def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(backend, tmp_path, uploaded):
+def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(storage_backend, tmp_path, uploaded):
     stream = make_stream()
     spool_root = tmp_path / "spool"
     dead_spool = spool_root / socket.gethostname() / "p999999"
@@ -142,7 +132,7 @@ def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(back
     assert not dead_spool.exists()
 
 
-def test_a_recovered_segment_keeps_the_timeline_written_after_its_last_index(backend, tmp_path):
+def test_a_recovered_segment_keeps_the_timeline_written_after_its_last_index(storage_backend, tmp_path):
     """Killed after a pause and more speech that no index row has seen: the recovered segment ends where its WAV
     does, the pause included as silence, and it counts at most the frames its bytes can hold."""
     stream = make_stream()
@@ -160,7 +150,7 @@ def test_a_recovered_segment_keeps_the_timeline_written_after_its_last_index(bac
     assert 50 <= segment.frames <= 100
 
 
-def test_another_hosts_spool_is_recovered_only_once_its_writer_is_silent(backend, tmp_path, settings):
+def test_another_hosts_spool_is_recovered_only_once_its_writer_is_silent(storage_backend, tmp_path, settings):
     """Workers of several containers or machines may share one RTMS_SPOOL_DIR: a spool whose lock is free is not
     another host's to take while its writer still says it is alive in Redis (a lock may not cross machines)."""
     settings.REDIS_NAMESPACE = f"{settings.REDIS_NAMESPACE}-spools-{secrets.token_hex(3)}"
@@ -216,7 +206,7 @@ def test_a_segment_that_failed_to_upload_is_uploaded_once_the_storage_answers(s3
 
 
 @pytest.mark.parametrize("revoked", [False, True], ids=["ended", "revoked"])
-def test_a_stream_no_longer_held_leaves_nothing_in_the_spool(backend, tmp_path, revoked):
+def test_a_stream_no_longer_held_leaves_nothing_in_the_spool(storage_backend, tmp_path, revoked):
     stream = make_stream()
     files = sinks.StreamFiles(stream.pk, stream.rtms_stream_id, 1, tmp_path / "spool" / "p1", "node-a:1")
     speak(files, 1000, 30)
@@ -244,7 +234,7 @@ def test_storage_keys_come_only_from_valid_stream_ids(settings, tmp_path):
             local.open(key)
 
 
-def test_a_stopped_streams_transcript_and_chat_are_exported_beside_its_media(backend):
+def test_a_stopped_streams_transcript_and_chat_are_exported_beside_its_media(storage_backend):
     from rtms import tasks
     from rtms.models import ChatMessage, TranscriptSegment
 
@@ -260,7 +250,7 @@ def test_a_stopped_streams_transcript_and_chat_are_exported_beside_its_media(bac
     assert storage.storage().keys(stream.rtms_stream_id) == []
 
 
-def test_a_spool_of_before_spools_were_kept_per_host_is_recovered_not_deleted(backend, tmp_path):
+def test_a_spool_of_before_spools_were_kept_per_host_is_recovered_not_deleted(storage_backend, tmp_path):
     """Upgrading: a process of the old layout (`RTMS_SPOOL_DIR/p<pid>/`, lock `p<pid>.lock`) killed before it
     could upload has its segment uploaded and indexed; one still running (a rolling deploy) is left alone, and
     so is a directory whose contents are not a spool's."""
