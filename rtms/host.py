@@ -95,6 +95,22 @@ def _db(fn, *args, **kwargs):
         raise
 
 
+def close_thread_connections(pool, threads):
+    """Each of the pool's `threads` closes its database connection, once the work queued before is done: the
+    threads keep theirs for good (`_db`; an upload's look for an erasure), and a host that stopped gives them back
+    (to the pool of a process that has one). A barrier puts each close on a thread of its own."""
+    barrier = threading.Barrier(threads)
+
+    def close():
+        try:
+            barrier.wait(10)
+        except threading.BrokenBarrierError:  # a thread still busy: the others close theirs anyway
+            pass
+        connection.close()
+
+    concurrent.futures.wait([pool.submit(close) for _ in range(threads)], timeout=15)
+
+
 def new_event_loop(kind):
     """The loop that holds the streams: uvloop when asked and installed, else asyncio's own."""
     if kind == "uvloop":
@@ -428,6 +444,8 @@ class SessionHost:
         self._stopping.set()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._pacer.wake()
+        for pool, threads in ((self._db_pool, 1), (self._state_pool, 1), (self._upload_pool, UPLOAD_THREADS)):
+            close_thread_connections(pool, threads)
         self._drained.set()
 
     # The loop -------------------------------------------------------------------------------------------------

@@ -59,3 +59,15 @@ def wait_until_blocked(count=1, timeout=10):
     while not blocked_on_a_lock(count) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert blocked_on_a_lock(count), f"{count} connection(s) not waiting for a lock after {timeout} s"
+
+
+def thread_with_its_own_connection(target, *args):
+    """A thread running `target(*args)` that closes its database connection at the end: a connection left to a
+    dead thread never goes back to the test process's pool, which the next tests then run out of."""
+    def run():
+        try:
+            target(*args)
+        finally:
+            connection.close()
+
+    return threading.Thread(target=run)

@@ -3,13 +3,12 @@
 runs, leaves none of the erased stream's rows, and neither counts nor announces them; the other streams of the same
 batch are written as ever. Against PostgreSQL; another connection's row lock decides which transaction goes first."""
 
-import threading
 
 import pytest
 
 from rtms import signals, sinks, stream_content
 from rtms.models import ChatMessage, ParticipantEvent, StreamSession, TranscriptSegment
-from tests.locks_support import held_elsewhere, run_queued_behind, wait_until_blocked
+from tests.locks_support import held_elsewhere, run_queued_behind, thread_with_its_own_connection, wait_until_blocked
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the holder's thread reads what the erasure committed
 
@@ -68,8 +67,8 @@ def test_rows_written_after_the_erasure_are_neither_stored_counted_nor_announced
 def test_a_row_write_under_way_during_the_erasure_leaves_no_row(first, announced):
     erased, erased_rows = stream_with_rows("e" * 32)
     live, live_rows = stream_with_rows("f" * 32)
-    write = threading.Thread(target=sinks.write_rows, args=([live_rows, erased_rows],))
-    erase = threading.Thread(target=stream_content.erase_stream_content, args=(erased, "stream_revoked"))
+    write = thread_with_its_own_connection(sinks.write_rows, [live_rows, erased_rows])
+    erase = thread_with_its_own_connection(stream_content.erase_stream_content, erased, "stream_revoked")
     threads = [write, erase] if first == "row write" else [erase, write]
     # Another transaction holds the erased stream's row: each waits for it where it first locks it, both under way
     # at once, and the first to wait goes first.
@@ -86,8 +85,8 @@ def test_a_row_write_under_way_during_the_erasure_leaves_no_row(first, announced
 def test_an_erasure_committing_while_a_row_write_is_under_way_leaves_no_row(announced):
     live, live_rows = stream_with_rows("f" * 32)  # the lower id: the row write locks it first
     erased, erased_rows = stream_with_rows("e" * 32)
-    write = threading.Thread(target=sinks.write_rows, args=([live_rows, erased_rows],))
-    erase = threading.Thread(target=stream_content.erase_stream_content, args=(erased, "stream_revoked"))
+    write = thread_with_its_own_connection(sinks.write_rows, [live_rows, erased_rows])
+    erase = thread_with_its_own_connection(stream_content.erase_stream_content, erased, "stream_revoked")
     # Another transaction holds the live stream's row: the row write waits for it, and the erasure runs to its
     # commit meanwhile.
     with held_elsewhere(lambda: StreamSession.objects.select_for_update().get(pk=live.pk)):

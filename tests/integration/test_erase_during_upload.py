@@ -11,8 +11,9 @@ import threading
 import pytest
 
 from rtms import sinks, storage, stream_content
+from rtms.host import close_thread_connections
 from rtms.models import MediaFile, StreamSession
-from tests.locks_support import run_queued_behind
+from tests.locks_support import run_queued_behind, thread_with_its_own_connection
 from tests.s3_server import s3_bucket, s3_server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the holder's threads read what the erasure committed
@@ -29,8 +30,10 @@ def backend(storage_backend):
 
 @pytest.fixture
 def uploader():
+    """A holder's upload pool of one thread, whose connection (its look for an erasure) is closed at the end."""
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="test-uploads") as pool:
         yield pool
+        close_thread_connections(pool, 1)
 
 
 def held_stream(tmp_path, failed_uploads=None):
@@ -132,7 +135,7 @@ def test_a_segment_uploaded_again_between_the_erasures_deletion_and_its_commit_i
     monkeypatch.setattr(backend, "put_file", put_file)  # storage answers again
 
     uploaded_again = []
-    retry = threading.Thread(target=lambda: uploaded_again.extend(failed.retry()))  # the spool thread's pass
+    retry = thread_with_its_own_connection(lambda: uploaded_again.extend(failed.retry()))  # the spool thread's pass
     now[0] += sinks.FailedUploads.RETRY_FIRST
     the_erasure_waits_after_its_first_deletion_for(lambda: retry.join(10), backend, monkeypatch)
     retry.start()
@@ -149,8 +152,8 @@ def test_an_index_write_under_way_during_the_erasure_leaves_no_row(settings, tmp
     stream, files = held_stream(tmp_path)
     MediaFile.objects.filter(stream=stream).delete()  # the holder's next write inserts its rows anew
     threads = [
-        threading.Thread(target=sinks.write_index, args=([(files, list(files.index_rows()))],)),
-        threading.Thread(target=stream_content.erase_stream_content, args=(stream, "stream_revoked")),
+        thread_with_its_own_connection(sinks.write_index, [(files, list(files.index_rows()))]),
+        thread_with_its_own_connection(stream_content.erase_stream_content, stream, "stream_revoked"),
     ]
     # Another transaction holds the stream's row: the index write and then the erasure each wait for it where they
     # first lock it, both under way at once.

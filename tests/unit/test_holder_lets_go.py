@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from django.db import connection
 
 from rtms import leases, log_context, sinks, stats
 from rtms.client import Outcome, StopReason, StreamResult
@@ -233,3 +234,30 @@ def test_the_shutdowns_last_row_write_and_the_periodic_one_never_write_the_same_
     asyncio.run_coroutine_threadsafe(two_writers(), host.loop).result(10)
     assert ChatMessage.objects.filter(stream=stream).count() == len(chats)
     assert host._pending_rows == []
+
+
+def test_a_host_that_stopped_gives_back_its_threads_database_connections(host):
+    """Its database and upload threads each keep a connection while it runs; once it stopped they are back in the
+    process's pool, which a process holding hosts one after the other (the tests, a worker restarting its host)
+    would otherwise run out of."""
+    def checked_out():
+        stats = connection.pool.get_stats()
+        return stats["pool_size"] - stats["pool_available"]
+
+    stream = StreamSession.objects.create(rtms_stream_id="c2" * 16, meeting_uuid=MEETING, client_id="lastwrite",
+                                          state=StreamState.ACTIVE, lease_generation=1)
+    before = checked_out()  # this test's own connection among them
+    held = HeldStream(stream, leases.new_lease_value(WORKER), host.spool, WORKER)
+    held.store = sinks.StreamStore(stream.pk, stream.rtms_stream_id, "lastwrite")
+    for n in range(50):
+        held.store.on_audio(0, "Ana", 1000 + 20 * n, FRAME)
+        held.store.on_chat(16778240, "Ana", 1000 + n, f"line {n}")
+    host._pending_rows.append(held.store.take_rows())
+    asyncio.run_coroutine_threadsafe(host._store_pending_rows(), host.loop).result(10)  # the row thread's
+    sinks.write_media(held.files, *held.store.take_media())
+    for upload in held.files.roll(uploader=host._upload_pool):
+        upload.result(10)  # an upload thread's
+    assert checked_out() > before
+
+    host.shutdown(timeout=10)
+    assert checked_out() == before

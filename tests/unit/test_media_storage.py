@@ -18,6 +18,7 @@ import pytest
 from django.db import connection
 
 from rtms import media, sinks, spool, storage, stream_content
+from rtms.host import close_thread_connections
 from rtms.models import MediaFile, StreamSession
 from rtms.redis_connection import redis_client
 from tests.processes import free_port
@@ -122,7 +123,8 @@ def test_a_killed_process_spool_is_uploaded_by_the_next_process_of_its_node(stor
     sinks.write_index([(dead, list(dead.index_rows()))])  # the last index write: the segment still open
     if uploaded:  # RTMS_SEGMENT_SECONDS passed: closed and uploaded; the next index write would say stored
         with concurrent.futures.ThreadPoolExecutor(1) as uploader:
-            dead.roll(uploader=uploader)
+            concurrent.futures.wait(dead.roll(uploader=uploader))
+            close_thread_connections(uploader, 1)  # its look for an erasure: back to the pool
     assert not MediaFile.objects.get(stream=stream).stored  # kill -9 here
 
     assert sinks.recover_spool(spool_root, "node-a:1000") == 1
