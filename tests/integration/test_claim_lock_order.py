@@ -14,7 +14,7 @@ import pytest
 from django.db import connection, transaction
 
 from rtms import sinks
-from rtms.host import SessionHost
+from rtms.host import SessionHost, close_thread_connections
 from rtms.models import MediaFile, StreamSession, TranscriptSegment
 from rtms.redis_connection import redis_client
 from tests.locks_support import held_elsewhere, wait_until_blocked
@@ -86,13 +86,7 @@ def new_holder():
     assert ready.wait(10)
     host.accepting = True
     yield host
-    host.shutdown(timeout=10)
-    _close_connections(host)
-
-
-def _close_connections(host):
-    for pool in (host._db_pool, host._state_pool):
-        pool.submit(lambda: connection.close()).result(10)  # resolved on the pool thread: its own connection
+    host.shutdown(timeout=10)  # its threads' connections back to the pool
 
 
 def test_a_claim_during_the_old_holders_row_write_waits_for_it_instead_of_deadlocking(streams, new_holder):
@@ -121,7 +115,8 @@ def old_holder():
     host = SessionHost("handing-over-test")
     host._state_queue = asyncio.Queue()
     yield host
-    _close_connections(host)
+    for pool in (host._db_pool, host._state_pool):  # not stopped (it never started): its threads' connections back
+        close_thread_connections(pool, 1)
 
 
 def _media_row(stream):
